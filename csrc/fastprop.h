@@ -1,0 +1,63 @@
+/* fastprop's plain-C kernels: the element-wise work that BLAS cannot do.
+ *
+ * Every function exists twice, with the suffix _f32 (float) and _f64 (double), generated from one
+ * body in elementwise_impl.h. Matrices are row-major and dense: element (i, j) of an (n, m) matrix
+ * is at p[i * m + j]. The callers (fastprop/_kernels.pyx) validate everything; these trust it.
+ */
+#ifndef FASTPROP_H
+#define FASTPROP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Activation codes, shared with fastprop/activations.py. */
+enum {
+    FP_IDENTITY = 0,
+    FP_SIGMOID = 1,
+    FP_TANH = 2,
+    FP_RELU = 3,
+    FP_LEAKY_RELU = 4,
+    FP_SOFTMAX = 5   /* row-wise; only as the output of a softmax cross-entropy loss */
+};
+
+/* Loss codes, shared with fastprop/losses.py. */
+enum {
+    FP_LOSS_MSE = 0,           /* mean over all elements of (a - y)^2 */
+    FP_LOSS_HALF_SE = 1,       /* mean over samples of 1/2 sum_j (a_j - y_j)^2 */
+    FP_LOSS_BCE = 2,           /* binary cross-entropy on a sigmoid output, mean over elements */
+    FP_LOSS_SOFTMAX_XENT = 3   /* softmax cross-entropy, mean over samples */
+};
+
+#define FP_DECLARE(REAL, SFX)                                                                      \
+    /* Z += b (per column), then A = f(Z); Z may equal A (in place). */                           \
+    void fp_bias_activation_##SFX(REAL *Z, REAL *A, const REAL *b, ptrdiff_t n_samples,            \
+                                  ptrdiff_t n_out, int activation, REAL negative_slope);           \
+    /* dA *= f'(.), the derivative written through the activation's output A. */                   \
+    void fp_activation_backward_##SFX(REAL *dA, const REAL *A, ptrdiff_t n, int activation,         \
+                                      REAL negative_slope);                                        \
+    /* db = sum over rows of dZ (+ db if accumulate). */                                           \
+    void fp_column_sum_##SFX(const REAL *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, REAL *db,        \
+                             int accumulate);                                                      \
+    /* Squared error: returns sum (A - Y)^2; dA = scale * (A - Y). */                              \
+    double fp_squared_error_##SFX(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA, REAL scale); \
+    /* Binary cross-entropy from logits Z: returns the sum over elements; dZ = scale*(sigmoid(Z)-Y);\
+       *n_correct (if not NULL) counts elements with (Z > 0) == (Y > 0.5). */                      \
+    double fp_bce_logits_##SFX(const REAL *Z, const REAL *Y, ptrdiff_t n, REAL *dZ, REAL scale,     \
+                               int64_t *n_correct);                                                \
+    /* Softmax cross-entropy from logits Z (n_samples, n_classes) against target rows Y: returns   \
+       the sum over rows of -sum_k Y_k log softmax(Z)_k; dZ = scale * (softmax(Z) * sum(Y) - Y). */ \
+    double fp_softmax_xent_##SFX(const REAL *Z, const REAL *Y, ptrdiff_t n_samples,                 \
+                                 ptrdiff_t n_classes, REAL *dZ, REAL scale, int64_t *n_correct);   \
+    /* The same against integer labels (0 <= label < n_classes). */                                \
+    double fp_softmax_xent_labels_##SFX(const REAL *Z, const int64_t *labels, ptrdiff_t n_samples,  \
+                                        ptrdiff_t n_classes, REAL *dZ, REAL scale,                 \
+                                        int64_t *n_correct);                                       \
+    /* params -= lr * grads, over the flat buffers. */                                             \
+    void fp_sgd_update_##SFX(REAL *params, const REAL *grads, ptrdiff_t n, REAL lr);
+
+FP_DECLARE(float, f32)
+FP_DECLARE(double, f64)
+
+#undef FP_DECLARE
+
+#endif

@@ -1,0 +1,21 @@
+"""fastprop: multilayer perceptrons trained by backpropagation, with compiled kernels.
+
+    import fastprop as fp
+    model = fp.Sequential([fp.Dense(2, 4, activation="sigmoid"),
+                           fp.Dense(4, 1, activation="sigmoid")], seed=42)
+    history = model.fit(X, y, loss="binary_cross_entropy", optimizer=fp.SGD(lr=0.1), epochs=100)
+"""
+from . import datasets, kernels
+from .activations import ACTIVATIONS
+from .explain import LayerTrace, Trace
+from .gradcheck import GradcheckResult, gradcheck
+from .history import History
+from .layers import Dense
+from .losses import LOSSES
+from .model import Sequential
+from .optimizers import SGD
+
+__version__ = "0.1.0"
+
+__all__ = ["Sequential", "Dense", "SGD", "History", "gradcheck", "GradcheckResult", "Trace",
+           "LayerTrace", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]

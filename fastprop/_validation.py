@@ -1,0 +1,88 @@
+"""Argument checks shared by the public API.
+
+Every check raises before any kernel runs, with a message that names the argument, what was
+expected and what was given: the compiled code trusts what it is handed.
+"""
+import numbers
+
+import numpy as np
+
+_INT_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
+
+
+def check_dtype(dtype):
+    """The model dtype as a numpy dtype: float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype: expected 'float32' or 'float64', got {dt.name!r}")
+    return dt
+
+
+def check_positive_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    if value > _INT_MAX:
+        raise ValueError(f"{name}: expected at most {_INT_MAX}, got {value!r}")
+    return int(value)
+
+
+def check_positive_float(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a positive number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
+    return value
+
+
+def as_numeric_array(name, value):
+    """np.asarray with a clear error for ragged lists and non-numeric data."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}: expected a rectangular numeric array, got {type(value).__name__} "
+                         f"that numpy cannot read as one ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected numeric data (bool, int or float), got dtype "
+                        f"{arr.dtype.name!r}")
+    return arr
+
+
+def check_finite(name, arr):
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite values, got {n_bad} NaN or inf")
+
+
+def check_matrix(name, value, dtype, n_cols=None, n_rows=None, cols_name="n_in"):
+    """A finite 2-D array of `dtype`, in C or Fortran order (anything else is copied to C order)."""
+    arr = as_numeric_array(name, value)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (n_samples, {cols_name}), got "
+                         f"{arr.ndim}-D with shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least one sample, got an empty batch with shape "
+                         f"{arr.shape}")
+    if n_cols is not None and arr.shape[1] != n_cols:
+        raise ValueError(f"{name}: expected {n_cols} columns ({cols_name}), got shape {arr.shape}")
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise ValueError(f"{name}: expected {n_rows} rows (one per sample), got shape {arr.shape}")
+    if max(arr.shape) > _INT_MAX:
+        raise ValueError(f"{name}: dimensions above {_INT_MAX} are not supported, got {arr.shape}")
+    check_finite(name, arr)
+    arr = arr.astype(dtype, copy=False)
+    if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+def blas_operand(arr):
+    """(C-contiguous array, transposed?) describing `arr` to BLAS without a copy where possible."""
+    if arr.flags.c_contiguous:
+        return arr, False
+    if arr.flags.f_contiguous:
+        return arr.T, True
+    return np.ascontiguousarray(arr), False

@@ -1,0 +1,29 @@
+"""Data sets the package generates, so that examples and the demo need no download."""
+import numpy as np
+
+from ._validation import check_positive_int
+
+
+def make_seed_dataset(n_samples=100, seed=42):
+    """The seeds' data: X = randn(n_samples, 2) under np.random.seed(seed), y = x0 + x1 > 0."""
+    n_samples = check_positive_int("n_samples", n_samples)
+    np.random.seed(seed)
+    X = np.random.randn(n_samples, 2)
+    y = (X[:, 0] + X[:, 1] > 0).astype(float).reshape(-1, 1)
+    return X, y
+
+
+def make_spirals(n_samples=3000, n_classes=3, noise=0.2, seed=0):
+    """Interleaved 2-D spirals, one arm per class: a task no linear model solves.
+
+    Returns X (n_samples, 2) float64 and integer labels y (n_samples,).
+    """
+    n_samples = check_positive_int("n_samples", n_samples)
+    n_classes = check_positive_int("n_classes", n_classes)
+    rng = np.random.default_rng(seed)
+    y = np.arange(n_samples) % n_classes
+    r = rng.uniform(0.05, 1.0, n_samples)
+    theta = 4.0 * r + 2.0 * np.pi * y / n_classes + rng.normal(0.0, noise, n_samples)
+    X = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
+    perm = rng.permutation(n_samples)
+    return X[perm], y[perm]

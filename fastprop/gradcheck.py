@@ -1,0 +1,72 @@
+"""gradcheck: backpropagation's gradients against central differences, in float64."""
+import numpy as np
+
+
+class GradcheckResult:
+    """The outcome of gradcheck; true when every checked gradient agreed."""
+
+    def __init__(self, ok, max_abs_error, max_rel_error, n_checked, worst):
+        self.ok = ok
+        self.max_abs_error = max_abs_error
+        self.max_rel_error = max_rel_error
+        self.n_checked = n_checked
+        self.worst = worst
+
+    def __bool__(self):
+        return self.ok
+
+    def __repr__(self):
+        return (f"GradcheckResult(ok={self.ok}, max_abs_error={self.max_abs_error:.3g}, "
+                f"max_rel_error={self.max_rel_error:.3g}, n_checked={self.n_checked}, "
+                f"worst={self.worst!r})")
+
+
+def gradcheck(model, X, y, loss="mse", eps=1e-6, rtol=1e-5, atol=1e-8, max_params=None, seed=0):
+    """Compares model.loss_and_gradients with central differences (L(p+eps) - L(p-eps)) / 2eps.
+
+    The check runs on a float64 copy of the model, so a float32 model's gradient formulas are
+    checked without float32 rounding. A gradient g passes against its estimate e when
+    |g - e| <= atol + rtol * max(|g|, |e|). `max_params` checks a random subset of that size.
+    Returns a GradcheckResult (true when all pass); `worst` names the parameter that agreed least.
+    """
+    m64 = model.copy(dtype="float64")
+    X, Y, labels, loss = m64._check_data(X, y, loss)
+    m64.loss_and_gradients(X, y, loss)
+    analytic = m64.grads.copy()
+    n = m64.params.size
+    if max_params is not None and max_params < n:
+        index = np.sort(np.random.default_rng(seed).choice(n, size=max_params, replace=False))
+    else:
+        index = np.arange(n)
+    numeric = np.empty(index.size)
+    p = m64.params
+    for k, i in enumerate(index):
+        orig = p[i]
+        p[i] = orig + eps
+        plus, _ = m64._loss_only(X, Y, labels, loss)
+        p[i] = orig - eps
+        minus, _ = m64._loss_only(X, Y, labels, loss)
+        p[i] = orig
+        numeric[k] = (plus - minus) / (2 * eps)
+    g = analytic[index]
+    abs_err = np.abs(g - numeric)
+    scale = np.maximum(np.abs(g), np.abs(numeric))
+    rel_err = abs_err / np.maximum(scale, atol)  # relative, except near zero
+    ok = bool(np.all(abs_err <= atol + rtol * scale))
+    worst_k = int(np.argmax(abs_err - rtol * scale))
+    return GradcheckResult(ok, float(abs_err.max()), float(rel_err.max()),
+                           int(index.size), _name_param(m64, int(index[worst_k])))
+
+
+def _name_param(model, flat_index):
+    """'layers[l].W[i, j]' or 'layers[l].b[j]' for an index into the flat parameter buffer."""
+    offset = 0
+    for l, layer in enumerate(model.layers):
+        n_w = layer.n_in * layer.n_out
+        if flat_index < offset + n_w:
+            i, j = divmod(flat_index - offset, layer.n_out)
+            return f"layers[{l}].W[{i}, {j}]"
+        if flat_index < offset + layer.n_params:
+            return f"layers[{l}].b[{flat_index - offset - n_w}]"
+        offset += layer.n_params
+    raise IndexError(flat_index)

@@ -1,0 +1,155 @@
+"""The compiled kernels, callable from Python on NumPy arrays.
+
+These are the building blocks of every training step, exposed for testing, teaching and custom
+loops. Each checks its arguments and then runs one compiled kernel with the GIL released:
+
+- forward:          Z = X W + b, A = f(Z)          (BLAS, then bias and activation fused)
+- delta:            dZ_prev = (dZ W^T) * f'(Z_prev) (BLAS, then the derivative fused)
+- weight_gradient:  dW = A_prev^T dZ, db = sum dZ  (BLAS with a transpose flag, no copy)
+- loss_gradient:    the loss of the output layer and dL/dZ
+- sgd_update:       params -= lr * grads over one flat buffer
+
+The dtype (float32 or float64) is that of W (or of params); other inputs are converted to it.
+Matrices may be in C or Fortran order (read by BLAS without a copy) or any strided view (copied).
+"""
+import numpy as np
+
+from . import _kernels
+from ._validation import as_numeric_array, blas_operand, check_dtype, check_matrix, check_positive_float
+from .activations import ACTIVATIONS, canonical_activation
+from .losses import LOSSES, canonical_loss, check_output_activation, prepare_targets
+
+__all__ = ["forward", "delta", "weight_gradient", "loss_gradient", "sgd_update"]
+
+
+def _param_dtype(name, arr):
+    arr = as_numeric_array(name, arr)
+    if arr.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {arr.dtype.name!r}")
+    return arr, arr.dtype
+
+
+def _vector(name, value, dtype, n):
+    arr = as_numeric_array(name, value)
+    if arr.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},), got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _out(name, out, shape, dtype):
+    """A checked output buffer, or a new one."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"{name}: expected a {dtype.name} array of shape {shape}, got "
+                         f"{out.dtype.name} of shape {out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name}: expected a writable C-contiguous array")
+    return out
+
+
+def _activation(activation, negative_slope):
+    name = canonical_activation(activation)
+    slope = float(negative_slope)
+    if not np.isfinite(slope) or slope < 0:
+        raise ValueError(f"negative_slope: expected a finite number >= 0, got {negative_slope!r}")
+    return name, ACTIVATIONS[name], slope
+
+
+def forward(X, W, b, activation="identity", *, negative_slope=0.01, out=None, Z_out=None):
+    """Z = X W + b and A = f(Z) for X (n_samples, n_in), W (n_in, n_out), b (n_out,).
+
+    Returns A; or (Z, A) if `Z_out` is given (pass ``Z_out=True`` to have it allocated).
+    """
+    W, dtype = _param_dtype("W", W)
+    if W.ndim != 2:
+        raise ValueError(f"W: expected a 2-D array (n_in, n_out), got shape {W.shape}")
+    n_in, n_out = W.shape
+    X = check_matrix("X", X, dtype, n_cols=n_in)
+    b = _vector("b", b, dtype, n_out)
+    _, code, slope = _activation(activation, negative_slope)
+    shape = (X.shape[0], n_out)
+    A = _out("out", out, shape, dtype)
+    Z = None if Z_out is None else _out("Z_out", None if Z_out is True else Z_out, shape, dtype)
+    Xs, trans_x = blas_operand(X)
+    Ws, trans_w = blas_operand(W)
+    _kernels._forward(Xs, trans_x, Ws, trans_w, b, Z, A, code, slope)
+    return A if Z is None else (Z, A)
+
+
+def delta(dZ, W, A_prev, activation_prev, *, negative_slope=0.01, out=None):
+    """dZ_prev = (dZ W^T) * f'(Z_prev), f' written through A_prev = f(Z_prev).
+
+    dZ (n_samples, n_out) is the delta of a layer with weights W (n_in, n_out); A_prev
+    (n_samples, n_in) is the previous layer's activation. Returns dZ_prev (n_samples, n_in).
+    """
+    W, dtype = _param_dtype("W", W)
+    if W.ndim != 2:
+        raise ValueError(f"W: expected a 2-D array (n_in, n_out), got shape {W.shape}")
+    n_in, n_out = W.shape
+    dZ = check_matrix("dZ", dZ, dtype, n_cols=n_out, cols_name="n_out")
+    A_prev = np.ascontiguousarray(check_matrix("A_prev", A_prev, dtype, n_cols=n_in,
+                                               n_rows=dZ.shape[0]))
+    name, code, slope = _activation(activation_prev, negative_slope)
+    if name == "softmax":
+        raise ValueError("activation_prev: softmax is only an output activation, fused with its loss")
+    dZ_prev = _out("out", out, A_prev.shape, dtype)
+    dZs, trans_d = blas_operand(dZ)
+    Ws, trans_w = blas_operand(W)
+    _kernels._delta(dZs, trans_d, Ws, trans_w, A_prev, dZ_prev, code, slope)
+    return dZ_prev
+
+
+def weight_gradient(A_prev, dZ, *, dW=None, db=None, accumulate=False):
+    """dW = A_prev^T dZ and db = sum over samples of dZ; with accumulate, added to dW and db.
+
+    A_prev (n_samples, n_in), dZ (n_samples, n_out). Returns (dW, db).
+    """
+    dZ, dtype = _param_dtype("dZ", dZ)
+    if dZ.ndim != 2 or dZ.shape[0] == 0:
+        raise ValueError(f"dZ: expected a non-empty 2-D array (n_samples, n_out), got shape {dZ.shape}")
+    check_matrix("dZ", dZ, dtype)
+    dZ = np.ascontiguousarray(dZ)
+    A_prev = check_matrix("A_prev", A_prev, dtype, n_rows=dZ.shape[0])
+    n_in, n_out = A_prev.shape[1], dZ.shape[1]
+    if accumulate and (dW is None or db is None):
+        raise ValueError("accumulate: expected dW and db buffers to add to, got None")
+    dW = _out("dW", dW, (n_in, n_out), dtype)
+    db = _out("db", db, (n_out,), dtype)
+    As, trans_a = blas_operand(A_prev)
+    _kernels._weight_gradient(As, trans_a, dZ, dW, db, bool(accumulate))
+    return dW, db
+
+
+def loss_gradient(loss, Z, A, y, activation, *, negative_slope=0.01, out=None):
+    """The mean loss of an output layer and dL/dZ.
+
+    Z (n_samples, n_out) is the output layer's pre-activation and A = f(Z) its activation
+    (binary and softmax cross-entropy read only Z, the logits). Returns (loss, dZ, n_correct).
+    """
+    Z, dtype = _param_dtype("Z", Z)
+    Z = np.ascontiguousarray(check_matrix("Z", Z, dtype, cols_name="n_out"))
+    A = np.ascontiguousarray(check_matrix("A", A, dtype, n_cols=Z.shape[1], n_rows=Z.shape[0],
+                                          cols_name="n_out"))
+    loss = canonical_loss(loss)
+    name, code, slope = _activation(activation, negative_slope)
+    check_output_activation(loss, name)
+    Y, labels = prepare_targets(loss, y, Z.shape[0], Z.shape[1], dtype)
+    dZ = _out("out", out, Z.shape, dtype)
+    value, n_correct = _kernels._loss_gradient(LOSSES[loss], Z, A, Y, labels, dZ, code, slope)
+    return value, dZ, n_correct
+
+
+def sgd_update(params, grads, lr):
+    """params -= lr * grads, in place, over two 1-D buffers of one dtype. Returns params."""
+    if not isinstance(params, np.ndarray) or params.ndim != 1 or not params.flags.c_contiguous \
+            or not params.flags.writeable:
+        raise ValueError("params: expected a writable C-contiguous 1-D numpy array")
+    dtype = check_dtype(params.dtype)
+    grads = _vector("grads", grads, dtype, params.shape[0])
+    lr = check_positive_float("lr", lr)
+    if params.size:
+        _kernels._sgd_update(params, grads, lr)
+    return params

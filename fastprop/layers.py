@@ -1,0 +1,101 @@
+"""Layers. A Dense layer computes A = f(X W + b) with the seeds' layout W (n_in, n_out).
+
+A layer holds no memory of its own: when a Sequential model is built, each layer's W and b
+become views into the model's one flat parameter buffer (and dW, db into its gradient buffer).
+"""
+import numpy as np
+
+from ._validation import as_numeric_array, check_positive_int
+from .activations import ACTIVATIONS, canonical_activation
+
+INITIALIZERS = ("glorot_uniform", "he_uniform")
+
+
+def _default_init(activation):
+    # He for the rectifiers, Glorot for the saturating and linear activations.
+    return "he_uniform" if activation in ("relu", "leaky_relu") else "glorot_uniform"
+
+
+class Dense:
+    """A fully connected layer: Z = X W + b, A = f(Z).
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths; W has shape (n_in, n_out) and b shape (n_out,).
+    activation : str
+        'identity', 'sigmoid', 'tanh', 'relu', 'leaky_relu' or (output layer only) 'softmax'.
+    negative_slope : float
+        The slope of leaky_relu for z < 0.
+    init : str, optional
+        'glorot_uniform' or 'he_uniform'; by default He for relu and leaky_relu, else Glorot.
+        Biases start at zero.
+    """
+
+    def __init__(self, n_in, n_out, activation="identity", *, negative_slope=0.01, init=None):
+        self.n_in = check_positive_int("n_in", n_in)
+        self.n_out = check_positive_int("n_out", n_out)
+        self.activation = canonical_activation(activation)
+        self.activation_code = ACTIVATIONS[self.activation]
+        slope = float(negative_slope)
+        if not np.isfinite(slope) or slope < 0:
+            raise ValueError(f"negative_slope: expected a finite number >= 0, got {negative_slope!r}")
+        self.negative_slope = slope
+        init = _default_init(self.activation) if init is None else init
+        if init not in INITIALIZERS:
+            raise ValueError(f"init: expected one of {list(INITIALIZERS)}, got {init!r}")
+        self.init = init
+        self._W = self._b = self._dW = self._db = None
+
+    @property
+    def n_params(self):
+        return self.n_in * self.n_out + self.n_out
+
+    def _bind(self, params, grads, offset):
+        """Makes W, b (and dW, db) views of the flat buffers at `offset`; returns the next offset."""
+        n_w = self.n_in * self.n_out
+        self._W = params[offset:offset + n_w].reshape(self.n_in, self.n_out)
+        self._b = params[offset + n_w:offset + self.n_params]
+        self._dW = grads[offset:offset + n_w].reshape(self.n_in, self.n_out)
+        self._db = grads[offset + n_w:offset + self.n_params]
+        return offset + self.n_params
+
+    def _initialize(self, rng):
+        if self.init == "he_uniform":
+            limit = np.sqrt(6.0 / self.n_in)
+        else:
+            limit = np.sqrt(6.0 / (self.n_in + self.n_out))
+        self._W[...] = rng.uniform(-limit, limit, size=self._W.shape)
+        self._b[...] = 0
+
+    def _bound(self, name):
+        value = getattr(self, "_" + name)
+        if value is None:
+            raise RuntimeError(f"{name}: this layer is not part of a model yet; build a "
+                               f"fastprop.Sequential with it first")
+        return value
+
+    def _assign(self, name, value, shape):
+        target = self._bound(name)
+        arr = as_numeric_array(name, value)
+        if arr.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got shape {arr.shape}")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValueError(f"{name}: expected finite values, got NaN or inf")
+        target[...] = arr
+
+    # W and b are writable views into the model's flat parameter buffer; assigning copies into it.
+    W = property(lambda self: self._bound("W"),
+                 lambda self, v: self._assign("W", v, (self.n_in, self.n_out)),
+                 doc="Weights (n_in, n_out), a view into the model's parameter buffer.")
+    b = property(lambda self: self._bound("b"),
+                 lambda self, v: self._assign("b", v, (self.n_out,)),
+                 doc="Biases (n_out,), a view into the model's parameter buffer.")
+    dW = property(lambda self: self._bound("dW"),
+                  doc="Gradient of the last backward pass with respect to W.")
+    db = property(lambda self: self._bound("db"),
+                  doc="Gradient of the last backward pass with respect to b.")
+
+    def __repr__(self):
+        extra = f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""
+        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r}{extra})"

@@ -1,0 +1,93 @@
+"""The losses, by name, and the checking of their targets.
+
+Every loss is a mean over the batch, so the gradient of a batch does not grow with its size:
+- mse: mean over all elements of (a - y)^2 (as torch.nn.MSELoss);
+- half_squared_error: mean over samples of 1/2 sum_j (a_j - y_j)^2 (the seeds' L = 1/2 (z - y)^2);
+- binary_cross_entropy: on a sigmoid output, computed from its logits; mean over elements
+  (as torch.nn.BCEWithLogitsLoss); its gradient with respect to the logits is (a - y) / n;
+- softmax_cross_entropy: on a softmax output, from its logits; targets are integer labels or
+  one-hot (or probability) rows; mean over samples (as torch.nn.CrossEntropyLoss).
+"""
+import numpy as np
+
+from ._validation import as_numeric_array, check_finite
+
+LOSSES = {
+    "mse": 0,
+    "half_squared_error": 1,
+    "binary_cross_entropy": 2,
+    "softmax_cross_entropy": 3,
+}
+
+_ALIASES = {
+    "mean_squared_error": "mse",
+    "squared_error": "mse",
+    "half_mse": "half_squared_error",
+    "bce": "binary_cross_entropy",
+    "cross_entropy": "softmax_cross_entropy",
+    "categorical_cross_entropy": "softmax_cross_entropy",
+}
+
+# The output activation each loss requires (None: any element-wise activation).
+_OUTPUT_ACTIVATION = {
+    "mse": None,
+    "half_squared_error": None,
+    "binary_cross_entropy": "sigmoid",
+    "softmax_cross_entropy": "softmax",
+}
+
+CLASSIFICATION = ("binary_cross_entropy", "softmax_cross_entropy")
+
+
+def canonical_loss(name):
+    if not isinstance(name, str):
+        raise TypeError(f"loss: expected a name such as 'mse', got {type(name).__name__}")
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in LOSSES:
+        raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {name!r}")
+    return key
+
+
+def check_output_activation(loss, activation):
+    """ValueError if the model's output activation does not suit the loss."""
+    needed = _OUTPUT_ACTIVATION[loss]
+    if needed is not None and activation != needed:
+        raise ValueError(f"loss={loss!r} needs an output layer with activation={needed!r} (it is "
+                         f"computed from that layer's logits), got activation={activation!r}")
+    if needed is None and activation == "softmax":
+        raise ValueError(f"loss={loss!r}: a softmax output is only supported with "
+                         f"loss='softmax_cross_entropy', got loss={loss!r}")
+
+
+def prepare_targets(loss, y, n_samples, n_out, dtype):
+    """Checked targets for `loss`: (Y, None) with Y (n_samples, n_out) of `dtype`, or
+    (None, labels) with int64 labels (n_samples,) for softmax cross-entropy."""
+    arr = as_numeric_array("y", y)
+    if arr.ndim == 0 or arr.ndim > 2:
+        raise ValueError(f"y: expected a 1-D or 2-D array, got {arr.ndim}-D with shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"y: expected {n_samples} rows (one per sample of X), got shape {arr.shape}")
+    check_finite("y", arr)
+    if loss == "softmax_cross_entropy" and arr.ndim == 1:
+        if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
+            raise ValueError("y: expected integer class labels for softmax_cross_entropy, got "
+                             "non-integer values")
+        if arr.size and (arr.min() < 0 or arr.max() >= n_out):
+            raise ValueError(f"y: expected class labels in [0, {n_out - 1}] (n_out={n_out}), got "
+                             f"labels from {arr.min()} to {arr.max()}")
+        return None, np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.ndim == 1:
+        if n_out != 1:
+            raise ValueError(f"y: expected shape ({n_samples}, {n_out}) for a model with {n_out} "
+                             f"outputs, got shape {arr.shape}")
+        arr = arr.reshape(-1, 1)
+    if arr.shape[1] != n_out:
+        raise ValueError(f"y: expected shape ({n_samples}, {n_out}) for a model with {n_out} "
+                         f"outputs, got shape {arr.shape}")
+    if loss == "binary_cross_entropy" and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(f"y: expected targets in [0, 1] for binary_cross_entropy, got values from "
+                         f"{arr.min()} to {arr.max()}")
+    if loss == "softmax_cross_entropy" and arr.min() < 0:
+        raise ValueError("y: expected non-negative one-hot or probability rows for "
+                         f"softmax_cross_entropy, got a minimum of {arr.min()}")
+    return np.ascontiguousarray(arr, dtype=dtype), None

@@ -1,0 +1,289 @@
+"""Sequential: a stack of Dense layers over one flat parameter buffer.
+
+All parameters live in `model.params` (and their gradients in `model.grads`), each layer's W and b
+being views into it, so that an optimizer step, a save or an all-reduce is one operation. The
+activations and deltas of a batch live in a workspace allocated once per batch size and reused.
+"""
+import sys
+import time
+
+import numpy as np
+
+from . import _kernels
+from ._validation import blas_operand, check_dtype, check_matrix, check_positive_int
+from .activations import ACTIVATIONS
+from .history import History
+from .layers import Dense
+from .losses import CLASSIFICATION, LOSSES, canonical_loss, check_output_activation, prepare_targets
+from .optimizers import SGD
+
+
+class _Workspace:
+    """Per-layer activations A and deltas dZ for one batch size, plus the output logits Z."""
+
+    def __init__(self, layers, n_samples, dtype):
+        self.A = [np.empty((n_samples, l.n_out), dtype) for l in layers]
+        self.dZ = [np.empty((n_samples, l.n_out), dtype) for l in layers]
+        self.Z = np.empty((n_samples, layers[-1].n_out), dtype)
+
+
+class Sequential:
+    """A multilayer perceptron: layers applied in order, trained by backpropagation.
+
+    Parameters
+    ----------
+    layers : list of Dense
+        Consecutive layers must agree: layer k's n_out is layer k+1's n_in.
+    dtype : 'float32' or 'float64'
+        The dtype of parameters, activations and gradients.
+    seed : int, optional
+        Seeds the initial weights and the default shuffling of `fit`.
+    """
+
+    _MAX_WORKSPACES = 4
+
+    def __init__(self, layers, dtype="float32", seed=None):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers: expected at least one layer, got an empty list")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Dense):
+                raise TypeError(f"layers[{i}]: expected a fastprop.Dense, got {type(layer).__name__}")
+            if layer._W is not None:
+                raise ValueError(f"layers[{i}]: this layer already belongs to a model; create a new one")
+            if i and layers[i - 1].n_out != layer.n_in:
+                raise ValueError(f"layers[{i}]: expected n_in={layers[i - 1].n_out} (the n_out of "
+                                 f"layers[{i - 1}]), got n_in={layer.n_in}")
+            if layer.activation == "softmax" and i != len(layers) - 1:
+                raise ValueError(f"layers[{i}]: softmax is only supported as the output activation")
+        self.layers = layers
+        self.dtype = check_dtype(dtype)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        n_params = sum(l.n_params for l in layers)
+        self.params = np.zeros(n_params, self.dtype)
+        self.grads = np.zeros(n_params, self.dtype)
+        offset = 0
+        for layer in layers:
+            offset = layer._bind(self.params, self.grads, offset)
+            layer._initialize(self._rng)
+        self._workspaces = {}
+
+    # ---------------------------------------------------------------------------------------
+    # Introspection
+
+    @property
+    def n_in(self):
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self):
+        return self.layers[-1].n_out
+
+    @property
+    def n_params(self):
+        return self.params.size
+
+    def parameters(self):
+        """[W1, b1, W2, b2, ...]: views into the flat parameter buffer."""
+        return [p for l in self.layers for p in (l.W, l.b)]
+
+    def zero_grad(self):
+        self.grads[...] = 0
+
+    def get_weights(self):
+        """[(W, b), ...] per layer, as copies."""
+        return [(l.W.copy(), l.b.copy()) for l in self.layers]
+
+    def set_weights(self, weights):
+        """Sets every layer's (W, b) from a list like the one get_weights returns."""
+        weights = list(weights)
+        if len(weights) != len(self.layers):
+            raise ValueError(f"weights: expected {len(self.layers)} (W, b) pairs, got {len(weights)}")
+        for i, (layer, pair) in enumerate(zip(self.layers, weights)):
+            try:
+                W, b = pair
+            except (TypeError, ValueError):
+                raise ValueError(f"weights[{i}]: expected a (W, b) pair") from None
+            layer.W = W
+            layer.b = b
+
+    def copy(self, dtype=None):
+        """An independent model with the same layers and weights (converted to `dtype`)."""
+        layers = [Dense(l.n_in, l.n_out, l.activation, negative_slope=l.negative_slope, init=l.init)
+                  for l in self.layers]
+        clone = Sequential(layers, dtype=self.dtype if dtype is None else dtype, seed=self.seed)
+        clone.params[...] = self.params
+        return clone
+
+    def __repr__(self):
+        inner = ",\n".join(f"    {l!r}" for l in self.layers)
+        return (f"Sequential([\n{inner}\n], dtype={self.dtype.name!r}, n_params={self.n_params})")
+
+    # ---------------------------------------------------------------------------------------
+    # Checking inputs
+
+    def _check_X(self, X, name="X"):
+        return check_matrix(name, X, self.dtype, n_cols=self.n_in)
+
+    def _check_loss(self, loss):
+        loss = canonical_loss(loss)
+        check_output_activation(loss, self.layers[-1].activation)
+        return loss
+
+    def _check_data(self, X, y, loss):
+        loss = self._check_loss(loss)
+        X = self._check_X(X)
+        Y, labels = prepare_targets(loss, y, X.shape[0], self.n_out, self.dtype)
+        return X, Y, labels, loss
+
+    # ---------------------------------------------------------------------------------------
+    # The layer-by-layer path: one kernel call per layer and direction
+
+    def _workspace(self, n_samples):
+        ws = self._workspaces.get(n_samples)
+        if ws is None:
+            if len(self._workspaces) >= self._MAX_WORKSPACES:
+                self._workspaces.clear()
+            ws = self._workspaces[n_samples] = _Workspace(self.layers, n_samples, self.dtype)
+        return ws
+
+    def _forward(self, X, ws):
+        """Forward through every layer; X is a checked matrix. Fills ws.A (and ws.Z, the logits)."""
+        A_prev, trans = blas_operand(X)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            Z = ws.Z if i == last else None
+            _kernels._forward(A_prev, trans, layer._W, False, layer._b, Z, ws.A[i],
+                              layer.activation_code, layer.negative_slope)
+            A_prev, trans = ws.A[i], False
+        return ws.A[last]
+
+    def _backward(self, X, Y, labels, loss, ws):
+        """Loss and gradients of a forward pass held in ws; fills model.grads. Returns
+        (mean loss, number correct)."""
+        out = self.layers[-1]
+        value, n_correct = _kernels._loss_gradient(LOSSES[loss], ws.Z, ws.A[-1], Y, labels,
+                                                   ws.dZ[-1], out.activation_code,
+                                                   out.negative_slope)
+        Xs, trans_x = blas_operand(X)
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            A_prev, trans = (Xs, trans_x) if i == 0 else (ws.A[i - 1], False)
+            _kernels._weight_gradient(A_prev, trans, ws.dZ[i], layer._dW, layer._db, False)
+            if i:
+                prev = self.layers[i - 1]
+                _kernels._delta(ws.dZ[i], False, layer._W, False, ws.A[i - 1], ws.dZ[i - 1],
+                                prev.activation_code, prev.negative_slope)
+        return value, n_correct
+
+    def _loss_only(self, X, Y, labels, loss):
+        ws = self._workspace(X.shape[0])
+        self._forward(X, ws)
+        out = self.layers[-1]
+        value, n_correct = _kernels._loss_gradient(LOSSES[loss], ws.Z, ws.A[-1], Y, labels, None,
+                                                   out.activation_code, out.negative_slope)
+        return value, n_correct
+
+    # ---------------------------------------------------------------------------------------
+    # Public API
+
+    def predict(self, X):
+        """The output layer's activation for X (n_samples, n_in): probabilities for a sigmoid or
+        softmax output. Returns a new array (n_samples, n_out)."""
+        X = self._check_X(X)
+        ws = _Workspace(self.layers, X.shape[0], self.dtype)
+        return self._forward(X, ws)
+
+    __call__ = predict
+
+    def evaluate(self, X, y, loss):
+        """{'loss': mean loss, 'accuracy': fraction correct (classification losses only)}."""
+        X, Y, labels, loss = self._check_data(X, y, loss)
+        value, n_correct = self._loss_only(X, Y, labels, loss)
+        result = {"loss": value}
+        if loss in CLASSIFICATION:
+            result["accuracy"] = n_correct / (X.shape[0] * (self.n_out if Y is not None and
+                                                            loss == "binary_cross_entropy" else 1))
+        return result
+
+    def loss_and_gradients(self, X, y, loss):
+        """The mean loss on (X, y) and its gradients [(dW, db), ...] per layer (copies).
+
+        The gradients are also left in model.grads, where an optimizer's step reads them.
+        """
+        X, Y, labels, loss = self._check_data(X, y, loss)
+        ws = self._workspace(X.shape[0])
+        self._forward(X, ws)
+        value, _ = self._backward(X, Y, labels, loss, ws)
+        return value, [(l.dW.copy(), l.db.copy()) for l in self.layers]
+
+    def train_step(self, X, y, loss, optimizer):
+        """One step of gradient descent on the batch (X, y). Returns the batch's mean loss
+        (before the update)."""
+        X, Y, labels, loss = self._check_data(X, y, loss)
+        ws = self._workspace(X.shape[0])
+        self._forward(X, ws)
+        value, _ = self._backward(X, Y, labels, loss, ws)
+        optimizer.step(self)
+        return value
+
+    def fit(self, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
+            verbose=0):
+        """Trains on (X, y) by mini-batch gradient descent; returns a History.
+
+        Each epoch visits every sample once, in batches of `batch_size` (the last batch may be
+        smaller); with `shuffle`, in a new random order each epoch, drawn from `seed` (or from
+        the model's seed). `verbose=1` prints a line per epoch.
+        """
+        X, Y, labels, loss = self._check_data(X, y, loss)
+        optimizer = SGD() if optimizer is None else optimizer
+        if not hasattr(optimizer, "step"):
+            raise TypeError(f"optimizer: expected an optimizer such as fastprop.SGD, got "
+                            f"{type(optimizer).__name__}")
+        epochs = check_positive_int("epochs", epochs)
+        batch_size = check_positive_int("batch_size", batch_size)
+        rng = self._rng if seed is None else np.random.default_rng(seed)
+        X = np.ascontiguousarray(X)
+        targets = Y if Y is not None else labels
+        n = X.shape[0]
+        per_sample = self.n_out if loss == "binary_cross_entropy" else 1
+        history = History()
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            order = rng.permutation(n) if shuffle else None
+            total = 0.0
+            n_correct = 0
+            for lo in range(0, n, batch_size):
+                hi = min(lo + batch_size, n)
+                if order is None:
+                    Xb, Tb = X[lo:hi], targets[lo:hi]
+                else:
+                    idx = order[lo:hi]
+                    Xb, Tb = X[idx], targets[idx]
+                ws = self._workspace(hi - lo)
+                self._forward(Xb, ws)
+                value, correct = self._backward(Xb, Tb if Y is not None else None,
+                                                Tb if Y is None else None, loss, ws)
+                optimizer.step(self)
+                total += value * (hi - lo)
+                n_correct += correct
+            seconds = time.perf_counter() - start
+            accuracy = n_correct / (n * per_sample) if loss in CLASSIFICATION else None
+            history._append(epoch + 1, total / n, accuracy, seconds, n)
+            if verbose:
+                _print_epoch(history, epochs)
+        return history
+
+    def explain(self, X, y, loss):
+        """A trace of one backward pass on (X, y): per layer the pre-activation u, the
+        activation a, the local derivative f'(u), the delta dL/du, dL/dW and dL/db."""
+        from .explain import explain
+        return explain(self, X, y, loss)
+
+
+def _print_epoch(history, epochs):
+    acc = f"  accuracy {history.accuracy[-1]:.4f}" if history.accuracy else ""
+    print(f"epoch {history.epoch[-1]:>{len(str(epochs))}}/{epochs}  loss {history.loss[-1]:.6f}{acc}"
+          f"  {history.samples_per_sec[-1]:>12,.0f} samples/s  {history.seconds[-1]:.3f} s",
+          file=sys.stdout, flush=True)
