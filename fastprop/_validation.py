@@ -47,7 +47,7 @@ def as_numeric_array(name, value):
                          f"that numpy cannot read as one ({exc})") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected numeric data (bool, int or float), got dtype "
-                        f"{arr.dtype.name!r}")
+                        f"'{arr.dtype}'")
     return arr
 
 
