@@ -5,6 +5,16 @@
                            fp.Dense(4, 1, activation="sigmoid")], seed=42)
     history = model.fit(X, y, loss="binary_cross_entropy", optimizer=fp.SGD(lr=0.1), epochs=100)
 """
+try:
+    from . import _kernels
+except ImportError as exc:  # the source tree, without its compiled extension
+    import os as _os
+
+    raise ImportError(
+        f"fastprop's compiled extension is missing from {_os.path.dirname(__file__)}: this is "
+        "the source tree, not an installed build. Run from another directory after "
+        "`pip install .`, or build in place with `pip install -e .`") from exc
+
 from . import datasets, kernels
 from .activations import ACTIVATIONS
 from .explain import LayerTrace, Trace

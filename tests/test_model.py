@@ -178,9 +178,10 @@ def test_readme_usage_runs():
     assert namespace["history"].loss[-1] < namespace["history"].loss[0]
 
 
-def test_demo_runs():
+def test_demo_runs(tmp_path):
+    # from a directory other than the repository's root, where fastprop/ is the source tree
     out = subprocess.run([sys.executable, "-m", "fastprop", "demo", "--epochs", "20"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert sum(l.startswith("epoch ") for l in lines) == 20
@@ -193,9 +194,9 @@ def test_demo_runs():
     ("seed_four_layer.py", ["40.506", "-0.0120695", "1.899463"]),
     ("seed_two_layer.py", ["Input: [1 1], Prediction: 0.9", "Input: [-1 -1], Prediction: 0.0"]),
 ])
-def test_examples_run(script, expected):
+def test_examples_run(script, expected, tmp_path):
     out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", script)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     for text in expected:
         assert text in out.stdout
