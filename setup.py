@@ -44,17 +44,18 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-def _extension(name, pyx):
+def _extension(name, pyx, c_sources=()):
     return Extension(
         name,
-        sources=[pyx] + sorted(glob.glob("csrc/*.c")),
+        sources=[pyx] + list(c_sources),
         include_dirs=["csrc", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         depends=glob.glob("csrc/*.h") + glob.glob("fastprop/*.pxd"),
     )
 
 
-extensions = [_extension("fastprop._kernels", "fastprop/_kernels.pyx")]
+extensions = [_extension("fastprop._kernels", "fastprop/_kernels.pyx", sorted(glob.glob("csrc/*.c"))),
+              _extension("fastprop._train", "fastprop/_train.pyx")]
 
 setup(
     ext_modules=cythonize(

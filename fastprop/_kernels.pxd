@@ -64,6 +64,11 @@ cdef double loss_gradient(int loss,
                           int activation, floating negative_slope,
                           int64_t *n_correct) noexcept nogil
 
+# db = sum over rows of dZ (+ db if accumulate).
+cdef void column_sum(const floating *dZ, Py_ssize_t n_samples, Py_ssize_t n_out,  # IN
+                     floating *db,                                                # OUT (n_out,)
+                     bint accumulate) noexcept nogil
+
 # SGD: params -= lr * grads over one flat buffer.
 cdef void sgd_update(floating *params, const floating *grads, Py_ssize_t n,
                      floating lr) noexcept nogil

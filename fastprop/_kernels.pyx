@@ -75,8 +75,8 @@ cdef inline void activation_backward(floating *dA, const floating *A, Py_ssize_t
         fp_activation_backward_f64(dA, A, n, activation, negative_slope)
 
 
-cdef inline void column_sum(const floating *dZ, Py_ssize_t n_samples, Py_ssize_t n_out,
-                            floating *db, bint accumulate) noexcept nogil:
+cdef void column_sum(const floating *dZ, Py_ssize_t n_samples, Py_ssize_t n_out,
+                     floating *db, bint accumulate) noexcept nogil:
     if floating is float:
         fp_column_sum_f32(dZ, n_samples, n_out, db, accumulate)
     else:

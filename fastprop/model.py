@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _train
 from ._validation import blas_operand, check_dtype, check_matrix, check_positive_int
 from .activations import ACTIVATIONS
 from .history import History
@@ -68,6 +68,7 @@ class Sequential:
             offset = layer._bind(self.params, self.grads, offset)
             layer._initialize(self._rng)
         self._workspaces = {}
+        self._compiled = None
 
     # ---------------------------------------------------------------------------------------
     # Introspection
@@ -235,6 +236,11 @@ class Sequential:
         Each epoch visits every sample once, in batches of `batch_size` (the last batch may be
         smaller); with `shuffle`, in a new random order each epoch, drawn from `seed` (or from
         the model's seed). `verbose=1` prints a line per epoch.
+
+        Each epoch is one call into compiled code, which gathers every batch's rows, runs its
+        step (forward, loss, deltas, weight gradients, update) and releases the GIL throughout.
+        With SGD the update is fused into the weight-gradient product, so model.grads is not
+        written (train_step and loss_and_gradients fill it).
         """
         X, Y, labels, loss = self._check_data(X, y, loss)
         optimizer = SGD() if optimizer is None else optimizer
@@ -245,35 +251,35 @@ class Sequential:
         batch_size = check_positive_int("batch_size", batch_size)
         rng = self._rng if seed is None else np.random.default_rng(seed)
         X = np.ascontiguousarray(X)
-        targets = Y if Y is not None else labels
         n = X.shape[0]
+        batch_size = min(batch_size, n)
+        trainer = self._trainer(loss, batch_size, labels is not None)
+        order = np.arange(n, dtype=np.int64) if shuffle else None
         per_sample = self.n_out if loss == "binary_cross_entropy" else 1
         history = History()
         for epoch in range(epochs):
             start = time.perf_counter()
-            order = rng.permutation(n) if shuffle else None
-            total = 0.0
-            n_correct = 0
-            for lo in range(0, n, batch_size):
-                hi = min(lo + batch_size, n)
-                if order is None:
-                    Xb, Tb = X[lo:hi], targets[lo:hi]
-                else:
-                    idx = order[lo:hi]
-                    Xb, Tb = X[idx], targets[idx]
-                ws = self._workspace(hi - lo)
-                self._forward(Xb, ws)
-                value, correct = self._backward(Xb, Tb if Y is not None else None,
-                                                Tb if Y is None else None, loss, ws)
-                optimizer.step(self)
-                total += value * (hi - lo)
-                n_correct += correct
+            if shuffle:
+                rng.shuffle(order)  # in place: a new order each epoch, no allocation
+            total, n_correct = trainer.epoch(X, Y, labels, order, batch_size, optimizer.lr)
             seconds = time.perf_counter() - start
             accuracy = n_correct / (n * per_sample) if loss in CLASSIFICATION else None
             history._append(epoch + 1, total / n, accuracy, seconds, n)
             if verbose:
                 _print_epoch(history, epochs)
         return history
+
+    def _trainer(self, loss, batch_size, labels):
+        """The compiled training loop for this loss and batch size, built once and reused."""
+        key = (loss, batch_size, labels)
+        if self._compiled is None or self._compiled[0] != key:
+            trainer = _train.Trainer(self.params, self.grads,
+                                     [self.n_in] + [l.n_out for l in self.layers],
+                                     [l.activation_code for l in self.layers],
+                                     [l.negative_slope for l in self.layers],
+                                     LOSSES[loss], batch_size, labels)
+            self._compiled = (key, trainer)
+        return self._compiled[1]
 
     def explain(self, X, y, loss):
         """A trace of one backward pass on (X, y): per layer the pre-activation u, the

@@ -1,0 +1,243 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The compiled training path: one call per mini-batch step, one call per epoch.
+
+A Trainer holds pointers into a model's flat parameter buffer and a workspace sized for one batch
+size (activations, deltas, the output logits and the gathered batch), all allocated when it is
+built. `step` runs forward, loss, deltas, weight gradients and the update for one batch; `epoch`
+gathers each batch's rows by an index permutation and runs every step, all without the GIL and
+without allocating.
+
+With SGD the update is fused into the weight-gradient GEMM: W += (-lr) A_prev^T dZ (beta = 1),
+after the delta that needs the old W, and b -= lr sum(dZ); so no gradient buffer is written.
+"""
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy
+from libc.stdlib cimport malloc, free
+
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
+
+from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weight_gradient,
+                                loss_gradient, sgd_update, column_sum)
+
+
+cdef struct Net:
+    int n_layers
+    int *sizes              # n_layers + 1 widths: n_in of layer 0, then each n_out
+    int *acts               # activation code per layer
+    double *slopes          # leaky relu slope per layer
+    Py_ssize_t *w_off       # offset of W_l in params; b_l follows it
+    Py_ssize_t n_params
+    void *params
+    void *grads
+    void **A                # per layer (capacity, n_out)
+    void **dZ               # per layer (capacity, n_out)
+    void *Z                 # output logits (capacity, n_out)
+    void *Xb                # gathered batch (capacity, n_in)
+    void *Yb                # gathered targets (capacity, n_out), or NULL
+    int64_t *Lb             # gathered labels (capacity,), or NULL
+    int loss
+    bint fused_sgd          # update inside the weight-gradient GEMM
+
+
+cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels,
+                  int n, floating lr, int64_t *n_correct) noexcept nogil:
+    cdef int L = net.n_layers, l, n_in, n_out
+    cdef floating *params = <floating *>net.params
+    cdef floating *grads = <floating *>net.grads
+    cdef floating *W
+    cdef floating *Wg
+    cdef const floating *A_prev = X
+    cdef Py_ssize_t j
+    cdef double value
+    for l in range(L):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        W = params + net.w_off[l]
+        forward_layer(A_prev, n_in, False, W, n_out, False, W + <Py_ssize_t>n_in * n_out,
+                      <floating *>net.Z if l == L - 1 else NULL, <floating *>net.A[l],
+                      n, n_in, n_out, net.acts[l], <floating>net.slopes[l])
+        A_prev = <floating *>net.A[l]
+    value = loss_gradient(net.loss, <floating *>net.Z, <floating *>net.A[L - 1], Y, labels,
+                          <floating *>net.dZ[L - 1], n, net.sizes[L], net.acts[L - 1],
+                          <floating>net.slopes[L - 1], n_correct)
+    for l in range(L - 1, -1, -1):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        W = params + net.w_off[l]
+        A_prev = X if l == 0 else <floating *>net.A[l - 1]
+        if l:  # dZ_{l-1} = (dZ_l W_l^T) * f'(.), with W_l before its update
+            delta_layer(<floating *>net.dZ[l], n_out, False, W, n_out, False,
+                        <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, n_in, n_out,
+                        net.acts[l - 1], <floating>net.slopes[l - 1])
+        Wg = grads + net.w_off[l]
+        if net.fused_sgd:
+            # W += (-lr) A_prev^T dZ: the update is the weight-gradient GEMM; b -= lr sum(dZ)
+            gemm(True, False, n_in, n_out, n, -lr, A_prev, n_in, <floating *>net.dZ[l], n_out,
+                 <floating>1, W, n_out)
+            column_sum(<floating *>net.dZ[l], n, n_out, Wg + <Py_ssize_t>n_in * n_out, False)
+            sgd_update(W + <Py_ssize_t>n_in * n_out, Wg + <Py_ssize_t>n_in * n_out, n_out, lr)
+        else:
+            weight_gradient(A_prev, n_in, False, <floating *>net.dZ[l], Wg,
+                            Wg + <Py_ssize_t>n_in * n_out, n, n_in, n_out, False)
+    if not net.fused_sgd:
+        sgd_update(params, grads, net.n_params, lr)
+    return value
+
+
+
+
+cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,
+                   const int64_t *order, Py_ssize_t n, int batch_size, int n_in, int n_y,
+                   floating lr, int64_t *n_correct) noexcept nogil:
+    """Every batch of one epoch; returns the sum over batches of (batch loss * batch size).
+    With `order`, batch rows are gathered into the workspace; without it, read in place."""
+    cdef Py_ssize_t lo, i, r
+    cdef int bs
+    cdef double total = 0
+    cdef floating *Xb = <floating *>net.Xb
+    cdef floating *Yb = <floating *>net.Yb
+    cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
+    lo = 0
+    while lo < n:
+        bs = <int>(batch_size if n - lo > batch_size else n - lo)
+        if order == NULL:
+            total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+                                labels + lo if labels != NULL else NULL, bs, lr, n_correct)
+        else:
+            for i in range(bs):
+                r = order[lo + i]
+                memcpy(Xb + i * n_in, X + r * n_in, x_row)
+                if Y != NULL:
+                    memcpy(Yb + i * n_y, Y + r * n_y, y_row)
+                else:
+                    net.Lb[i] = labels[r]
+            total += bs * _step(net, Xb, Yb if Y != NULL else NULL,
+                                net.Lb if labels != NULL else NULL, bs, lr, n_correct)
+        lo += bs
+    return total
+
+
+cdef class Trainer:
+    """The compiled training loop of one model for batches of up to `capacity` rows.
+
+    Built by Sequential.fit; holds its workspace and pointers into the model's buffers (and a
+    reference to them, so they outlive it).
+    """
+    cdef Net net
+    cdef object model_params, model_grads, buffers
+    cdef readonly int capacity
+    cdef readonly object dtype
+    cdef readonly bint labels
+    cdef int n_y
+
+    def __cinit__(self, params, grads, list sizes, list acts, list slopes, int loss,
+                  int capacity, bint labels, bint fused_sgd=True):
+        cdef int L = len(acts), l
+        self.net.n_layers = 0
+        self.net.sizes = <int *>malloc((L + 1) * sizeof(int))
+        self.net.acts = <int *>malloc(L * sizeof(int))
+        self.net.slopes = <double *>malloc(L * sizeof(double))
+        self.net.w_off = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
+        self.net.A = <void **>malloc(L * sizeof(void *))
+        self.net.dZ = <void **>malloc(L * sizeof(void *))
+        if (self.net.sizes == NULL or self.net.acts == NULL or self.net.slopes == NULL or
+                self.net.w_off == NULL or self.net.A == NULL or self.net.dZ == NULL):
+            raise MemoryError()
+        self.net.n_layers = L
+        self.dtype = params.dtype
+        self.capacity = capacity
+        self.labels = labels
+        self.model_params = params
+        self.model_grads = grads
+        cdef Py_ssize_t off = 0
+        self.buffers = []
+        for l in range(L + 1):
+            self.net.sizes[l] = sizes[l]
+        for l in range(L):
+            self.net.acts[l] = acts[l]
+            self.net.slopes[l] = slopes[l]
+            self.net.w_off[l] = off
+            off += <Py_ssize_t>sizes[l] * sizes[l + 1] + sizes[l + 1]
+            for target in (0, 1):
+                buf = np.empty((capacity, sizes[l + 1]), self.dtype)
+                self.buffers.append(buf)
+                if target == 0:
+                    self.net.A[l] = _address(buf)
+                else:
+                    self.net.dZ[l] = _address(buf)
+        if off != params.size:
+            raise ValueError(f"params: expected {off} parameters, got {params.size}")
+        self.net.n_params = off
+        self.net.params = _address(params)
+        self.net.grads = _address(grads)
+        self.n_y = 0 if labels else sizes[L]
+        extra = [np.empty((capacity, sizes[L]), self.dtype),        # Z
+                 np.empty((capacity, sizes[0]), self.dtype),        # Xb
+                 np.empty((capacity, max(self.n_y, 1)), self.dtype),  # Yb
+                 np.empty(capacity, np.int64)]                      # Lb
+        self.buffers += extra
+        self.net.Z = _address(extra[0])
+        self.net.Xb = _address(extra[1])
+        self.net.Yb = _address(extra[2])
+        self.net.Lb = <int64_t *><size_t>_address(extra[3])
+        self.net.loss = loss
+        self.net.fused_sgd = fused_sgd
+
+    def __dealloc__(self):
+        free(self.net.sizes)
+        free(self.net.acts)
+        free(self.net.slopes)
+        free(self.net.w_off)
+        free(self.net.A)
+        free(self.net.dZ)
+
+    def step(self, X, Y, labels, double lr):
+        """One step on a checked batch (C-contiguous, at most `capacity` rows). Returns
+        (mean loss, number correct)."""
+        cdef int64_t n_correct = 0
+        cdef double value
+        cdef int n = X.shape[0]
+        cdef void *x = _address(X)
+        cdef void *y = _address(Y) if Y is not None else NULL
+        cdef int64_t *lab = <int64_t *>_address(labels) if labels is not None else NULL
+        if n > self.capacity:
+            raise ValueError(f"X: expected at most {self.capacity} rows, got {n}")
+        if self.dtype == np.float32:
+            with nogil:
+                value = _step[float](&self.net, <float *>x, <float *>y, lab, n, <float>lr, &n_correct)
+        else:
+            with nogil:
+                value = _step[double](&self.net, <double *>x, <double *>y, lab, n, lr, &n_correct)
+        return value, n_correct
+
+    def epoch(self, X, Y, labels, order, int batch_size, double lr):
+        """One epoch over checked data in batches of `batch_size` (<= capacity), in the row
+        order `order` (int64, or None for the stored order). Returns (sum of batch loss times
+        batch size, number correct)."""
+        cdef int64_t n_correct = 0
+        cdef double total
+        cdef Py_ssize_t n = X.shape[0]
+        cdef void *x = _address(X)
+        cdef void *y = _address(Y) if Y is not None else NULL
+        cdef int64_t *lab = <int64_t *>_address(labels) if labels is not None else NULL
+        cdef int64_t *o = <int64_t *>_address(order) if order is not None else NULL
+        cdef int n_in = self.net.sizes[0]
+        if batch_size > self.capacity:
+            raise ValueError(f"batch_size: expected at most {self.capacity}, got {batch_size}")
+        if self.dtype == np.float32:
+            with nogil:
+                total = _epoch[float](&self.net, <float *>x, <float *>y, lab, o, n, batch_size,
+                                      n_in, self.n_y, <float>lr, &n_correct)
+        else:
+            with nogil:
+                total = _epoch[double](&self.net, <double *>x, <double *>y, lab, o, n, batch_size,
+                                       n_in, self.n_y, lr, &n_correct)
+        return total, n_correct
+
+
+cdef inline void *_address(cnp.ndarray arr) except NULL:
+    # callers pass arrays that Sequential checked: C-contiguous, the model's dtype
+    return cnp.PyArray_DATA(arr)
