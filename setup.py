@@ -29,7 +29,7 @@ class BuildExt(build_ext):
 
     def build_extensions(self):
         unix = self.compiler.compiler_type == "unix"
-        flags = ["-O3", "-fno-math-errno", "-std=c11"] if unix else ["/O2"]
+        flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-std=c11"] if unix else ["/O2"]
         link = []
         if os.environ.get("FASTPROP_NO_OPENMP") != "1" and unix and _compiler_has_openmp(self.compiler):
             flags.append("-fopenmp")

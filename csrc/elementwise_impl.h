@@ -12,6 +12,44 @@
 #define FP_OMP_MIN_ELEMENTS 65536
 #endif
 
+/* exp(x) in a form the compiler vectorizes: x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite),
+ * exp(r) by its Taylor polynomial (within two units in the last place), and 2^n added to the
+ * exponent bits. Above FP_EXP_MAX the result is inf, below FP_EXP_MIN (where it would be
+ * denormal) it is 0, as with flush-to-zero; NaN stays NaN. */
+static inline REAL FP_NAME(fp_exp)(REAL x)
+{
+    REAL c = x > FP_EXP_MAX ? FP_EXP_MAX : x;
+    c = c < FP_EXP_MIN ? FP_EXP_MIN : c;
+    const REAL t = c * (REAL)1.44269504088896340736 + FP_ROUND_MAGIC; /* rounds c / ln2 */
+    const REAL n = t - FP_ROUND_MAGIC;
+    REAL r = c - n * (REAL)FP_LN2_HI;
+    r = r - n * (REAL)FP_LN2_LO;
+    REAL p = (REAL)FP_EXP_C[FP_EXP_DEGREE];
+#pragma GCC unroll 16
+    for (int k = FP_EXP_DEGREE - 1; k >= 0; k--)
+        p = p * r + (REAL)FP_EXP_C[k];
+    FP_UINT bt, bp;
+    memcpy(&bt, &t, sizeof bt);
+    memcpy(&bp, &p, sizeof bp);
+    bp += (bt - FP_ROUND_MAGIC_BITS) << FP_MANT_BITS; /* the low bits of t hold n */
+    memcpy(&p, &bp, sizeof p);
+    p = x > FP_EXP_MAX ? (REAL)INFINITY : p;
+    p = x < FP_EXP_MIN ? (REAL)0 : p;
+    return x != x ? x : p;
+}
+
+/* log(1 + x) for x in [0, 1], vectorizable: 2 atanh(s) with s = x / (2 + x) in [0, 1/3]. */
+static inline REAL FP_NAME(fp_log1p01)(REAL x)
+{
+    const REAL s = x / ((REAL)2 + x);
+    const REAL z = s * s;
+    REAL p = (REAL)1 / (REAL)(2 * FP_LOG1P_TERMS + 1);
+#pragma GCC unroll 20
+    for (int k = FP_LOG1P_TERMS - 1; k >= 0; k--)
+        p = p * z + (REAL)1 / (REAL)(2 * k + 1);
+    return (REAL)2 * s * p;
+}
+
 static void FP_NAME(fp_softmax_rows)(REAL *A, ptrdiff_t n_samples, ptrdiff_t n_out)
 {
     for (ptrdiff_t i = 0; i < n_samples; i++) {
@@ -21,7 +59,7 @@ static void FP_NAME(fp_softmax_rows)(REAL *A, ptrdiff_t n_samples, ptrdiff_t n_o
             m = a[j] > m ? a[j] : m;
         REAL s = 0;
         for (ptrdiff_t j = 0; j < n_out; j++) {
-            a[j] = exp(a[j] - m);
+            a[j] = FP_NAME(fp_exp)(a[j] - m);
             s += a[j];
         }
         REAL inv = (REAL)1 / s;
@@ -33,42 +71,44 @@ static void FP_NAME(fp_softmax_rows)(REAL *A, ptrdiff_t n_samples, ptrdiff_t n_o
 void FP_NAME(fp_bias_activation)(REAL *Z, REAL *A, const REAL *b, ptrdiff_t n_samples,
                                  ptrdiff_t n_out, int activation, REAL negative_slope)
 {
-    const ptrdiff_t n_total = n_samples * n_out;
-    /* Each activation gets its own loop so that the compiler can vectorize it. */
-#define FP_ROWS_LOOP(EXPR)                                                                         \
-    _Pragma("omp parallel for schedule(static) if (n_total >= FP_OMP_MIN_ELEMENTS)")              \
-    for (ptrdiff_t i = 0; i < n_samples; i++) {                                                     \
-        REAL *z = Z + i * n_out;                                                                    \
-        REAL *a = A + i * n_out;                                                                    \
-        for (ptrdiff_t j = 0; j < n_out; j++) {                                                     \
-            REAL v = z[j] + b[j];                                                                   \
-            z[j] = v;                                                                               \
-            a[j] = (EXPR);                                                                          \
-        }                                                                                           \
+    const ptrdiff_t n = n_samples * n_out;
+    /* Z += b row by row, then A = f(Z) as one flat loop, which vectorizes whatever the width. */
+    _Pragma("omp parallel for schedule(static) if (n >= FP_OMP_MIN_ELEMENTS)")
+    for (ptrdiff_t i = 0; i < n_samples; i++) {
+        REAL *z = Z + i * n_out;
+        for (ptrdiff_t j = 0; j < n_out; j++)
+            z[j] += b[j];
+    }
+#define FP_FLAT_LOOP(EXPR)                                                                         \
+    _Pragma("omp parallel for schedule(static) if (n >= FP_OMP_MIN_ELEMENTS)")                    \
+    for (ptrdiff_t i = 0; i < n; i++) {                                                             \
+        const REAL v = Z[i];                                                                        \
+        A[i] = (EXPR);                                                                              \
     }
     switch (activation) {
     case FP_SIGMOID:
-        FP_ROWS_LOOP((REAL)1 / ((REAL)1 + exp(-v)))
+        FP_FLAT_LOOP((REAL)1 / ((REAL)1 + FP_NAME(fp_exp)(-v)))
         break;
     case FP_TANH:
-        FP_ROWS_LOOP(tanh(v))
+        FP_FLAT_LOOP(tanh(v))
         break;
     case FP_RELU:
-        FP_ROWS_LOOP(v > 0 ? v : (REAL)0)
+        FP_FLAT_LOOP(v > 0 ? v : (REAL)0)
         break;
     case FP_LEAKY_RELU:
-        FP_ROWS_LOOP(v > 0 ? v : negative_slope * v)
+        FP_FLAT_LOOP(v > 0 ? v : negative_slope * v)
         break;
     case FP_SOFTMAX:
-        FP_ROWS_LOOP(v)
+        if (A != Z)
+            memcpy(A, Z, (size_t)n * sizeof(REAL));
         FP_NAME(fp_softmax_rows)(A, n_samples, n_out);
         break;
     default:
-        FP_ROWS_LOOP(v)
+        if (A != Z)
+            memcpy(A, Z, (size_t)n * sizeof(REAL));
         break;
     }
-#undef FP_ROWS_LOOP
-    (void)n_total;
+#undef FP_FLAT_LOOP
 }
 
 void FP_NAME(fp_activation_backward)(REAL *dA, const REAL *A, ptrdiff_t n, int activation,
@@ -80,21 +120,21 @@ void FP_NAME(fp_activation_backward)(REAL *dA, const REAL *A, ptrdiff_t n, int a
 #define FP_LOOP(EXPR)                                                                              \
     _Pragma("omp parallel for schedule(static) if (n >= FP_OMP_MIN_ELEMENTS)")                    \
     for (ptrdiff_t i = 0; i < n; i++) {                                                             \
-        REAL a = A[i];                                                                              \
-        dA[i] *= (EXPR);                                                                            \
+        const REAL a = A[i], d = dA[i];                                                             \
+        dA[i] = (EXPR);                                                                             \
     }
     switch (activation) {
     case FP_SIGMOID:
-        FP_LOOP(a * ((REAL)1 - a))
+        FP_LOOP(d * (a * ((REAL)1 - a)))
         break;
     case FP_TANH:
-        FP_LOOP((REAL)1 - a * a)
+        FP_LOOP(d * ((REAL)1 - a * a))
         break;
     case FP_RELU:
-        FP_LOOP(a > 0 ? (REAL)1 : (REAL)0)
+        FP_LOOP(a > 0 ? d : (REAL)0)
         break;
     case FP_LEAKY_RELU:
-        FP_LOOP(a > 0 ? (REAL)1 : negative_slope)
+        FP_LOOP(a > 0 ? d : negative_slope * d)
         break;
     default:
         break;
@@ -118,11 +158,12 @@ void FP_NAME(fp_column_sum)(const REAL *dZ, ptrdiff_t n_samples, ptrdiff_t n_out
 double FP_NAME(fp_squared_error)(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA, REAL scale)
 {
     double total = 0;
+    if (dA)
+        for (ptrdiff_t i = 0; i < n; i++)
+            dA[i] = scale * (A[i] - Y[i]);
     for (ptrdiff_t i = 0; i < n; i++) {
-        REAL r = A[i] - Y[i];
-        total += (double)r * (double)r;
-        if (dA)
-            dA[i] = scale * r;
+        const double r = (double)(A[i] - Y[i]);
+        total += r * r;
     }
     return total;
 }
@@ -131,19 +172,24 @@ double FP_NAME(fp_bce_logits)(const REAL *Z, const REAL *Y, ptrdiff_t n, REAL *d
                               int64_t *n_correct)
 {
     /* loss = max(z, 0) - z y + log(1 + exp(-|z|)); sigmoid from the same e = exp(-|z|), so
-     * neither overflows at any finite z. */
+     * neither overflows at any finite z. The gradient, the loss and the count are separate
+     * loops so that each vectorizes. */
     double total = 0;
     int64_t correct = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        REAL z = Z[i], y = Y[i];
-        REAL e = exp(-fabs(z));
-        total += (double)((z > 0 ? z : (REAL)0) - z * y + log1p(e));
-        if (dZ) {
-            REAL p = z >= 0 ? (REAL)1 / ((REAL)1 + e) : e / ((REAL)1 + e);
-            dZ[i] = scale * (p - y);
+    if (dZ)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const REAL z = Z[i];
+            const REAL e = FP_NAME(fp_exp)(-fabs(z));
+            const REAL p = (z >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
+            dZ[i] = scale * (p - Y[i]);
         }
-        correct += (z > 0) == (y > (REAL)0.5);
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const REAL z = Z[i];
+        const REAL e = FP_NAME(fp_exp)(-fabs(z));
+        total += (double)((z > 0 ? z : (REAL)0) - z * Y[i] + FP_NAME(fp_log1p01)(e));
     }
+    for (ptrdiff_t i = 0; i < n; i++)
+        correct += (Z[i] > 0) == (Y[i] > (REAL)0.5);
     if (n_correct)
         *n_correct += correct;
     return total;
@@ -164,12 +210,12 @@ static inline REAL FP_NAME(fp_row_logsumexp)(const REAL *z, ptrdiff_t k, REAL *d
     REAL s = 0;
     if (d) {
         for (ptrdiff_t j = 0; j < k; j++) {
-            d[j] = exp(z[j] - m);
+            d[j] = FP_NAME(fp_exp)(z[j] - m);
             s += d[j];
         }
     } else {
         for (ptrdiff_t j = 0; j < k; j++)
-            s += exp(z[j] - m);
+            s += FP_NAME(fp_exp)(z[j] - m);
     }
     *s_out = s;
     *argmax = am;

@@ -233,3 +233,14 @@ def _activation_derivative(const floating[:, ::1] A, floating[:, ::1] out, int a
             for j in range(A.shape[1]):
                 out[i, j] = 1
         activation_backward(&out[0, 0], &A[0, 0], n, activation, <floating>negative_slope)
+
+
+def _gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] A,
+          const floating[:, ::1] B, double beta, floating[:, ::1] C):
+    """C = alpha op(A) op(B) + beta C through the same BLAS entry point as the kernels (for the
+    benchmarks' GEMM floor and the tests)."""
+    cdef int m = C.shape[0], n = C.shape[1]
+    cdef int k = A.shape[0] if trans_a else A.shape[1]
+    with nogil:
+        gemm(trans_a, trans_b, m, n, k, <floating>alpha, &A[0, 0], A.shape[1], &B[0, 0],
+             B.shape[1], <floating>beta, &C[0, 0], n)

@@ -163,3 +163,24 @@ def test_kernels_release_the_gil():
     t.join()
     # with the GIL held for each kernel, this loop would be starved into a handful of ticks
     assert len(ticks) >= 10
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "softmax"])
+def test_exp_based_activations_are_accurate_over_the_whole_range(dtype, act):
+    # the vectorized exp: within a few units in the last place wherever the result is a normal
+    # number, 0 below that (flush to zero), never NaN or a negative number
+    z = np.linspace(-120, 120, 480001).astype(dtype)  # the reference sees the same rounded input
+    tiny, eps = np.finfo(dtype).tiny, np.finfo(dtype).eps
+    if act == "sigmoid":
+        got = K.forward(z.reshape(-1, 1).astype(dtype), np.ones((1, 1), dtype), np.zeros(1, dtype),
+                        "sigmoid").ravel()
+        want = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    else:  # softmax over (z, 0): its first column is sigmoid(z) computed through exp(z - max)
+        Z = np.stack([z, np.zeros_like(z)], axis=1).astype(dtype)
+        got = K.forward(Z, np.eye(2, dtype=dtype), np.zeros(2, dtype), "softmax")[:, 0]
+        want = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    assert np.all(np.isfinite(got)) and np.all(got >= 0)
+    normal = want > 4 * tiny
+    rel = np.abs((got[normal] - want[normal]) / want[normal])
+    assert rel.max() <= 4 * eps, float(rel.max() / eps)
+    assert np.all(got[~normal] <= 4 * tiny)
