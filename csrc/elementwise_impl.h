@@ -6,11 +6,29 @@
 #define FP_CAT(a, b) FP_CAT_(a, b)
 #define FP_NAME(name) FP_CAT(name, SFX)
 
-/* Element-wise loops over at least this many values use OpenMP threads; below it the thread
- * start-up costs more than it saves. */
-#ifndef FP_OMP_MIN_ELEMENTS
-#define FP_OMP_MIN_ELEMENTS 65536
-#endif
+
+/* Sums EXPR(i) over i in [0, n) into a double: 8 lanes of REAL within chunks of 512 elements
+ * (a reduction the compiler vectorizes without reassociating anything itself), each chunk's
+ * total added in double. Deterministic: the order never depends on threads or alignment. */
+#define FP_LANE_SUM(total, n, EXPR)                                                                \
+    do {                                                                                            \
+        for (ptrdiff_t lo_ = 0; lo_ < (n); lo_ += 512) {                                            \
+            const ptrdiff_t hi_ = lo_ + 512 < (n) ? lo_ + 512 : (n);                                \
+            REAL lane_[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                               \
+            ptrdiff_t i = lo_;                                                                      \
+            for (; i + 8 <= hi_; i += 8)                                                            \
+                for (int k_ = 0; k_ < 8; k_++) {                                                    \
+                    const ptrdiff_t ik_ = i + k_;                                                   \
+                    lane_[k_] += (EXPR(ik_));                                                       \
+                }                                                                                   \
+            double chunk_ = 0;                                                                      \
+            for (; i < hi_; i++)                                                                    \
+                chunk_ += (double)(EXPR(i));                                                        \
+            for (int k_ = 0; k_ < 8; k_++)                                                          \
+                chunk_ += (double)lane_[k_];                                                        \
+            (total) += chunk_;                                                                      \
+        }                                                                                           \
+    } while (0)
 
 /* exp(x) in a form the compiler vectorizes: x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite),
  * exp(r) by its Taylor polynomial (within two units in the last place), and 2^n added to the
@@ -68,23 +86,24 @@ static void FP_NAME(fp_softmax_rows)(REAL *A, ptrdiff_t n_samples, ptrdiff_t n_o
     }
 }
 
-void FP_NAME(fp_bias_activation)(REAL *Z, REAL *A, const REAL *b, ptrdiff_t n_samples,
+FP_MULTIVERSION void FP_NAME(fp_bias_activation)(REAL *Z, REAL *A, const REAL *b, ptrdiff_t n_samples,
                                  ptrdiff_t n_out, int activation, REAL negative_slope)
 {
     const ptrdiff_t n = n_samples * n_out;
     /* Z += b row by row, then A = f(Z) as one flat loop, which vectorizes whatever the width. */
-    _Pragma("omp parallel for schedule(static) if (n >= FP_OMP_MIN_ELEMENTS)")
-    for (ptrdiff_t i = 0; i < n_samples; i++) {
-        REAL *z = Z + i * n_out;
-        for (ptrdiff_t j = 0; j < n_out; j++)
-            z[j] += b[j];
+#define FP_BIAS_LOOP                                                                               \
+    for (ptrdiff_t i = 0; i < n_samples; i++) {                                                     \
+        REAL *z = Z + i * n_out;                                                                    \
+        for (ptrdiff_t j = 0; j < n_out; j++)                                                       \
+            z[j] += b[j];                                                                           \
     }
+    FP_MAYBE_PARALLEL(n, FP_BIAS_LOOP)
+#undef FP_BIAS_LOOP
 #define FP_FLAT_LOOP(EXPR)                                                                         \
-    _Pragma("omp parallel for schedule(static) if (n >= FP_OMP_MIN_ELEMENTS)")                    \
-    for (ptrdiff_t i = 0; i < n; i++) {                                                             \
+    FP_MAYBE_PARALLEL(n, for (ptrdiff_t i = 0; i < n; i++) {                                       \
         const REAL v = Z[i];                                                                        \
         A[i] = (EXPR);                                                                              \
-    }
+    })
     switch (activation) {
     case FP_SIGMOID:
         FP_FLAT_LOOP((REAL)1 / ((REAL)1 + FP_NAME(fp_exp)(-v)))
@@ -111,18 +130,17 @@ void FP_NAME(fp_bias_activation)(REAL *Z, REAL *A, const REAL *b, ptrdiff_t n_sa
 #undef FP_FLAT_LOOP
 }
 
-void FP_NAME(fp_activation_backward)(REAL *dA, const REAL *A, ptrdiff_t n, int activation,
+FP_MULTIVERSION void FP_NAME(fp_activation_backward)(REAL *dA, const REAL *A, ptrdiff_t n, int activation,
                                      REAL negative_slope)
 {
     /* f'(z) through a = f(z): sigmoid a(1 - a), tanh 1 - a^2, relu [a > 0], leaky relu 1 or the
      * slope (a > 0 exactly when z > 0 for a slope >= 0). Identity (and softmax, whose derivative
      * the loss kernel fuses) leave dA as it is. */
 #define FP_LOOP(EXPR)                                                                              \
-    _Pragma("omp parallel for schedule(static) if (n >= FP_OMP_MIN_ELEMENTS)")                    \
-    for (ptrdiff_t i = 0; i < n; i++) {                                                             \
+    FP_MAYBE_PARALLEL(n, for (ptrdiff_t i = 0; i < n; i++) {                                       \
         const REAL a = A[i], d = dA[i];                                                             \
         dA[i] = (EXPR);                                                                             \
-    }
+    })
     switch (activation) {
     case FP_SIGMOID:
         FP_LOOP(d * (a * ((REAL)1 - a)))
@@ -142,12 +160,20 @@ void FP_NAME(fp_activation_backward)(REAL *dA, const REAL *A, ptrdiff_t n, int a
 #undef FP_LOOP
 }
 
-void FP_NAME(fp_column_sum)(const REAL *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, REAL *db,
+FP_MULTIVERSION void FP_NAME(fp_column_sum)(const REAL *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, REAL *db,
                             int accumulate)
 {
     if (!accumulate)
         for (ptrdiff_t j = 0; j < n_out; j++)
             db[j] = 0;
+    if (n_out == 1) { /* a single column: a vectorized reduction down the rows */
+        double total = 0;
+#define FP_ROW(i) dZ[i]
+        FP_LANE_SUM(total, n_samples, FP_ROW);
+#undef FP_ROW
+        db[0] += (REAL)total;
+        return;
+    }
     for (ptrdiff_t i = 0; i < n_samples; i++) {
         const REAL *d = dZ + i * n_out;
         for (ptrdiff_t j = 0; j < n_out; j++)
@@ -155,20 +181,19 @@ void FP_NAME(fp_column_sum)(const REAL *dZ, ptrdiff_t n_samples, ptrdiff_t n_out
     }
 }
 
-double FP_NAME(fp_squared_error)(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA, REAL scale)
+FP_MULTIVERSION double FP_NAME(fp_squared_error)(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA, REAL scale)
 {
     double total = 0;
     if (dA)
         for (ptrdiff_t i = 0; i < n; i++)
             dA[i] = scale * (A[i] - Y[i]);
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const double r = (double)(A[i] - Y[i]);
-        total += r * r;
-    }
+#define FP_SQ(i) ((A[i] - Y[i]) * (A[i] - Y[i]))
+    FP_LANE_SUM(total, n, FP_SQ);
+#undef FP_SQ
     return total;
 }
 
-double FP_NAME(fp_bce_logits)(const REAL *Z, const REAL *Y, ptrdiff_t n, REAL *dZ, REAL scale,
+FP_MULTIVERSION double FP_NAME(fp_bce_logits)(const REAL *Z, const REAL *Y, ptrdiff_t n, REAL *dZ, REAL scale,
                               int64_t *n_correct)
 {
     /* loss = max(z, 0) - z y + log(1 + exp(-|z|)); sigmoid from the same e = exp(-|z|), so
@@ -183,11 +208,10 @@ double FP_NAME(fp_bce_logits)(const REAL *Z, const REAL *Y, ptrdiff_t n, REAL *d
             const REAL p = (z >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
             dZ[i] = scale * (p - Y[i]);
         }
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const REAL z = Z[i];
-        const REAL e = FP_NAME(fp_exp)(-fabs(z));
-        total += (double)((z > 0 ? z : (REAL)0) - z * Y[i] + FP_NAME(fp_log1p01)(e));
-    }
+#define FP_BCE(i) ((Z[i] > 0 ? Z[i] : (REAL)0) - Z[i] * Y[i] +                                    \
+                   FP_NAME(fp_log1p01)(FP_NAME(fp_exp)(-fabs(Z[i]))))
+    FP_LANE_SUM(total, n, FP_BCE);
+#undef FP_BCE
     for (ptrdiff_t i = 0; i < n; i++)
         correct += (Z[i] > 0) == (Y[i] > (REAL)0.5);
     if (n_correct)
@@ -222,7 +246,7 @@ static inline REAL FP_NAME(fp_row_logsumexp)(const REAL *z, ptrdiff_t k, REAL *d
     return m + log(s);
 }
 
-double FP_NAME(fp_softmax_xent)(const REAL *Z, const REAL *Y, ptrdiff_t n_samples,
+FP_MULTIVERSION double FP_NAME(fp_softmax_xent)(const REAL *Z, const REAL *Y, ptrdiff_t n_samples,
                                 ptrdiff_t n_classes, REAL *dZ, REAL scale, int64_t *n_correct)
 {
     double total = 0;
@@ -254,7 +278,7 @@ double FP_NAME(fp_softmax_xent)(const REAL *Z, const REAL *Y, ptrdiff_t n_sample
     return total;
 }
 
-double FP_NAME(fp_softmax_xent_labels)(const REAL *Z, const int64_t *labels, ptrdiff_t n_samples,
+FP_MULTIVERSION double FP_NAME(fp_softmax_xent_labels)(const REAL *Z, const int64_t *labels, ptrdiff_t n_samples,
                                        ptrdiff_t n_classes, REAL *dZ, REAL scale,
                                        int64_t *n_correct)
 {
@@ -281,7 +305,7 @@ double FP_NAME(fp_softmax_xent_labels)(const REAL *Z, const int64_t *labels, ptr
     return total;
 }
 
-void FP_NAME(fp_sgd_update)(REAL *params, const REAL *grads, ptrdiff_t n, REAL lr)
+FP_MULTIVERSION void FP_NAME(fp_sgd_update)(REAL *params, const REAL *grads, ptrdiff_t n, REAL lr)
 {
     for (ptrdiff_t i = 0; i < n; i++)
         params[i] -= lr * grads[i];

@@ -28,6 +28,29 @@ enum {
     FP_LOSS_SOFTMAX_XENT = 3   /* softmax cross-entropy, mean over samples */
 };
 
+/* The element-wise kernels are compiled for AVX-512, AVX2 and the baseline ISA, the best chosen
+ * when the library loads (GCC's function multiversioning, on x86-64 Linux). FMA contraction
+ * stays off (-std=c11), so every version gives the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(FP_NO_MULTIVERSION)
+#define FP_MULTIVERSION __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define FP_MULTIVERSION
+#endif
+
+/* Runs STATEMENT (a loop over N elements) on OpenMP threads only when N is large: below
+ * FP_OMP_MIN_ELEMENTS, starting threads costs more than it saves, and even an inactive parallel
+ * region calls into the OpenMP runtime. */
+#ifndef FP_OMP_MIN_ELEMENTS
+#define FP_OMP_MIN_ELEMENTS 262144
+#endif
+#define FP_MAYBE_PARALLEL(N, ...)                                                                  \
+    if ((N) >= FP_OMP_MIN_ELEMENTS) {                                                               \
+        _Pragma("omp parallel for schedule(static)") __VA_ARGS__                                   \
+    } else {                                                                                        \
+        __VA_ARGS__                                                                                 \
+    }
+
 #define FP_DECLARE(REAL, SFX)                                                                      \
     /* Z += b (per column), then A = f(Z); Z may equal A (in place). */                           \
     void fp_bias_activation_##SFX(REAL *Z, REAL *A, const REAL *b, ptrdiff_t n_samples,            \
