@@ -241,3 +241,55 @@ cdef class Trainer:
 cdef inline void *_address(cnp.ndarray arr) except NULL:
     # callers pass arrays that Sequential checked: C-contiguous, the model's dtype
     return cnp.PyArray_DATA(arr)
+
+
+def gemm_floor(list sizes, int batch, long n_steps, dtype):
+    """Seconds for `n_steps` repetitions of one training step's matrix products alone: for each
+    layer the forward product, the weight-gradient product and (but for the first layer) the
+    delta product, through the same BLAS entry point as the kernels, into preallocated outputs,
+    without the GIL. No training step can be faster: it is the benchmarks' floor."""
+    import time
+    cdef int L = len(sizes) - 1, l
+    Ws = [np.ones((sizes[l], sizes[l + 1]), dtype) * 0.01 for l in range(L)]
+    As = [np.ones((batch, s), dtype) * 0.01 for s in sizes]
+    dWs = [np.empty((sizes[l], sizes[l + 1]), dtype) for l in range(L)]
+    dAs = [np.ones((batch, s), dtype) * 0.01 for s in sizes]  # normal numbers: no denormal stalls
+    cdef void **W = <void **>malloc(L * sizeof(void *))
+    cdef void **A = <void **>malloc((L + 1) * sizeof(void *))
+    cdef void **dW = <void **>malloc(L * sizeof(void *))
+    cdef void **dA = <void **>malloc((L + 1) * sizeof(void *))
+    cdef int *n = <int *>malloc((L + 1) * sizeof(int))
+    for l in range(L + 1):
+        A[l] = _address(As[l])
+        dA[l] = _address(dAs[l])
+        n[l] = sizes[l]
+    for l in range(L):
+        W[l] = _address(Ws[l])
+        dW[l] = _address(dWs[l])
+    cdef bint single = np.dtype(dtype) == np.float32
+    cdef long s
+    start = time.perf_counter()
+    with nogil:
+        for s in range(n_steps):
+            if single:
+                _floor_step(<float>1, L, n, batch, W, A, dW, dA)
+            else:
+                _floor_step(<double>1, L, n, batch, W, A, dW, dA)
+    seconds = time.perf_counter() - start
+    free(W); free(A); free(dW); free(dA); free(n)
+    return seconds
+
+
+cdef void _floor_step(floating one, int L, int *n, int batch, void **W, void **A, void **dW,
+                      void **dA) noexcept nogil:
+    cdef int l
+    for l in range(L):     # Z_l = A_{l-1} W_l
+        gemm(False, False, batch, n[l + 1], n[l], one, <floating *>A[l], n[l],
+             <floating *>W[l], n[l + 1], <floating>0, <floating *>A[l + 1], n[l + 1])
+    for l in range(L - 1, -1, -1):
+        # dW_l = A_{l-1}^T dZ_l
+        gemm(True, False, n[l], n[l + 1], batch, <floating>1, <floating *>A[l], n[l],
+             <floating *>dA[l + 1], n[l + 1], <floating>0, <floating *>dW[l], n[l + 1])
+        if l:  # dA_{l-1} = dZ_l W_l^T
+            gemm(False, True, batch, n[l], n[l + 1], <floating>1, <floating *>dA[l + 1],
+                 n[l + 1], <floating *>W[l], n[l + 1], <floating>0, <floating *>dA[l], n[l])

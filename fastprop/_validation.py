@@ -52,8 +52,14 @@ def as_numeric_array(name, value):
 
 
 def check_finite(name, arr):
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    """ValueError if a float array holds NaN or inf, without a temporary the size of the array:
+    a float64 sum is finite exactly when every value is (unless float64 data overflows it, for
+    which the full check runs)."""
+    if arr.dtype.kind != "f" or np.isfinite(np.add.reduce(arr, axis=None, dtype=np.float64)):
+        return
+    n_bad = sum(int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
+                for chunk in np.array_split(arr.reshape(-1), max(1, arr.size // 65536)))
+    if n_bad:
         raise ValueError(f"{name}: expected finite values, got {n_bad} NaN or inf")
 
 
