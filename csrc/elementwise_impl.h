@@ -2,6 +2,11 @@
  * REAL (float or double) and SFX (f32 or f64) defined. <tgmath.h> makes exp/log/tanh pick the
  * float or double routine from REAL, so the body never names a dtype. */
 
+/* Narrow matrices are walked in chunks of a whole number of rows, up to this many elements. */
+#ifndef FP_TILE
+#define FP_TILE 64
+#endif
+
 #define FP_CAT_(a, b) a##_##b
 #define FP_CAT(a, b) FP_CAT_(a, b)
 #define FP_NAME(name) FP_CAT(name, SFX)
@@ -90,44 +95,60 @@ FP_MULTIVERSION void FP_NAME(fp_bias_activation)(REAL *Z, REAL *A, const REAL *b
                                  ptrdiff_t n_out, int activation, REAL negative_slope)
 {
     const ptrdiff_t n = n_samples * n_out;
-    /* Z += b row by row, then A = f(Z) as one flat loop, which vectorizes whatever the width. */
-#define FP_BIAS_LOOP                                                                               \
-    for (ptrdiff_t i = 0; i < n_samples; i++) {                                                     \
-        REAL *z = Z + i * n_out;                                                                    \
-        for (ptrdiff_t j = 0; j < n_out; j++)                                                       \
-            z[j] += b[j];                                                                           \
+    /* One pass: v = Z + b, Z = v, A = f(v). Rows of 16 or more vectorize along the row; narrower
+     * matrices are walked flat, in chunks of a whole number of rows against the bias tiled to
+     * the chunk's length, so that they vectorize too. */
+    REAL tiled[FP_TILE];
+    const ptrdiff_t L = n_out < 16 ? (FP_TILE / n_out) * n_out : 0;
+    for (ptrdiff_t t = 0; t < L; t++)
+        tiled[t] = b[t % n_out];
+#define FP_BIAS_ACT(EXPR)                                                                          \
+    if (L == 0) {                                                                                   \
+        FP_MAYBE_PARALLEL(n, for (ptrdiff_t r = 0; r < n_samples; r++) {                           \
+            REAL *z = Z + r * n_out;                                                                \
+            REAL *a = A + r * n_out;                                                                \
+            for (ptrdiff_t j = 0; j < n_out; j++) {                                                 \
+                const REAL v = z[j] + b[j];                                                         \
+                z[j] = v;                                                                           \
+                a[j] = (EXPR);                                                                      \
+            }                                                                                       \
+        })                                                                                          \
+    } else {                                                                                        \
+        ptrdiff_t i = 0;                                                                            \
+        for (; i + L <= n; i += L)                                                                  \
+            for (ptrdiff_t t = 0; t < L; t++) {                                                     \
+                const REAL v = Z[i + t] + tiled[t];                                                 \
+                Z[i + t] = v;                                                                       \
+                A[i + t] = (EXPR);                                                                  \
+            }                                                                                       \
+        for (ptrdiff_t t = 0; i < n; i++, t++) { /* i is a whole number of rows: t % n_out */       \
+            const REAL v = Z[i] + tiled[t];                                                         \
+            Z[i] = v;                                                                               \
+            A[i] = (EXPR);                                                                          \
+        }                                                                                           \
     }
-    FP_MAYBE_PARALLEL(n, FP_BIAS_LOOP)
-#undef FP_BIAS_LOOP
-#define FP_FLAT_LOOP(EXPR)                                                                         \
-    FP_MAYBE_PARALLEL(n, for (ptrdiff_t i = 0; i < n; i++) {                                       \
-        const REAL v = Z[i];                                                                        \
-        A[i] = (EXPR);                                                                              \
-    })
     switch (activation) {
     case FP_SIGMOID:
-        FP_FLAT_LOOP((REAL)1 / ((REAL)1 + FP_NAME(fp_exp)(-v)))
+        FP_BIAS_ACT((REAL)1 / ((REAL)1 + FP_NAME(fp_exp)(-v)))
         break;
     case FP_TANH:
-        FP_FLAT_LOOP(tanh(v))
+        FP_BIAS_ACT(tanh(v))
         break;
     case FP_RELU:
-        FP_FLAT_LOOP(v > 0 ? v : (REAL)0)
+        FP_BIAS_ACT(v > 0 ? v : (REAL)0)
         break;
     case FP_LEAKY_RELU:
-        FP_FLAT_LOOP(v > 0 ? v : negative_slope * v)
+        FP_BIAS_ACT(v > 0 ? v : negative_slope * v)
         break;
     case FP_SOFTMAX:
-        if (A != Z)
-            memcpy(A, Z, (size_t)n * sizeof(REAL));
+        FP_BIAS_ACT(v)
         FP_NAME(fp_softmax_rows)(A, n_samples, n_out);
         break;
     default:
-        if (A != Z)
-            memcpy(A, Z, (size_t)n * sizeof(REAL));
+        FP_BIAS_ACT(v)
         break;
     }
-#undef FP_FLAT_LOOP
+#undef FP_BIAS_ACT
 }
 
 FP_MULTIVERSION void FP_NAME(fp_activation_backward)(REAL *dA, const REAL *A, ptrdiff_t n, int activation,
@@ -166,12 +187,18 @@ FP_MULTIVERSION void FP_NAME(fp_column_sum)(const REAL *dZ, ptrdiff_t n_samples,
     if (!accumulate)
         for (ptrdiff_t j = 0; j < n_out; j++)
             db[j] = 0;
-    if (n_out == 1) { /* a single column: a vectorized reduction down the rows */
-        double total = 0;
-#define FP_ROW(i) dZ[i]
-        FP_LANE_SUM(total, n_samples, FP_ROW);
-#undef FP_ROW
-        db[0] += (REAL)total;
+    if (n_out < 16) {
+        /* narrow: sum whole-row chunks flat into a tiled accumulator, then fold its lanes */
+        const ptrdiff_t L = (FP_TILE / n_out) * n_out, n = n_samples * n_out;
+        REAL acc[FP_TILE] = {0};
+        ptrdiff_t i = 0;
+        for (; i + L <= n; i += L)
+            for (ptrdiff_t t = 0; t < L; t++)
+                acc[t] += dZ[i + t];
+        for (ptrdiff_t t = 0; i < n; i++, t++)
+            acc[t] += dZ[i];
+        for (ptrdiff_t t = 0; t < L; t++)
+            db[t % n_out] += acc[t];
         return;
     }
     for (ptrdiff_t i = 0; i < n_samples; i++) {
@@ -201,17 +228,24 @@ FP_MULTIVERSION double FP_NAME(fp_bce_logits)(const REAL *Z, const REAL *Y, ptrd
      * loops so that each vectorizes. */
     double total = 0;
     int64_t correct = 0;
-    if (dZ)
+    if (dZ) {
+        /* e = exp(-|z|) once, parked in dZ, read by the loss and then turned into the gradient */
+        for (ptrdiff_t i = 0; i < n; i++)
+            dZ[i] = FP_NAME(fp_exp)(-fabs(Z[i]));
+#define FP_BCE(i) ((Z[i] > 0 ? Z[i] : (REAL)0) - Z[i] * Y[i] + FP_NAME(fp_log1p01)(dZ[i]))
+        FP_LANE_SUM(total, n, FP_BCE);
+#undef FP_BCE
         for (ptrdiff_t i = 0; i < n; i++) {
-            const REAL z = Z[i];
-            const REAL e = FP_NAME(fp_exp)(-fabs(z));
-            const REAL p = (z >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
+            const REAL e = dZ[i];
+            const REAL p = (Z[i] >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
             dZ[i] = scale * (p - Y[i]);
         }
+    } else {
 #define FP_BCE(i) ((Z[i] > 0 ? Z[i] : (REAL)0) - Z[i] * Y[i] +                                    \
                    FP_NAME(fp_log1p01)(FP_NAME(fp_exp)(-fabs(Z[i]))))
-    FP_LANE_SUM(total, n, FP_BCE);
+        FP_LANE_SUM(total, n, FP_BCE);
 #undef FP_BCE
+    }
     for (ptrdiff_t i = 0; i < n; i++)
         correct += (Z[i] > 0) == (Y[i] > (REAL)0.5);
     if (n_correct)

@@ -33,7 +33,7 @@ enum {
  * stays off (-std=c11), so every version gives the same bits. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     !defined(FP_NO_MULTIVERSION)
-#define FP_MULTIVERSION __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#define FP_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define FP_MULTIVERSION
 #endif
