@@ -99,9 +99,10 @@ FP_MULTIVERSION void FP_NAME(fp_bias_activation)(REAL *Z, REAL *A, const REAL *b
      * matrices are walked flat, in chunks of a whole number of rows against the bias tiled to
      * the chunk's length, so that they vectorize too. */
     REAL tiled[FP_TILE];
-    const ptrdiff_t L = n_out < 16 ? (FP_TILE / n_out) * n_out : 0;
-    for (ptrdiff_t t = 0; t < L; t++)
-        tiled[t] = b[t % n_out];
+    const ptrdiff_t reps = n_out < 16 ? FP_TILE / n_out : 0, L = reps * n_out;
+    for (ptrdiff_t r = 0; r < reps; r++) /* no % in the loop: integer division is slow */
+        for (ptrdiff_t j = 0; j < n_out; j++)
+            tiled[r * n_out + j] = b[j];
 #define FP_BIAS_ACT(EXPR)                                                                          \
     if (L == 0) {                                                                                   \
         FP_MAYBE_PARALLEL(n, for (ptrdiff_t r = 0; r < n_samples; r++) {                           \
@@ -189,7 +190,7 @@ FP_MULTIVERSION void FP_NAME(fp_column_sum)(const REAL *dZ, ptrdiff_t n_samples,
             db[j] = 0;
     if (n_out < 16) {
         /* narrow: sum whole-row chunks flat into a tiled accumulator, then fold its lanes */
-        const ptrdiff_t L = (FP_TILE / n_out) * n_out, n = n_samples * n_out;
+        const ptrdiff_t reps = FP_TILE / n_out, L = reps * n_out, n = n_samples * n_out;
         REAL acc[FP_TILE] = {0};
         ptrdiff_t i = 0;
         for (; i + L <= n; i += L)
@@ -197,8 +198,9 @@ FP_MULTIVERSION void FP_NAME(fp_column_sum)(const REAL *dZ, ptrdiff_t n_samples,
                 acc[t] += dZ[i + t];
         for (ptrdiff_t t = 0; i < n; i++, t++)
             acc[t] += dZ[i];
-        for (ptrdiff_t t = 0; t < L; t++)
-            db[t % n_out] += acc[t];
+        for (ptrdiff_t r = 0; r < reps; r++)
+            for (ptrdiff_t j = 0; j < n_out; j++)
+                db[j] += acc[r * n_out + j];
         return;
     }
     for (ptrdiff_t i = 0; i < n_samples; i++) {
