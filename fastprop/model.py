@@ -230,7 +230,7 @@ class Sequential:
         return value
 
     def fit(self, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
-            verbose=0):
+            verbose=0, n_threads=None):
         """Trains on (X, y) by mini-batch gradient descent; returns a History.
 
         Each epoch visits every sample once, in batches of `batch_size` (the last batch may be
@@ -241,6 +241,9 @@ class Sequential:
         step (forward, loss, deltas, weight gradients, update) and releases the GIL throughout.
         With SGD the update is fused into the weight-gradient product, so model.grads is not
         written (train_step and loss_and_gradients fill it).
+
+        `n_threads` bounds the threads of BLAS and of the OpenMP loops during the fit (through
+        threadpoolctl); by default both use every core, and BLAS runs small products on one.
         """
         X, Y, labels, loss = self._check_data(X, y, loss)
         optimizer = SGD() if optimizer is None else optimizer
@@ -249,6 +252,11 @@ class Sequential:
                             f"{type(optimizer).__name__}")
         epochs = check_positive_int("epochs", epochs)
         batch_size = check_positive_int("batch_size", batch_size)
+        if n_threads is not None:
+            n_threads = check_positive_int("n_threads", n_threads)
+            from threadpoolctl import threadpool_limits
+            with threadpool_limits(limits=n_threads):
+                return self.fit(X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose)
         rng = self._rng if seed is None else np.random.default_rng(seed)
         X = np.ascontiguousarray(X)
         n = X.shape[0]
