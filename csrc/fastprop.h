@@ -38,11 +38,14 @@ enum {
 #define FP_MULTIVERSION
 #endif
 
-/* Runs STATEMENT (a loop over N elements) on OpenMP threads only when N is large: below
- * FP_OMP_MIN_ELEMENTS, starting threads costs more than it saves, and even an inactive parallel
- * region calls into the OpenMP runtime. */
+/* Runs STATEMENT (a loop over N elements) on OpenMP threads only when N is large. The
+ * element-wise loops are memory-bound and a few percent of a step, while OpenMP's idle threads
+ * spin after each parallel region and take the cores from OpenBLAS's threads (measured: a third
+ * of the wide benchmark's speed at 2^18 elements); so only loops of 4M elements and more, whose
+ * own cost dwarfs that, are shared out. Even an inactive parallel region calls the runtime, hence
+ * the plain loop below the threshold. */
 #ifndef FP_OMP_MIN_ELEMENTS
-#define FP_OMP_MIN_ELEMENTS 262144
+#define FP_OMP_MIN_ELEMENTS 4194304
 #endif
 #define FP_MAYBE_PARALLEL(N, ...)                                                                  \
     if ((N) >= FP_OMP_MIN_ELEMENTS) {                                                               \

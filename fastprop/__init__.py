@@ -7,13 +7,6 @@
 """
 import os as _os
 
-# libgomp reads OMP_WAIT_POLICY once, when it loads (here, with _kernels). By default its idle
-# threads spin for a while after every parallel region, taking the cores from OpenBLAS's threads
-# (a third slower on the wide benchmark); passive threads sleep at once. Set for that load only,
-# and only when the user has not chosen: libraries loaded later see the environment unchanged.
-_wait_policy = _os.environ.get("OMP_WAIT_POLICY")
-if _wait_policy is None:
-    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 try:
     from . import _kernels
 except ImportError as exc:  # the source tree, without its compiled extension
@@ -21,9 +14,6 @@ except ImportError as exc:  # the source tree, without its compiled extension
         f"fastprop's compiled extension is missing from {_os.path.dirname(__file__)}: this is "
         "the source tree, not an installed build. Run from another directory after "
         "`pip install .`, or build in place with `pip install -e .`") from exc
-finally:
-    if _wait_policy is None:
-        del _os.environ["OMP_WAIT_POLICY"]
 
 from . import datasets, kernels
 from .activations import ACTIVATIONS
