@@ -28,6 +28,16 @@ enum {
     FP_LOSS_SOFTMAX_XENT = 3   /* softmax cross-entropy, mean over samples */
 };
 
+/* Optimizer kinds and hyperparameters, shared with fastprop/optimizers.py. */
+enum { FP_OPT_SGD = 0, FP_OPT_MOMENTUM = 1, FP_OPT_ADAM = 2, FP_OPT_ADAMW = 3, FP_OPT_RMSPROP = 4 };
+
+typedef struct {
+    int kind;
+    int nesterov;
+    double lr, momentum, beta1, beta2, eps, alpha, weight_decay;
+    double max_norm; /* clip the gradients to this global L2 norm first; 0: no clipping */
+} fp_optimizer;
+
 /* The element-wise kernels are compiled for AVX-512, AVX2 and the baseline ISA, the best chosen
  * when the library loads (GCC's function multiversioning, on x86-64 Linux). FMA contraction
  * stays off (-std=c11), so every version gives the same bits. */
@@ -79,7 +89,12 @@ enum {
                                         ptrdiff_t n_classes, REAL *dZ, REAL scale,                 \
                                         int64_t *n_correct);                                       \
     /* params -= lr * grads, over the flat buffers. */                                             \
-    void fp_sgd_update_##SFX(REAL *params, const REAL *grads, ptrdiff_t n, REAL lr);
+    void fp_sgd_update_##SFX(REAL *params, const REAL *grads, ptrdiff_t n, REAL lr);              \
+    /* One optimizer step over the flat buffers: clipping (scales grads), weight decay, the update;\
+       s1, s2 are its state (momentum, or the Adam moments, or RMSprop's average); t >= 1 counts    \
+       the steps, this one included. */                                                           \
+    void fp_optimizer_step_##SFX(const fp_optimizer *opt, REAL *params, REAL *grads, REAL *s1,    \
+                                 REAL *s2, ptrdiff_t n, int64_t t);
 
 FP_DECLARE(float, f32)
 FP_DECLARE(double, f64)

@@ -23,9 +23,9 @@ from .history import History
 from .layers import Dense
 from .losses import LOSSES
 from .model import Sequential
-from .optimizers import SGD
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
-__all__ = ["Sequential", "Dense", "SGD", "History", "gradcheck", "GradcheckResult", "Trace",
+__all__ = ["Sequential", "Dense", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult", "Trace",
            "LayerTrace", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]

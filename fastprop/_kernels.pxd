@@ -22,6 +22,11 @@ cdef extern from "fastprop.h" nogil:
         FP_LOSS_BCE
         FP_LOSS_SOFTMAX_XENT
 
+    ctypedef struct fp_optimizer:
+        int kind
+        int nesterov
+        double lr, momentum, beta1, beta2, eps, alpha, weight_decay, max_norm
+
 # Row-major C (m, n) = alpha op(A) op(B) + beta C, op(A) (m, k), op(B) (k, n).
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                const floating *A, int lda, const floating *B, int ldb,
@@ -72,3 +77,12 @@ cdef void column_sum(const floating *dZ, Py_ssize_t n_samples, Py_ssize_t n_out,
 # SGD: params -= lr * grads over one flat buffer.
 cdef void sgd_update(floating *params, const floating *grads, Py_ssize_t n,
                      floating lr) noexcept nogil
+
+# One optimizer step over the flat buffers (clipping scales grads in place); t counts the steps.
+cdef void optimizer_step(const fp_optimizer *opt, floating *params,   # IN/OUT (n,)
+                         floating *grads,                             # IN (n,), clipped in place
+                         floating *s1, floating *s2,                  # IN/OUT state (n,) or NULL
+                         Py_ssize_t n, int64_t t) noexcept nogil
+
+# The C description of an optimizer from a dict of hyperparameters (fastprop/optimizers.py).
+cdef fp_optimizer make_optimizer(dict hyper)

@@ -38,6 +38,10 @@ cdef extern from "fastprop.h" nogil:
     double fp_softmax_xent_labels_f64(const double *Z, const int64_t *labels, Py_ssize_t n_samples,
                                       Py_ssize_t n_classes, double *dZ, double scale,
                                       int64_t *n_correct)
+    void fp_optimizer_step_f32(const fp_optimizer *opt, float *params, float *grads, float *s1,
+                               float *s2, Py_ssize_t n, int64_t t)
+    void fp_optimizer_step_f64(const fp_optimizer *opt, double *params, double *grads,
+                               double *s1, double *s2, Py_ssize_t n, int64_t t)
     void fp_sgd_update_f32(float *params, const float *grads, Py_ssize_t n, float lr)
     void fp_sgd_update_f64(double *params, const double *grads, Py_ssize_t n, double lr)
 
@@ -89,6 +93,14 @@ cdef void sgd_update(floating *params, const floating *grads, Py_ssize_t n,
         fp_sgd_update_f32(params, grads, n, lr)
     else:
         fp_sgd_update_f64(params, grads, n, lr)
+
+
+cdef void optimizer_step(const fp_optimizer *opt, floating *params, floating *grads,
+                         floating *s1, floating *s2, Py_ssize_t n, int64_t t) noexcept nogil:
+    if floating is float:
+        fp_optimizer_step_f32(opt, params, grads, s1, s2, n, t)
+    else:
+        fp_optimizer_step_f64(opt, params, grads, s1, s2, n, t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,3 +256,29 @@ def _gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] A,
     with nogil:
         gemm(trans_a, trans_b, m, n, k, <floating>alpha, &A[0, 0], A.shape[1], &B[0, 0],
              B.shape[1], <floating>beta, &C[0, 0], n)
+
+
+cdef fp_optimizer make_optimizer(dict hyper):
+    """The C description of an optimizer from fastprop.optimizers' hyperparameters."""
+    cdef fp_optimizer opt
+    opt.kind = hyper["kind"]
+    opt.nesterov = hyper.get("nesterov", False)
+    opt.lr = hyper["lr"]
+    opt.momentum = hyper.get("momentum", 0.0)
+    opt.beta1 = hyper.get("beta1", 0.0)
+    opt.beta2 = hyper.get("beta2", 0.0)
+    opt.eps = hyper.get("eps", 0.0)
+    opt.alpha = hyper.get("alpha", 0.0)
+    opt.weight_decay = hyper.get("weight_decay", 0.0)
+    opt.max_norm = hyper.get("max_norm", 0.0)
+    return opt
+
+
+def _optimizer_step(dict hyper, floating[::1] params, floating[::1] grads, floating[::1] s1,
+                    floating[::1] s2, long long t):
+    """One optimizer step over checked flat buffers (s1, s2 of the same size, or None)."""
+    cdef fp_optimizer opt = make_optimizer(hyper)
+    cdef floating *a = &s1[0] if s1 is not None else NULL
+    cdef floating *b = &s2[0] if s2 is not None else NULL
+    with nogil:
+        optimizer_step(&opt, &params[0], &grads[0], a, b, params.shape[0], t)

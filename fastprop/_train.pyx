@@ -20,7 +20,8 @@ cimport numpy as cnp
 cnp.import_array()
 
 from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weight_gradient,
-                                loss_gradient, sgd_update, column_sum)
+                                loss_gradient, sgd_update, column_sum, fp_optimizer,
+                                optimizer_step, make_optimizer)
 
 
 cdef struct Net:
@@ -40,6 +41,10 @@ cdef struct Net:
     int64_t *Lb             # gathered labels (capacity,), or NULL
     int loss
     bint fused_sgd          # update inside the weight-gradient GEMM
+    fp_optimizer opt        # otherwise: gradients into grads, then this optimizer's step
+    void *s1                # its state buffers (flat, like params), or NULL
+    void *s2
+    int64_t t               # steps taken by the optimizer
 
 
 cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels,
@@ -83,7 +88,9 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
             weight_gradient(A_prev, n_in, False, <floating *>net.dZ[l], Wg,
                             Wg + <Py_ssize_t>n_in * n_out, n, n_in, n_out, False)
     if not net.fused_sgd:
-        sgd_update(params, grads, net.n_params, lr)
+        net.t += 1
+        optimizer_step(&net.opt, params, grads, <floating *>net.s1, <floating *>net.s2,
+                       net.n_params, net.t)
     return value
 
 
@@ -127,7 +134,7 @@ cdef class Trainer:
     reference to them, so they outlive it).
     """
     cdef Net net
-    cdef object model_params, model_grads, buffers
+    cdef object model_params, model_grads, buffers, state
     cdef readonly int capacity
     cdef readonly object dtype
     cdef readonly bint labels
@@ -185,6 +192,27 @@ cdef class Trainer:
         self.net.Lb = <int64_t *><size_t>_address(extra[3])
         self.net.loss = loss
         self.net.fused_sgd = fused_sgd
+        self.net.s1 = self.net.s2 = NULL
+        self.net.t = 0
+        self.net.opt = make_optimizer({"kind": 0, "lr": 0.0})
+
+    def set_optimizer(self, dict hyper, s1, s2, long long t):
+        """The optimizer of the unfused path: its hyperparameters, state buffers (flat arrays
+        like params, or None) and the steps it has taken."""
+        for buf in (s1, s2):
+            if buf is not None and (buf.shape != self.model_params.shape or
+                                    buf.dtype != self.dtype or not buf.flags.c_contiguous):
+                raise ValueError("optimizer state: expected C-contiguous buffers like params")
+        self.net.opt = make_optimizer(hyper)
+        self.state = (s1, s2)
+        self.net.s1 = _address(s1) if s1 is not None else NULL
+        self.net.s2 = _address(s2) if s2 is not None else NULL
+        self.net.t = t
+
+    @property
+    def t(self):
+        """The optimizer's step count after the last call."""
+        return self.net.t
 
     def __dealloc__(self):
         free(self.net.sizes)

@@ -15,7 +15,7 @@ from .activations import ACTIVATIONS
 from .history import History
 from .layers import Dense
 from .losses import CLASSIFICATION, LOSSES, canonical_loss, check_output_activation, prepare_targets
-from .optimizers import SGD
+from .optimizers import SGD, Optimizer
 
 
 class _Workspace:
@@ -239,15 +239,16 @@ class Sequential:
 
         Each epoch is one call into compiled code, which gathers every batch's rows, runs its
         step (forward, loss, deltas, weight gradients, update) and releases the GIL throughout.
-        With SGD the update is fused into the weight-gradient product, so model.grads is not
-        written (train_step and loss_and_gradients fill it).
+        With plain SGD the update is fused into the weight-gradient product, so model.grads is
+        not written (train_step and loss_and_gradients fill it); other optimizers (momentum,
+        Adam, AdamW, RMSprop, weight decay, clipping) run one fused pass over model.grads.
 
         `n_threads` bounds the threads of BLAS and of the OpenMP loops during the fit (through
         threadpoolctl); by default both use every core, and BLAS runs small products on one.
         """
         X, Y, labels, loss = self._check_data(X, y, loss)
         optimizer = SGD() if optimizer is None else optimizer
-        if not hasattr(optimizer, "step"):
+        if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer: expected an optimizer such as fastprop.SGD, got "
                             f"{type(optimizer).__name__}")
         epochs = check_positive_int("epochs", epochs)
@@ -261,7 +262,10 @@ class Sequential:
         X = np.ascontiguousarray(X)
         n = X.shape[0]
         batch_size = min(batch_size, n)
-        trainer = self._trainer(loss, batch_size, labels is not None)
+        trainer = self._trainer(loss, batch_size, labels is not None, optimizer._fused)
+        if not optimizer._fused:
+            s1, s2 = optimizer.state_buffers(self)
+            trainer.set_optimizer(optimizer._hyper(), s1, s2, optimizer.t)
         order = np.arange(n, dtype=np.int64) if shuffle else None
         per_sample = self.n_out if loss == "binary_cross_entropy" else 1
         history = History()
@@ -270,6 +274,10 @@ class Sequential:
             if shuffle:
                 rng.shuffle(order)  # in place: a new order each epoch, no allocation
             total, n_correct = trainer.epoch(X, Y, labels, order, batch_size, optimizer.lr)
+            if optimizer._fused:
+                optimizer.t += -(-n // batch_size)
+            else:
+                optimizer.t = trainer.t
             seconds = time.perf_counter() - start
             accuracy = n_correct / (n * per_sample) if loss in CLASSIFICATION else None
             history._append(epoch + 1, total / n, accuracy, seconds, n)
@@ -277,15 +285,16 @@ class Sequential:
                 _print_epoch(history, epochs)
         return history
 
-    def _trainer(self, loss, batch_size, labels):
-        """The compiled training loop for this loss and batch size, built once and reused."""
-        key = (loss, batch_size, labels)
+    def _trainer(self, loss, batch_size, labels, fused):
+        """The compiled training loop for this loss, batch size and update, built once and
+        reused."""
+        key = (loss, batch_size, labels, fused)
         if self._compiled is None or self._compiled[0] != key:
             trainer = _train.Trainer(self.params, self.grads,
                                      [self.n_in] + [l.n_out for l in self.layers],
                                      [l.activation_code for l in self.layers],
                                      [l.negative_slope for l in self.layers],
-                                     LOSSES[loss], batch_size, labels)
+                                     LOSSES[loss], batch_size, labels, fused)
             self._compiled = (key, trainer)
         return self._compiled[1]
 

@@ -1,0 +1,171 @@
+"""Optimizers against their update formulas written out in NumPy, and against torch.optim step
+for step; the compiled path against the layer-by-layer path for each."""
+import numpy as np
+import pytest
+
+import fastprop as fp
+
+
+def model_with(params, dtype="float64"):
+    m = fp.Sequential([fp.Dense(3, 2)], dtype=dtype)
+    m.params[...] = params
+    return m
+
+
+def numpy_reference(name, hp, p, grads):
+    """The formulas of the torch.optim documentation, one step per gradient in `grads`."""
+    p = p.copy()
+    s1 = np.zeros_like(p)
+    s2 = np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        g = g.copy()
+        if hp.get("clip_norm"):
+            norm = np.sqrt(np.sum(g * g))
+            g *= min(1.0, hp["clip_norm"] / (norm + 1e-6))
+        wd = hp.get("weight_decay", 0.0)
+        if name == "SGD":
+            g = g + wd * p
+            if hp.get("momentum"):
+                s1 = hp["momentum"] * s1 + g if t > 1 else g
+                g = g + hp["momentum"] * s1 if hp.get("nesterov") else s1
+            p = p - hp["lr"] * g
+        elif name in ("Adam", "AdamW"):
+            b1, b2 = hp.get("betas", (0.9, 0.999))
+            if name == "AdamW":
+                p = p * (1 - hp["lr"] * wd)
+            else:
+                g = g + wd * p
+            s1 = b1 * s1 + (1 - b1) * g
+            s2 = b2 * s2 + (1 - b2) * g * g
+            m_hat, v_hat = s1 / (1 - b1 ** t), s2 / (1 - b2 ** t)
+            p = p - hp["lr"] * m_hat / (np.sqrt(v_hat) + hp.get("eps", 1e-8))
+        elif name == "RMSprop":
+            g = g + wd * p
+            s1 = hp.get("alpha", 0.99) * s1 + (1 - hp.get("alpha", 0.99)) * g * g
+            p = p - hp["lr"] * g / (np.sqrt(s1) + hp.get("eps", 1e-8))
+    return p
+
+
+CASES = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, weight_decay=0.01)),
+    ("SGD", dict(lr=0.1, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.001)),
+    ("SGD", dict(lr=0.1, momentum=0.9, clip_norm=0.5)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1, clip_norm=0.3)),
+    ("RMSprop", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, weight_decay=0.01)),
+]
+
+
+@pytest.mark.parametrize("name,hp", CASES)
+def test_update_formulas(name, hp):
+    rng = np.random.default_rng(0)
+    p0 = rng.normal(size=8)
+    grads = [rng.normal(size=8) for _ in range(6)]
+    model = model_with(p0)
+    opt = getattr(fp, name)(**hp)
+    for g in grads:
+        model.grads[...] = g
+        opt.step(model)
+    assert opt.t == 6
+    np.testing.assert_allclose(model.params, numpy_reference(name, hp, p0, grads), rtol=1e-12,
+                               atol=1e-14)
+
+
+def test_clipping_scales_the_gradients_in_place():
+    model = model_with(np.zeros(8))
+    model.grads[...] = 3.0  # norm sqrt(72)
+    fp.SGD(lr=1.0, clip_norm=1.0).step(model)
+    np.testing.assert_allclose(np.linalg.norm(model.grads), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(model.params, -model.grads, rtol=1e-12)
+
+
+def problem(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(40, 5))
+    y = rng.integers(0, 3, size=40)
+    model = fp.Sequential([fp.Dense(5, 8, "tanh"), fp.Dense(8, 3, "softmax")], dtype=dtype, seed=seed)
+    return model, X, y
+
+
+@pytest.mark.parametrize("name,hp", CASES)
+def test_compiled_fit_matches_train_step(dtype, name, hp):
+    model, X, y = problem(dtype)
+    stepwise = model.copy()
+    opt_a, opt_b = getattr(fp, name)(**hp), getattr(fp, name)(**hp)
+    model.fit(X, y, "softmax_cross_entropy", opt_a, epochs=3, batch_size=10, shuffle=False)
+    for _ in range(3):
+        for lo in range(0, 40, 10):
+            stepwise.train_step(X[lo:lo + 10], y[lo:lo + 10], "softmax_cross_entropy", opt_b)
+    assert opt_a.t == opt_b.t == 12
+    tol = dict(rtol=2e-4, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.params, stepwise.params, **tol)
+
+
+@pytest.mark.parametrize("name,hp", CASES)
+@pytest.mark.parametrize("path", ["train_step", "fit"])
+def test_against_torch_optim(dtype, name, hp, path):
+    torch = pytest.importorskip("torch")
+    model, X, y = problem(dtype, seed=1)
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    lin = [torch.nn.Linear(l.n_in, l.n_out).to(tdtype) for l in model.layers]
+    with torch.no_grad():
+        for l, t in zip(model.layers, lin):
+            t.weight.copy_(torch.from_numpy(l.W.T.copy()))
+            t.bias.copy_(torch.from_numpy(l.b.copy()))
+    net = torch.nn.Sequential(lin[0], torch.nn.Tanh(), lin[1])
+    thp = {k: v for k, v in hp.items() if k != "clip_norm"}
+    opt_t = getattr(torch.optim, name)(net.parameters(), **thp)
+    opt_f = getattr(fp, name)(**hp)
+    Xt, yt = torch.from_numpy(X).to(tdtype), torch.from_numpy(y)
+    for step in range(20):
+        lo = (step * 8) % 40
+        opt_t.zero_grad()
+        torch.nn.functional.cross_entropy(net(Xt[lo:lo + 8]), yt[lo:lo + 8]).backward()
+        if hp.get("clip_norm"):
+            torch.nn.utils.clip_grad_norm_(net.parameters(), hp["clip_norm"])
+        opt_t.step()
+        if path == "train_step":
+            model.train_step(X[lo:lo + 8], y[lo:lo + 8], "softmax_cross_entropy", opt_f)
+    if path == "fit":  # 20 steps of 8 = 4 epochs over 40 samples in order
+        model.fit(X, y, "softmax_cross_entropy", opt_f, epochs=4, batch_size=8, shuffle=False)
+    tol = dict(rtol=5e-4, atol=5e-6) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-12)
+    for l, t in zip(model.layers, lin):
+        np.testing.assert_allclose(l.W, t.weight.detach().numpy().T, **tol)
+        np.testing.assert_allclose(l.b, t.bias.detach().numpy(), **tol)
+
+
+def test_state_persists_across_fits_and_resets_for_another_model():
+    model, X, y = problem("float64")
+    opt = fp.Adam(lr=0.01)
+    model.fit(X, y, "softmax_cross_entropy", opt, epochs=1, batch_size=10)
+    assert opt.t == 4
+    model.fit(X, y, "softmax_cross_entropy", opt, epochs=1, batch_size=10)
+    assert opt.t == 8  # the moments and the step count carry on
+    other = fp.Sequential([fp.Dense(5, 3, "softmax")], dtype="float64")
+    other.fit(X, y, "softmax_cross_entropy", opt, epochs=1, batch_size=10)
+    assert opt.t == 4  # a model of another size starts from fresh state
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: fp.SGD(lr=0.1, momentum=1.5), "momentum: expected a number in"),
+    (lambda: fp.SGD(lr=0.1, nesterov=True), "nesterov: needs a momentum > 0"),
+    (lambda: fp.Adam(betas=(0.9,)), "betas: expected a pair"),
+    (lambda: fp.Adam(betas=(0.9, 1.0)), r"betas\[1\]: expected a number in"),
+    (lambda: fp.Adam(eps=0), "eps: expected a positive finite number"),
+    (lambda: fp.AdamW(weight_decay=-1), "weight_decay: expected a finite number >= 0"),
+    (lambda: fp.RMSprop(clip_norm=0), "clip_norm: expected a positive finite number"),
+])
+def test_bad_hyperparameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_reprs():
+    assert repr(fp.SGD(0.1, momentum=0.9, nesterov=True)) == "SGD(lr=0.1, momentum=0.9, nesterov=True)"
+    assert repr(fp.AdamW()) == "AdamW(lr=0.001, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-08)"
+    assert repr(fp.RMSprop(clip_norm=1)) == "RMSprop(lr=0.01, clip_norm=1.0, alpha=0.99, eps=1e-08)"
