@@ -20,6 +20,7 @@ from .activations import ACTIVATIONS
 from .explain import LayerTrace, Trace
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
+from .io import load
 from .layers import Dense
 from .losses import LOSSES
 from .model import Sequential
@@ -27,5 +28,5 @@ from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
-__all__ = ["Sequential", "Dense", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult", "Trace",
+__all__ = ["load", "Sequential", "Dense", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult", "Trace",
            "LayerTrace", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]

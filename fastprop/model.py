@@ -69,6 +69,7 @@ class Sequential:
             layer._initialize(self._rng)
         self._workspaces = {}
         self._compiled = None
+        self.optimizer = None  # the optimizer of the last fit, which save() keeps by default
 
     # ---------------------------------------------------------------------------------------
     # Introspection
@@ -262,6 +263,7 @@ class Sequential:
         X = np.ascontiguousarray(X)
         n = X.shape[0]
         batch_size = min(batch_size, n)
+        self.optimizer = optimizer
         trainer = self._trainer(loss, batch_size, labels is not None, optimizer._fused)
         if not optimizer._fused:
             s1, s2 = optimizer.state_buffers(self)
@@ -297,6 +299,12 @@ class Sequential:
                                      LOSSES[loss], batch_size, labels, fused)
             self._compiled = (key, trainer)
         return self._compiled[1]
+
+    def save(self, path, optimizer=None):
+        """Saves the model (and `optimizer`, by default the last fit's) to `path`, atomically:
+        see fastprop.io for the format. fastprop.load(path) reads it back."""
+        from .io import save
+        return save(self, path, optimizer)
 
     def explain(self, X, y, loss):
         """A trace of one backward pass on (X, y): per layer the pre-activation u, the

@@ -66,6 +66,10 @@ class Optimizer:
         self.t += 1
         _kernels._optimizer_step(self._hyper(), model.params, model.grads, s1, s2, self.t)
 
+    def get_config(self):
+        """The constructor's arguments: type(self)(**self.get_config()) is a fresh twin."""
+        return {"lr": self.lr, "weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
+
     def _args(self):
         return f"lr={self.lr}" + (f", weight_decay={self.weight_decay}" if self.weight_decay else "") \
             + (f", clip_norm={self.clip_norm}" if self.clip_norm else "")
@@ -94,6 +98,9 @@ class SGD(Optimizer):
     def _fused(self):
         return self._kind == _SGD and not self.weight_decay and not self.clip_norm
 
+    def get_config(self):
+        return dict(super().get_config(), momentum=self.momentum, nesterov=self.nesterov)
+
     def _args(self):
         extra = f", momentum={self.momentum}" if self.momentum else ""
         extra += ", nesterov=True" if self.nesterov else ""
@@ -117,6 +124,9 @@ class Adam(Optimizer):
 
     def _hyper(self):
         return dict(super()._hyper(), beta1=self.betas[0], beta2=self.betas[1], eps=self.eps)
+
+    def get_config(self):
+        return dict(super().get_config(), betas=list(self.betas), eps=self.eps)
 
     def _args(self):
         return super()._args() + f", betas={self.betas}, eps={self.eps}"
@@ -144,6 +154,9 @@ class RMSprop(Optimizer):
 
     def _hyper(self):
         return dict(super()._hyper(), alpha=self.alpha, eps=self.eps)
+
+    def get_config(self):
+        return dict(super().get_config(), alpha=self.alpha, eps=self.eps)
 
     def _args(self):
         return super()._args() + f", alpha={self.alpha}, eps={self.eps}"

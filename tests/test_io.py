@@ -1,0 +1,125 @@
+"""Saving and loading: bit-exact round trips that resume training identically, atomic writes,
+and a clear error for every kind of damaged or foreign file."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fastprop as fp
+
+
+def trained(dtype="float32", optimizer=None, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(60, 4))
+    y = rng.integers(0, 3, size=60)
+    model = fp.Sequential([fp.Dense(4, 6, "leaky_relu", negative_slope=0.1),
+                           fp.Dense(6, 3, "softmax")], dtype=dtype, seed=seed)
+    model.fit(X, y, "softmax_cross_entropy", optimizer or fp.SGD(0.1), epochs=2, batch_size=16)
+    return model, X, y
+
+
+OPTIMIZERS = [lambda: fp.SGD(0.1), lambda: fp.SGD(0.05, momentum=0.9, nesterov=True),
+              lambda: fp.Adam(0.01, weight_decay=0.01), lambda: fp.AdamW(0.01, clip_norm=1.0),
+              lambda: fp.RMSprop(0.01)]
+
+
+@pytest.mark.parametrize("make_opt", OPTIMIZERS)
+def test_round_trip_resumes_training_identically(tmp_path, dtype, make_opt):
+    model, X, y = trained(dtype, make_opt())
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = fp.load(path)
+    assert loaded.dtype == model.dtype and repr(loaded) == repr(model)
+    np.testing.assert_array_equal(loaded.params, model.params)
+    assert repr(loaded.optimizer) == repr(model.optimizer)
+    assert loaded.optimizer.t == model.optimizer.t
+    # both continue for two more epochs, shuffled: the same weights, bit for bit
+    model.fit(X, y, "softmax_cross_entropy", model.optimizer, epochs=2, batch_size=16)
+    loaded.fit(X, y, "softmax_cross_entropy", loaded.optimizer, epochs=2, batch_size=16)
+    np.testing.assert_array_equal(loaded.params, model.params)
+
+
+def test_save_without_optimizer(tmp_path):
+    model = fp.Sequential([fp.Dense(2, 1, "sigmoid")], dtype="float64", seed=3)
+    model.save(tmp_path / "m.npz")
+    loaded = fp.load(tmp_path / "m.npz")
+    assert loaded.optimizer is None
+    np.testing.assert_array_equal(loaded.params, model.params)
+
+
+def test_a_crash_mid_save_leaves_the_previous_file(tmp_path, monkeypatch):
+    model, _, _ = trained()
+    path = tmp_path / "model.npz"
+    model.save(path)
+    before = path.read_bytes()
+    saved = model.params.copy()
+    model.params[...] += 1.0
+
+    def crash(f, **arrays):
+        f.write(b"PK\x03\x04 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before  # the previous file, whole
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary left behind
+    np.testing.assert_array_equal(fp.load(path).params, saved)
+
+
+def rewrite(path, out, header=None, **arrays):
+    """A copy of a saved file with its header edited and/or arrays replaced."""
+    with np.load(path) as f:
+        files = {k: f[k] for k in f.files}
+    if header is not None:
+        h = json.loads(files["header"].tobytes())
+        header(h)
+        files["header"] = np.frombuffer(json.dumps(h).encode(), dtype=np.uint8)
+    files.update(arrays)
+    np.savez(out, **files)
+    return out
+
+
+def test_damaged_and_foreign_files_give_clear_errors(tmp_path):
+    model, _, _ = trained()
+    good = model.save(tmp_path / "good.npz")
+    data = open(good, "rb").read()
+    cases = []
+    (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
+    cases.append(("truncated.npz", "cannot read it as a .npz archive"))
+    (tmp_path / "text.npz").write_text("hello")
+    cases.append(("text.npz", "cannot read it as a .npz archive"))
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0xFF  # a flipped byte inside the compressed members
+    (tmp_path / "flipped.npz").write_bytes(bytes(flipped))
+    cases.append(("flipped.npz", "not a valid fastprop model file"))
+    rewrite(good, tmp_path / "v2.npz", header=lambda h: h.update(version=2))
+    cases.append(("v2.npz", "format version 2; this fastprop reads version 1"))
+    rewrite(good, tmp_path / "other.npz", header=lambda h: h.update(format="keras"))
+    cases.append(("other.npz", "expected format 'fastprop'"))
+    edited = np.load(good)["params"].copy()
+    edited[0] += 1
+    rewrite(good, tmp_path / "edited.npz", params=edited)
+    cases.append(("edited.npz", "do not match their checksum"))
+    rewrite(good, tmp_path / "short.npz", params=edited[:-1])
+    cases.append(("short.npz", "parameters for its layers, got"))
+    rewrite(good, tmp_path / "arch.npz", header=lambda h: h["layers"][1].update(n_in=5))
+    cases.append(("arch.npz", "architecture does not hold together"))
+    rewrite(good, tmp_path / "act.npz", header=lambda h: h["layers"][0].update(activation="gelu"))
+    cases.append(("act.npz", "architecture does not hold together"))
+    rewrite(good, tmp_path / "opt.npz", header=lambda h: h["optimizer"].update({"class": "Lion"}))
+    cases.append(("opt.npz", "unknown optimizer 'Lion'"))
+    np.savez(tmp_path / "pickled.npz", header=np.array([{"a": 1}], dtype=object),
+             params=np.zeros(3))
+    cases.append(("pickled.npz", "not a valid fastprop model file"))
+    np.savez(tmp_path / "bare.npz", weights=np.zeros(3))
+    cases.append(("bare.npz", "expected the arrays 'header' and 'params'"))
+    for name, message in cases:
+        with pytest.raises(ValueError) as info:
+            fp.load(tmp_path / name)
+        assert message in str(info.value), (name, str(info.value))
+        assert name in str(info.value)  # the error names the file
+    with pytest.raises(FileNotFoundError):
+        fp.load(tmp_path / "missing.npz")
