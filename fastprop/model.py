@@ -300,6 +300,47 @@ class Sequential:
             self._compiled = (key, trainer)
         return self._compiled[1]
 
+    def partial_fit(self, X, y, loss, optimizer=None, batch_size=32, **kwargs):
+        """One more epoch on (X, y), continuing from the current weights and from the state of
+        `optimizer` (by default the last fit's, so that momentum and Adam moments carry on).
+        `fit` itself always starts from the current weights: training is warm by default."""
+        optimizer = optimizer if optimizer is not None else self.optimizer
+        return self.fit(X, y, loss, optimizer, epochs=1, batch_size=batch_size, **kwargs)
+
+    def to_torch_state_dict(self):
+        """The weights as a PyTorch state dict for nn.Sequential(Linear, activation, Linear, ...,
+        Linear): keys '0.weight', '0.bias', '2.weight', ...; weights transposed to torch's
+        (n_out, n_in)."""
+        try:
+            import torch
+        except ImportError:
+            raise ImportError("to_torch_state_dict needs PyTorch: pip install torch") from None
+        out = {}
+        for i, layer in enumerate(self.layers):
+            out[f"{2 * i}.weight"] = torch.from_numpy(layer.W.T.copy())
+            out[f"{2 * i}.bias"] = torch.from_numpy(layer.b.copy())
+        return out
+
+    def from_torch_state_dict(self, state_dict):
+        """Sets the weights from a PyTorch state dict whose '*.weight' and '*.bias' entries are,
+        in order, this model's layers (torch's weights are (n_out, n_in): they are transposed)."""
+        weights = [(k, v) for k, v in state_dict.items() if k.endswith(".weight")]
+        biases = [(k, v) for k, v in state_dict.items() if k.endswith(".bias")]
+        if len(weights) != len(self.layers) or len(biases) != len(self.layers):
+            raise ValueError(f"state_dict: expected {len(self.layers)} weight and bias entries, "
+                             f"got {len(weights)} weights and {len(biases)} biases")
+        pairs = []
+        for i, ((kw, w), (kb, b)) in enumerate(zip(weights, biases)):
+            w = np.asarray(w.detach().cpu().numpy() if hasattr(w, "detach") else w)
+            b = np.asarray(b.detach().cpu().numpy() if hasattr(b, "detach") else b)
+            layer = self.layers[i]
+            if w.shape != (layer.n_out, layer.n_in):
+                raise ValueError(f"state_dict[{kw!r}]: expected shape ({layer.n_out}, "
+                                 f"{layer.n_in}) for layers[{i}], got {w.shape}")
+            pairs.append((w.T, b))
+        self.set_weights(pairs)
+        return self
+
     def save(self, path, optimizer=None):
         """Saves the model (and `optimizer`, by default the last fit's) to `path`, atomically:
         see fastprop.io for the format. fastprop.load(path) reads it back."""
