@@ -105,7 +105,8 @@ def load(path):
                    f"version {VERSION}")
     try:
         layers = [Dense(d["n_in"], d["n_out"], d["activation"], negative_slope=d["negative_slope"],
-                        init=d["init"]) for d in header["layers"]]
+                        init=d["init"] if d["init"] != "array" else "zeros")
+                  for d in header["layers"]]
         model = Sequential(layers, dtype=header["dtype"], seed=header.get("seed"))
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad(path, f"its architecture does not hold together ({exc})") from None

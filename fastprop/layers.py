@@ -8,7 +8,7 @@ import numpy as np
 from ._validation import as_numeric_array, check_positive_int
 from .activations import ACTIVATIONS, canonical_activation
 
-INITIALIZERS = ("glorot_uniform", "he_uniform")
+INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros")
 
 
 def _default_init(activation):
@@ -27,9 +27,10 @@ class Dense:
         'identity', 'sigmoid', 'tanh', 'relu', 'leaky_relu' or (output layer only) 'softmax'.
     negative_slope : float
         The slope of leaky_relu for z < 0.
-    init : str, optional
-        'glorot_uniform' or 'he_uniform'; by default He for relu and leaky_relu, else Glorot.
-        Biases start at zero.
+    init : str or array, optional
+        'glorot_uniform', 'glorot_normal' (Xavier), 'he_uniform', 'he_normal' (Kaiming), 'zeros',
+        or an array (n_in, n_out) to start from; by default He uniform for relu and leaky_relu,
+        Glorot uniform otherwise. Biases start at zero. Draws come from the model's seed.
     """
 
     def __init__(self, n_in, n_out, activation="identity", *, negative_slope=0.01, init=None):
@@ -41,9 +42,19 @@ class Dense:
         if not np.isfinite(slope) or slope < 0:
             raise ValueError(f"negative_slope: expected a finite number >= 0, got {negative_slope!r}")
         self.negative_slope = slope
+        self._init_array = None
+        if init is not None and not isinstance(init, str):
+            arr = as_numeric_array("init", init)
+            if arr.shape != (self.n_in, self.n_out):
+                raise ValueError(f"init: expected an array of shape ({self.n_in}, {self.n_out}), "
+                                 f"got shape {arr.shape}")
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ValueError("init: expected finite values, got NaN or inf")
+            self._init_array = arr
+            init = "array"
         init = _default_init(self.activation) if init is None else init
-        if init not in INITIALIZERS:
-            raise ValueError(f"init: expected one of {list(INITIALIZERS)}, got {init!r}")
+        if init not in INITIALIZERS + ("array",):
+            raise ValueError(f"init: expected one of {list(INITIALIZERS)} or an array, got {init!r}")
         self.init = init
         self._W = self._b = self._dW = self._db = None
 
@@ -61,11 +72,18 @@ class Dense:
         return offset + self.n_params
 
     def _initialize(self, rng):
-        if self.init == "he_uniform":
-            limit = np.sqrt(6.0 / self.n_in)
+        # Glorot: variance 2 / (n_in + n_out); He: 2 / n_in. Uniform on [-limit, limit] has
+        # variance limit^2 / 3.
+        fan = self.n_in if self.init.startswith("he") else (self.n_in + self.n_out) / 2.0
+        if self.init == "array":
+            self._W[...] = self._init_array
+        elif self.init == "zeros":
+            self._W[...] = 0
+        elif self.init.endswith("uniform"):
+            limit = np.sqrt(3.0 / fan)
+            self._W[...] = rng.uniform(-limit, limit, size=self._W.shape)
         else:
-            limit = np.sqrt(6.0 / (self.n_in + self.n_out))
-        self._W[...] = rng.uniform(-limit, limit, size=self._W.shape)
+            self._W[...] = rng.normal(0.0, np.sqrt(1.0 / fan), size=self._W.shape)
         self._b[...] = 0
 
     def _bound(self, name):

@@ -112,8 +112,8 @@ class Sequential:
 
     def copy(self, dtype=None):
         """An independent model with the same layers and weights (converted to `dtype`)."""
-        layers = [Dense(l.n_in, l.n_out, l.activation, negative_slope=l.negative_slope, init=l.init)
-                  for l in self.layers]
+        layers = [Dense(l.n_in, l.n_out, l.activation, negative_slope=l.negative_slope,
+                        init=l.init if l.init != "array" else None) for l in self.layers]
         clone = Sequential(layers, dtype=self.dtype if dtype is None else dtype, seed=self.seed)
         clone.params[...] = self.params
         return clone

@@ -65,3 +65,29 @@ def test_torch_state_dict_round_trip():
         other.from_torch_state_dict(bad)
     with pytest.raises(ValueError, match="expected 2 weight and bias entries"):
         other.from_torch_state_dict({"0.weight": bad["2.weight"]})
+
+
+@pytest.mark.parametrize("init,std", [
+    ("glorot_uniform", np.sqrt(2 / (400 + 300))), ("glorot_normal", np.sqrt(2 / (400 + 300))),
+    ("he_uniform", np.sqrt(2 / 400)), ("he_normal", np.sqrt(2 / 400)), ("zeros", 0.0)])
+def test_initializers(init, std):
+    model = fp.Sequential([fp.Dense(400, 300, "relu", init=init)], seed=0)
+    W = model.layers[0].W
+    assert W.std() == pytest.approx(std, rel=0.02, abs=1e-12)
+    assert abs(W.mean()) < 0.01 * max(std, 1e-3)
+    if init.endswith("uniform"):
+        assert np.abs(W).max() <= np.sqrt(3) * std * 1.0001
+    again = fp.Sequential([fp.Dense(400, 300, "relu", init=init)], seed=0)
+    np.testing.assert_array_equal(again.layers[0].W, W)  # seeded
+
+
+def test_default_init_follows_the_activation_and_arrays_are_taken_as_given():
+    m = fp.Sequential([fp.Dense(400, 300, "relu"), fp.Dense(300, 200, "tanh")], seed=1)
+    assert m.layers[0].init == "he_uniform" and m.layers[1].init == "glorot_uniform"
+    W = np.arange(6.0).reshape(2, 3)
+    m2 = fp.Sequential([fp.Dense(2, 3, init=W)], dtype="float64")
+    np.testing.assert_array_equal(m2.layers[0].W, W)
+    with pytest.raises(ValueError, match=r"init: expected an array of shape \(3, 2\)"):
+        fp.Dense(3, 2, init=W)
+    with pytest.raises(ValueError, match="init: expected one of"):
+        fp.Dense(3, 2, init="orthogonal")
