@@ -74,7 +74,7 @@ class Dense:
     def _initialize(self, rng):
         # Glorot: variance 2 / (n_in + n_out); He: 2 / n_in. Uniform on [-limit, limit] has
         # variance limit^2 / 3.
-        fan = self.n_in if self.init.startswith("he") else (self.n_in + self.n_out) / 2.0
+        fan = self.n_in / 2.0 if self.init.startswith("he") else (self.n_in + self.n_out) / 2.0
         if self.init == "array":
             self._W[...] = self._init_array
         elif self.init == "zeros":
