@@ -15,7 +15,8 @@ except ImportError as exc:  # the source tree, without its compiled extension
         "the source tree, not an installed build. Run from another directory after "
         "`pip install .`, or build in place with `pip install -e .`") from exc
 
-from . import datasets, kernels
+from . import callbacks, datasets, kernels, metrics, schedules
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint
 from .activations import ACTIVATIONS
 from .explain import LayerTrace, Trace
 from .gradcheck import GradcheckResult, gradcheck
@@ -28,5 +29,6 @@ from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "Sequential", "Dense", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult", "Trace",
+__all__ = ["callbacks", "metrics", "schedules", "Callback", "EarlyStopping", "ModelCheckpoint",
+           "load", "Sequential", "Dense", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult", "Trace",
            "LayerTrace", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]

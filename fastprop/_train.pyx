@@ -222,11 +222,31 @@ cdef class Trainer:
         free(self.net.A)
         free(self.net.dZ)
 
+    def _check(self, X, Y, labels, n_rows):
+        """The arrays the compiled loop will read: right dtype, C order, enough rows and
+        columns. Sequential passes checked data; this keeps a direct caller from a crash."""
+        def bad(name, what):
+            return ValueError(f"{name}: expected {what}")
+        if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
+                and X.ndim == 2 and X.shape[1] == self.net.sizes[0]):
+            raise bad("X", f"a C-contiguous {self.dtype} array with {self.net.sizes[0]} columns")
+        if self.labels:
+            if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and
+                    labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] >= n_rows):
+                raise bad("labels", f"C-contiguous int64 labels for {n_rows} rows")
+            if n_rows and (labels[:n_rows].min() < 0 or
+                           labels[:n_rows].max() >= self.net.sizes[self.net.n_layers]):
+                raise bad("labels", "labels within the output layer's classes")
+        elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous
+                  and Y.ndim == 2 and Y.shape[1] == self.n_y and Y.shape[0] >= n_rows):
+            raise bad("Y", f"a C-contiguous {self.dtype} array ({n_rows}, {self.n_y})")
+
     def step(self, X, Y, labels, double lr):
         """One step on a checked batch (C-contiguous, at most `capacity` rows). Returns
         (mean loss, number correct)."""
         cdef int64_t n_correct = 0
         cdef double value
+        self._check(X, Y, labels, X.shape[0] if isinstance(X, np.ndarray) else 0)
         cdef int n = X.shape[0]
         cdef void *x = _address(X)
         cdef void *y = _address(Y) if Y is not None else NULL
@@ -247,7 +267,18 @@ cdef class Trainer:
         batch size, number correct)."""
         cdef int64_t n_correct = 0
         cdef double total
+        self._check(X, Y, labels, X.shape[0] if isinstance(X, np.ndarray) else 0)
         cdef Py_ssize_t n = X.shape[0]
+        if order is not None:  # the rows visited are order's entries: they must index X
+            if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
+                    order.ndim == 1 and order.flags.c_contiguous):
+                raise ValueError("order: expected a C-contiguous int64 array of row indices")
+            if order.shape[0] and (order.min() < 0 or order.max() >= n):
+                raise ValueError(f"order: expected row indices in [0, {n}), got "
+                                 f"{order.min()} to {order.max()}")
+            n = order.shape[0]
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
         cdef void *x = _address(X)
         cdef void *y = _address(Y) if Y is not None else NULL
         cdef int64_t *lab = <int64_t *>_address(labels) if labels is not None else NULL

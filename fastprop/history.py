@@ -1,34 +1,53 @@
 """The record of a training run, one entry per epoch."""
 
+_COLUMNS = ("loss", "accuracy", "val_loss")
+
 
 class History:
-    """Per-epoch loss, accuracy (classification losses), seconds and samples per second."""
+    """Per epoch: train loss, accuracy (classification losses, from the training pass), val_loss
+    and val_<metric> (with validation data), learning rate, seconds and samples per second."""
 
     def __init__(self):
         self.epoch = []
         self.loss = []
         self.accuracy = []
+        self.val_loss = []
+        self.lr = []
         self.seconds = []
         self.samples_per_sec = []
+        self.metrics = {}  # 'val_<metric>' -> list
 
-    def _append(self, epoch, loss, accuracy, seconds, n_samples):
-        self.epoch.append(epoch)
-        self.loss.append(loss)
-        if accuracy is not None:
-            self.accuracy.append(accuracy)
-        self.seconds.append(seconds)
-        self.samples_per_sec.append(n_samples / seconds if seconds > 0 else float("inf"))
+    def _append(self, logs):
+        self.epoch.append(logs["epoch"])
+        for key in ("loss", "accuracy", "val_loss", "lr", "seconds", "samples_per_sec"):
+            if key in logs:
+                getattr(self, key).append(logs[key])
+        for key, value in logs.items():
+            if key.startswith("val_") and key != "val_loss":
+                self.metrics.setdefault(key, []).append(value)
 
     def as_dict(self):
-        """The history as a dict of lists (empty lists left out)."""
-        keys = ("epoch", "loss", "accuracy", "seconds", "samples_per_sec")
-        return {k: list(getattr(self, k)) for k in keys if getattr(self, k)}
+        """The history as a dict of lists (empty ones left out)."""
+        keys = ("epoch", "loss", "accuracy", "val_loss", "lr", "seconds", "samples_per_sec")
+        out = {k: list(getattr(self, k)) for k in keys if getattr(self, k)}
+        out.update({k: list(v) for k, v in self.metrics.items()})
+        return out
 
     def __len__(self):
         return len(self.epoch)
 
+    def __str__(self):
+        d = self.as_dict()
+        cols = [k for k in d if k != "epoch"]
+        rows = [["epoch"] + cols]
+        for i, e in enumerate(self.epoch):
+            rows.append([str(e)] + [f"{d[c][i]:,.0f}" if c == "samples_per_sec" else
+                                    f"{d[c][i]:.6g}" for c in cols])
+        widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+        return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
+
     def __repr__(self):
         if not self.epoch:
             return "History(epochs=0)"
-        acc = f", accuracy={self.accuracy[-1]:.4f}" if self.accuracy else ""
-        return f"History(epochs={len(self.epoch)}, loss={self.loss[-1]:.6g}{acc})"
+        last = ", ".join(f"{k}={getattr(self, k)[-1]:.6g}" for k in _COLUMNS if getattr(self, k))
+        return f"History(epochs={len(self.epoch)}, {last})"

@@ -111,3 +111,26 @@ def test_n_threads_bounds_blas_and_gives_the_same_numbers():
     assert all(i["num_threads"] >= 1 for i in threadpool_info())
     with pytest.raises(ValueError, match="n_threads: expected a positive integer, got 0"):
         a.fit(X, y, "mse", n_threads=0)
+
+
+def test_the_trainer_rejects_what_it_cannot_read():
+    # fastprop._train.Trainer is importable: a direct caller gets an error, never a crash
+    from fastprop import _train
+
+    model = fp.Sequential([fp.Dense(3, 4, "relu"), fp.Dense(4, 2, "softmax")], seed=0)
+    t = _train.Trainer(model.params, model.grads, [3, 4, 2], [3, 5], [0.01, 0.01], 3, 8, True,
+                       True)
+    X = np.zeros((10, 3), np.float32)
+    labels = np.zeros(10, np.int64)
+    with pytest.raises(ValueError, match="order: expected row indices in"):
+        t.epoch(X, None, labels, np.array([0, 10], np.int64), 4, 0.1)
+    with pytest.raises(ValueError, match="order: expected a C-contiguous int64"):
+        t.epoch(X, None, labels, np.array([0, 1], np.int32), 4, 0.1)
+    with pytest.raises(ValueError, match="labels: expected labels within"):
+        t.epoch(X, None, np.full(10, 2, np.int64), None, 4, 0.1)
+    with pytest.raises(ValueError, match="X: expected a C-contiguous float32 array with 3"):
+        t.epoch(np.zeros((10, 3)), None, labels, None, 4, 0.1)
+    with pytest.raises(ValueError, match="batch_size: expected at most 8"):
+        t.epoch(X, None, labels, None, 9, 0.1)
+    total, correct = t.epoch(X, None, labels, np.arange(5, dtype=np.int64), 4, 0.1)
+    assert total == pytest.approx(5 * np.log(2), rel=1e-5)  # zero inputs: uniform softmax

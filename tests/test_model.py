@@ -108,7 +108,7 @@ def test_fit_learns_and_reports_accuracy():
     # predicted probabilities are a softmax: rows sum to one
     np.testing.assert_allclose(model.predict(X[:5]).sum(axis=1), 1.0, rtol=1e-6)
     d = history.as_dict()
-    assert set(d) == {"epoch", "loss", "accuracy", "seconds", "samples_per_sec"}
+    assert set(d) == {"epoch", "loss", "accuracy", "lr", "seconds", "samples_per_sec"}
     assert len(d["loss"]) == 25
 
 

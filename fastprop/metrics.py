@@ -1,0 +1,69 @@
+"""Metrics on predictions: accuracy, top-k accuracy, MSE, MAE and R^2.
+
+`y_pred` is what Sequential.predict returns (probabilities for sigmoid and softmax outputs);
+`y_true` is as given to fit (labels, one-hot rows or targets).
+"""
+import re
+
+import numpy as np
+
+
+def _labels(y_true, n_out):
+    y = np.asarray(y_true)
+    return y.argmax(axis=1) if y.ndim == 2 and n_out > 1 else y.reshape(-1)
+
+
+def accuracy(y_true, y_pred):
+    """Fraction of correct predictions: argmax for several outputs, p > 0.5 for a sigmoid
+    output (per element for several labels)."""
+    p = np.asarray(y_pred)
+    y = np.asarray(y_true)
+    if p.ndim == 2 and p.shape[1] > 1 and (y.ndim == 1 or not np.isin(y, (0, 1)).all()
+                                           or np.allclose(y.sum(axis=1), 1)):
+        return float(np.mean(p.argmax(axis=1) == _labels(y, p.shape[1])))
+    return float(np.mean((p.reshape(y.shape) > 0.5) == (y > 0.5)))
+
+
+def top_k_accuracy(y_true, y_pred, k=5):
+    """Fraction of samples whose label is among the k highest predictions."""
+    p = np.asarray(y_pred)
+    k = min(int(k), p.shape[1])
+    top = np.argpartition(-p, k - 1, axis=1)[:, :k]
+    return float(np.mean((top == _labels(y_true, p.shape[1])[:, None]).any(axis=1)))
+
+
+def mse(y_true, y_pred):
+    p = np.asarray(y_pred)
+    return float(np.mean((p - np.asarray(y_true).reshape(p.shape)) ** 2))
+
+
+def mae(y_true, y_pred):
+    p = np.asarray(y_pred)
+    return float(np.mean(np.abs(p - np.asarray(y_true).reshape(p.shape))))
+
+
+def r2(y_true, y_pred):
+    """Coefficient of determination, averaged over outputs (scikit-learn's r2_score)."""
+    p = np.asarray(y_pred)
+    y = np.asarray(y_true, dtype=float).reshape(p.shape)
+    ss_res = ((y - p) ** 2).sum(axis=0)
+    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    return float(np.mean(1 - ss_res / np.where(ss_tot == 0, np.nan, ss_tot)))
+
+
+METRICS = {"accuracy": accuracy, "mse": mse, "mae": mae, "r2": r2}
+
+
+def get_metric(name):
+    """The metric function for a name: 'accuracy', 'top_k_accuracy' (k = 5), 'top_3_accuracy',
+    'mse', 'mae', 'r2'."""
+    if not isinstance(name, str):
+        raise TypeError(f"metrics: expected metric names, got {type(name).__name__}")
+    if name in METRICS:
+        return METRICS[name]
+    m = re.fullmatch(r"top_(\d+|k)_accuracy", name)
+    if m:
+        k = 5 if m.group(1) == "k" else int(m.group(1))
+        return lambda y_true, y_pred: top_k_accuracy(y_true, y_pred, k)
+    raise ValueError(f"metrics: expected names among {sorted(METRICS) + ['top_k_accuracy']}, "
+                     f"got {name!r}")

@@ -1,0 +1,166 @@
+"""fit's options: validation, metrics, learning-rate schedules, callbacks, progress, History."""
+import io
+import math
+import sys
+
+import numpy as np
+import pytest
+
+import fastprop as fp
+from fastprop import schedules
+
+
+def blobs(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    X = rng.normal(size=(n, 4)) + 3.0 * np.eye(3, 4)[y]
+    return X, y
+
+
+def clf(seed=0):
+    return fp.Sequential([fp.Dense(4, 16, "relu"), fp.Dense(16, 3, "softmax")], seed=seed)
+
+
+def test_validation_data_and_metrics():
+    X, y = blobs()
+    model = clf()
+    h = model.fit(X[:200], y[:200], "softmax_cross_entropy", fp.SGD(0.1), epochs=10,
+                  validation_data=(X[200:], y[200:]), metrics=["accuracy", "top_2_accuracy"])
+    assert len(h.val_loss) == 10 and h.val_loss[-1] < h.val_loss[0]
+    ev = model.evaluate(X[200:], y[200:], "softmax_cross_entropy",
+                        metrics=["accuracy", "top_2_accuracy"])
+    assert h.val_loss[-1] == pytest.approx(ev["loss"], rel=1e-6)
+    assert h.metrics["val_accuracy"][-1] == pytest.approx(ev["accuracy"])
+    assert h.metrics["val_top_2_accuracy"][-1] >= h.metrics["val_accuracy"][-1]
+    assert ev["accuracy"] > 0.9
+
+
+def test_validation_split_holds_out_the_last_fraction():
+    X, y = blobs()
+    a, b = clf(), clf()
+    ha = a.fit(X, y, "softmax_cross_entropy", epochs=3, validation_split=0.25, seed=1)
+    hb = b.fit(X[:225], y[:225], "softmax_cross_entropy", epochs=3,
+               validation_data=(X[225:], y[225:]), seed=1)
+    np.testing.assert_array_equal(a.params, b.params)
+    assert ha.val_loss == hb.val_loss
+    with pytest.raises(ValueError, match="validation_split: expected a fraction in"):
+        a.fit(X, y, "softmax_cross_entropy", validation_split=1.5)
+    with pytest.raises(ValueError, match="validation_split: give validation_data or"):
+        a.fit(X, y, "softmax_cross_entropy", validation_split=0.2, validation_data=(X, y))
+
+
+def test_metrics_against_definitions():
+    from fastprop import metrics as M
+    y = np.array([0, 1, 2, 1])
+    p = np.array([[0.6, 0.3, 0.1], [0.2, 0.3, 0.5], [0.1, 0.2, 0.7], [0.3, 0.4, 0.3]])
+    assert M.accuracy(y, p) == 0.75
+    assert M.accuracy(np.eye(3)[y], p) == 0.75
+    assert M.top_k_accuracy(y, p, 2) == 1.0
+    assert M.accuracy(np.array([1, 0, 1]), np.array([[0.7], [0.6], [0.2]])) == pytest.approx(1 / 3)
+    t = np.array([[1.0], [2.0], [3.0], [4.0]])
+    q = np.array([[1.5], [2.0], [2.0], [5.0]])
+    assert M.mse(t, q) == pytest.approx((0.25 + 0 + 1 + 1) / 4)
+    assert M.mae(t, q) == pytest.approx((0.5 + 0 + 1 + 1) / 4)
+    assert M.r2(t, q) == pytest.approx(1 - 2.25 / 5.0)
+    with pytest.raises(ValueError, match="metrics: expected names among"):
+        M.get_metric("f1")
+
+
+def test_schedule_values():
+    logs = {"samples_seen": 99}
+    assert schedules.StepDecay(2, 0.5)(5, 1.0, logs) == 0.25
+    assert schedules.Exponential(0.9)(3, 2.0, logs) == pytest.approx(2 * 0.9 ** 3)
+    cos = schedules.Cosine(epochs=10, warmup=2, min_lr=0.1)
+    assert [round(cos(e, 1.0, logs), 6) for e in (0, 1, 2)] == [0.5, 1.0, 1.0]
+    assert cos(6, 1.0, logs) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert cos(10, 1.0, logs) == pytest.approx(0.1)
+    assert schedules.InverseScaling(0.5)(4, 1.0, logs) == pytest.approx(0.1)  # 1 / sqrt(100)
+    plateau = schedules.ReduceOnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=0)
+    lrs = [plateau(e, 1.0, {"loss": v}) for e, v in enumerate([3, 2, 2, 2, 2, 1])]
+    # no improvement at epochs 2, 3 (bad = 1, 2 > patience: halve), 4 (bad = 1), then 5 improves
+    assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
+
+
+def test_schedules_drive_the_compiled_fit():
+    X, y = blobs()
+    model = clf()
+    h = model.fit(X, y, "softmax_cross_entropy", fp.SGD(0.2), epochs=4, shuffle=False,
+                  lr_schedule=schedules.StepDecay(1, 0.5))
+    assert h.lr == [0.2, 0.1, 0.05, 0.025]
+    # the same as four one-epoch fits at those rates
+    ref = clf()
+    for lr in (0.2, 0.1, 0.05, 0.025):
+        ref.fit(X, y, "softmax_cross_entropy", fp.SGD(lr), epochs=1, shuffle=False)
+    np.testing.assert_allclose(model.params, ref.params, rtol=1e-6)
+
+
+def test_early_stopping_restores_the_best_weights():
+    X, y = blobs()
+
+    class Recorder(fp.Callback):
+        def __init__(self):
+            self.params = []
+
+        def on_epoch_end(self, model, epoch, logs):
+            self.params.append(model.params.copy())
+
+    model, rec = clf(), Recorder()
+    stop = fp.EarlyStopping(monitor="val_loss", patience=2, restore_best=True)
+    # a learning rate far too high makes val_loss wander, so the best epoch is not the last
+    h = model.fit(X, y, "softmax_cross_entropy", fp.SGD(3.0), epochs=40, validation_split=0.3,
+                  callbacks=[rec, stop])
+    best = int(np.argmin(h.val_loss))
+    assert stop.best_epoch == best
+    assert len(h.epoch) == best + 3  # stopped after `patience` (2) epochs without improvement
+    np.testing.assert_array_equal(model.params, rec.params[best])
+
+
+def test_model_checkpoint_saves_improvements(tmp_path):
+    X, y = blobs()
+    ck = fp.ModelCheckpoint(tmp_path / "best.npz", monitor="val_accuracy")
+    model = clf()
+    h = model.fit(X, y, "softmax_cross_entropy", fp.Adam(0.01), epochs=6, validation_split=0.3,
+                  metrics=["accuracy"], callbacks=[ck])
+    acc = h.metrics["val_accuracy"]
+    improved = [e for e in range(6) if acc[e] > max(acc[:e], default=-1)]
+    assert ck.saved_epochs == improved
+    loaded = fp.load(tmp_path / "best.npz")
+    assert loaded.evaluate(X[210:], y[210:], "softmax_cross_entropy")["accuracy"] == \
+        pytest.approx(acc[improved[-1]])
+
+
+def test_callback_errors_name_the_argument():
+    X, y = blobs()
+    with pytest.raises(TypeError, match=r"callbacks\[0\]: expected an object with on_epoch_end"):
+        clf().fit(X, y, "softmax_cross_entropy", callbacks=["stop"])
+    with pytest.raises(ValueError, match="monitor: 'val_loss' is not among the logs"):
+        clf().fit(X, y, "softmax_cross_entropy", callbacks=[fp.EarlyStopping()])
+
+
+def test_progress_output(monkeypatch):
+    X, y = blobs()
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    clf().fit(X, y, "softmax_cross_entropy", epochs=2, verbose=0)
+    assert out.getvalue() == ""  # verbose=0 prints nothing
+    clf().fit(X, y, "softmax_cross_entropy", epochs=2, verbose=1)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2") and "\r" not in out.getvalue()
+    out.truncate(0)
+    out.seek(0)
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # the built-in bar
+    a, b = clf(), clf()
+    a.fit(X, y, "softmax_cross_entropy", epochs=2, verbose=1, progress=True, batch_size=8)
+    b.fit(X, y, "softmax_cross_entropy", epochs=2, batch_size=8)
+    assert "\r" in out.getvalue() and "samples/s" in out.getvalue()
+    np.testing.assert_array_equal(a.params, b.params)  # chunked epochs: the same training
+
+
+def test_history_prints_as_a_table():
+    X, y = blobs()
+    h = clf().fit(X, y, "softmax_cross_entropy", epochs=3, validation_split=0.2, metrics=["accuracy"])
+    text = str(h).splitlines()
+    assert text[0].split() == ["epoch", "loss", "accuracy", "val_loss", "lr", "seconds",
+                               "samples_per_sec", "val_accuracy"]
+    assert len(text) == 4
+    assert repr(h).startswith("History(epochs=3, loss=")
