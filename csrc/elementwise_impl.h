@@ -222,6 +222,38 @@ FP_MULTIVERSION double FP_NAME(fp_squared_error)(const REAL *A, const REAL *Y, p
     return total;
 }
 
+FP_MULTIVERSION double FP_NAME(fp_abs_error)(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA,
+                                             REAL scale)
+{
+    double total = 0;
+    if (dA)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const REAL r = A[i] - Y[i];
+            dA[i] = r > 0 ? scale : (r < 0 ? -scale : (REAL)0);
+        }
+#define FP_ABS(i) fabs(A[i] - Y[i])
+    FP_LANE_SUM(total, n, FP_ABS);
+#undef FP_ABS
+    return total;
+}
+
+FP_MULTIVERSION double FP_NAME(fp_huber)(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA,
+                                         REAL scale)
+{
+    double total = 0;
+    if (dA)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const REAL r = A[i] - Y[i];
+            dA[i] = scale * (r > 1 ? (REAL)1 : (r < -1 ? (REAL)-1 : r));
+        }
+#define FP_HUBER(i)                                                                                \
+    (fabs(A[i] - Y[i]) <= 1 ? (REAL)0.5 * (A[i] - Y[i]) * (A[i] - Y[i])                             \
+                            : fabs(A[i] - Y[i]) - (REAL)0.5)
+    FP_LANE_SUM(total, n, FP_HUBER);
+#undef FP_HUBER
+    return total;
+}
+
 FP_MULTIVERSION double FP_NAME(fp_bce_logits)(const REAL *Z, const REAL *Y, ptrdiff_t n, REAL *dZ, REAL scale,
                               int64_t *n_correct)
 {

@@ -25,7 +25,10 @@ enum {
     FP_LOSS_MSE = 0,           /* mean over all elements of (a - y)^2 */
     FP_LOSS_HALF_SE = 1,       /* mean over samples of 1/2 sum_j (a_j - y_j)^2 */
     FP_LOSS_BCE = 2,           /* binary cross-entropy on a sigmoid output, mean over elements */
-    FP_LOSS_SOFTMAX_XENT = 3   /* softmax cross-entropy, mean over samples */
+    FP_LOSS_SOFTMAX_XENT = 3,  /* softmax cross-entropy, mean over samples */
+    FP_LOSS_MAE = 4,           /* mean over all elements of |a - y| */
+    FP_LOSS_HUBER = 5,         /* mean over all elements of Huber(a - y), delta 1 */
+    FP_LOSS_MULTILABEL_BCE = 6 /* binary cross-entropy summed over labels, mean over samples */
 };
 
 /* Optimizer kinds and hyperparameters, shared with fastprop/optimizers.py. */
@@ -76,6 +79,10 @@ typedef struct {
                              int accumulate);                                                      \
     /* Squared error: returns sum (A - Y)^2; dA = scale * (A - Y). */                              \
     double fp_squared_error_##SFX(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA, REAL scale); \
+    /* Absolute error: returns sum |A - Y|; dA = scale * sign(A - Y). */                            \
+    double fp_abs_error_##SFX(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA, REAL scale);    \
+    /* Huber with delta 1: returns the sum of 1/2 r^2 (|r| <= 1) or |r| - 1/2; dA = scale * clip(r). */\
+    double fp_huber_##SFX(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA, REAL scale);        \
     /* Binary cross-entropy from logits Z: returns the sum over elements; dZ = scale*(sigmoid(Z)-Y);\
        *n_correct (if not NULL) counts elements with (Z > 0) == (Y > 0.5). */                      \
     double fp_bce_logits_##SFX(const REAL *Z, const REAL *Y, ptrdiff_t n, REAL *dZ, REAL scale,     \

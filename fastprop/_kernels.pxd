@@ -21,6 +21,9 @@ cdef extern from "fastprop.h" nogil:
         FP_LOSS_HALF_SE
         FP_LOSS_BCE
         FP_LOSS_SOFTMAX_XENT
+        FP_LOSS_MAE
+        FP_LOSS_HUBER
+        FP_LOSS_MULTILABEL_BCE
 
     ctypedef struct fp_optimizer:
         int kind

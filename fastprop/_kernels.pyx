@@ -24,6 +24,11 @@ cdef extern from "fastprop.h" nogil:
     double fp_squared_error_f32(const float *A, const float *Y, Py_ssize_t n, float *dA, float scale)
     double fp_squared_error_f64(const double *A, const double *Y, Py_ssize_t n, double *dA,
                                 double scale)
+    double fp_abs_error_f32(const float *A, const float *Y, Py_ssize_t n, float *dA, float scale)
+    double fp_abs_error_f64(const double *A, const double *Y, Py_ssize_t n, double *dA,
+                            double scale)
+    double fp_huber_f32(const float *A, const float *Y, Py_ssize_t n, float *dA, float scale)
+    double fp_huber_f64(const double *A, const double *Y, Py_ssize_t n, double *dA, double scale)
     double fp_bce_logits_f32(const float *Z, const float *Y, Py_ssize_t n, float *dZ, float scale,
                              int64_t *n_correct)
     double fp_bce_logits_f64(const double *Z, const double *Y, Py_ssize_t n, double *dZ,
@@ -145,6 +150,7 @@ cdef double loss_gradient(int loss, const floating *Z, const floating *A,
                           int n_samples, int n_out, int activation, floating negative_slope,
                           int64_t *n_correct) noexcept nogil:
     cdef Py_ssize_t n = <Py_ssize_t>n_samples * n_out
+    cdef Py_ssize_t norm
     cdef double total
     if loss == FP_LOSS_MSE or loss == FP_LOSS_HALF_SE:
         # dL/dA, then through f'(.) of the output layer like any other layer.
@@ -156,13 +162,29 @@ cdef double loss_gradient(int loss, const floating *Z, const floating *A,
         if dZ != NULL:
             activation_backward(dZ, A, n, activation, negative_slope)
         return total / n if loss == FP_LOSS_MSE else total / (2.0 * n_samples)
-    if loss == FP_LOSS_BCE:
-        # Sigmoid fused with the loss: dL/dZ = (sigmoid(Z) - Y) / n.
-        if floating is float:
-            total = fp_bce_logits_f32(Z, Y, n, dZ, <float>(1.0 / n), n_correct)
+    if loss == FP_LOSS_MAE or loss == FP_LOSS_HUBER:
+        if loss == FP_LOSS_MAE:
+            if floating is float:
+                total = fp_abs_error_f32(A, Y, n, dZ, <float>(1.0 / n))
+            else:
+                total = fp_abs_error_f64(A, Y, n, dZ, 1.0 / n)
         else:
-            total = fp_bce_logits_f64(Z, Y, n, dZ, 1.0 / n, n_correct)
+            if floating is float:
+                total = fp_huber_f32(A, Y, n, dZ, <float>(1.0 / n))
+            else:
+                total = fp_huber_f64(A, Y, n, dZ, 1.0 / n)
+        if dZ != NULL:
+            activation_backward(dZ, A, n, activation, negative_slope)
         return total / n
+    if loss == FP_LOSS_BCE or loss == FP_LOSS_MULTILABEL_BCE:
+        # Sigmoid fused with the loss: dL/dZ = (sigmoid(Z) - Y) / (n, or n_samples for the
+        # multi-label loss, which sums over labels).
+        norm = n if loss == FP_LOSS_BCE else n_samples
+        if floating is float:
+            total = fp_bce_logits_f32(Z, Y, n, dZ, <float>(1.0 / norm), n_correct)
+        else:
+            total = fp_bce_logits_f64(Z, Y, n, dZ, 1.0 / norm, n_correct)
+        return total / norm
     # Softmax fused with the loss: dL/dZ = (softmax(Z) - Y) / n_samples.
     if labels != NULL:
         if floating is float:

@@ -9,7 +9,7 @@ For each layer l (1 = closest to the input), with a_0 = x:
 import numpy as np
 
 from . import _kernels
-from .losses import LOSSES
+from .losses import FUSED, LOSSES
 
 
 class LayerTrace:
@@ -94,7 +94,7 @@ def explain(model, X, y, loss):
         As.append(a)
         A_prev = a
     out = layers[-1]
-    fused = LOSSES[loss] >= LOSSES["binary_cross_entropy"]
+    fused = loss in FUSED
     delta = np.empty_like(us[-1])
     value, _ = _kernels._loss_gradient(LOSSES[loss], us[-1], As[-1], Y, labels, delta,
                                        out.activation_code, out.negative_slope)

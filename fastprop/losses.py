@@ -6,7 +6,12 @@ Every loss is a mean over the batch, so the gradient of a batch does not grow wi
 - binary_cross_entropy: on a sigmoid output, computed from its logits; mean over elements
   (as torch.nn.BCEWithLogitsLoss); its gradient with respect to the logits is (a - y) / n;
 - softmax_cross_entropy: on a softmax output, from its logits; targets are integer labels or
-  one-hot (or probability) rows; mean over samples (as torch.nn.CrossEntropyLoss).
+  one-hot (or probability) rows; mean over samples (as torch.nn.CrossEntropyLoss);
+- mae: mean over all elements of |a - y| (as torch.nn.L1Loss);
+- huber: mean over all elements of 1/2 r^2 for |r| <= 1, |r| - 1/2 beyond (torch.nn.HuberLoss
+  with its default delta = 1);
+- multilabel_binary_cross_entropy: on a sigmoid output, summed over the labels and averaged
+  over the samples (scikit-learn's multi-label log-loss).
 """
 import numpy as np
 
@@ -17,6 +22,9 @@ LOSSES = {
     "half_squared_error": 1,
     "binary_cross_entropy": 2,
     "softmax_cross_entropy": 3,
+    "mae": 4,
+    "huber": 5,
+    "multilabel_binary_cross_entropy": 6,
 }
 
 _ALIASES = {
@@ -26,6 +34,9 @@ _ALIASES = {
     "bce": "binary_cross_entropy",
     "cross_entropy": "softmax_cross_entropy",
     "categorical_cross_entropy": "softmax_cross_entropy",
+    "mean_absolute_error": "mae",
+    "l1": "mae",
+    "multilabel_bce": "multilabel_binary_cross_entropy",
 }
 
 # The output activation each loss requires (None: any element-wise activation).
@@ -34,9 +45,16 @@ _OUTPUT_ACTIVATION = {
     "half_squared_error": None,
     "binary_cross_entropy": "sigmoid",
     "softmax_cross_entropy": "softmax",
+    "mae": None,
+    "huber": None,
+    "multilabel_binary_cross_entropy": "sigmoid",
 }
 
-CLASSIFICATION = ("binary_cross_entropy", "softmax_cross_entropy")
+CLASSIFICATION = ("binary_cross_entropy", "softmax_cross_entropy", "multilabel_binary_cross_entropy")
+# losses whose output activation is fused with them (their gradient is taken from the logits)
+FUSED = CLASSIFICATION
+# losses whose accuracy counts each output element (several labels per sample)
+PER_ELEMENT = ("binary_cross_entropy", "multilabel_binary_cross_entropy")
 
 
 def canonical_loss(name):
@@ -84,8 +102,8 @@ def prepare_targets(loss, y, n_samples, n_out, dtype):
     if arr.shape[1] != n_out:
         raise ValueError(f"y: expected shape ({n_samples}, {n_out}) for a model with {n_out} "
                          f"outputs, got shape {arr.shape}")
-    if loss == "binary_cross_entropy" and (arr.min() < 0 or arr.max() > 1):
-        raise ValueError(f"y: expected targets in [0, 1] for binary_cross_entropy, got values from "
+    if loss in PER_ELEMENT and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(f"y: expected targets in [0, 1] for {loss}, got values from "
                          f"{arr.min()} to {arr.max()}")
     if loss == "softmax_cross_entropy" and arr.min() < 0:
         raise ValueError("y: expected non-negative one-hot or probability rows for "

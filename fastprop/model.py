@@ -16,7 +16,8 @@ from .activations import ACTIVATIONS
 from .history import History
 from .layers import Dense
 from .metrics import get_metric
-from .losses import CLASSIFICATION, LOSSES, canonical_loss, check_output_activation, prepare_targets
+from .losses import (CLASSIFICATION, LOSSES, PER_ELEMENT, canonical_loss, check_output_activation,
+                     prepare_targets)
 from .optimizers import SGD, Optimizer
 
 
@@ -209,8 +210,8 @@ class Sequential:
         value, n_correct = self._loss_only(X, Y, labels, loss)
         result = {"loss": value}
         if loss in CLASSIFICATION:
-            result["accuracy"] = n_correct / (X.shape[0] * (self.n_out if Y is not None and
-                                                            loss == "binary_cross_entropy" else 1))
+            result["accuracy"] = n_correct / (X.shape[0] * (self.n_out if loss in PER_ELEMENT
+                                                            else 1))
         if fns:
             pred = self.predict(X)
             result.update({name: fn(y, pred) for name, fn in fns.items()})
@@ -315,7 +316,7 @@ class Sequential:
         self.optimizer = optimizer
         trainer = self._trainer(loss, batch_size, labels is not None, optimizer._fused)
         order = np.arange(n, dtype=np.int64) if shuffle else None
-        per_sample = self.n_out if loss == "binary_cross_entropy" else 1
+        per_sample = self.n_out if loss in PER_ELEMENT else 1
         show_bar = bool(verbose) and (progress if progress is not None else _is_terminal())
         history = History()
         base_lr = optimizer.lr

@@ -64,9 +64,18 @@ def loss_and_output_delta(loss, Z, A, Y, name, slope=0.01):
     if loss == "half_squared_error":
         value = 0.5 * np.sum((A - Y) ** 2) / n
         return value, (A - Y) / n * derivative(Z, name, slope)
+    if loss == "mae":
+        return np.mean(np.abs(A - Y)), np.sign(A - Y) / A.size * derivative(Z, name, slope)
+    if loss == "huber":
+        r = A - Y
+        value = np.mean(np.where(np.abs(r) <= 1, 0.5 * r * r, np.abs(r) - 0.5))
+        return value, np.clip(r, -1, 1) / A.size * derivative(Z, name, slope)
     if loss == "binary_cross_entropy":
         value = -np.mean(Y * log_sigmoid(Z) + (1 - Y) * log_sigmoid(-Z))
         return value, (1 / (1 + np.exp(-Z)) - Y) / Z.size
+    if loss == "multilabel_binary_cross_entropy":
+        value = -np.sum(Y * log_sigmoid(Z) + (1 - Y) * log_sigmoid(-Z)) / n
+        return value, (1 / (1 + np.exp(-Z)) - Y) / n
     if loss == "softmax_cross_entropy":
         if Y.ndim == 1:
             Y = np.eye(Z.shape[1])[Y]

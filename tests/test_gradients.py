@@ -9,7 +9,9 @@ import reference as ref
 HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
 OUTPUT_LOSS = [("identity", "mse"), ("sigmoid", "mse"), ("tanh", "half_squared_error"),
                ("relu", "mse"), ("leaky_relu", "half_squared_error"),
-               ("sigmoid", "binary_cross_entropy"), ("softmax", "softmax_cross_entropy")]
+               ("sigmoid", "binary_cross_entropy"), ("softmax", "softmax_cross_entropy"),
+               ("identity", "mae"), ("tanh", "huber"), ("identity", "huber"),
+               ("sigmoid", "multilabel_binary_cross_entropy")]
 
 
 def make(hidden, out_act, loss, seed=0, n=12, sizes=(4, 6, 5, 3)):
@@ -20,8 +22,10 @@ def make(hidden, out_act, loss, seed=0, n=12, sizes=(4, 6, 5, 3)):
     for l in model.layers:  # non-zero biases, so that every term of the chain rule is exercised
         l.b = rng.normal(scale=0.3, size=l.n_out)
     X = rng.normal(size=(n, sizes[0]))
-    if loss == "binary_cross_entropy":
+    if loss in ("binary_cross_entropy", "multilabel_binary_cross_entropy"):
         y = (rng.random((n, sizes[3])) > 0.5).astype(float)
+    elif loss == "huber":
+        y = rng.normal(scale=2.0, size=(n, sizes[3]))  # both sides of |r| = 1
     elif loss == "softmax_cross_entropy":
         y = rng.integers(0, sizes[3], size=n)
     else:

@@ -75,16 +75,18 @@ def test_weight_gradient(dtype, shape, layout):
 
 LOSS_CASES = [("mse", "identity"), ("mse", "sigmoid"), ("mse", "tanh"),
               ("half_squared_error", "identity"), ("half_squared_error", "relu"),
-              ("binary_cross_entropy", "sigmoid"), ("softmax_cross_entropy", "softmax")]
+              ("binary_cross_entropy", "sigmoid"), ("softmax_cross_entropy", "softmax"),
+              ("mae", "identity"), ("mae", "tanh"), ("huber", "identity"), ("huber", "sigmoid"),
+              ("multilabel_binary_cross_entropy", "sigmoid")]
 
 
 def targets(loss, n, m, rng, labels=False):
-    if loss == "binary_cross_entropy":
+    if loss in ("binary_cross_entropy", "multilabel_binary_cross_entropy"):
         return (rng.random((n, m)) > 0.5).astype(float)
     if loss == "softmax_cross_entropy":
         lab = rng.integers(0, m, size=n)
         return lab if labels else np.eye(m)[lab]
-    return rng.normal(size=(n, m))
+    return rng.normal(scale=2.0, size=(n, m))
 
 
 @pytest.mark.parametrize("loss,act,labels",

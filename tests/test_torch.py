@@ -113,3 +113,28 @@ def test_half_squared_error_against_torch():
     np.testing.assert_allclose(value, t.item(), rtol=1e-12)
     lin = [m for m in net if isinstance(m, torch.nn.Linear)][0]
     np.testing.assert_allclose(grads[0][0], lin.weight.grad.numpy().T, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("loss,out_act,make_crit", [
+    ("mae", "identity", lambda: torch.nn.L1Loss()),
+    ("huber", "tanh", lambda: torch.nn.HuberLoss(delta=1.0)),
+    ("multilabel_binary_cross_entropy", "sigmoid",
+     lambda: (lambda out, y: torch.nn.BCEWithLogitsLoss(reduction="sum")(out, y) / len(y))),
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_more_losses_against_torch(loss, out_act, make_crit, dtype):
+    rng = np.random.default_rng(0)
+    model = fp.Sequential([fp.Dense(6, 9, "relu"), fp.Dense(9, 4, out_act)], dtype=dtype, seed=2)
+    X = rng.normal(size=(30, 6))
+    y = ((rng.random((30, 4)) > 0.5) * 1.0 if "binary" in loss else rng.normal(scale=2, size=(30, 4)))
+    tdtype = torch.float32 if dtype == "float32" else torch.float64
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    net = torch_twin(model, tdtype, "binary_cross_entropy" if "binary" in loss else "mse")
+    value, grads = model.loss_and_gradients(X, y, loss)
+    t = make_crit()(net(torch.from_numpy(X).to(tdtype)), torch.from_numpy(y).to(tdtype))
+    t.backward()
+    np.testing.assert_allclose(value, t.item(), **tol)
+    lin = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for (dW, db), l in zip(grads, lin):
+        np.testing.assert_allclose(dW, l.weight.grad.numpy().T, **tol)
+        np.testing.assert_allclose(db, l.bias.grad.numpy(), **tol)
