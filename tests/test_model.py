@@ -201,3 +201,12 @@ def test_examples_run(script, expected, tmp_path):
     assert out.returncode == 0, out.stderr
     for text in expected:
         assert text in out.stdout
+
+
+def test_digits_example_reaches_95_percent(tmp_path):
+    pytest.importorskip("sklearn")
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "digits.py")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    acc = float(re.search(r"test accuracy ([0-9.]+)", out.stdout).group(1))
+    assert acc >= 0.95
