@@ -95,6 +95,10 @@ typedef struct {
     double fp_softmax_xent_labels_##SFX(const REAL *Z, const int64_t *labels, ptrdiff_t n_samples,  \
                                         ptrdiff_t n_classes, REAL *dZ, REAL scale,                 \
                                         int64_t *n_correct);                                       \
+    /* Inverted dropout: M = 1/(1 - rate) where a hash of (key, i) is >= rate, else 0; D = A * M. */\
+    void fp_dropout_##SFX(const REAL *A, REAL *M, REAL *D, ptrdiff_t n, uint64_t key, REAL rate); \
+    /* x *= m, element-wise. */                                                                    \
+    void fp_mul_##SFX(REAL *x, const REAL *m, ptrdiff_t n);                                       \
     /* params -= lr * grads, over the flat buffers. */                                             \
     void fp_sgd_update_##SFX(REAL *params, const REAL *grads, ptrdiff_t n, REAL lr);              \
     /* One optimizer step over the flat buffers: clipping (scales grads), weight decay, the update;\
@@ -102,6 +106,9 @@ typedef struct {
        the steps, this one included. */                                                           \
     void fp_optimizer_step_##SFX(const fp_optimizer *opt, REAL *params, REAL *grads, REAL *s1,    \
                                  REAL *s2, ptrdiff_t n, int64_t t);
+
+/* The key of one dropout mask, from the model's seed, the step count and the layer index. */
+uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer);
 
 FP_DECLARE(float, f32)
 FP_DECLARE(double, f64)

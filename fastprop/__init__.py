@@ -22,7 +22,7 @@ from .explain import LayerTrace, Trace
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
 from .io import load
-from .layers import Dense
+from .layers import Dense, Dropout
 from .losses import LOSSES
 from .model import Sequential
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
@@ -30,5 +30,5 @@ from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 __version__ = "0.1.0"
 
 __all__ = ["callbacks", "metrics", "schedules", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "load", "Sequential", "Dense", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult", "Trace",
+           "load", "Sequential", "Dense", "Dropout", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult", "Trace",
            "LayerTrace", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]

@@ -2,7 +2,7 @@
 # One body serves float32 and float64 through the `floating` fused type. Matrices are row-major;
 # a matrix that BLAS reads is given as (pointer, leading dimension, transposed?), so Fortran-ordered
 # or transposed inputs need no copy.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 ctypedef fused floating:
     float
@@ -25,6 +25,7 @@ cdef extern from "fastprop.h" nogil:
         FP_LOSS_HUBER
         FP_LOSS_MULTILABEL_BCE
 
+    uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer)
     ctypedef struct fp_optimizer:
         int kind
         int nesterov
@@ -89,3 +90,13 @@ cdef void optimizer_step(const fp_optimizer *opt, floating *params,   # IN/OUT (
 
 # The C description of an optimizer from a dict of hyperparameters (fastprop/optimizers.py).
 cdef fp_optimizer make_optimizer(dict hyper)
+
+# Inverted dropout of A into D with the mask M (IN A; OUT M, D), and x *= m.
+cdef void dropout(const floating *A, floating *M, floating *D, Py_ssize_t n, uint64_t key,
+                  floating rate) noexcept nogil
+cdef void mul(floating *x, const floating *m, Py_ssize_t n) noexcept nogil
+cdef void activation_backward(floating *dA, const floating *A, Py_ssize_t n, int activation,
+                              floating negative_slope) noexcept nogil
+
+# The key of one dropout mask, from the model's seed, the step count and the layer index.
+cdef uint64_t dropout_key(uint64_t seed, int64_t step, int layer) noexcept nogil

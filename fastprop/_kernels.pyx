@@ -5,7 +5,7 @@ The cdef functions (declared in _kernels.pxd) run without the GIL and never allo
 thin ``def`` twin with a leading underscore, which releases the GIL around it; those twins expect
 arrays already checked by fastprop.kernels (C-contiguous, one dtype, matching shapes).
 """
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cdef extern from "fastprop.h" nogil:
@@ -47,6 +47,11 @@ cdef extern from "fastprop.h" nogil:
                                float *s2, Py_ssize_t n, int64_t t)
     void fp_optimizer_step_f64(const fp_optimizer *opt, double *params, double *grads,
                                double *s1, double *s2, Py_ssize_t n, int64_t t)
+    void fp_dropout_f32(const float *A, float *M, float *D, Py_ssize_t n, uint64_t key, float rate)
+    void fp_dropout_f64(const double *A, double *M, double *D, Py_ssize_t n, uint64_t key,
+                        double rate)
+    void fp_mul_f32(float *x, const float *m, Py_ssize_t n)
+    void fp_mul_f64(double *x, const double *m, Py_ssize_t n)
     void fp_sgd_update_f32(float *params, const float *grads, Py_ssize_t n, float lr)
     void fp_sgd_update_f64(double *params, const double *grads, Py_ssize_t n, double lr)
 
@@ -76,8 +81,27 @@ cdef inline void bias_activation(floating *Z, floating *A, const floating *b, Py
         fp_bias_activation_f64(Z, A, b, n_samples, n_out, activation, negative_slope)
 
 
-cdef inline void activation_backward(floating *dA, const floating *A, Py_ssize_t n, int activation,
-                                     floating negative_slope) noexcept nogil:
+cdef void dropout(const floating *A, floating *M, floating *D, Py_ssize_t n, uint64_t key,
+                  floating rate) noexcept nogil:
+    if floating is float:
+        fp_dropout_f32(A, M, D, n, key, rate)
+    else:
+        fp_dropout_f64(A, M, D, n, key, rate)
+
+
+cdef uint64_t dropout_key(uint64_t seed, int64_t step, int layer) noexcept nogil:
+    return fp_dropout_key(seed, step, layer)
+
+
+cdef void mul(floating *x, const floating *m, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fp_mul_f32(x, m, n)
+    else:
+        fp_mul_f64(x, m, n)
+
+
+cdef void activation_backward(floating *dA, const floating *A, Py_ssize_t n, int activation,
+                              floating negative_slope) noexcept nogil:
     if floating is float:
         fp_activation_backward_f32(dA, A, n, activation, negative_slope)
     else:
@@ -304,3 +328,27 @@ def _optimizer_step(dict hyper, floating[::1] params, floating[::1] grads, float
     cdef floating *b = &s2[0] if s2 is not None else NULL
     with nogil:
         optimizer_step(&opt, &params[0], &grads[0], a, b, params.shape[0], t)
+
+
+def _dropout_key(unsigned long long seed, long long step, int layer):
+    return dropout_key(seed, step, layer)
+
+
+def _dropout(const floating[:, ::1] A, floating[:, ::1] M, floating[:, ::1] D,
+             unsigned long long key, double rate):
+    """D = A * M with a fresh inverted-dropout mask M (the compiled step's own generator)."""
+    with nogil:
+        dropout(&A[0, 0], &M[0, 0], &D[0, 0], A.shape[0] * A.shape[1], key, <floating>rate)
+
+
+def _mul(floating[:, ::1] x, const floating[:, ::1] m):
+    with nogil:
+        mul(&x[0, 0], &m[0, 0], x.shape[0] * x.shape[1])
+
+
+def _activation_backward(floating[:, ::1] dA, const floating[:, ::1] A, int activation,
+                         double negative_slope):
+    """dA *= f'(.) in place, f' written through A = f(Z)."""
+    with nogil:
+        activation_backward(&dA[0, 0], &A[0, 0], dA.shape[0] * dA.shape[1], activation,
+                            <floating>negative_slope)

@@ -19,9 +19,11 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+from libc.stdint cimport uint64_t
 from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weight_gradient,
                                 loss_gradient, sgd_update, column_sum, fp_optimizer,
-                                optimizer_step, make_optimizer)
+                                optimizer_step, make_optimizer, dropout, mul,
+                                activation_backward, dropout_key)
 
 
 cdef struct Net:
@@ -45,6 +47,11 @@ cdef struct Net:
     void *s1                # its state buffers (flat, like params), or NULL
     void *s2
     int64_t t               # steps taken by the optimizer
+    double *drop            # dropout rate after each layer (0: none)
+    void **M                # per layer with dropout: its mask (capacity, n_out), else NULL
+    void **D                # per layer with dropout: the dropped activations, else NULL
+    uint64_t seed           # dropout masks come from (seed, dstep, layer)
+    int64_t dstep           # training steps taken, for the dropout masks
 
 
 cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels,
@@ -65,6 +72,10 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
                       <floating *>net.Z if l == L - 1 else NULL, <floating *>net.A[l],
                       n, n_in, n_out, net.acts[l], <floating>net.slopes[l])
         A_prev = <floating *>net.A[l]
+        if net.drop[l] > 0:  # inverted dropout: the next layer sees D = A * M
+            dropout(A_prev, <floating *>net.M[l], <floating *>net.D[l], <Py_ssize_t>n * n_out,
+                    dropout_key(net.seed, net.dstep, l), <floating>net.drop[l])
+            A_prev = <floating *>net.D[l]
     value = loss_gradient(net.loss, <floating *>net.Z, <floating *>net.A[L - 1], Y, labels,
                           <floating *>net.dZ[L - 1], n, net.sizes[L], net.acts[L - 1],
                           <floating>net.slopes[L - 1], n_correct)
@@ -72,8 +83,18 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
         W = params + net.w_off[l]
-        A_prev = X if l == 0 else <floating *>net.A[l - 1]
-        if l:  # dZ_{l-1} = (dZ_l W_l^T) * f'(.), with W_l before its update
+        if l == 0:
+            A_prev = X
+        else:
+            A_prev = <floating *>(net.D[l - 1] if net.drop[l - 1] > 0 else net.A[l - 1])
+        if l and net.drop[l - 1] > 0:  # dZ_{l-1} = (dZ_l W_l^T) * M * f'(.)
+            gemm(False, True, n, n_in, n_out, <floating>1, <floating *>net.dZ[l], n_out, W, n_out,
+                 <floating>0, <floating *>net.dZ[l - 1], n_in)
+            mul(<floating *>net.dZ[l - 1], <floating *>net.M[l - 1], <Py_ssize_t>n * n_in)
+            activation_backward(<floating *>net.dZ[l - 1], <floating *>net.A[l - 1],
+                                <Py_ssize_t>n * n_in, net.acts[l - 1],
+                                <floating>net.slopes[l - 1])
+        elif l:  # dZ_{l-1} = (dZ_l W_l^T) * f'(.), with W_l before its update
             delta_layer(<floating *>net.dZ[l], n_out, False, W, n_out, False,
                         <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, n_in, n_out,
                         net.acts[l - 1], <floating>net.slopes[l - 1])
@@ -91,6 +112,7 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
         net.t += 1
         optimizer_step(&net.opt, params, grads, <floating *>net.s1, <floating *>net.s2,
                        net.n_params, net.t)
+    net.dstep += 1
     return value
 
 
@@ -141,7 +163,7 @@ cdef class Trainer:
     cdef int n_y
 
     def __cinit__(self, params, grads, list sizes, list acts, list slopes, int loss,
-                  int capacity, bint labels, bint fused_sgd=True):
+                  int capacity, bint labels, bint fused_sgd=True, list drops=None):
         cdef int L = len(acts), l
         self.net.n_layers = 0
         self.net.sizes = <int *>malloc((L + 1) * sizeof(int))
@@ -150,9 +172,15 @@ cdef class Trainer:
         self.net.w_off = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
         self.net.A = <void **>malloc(L * sizeof(void *))
         self.net.dZ = <void **>malloc(L * sizeof(void *))
+        self.net.M = <void **>malloc(L * sizeof(void *))
+        self.net.D = <void **>malloc(L * sizeof(void *))
+        self.net.drop = <double *>malloc(L * sizeof(double))
         if (self.net.sizes == NULL or self.net.acts == NULL or self.net.slopes == NULL or
-                self.net.w_off == NULL or self.net.A == NULL or self.net.dZ == NULL):
+                self.net.w_off == NULL or self.net.A == NULL or self.net.dZ == NULL or
+                self.net.M == NULL or self.net.D == NULL or self.net.drop == NULL):
             raise MemoryError()
+        self.net.seed = 0
+        self.net.dstep = 0
         self.net.n_layers = L
         self.dtype = params.dtype
         self.capacity = capacity
@@ -168,6 +196,17 @@ cdef class Trainer:
             self.net.slopes[l] = slopes[l]
             self.net.w_off[l] = off
             off += <Py_ssize_t>sizes[l] * sizes[l + 1] + sizes[l + 1]
+            rate = 0.0 if drops is None else float(drops[l])
+            if not 0 <= rate < 1 or (rate > 0 and l == L - 1):
+                raise ValueError(f"drops[{l}]: expected a rate in [0, 1), none after the output")
+            self.net.drop[l] = rate
+            self.net.M[l] = self.net.D[l] = NULL
+            if rate > 0:
+                mask = np.empty((capacity, sizes[l + 1]), self.dtype)
+                dropped = np.empty((capacity, sizes[l + 1]), self.dtype)
+                self.buffers += [mask, dropped]
+                self.net.M[l] = _address(mask)
+                self.net.D[l] = _address(dropped)
             for target in (0, 1):
                 buf = np.empty((capacity, sizes[l + 1]), self.dtype)
                 self.buffers.append(buf)
@@ -214,7 +253,19 @@ cdef class Trainer:
         """The optimizer's step count after the last call."""
         return self.net.t
 
+    def set_dropout_state(self, unsigned long long seed, long long step):
+        """The seed of the dropout masks and the number of steps taken so far."""
+        self.net.seed = seed
+        self.net.dstep = step
+
+    @property
+    def dropout_step(self):
+        return self.net.dstep
+
     def __dealloc__(self):
+        free(self.net.M)
+        free(self.net.D)
+        free(self.net.drop)
         free(self.net.sizes)
         free(self.net.acts)
         free(self.net.slopes)

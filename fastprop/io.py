@@ -42,7 +42,9 @@ def save(model, path, optimizer=None):
     header = {
         "format": FORMAT, "version": VERSION, "dtype": model.dtype.name,
         "layers": [{"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation,
-                    "negative_slope": l.negative_slope, "init": l.init} for l in model.layers],
+                    "negative_slope": l.negative_slope, "init": l.init, "dropout": l.dropout}
+                   for l in model.layers],
+        "dropout_seed": model._dropout_seed, "dropout_step": model._dropout_step,
         "seed": model.seed if isinstance(model.seed, (int, type(None))) else None,
         "rng_state": model._rng.bit_generator.state,
         "n_params": int(model.params.size),
@@ -80,7 +82,7 @@ def _bad(path, what):
 def load(path):
     """The model saved at `path`; its optimizer, if one was saved, as `model.optimizer`."""
     from . import optimizers
-    from .layers import Dense
+    from .layers import Dense, Dropout
     from .model import Sequential
 
     path = os.fspath(path)
@@ -104,9 +106,13 @@ def load(path):
         raise _bad(path, f"format version {header.get('version')!r}; this fastprop reads "
                    f"version {VERSION}")
     try:
-        layers = [Dense(d["n_in"], d["n_out"], d["activation"], negative_slope=d["negative_slope"],
-                        init=d["init"] if d["init"] != "array" else "zeros")
-                  for d in header["layers"]]
+        layers = []
+        for d in header["layers"]:
+            layers.append(Dense(d["n_in"], d["n_out"], d["activation"],
+                                negative_slope=d["negative_slope"],
+                                init=d["init"] if d["init"] != "array" else "zeros"))
+            if d.get("dropout"):
+                layers.append(Dropout(d["dropout"]))
         model = Sequential(layers, dtype=header["dtype"], seed=header.get("seed"))
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad(path, f"its architecture does not hold together ({exc})") from None
@@ -119,6 +125,8 @@ def load(path):
     model.params[...] = params
     try:
         model._rng.bit_generator.state = header["rng_state"]
+        model._dropout_seed = int(header.get("dropout_seed", model._dropout_seed))
+        model._dropout_step = int(header.get("dropout_step", 0))
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad(path, f"its random generator state is unreadable ({exc})") from None
     model.optimizer = None

@@ -57,6 +57,7 @@ class Dense:
             raise ValueError(f"init: expected one of {list(INITIALIZERS)} or an array, got {init!r}")
         self.init = init
         self._W = self._b = self._dW = self._db = None
+        self.dropout = 0.0  # the rate of a Dropout layer that follows this one in a model
 
     @property
     def n_params(self):
@@ -117,3 +118,20 @@ class Dense:
     def __repr__(self):
         extra = f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""
         return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r}{extra})"
+
+
+class Dropout:
+    """Inverted dropout on the output of the Dense layer before it: while training, each value
+    is zeroed with probability `rate` and the others scaled by 1 / (1 - rate); at predict and
+    evaluate time it is the identity. Masks come from the model's seed and step count, so runs
+    reproduce. In a Sequential model it folds into the Dense layer it follows (that layer's
+    `dropout` attribute), and runs inside the compiled training step."""
+
+    def __init__(self, rate):
+        rate = float(rate)
+        if not 0 <= rate < 1:
+            raise ValueError(f"rate: expected a dropout rate in [0, 1), got {rate!r}")
+        self.rate = rate
+
+    def __repr__(self):
+        return f"Dropout({self.rate})"

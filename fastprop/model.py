@@ -14,7 +14,7 @@ from ._validation import (blas_operand, check_dtype, check_matrix, check_positiv
                           check_positive_int)
 from .activations import ACTIVATIONS
 from .history import History
-from .layers import Dense
+from .layers import Dense, Dropout
 from .metrics import get_metric
 from .losses import (CLASSIFICATION, LOSSES, PER_ELEMENT, canonical_loss, check_output_activation,
                      prepare_targets)
@@ -28,6 +28,9 @@ class _Workspace:
         self.A = [np.empty((n_samples, l.n_out), dtype) for l in layers]
         self.dZ = [np.empty((n_samples, l.n_out), dtype) for l in layers]
         self.Z = np.empty((n_samples, layers[-1].n_out), dtype)
+        # dropout: the mask and the dropped activations, for layers followed by a Dropout
+        self.M = [np.empty((n_samples, l.n_out), dtype) if l.dropout else None for l in layers]
+        self.D = [np.empty((n_samples, l.n_out), dtype) if l.dropout else None for l in layers]
 
 
 class Sequential:
@@ -46,9 +49,19 @@ class Sequential:
     _MAX_WORKSPACES = 4
 
     def __init__(self, layers, dtype="float32", seed=None):
-        layers = list(layers)
-        if not layers:
+        given = list(layers)
+        if not given:
             raise ValueError("layers: expected at least one layer, got an empty list")
+        layers = []
+        for i, layer in enumerate(given):  # a Dropout folds into the Dense layer before it
+            if isinstance(layer, Dropout):
+                if not layers or isinstance(given[i - 1], Dropout):
+                    raise ValueError(f"layers[{i}]: a Dropout must follow a Dense layer")
+                if i == len(given) - 1:
+                    raise ValueError(f"layers[{i}]: a Dropout cannot follow the output layer")
+                layers[-1].dropout = layer.rate
+            else:
+                layers.append(layer)
         for i, layer in enumerate(layers):
             if not isinstance(layer, Dense):
                 raise TypeError(f"layers[{i}]: expected a fastprop.Dense, got {type(layer).__name__}")
@@ -70,6 +83,8 @@ class Sequential:
         for layer in layers:
             offset = layer._bind(self.params, self.grads, offset)
             layer._initialize(self._rng)
+        self._dropout_seed = int(self._rng.integers(2**63))
+        self._dropout_step = 0
         self._workspaces = {}
         self._compiled = None
         self.optimizer = None  # the optimizer of the last fit, which save() keeps by default
@@ -115,14 +130,20 @@ class Sequential:
 
     def copy(self, dtype=None):
         """An independent model with the same layers and weights (converted to `dtype`)."""
-        layers = [Dense(l.n_in, l.n_out, l.activation, negative_slope=l.negative_slope,
-                        init=l.init if l.init != "array" else None) for l in self.layers]
+        layers = []
+        for l in self.layers:
+            layers.append(Dense(l.n_in, l.n_out, l.activation, negative_slope=l.negative_slope,
+                                init=l.init if l.init != "array" else None))
+            if l.dropout:
+                layers.append(Dropout(l.dropout))
         clone = Sequential(layers, dtype=self.dtype if dtype is None else dtype, seed=self.seed)
         clone.params[...] = self.params
+        clone._dropout_seed, clone._dropout_step = self._dropout_seed, self._dropout_step
         return clone
 
     def __repr__(self):
-        inner = ",\n".join(f"    {l!r}" for l in self.layers)
+        inner = ",\n".join(f"    {l!r}" + (f",\n    Dropout({l.dropout})" if l.dropout else "")
+                           for l in self.layers)
         return (f"Sequential([\n{inner}\n], dtype={self.dtype.name!r}, n_params={self.n_params})")
 
     # ---------------------------------------------------------------------------------------
@@ -153,8 +174,9 @@ class Sequential:
             ws = self._workspaces[n_samples] = _Workspace(self.layers, n_samples, self.dtype)
         return ws
 
-    def _forward(self, X, ws):
-        """Forward through every layer; X is a checked matrix. Fills ws.A (and ws.Z, the logits)."""
+    def _forward(self, X, ws, training=False):
+        """Forward through every layer; X is a checked matrix. Fills ws.A (and ws.Z, the logits);
+        with `training`, applies dropout with the masks of the current step."""
         A_prev, trans = blas_operand(X)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -162,9 +184,13 @@ class Sequential:
             _kernels._forward(A_prev, trans, layer._W, False, layer._b, Z, ws.A[i],
                               layer.activation_code, layer.negative_slope)
             A_prev, trans = ws.A[i], False
+            if training and layer.dropout:
+                key = _kernels._dropout_key(self._dropout_seed, self._dropout_step, i)
+                _kernels._dropout(ws.A[i], ws.M[i], ws.D[i], key, layer.dropout)
+                A_prev = ws.D[i]
         return ws.A[last]
 
-    def _backward(self, X, Y, labels, loss, ws):
+    def _backward(self, X, Y, labels, loss, ws, training=False):
         """Loss and gradients of a forward pass held in ws; fills model.grads. Returns
         (mean loss, number correct)."""
         out = self.layers[-1]
@@ -174,9 +200,18 @@ class Sequential:
         Xs, trans_x = blas_operand(X)
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
-            A_prev, trans = (Xs, trans_x) if i == 0 else (ws.A[i - 1], False)
+            dropped = training and i and self.layers[i - 1].dropout
+            A_prev, trans = (Xs, trans_x) if i == 0 else (ws.D[i - 1] if dropped else ws.A[i - 1],
+                                                          False)
             _kernels._weight_gradient(A_prev, trans, ws.dZ[i], layer._dW, layer._db, False)
-            if i:
+            if dropped:  # dZ_{i-1} = (dZ_i W_i^T) * M * f'(.)
+                prev = self.layers[i - 1]
+                _kernels._delta(ws.dZ[i], False, layer._W, False, ws.A[i - 1], ws.dZ[i - 1], 0,
+                                0.0)
+                _kernels._mul(ws.dZ[i - 1], ws.M[i - 1])
+                _kernels._activation_backward(ws.dZ[i - 1], ws.A[i - 1], prev.activation_code,
+                                              prev.negative_slope)
+            elif i:
                 prev = self.layers[i - 1]
                 _kernels._delta(ws.dZ[i], False, layer._W, False, ws.A[i - 1], ws.dZ[i - 1],
                                 prev.activation_code, prev.negative_slope)
@@ -218,7 +253,8 @@ class Sequential:
         return result
 
     def loss_and_gradients(self, X, y, loss):
-        """The mean loss on (X, y) and its gradients [(dW, db), ...] per layer (copies).
+        """The mean loss on (X, y) and its gradients [(dW, db), ...] per layer (copies), with
+        dropout off (the deterministic network that predict runs).
 
         The gradients are also left in model.grads, where an optimizer's step reads them.
         """
@@ -229,13 +265,14 @@ class Sequential:
         return value, [(l.dW.copy(), l.db.copy()) for l in self.layers]
 
     def train_step(self, X, y, loss, optimizer):
-        """One step of gradient descent on the batch (X, y). Returns the batch's mean loss
-        (before the update)."""
+        """One step of gradient descent on the batch (X, y), layer by layer (dropout on, as in
+        fit). Returns the batch's mean loss (before the update)."""
         X, Y, labels, loss = self._check_data(X, y, loss)
         ws = self._workspace(X.shape[0])
-        self._forward(X, ws)
-        value, _ = self._backward(X, Y, labels, loss, ws)
+        self._forward(X, ws, training=True)
+        value, _ = self._backward(X, Y, labels, loss, ws, training=True)
         optimizer.step(self)
+        self._dropout_step += 1
         return value
 
     def fit(self, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
@@ -331,6 +368,7 @@ class Sequential:
                 if not optimizer._fused:
                     s1, s2 = optimizer.state_buffers(self)
                     trainer.set_optimizer(optimizer._hyper(), s1, s2, optimizer.t)
+                trainer.set_dropout_state(self._dropout_seed, self._dropout_step)
                 start = time.perf_counter()
                 if shuffle:
                     rng.shuffle(order)  # in place: a new order each epoch, no allocation
@@ -342,6 +380,7 @@ class Sequential:
                     optimizer.t += -(-n // batch_size)
                 else:
                     optimizer.t = trainer.t
+                self._dropout_step = trainer.dropout_step
                 logs = {"epoch": epoch + 1, "loss": total / n, "lr": optimizer.lr,
                         "seconds": seconds, "samples_per_sec": n / seconds if seconds > 0 else
                         float("inf"), "samples_seen": logs["samples_seen"] + n}
@@ -400,7 +439,8 @@ class Sequential:
                                      [self.n_in] + [l.n_out for l in self.layers],
                                      [l.activation_code for l in self.layers],
                                      [l.negative_slope for l in self.layers],
-                                     LOSSES[loss], batch_size, labels, fused)
+                                     LOSSES[loss], batch_size, labels, fused,
+                                     [l.dropout for l in self.layers])
             self._compiled = (key, trainer)
         return self._compiled[1]
 
