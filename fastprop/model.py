@@ -277,7 +277,7 @@ class Sequential:
 
     def fit(self, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
             verbose=0, n_threads=None, validation_data=None, validation_split=0.0,
-            metrics=None, lr_schedule=None, callbacks=None, progress=None):
+            metrics=None, lr_schedule=None, callbacks=None, progress=None, warm_start=True):
         """Trains on (X, y) by mini-batch gradient descent; returns a History.
 
         Each epoch visits every sample once, in batches of `batch_size` (the last batch may be
@@ -307,7 +307,7 @@ class Sequential:
             with threadpool_limits(limits=n_threads):
                 return self.fit(X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
                                 None, validation_data, validation_split, metrics, lr_schedule,
-                                callbacks, progress)
+                                callbacks, progress, warm_start)
         X, Y, labels, loss = self._check_data(X, y, loss)
         optimizer = SGD() if optimizer is None else optimizer
         if not isinstance(optimizer, Optimizer):
@@ -347,6 +347,10 @@ class Sequential:
                    else None, np.asarray(y)[cut:])
             X, T = X[:cut], T[:cut]
             Y, labels = (T, None) if Y is not None else (None, T)
+        if not warm_start:
+            for layer in self.layers:
+                layer._initialize(self._rng)
+            optimizer._state, optimizer.t = None, 0
         rng = self._rng if seed is None else np.random.default_rng(seed)
         n = X.shape[0]
         batch_size = min(batch_size, n)

@@ -91,3 +91,29 @@ def test_default_init_follows_the_activation_and_arrays_are_taken_as_given():
         fp.Dense(3, 2, init=W)
     with pytest.raises(ValueError, match="init: expected one of"):
         fp.Dense(3, 2, init="orthogonal")
+
+
+def test_warm_start_false_starts_afresh():
+    X, y = data()
+    model = net(seed=4)
+    first = model.params.copy()
+    opt = fp.Adam(0.01)
+    model.fit(X, y, "softmax_cross_entropy", opt, epochs=2, batch_size=16)
+    trained = model.params.copy()
+
+    class AtBegin(fp.Callback):
+        def on_train_begin(self, model, logs):
+            self.params = model.params.copy()
+
+    seen = AtBegin()
+    model.fit(X, y, "softmax_cross_entropy", opt, epochs=1, batch_size=16, warm_start=False,
+              callbacks=[seen])
+    assert opt.t == 5  # the state was reset, then one epoch of 5 steps
+    start = seen.params
+    assert not np.array_equal(start, trained) and not np.array_equal(start, first)  # new draws
+    W0 = start[:5 * 16].reshape(5, 16)
+    assert np.abs(W0).max() <= np.sqrt(6 / 5) and W0.std() == pytest.approx(np.sqrt(2 / 5), rel=0.3)
+    assert not start[5 * 16:5 * 16 + 16].any()  # biases back at zero
+    # and the default continues from the current weights
+    model.fit(X, y, "softmax_cross_entropy", opt, epochs=1, batch_size=16, callbacks=[seen])
+    assert not np.array_equal(seen.params, start) and opt.t == 10
