@@ -92,3 +92,13 @@ def blas_operand(arr):
     if arr.flags.f_contiguous:
         return arr.T, True
     return np.ascontiguousarray(arr), False
+
+
+def canonical_name(argument, value, table, aliases, example):
+    """The key of `table` that `value` names, directly or through `aliases` (case-insensitive)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{argument}: expected a name such as {example!r}, got {type(value).__name__}")
+    key = aliases.get(value.lower(), value.lower())
+    if key not in table:
+        raise ValueError(f"{argument}: expected one of {sorted(table)}, got {value!r}")
+    return key

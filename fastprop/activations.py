@@ -4,6 +4,7 @@ The codes are those of csrc/fastprop.h. Each derivative is written through the a
 output a = f(z), as in the seed's `sigmoid_derivative`: sigmoid a(1 - a), tanh 1 - a^2, relu
 [a > 0], leaky relu 1 or the slope. Softmax is only an output, fused with its cross-entropy loss.
 """
+from ._validation import canonical_name
 
 ACTIVATIONS = {
     "identity": 0,
@@ -21,9 +22,4 @@ def canonical_activation(name):
     """The canonical name of an activation; ValueError for an unknown one."""
     if name is None:
         return "identity"
-    if not isinstance(name, str):
-        raise TypeError(f"activation: expected a name such as 'relu', got {type(name).__name__}")
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return key
+    return canonical_name("activation", name, ACTIVATIONS, _ALIASES, "relu")

@@ -15,7 +15,7 @@ Every loss is a mean over the batch, so the gradient of a batch does not grow wi
 """
 import numpy as np
 
-from ._validation import as_numeric_array, check_finite
+from ._validation import as_numeric_array, canonical_name, check_finite
 
 LOSSES = {
     "mse": 0,
@@ -58,12 +58,8 @@ PER_ELEMENT = ("binary_cross_entropy", "multilabel_binary_cross_entropy")
 
 
 def canonical_loss(name):
-    if not isinstance(name, str):
-        raise TypeError(f"loss: expected a name such as 'mse', got {type(name).__name__}")
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in LOSSES:
-        raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {name!r}")
-    return key
+    """The canonical name of a loss; ValueError for an unknown one."""
+    return canonical_name("loss", name, LOSSES, _ALIASES, "mse")
 
 
 def check_output_activation(loss, activation):
