@@ -2,13 +2,15 @@
 """The compiled training path: one call per mini-batch step, one call per epoch.
 
 A Trainer holds pointers into a model's flat parameter buffer and a workspace sized for one batch
-size (activations, deltas, the output logits and the gathered batch), all allocated when it is
-built. `step` runs forward, loss, deltas, weight gradients and the update for one batch; `epoch`
-gathers each batch's rows by an index permutation and runs every step, all without the GIL and
-without allocating.
+size (activations, deltas, the output logits, the gathered batch, and the masks and dropped
+activations of dropout layers), all allocated when it is built. `step` runs forward, loss,
+deltas, weight gradients and the update for one batch; `epoch` gathers each batch's rows by an
+index permutation and runs every step, all without the GIL and without allocating.
 
-With SGD the update is fused into the weight-gradient GEMM: W += (-lr) A_prev^T dZ (beta = 1),
-after the delta that needs the old W, and b -= lr sum(dZ); so no gradient buffer is written.
+With plain SGD the update is fused into the weight-gradient GEMM: W += (-lr) A_prev^T dZ
+(beta = 1), after the delta that needs the old W, and b -= lr sum(dZ); so no gradient buffer is
+written. Any other optimizer (momentum, Adam, AdamW, RMSprop, weight decay, clipping) gets the
+gradients in the flat gradient buffer and runs one fused pass over it (optimizer_step).
 """
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
