@@ -55,7 +55,7 @@ def _extension(name, pyx, c_sources=()):
 
 
 extensions = [_extension("fastprop._kernels", "fastprop/_kernels.pyx", sorted(glob.glob("csrc/*.c"))),
-              _extension("fastprop._train", "fastprop/_train.pyx")]
+              _extension("fastprop._engine", "fastprop/_engine.pyx", sorted(glob.glob("csrc/*.c")))]
 
 setup(
     ext_modules=cythonize(

@@ -1,8 +1,12 @@
-/* fastprop's plain-C kernels: the element-wise work that BLAS cannot do.
+/* fastprop's C API: the element-wise work that BLAS cannot do, for float32 and float64.
  *
- * Every function exists twice, with the suffix _f32 (float) and _f64 (double), generated from one
- * body in elementwise_impl.h. Matrices are row-major and dense: element (i, j) of an (n, m) matrix
- * is at p[i * m + j]. The callers (fastprop/_kernels.pyx) validate everything; these trust it.
+ * Each operation has one prototype here, taking the dtype as its first argument and its arrays as
+ * untyped pointers; kernels.c instantiates one body per operation for float and double (from
+ * activations.h, losses.h, optimizers.h and dropout.h) and dispatches on the dtype. Matrices are
+ * row-major and dense: element (i, j) of an (n, m) matrix is at p[i * m + j]. Scalars are passed
+ * as double and rounded to the dtype once. The callers (fastprop/_kernels.pyx, _engine.pyx) check
+ * every size and pointer; these trust them. fastprop/_kernels.pxd declares all of this for Cython
+ * and Python reads the constants from there.
  */
 #ifndef FASTPROP_H
 #define FASTPROP_H
@@ -10,18 +14,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Activation codes, shared with fastprop/activations.py. */
-enum {
+enum fp_dtype { FP_FLOAT32 = 0, FP_FLOAT64 = 1 };
+
+enum fp_activation {
     FP_IDENTITY = 0,
     FP_SIGMOID = 1,
     FP_TANH = 2,
     FP_RELU = 3,
     FP_LEAKY_RELU = 4,
-    FP_SOFTMAX = 5   /* row-wise; only as the output of a softmax cross-entropy loss */
+    FP_SOFTMAX = 5 /* row-wise; only as the output of a softmax cross-entropy loss */
 };
 
-/* Loss codes, shared with fastprop/losses.py. */
-enum {
+enum fp_loss {
     FP_LOSS_MSE = 0,           /* mean over all elements of (a - y)^2 */
     FP_LOSS_HALF_SE = 1,       /* mean over samples of 1/2 sum_j (a_j - y_j)^2 */
     FP_LOSS_BCE = 2,           /* binary cross-entropy on a sigmoid output, mean over elements */
@@ -31,9 +35,15 @@ enum {
     FP_LOSS_MULTILABEL_BCE = 6 /* binary cross-entropy summed over labels, mean over samples */
 };
 
-/* Optimizer kinds and hyperparameters, shared with fastprop/optimizers.py. */
-enum { FP_OPT_SGD = 0, FP_OPT_MOMENTUM = 1, FP_OPT_ADAM = 2, FP_OPT_ADAMW = 3, FP_OPT_RMSPROP = 4 };
+enum fp_optimizer_kind {
+    FP_OPT_SGD = 0,
+    FP_OPT_MOMENTUM = 1,
+    FP_OPT_ADAM = 2,
+    FP_OPT_ADAMW = 3,
+    FP_OPT_RMSPROP = 4
+};
 
+/* An optimizer's hyperparameters (fastprop/optimizers.py fills it). */
 typedef struct {
     int kind;
     int nesterov;
@@ -41,78 +51,45 @@ typedef struct {
     double max_norm; /* clip the gradients to this global L2 norm first; 0: no clipping */
 } fp_optimizer;
 
-/* The element-wise kernels are compiled for AVX-512, AVX2 and the baseline ISA, the best chosen
- * when the library loads (GCC's function multiversioning, on x86-64 Linux). FMA contraction
- * stays off (-std=c11), so every version gives the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(FP_NO_MULTIVERSION)
-#define FP_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FP_MULTIVERSION
-#endif
+/* The number of state buffers (shaped like the parameters) an optimizer of this kind reads. */
+int fp_optimizer_n_state(int kind);
 
-/* Runs STATEMENT (a loop over N elements) on OpenMP threads only when N is large. The
- * element-wise loops are memory-bound and a few percent of a step, while OpenMP's idle threads
- * spin after each parallel region and take the cores from OpenBLAS's threads (measured: a third
- * of the wide benchmark's speed at 2^18 elements); so only loops of 4M elements and more, whose
- * own cost dwarfs that, are shared out. Even an inactive parallel region calls the runtime, hence
- * the plain loop below the threshold. */
-#ifndef FP_OMP_MIN_ELEMENTS
-#define FP_OMP_MIN_ELEMENTS 4194304
-#endif
-#define FP_MAYBE_PARALLEL(N, ...)                                                                  \
-    if ((N) >= FP_OMP_MIN_ELEMENTS) {                                                               \
-        _Pragma("omp parallel for schedule(static)") __VA_ARGS__                                   \
-    } else {                                                                                        \
-        __VA_ARGS__                                                                                 \
-    }
+/* Z += b (per column), then A = f(Z); Z may equal A (in place). */
+void fp_bias_activation(int dtype, void *Z, void *A, const void *b, ptrdiff_t n_samples,
+                        ptrdiff_t n_out, int activation, double negative_slope);
 
-#define FP_DECLARE(REAL, SFX)                                                                      \
-    /* Z += b (per column), then A = f(Z); Z may equal A (in place). */                           \
-    void fp_bias_activation_##SFX(REAL *Z, REAL *A, const REAL *b, ptrdiff_t n_samples,            \
-                                  ptrdiff_t n_out, int activation, REAL negative_slope);           \
-    /* dA *= f'(.), the derivative written through the activation's output A. */                   \
-    void fp_activation_backward_##SFX(REAL *dA, const REAL *A, ptrdiff_t n, int activation,         \
-                                      REAL negative_slope);                                        \
-    /* db = sum over rows of dZ (+ db if accumulate). */                                           \
-    void fp_column_sum_##SFX(const REAL *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, REAL *db,        \
-                             int accumulate);                                                      \
-    /* Squared error: returns sum (A - Y)^2; dA = scale * (A - Y). */                              \
-    double fp_squared_error_##SFX(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA, REAL scale); \
-    /* Absolute error: returns sum |A - Y|; dA = scale * sign(A - Y). */                            \
-    double fp_abs_error_##SFX(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA, REAL scale);    \
-    /* Huber with delta 1: returns the sum of 1/2 r^2 (|r| <= 1) or |r| - 1/2; dA = scale * clip(r). */\
-    double fp_huber_##SFX(const REAL *A, const REAL *Y, ptrdiff_t n, REAL *dA, REAL scale);        \
-    /* Binary cross-entropy from logits Z: returns the sum over elements; dZ = scale*(sigmoid(Z)-Y);\
-       *n_correct (if not NULL) counts elements with (Z > 0) == (Y > 0.5). */                      \
-    double fp_bce_logits_##SFX(const REAL *Z, const REAL *Y, ptrdiff_t n, REAL *dZ, REAL scale,     \
-                               int64_t *n_correct);                                                \
-    /* Softmax cross-entropy from logits Z (n_samples, n_classes) against target rows Y: returns   \
-       the sum over rows of -sum_k Y_k log softmax(Z)_k; dZ = scale * (softmax(Z) * sum(Y) - Y). */ \
-    double fp_softmax_xent_##SFX(const REAL *Z, const REAL *Y, ptrdiff_t n_samples,                 \
-                                 ptrdiff_t n_classes, REAL *dZ, REAL scale, int64_t *n_correct);   \
-    /* The same against integer labels (0 <= label < n_classes). */                                \
-    double fp_softmax_xent_labels_##SFX(const REAL *Z, const int64_t *labels, ptrdiff_t n_samples,  \
-                                        ptrdiff_t n_classes, REAL *dZ, REAL scale,                 \
-                                        int64_t *n_correct);                                       \
-    /* Inverted dropout: M = 1/(1 - rate) where a hash of (key, i) is >= rate, else 0; D = A * M. */\
-    void fp_dropout_##SFX(const REAL *A, REAL *M, REAL *D, ptrdiff_t n, uint64_t key, REAL rate); \
-    /* x *= m, element-wise. */                                                                    \
-    void fp_mul_##SFX(REAL *x, const REAL *m, ptrdiff_t n);                                       \
-    /* params -= lr * grads, over the flat buffers. */                                             \
-    void fp_sgd_update_##SFX(REAL *params, const REAL *grads, ptrdiff_t n, REAL lr);              \
-    /* One optimizer step over the flat buffers: clipping (scales grads), weight decay, the update;\
-       s1, s2 are its state (momentum, or the Adam moments, or RMSprop's average); t >= 1 counts    \
-       the steps, this one included. */                                                           \
-    void fp_optimizer_step_##SFX(const fp_optimizer *opt, REAL *params, REAL *grads, REAL *s1,    \
-                                 REAL *s2, ptrdiff_t n, int64_t t);
+/* dA *= f'(.), the derivative written through the activation's output A. */
+void fp_activation_backward(int dtype, void *dA, const void *A, ptrdiff_t n, int activation,
+                            double negative_slope);
+
+/* db = sum over rows of dZ (+ db if accumulate). */
+void fp_column_sum(int dtype, const void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, void *db,
+                   int accumulate);
+
+/* The mean loss of an output layer (Z its pre-activation, A = f(Z)) against targets Y, or integer
+ * labels (softmax cross-entropy only; Y is then NULL); writes dL/dZ into dZ unless it is NULL and
+ * adds the number of correct predictions to *n_correct (classification losses). */
+double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const void *Y,
+                        const int64_t *labels, void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out,
+                        int activation, double negative_slope, int64_t *n_correct);
+
+/* One optimizer step over the flat buffers: clipping (scales grads in place), weight decay, the
+ * update; s1, s2 are its state (momentum, the Adam moments, RMSprop's average; NULL when the kind
+ * reads fewer); t >= 1 counts the steps, this one included. */
+void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *s1,
+                       void *s2, ptrdiff_t n, int64_t t);
+
+/* params -= lr * grads over one flat buffer. */
+void fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, double lr);
+
+/* Inverted dropout: M = 1/(1 - rate) where a hash of (key, i) is >= rate, else 0; D = A * M. */
+void fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_t key,
+                double rate);
+
+/* x *= m, element-wise. */
+void fp_mul(int dtype, void *x, const void *m, ptrdiff_t n);
 
 /* The key of one dropout mask, from the model's seed, the step count and the layer index. */
 uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer);
-
-FP_DECLARE(float, f32)
-FP_DECLARE(double, f64)
-
-#undef FP_DECLARE
 
 #endif

@@ -16,19 +16,19 @@ except ImportError as exc:  # the source tree, without its compiled extension
         "`pip install .`, or build in place with `pip install -e .`") from exc
 
 from . import callbacks, datasets, kernels, metrics, schedules
-from .callbacks import Callback, EarlyStopping, ModelCheckpoint
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
 from .activations import ACTIVATIONS
 from .explain import LayerTrace, Trace
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
-from .io import load
-from .layers import Dense, Dropout
+from .layers import Dense, Dropout, LayerSpec
 from .losses import LOSSES
-from .model import Sequential
+from .model import Sequential, load
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
 __all__ = ["callbacks", "metrics", "schedules", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "load", "Sequential", "Dense", "Dropout", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult", "Trace",
-           "LayerTrace", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]
+           "ReduceLROnPlateau", "load", "Sequential", "Dense", "Dropout", "LayerSpec", "SGD",
+           "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult",
+           "Trace", "LayerTrace", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]

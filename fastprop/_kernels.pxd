@@ -1,7 +1,9 @@
-# Declarations of fastprop's compiled kernels, for cimport by other Cython modules.
-# One body serves float32 and float64 through the `floating` fused type. Matrices are row-major;
-# a matrix that BLAS reads is given as (pointer, leading dimension, transposed?), so Fortran-ordered
-# or transposed inputs need no copy.
+# The C API for Cython, declared once: csrc/fastprop.h's constants and prototypes, and the kernels
+# of _kernels.pyx (BLAS products and the chain rule's three kernels). Python reads the constants
+# from here (fastprop._kernels.fp_activation.FP_SIGMOID, ...): they are written nowhere else.
+# One kernel body serves float32 and float64 through the `floating` fused type. Matrices are
+# row-major; a matrix that BLAS reads is given as (pointer, leading dimension, transposed?), so
+# Fortran-ordered or transposed inputs need no copy.
 from libc.stdint cimport int64_t, uint64_t
 
 ctypedef fused floating:
@@ -9,14 +11,17 @@ ctypedef fused floating:
     double
 
 cdef extern from "fastprop.h" nogil:
-    enum:
+    cpdef enum fp_dtype:
+        FP_FLOAT32
+        FP_FLOAT64
+    cpdef enum fp_activation:
         FP_IDENTITY
         FP_SIGMOID
         FP_TANH
         FP_RELU
         FP_LEAKY_RELU
         FP_SOFTMAX
-    enum:
+    cpdef enum fp_loss:
         FP_LOSS_MSE
         FP_LOSS_HALF_SE
         FP_LOSS_BCE
@@ -24,12 +29,44 @@ cdef extern from "fastprop.h" nogil:
         FP_LOSS_MAE
         FP_LOSS_HUBER
         FP_LOSS_MULTILABEL_BCE
+    cpdef enum fp_optimizer_kind:
+        FP_OPT_SGD
+        FP_OPT_MOMENTUM
+        FP_OPT_ADAM
+        FP_OPT_ADAMW
+        FP_OPT_RMSPROP
 
-    uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer)
     ctypedef struct fp_optimizer:
         int kind
         int nesterov
         double lr, momentum, beta1, beta2, eps, alpha, weight_decay, max_norm
+
+    int fp_optimizer_n_state(int kind)
+    void fp_bias_activation(int dtype, void *Z, void *A, const void *b, Py_ssize_t n_samples,
+                            Py_ssize_t n_out, int activation, double negative_slope)
+    void fp_activation_backward(int dtype, void *dA, const void *A, Py_ssize_t n, int activation,
+                                double negative_slope)
+    void fp_column_sum(int dtype, const void *dZ, Py_ssize_t n_samples, Py_ssize_t n_out,
+                       void *db, int accumulate)
+    double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const void *Y,
+                            const int64_t *labels, void *dZ, Py_ssize_t n_samples,
+                            Py_ssize_t n_out, int activation, double negative_slope,
+                            int64_t *n_correct)
+    void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads,
+                           void *s1, void *s2, Py_ssize_t n, int64_t t)
+    void fp_sgd_update(int dtype, void *params, const void *grads, Py_ssize_t n, double lr)
+    void fp_dropout(int dtype, const void *A, void *M, void *D, Py_ssize_t n, uint64_t key,
+                    double rate)
+    void fp_mul(int dtype, void *x, const void *m, Py_ssize_t n)
+    uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer)
+
+
+cdef inline int dtype_of(const floating *p) noexcept nogil:
+    """The fastprop.h dtype code of a fused-type pointer (resolved at compile time)."""
+    if floating is float:
+        return FP_FLOAT32
+    return FP_FLOAT64
+
 
 # Row-major C (m, n) = alpha op(A) op(B) + beta C, op(A) (m, k), op(B) (k, n).
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
@@ -43,7 +80,7 @@ cdef void forward_layer(const floating *X, int ldx, bint trans_x,    # IN  (n_sa
                         floating *Z,                                 # OUT (n_samples, n_out) or NULL
                         floating *A,                                 # OUT (n_samples, n_out)
                         int n_samples, int n_in, int n_out,
-                        int activation, floating negative_slope) noexcept nogil
+                        int activation, double negative_slope) noexcept nogil
 
 # Delta: dA_prev = dZ W^T, dZ_prev = dA_prev * f'(.) (f' written through A_prev = f(Z_prev)).
 cdef void delta_layer(const floating *dZ, int ldd, bint trans_d,      # IN  (n_samples, n_out)
@@ -51,52 +88,16 @@ cdef void delta_layer(const floating *dZ, int ldd, bint trans_d,      # IN  (n_s
                       const floating *A_prev,                         # IN  (n_samples, n_in), dense
                       floating *dZ_prev,                              # OUT (n_samples, n_in), dense
                       int n_samples, int n_in, int n_out,
-                      int activation_prev, floating negative_slope) noexcept nogil
+                      int activation_prev, double negative_slope) noexcept nogil
 
-# Weight gradient: dW = A_prev^T dZ, db = sum over samples of dZ (each += if accumulate).
+# Weight gradient: dW = alpha A_prev^T dZ (+ beta dW), db = sum over samples of dZ (+= if
+# accumulate). With alpha = -lr and beta = 1 it is plain SGD's update of W itself.
 cdef void weight_gradient(const floating *A_prev, int lda, bint trans_a,  # IN  (n_samples, n_in)
                           const floating *dZ,                             # IN  (n_samples, n_out), dense
                           floating *dW,                                   # OUT (n_in, n_out), dense
                           floating *db,                                   # OUT (n_out,)
                           int n_samples, int n_in, int n_out,
-                          bint accumulate) noexcept nogil
+                          floating alpha, floating beta, bint accumulate) noexcept nogil
 
-# Loss of the output layer and its gradient with respect to the pre-activation Z: returns the
-# mean loss; writes dZ unless it is NULL; adds the number of correct predictions to n_correct
-# (classification losses; not NULL). Y (targets) or labels (softmax cross-entropy only) is NULL.
-cdef double loss_gradient(int loss,
-                          const floating *Z, const floating *A,    # IN  (n_samples, n_out)
-                          const floating *Y,                       # IN  (n_samples, n_out) or NULL
-                          const int64_t *labels,                   # IN  (n_samples,) or NULL
-                          floating *dZ,                            # OUT (n_samples, n_out) or NULL
-                          int n_samples, int n_out,
-                          int activation, floating negative_slope,
-                          int64_t *n_correct) noexcept nogil
-
-# db = sum over rows of dZ (+ db if accumulate).
-cdef void column_sum(const floating *dZ, Py_ssize_t n_samples, Py_ssize_t n_out,  # IN
-                     floating *db,                                                # OUT (n_out,)
-                     bint accumulate) noexcept nogil
-
-# SGD: params -= lr * grads over one flat buffer.
-cdef void sgd_update(floating *params, const floating *grads, Py_ssize_t n,
-                     floating lr) noexcept nogil
-
-# One optimizer step over the flat buffers (clipping scales grads in place); t counts the steps.
-cdef void optimizer_step(const fp_optimizer *opt, floating *params,   # IN/OUT (n,)
-                         floating *grads,                             # IN (n,), clipped in place
-                         floating *s1, floating *s2,                  # IN/OUT state (n,) or NULL
-                         Py_ssize_t n, int64_t t) noexcept nogil
-
-# The C description of an optimizer from a dict of hyperparameters (fastprop/optimizers.py).
-cdef fp_optimizer make_optimizer(dict hyper)
-
-# Inverted dropout of A into D with the mask M (IN A; OUT M, D), and x *= m.
-cdef void dropout(const floating *A, floating *M, floating *D, Py_ssize_t n, uint64_t key,
-                  floating rate) noexcept nogil
-cdef void mul(floating *x, const floating *m, Py_ssize_t n) noexcept nogil
-cdef void activation_backward(floating *dA, const floating *A, Py_ssize_t n, int activation,
-                              floating negative_slope) noexcept nogil
-
-# The key of one dropout mask, from the model's seed, the step count and the layer index.
-cdef uint64_t dropout_key(uint64_t seed, int64_t step, int layer) noexcept nogil
+# The C description of an optimizer from fastprop.optimizers' hyperparameters (every key named).
+cdef fp_optimizer make_optimizer(dict hyper) except *

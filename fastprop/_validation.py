@@ -12,6 +12,8 @@ _INT_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
 
 def check_dtype(dtype):
     """The model dtype as a numpy dtype: float32 or float64."""
+    if dtype is None:  # np.dtype(None) would be float64
+        raise TypeError("dtype: expected 'float32' or 'float64', got None")
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -27,6 +29,18 @@ def check_positive_int(name, value):
     if value > _INT_MAX:
         raise ValueError(f"{name}: expected at most {_INT_MAX}, got {value!r}")
     return int(value)
+
+
+def check_seed(name, seed):
+    """None or an integer in [0, 2**63): what numpy's default_rng accepts as a reproducible seed."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name}: expected None or a non-negative integer, got "
+                        f"{type(seed).__name__} {seed!r}")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"{name}: expected None or an integer in [0, 2**63), got {seed!r}")
+    return int(seed)
 
 
 def check_positive_float(name, value):
@@ -78,8 +92,8 @@ def check_matrix(name, value, dtype, n_cols=None, n_rows=None, cols_name="n_in")
         raise ValueError(f"{name}: expected {n_rows} rows (one per sample), got shape {arr.shape}")
     if max(arr.shape) > _INT_MAX:
         raise ValueError(f"{name}: dimensions above {_INT_MAX} are not supported, got {arr.shape}")
-    check_finite(name, arr)
     arr = arr.astype(dtype, copy=False)
+    check_finite(name, arr)  # after the cast: 1e39 becomes inf in float32
     if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
         arr = np.ascontiguousarray(arr)
     return arr

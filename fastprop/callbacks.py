@@ -1,15 +1,23 @@
 """Callbacks: a small protocol that fit calls between epochs.
 
-A callback may define on_train_begin(model, logs), on_epoch_end(model, epoch, logs) and
-on_train_end(model, logs); on_epoch_end returning True asks fit to stop after that epoch.
-`logs` holds the epoch's 'loss', 'accuracy', 'val_loss', 'val_<metric>', 'lr', 'seconds' and
-'samples_per_sec'. fit runs each epoch in compiled code: callbacks run between epochs, in Python.
+A callback may define on_train_begin(model, logs), on_epoch_begin(model, epoch, info),
+on_epoch_end(model, epoch, logs) and on_train_end(model, logs); on_epoch_end returning True asks
+fit to stop after that epoch. `logs` holds the epoch's 'loss', 'accuracy', 'val_loss',
+'val_<metric>', 'lr', 'seconds' and 'samples_per_sec'. Two optional hooks: an `lr_factor`
+attribute scales the learning rate of the epochs that follow (ReduceLROnPlateau), and
+on_progress(model, done, n, loss) is told how far an epoch got, for which fit runs the epoch in
+about 20 engine calls (Progress's bar). Callbacks run between engine calls, in Python.
 """
 import math
+import sys
+import time
 
 
 class Callback:
     def on_train_begin(self, model, logs):
+        pass
+
+    def on_epoch_begin(self, model, epoch, info):
         pass
 
     def on_epoch_end(self, model, epoch, logs):
@@ -107,4 +115,106 @@ class ModelCheckpoint(_Monitor):
             self._best = value
         model.save(self.path)
         self.saved_epochs.append(epoch)
+        return False
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiplies the learning rate of the following epochs by `factor` when `monitor` has not
+    improved by `min_delta` for more than `patience` epochs (torch's ReduceLROnPlateau), never
+    below min_lr. It scales the rate fit uses, never the optimizer's own lr, and starts afresh
+    with each fit."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0.0,
+                 mode="auto"):
+        super().__init__(monitor, min_delta, mode)
+        self.factor = float(factor)
+        if not 0 < self.factor < 1:
+            raise ValueError(f"factor: expected a number in (0, 1), got {factor!r}")
+        self.patience = int(patience)
+        if self.patience < 0 or self.patience != patience:
+            raise ValueError(f"patience: expected an integer >= 0, got {patience!r}")
+        self.min_lr = float(min_lr)
+        if not (math.isfinite(self.min_lr) and self.min_lr >= 0):
+            raise ValueError(f"min_lr: expected a finite number >= 0, got {min_lr!r}")
+        self.lr_factor = 1.0
+        self._wait = 0
+
+    def on_train_begin(self, model, logs):
+        self._best, self._wait, self.lr_factor = None, 0, 1.0
+
+    def on_epoch_end(self, model, epoch, logs):
+        value = self._value(logs)
+        if self._improved(value):
+            self._best, self._wait = value, 0
+            return False
+        self._wait += 1
+        if self._wait > self.patience:
+            lr = logs["lr"]
+            if lr > 0:  # the next rate is max(min_lr, lr * factor)
+                self.lr_factor *= max(self.min_lr, lr * self.factor) / lr
+            self._wait = 0
+        return False
+
+
+def is_terminal():
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def epoch_line(logs, epochs):
+    parts = [f"epoch {logs['epoch']:>{len(str(epochs))}}/{epochs}", f"loss {logs['loss']:.6f}"]
+    parts += [f"{k} {v:.4f}" for k, v in logs.items() if k == "accuracy" or k.startswith("val_")]
+    parts.append(f"{logs['samples_per_sec']:>12,.0f} samples/s  {logs['seconds']:.3f} s")
+    return "  ".join(parts)
+
+
+class Progress(Callback):
+    """What fit(verbose=1) prints: a line per epoch and, with `bar`, a live bar during each
+    epoch (tqdm when installed, else one rewritten line)."""
+
+    def __init__(self, bar=False):
+        self.bar = bool(bar)
+        self._epochs = 0
+        self._tqdm = None
+
+    def on_epoch_begin(self, model, epoch, info):
+        self._epoch, self._epochs = epoch + 1, info["epochs"]
+        self._start, self._done, self._tqdm = time.perf_counter(), 0, None
+        if self.bar:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self._tqdm = tqdm(desc=f"epoch {epoch + 1}/{self._epochs}", unit="samples",
+                              leave=True, file=sys.stdout)
+
+    def on_progress(self, model, done, n, loss):
+        if not self.bar:
+            return
+        if self._tqdm is not None:
+            self._tqdm.total = n
+            self._tqdm.update(done - self._done)
+            self._tqdm.set_postfix(loss=f"{loss:.4f}")
+        else:
+            rate = done / max(time.perf_counter() - self._start, 1e-9)
+            width = 30
+            filled = int(width * done / n)
+            sys.stdout.write(f"\repoch {self._epoch}/{self._epochs} "
+                             f"[{'=' * filled}{'.' * (width - filled)}] {done}/{n}  "
+                             f"loss {loss:.4f}  {rate:,.0f} samples/s")
+            sys.stdout.flush()
+        self._done = done
+
+    def on_epoch_end(self, model, epoch, logs):
+        line = epoch_line(logs, self._epochs)
+        if self._tqdm is not None:
+            self._tqdm.close()
+            print(line, flush=True)
+        elif self.bar:
+            sys.stdout.write("\r" + line + " " * 10 + "\n")
+            sys.stdout.flush()
+        else:
+            print(line, flush=True)
         return False

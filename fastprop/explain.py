@@ -1,4 +1,4 @@
-"""explain: one backward pass, laid out layer by layer as the chain rule computes it.
+"""explain: one backward pass of the engine, laid out layer by layer as the chain rule computes it.
 
 For each layer l (1 = closest to the input), with a_0 = x:
     u_l = a_{l-1} W_l + b_l,   a_l = f_l(u_l)                       (forward)
@@ -8,8 +8,7 @@ For each layer l (1 = closest to the input), with a_0 = x:
 """
 import numpy as np
 
-from . import _kernels
-from .losses import FUSED, LOSSES
+from .losses import FROM_LOGITS
 
 
 class LayerTrace:
@@ -30,12 +29,12 @@ class Trace:
     """The trace returned by Sequential.explain: `trace.layers[l]` is a LayerTrace, `trace.loss`
     the loss value; print it for a table."""
 
-    def __init__(self, loss_name, loss, x, layers, fused):
+    def __init__(self, loss_name, loss, x, layers, from_logits):
         self.loss_name = loss_name
         self.loss = loss
         self.x = x
         self.layers = layers
-        self.fused = fused
+        self.from_logits = from_logits  # the output's derivative is folded into the loss's
 
     def __len__(self):
         return len(self.layers)
@@ -61,7 +60,7 @@ class Trace:
         out += [line(r) for r in rows]
         out.append("chain rule: delta_l = dL/da_l * f'(u_l), dL/da_l = delta_{l+1} W_{l+1}^T, "
                    "dL/dW_l = a_{l-1}^T delta_l, dL/db_l = sum(delta_l)")
-        if self.fused:
+        if self.from_logits:
             out.append(f"the output's activation is fused with {self.loss_name}: "
                        f"delta = (a - y) / n, computed from the logits u")
         return "\n".join(out)
@@ -80,47 +79,11 @@ def _cell(arr):
 
 
 def explain(model, X, y, loss):
-    X, Y, labels, loss = model._check_data(X, y, loss)
-    X = np.ascontiguousarray(X)
-    n, dtype, layers = X.shape[0], model.dtype, model.layers
-    us, As = [], []
-    A_prev = X
-    for layer in layers:
-        u = np.empty((n, layer.n_out), dtype)
-        a = np.empty_like(u)
-        _kernels._forward(A_prev, False, layer._W, False, layer._b, u, a, layer.activation_code,
-                          layer.negative_slope)
-        us.append(u)
-        As.append(a)
-        A_prev = a
-    out = layers[-1]
-    fused = loss in FUSED
-    delta = np.empty_like(us[-1])
-    value, _ = _kernels._loss_gradient(LOSSES[loss], us[-1], As[-1], Y, labels, delta,
-                                       out.activation_code, out.negative_slope)
-    dA = None
-    if not fused:
-        # dL/da of the output: the same loss kernel with the identity as the output activation.
-        dA = np.empty_like(delta)
-        _kernels._loss_gradient(LOSSES[loss], us[-1], As[-1], Y, labels, dA, 0, 0.0)
-    traces = [None] * len(layers)
-    for i in range(len(layers) - 1, -1, -1):
-        layer = layers[i]
-        a_prev = X if i == 0 else As[i - 1]
-        dW = np.empty_like(layer._W)
-        db = np.empty_like(layer._b)
-        _kernels._weight_gradient(a_prev, False, delta, dW, db, False)
-        fprime = None
-        if not (fused and i == len(layers) - 1):
-            fprime = np.empty_like(As[i])
-            _kernels._activation_derivative(As[i], fprime, layer.activation_code,
-                                            layer.negative_slope)
-        traces[i] = LayerTrace(i + 1, layer.activation, us[i], As[i], fprime, dA, delta, dW, db)
-        if i:
-            prev = layers[i - 1]
-            dA = delta @ layer._W.T
-            delta_prev = np.empty_like(As[i - 1])
-            _kernels._delta(delta, False, layer._W, False, As[i - 1], delta_prev,
-                            prev.activation_code, prev.negative_slope)
-            delta = delta_prev
-    return Trace(loss, value, X, traces, fused)
+    """The engine's trace pass on (X, y), laid out as the chain rule computes it."""
+    X, loss, value, layers = model._trace(X, y, loss)
+    traces = []
+    for i, (layer, t) in enumerate(zip(model.layers, layers)):
+        dW, db = layer.dW.copy(), layer.db.copy()
+        traces.append(LayerTrace(i + 1, layer.activation, t["u"], t["a"], t["fprime"], t["dA"],
+                                 t["delta"], dW, db))
+    return Trace(loss, value, X, traces, loss in FROM_LOGITS)

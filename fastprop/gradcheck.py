@@ -31,7 +31,7 @@ def gradcheck(model, X, y, loss="mse", eps=1e-6, rtol=1e-5, atol=1e-8, max_param
     """
     m64 = model.copy(dtype="float64")
     X, Y, labels, loss = m64._check_data(X, y, loss)
-    m64.loss_and_gradients(X, y, loss)
+    m64.loss_and_gradients(X, y, loss)  # the engine's gradient pass, dropout off
     analytic = m64.grads.copy()
     n = m64.params.size
     if max_params is not None and max_params < n:
@@ -43,9 +43,9 @@ def gradcheck(model, X, y, loss="mse", eps=1e-6, rtol=1e-5, atol=1e-8, max_param
     for k, i in enumerate(index):
         orig = p[i]
         p[i] = orig + eps
-        plus, _ = m64._loss_only(X, Y, labels, loss)
+        plus, _ = m64._loss(X, Y, labels, loss)
         p[i] = orig - eps
-        minus, _ = m64._loss_only(X, Y, labels, loss)
+        minus, _ = m64._loss(X, Y, labels, loss)
         p[i] = orig
         numeric[k] = (plus - minus) / (2 * eps)
     g = analytic[index]

@@ -1,12 +1,34 @@
 """Layers. A Dense layer computes A = f(X W + b) with the seeds' layout W (n_in, n_out).
 
-A layer holds no memory of its own: when a Sequential model is built, each layer's W and b
-become views into the model's one flat parameter buffer (and dW, db into its gradient buffer).
+A layer's architecture is a LayerSpec, immutable: the one description of the network that the
+engine is built from and that a saved file records. A layer holds no memory of its own: when a
+Sequential model is built, its W and b become views into the model's one flat parameter buffer
+(and dW, db into its gradient buffer).
 """
+import numbers
+from typing import NamedTuple
+
 import numpy as np
 
-from ._validation import as_numeric_array, check_positive_int
+from ._validation import as_numeric_array, check_finite, check_positive_int
 from .activations import ACTIVATIONS, canonical_activation
+
+
+class LayerSpec(NamedTuple):
+    """What the engine needs to know of a Dense layer (and of the Dropout folded after it)."""
+    n_in: int
+    n_out: int
+    activation: str
+    negative_slope: float = 0.01
+    dropout_rate: float = 0.0
+
+    @property
+    def activation_code(self):
+        return ACTIVATIONS[self.activation]
+
+    @property
+    def n_params(self):
+        return self.n_in * self.n_out + self.n_out
 
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros")
 
@@ -14,6 +36,16 @@ INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "z
 def _default_init(activation):
     # He for the rectifiers, Glorot for the saturating and linear activations.
     return "he_uniform" if activation in ("relu", "leaky_relu") else "glorot_uniform"
+
+
+def _non_negative_slope(value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"negative_slope: expected a number >= 0, got {type(value).__name__} "
+                        f"{value!r}")
+    slope = float(value)
+    if not np.isfinite(slope) or slope < 0:
+        raise ValueError(f"negative_slope: expected a finite number >= 0, got {value!r}")
+    return slope
 
 
 class Dense:
@@ -34,38 +66,48 @@ class Dense:
     """
 
     def __init__(self, n_in, n_out, activation="identity", *, negative_slope=0.01, init=None):
-        self.n_in = check_positive_int("n_in", n_in)
-        self.n_out = check_positive_int("n_out", n_out)
-        self.activation = canonical_activation(activation)
-        self.activation_code = ACTIVATIONS[self.activation]
-        slope = float(negative_slope)
-        if not np.isfinite(slope) or slope < 0:
-            raise ValueError(f"negative_slope: expected a finite number >= 0, got {negative_slope!r}")
-        self.negative_slope = slope
+        activation = canonical_activation(activation)
+        self.spec = LayerSpec(check_positive_int("n_in", n_in), check_positive_int("n_out", n_out),
+                              activation, _non_negative_slope(negative_slope))
+        if activation == "softmax" and self.n_out < 2:
+            raise ValueError("n_out: a softmax output needs at least 2 units (one unit's softmax "
+                             "is always 1); for two classes use 1 sigmoid unit with "
+                             "binary_cross_entropy")
         self._init_array = None
         if init is not None and not isinstance(init, str):
             arr = as_numeric_array("init", init)
             if arr.shape != (self.n_in, self.n_out):
                 raise ValueError(f"init: expected an array of shape ({self.n_in}, {self.n_out}), "
                                  f"got shape {arr.shape}")
-            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                raise ValueError("init: expected finite values, got NaN or inf")
-            self._init_array = arr
+            check_finite("init", arr)
+            self._init_array = arr.copy()
             init = "array"
-        init = _default_init(self.activation) if init is None else init
+        init = _default_init(activation) if init is None else init
         if init not in INITIALIZERS + ("array",):
             raise ValueError(f"init: expected one of {list(INITIALIZERS)} or an array, got {init!r}")
         self.init = init
         self._W = self._b = self._dW = self._db = None
-        self.dropout = 0.0  # the rate of a Dropout layer that follows this one in a model
+
+    # The architecture, read-only: a model's engine is built from it.
+    n_in = property(lambda self: self.spec.n_in)
+    n_out = property(lambda self: self.spec.n_out)
+    activation = property(lambda self: self.spec.activation)
+    activation_code = property(lambda self: self.spec.activation_code)
+    negative_slope = property(lambda self: self.spec.negative_slope)
+    dropout_rate = property(lambda self: self.spec.dropout_rate,
+                            doc="The rate of the Dropout that follows this layer in its model.")
+    n_params = property(lambda self: self.spec.n_params)
 
     @property
-    def n_params(self):
-        return self.n_in * self.n_out + self.n_out
+    def in_model(self):
+        return self._W is not None
 
-    def _bind(self, params, grads, offset):
-        """Makes W, b (and dW, db) views of the flat buffers at `offset`; returns the next offset."""
+    def _attach(self, params, grads, offset, dropout_rate):
+        """Makes W, b (and dW, db) views of the flat buffers at `offset` and records the rate of
+        the Dropout after it; returns the next offset. Called once, by Sequential, after every
+        check has passed."""
         n_w = self.n_in * self.n_out
+        self.spec = self.spec._replace(dropout_rate=dropout_rate)
         self._W = params[offset:offset + n_w].reshape(self.n_in, self.n_out)
         self._b = params[offset + n_w:offset + self.n_params]
         self._dW = grads[offset:offset + n_w].reshape(self.n_in, self.n_out)
@@ -94,14 +136,19 @@ class Dense:
                                f"fastprop.Sequential with it first")
         return value
 
-    def _assign(self, name, value, shape):
-        target = self._bound(name)
+    def _checked(self, attr, value, shape, name=None):
+        """`value` as an array of this layer's dtype and `shape`, checked; raises otherwise,
+        naming the argument `name` (by default the attribute)."""
+        target = self._bound(attr)
+        name = attr if name is None else name
         arr = as_numeric_array(name, value)
         if arr.shape != shape:
             raise ValueError(f"{name}: expected shape {shape}, got shape {arr.shape}")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise ValueError(f"{name}: expected finite values, got NaN or inf")
-        target[...] = arr
+        check_finite(name, arr)
+        return arr.astype(target.dtype, copy=False)
+
+    def _assign(self, name, value, shape):
+        self._bound(name)[...] = self._checked(name, value, shape)
 
     # W and b are writable views into the model's flat parameter buffer; assigning copies into it.
     W = property(lambda self: self._bound("W"),
@@ -125,9 +172,12 @@ class Dropout:
     is zeroed with probability `rate` and the others scaled by 1 / (1 - rate); at predict and
     evaluate time it is the identity. Masks come from the model's seed and step count, so runs
     reproduce. In a Sequential model it folds into the Dense layer it follows (that layer's
-    `dropout` attribute), and runs inside the compiled training step."""
+    `dropout_rate`), and runs inside the compiled training step."""
 
     def __init__(self, rate):
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, numbers.Real):
+            raise TypeError(f"rate: expected a dropout rate in [0, 1), got "
+                            f"{type(rate).__name__} {rate!r}")
         rate = float(rate)
         if not 0 <= rate < 1:
             raise ValueError(f"rate: expected a dropout rate in [0, 1), got {rate!r}")

@@ -15,16 +15,18 @@ Every loss is a mean over the batch, so the gradient of a batch does not grow wi
 """
 import numpy as np
 
+from ._kernels import fp_loss as _code
 from ._validation import as_numeric_array, canonical_name, check_finite
 
+# The codes come from fastprop._kernels (declared once, in _kernels.pxd).
 LOSSES = {
-    "mse": 0,
-    "half_squared_error": 1,
-    "binary_cross_entropy": 2,
-    "softmax_cross_entropy": 3,
-    "mae": 4,
-    "huber": 5,
-    "multilabel_binary_cross_entropy": 6,
+    "mse": int(_code.FP_LOSS_MSE),
+    "half_squared_error": int(_code.FP_LOSS_HALF_SE),
+    "binary_cross_entropy": int(_code.FP_LOSS_BCE),
+    "softmax_cross_entropy": int(_code.FP_LOSS_SOFTMAX_XENT),
+    "mae": int(_code.FP_LOSS_MAE),
+    "huber": int(_code.FP_LOSS_HUBER),
+    "multilabel_binary_cross_entropy": int(_code.FP_LOSS_MULTILABEL_BCE),
 }
 
 _ALIASES = {
@@ -51,8 +53,8 @@ _OUTPUT_ACTIVATION = {
 }
 
 CLASSIFICATION = ("binary_cross_entropy", "softmax_cross_entropy", "multilabel_binary_cross_entropy")
-# losses whose output activation is fused with them (their gradient is taken from the logits)
-FUSED = CLASSIFICATION
+# losses computed from the output's logits, their activation's derivative folded into theirs
+FROM_LOGITS = CLASSIFICATION
 # losses whose accuracy counts each output element (several labels per sample)
 PER_ELEMENT = ("binary_cross_entropy", "multilabel_binary_cross_entropy")
 
@@ -73,35 +75,41 @@ def check_output_activation(loss, activation):
                          f"loss='softmax_cross_entropy', got loss={loss!r}")
 
 
-def prepare_targets(loss, y, n_samples, n_out, dtype):
+def prepare_targets(loss, y, n_samples, n_out, dtype, name="y"):
     """Checked targets for `loss`: (Y, None) with Y (n_samples, n_out) of `dtype`, or
     (None, labels) with int64 labels (n_samples,) for softmax cross-entropy."""
-    arr = as_numeric_array("y", y)
+    arr = as_numeric_array(name, y)
     if arr.ndim == 0 or arr.ndim > 2:
-        raise ValueError(f"y: expected a 1-D or 2-D array, got {arr.ndim}-D with shape {arr.shape}")
+        raise ValueError(f"{name}: expected a 1-D or 2-D array, got {arr.ndim}-D with shape {arr.shape}")
     if arr.shape[0] != n_samples:
-        raise ValueError(f"y: expected {n_samples} rows (one per sample of X), got shape {arr.shape}")
-    check_finite("y", arr)
+        raise ValueError(f"{name}: expected {n_samples} rows (one per sample of X), got shape {arr.shape}")
+    check_finite(name, arr)
     if loss == "softmax_cross_entropy" and arr.ndim == 1:
         if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
-            raise ValueError("y: expected integer class labels for softmax_cross_entropy, got "
+            raise ValueError(f"{name}: expected integer class labels for softmax_cross_entropy, got "
                              "non-integer values")
         if arr.size and (arr.min() < 0 or arr.max() >= n_out):
-            raise ValueError(f"y: expected class labels in [0, {n_out - 1}] (n_out={n_out}), got "
+            raise ValueError(f"{name}: expected class labels in [0, {n_out - 1}] (n_out={n_out}), got "
                              f"labels from {arr.min()} to {arr.max()}")
         return None, np.ascontiguousarray(arr, dtype=np.int64)
     if arr.ndim == 1:
         if n_out != 1:
-            raise ValueError(f"y: expected shape ({n_samples}, {n_out}) for a model with {n_out} "
+            raise ValueError(f"{name}: expected shape ({n_samples}, {n_out}) for a model with {n_out} "
                              f"outputs, got shape {arr.shape}")
         arr = arr.reshape(-1, 1)
     if arr.shape[1] != n_out:
-        raise ValueError(f"y: expected shape ({n_samples}, {n_out}) for a model with {n_out} "
+        raise ValueError(f"{name}: expected shape ({n_samples}, {n_out}) for a model with {n_out} "
                          f"outputs, got shape {arr.shape}")
     if loss in PER_ELEMENT and (arr.min() < 0 or arr.max() > 1):
-        raise ValueError(f"y: expected targets in [0, 1] for {loss}, got values from "
+        raise ValueError(f"{name}: expected targets in [0, 1] for {loss}, got values from "
                          f"{arr.min()} to {arr.max()}")
-    if loss == "softmax_cross_entropy" and arr.min() < 0:
-        raise ValueError("y: expected non-negative one-hot or probability rows for "
-                         f"softmax_cross_entropy, got a minimum of {arr.min()}")
+    if loss == "softmax_cross_entropy":
+        if arr.min() < 0:
+            raise ValueError(f"{name}: expected non-negative one-hot or probability rows for "
+                             f"softmax_cross_entropy, got a minimum of {arr.min()}")
+        sums = arr.sum(axis=1, dtype=np.float64)
+        worst = int(np.argmax(np.abs(sums - 1)))
+        if abs(sums[worst] - 1) > 1e-4:
+            raise ValueError(f"{name}: expected one-hot or probability rows summing to 1 for "
+                             f"softmax_cross_entropy, got row {worst} summing to {sums[worst]:g}")
     return np.ascontiguousarray(arr, dtype=dtype), None

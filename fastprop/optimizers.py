@@ -1,70 +1,104 @@
-"""Optimizers: each step is one fused kernel over the model's flat parameter buffer.
+"""Optimizers: hyperparameters for the engine's one fused update pass over the flat buffers.
 
 The update formulas are torch.optim's (SGD with momentum and Nesterov, Adam, AdamW, RMSprop), so
 that the same hyperparameters train the same way. `weight_decay` adds L2 (decoupled in AdamW);
-`clip_norm` first scales the gradients down to that global L2 norm (as clip_grad_norm_). State
-(momentum, moments) lives in flat buffers shaped like the parameters, created at the first step.
+`clip_norm` first scales the gradients down to that global L2 norm (as clip_grad_norm_).
+
+An optimizer holds hyperparameters; its state (the step count and the momentum or moment buffers,
+shaped like the parameters) belongs to the model it trains: one OptimizerState per model, which
+the engine advances in place. `optimizer.t` reads the step count of the model it trained last.
 """
+import numbers
+
 import numpy as np
 
 from . import _kernels
 from ._validation import check_positive_float
 
-_SGD, _MOMENTUM, _ADAM, _ADAMW, _RMSPROP = 0, 1, 2, 3, 4
+_KIND = _kernels.fp_optimizer_kind
 
 
-def _fraction(name, value, low_inclusive=True):
+def _fraction(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number in [0, 1), got {type(value).__name__} "
+                        f"{value!r}")
     value = float(value)
-    if not (0 <= value < 1) or (not low_inclusive and value == 0):
+    if not 0 <= value < 1:
         raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
     return value
 
 
 def _non_negative(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a finite number >= 0, got {type(value).__name__} "
+                        f"{value!r}")
     value = float(value)
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
     return value
 
 
-class Optimizer:
-    """Base class: holds the hyperparameters, the state buffers and the step count `t`."""
+class OptimizerState:
+    """An optimizer's state for one model: `steps` (one int64, advanced in place by the engine)
+    and `buffers` (momentum, or Adam's two moments, or RMSprop's average; zeros at first)."""
 
-    _kind = _SGD
-    _n_state = 0
-
-    def __init__(self, lr, weight_decay=0.0, clip_norm=None):
-        self.lr = check_positive_float("lr", lr)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
-        self.clip_norm = None if clip_norm is None else check_positive_float("clip_norm", clip_norm)
-        self.t = 0
-        self._state = None
-
-    def _hyper(self):
-        return {"kind": self._kind, "lr": self.lr, "weight_decay": self.weight_decay,
-                "max_norm": self.clip_norm or 0.0}
+    def __init__(self, n_buffers, params):
+        self.steps = np.zeros(1, np.int64)
+        self.buffers = [np.zeros_like(params) for _ in range(n_buffers)]
 
     @property
-    def _fused(self):
-        """Plain SGD can be fused into the weight-gradient product (see _train.pyx)."""
-        return False
+    def t(self):
+        return int(self.steps[0])
 
-    def state_buffers(self, model):
-        """The state buffers for `model` (created at zero on first use, or after the model's
-        size or dtype changed)."""
-        key = (model.params.shape, model.params.dtype)
-        if self._state is None or self._state[0] != key:
-            self._state = (key, [np.zeros(*key) for _ in range(self._n_state)])
-            self.t = 0
-        buffers = self._state[1] + [None] * (2 - self._n_state)
-        return buffers[0], buffers[1]
+    def __repr__(self):
+        return f"OptimizerState(t={self.t}, buffers={len(self.buffers)})"
+
+
+class Optimizer:
+    """Base class: the hyperparameters lr, weight_decay and clip_norm, checked when they are set
+    and again when training begins."""
+
+    _kind = _KIND.FP_OPT_SGD
+
+    def __init__(self, lr, weight_decay=0.0, clip_norm=None):
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self._state = None  # the state of the model this optimizer trained last
+
+    # Every hyperparameter is checked on assignment, so `opt.lr = -0.1` raises there.
+    def __setattr__(self, name, value):
+        check = self._CHECKS.get(name)
+        super().__setattr__(name, value if check is None else check(self, name, value))
+
+    _CHECKS = {
+        "lr": lambda self, name, v: check_positive_float(name, v),
+        "weight_decay": lambda self, name, v: _non_negative(name, v),
+        "clip_norm": lambda self, name, v: None if v is None else check_positive_float(name, v),
+    }
+
+    @property
+    def t(self):
+        """The number of steps taken on the model this optimizer trained last."""
+        return 0 if self._state is None else self._state.t
+
+    @property
+    def n_state(self):
+        """How many buffers shaped like the parameters its state holds."""
+        return _kernels._optimizer_n_state(self._kind)
+
+    def _hyper(self):
+        """Every field of the C description, checked again: the engine reads all of them."""
+        for name in self._CHECKS:
+            setattr(self, name, getattr(self, name))
+        return {"kind": int(self._kind), "nesterov": False, "lr": self.lr, "momentum": 0.0,
+                "beta1": 0.0, "beta2": 0.0, "eps": 0.0, "alpha": 0.0,
+                "weight_decay": self.weight_decay, "max_norm": self.clip_norm or 0.0}
 
     def step(self, model):
-        """One update of `model` from the gradients of its last backward pass (model.grads;
-        clipping scales them in place)."""
-        s1, s2 = self.state_buffers(model)
-        self.t += 1
-        _kernels._optimizer_step(self._hyper(), model.params, model.grads, s1, s2, self.t)
+        """One update of `model` from the gradients in model.grads (clipping scales them in
+        place), continuing this optimizer's state on that model."""
+        model._apply_optimizer(self)
 
     def get_config(self):
         """The constructor's arguments: type(self)(**self.get_config()) is a fresh twin."""
@@ -80,23 +114,28 @@ class Optimizer:
 
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional momentum (Nesterov's if `nesterov`):
-    buf = momentum * buf + g; params -= lr * (g + momentum * buf if nesterov else buf)."""
+    buf = momentum * buf + g; params -= lr * (g + momentum * buf if nesterov else buf).
+    Plain SGD (no momentum, weight decay or clipping) runs inside the weight-gradient product."""
+
+    _CHECKS = dict(Optimizer._CHECKS, momentum=lambda self, name, v: _fraction(name, v),
+                   nesterov=lambda self, name, v: _check_nesterov(v))
 
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clip_norm=None):
+        self.momentum = momentum
+        self.nesterov = nesterov
         super().__init__(lr, weight_decay, clip_norm)
-        self.momentum = _fraction("momentum", momentum)
-        if nesterov and self.momentum == 0:
+        if self.nesterov and not self.momentum:
             raise ValueError("nesterov: needs a momentum > 0, got momentum=0")
-        self.nesterov = bool(nesterov)
-        self._kind = _MOMENTUM if self.momentum else _SGD
-        self._n_state = 1 if self.momentum else 0
-
-    def _hyper(self):
-        return dict(super()._hyper(), momentum=self.momentum, nesterov=self.nesterov)
 
     @property
-    def _fused(self):
-        return self._kind == _SGD and not self.weight_decay and not self.clip_norm
+    def _kind(self):
+        return _KIND.FP_OPT_MOMENTUM if self.momentum else _KIND.FP_OPT_SGD
+
+    def _hyper(self):
+        hyper = super()._hyper()
+        if self.nesterov and not self.momentum:
+            raise ValueError("nesterov: needs a momentum > 0, got momentum=0")
+        return dict(hyper, momentum=self.momentum, nesterov=self.nesterov)
 
     def get_config(self):
         return dict(super().get_config(), momentum=self.momentum, nesterov=self.nesterov)
@@ -107,23 +146,35 @@ class SGD(Optimizer):
         return super()._args() + extra
 
 
+def _check_nesterov(value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"nesterov: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _betas(self, name, betas):
+    try:
+        b1, b2 = betas
+    except (TypeError, ValueError):
+        raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}") from None
+    return (_fraction("betas[0]", b1), _fraction("betas[1]", b2))
+
+
 class Adam(Optimizer):
     """Adam (Kingma and Ba), with torch.optim.Adam's bias correction; weight_decay is L2."""
 
-    _kind = _ADAM
-    _n_state = 2
+    _kind = _KIND.FP_OPT_ADAM
+    _CHECKS = dict(Optimizer._CHECKS, betas=_betas,
+                   eps=lambda self, name, v: check_positive_float(name, v))
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, clip_norm=None):
+        self.betas = betas
+        self.eps = eps
         super().__init__(lr, weight_decay, clip_norm)
-        try:
-            b1, b2 = betas
-        except (TypeError, ValueError):
-            raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}") from None
-        self.betas = (_fraction("betas[0]", b1), _fraction("betas[1]", b2))
-        self.eps = check_positive_float("eps", eps)
 
     def _hyper(self):
-        return dict(super()._hyper(), beta1=self.betas[0], beta2=self.betas[1], eps=self.eps)
+        hyper = super()._hyper()
+        return dict(hyper, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps)
 
     def get_config(self):
         return dict(super().get_config(), betas=list(self.betas), eps=self.eps)
@@ -135,7 +186,7 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay: params *= 1 - lr * weight_decay before the update."""
 
-    _kind = _ADAMW
+    _kind = _KIND.FP_OPT_ADAMW
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, clip_norm=None):
         super().__init__(lr, betas, eps, weight_decay, clip_norm)
@@ -144,13 +195,14 @@ class AdamW(Adam):
 class RMSprop(Optimizer):
     """RMSprop: v = alpha v + (1 - alpha) g^2; params -= lr g / (sqrt(v) + eps)."""
 
-    _kind = _RMSPROP
-    _n_state = 1
+    _kind = _KIND.FP_OPT_RMSPROP
+    _CHECKS = dict(Optimizer._CHECKS, alpha=lambda self, name, v: _fraction(name, v),
+                   eps=lambda self, name, v: check_positive_float(name, v))
 
     def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, clip_norm=None):
+        self.alpha = alpha
+        self.eps = eps
         super().__init__(lr, weight_decay, clip_norm)
-        self.alpha = _fraction("alpha", alpha)
-        self.eps = check_positive_float("eps", eps)
 
     def _hyper(self):
         return dict(super()._hyper(), alpha=self.alpha, eps=self.eps)
@@ -160,3 +212,6 @@ class RMSprop(Optimizer):
 
     def _args(self):
         return super()._args() + f", alpha={self.alpha}, eps={self.eps}"
+
+
+OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop)}

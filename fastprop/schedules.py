@@ -1,12 +1,18 @@
-"""Learning-rate schedules: before each epoch, fit sets the optimizer's lr to
-schedule(epoch, base_lr, logs), where `logs` holds the previous epoch's results."""
+"""Learning-rate schedules: pure functions of (epoch, base_lr).
+
+fit computes every epoch's rate, schedule(epoch, base_lr) with base_lr the optimizer's lr, before
+training begins, and never writes a scheduled rate back into the optimizer: two fits with the
+same schedule run at the same rates. A schedule past its horizon holds its last value. Reducing
+the rate when a metric stalls depends on results, so it is a callback:
+fastprop.callbacks.ReduceLROnPlateau.
+"""
 import math
 
 
 class Schedule:
-    """Base class. epoch counts from 0; base_lr is the optimizer's lr when fit began."""
+    """Base class. epoch counts from 0; base_lr is the optimizer's lr."""
 
-    def __call__(self, epoch, base_lr, logs):
+    def __call__(self, epoch, base_lr):
         raise NotImplementedError
 
     def __repr__(self):
@@ -26,7 +32,7 @@ def _positive(name, value, integer=False):
 
 
 class Constant(Schedule):
-    def __call__(self, epoch, base_lr, logs):
+    def __call__(self, epoch, base_lr):
         return base_lr
 
 
@@ -37,7 +43,7 @@ class StepDecay(Schedule):
         self.step_size = _positive("step_size", step_size, integer=True)
         self.gamma = _positive("gamma", gamma)
 
-    def __call__(self, epoch, base_lr, logs):
+    def __call__(self, epoch, base_lr):
         return base_lr * self.gamma ** (epoch // self.step_size)
 
 
@@ -47,7 +53,7 @@ class Exponential(Schedule):
     def __init__(self, gamma):
         self.gamma = _positive("gamma", gamma)
 
-    def __call__(self, epoch, base_lr, logs):
+    def __call__(self, epoch, base_lr):
         return base_lr * self.gamma ** epoch
 
 
@@ -64,7 +70,7 @@ class Cosine(Schedule):
         if not (math.isfinite(self.min_lr) and self.min_lr >= 0):
             raise ValueError(f"min_lr: expected a finite number >= 0, got {min_lr!r}")
 
-    def __call__(self, epoch, base_lr, logs):
+    def __call__(self, epoch, base_lr):
         if epoch < self.warmup:
             return base_lr * (epoch + 1) / self.warmup
         p = min(1.0, (epoch - self.warmup) / max(1, self.epochs - self.warmup))
@@ -72,44 +78,12 @@ class Cosine(Schedule):
 
 
 class InverseScaling(Schedule):
-    """scikit-learn's 'invscaling': lr = base_lr / (t + 1) ** power_t, t the samples seen."""
+    """scikit-learn's 'invscaling': lr = base_lr / (t + 1) ** power_t with t the samples seen
+    before the epoch, epoch * samples_per_epoch (by default 1: t counts epochs)."""
 
-    def __init__(self, power_t=0.5):
+    def __init__(self, power_t=0.5, samples_per_epoch=1):
         self.power_t = _positive("power_t", power_t)
+        self.samples_per_epoch = _positive("samples_per_epoch", samples_per_epoch, integer=True)
 
-    def __call__(self, epoch, base_lr, logs):
-        return base_lr / (logs.get("samples_seen", 0) + 1) ** self.power_t
-
-
-class ReduceOnPlateau(Schedule):
-    """Multiplies the lr by `factor` when `monitor` has not improved by `min_delta` for more than
-    `patience` epochs (as torch's ReduceLROnPlateau), never below min_lr."""
-
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0.0):
-        self.monitor = monitor
-        self.factor = _positive("factor", factor)
-        if self.factor >= 1:
-            raise ValueError(f"factor: expected a number below 1, got {factor!r}")
-        self.patience = int(patience)
-        self.min_delta = float(min_delta)
-        self.min_lr = float(min_lr)
-        self._best = math.inf
-        self._bad = 0
-        self._lr = None
-
-    def __call__(self, epoch, base_lr, logs):
-        if self._lr is None:
-            self._lr = base_lr
-        if self.monitor in logs:
-            value = logs[self.monitor]
-            if value < self._best - self.min_delta:
-                self._best, self._bad = value, 0
-            else:
-                self._bad += 1
-                if self._bad > self.patience:
-                    self._lr = max(self.min_lr, self._lr * self.factor)
-                    self._bad = 0
-        elif epoch > 0:
-            raise ValueError(f"monitor: {self.monitor!r} is not among the logs {sorted(logs)}; "
-                             f"pass validation data to monitor val_loss")
-        return self._lr
+    def __call__(self, epoch, base_lr):
+        return base_lr / (epoch * self.samples_per_epoch + 1) ** self.power_t

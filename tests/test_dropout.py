@@ -47,10 +47,10 @@ def test_one_step_equals_numpy_backprop_with_the_same_masks():
     for i, ((Wi, bi), act) in enumerate(zip(W, acts)):
         Z, A = ref.forward(A, Wi, bi, act)
         Zs.append(Z)
-        if model.layers[i].dropout:
+        if model.layers[i].dropout_rate:
             key = _kernels._dropout_key(model._dropout_seed, 0, i)
             M, D = np.empty_like(A), np.empty_like(A)
-            _kernels._dropout(np.ascontiguousarray(A), M, D, key, model.layers[i].dropout)
+            _kernels._dropout(np.ascontiguousarray(A), M, D, key, model.layers[i].dropout_rate)
             masks.append(M)
             A = A * M
         else:
@@ -88,7 +88,7 @@ def test_dropout_is_off_at_predict_and_evaluate():
     plain.params[...] = model.params
     np.testing.assert_array_equal(model.predict(X), plain.predict(X))
     assert model.evaluate(X, y, "softmax_cross_entropy") == plain.evaluate(X, y, "softmax_cross_entropy")
-    assert "Dropout(0.3)" in repr(model) and model.layers[0].dropout == 0.3
+    assert "Dropout(0.3)" in repr(model) and model.layers[0].dropout_rate == 0.3
 
 
 def test_dropout_placement_and_rate_are_checked():

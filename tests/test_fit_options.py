@@ -67,18 +67,55 @@ def test_metrics_against_definitions():
 
 
 def test_schedule_values():
-    logs = {"samples_seen": 99}
-    assert schedules.StepDecay(2, 0.5)(5, 1.0, logs) == 0.25
-    assert schedules.Exponential(0.9)(3, 2.0, logs) == pytest.approx(2 * 0.9 ** 3)
+    assert schedules.StepDecay(2, 0.5)(5, 1.0) == 0.25
+    assert schedules.Exponential(0.9)(3, 2.0) == pytest.approx(2 * 0.9 ** 3)
     cos = schedules.Cosine(epochs=10, warmup=2, min_lr=0.1)
-    assert [round(cos(e, 1.0, logs), 6) for e in (0, 1, 2)] == [0.5, 1.0, 1.0]
-    assert cos(6, 1.0, logs) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert cos(10, 1.0, logs) == pytest.approx(0.1)
-    assert schedules.InverseScaling(0.5)(4, 1.0, logs) == pytest.approx(0.1)  # 1 / sqrt(100)
-    plateau = schedules.ReduceOnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=0)
-    lrs = [plateau(e, 1.0, {"loss": v}) for e, v in enumerate([3, 2, 2, 2, 2, 1])]
-    # no improvement at epochs 2, 3 (bad = 1, 2 > patience: halve), 4 (bad = 1), then 5 improves
-    assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
+    assert [round(cos(e, 1.0), 6) for e in (0, 1, 2)] == [0.5, 1.0, 1.0]
+    assert cos(6, 1.0) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert cos(10, 1.0) == pytest.approx(0.1)
+    assert cos(25, 1.0) == pytest.approx(0.1)  # past its horizon it holds its last value
+    # scikit-learn's invscaling: base / (samples seen + 1) ** power_t
+    assert schedules.InverseScaling(0.5, samples_per_epoch=33)(3, 1.0) == pytest.approx(0.1)
+    assert schedules.InverseScaling(0.5)(3, 1.0) == pytest.approx(0.5)
+
+
+def test_reduce_lr_on_plateau_is_a_callback_that_starts_afresh_each_fit():
+    X, y = blobs()
+    plateau = fp.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=0)
+
+    class FakeLoss(fp.Callback):  # runs first: replaces the loss by a scripted one
+        def __init__(self):
+            self.values = iter([3, 2, 2, 2, 2, 1] * 2)
+
+        def on_epoch_end(self, model, epoch, logs):
+            logs["loss"] = next(self.values)
+
+    model, opt = clf(), fp.SGD(1.0)
+    h1 = model.fit(X, y, "softmax_cross_entropy", opt, epochs=6, callbacks=[FakeLoss(), plateau])
+    # no improvement at epochs 2, 3 (2 > patience: halve for what follows), 4 (1), then 5 improves
+    assert h1.lr == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5]
+    assert opt.lr == 1.0  # the optimizer's own rate is untouched
+    h2 = model.fit(X, y, "softmax_cross_entropy", opt, epochs=6, callbacks=[FakeLoss(), plateau])
+    assert h2.lr == h1.lr  # no state carried over from the first fit
+
+
+def test_two_scheduled_fits_run_at_the_same_rates():
+    X, y = blobs()
+    model, opt = clf(), fp.SGD(0.1)
+    h1 = model.fit(X, y, "softmax_cross_entropy", opt, epochs=3, lr_schedule=schedules.StepDecay(1, 0.5))
+    h2 = model.fit(X, y, "softmax_cross_entropy", opt, epochs=3, lr_schedule=schedules.StepDecay(1, 0.5))
+    assert h1.lr == h2.lr == [0.1, 0.05, 0.025]
+    assert opt.lr == 0.1
+    # a cosine shorter than the fit holds its floor instead of failing after ten epochs
+    h3 = model.fit(X, y, "softmax_cross_entropy", opt, epochs=12, lr_schedule=schedules.Cosine(10))
+    assert len(h3.lr) == 12 and h3.lr[10] == h3.lr[11] == 0.0
+    # a schedule that goes wrong is caught before any training
+    before = model.params.copy()
+    with pytest.raises(ValueError, match="lr_schedule: expected a finite learning rate >= 0 for "
+                                         "every epoch, got -0.1 at epoch 2"):
+        model.fit(X, y, "softmax_cross_entropy", opt, epochs=4,
+                  lr_schedule=lambda e, base: base if e < 2 else -0.1)
+    np.testing.assert_array_equal(model.params, before)
 
 
 def test_schedules_drive_the_compiled_fit():

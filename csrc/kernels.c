@@ -1,0 +1,136 @@
+/* The one place that names a dtype: each kernel body (activations.h, losses.h, optimizers.h,
+ * dropout.h) is instantiated for float (_f32) and double (_f64), with the constants of each
+ * dtype's exp and log1p, and fastprop.h's entry points dispatch on the dtype argument. */
+#include <string.h>
+#include <tgmath.h>
+#include "fastprop.h"
+
+/* 1 / k!, the Taylor coefficients of exp */
+static const double FP_EXP_C[] = {
+    1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+    1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
+
+
+#define REAL float
+#define SFX f32
+#define FP_UINT uint32_t
+#define FP_MANT_BITS 23
+#define FP_ROUND_MAGIC 12582912.0f /* 1.5 * 2^23 */
+#define FP_ROUND_MAGIC_BITS 0x4B400000u
+#define FP_EXP_MAX 88.37f          /* exp stays below FLT_MAX */
+#define FP_EXP_MIN -87.33f         /* exp stays a normal float */
+#define FP_LN2_HI 0.693145751953125
+#define FP_LN2_LO 1.428606765330187045e-06
+#define FP_EXP_DEGREE 7
+#define FP_LOG1P_TERMS 6
+#include "common.h"
+#include "activations.h"
+#include "losses.h"
+#include "optimizers.h"
+#include "dropout.h"
+#undef REAL
+#undef SFX
+#undef FP_UINT
+#undef FP_MANT_BITS
+#undef FP_ROUND_MAGIC
+#undef FP_ROUND_MAGIC_BITS
+#undef FP_EXP_MAX
+#undef FP_EXP_MIN
+#undef FP_LN2_HI
+#undef FP_LN2_LO
+#undef FP_EXP_DEGREE
+#undef FP_LOG1P_TERMS
+#undef FP_ACTIVATIONS
+
+#define REAL double
+#define SFX f64
+#define FP_UINT uint64_t
+#define FP_MANT_BITS 52
+#define FP_ROUND_MAGIC 6755399441055744.0 /* 1.5 * 2^52 */
+#define FP_ROUND_MAGIC_BITS 0x4338000000000000ull
+#define FP_EXP_MAX 709.43
+#define FP_EXP_MIN -708.39
+#define FP_LN2_HI 6.93147180369123816490e-01
+#define FP_LN2_LO 1.90821492927058770002e-10
+#define FP_EXP_DEGREE 13
+#define FP_LOG1P_TERMS 16
+#include "common.h"
+#include "activations.h"
+#include "losses.h"
+#include "optimizers.h"
+#include "dropout.h"
+
+/* The dtype's instantiation of `name`, called with the same arguments (void pointers convert to
+ * the dtype's pointers, double scalars round to it). */
+#define FP_CALL(name, ...) (dtype == FP_FLOAT32 ? name##_f32(__VA_ARGS__) : name##_f64(__VA_ARGS__))
+
+void fp_bias_activation(int dtype, void *Z, void *A, const void *b, ptrdiff_t n_samples,
+                        ptrdiff_t n_out, int activation, double negative_slope)
+{
+    FP_CALL(fp_bias_activation, Z, A, b, n_samples, n_out, activation, negative_slope);
+}
+
+void fp_activation_backward(int dtype, void *dA, const void *A, ptrdiff_t n, int activation,
+                            double negative_slope)
+{
+    FP_CALL(fp_activation_backward, dA, A, n, activation, negative_slope);
+}
+
+void fp_column_sum(int dtype, const void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, void *db,
+                   int accumulate)
+{
+    FP_CALL(fp_column_sum, dZ, n_samples, n_out, db, accumulate);
+}
+
+double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const void *Y,
+                        const int64_t *labels, void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out,
+                        int activation, double negative_slope, int64_t *n_correct)
+{
+    if (n_samples <= 0 || n_out <= 0)
+        return 0.0;
+    return FP_CALL(fp_loss_gradient, loss, Z, A, Y, labels, dZ, n_samples, n_out, activation,
+                   negative_slope, n_correct);
+}
+
+void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *s1,
+                       void *s2, ptrdiff_t n, int64_t t)
+{
+    FP_CALL(fp_optimizer_step, opt, params, grads, s1, s2, n, t);
+}
+
+void fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, double lr)
+{
+    FP_CALL(fp_sgd_update, params, grads, n, lr);
+}
+
+void fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_t key, double rate)
+{
+    FP_CALL(fp_dropout, A, M, D, n, key, rate);
+}
+
+void fp_mul(int dtype, void *x, const void *m, ptrdiff_t n)
+{
+    FP_CALL(fp_mul, x, m, n);
+}
+
+int fp_optimizer_n_state(int kind)
+{
+    switch (kind) {
+    case FP_OPT_MOMENTUM:
+    case FP_OPT_RMSPROP:
+        return 1;
+    case FP_OPT_ADAM:
+    case FP_OPT_ADAMW:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer)
+{
+    uint64_t z = seed ^ ((uint64_t)step * 0xD1B54A32D192ED03ull) ^ ((uint64_t)layer << 56);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}

@@ -1,0 +1,78 @@
+/* The optimizers' updates, with torch.optim's formulas (SGD with momentum and Nesterov, Adam,
+ * AdamW, RMSprop): one fused pass each over the flat parameter, gradient and state buffers.
+ * Included once per dtype by kernels.c. */
+
+FP_MULTIVERSION static void FP_NAME(fp_sgd_update)(REAL *params, const REAL *grads, ptrdiff_t n,
+                                                   REAL lr)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        params[i] -= lr * grads[i];
+}
+
+FP_MULTIVERSION static void FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, REAL *p, REAL *g,
+                                                       REAL *s1, REAL *s2, ptrdiff_t n, int64_t t)
+{
+    if (opt->max_norm > 0) { /* clip by the global L2 norm, as torch.nn.utils.clip_grad_norm_ */
+        double sq = 0;
+#define FP_SQ(i) (g[i] * g[i])
+        FP_LANE_SUM(sq, n, FP_SQ);
+#undef FP_SQ
+        const double coef = opt->max_norm / (sqrt(sq) + 1e-6);
+        if (coef < 1) {
+            const REAL c = (REAL)coef;
+            for (ptrdiff_t i = 0; i < n; i++)
+                g[i] *= c;
+        }
+    }
+    const REAL lr = (REAL)opt->lr, wd = (REAL)opt->weight_decay, mu = (REAL)opt->momentum;
+    const REAL eps = (REAL)opt->eps;
+    switch (opt->kind) {
+    case FP_OPT_MOMENTUM: /* buf = mu buf + g (buf starts at 0, so the first step is g) */
+        if (opt->nesterov)
+            for (ptrdiff_t i = 0; i < n; i++) {
+                const REAL gi = g[i] + wd * p[i];
+                const REAL b = mu * s1[i] + gi;
+                s1[i] = b;
+                p[i] -= lr * (gi + mu * b);
+            }
+        else
+            for (ptrdiff_t i = 0; i < n; i++) {
+                const REAL b = mu * s1[i] + (g[i] + wd * p[i]);
+                s1[i] = b;
+                p[i] -= lr * b;
+            }
+        break;
+    case FP_OPT_ADAM:
+    case FP_OPT_ADAMW: {
+        const REAL b1 = (REAL)opt->beta1, b2 = (REAL)opt->beta2;
+        const REAL bc1 = (REAL)(1 - pow(opt->beta1, (double)t));
+        const REAL sqrt_bc2 = (REAL)sqrt(1 - pow(opt->beta2, (double)t));
+        const REAL step = lr / bc1;
+        const REAL l2 = opt->kind == FP_OPT_ADAM ? wd : (REAL)0;
+        const REAL decay = opt->kind == FP_OPT_ADAMW ? (REAL)1 - lr * wd : (REAL)1;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const REAL gi = g[i] + l2 * p[i];
+            const REAL m = b1 * s1[i] + ((REAL)1 - b1) * gi;
+            const REAL v = b2 * s2[i] + ((REAL)1 - b2) * gi * gi;
+            s1[i] = m;
+            s2[i] = v;
+            p[i] = p[i] * decay - step * m / (sqrt(v) / sqrt_bc2 + eps);
+        }
+        break;
+    }
+    case FP_OPT_RMSPROP: {
+        const REAL a = (REAL)opt->alpha;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const REAL gi = g[i] + wd * p[i];
+            const REAL v = a * s1[i] + ((REAL)1 - a) * gi * gi;
+            s1[i] = v;
+            p[i] -= lr * gi / (sqrt(v) + eps);
+        }
+        break;
+    }
+    default: /* plain SGD, with weight decay */
+        for (ptrdiff_t i = 0; i < n; i++)
+            p[i] -= lr * (g[i] + wd * p[i]);
+        break;
+    }
+}

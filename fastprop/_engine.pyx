@@ -1,0 +1,663 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The engine: the one implementation of forward and backward propagation.
+
+An Engine is built from one description of the network (a LayerSpec per Dense layer) and a
+model's flat parameter and gradient buffers; it allocates its workspace once, for batches of up
+to `capacity` rows, and offers the passes that every public method drives:
+
+    predict    forward only, in chunks of `capacity` rows, dropout off    (predict)
+    loss       forward and the loss, no gradients                          (evaluate, gradcheck)
+    gradients  forward and backward into the gradient buffer, no update    (loss_and_gradients)
+    trace      the same, keeping each layer's intermediates                (explain)
+    step       one training step: forward, backward, update, dropout on    (train_step)
+    epoch      every step of an epoch, rows gathered by a permutation      (fit)
+    update     the bound optimizer's step over the gradient buffer         (Optimizer.step)
+
+A step is: Z = A_prev W + b, A = f(Z) per layer; the loss and dZ_L = dL/dZ_L; then per layer,
+from the output down, dZ_{l-1} = (dZ_l W_l^T) * f'(.) (with W_l before its update) and
+dW_l = A_{l-1}^T dZ_l, db_l = sum dZ_l. The update is either inside that weight-gradient product
+(plain SGD: W += -lr A_{l-1}^T dZ_l, BLAS beta = 1, so the gradient buffer is not written) or
+one fused pass of the bound optimizer over the flat buffers, after the whole gradient is in the
+gradient buffer. The passes run without the GIL and never allocate. The engine checks every array
+it will dereference when it is built or handed one, and runs one pass at a time.
+"""
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcpy
+from libc.stdlib cimport calloc, free
+
+import numpy as np
+cimport numpy as cnp
+
+from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weight_gradient,
+                                make_optimizer, fp_optimizer, fp_optimizer_n_state,
+                                fp_activation_backward, fp_loss_gradient, fp_optimizer_step,
+                                fp_sgd_update, fp_dropout, fp_dropout_key, fp_mul,
+                                FP_FLOAT32, FP_FLOAT64, FP_IDENTITY, FP_SOFTMAX, FP_LEAKY_RELU,
+                                FP_LOSS_MSE, FP_LOSS_HALF_SE, FP_LOSS_MAE, FP_LOSS_HUBER,
+                                FP_LOSS_SOFTMAX_XENT, FP_LOSS_MULTILABEL_BCE, FP_OPT_SGD,
+                                FP_OPT_RMSPROP)
+
+cnp.import_array()
+
+cdef enum Update:
+    NO_UPDATE = 0           # gradients into the gradient buffer
+    UPDATE_IN_GEMM = 1      # plain SGD inside the weight-gradient product
+    UPDATE_BY_OPTIMIZER = 2 # gradients into the buffer, then the optimizer's pass
+
+cdef int _INT_MAX = 2147483647
+
+
+cdef struct LayerDesc:
+    int n_in
+    int n_out
+    int activation
+    double negative_slope
+    double dropout_rate       # of the Dropout after this layer; 0: none
+    Py_ssize_t w_offset       # W at params + w_offset, b right after it
+
+
+cdef struct Net:
+    int dtype
+    int n_layers
+    LayerDesc *layer
+    int capacity
+    void *params
+    void *grads
+    Py_ssize_t n_params
+    void **A                  # per layer (capacity, n_out): activations
+    void **dZ                 # per layer (capacity, n_out): deltas dL/dZ
+    void **mask               # per layer followed by dropout: its mask, else NULL
+    void **dropped            # per layer followed by dropout: A * mask, else NULL
+    void *logits              # the output layer's Z (capacity, n_out)
+    void *bias_grad           # the bias gradient of one layer, when the update is in the GEMM
+    void *X_rows              # a gathered batch (capacity, n_in)
+    void *Y_rows              # its gathered targets (capacity, n_out)
+    int64_t *label_rows       # or its gathered labels (capacity,)
+    void **trace_u            # during a trace: per layer Z, dL/dA and f'(Z); else NULL
+    void **trace_da
+    void **trace_fprime
+    int update
+    fp_optimizer opt
+    void *s1                  # the bound optimizer's state buffers, or NULL
+    void *s2
+    int64_t *opt_steps        # its step count (one int64 in the optimizer state)
+    uint64_t *dropout         # the model's [seed, training steps taken]
+
+
+cdef inline bint _loss_is_fused(int loss) noexcept nogil:
+    # the cross-entropies take their gradient from the logits: no dL/dA of their own
+    return not (loss == FP_LOSS_MSE or loss == FP_LOSS_HALF_SE or loss == FP_LOSS_MAE
+                or loss == FP_LOSS_HUBER)
+
+
+cdef void _forward(Net *net, const floating *X, int n, bint training) noexcept nogil:
+    """A_l = f(A_{l-1} W_l + b_l) for every layer; inverted dropout after a layer when training."""
+    cdef int l, L = net.n_layers
+    cdef LayerDesc *d
+    cdef floating *params = <floating *>net.params
+    cdef const floating *A_prev = X
+    cdef floating *Z
+    cdef floating *W
+    for l in range(L):
+        d = &net.layer[l]
+        W = params + d.w_offset
+        if net.trace_u != NULL:
+            Z = <floating *>net.trace_u[l]
+        else:
+            Z = <floating *>net.logits if l == L - 1 else NULL
+        forward_layer(A_prev, d.n_in, False, W, d.n_out, False, W + <Py_ssize_t>d.n_in * d.n_out,
+                      Z, <floating *>net.A[l], n, d.n_in, d.n_out, d.activation,
+                      d.negative_slope)
+        A_prev = <floating *>net.A[l]
+        if training and d.dropout_rate > 0:
+            fp_dropout(net.dtype, A_prev, net.mask[l], net.dropped[l], <Py_ssize_t>n * d.n_out,
+                       fp_dropout_key(net.dropout[0], <int64_t>net.dropout[1], l),
+                       d.dropout_rate)
+            A_prev = <floating *>net.dropped[l]
+
+
+cdef double _backward(Net *net, const floating *X, const floating *Y, const int64_t *labels,
+                      int n, int loss, bint training, int update, double lr,
+                      int64_t *n_correct) noexcept nogil:
+    """The loss of the last forward pass, and backward through every layer: the deltas, and the
+    weight gradients into the gradient buffer or (UPDATE_IN_GEMM) straight into W and b."""
+    cdef int l, L = net.n_layers, dt = net.dtype
+    cdef LayerDesc *d
+    cdef LayerDesc *p
+    cdef LayerDesc *out = &net.layer[L - 1]
+    cdef floating *params = <floating *>net.params
+    cdef floating *grads = <floating *>net.grads
+    cdef floating *W
+    cdef floating *G
+    cdef floating *A_prev
+    cdef floating *target
+    cdef bint tracing = net.trace_da != NULL, dropped_prev
+    cdef Py_ssize_t size = sizeof(floating)
+    cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)
+    cdef double value
+    if tracing and not _loss_is_fused(loss):  # keep dL/dA, then through f'
+        value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,
+                                 out.n_out, FP_IDENTITY, 0.0, n_correct)
+        memcpy(net.dZ[L - 1], net.trace_da[L - 1], <size_t>(n * out.n_out * size))
+        fp_activation_backward(dt, net.dZ[L - 1], net.A[L - 1], <Py_ssize_t>n * out.n_out,
+                               out.activation, out.negative_slope)
+    else:
+        value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
+                                 out.n_out, out.activation, out.negative_slope, n_correct)
+    for l in range(L - 1, -1, -1):
+        d = &net.layer[l]
+        W = params + d.w_offset
+        dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
+        if l == 0:
+            A_prev = <floating *>X
+        else:
+            A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
+        if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
+            p = &net.layer[l - 1]
+            if tracing or dropped_prev:
+                target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])
+                gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
+                     d.n_out, W, d.n_out, <floating>0, target, d.n_in)
+                if tracing:
+                    memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
+                if dropped_prev:
+                    fp_mul(dt, net.dZ[l - 1], net.mask[l - 1], <Py_ssize_t>n * d.n_in)
+                fp_activation_backward(dt, net.dZ[l - 1], net.A[l - 1], <Py_ssize_t>n * d.n_in,
+                                       p.activation, p.negative_slope)
+            else:
+                delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,
+                            <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
+                            d.n_out, p.activation, p.negative_slope)
+        if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)
+            weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], W,
+                            <floating *>net.bias_grad, n, d.n_in, d.n_out, <floating>(-lr),
+                            <floating>1, False)
+            fp_sgd_update(dt, W + <Py_ssize_t>d.n_in * d.n_out, net.bias_grad, d.n_out, lr)
+        else:
+            G = grads + d.w_offset
+            weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], G,
+                            G + <Py_ssize_t>d.n_in * d.n_out, n, d.n_in, d.n_out, <floating>1,
+                            <floating>0, False)
+    return value
+
+
+cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:
+    net.opt.lr = lr
+    net.opt_steps[0] += 1
+    fp_optimizer_step(net.dtype, &net.opt, net.params, net.grads, net.s1, net.s2, net.n_params,
+                      net.opt_steps[0])
+
+
+cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels, int n,
+                  int loss, double lr, int64_t *n_correct) noexcept nogil:
+    cdef double value
+    _forward(net, X, n, True)
+    value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)
+    if net.update == UPDATE_BY_OPTIMIZER:
+        _optimizer_pass(net, lr)
+    else:  # the update ran inside the weight-gradient products
+        net.opt_steps[0] += 1
+    net.dropout[1] += 1
+    return value
+
+
+cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,
+                   const int64_t *order, Py_ssize_t n, int batch_size, int loss, double lr,
+                   int64_t *n_correct) noexcept nogil:
+    """Every batch of one epoch; returns the sum over batches of (batch loss * batch size).
+    With `order`, batch rows are gathered into the workspace; without it, read in place."""
+    cdef Py_ssize_t lo = 0, i, r
+    cdef int bs
+    cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
+    cdef double total = 0
+    cdef floating *X_rows = <floating *>net.X_rows
+    cdef floating *Y_rows = <floating *>net.Y_rows
+    cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
+    while lo < n:
+        bs = <int>(batch_size if n - lo > batch_size else n - lo)
+        if order == NULL:
+            total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+                                labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
+        else:
+            for i in range(bs):
+                r = order[lo + i]
+                memcpy(X_rows + i * n_in, X + r * n_in, x_row)
+                if Y != NULL:
+                    memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)
+                else:
+                    net.label_rows[i] = labels[r]
+            total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
+                                net.label_rows if labels != NULL else NULL, bs, loss, lr,
+                                n_correct)
+        lo += bs
+    return total
+
+
+cdef bint _all_below(const int64_t *values, Py_ssize_t n, int64_t high) noexcept nogil:
+    """True if every value is in [0, high)."""
+    cdef Py_ssize_t i
+    cdef bint ok = True
+    for i in range(n):
+        ok &= (values[i] >= 0) & (values[i] < high)
+    return ok
+
+
+cdef inline void *_data(cnp.ndarray arr):
+    return cnp.PyArray_DATA(arr)
+
+
+cdef class Engine:
+    """The compiled passes of one network over one pair of flat buffers (see the module's
+    docstring). Built by Sequential, which owns the buffers; the engine keeps references to
+    every array it points into, so none is freed under it."""
+    cdef Net net
+    cdef list _arrays
+    cdef object _params, _grads, _dropout_state, _optimizer_state
+    cdef readonly int capacity
+    cdef readonly object dtype
+    cdef bint _busy
+
+    def __cinit__(self, layers, params, grads, int capacity, dropout_state):
+        self.net.layer = NULL
+        self.net.A = self.net.dZ = self.net.mask = self.net.dropped = NULL
+        layers = list(layers)
+        cdef int L = len(layers), l
+        if L < 1:
+            raise ValueError("layers: expected at least one layer")
+        for name, buf in (("params", params), ("grads", grads)):
+            if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous
+                    and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):
+                raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
+                                 f"float64 array")
+        if grads.dtype != params.dtype or grads.shape != params.shape:
+            raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "
+                             f"{params.dtype}, got {grads.shape} {grads.dtype}")
+        if np.may_share_memory(params, grads):
+            raise ValueError("grads: must not share memory with params")
+        if not 1 <= capacity <= _INT_MAX:
+            raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
+        if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and
+                dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
+                dropout_state.flags.writeable):
+            raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")
+        self.dtype = params.dtype
+        self.capacity = capacity
+        self.net.dtype = FP_FLOAT32 if params.dtype == np.float32 else FP_FLOAT64
+        self.net.n_layers = L
+        self.net.capacity = capacity
+        self.net.layer = <LayerDesc *>calloc(L, sizeof(LayerDesc))
+        self.net.A = <void **>calloc(L, sizeof(void *))
+        self.net.dZ = <void **>calloc(L, sizeof(void *))
+        self.net.mask = <void **>calloc(L, sizeof(void *))
+        self.net.dropped = <void **>calloc(L, sizeof(void *))
+        if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or
+                self.net.mask == NULL or self.net.dropped == NULL):
+            raise MemoryError()
+        cdef Py_ssize_t offset = 0
+        cdef int widest = 1
+        self._arrays = []
+        for l, spec in enumerate(layers):
+            n_in, n_out = spec.n_in, spec.n_out
+            activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
+            if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
+                raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
+                                 f"({n_in}, {n_out})")
+            if l and n_in != layers[l - 1].n_out:
+                raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
+            if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX
+                                                              and l != L - 1):
+                raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
+            if not (np.isfinite(slope) and slope >= 0):
+                raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
+            if not (0 <= rate < 1) or (rate > 0 and l == L - 1):
+                raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
+                                 f"the output, got {rate}")
+            if <double>capacity * max(n_in, n_out) > 2.0 ** 62:
+                raise ValueError(f"capacity: {capacity} rows of {max(n_in, n_out)} values "
+                                 f"overflow a buffer")
+            self.net.layer[l].n_in = n_in
+            self.net.layer[l].n_out = n_out
+            self.net.layer[l].activation = activation
+            self.net.layer[l].negative_slope = slope
+            self.net.layer[l].dropout_rate = rate
+            self.net.layer[l].w_offset = offset
+            offset += <Py_ssize_t>n_in * n_out + n_out
+            widest = max(widest, n_out)
+            self.net.A[l] = self._buffer((capacity, n_out))
+            self.net.dZ[l] = self._buffer((capacity, n_out))
+            if rate > 0:
+                self.net.mask[l] = self._buffer((capacity, n_out))
+                self.net.dropped[l] = self._buffer((capacity, n_out))
+        if offset != params.shape[0]:
+            raise ValueError(f"params: expected {offset} parameters for these layers, got "
+                             f"{params.shape[0]}")
+        self._params, self._grads, self._dropout_state = params, grads, dropout_state
+        self.net.params = _data(params)
+        self.net.grads = _data(grads)
+        self.net.n_params = offset
+        self.net.dropout = <uint64_t *>_data(dropout_state)
+        cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out
+        self.net.logits = self._buffer((capacity, n_out_last))
+        self.net.bias_grad = self._buffer((widest,))
+        self.net.X_rows = self._buffer((capacity, n_in0))
+        self.net.Y_rows = self._buffer((capacity, n_out_last))
+        labels = np.zeros(capacity, np.int64)
+        self._arrays.append(labels)
+        self.net.label_rows = <int64_t *>_data(labels)
+        self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
+        self.net.update = NO_UPDATE
+        self.net.s1 = self.net.s2 = NULL
+        self.net.opt_steps = NULL
+        self._busy = False
+
+    cdef void *_buffer(self, shape) except NULL:
+        arr = np.zeros(shape, self.dtype)
+        self._arrays.append(arr)
+        return _data(arr)
+
+    def __dealloc__(self):
+        free(self.net.layer)
+        free(self.net.A)
+        free(self.net.dZ)
+        free(self.net.mask)
+        free(self.net.dropped)
+
+    def __reduce__(self):
+        raise TypeError("an Engine is rebuilt from its model, not pickled: pickle the model")
+
+    # -----------------------------------------------------------------------------------------
+    # What the engine is handed: checked before any pass reads it.
+
+    def bind_optimizer(self, dict hyper, list state, steps):
+        """The optimizer that `step`, `epoch` and `update` apply: its hyperparameters, its state
+        buffers (as many as its kind reads, each shaped like params) and its step count (a
+        writable int64 array of one element, which the engine advances in place)."""
+        cdef fp_optimizer opt = make_optimizer(hyper)
+        if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:
+            raise ValueError(f"optimizer: unknown kind {opt.kind}")
+        cdef int n_state = fp_optimizer_n_state(opt.kind)
+        if len(state) != n_state:
+            raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "
+                             f"got {len(state)}")
+        for i, buf in enumerate(state):
+            if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and
+                    buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
+                raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
+                                 f"{self.dtype} array of shape {self._params.shape}")
+            if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
+                raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
+        if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
+                steps.shape == (1,) and steps.flags.writeable):
+            raise ValueError("optimizer steps: expected a writable int64 array of one element")
+        self.net.opt = opt
+        self.net.s1 = _data(state[0]) if n_state > 0 else NULL
+        self.net.s2 = _data(state[1]) if n_state > 1 else NULL
+        self.net.opt_steps = <int64_t *>_data(steps)
+        self._optimizer_state = (state, steps)
+        if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:
+            self.net.update = UPDATE_IN_GEMM
+        else:
+            self.net.update = UPDATE_BY_OPTIMIZER
+
+    @property
+    def updates_in_gemm(self):
+        """True when the bound optimizer is plain SGD, applied inside the weight-gradient
+        product: training steps then leave the gradient buffer as it was."""
+        return self.net.update == UPDATE_IN_GEMM
+
+    cdef int _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
+        """Checks a batch (X and its targets) and returns its number of rows."""
+        cdef int L = self.net.n_layers
+        if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
+                and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
+            raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
+                             f"{self.net.layer[0].n_in} columns")
+        n = X.shape[0]
+        if limit and n > limit:
+            raise ValueError(f"X: expected at most {limit} rows, got {n}")
+        if loss < 0:
+            return n
+        if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:
+            raise ValueError(f"loss: unknown loss code {loss}")
+        cdef int n_out = self.net.layer[L - 1].n_out
+        if labels is not None:
+            if loss != FP_LOSS_SOFTMAX_XENT:
+                raise ValueError("labels: only softmax cross-entropy takes integer labels")
+            if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and
+                    labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):
+                raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
+            if not _all_below(<int64_t *>_data(labels), n, n_out):
+                raise ValueError(f"labels: expected labels in [0, {n_out})")
+        elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous
+                  and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
+            raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
+        return n
+
+    cdef _begin(self):
+        if self._busy:
+            raise RuntimeError("this model is already running a pass in another thread; a "
+                               "model trains or predicts in one thread at a time")
+        self._busy = True
+
+    # -----------------------------------------------------------------------------------------
+    # The passes.
+
+    def predict(self, X, out):
+        """out = the output layer's activation for X, in chunks of `capacity` rows."""
+        cdef Py_ssize_t n = self._rows(X, None, None, -1, 0), lo, rows
+        cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
+        cdef int n_in = self.net.layer[0].n_in
+        if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
+                and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
+                             f"({n}, {n_out})")
+        if np.may_share_memory(out, X):
+            raise ValueError("out: must not share memory with X")
+        cdef char *x = <char *>_data(X)
+        cdef char *o = <char *>_data(out)
+        cdef size_t size = self.dtype.itemsize
+        self._begin()
+        try:
+            with nogil:
+                lo = 0
+                while lo < n:
+                    rows = min(n - lo, self.capacity)
+                    if self.net.dtype == FP_FLOAT32:
+                        _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
+                    else:
+                        _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)
+                    memcpy(o + lo * n_out * size, self.net.A[L - 1], rows * n_out * size)
+                    lo += rows
+        finally:
+            self._busy = False
+        return out
+
+    def loss(self, X, Y, labels, int loss):
+        """(sum over samples of the loss, number correct) for X, in chunks; dropout off. The
+        mean is the sum divided by the number of rows."""
+        cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0), lo = 0, rows
+        cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
+        cdef int n_in = self.net.layer[0].n_in
+        cdef char *x = <char *>_data(X)
+        cdef char *y = <char *>_data(Y) if Y is not None else NULL
+        cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
+        cdef size_t size = self.dtype.itemsize
+        cdef double total = 0
+        cdef int64_t n_correct = 0
+        self._begin()
+        try:
+            with nogil:
+                while lo < n:
+                    rows = min(n - lo, self.capacity)
+                    if self.net.dtype == FP_FLOAT32:
+                        _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
+                    else:
+                        _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)
+                    total += rows * fp_loss_gradient(
+                        self.net.dtype, loss, self.net.logits, self.net.A[L - 1],
+                        y + lo * n_out * size if y != NULL else NULL,
+                        lab + lo if lab != NULL else NULL, NULL, rows, n_out,
+                        self.net.layer[L - 1].activation, self.net.layer[L - 1].negative_slope,
+                        &n_correct)
+                    lo += rows
+        finally:
+            self._busy = False
+        return total, n_correct
+
+    def gradients(self, X, Y, labels, int loss):
+        """Forward and backward on one batch (at most `capacity` rows), dropout off: the whole
+        gradient into the gradient buffer, no update. Returns (mean loss, number correct)."""
+        return self._gradients(X, Y, labels, loss, False)
+
+    def trace(self, X, Y, labels, int loss):
+        """`gradients`, keeping every layer's intermediates. Returns (mean loss, layers), each
+        layer a dict of copies: 'u' (Z), 'a', 'fprime' (f'(u)), 'dA' (dL/da), 'delta' (dL/du);
+        'fprime' and 'dA' are None for an output fused with its loss."""
+        cdef int L = self.net.n_layers, l
+        n = self._rows(X, Y, labels, loss, self.capacity)
+        u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
+        da = [np.empty_like(a) for a in u]
+        fprime = [np.ones_like(a) for a in u]
+        cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))
+        if pointers == NULL:
+            raise MemoryError()
+        for l in range(L):
+            pointers[l] = _data(u[l])
+            pointers[L + l] = _data(da[l])
+            pointers[2 * L + l] = _data(fprime[l])
+        self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,
+                                                                      pointers + 2 * L)
+        try:
+            value, _ = self._gradients(X, Y, labels, loss, True)
+        finally:
+            self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
+            free(pointers)
+        fused = _loss_is_fused(loss)
+        layers = []
+        for l in range(L):
+            d = self.net.layer[l]
+            out = l == L - 1
+            layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
+                           "fprime": None if out and fused else fprime[l],
+                           "dA": None if out and fused else da[l],
+                           "delta": self._copy(self.net.dZ[l], n, d.n_out)})
+        return value, layers
+
+    def layer_shapes(self):
+        return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)
+                for l in range(self.net.n_layers)]
+
+    cdef object _copy(self, void *p, Py_ssize_t n, Py_ssize_t m):
+        out = np.empty((n, m), self.dtype)
+        memcpy(_data(out), p, n * m * self.dtype.itemsize)
+        return out
+
+    cdef _gradients(self, X, Y, labels, int loss, bint trace):
+        cdef int n = self._rows(X, Y, labels, loss, self.capacity), L = self.net.n_layers, l
+        cdef void *x = _data(X)
+        cdef void *y = _data(Y) if Y is not None else NULL
+        cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
+        cdef int64_t n_correct = 0
+        cdef double value
+        self._begin()
+        try:
+            with nogil:
+                if self.net.dtype == FP_FLOAT32:
+                    _forward(&self.net, <float *>x, n, False)
+                    value = _backward(&self.net, <float *>x, <float *>y, lab, n, loss, False,
+                                      NO_UPDATE, 0.0, &n_correct)
+                else:
+                    _forward(&self.net, <double *>x, n, False)
+                    value = _backward(&self.net, <double *>x, <double *>y, lab, n, loss, False,
+                                      NO_UPDATE, 0.0, &n_correct)
+                if trace:
+                    for l in range(L):
+                        fp_activation_backward(self.net.dtype, self.net.trace_fprime[l],
+                                               self.net.A[l],
+                                               <Py_ssize_t>n * self.net.layer[l].n_out,
+                                               self.net.layer[l].activation,
+                                               self.net.layer[l].negative_slope)
+        finally:
+            self._busy = False
+        return value, n_correct
+
+    cdef _check_training(self, double lr):
+        if self.net.opt_steps == NULL:
+            raise ValueError("optimizer: none is bound; call bind_optimizer first")
+        if not (lr >= 0 and lr < float("inf")):
+            raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
+
+    def step(self, X, Y, labels, int loss, double lr):
+        """One training step on a batch (at most `capacity` rows), dropout on, with the bound
+        optimizer at learning rate `lr`. Returns (mean loss before the update, number correct)."""
+        self._check_training(lr)
+        cdef int n = self._rows(X, Y, labels, loss, self.capacity)
+        cdef void *x = _data(X)
+        cdef void *y = _data(Y) if Y is not None else NULL
+        cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
+        cdef int64_t n_correct = 0
+        cdef double value
+        self._begin()
+        try:
+            with nogil:
+                if self.net.dtype == FP_FLOAT32:
+                    value = _step(&self.net, <float *>x, <float *>y, lab, n, loss, lr, &n_correct)
+                else:
+                    value = _step(&self.net, <double *>x, <double *>y, lab, n, loss, lr,
+                                  &n_correct)
+        finally:
+            self._busy = False
+        return value, n_correct
+
+    def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr):
+        """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
+        `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
+        order). Returns (sum of batch loss times batch size, number correct)."""
+        self._check_training(lr)
+        cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0)
+        if not 1 <= batch_size <= self.capacity:
+            raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
+        cdef int64_t *o = NULL
+        if order is not None:
+            if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
+                    order.ndim == 1 and order.flags.c_contiguous):
+                raise ValueError("order: expected a C-contiguous int64 array of row indices")
+            o = <int64_t *>_data(order)
+            if not _all_below(o, order.shape[0], n):
+                raise ValueError(f"order: expected row indices in [0, {n})")
+            n = order.shape[0]
+        cdef void *x = _data(X)
+        cdef void *y = _data(Y) if Y is not None else NULL
+        cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
+        cdef int64_t n_correct = 0
+        cdef double total
+        self._begin()
+        try:
+            with nogil:
+                if self.net.dtype == FP_FLOAT32:
+                    total = _epoch(&self.net, <float *>x, <float *>y, lab, o, n, batch_size,
+                                   loss, lr, &n_correct)
+                else:
+                    total = _epoch(&self.net, <double *>x, <double *>y, lab, o, n, batch_size,
+                                   loss, lr, &n_correct)
+        finally:
+            self._busy = False
+        return total, n_correct
+
+    def update(self, double lr):
+        """One step of the bound optimizer over the gradient buffer as it stands (plain SGD
+        included: here it reads the buffer)."""
+        self._check_training(lr)
+        self._begin()
+        try:
+            with nogil:
+                _optimizer_pass(&self.net, lr)
+        finally:
+            self._busy = False
+
+
+class _Shape:
+    __slots__ = ("n_in", "n_out")
+
+    def __init__(self, n_in, n_out):
+        self.n_in, self.n_out = n_in, n_out

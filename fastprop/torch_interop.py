@@ -1,0 +1,47 @@
+"""Conversion to and from PyTorch: nn.Sequential(Linear, activation, ..., Linear) state dicts,
+with torch's weights (n_out, n_in) transposed to and from fastprop's (n_in, n_out)."""
+import numpy as np
+
+
+def to_state_dict(model):
+    """The weights as a state dict: keys '0.weight', '0.bias', '2.weight', ... (a Linear at every
+    other index, the activations between them)."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("to_torch_state_dict needs PyTorch: pip install torch") from None
+    out = {}
+    for i, layer in enumerate(model.layers):
+        out[f"{2 * i}.weight"] = torch.from_numpy(layer.W.T.copy())
+        out[f"{2 * i}.bias"] = torch.from_numpy(layer.b.copy())
+    return out
+
+
+def _numpy(value):
+    return np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+
+
+def load_state_dict(model, state_dict):
+    """Sets `model`'s weights from a state dict whose '*.weight' and '*.bias' entries are, in
+    order, the model's layers. Every entry is checked before any weight changes."""
+    if not hasattr(state_dict, "items"):
+        raise TypeError(f"state_dict: expected a mapping of names to tensors, got "
+                        f"{type(state_dict).__name__}")
+    weights = [(k, v) for k, v in state_dict.items() if str(k).endswith(".weight")]
+    biases = [(k, v) for k, v in state_dict.items() if str(k).endswith(".bias")]
+    n = len(model.layers)
+    if len(weights) != n or len(biases) != n:
+        raise ValueError(f"state_dict: expected {n} weight and bias entries, got {len(weights)} "
+                         f"weights and {len(biases)} biases")
+    pairs = []
+    for i, ((kw, w), (kb, b)) in enumerate(zip(weights, biases)):
+        layer = model.layers[i]
+        w, b = _numpy(w), _numpy(b)
+        if w.shape != (layer.n_out, layer.n_in):
+            raise ValueError(f"state_dict[{kw!r}]: expected shape ({layer.n_out}, {layer.n_in}) "
+                             f"for layers[{i}], got {w.shape}")
+        if b.shape != (layer.n_out,):
+            raise ValueError(f"state_dict[{kb!r}]: expected shape ({layer.n_out},) for "
+                             f"layers[{i}], got {b.shape}")
+        pairs.append((w.T, b))
+    model.set_weights(pairs)  # checks every pair before it writes any

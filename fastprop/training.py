@@ -1,0 +1,232 @@
+"""Training loops: fit and partial_fit drive the engine epoch by epoch; between epochs they run
+validation, learning-rate schedules and callbacks, in Python.
+
+Every argument is checked (and every scheduled learning rate computed) before the model or its
+optimizer state changes. The optimizer's own `lr` is the base rate: schedules and callbacks
+scale what each epoch uses and never write it back.
+"""
+import numbers
+import time
+
+import numpy as np
+
+from ._validation import check_positive_int, check_seed
+from .callbacks import Progress, is_terminal
+from .history import History
+from .losses import CLASSIFICATION, LOSSES, PER_ELEMENT
+from .metrics import get_metric
+from .optimizers import SGD, Optimizer
+
+
+def check_metrics(metrics):
+    """{name: function} for a list of metric names (None: none)."""
+    if metrics is None:
+        return {}
+    if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"metrics: expected a list of metric names such as ['accuracy'], got "
+                        f"{type(metrics).__name__} {metrics!r}")
+    return {name: get_metric(name) for name in metrics}
+
+
+def _check_callbacks(callbacks):
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks: expected a list of callbacks, got {type(callbacks).__name__}"
+                        f"; write callbacks=[...]")
+    for i, cb in enumerate(callbacks):
+        if not callable(getattr(cb, "on_epoch_end", None)):
+            raise TypeError(f"callbacks[{i}]: expected an object with on_epoch_end, got "
+                            f"{type(cb).__name__}")
+    return list(callbacks)
+
+
+def _scheduled_rates(lr_schedule, epochs, base_lr):
+    """The learning rate of every epoch: schedules are functions of (epoch, base_lr)."""
+    if lr_schedule is None:
+        return [base_lr] * epochs
+    if not callable(lr_schedule):
+        raise TypeError(f"lr_schedule: expected a schedule such as schedules.Cosine(...), got "
+                        f"{type(lr_schedule).__name__}")
+    rates = []
+    for epoch in range(epochs):
+        lr = lr_schedule(epoch, base_lr)
+        if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real) or \
+                not np.isfinite(lr) or lr < 0:
+            raise ValueError(f"lr_schedule: expected a finite learning rate >= 0 for every "
+                             f"epoch, got {lr!r} at epoch {epoch}")
+        rates.append(float(lr))
+    return rates
+
+
+def _validation(model, data, split, X, Y, labels, loss):
+    """(training X, Y, labels, validation tuple or None), the validation data checked."""
+    if data is not None:
+        if split:
+            raise ValueError("validation_split: give validation_data or validation_split, not both")
+        try:
+            Xv, yv = data
+        except (TypeError, ValueError):
+            raise ValueError("validation_data: expected a pair (X_val, y_val)") from None
+        Xv, Yv, Lv, _ = model._check_data(Xv, yv, loss, names=("validation_data[0] (X_val)",
+                                                               "validation_data[1] (y_val)"))
+        return X, Y, labels, (Xv, Yv, Lv, yv)
+    if split is None or split == 0:
+        return X, Y, labels, None
+    if isinstance(split, (bool, np.bool_)) or not isinstance(split, numbers.Real):
+        raise TypeError(f"validation_split: expected a fraction in (0, 1), got "
+                        f"{type(split).__name__} {split!r}")
+    n = X.shape[0]
+    n_val = int(round(split * n)) if np.isfinite(split) else 0
+    if not 0 < split < 1 or n_val < 1 or n_val >= n:
+        raise ValueError(f"validation_split: expected a fraction in (0, 1) leaving samples on "
+                         f"both sides, got {split!r}")
+    cut = n - n_val
+    y_val = Y[cut:] if Y is not None else labels[cut:]
+    val = (X[cut:], None if Y is None else Y[cut:], None if labels is None else labels[cut:],
+           y_val)
+    return (X[:cut], None if Y is None else Y[:cut], None if labels is None else labels[:cut],
+            val)
+
+
+def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
+        verbose=0, n_threads=None, validation_data=None, validation_split=0.0, metrics=None,
+        lr_schedule=None, callbacks=None, progress=None, warm_start=True):
+    """Trains on (X, y) by mini-batch gradient descent; returns a History.
+
+    Each epoch visits every sample once, in batches of `batch_size` (the last batch may be
+    smaller); with `shuffle`, in a new random order each epoch, drawn from `seed` (or from the
+    model's generator). Training continues from the current weights and, when `optimizer` is the
+    one the model trained with last (or None), from its state (moments and step count): fit is
+    warm by default; warm_start=False draws fresh weights and starts the optimizer afresh.
+
+    Each epoch is one call into the engine, which gathers every batch's rows, runs its step
+    (forward, loss, deltas, weight gradients, update) and releases the GIL throughout. With plain
+    SGD the update runs inside the weight-gradient product and model.grads is not written; with
+    any other optimizer (momentum, Adam, AdamW, RMSprop, weight decay, clipping) model.grads holds
+    the last batch's whole gradient when fit returns.
+
+    validation_data=(X_val, y_val), or validation_split=f (the last fraction f of the data,
+    before shuffling, as Keras does), adds val_loss and the `metrics` ('accuracy',
+    'top_k_accuracy', 'mse', 'mae', 'r2') on it after each epoch. lr_schedule (from
+    fastprop.schedules) gives each epoch's rate from the optimizer's lr, which it never
+    changes; callbacks (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, or any object with
+    their methods) run after each epoch and may stop training. `verbose=1` prints each epoch; on
+    a terminal (or with progress=True) it also shows a live bar during the epoch (tqdm when
+    installed), for which the epoch runs in about 20 engine calls instead of one. `n_threads`
+    bounds the threads of BLAS and of the OpenMP loops during the fit (threadpoolctl).
+    """
+    if n_threads is not None:
+        n_threads = check_positive_int("n_threads", n_threads)
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=n_threads):
+            return fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
+                       None, validation_data, validation_split, metrics, lr_schedule, callbacks,
+                       progress, warm_start)
+    # Check everything first: a call that raises leaves the model as it was.
+    X, Y, labels, loss = model._check_data(X, y, loss)
+    if optimizer is None:
+        optimizer = model.optimizer if model.optimizer is not None else SGD()
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer: expected an optimizer such as fastprop.SGD, got "
+                        f"{type(optimizer).__name__}")
+    optimizer._hyper()
+    epochs = check_positive_int("epochs", epochs)
+    batch_size = check_positive_int("batch_size", batch_size)
+    seed = check_seed("seed", seed)
+    metric_fns = check_metrics(metrics)
+    callbacks = _check_callbacks(callbacks)
+    for name, flag in (("shuffle", shuffle), ("warm_start", warm_start)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name}: expected True or False, got {type(flag).__name__} {flag!r}")
+    if verbose not in (0, 1, 2, True, False):
+        raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
+    if progress not in (None, True, False):
+        raise ValueError(f"progress: expected None, True or False, got {progress!r}")
+    rates = _scheduled_rates(lr_schedule, epochs, optimizer.lr)
+    X, Y, labels, val = _validation(model, validation_data, validation_split, X, Y, labels, loss)
+
+    if not warm_start:
+        for layer in model.layers:
+            layer._initialize(model._rng)
+        model._reset_optimizer_state(optimizer)
+    rng = model._rng if seed is None else np.random.default_rng(seed)
+    n = X.shape[0]
+    batch_size = min(batch_size, n)
+    order = np.arange(n, dtype=np.int64) if shuffle else None
+    per_sample = model.n_out if loss in PER_ELEMENT else 1
+    if verbose:
+        callbacks.append(Progress(bar=progress if progress is not None else is_terminal()))
+    watchers = [cb for cb in callbacks if callable(getattr(cb, "on_progress", None))]
+    history = History()
+    logs = {"samples_seen": 0}
+    for cb in callbacks:
+        if hasattr(cb, "on_train_begin"):
+            cb.on_train_begin(model, logs)
+    try:
+        for epoch in range(epochs):
+            lr = rates[epoch]
+            for cb in callbacks:
+                lr *= getattr(cb, "lr_factor", 1.0)
+                if hasattr(cb, "on_epoch_begin"):
+                    cb.on_epoch_begin(model, epoch, {"epoch": epoch + 1, "epochs": epochs})
+            engine = model._bind(optimizer, batch_size)
+            start = time.perf_counter()
+            if shuffle:
+                rng.shuffle(order)  # in place: a new order each epoch, no allocation
+            if watchers:
+                total, n_correct = _chunked_epoch(engine, model, X, Y, labels, order, batch_size,
+                                                  loss, lr, watchers)
+            else:
+                total, n_correct = engine.epoch(X, Y, labels, order, batch_size, LOSSES[loss], lr)
+            seconds = time.perf_counter() - start
+            logs = {"epoch": epoch + 1, "loss": total / n, "lr": lr, "seconds": seconds,
+                    "samples_per_sec": n / seconds if seconds > 0 else float("inf"),
+                    "samples_seen": logs["samples_seen"] + n}
+            if loss in CLASSIFICATION:
+                logs["accuracy"] = n_correct / (n * per_sample)
+            if val is not None:
+                logs["val_loss"] = model._loss(val[0], val[1], val[2], loss)[0]
+                if metric_fns:
+                    pred = model.predict(val[0])
+                    for name, fn in metric_fns.items():
+                        logs["val_" + name] = fn(val[3], pred)
+            history._append(logs)
+            stop = False
+            for cb in callbacks:
+                stop = bool(cb.on_epoch_end(model, epoch, logs)) or stop
+            if stop:
+                break
+    finally:
+        for cb in callbacks:
+            if hasattr(cb, "on_train_end"):
+                cb.on_train_end(model, logs)
+    return history
+
+
+def _chunked_epoch(engine, model, X, Y, labels, order, batch_size, loss, lr, watchers):
+    """One epoch in about 20 engine calls over whole batches, telling the watchers (a progress
+    bar) how far it got: the same steps as one call."""
+    n = X.shape[0]
+    n_batches = -(-n // batch_size)
+    per_call = max(1, n_batches // 20) * batch_size
+    total, n_correct = 0.0, 0
+    for lo in range(0, n, per_call):
+        hi = min(n, lo + per_call)
+        if order is not None:
+            t, c = engine.epoch(X, Y, labels, order[lo:hi], batch_size, LOSSES[loss], lr)
+        else:
+            t, c = engine.epoch(X[lo:hi], None if Y is None else Y[lo:hi],
+                                None if labels is None else labels[lo:hi], None, batch_size,
+                                LOSSES[loss], lr)
+        total += t
+        n_correct += c
+        for cb in watchers:
+            cb.on_progress(model, hi, n, total / hi)
+    return total, n_correct
+
+
+def partial_fit(model, X, y, loss, optimizer=None, batch_size=32, **options):
+    """One more epoch on (X, y), continuing from the current weights and from the state of
+    `optimizer` (by default the model's last, so that momentum and Adam moments carry on)."""
+    return fit(model, X, y, loss, optimizer, epochs=1, batch_size=batch_size, **options)
