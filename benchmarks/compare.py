@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import statistics
+import importlib
 import subprocess
 import sys
 import time
@@ -27,8 +28,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import fastprop as fp  # noqa: E402
-from fastprop import _train  # noqa: E402
 from numpy_mlp import NumpyMLP  # noqa: E402
+
+
+def _load_gemm_floor():
+    """benchmarks/gemm_floor.pyx, built into benchmarks/build on first use (needs Cython and a
+    C compiler, as building fastprop does)."""
+    build = os.path.join(HERE, "build")
+    sys.path.insert(0, build)
+    try:
+        from gemm_floor import gemm_floor
+    except ImportError:
+        subprocess.run([sys.executable, os.path.join(HERE, "setup_floor.py")], check=True,
+                       stdout=subprocess.DEVNULL)
+        importlib.invalidate_caches()
+        from gemm_floor import gemm_floor
+    return gemm_floor
+
+
+gemm_floor = _load_gemm_floor()
 
 try:
     import torch
@@ -179,7 +197,7 @@ def peer_sklearn(cfg, X, y, dtype):
 
 
 def peer_floor(cfg, X, y, dtype):
-    return lambda n_steps: _train.gemm_floor(cfg["sizes"], cfg["batch"], n_steps, dtype)
+    return lambda n_steps: gemm_floor(cfg["sizes"], cfg["batch"], n_steps, dtype)
 
 
 def step_flops(sizes, batch):
@@ -285,7 +303,7 @@ def epoch_peers(cfg, X, y, dtype):
             skl.partial_fit(X, y)  # one pass over the data in batches of b
             return time.perf_counter() - start
         peers["scikit-learn"] = sklearn_epoch
-    peers["GEMM floor"] = lambda: _train.gemm_floor(cfg["sizes"], b, n_steps, dtype)
+    peers["GEMM floor"] = lambda: gemm_floor(cfg["sizes"], b, n_steps, dtype)
     return peers
 
 

@@ -5,6 +5,8 @@ All parameters live in `model.params` (and their gradients in `model.grads`), so
 optimizer step, a save or an all-reduce is one operation over one buffer. Training loops live in
 training.py, the file format in io.py, PyTorch conversion in torch_interop.py.
 """
+import threading
+
 import numpy as np
 
 from . import io, torch_interop, training
@@ -91,6 +93,7 @@ class Sequential:
         # [dropout seed, training steps taken]: the engine reads the seed and counts the steps
         self._dropout_state = np.array([self._rng.integers(2**63), 0], np.uint64)
         self._engine = None
+        self._training = threading.Lock()  # held by fit: one training at a time
         self.optimizer = None            # the optimizer of the last training, with ...
         self._optimizer_state = None     # ... its state on this model
 

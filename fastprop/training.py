@@ -145,6 +145,19 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
         raise ValueError(f"progress: expected None, True or False, got {progress!r}")
     rates = _scheduled_rates(lr_schedule, epochs, optimizer.lr)
     X, Y, labels, val = _validation(model, validation_data, validation_split, X, Y, labels, loss)
+    if not model._training.acquire(blocking=False):
+        raise RuntimeError("this model is already being trained (in another thread); train a "
+                           "model in one thread at a time, or train copies")
+    try:
+        return _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, seed,
+                      verbose, val, metric_fns, rates, callbacks, progress, warm_start)
+    finally:
+        model._training.release()
+
+
+def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, seed, verbose, val,
+           metric_fns, rates, callbacks, progress, warm_start):
+    """fit's loop, on checked arguments."""
 
     if not warm_start:
         for layer in model.layers:

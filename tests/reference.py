@@ -100,3 +100,96 @@ def backprop(weights, activations, X, Y, loss, slope=0.01):
         if l:
             dZ = delta(dZ, weights[l][0], Zs[l - 1], activations[l - 1], slope)
     return value, grads, As[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training, as the oracle of fit and train_step: backprop above, and torch.optim's update
+# formulas written out.
+
+def flatten(grads_or_weights):
+    """[(W, b), ...] as one flat vector in fastprop's layout: W_1 row-major, b_1, W_2, ..."""
+    return np.concatenate([np.concatenate([W.ravel(), b]) for W, b in grads_or_weights])
+
+
+def unflatten(flat, shapes):
+    """The inverse of flatten for layer shapes [(n_in, n_out), ...]."""
+    out, k = [], 0
+    for n_in, n_out in shapes:
+        W = flat[k:k + n_in * n_out].reshape(n_in, n_out)
+        k += n_in * n_out
+        out.append((W, flat[k:k + n_out]))
+        k += n_out
+    return out
+
+
+class Optimizer:
+    """The formulas of the torch.optim documentation for SGD (momentum, Nesterov), Adam, AdamW
+    and RMSprop, with weight decay and clipping by global norm: step(p, g) returns the new p."""
+
+    def __init__(self, name, **hp):
+        self.name, self.hp, self.t, self.s1, self.s2 = name, hp, 0, None, None
+
+    def step(self, p, g):
+        hp, name = self.hp, self.name
+        self.t += 1
+        t = self.t
+        if self.s1 is None:
+            self.s1, self.s2 = np.zeros_like(p), np.zeros_like(p)
+        g = g.copy()
+        if hp.get("clip_norm"):
+            norm = np.sqrt(np.sum(g * g))
+            g *= min(1.0, hp["clip_norm"] / (norm + 1e-6))
+        wd = hp.get("weight_decay", 0.0)
+        if name == "SGD":
+            g = g + wd * p
+            if hp.get("momentum"):
+                self.s1 = hp["momentum"] * self.s1 + g if t > 1 else g
+                g = g + hp["momentum"] * self.s1 if hp.get("nesterov") else self.s1
+            return p - hp["lr"] * g
+        if name in ("Adam", "AdamW"):
+            b1, b2 = hp.get("betas", (0.9, 0.999))
+            if name == "AdamW":
+                p = p * (1 - hp["lr"] * wd)
+            else:
+                g = g + wd * p
+            self.s1 = b1 * self.s1 + (1 - b1) * g
+            self.s2 = b2 * self.s2 + (1 - b2) * g * g
+            m_hat, v_hat = self.s1 / (1 - b1 ** t), self.s2 / (1 - b2 ** t)
+            return p - hp["lr"] * m_hat / (np.sqrt(v_hat) + hp.get("eps", 1e-8))
+        if name == "RMSprop":
+            g = g + wd * p
+            a = hp.get("alpha", 0.99)
+            self.s1 = a * self.s1 + (1 - a) * g * g
+            return p - hp["lr"] * g / (np.sqrt(self.s1) + hp.get("eps", 1e-8))
+        raise ValueError(name)
+
+
+def train(weights, activations, X, y, loss, batches, optimizer, slope=0.01):
+    """Mini-batch training in float64: for each index array in `batches`, backprop on those rows
+    and one optimizer step. Returns (final weights, the loss of each batch before its step)."""
+    shapes = [W.shape for W, _ in weights]
+    p = flatten([(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in weights])
+    X = np.asarray(X, np.float64)
+    y = np.asarray(y)
+    losses = []
+    for idx in batches:
+        Y = y[idx] if y.ndim == 1 and loss == "softmax_cross_entropy" else \
+            np.asarray(y[idx], np.float64).reshape(len(idx), -1)
+        value, grads, _ = backprop(unflatten(p, shapes), activations, X[idx], Y, loss, slope)
+        losses.append(value)
+        p = optimizer.step(p, flatten(grads))
+    return unflatten(p, shapes), losses
+
+
+def epoch_batches(n, batch_size, epochs, seed=None):
+    """The batches of fit: each epoch in batches of batch_size (the last one smaller), in the
+    order of np.random.default_rng(seed).shuffle applied in place to arange(n) each epoch (no
+    shuffling when seed is None)."""
+    rng = np.random.default_rng(seed) if seed is not None else None
+    order = np.arange(n)
+    out = []
+    for _ in range(epochs):
+        if rng is not None:
+            rng.shuffle(order)
+        out += [order[lo:lo + batch_size].copy() for lo in range(0, n, batch_size)]
+    return out

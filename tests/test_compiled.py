@@ -1,5 +1,5 @@
-"""The compiled training path: the same numbers as the layer-by-layer path, no allocation per
-step or epoch, the GIL released, the thread bound honoured."""
+"""The engine's training path: the same numbers as the NumPy oracle, no allocation per step or
+epoch, the GIL released, the thread bound honoured, and an engine that checks what it is handed."""
 import threading
 import time
 import tracemalloc
@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 
 import fastprop as fp
+import reference as ref
 
 CASES = [
     ("mse", "sigmoid", lambda rng, n, m: rng.normal(size=(n, m))),
     ("half_squared_error", "tanh", lambda rng, n, m: rng.normal(size=(n, m))),
+    ("mae", "identity", lambda rng, n, m: rng.normal(size=(n, m))),
+    ("huber", "tanh", lambda rng, n, m: 2 * rng.normal(size=(n, m))),
     ("binary_cross_entropy", "sigmoid", lambda rng, n, m: (rng.random((n, m)) > 0.5) * 1.0),
+    ("multilabel_binary_cross_entropy", "sigmoid",
+     lambda rng, n, m: (rng.random((n, m)) > 0.5) * 1.0),
     ("softmax_cross_entropy", "softmax", lambda rng, n, m: rng.integers(0, m, size=n)),
     ("softmax_cross_entropy", "softmax", lambda rng, n, m: np.eye(m)[rng.integers(0, m, size=n)]),
 ]
@@ -25,25 +30,24 @@ def build(out_act, dtype, hidden="relu", seed=0):
 
 @pytest.mark.parametrize("loss,out_act,targets", CASES)
 @pytest.mark.parametrize("batch_size", [1, 8, 23])  # 23 leaves a last batch of 3 (49 = 2 * 23 + 3)
-def test_compiled_epochs_match_the_layer_by_layer_path(dtype, loss, out_act, targets, batch_size):
+def test_fit_matches_the_numpy_oracle(dtype, loss, out_act, targets, batch_size):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(49, 5))
     y = targets(rng, 49, 3)
-    compiled, stepwise = build(out_act, dtype), build(out_act, dtype)
-    history = compiled.fit(X, y, loss, fp.SGD(0.05), epochs=3, batch_size=batch_size, seed=3)
-    order_rng, order = np.random.default_rng(3), np.arange(49)
-    losses = []
-    for _ in range(3):
-        order_rng.shuffle(order)
-        total = 0.0
-        for lo in range(0, 49, batch_size):
-            idx = order[lo:lo + batch_size]
-            total += stepwise.train_step(X[idx], y[idx], loss, fp.SGD(0.05)) * len(idx)
-        losses.append(total / 49)
-    tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-13)
-    np.testing.assert_allclose(compiled.params, stepwise.params, **tol)
-    np.testing.assert_allclose(history.loss, losses, **tol)
-    assert not np.array_equal(compiled.params, build(out_act, dtype).params)  # it trained
+    model = build(out_act, dtype)
+    start = model.get_weights()
+    history = model.fit(X, y, loss, fp.SGD(0.05), epochs=3, batch_size=batch_size, seed=3)
+    batches = ref.epoch_batches(49, batch_size, 3, seed=3)
+    expected, losses = ref.train(start, ["relu", "leaky_relu", out_act], X, y, loss, batches,
+                                 ref.Optimizer("SGD", lr=0.05))
+    per_epoch = len(batches) // 3
+    epoch_losses = [sum(v * len(b) for v, b in zip(losses[e * per_epoch:(e + 1) * per_epoch],
+                                                    batches[e * per_epoch:(e + 1) * per_epoch]))
+                    / 49 for e in range(3)]
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(model.params, ref.flatten(expected), **tol)
+    np.testing.assert_allclose(history.loss, epoch_losses, **tol)
+    assert not np.allclose(model.params, ref.flatten(start))  # it trained
 
 
 def test_no_allocation_grows_with_steps_or_epochs():
@@ -113,24 +117,59 @@ def test_n_threads_bounds_blas_and_gives_the_same_numbers():
         a.fit(X, y, "mse", n_threads=0)
 
 
-def test_the_trainer_rejects_what_it_cannot_read():
-    # fastprop._train.Trainer is importable: a direct caller gets an error, never a crash
-    from fastprop import _train
+def test_the_engine_rejects_what_it_cannot_read():
+    # fastprop._engine.Engine is importable: a direct caller gets an error, never a crash
+    from fastprop._engine import Engine
 
     model = fp.Sequential([fp.Dense(3, 4, "relu"), fp.Dense(4, 2, "softmax")], seed=0)
-    t = _train.Trainer(model.params, model.grads, [3, 4, 2], [3, 5], [0.01, 0.01], 3, 8, True,
-                       True)
+    state = np.zeros(2, np.uint64)
+    arch = model.architecture
+    with pytest.raises(ValueError, match="params: expected 26 parameters"):
+        Engine(arch, model.params[:-1].copy(), model.grads[:-1].copy(), 8, state)
+    with pytest.raises(ValueError, match="params: expected a writable C-contiguous"):
+        Engine(arch, model.params[::-1], model.grads, 8, state)
+    with pytest.raises(ValueError, match="grads: expected the shape and dtype of params"):
+        Engine(arch, model.params, model.grads[:10], 8, state)
+    with pytest.raises(ValueError, match="grads: must not share memory with params"):
+        Engine(arch, model.params, model.params, 8, state)
+    with pytest.raises(ValueError, match=r"layers\[1\]: expected n_in=4"):
+        Engine([arch[0], arch[1]._replace(n_in=5)], model.params, model.grads, 8, state)
+    t = Engine(arch, model.params, model.grads, 8, state)
     X = np.zeros((10, 3), np.float32)
     labels = np.zeros(10, np.int64)
-    with pytest.raises(ValueError, match="order: expected row indices in"):
-        t.epoch(X, None, labels, np.array([0, 10], np.int64), 4, 0.1)
+    CE = fp.LOSSES["softmax_cross_entropy"]
+    with pytest.raises(ValueError, match="optimizer: none is bound"):
+        t.epoch(X, None, labels, None, 4, CE, 0.1)
+    with pytest.raises(ValueError, match=r"optimizer state: expected 2 buffers"):
+        t.bind_optimizer(fp.Adam()._hyper(), [], np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match=r"optimizer state\[0\]: expected a writable"):
+        t.bind_optimizer(fp.Adam()._hyper(), [np.zeros(3, np.float32)] * 2, np.zeros(1, np.int64))
+    with pytest.raises(KeyError):  # a misspelt or missing hyperparameter never becomes 0
+        t.bind_optimizer({"kind": 0, "lr": 0.1}, [], np.zeros(1, np.int64))
+    steps = np.zeros(1, np.int64)
+    t.bind_optimizer(fp.SGD(0.1)._hyper(), [], steps)
+    with pytest.raises(ValueError, match=r"order: expected row indices in \[0, 10\)"):
+        t.epoch(X, None, labels, np.array([0, 10], np.int64), 4, CE, 0.1)
     with pytest.raises(ValueError, match="order: expected a C-contiguous int64"):
-        t.epoch(X, None, labels, np.array([0, 1], np.int32), 4, 0.1)
-    with pytest.raises(ValueError, match="labels: expected labels within"):
-        t.epoch(X, None, np.full(10, 2, np.int64), None, 4, 0.1)
-    with pytest.raises(ValueError, match="X: expected a C-contiguous float32 array with 3"):
-        t.epoch(np.zeros((10, 3)), None, labels, None, 4, 0.1)
-    with pytest.raises(ValueError, match="batch_size: expected at most 8"):
-        t.epoch(X, None, labels, None, 9, 0.1)
-    total, correct = t.epoch(X, None, labels, np.arange(5, dtype=np.int64), 4, 0.0)
+        t.epoch(X, None, labels, np.array([0, 1], np.int32), 4, CE, 0.1)
+    with pytest.raises(ValueError, match=r"labels: expected labels in \[0, 2\)"):
+        t.epoch(X, None, np.full(10, 2, np.int64), None, 4, CE, 0.1)
+    with pytest.raises(ValueError, match="X: expected a non-empty C-contiguous float32 array with 3"):
+        t.epoch(np.zeros((10, 3)), None, labels, None, 4, CE, 0.1)
+    with pytest.raises(ValueError, match="batch_size: expected 1 to 8, got 9"):
+        t.epoch(X, None, labels, None, 9, CE, 0.1)
+    with pytest.raises(ValueError, match="loss: unknown loss code 99"):
+        t.epoch(X, None, labels, None, 4, 99, 0.1)
+    with pytest.raises(ValueError, match="Y: expected a C-contiguous float32 array"):
+        t.epoch(X, None, None, None, 4, fp.LOSSES["mse"], 0.1)
+    with pytest.raises(ValueError, match="X: expected at most 8 rows, got 10"):
+        t.gradients(X, None, labels, CE)
+    with pytest.raises(ValueError, match="out: must not share memory with X"):
+        Xs = np.zeros((4, 3), np.float32)
+        t.predict(Xs, Xs.reshape(-1)[:8].reshape(4, 2))
+    with pytest.raises(TypeError, match="rebuilt from its model"):
+        import pickle
+        pickle.dumps(t)
+    total, correct = t.epoch(X, None, labels, np.arange(5, dtype=np.int64), 4, CE, 0.0)
     assert total == pytest.approx(5 * np.log(2), rel=1e-5)  # zero inputs: uniform softmax
+    assert steps[0] == 2  # two batches: the step count advanced in place

@@ -1,9 +1,10 @@
 """Optimizers against their update formulas written out in NumPy, and against torch.optim step
-for step; the compiled path against the layer-by-layer path for each."""
+for step; fit and train_step against the NumPy oracle (backprop and those formulas) for each."""
 import numpy as np
 import pytest
 
 import fastprop as fp
+import reference as ref
 
 
 def model_with(params, dtype="float64"):
@@ -14,35 +15,9 @@ def model_with(params, dtype="float64"):
 
 def numpy_reference(name, hp, p, grads):
     """The formulas of the torch.optim documentation, one step per gradient in `grads`."""
-    p = p.copy()
-    s1 = np.zeros_like(p)
-    s2 = np.zeros_like(p)
-    for t, g in enumerate(grads, start=1):
-        g = g.copy()
-        if hp.get("clip_norm"):
-            norm = np.sqrt(np.sum(g * g))
-            g *= min(1.0, hp["clip_norm"] / (norm + 1e-6))
-        wd = hp.get("weight_decay", 0.0)
-        if name == "SGD":
-            g = g + wd * p
-            if hp.get("momentum"):
-                s1 = hp["momentum"] * s1 + g if t > 1 else g
-                g = g + hp["momentum"] * s1 if hp.get("nesterov") else s1
-            p = p - hp["lr"] * g
-        elif name in ("Adam", "AdamW"):
-            b1, b2 = hp.get("betas", (0.9, 0.999))
-            if name == "AdamW":
-                p = p * (1 - hp["lr"] * wd)
-            else:
-                g = g + wd * p
-            s1 = b1 * s1 + (1 - b1) * g
-            s2 = b2 * s2 + (1 - b2) * g * g
-            m_hat, v_hat = s1 / (1 - b1 ** t), s2 / (1 - b2 ** t)
-            p = p - hp["lr"] * m_hat / (np.sqrt(v_hat) + hp.get("eps", 1e-8))
-        elif name == "RMSprop":
-            g = g + wd * p
-            s1 = hp.get("alpha", 0.99) * s1 + (1 - hp.get("alpha", 0.99)) * g * g
-            p = p - hp["lr"] * g / (np.sqrt(s1) + hp.get("eps", 1e-8))
+    opt = ref.Optimizer(name, **hp)
+    for g in grads:
+        p = opt.step(p, g)
     return p
 
 
@@ -93,17 +68,23 @@ def problem(dtype, seed=0):
 
 
 @pytest.mark.parametrize("name,hp", CASES)
-def test_compiled_fit_matches_train_step(dtype, name, hp):
+@pytest.mark.parametrize("path", ["fit", "train_step"])
+def test_training_matches_the_numpy_oracle(dtype, name, hp, path):
     model, X, y = problem(dtype)
-    stepwise = model.copy()
-    opt_a, opt_b = getattr(fp, name)(**hp), getattr(fp, name)(**hp)
-    model.fit(X, y, "softmax_cross_entropy", opt_a, epochs=3, batch_size=10, shuffle=False)
-    for _ in range(3):
-        for lo in range(0, 40, 10):
-            stepwise.train_step(X[lo:lo + 10], y[lo:lo + 10], "softmax_cross_entropy", opt_b)
-    assert opt_a.t == opt_b.t == 12
+    opt = getattr(fp, name)(**hp)
+    batches = ref.epoch_batches(40, 10, 3)
+    expected, losses = ref.train(model.get_weights(), ["tanh", "softmax"], X, y,
+                                 "softmax_cross_entropy", batches, ref.Optimizer(name, **hp))
+    if path == "fit":
+        h = model.fit(X, y, "softmax_cross_entropy", opt, epochs=3, batch_size=10, shuffle=False)
+        got = h.loss
+        losses = [np.mean(losses[e * 4:(e + 1) * 4]) for e in range(3)]
+    else:
+        got = [model.train_step(X[idx], y[idx], "softmax_cross_entropy", opt) for idx in batches]
+    assert opt.t == 12
     tol = dict(rtol=2e-4, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(model.params, stepwise.params, **tol)
+    np.testing.assert_allclose(model.params, ref.flatten(expected), **tol)
+    np.testing.assert_allclose(got, losses, **tol)
 
 
 @pytest.mark.parametrize("name,hp", CASES)
