@@ -74,10 +74,11 @@ double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const
                         int activation, double negative_slope, int64_t *n_correct);
 
 /* One optimizer step over the flat buffers: clipping (scales grads in place), weight decay, the
- * update; s1, s2 are its state (momentum, the Adam moments, RMSprop's average; NULL when the kind
- * reads fewer); t >= 1 counts the steps, this one included. */
-void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *s1,
-                       void *s2, ptrdiff_t n, int64_t t);
+ * update; state0, state1 are its state buffers (the momentum buffer; Adam's first and second
+ * moments; RMSprop's square average; NULL when the kind reads fewer); t >= 1 counts the steps,
+ * this one included. */
+void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *state0,
+                       void *state1, ptrdiff_t n, int64_t t);
 
 /* params -= lr * grads over one flat buffer. */
 void fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, double lr);

@@ -92,10 +92,10 @@ double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const
                    negative_slope, n_correct);
 }
 
-void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *s1,
-                       void *s2, ptrdiff_t n, int64_t t)
+void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *state0,
+                       void *state1, ptrdiff_t n, int64_t t)
 {
-    FP_CALL(fp_optimizer_step, opt, params, grads, s1, s2, n, t);
+    FP_CALL(fp_optimizer_step, opt, params, grads, state0, state1, n, t);
 }
 
 void fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, double lr)

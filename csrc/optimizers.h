@@ -10,7 +10,8 @@ FP_MULTIVERSION static void FP_NAME(fp_sgd_update)(REAL *params, const REAL *gra
 }
 
 FP_MULTIVERSION static void FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, REAL *p, REAL *g,
-                                                       REAL *s1, REAL *s2, ptrdiff_t n, int64_t t)
+                                                       REAL *state0, REAL *state1, ptrdiff_t n,
+                                                       int64_t t)
 {
     if (opt->max_norm > 0) { /* clip by the global L2 norm, as torch.nn.utils.clip_grad_norm_ */
         double sq = 0;
@@ -27,23 +28,26 @@ FP_MULTIVERSION static void FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, 
     const REAL lr = (REAL)opt->lr, wd = (REAL)opt->weight_decay, mu = (REAL)opt->momentum;
     const REAL eps = (REAL)opt->eps;
     switch (opt->kind) {
-    case FP_OPT_MOMENTUM: /* buf = mu buf + g (buf starts at 0, so the first step is g) */
+    case FP_OPT_MOMENTUM: { /* buf = mu buf + g (buf starts at 0, so the first step is g) */
+        REAL *momentum_buf = state0;
         if (opt->nesterov)
             for (ptrdiff_t i = 0; i < n; i++) {
                 const REAL gi = g[i] + wd * p[i];
-                const REAL b = mu * s1[i] + gi;
-                s1[i] = b;
+                const REAL b = mu * momentum_buf[i] + gi;
+                momentum_buf[i] = b;
                 p[i] -= lr * (gi + mu * b);
             }
         else
             for (ptrdiff_t i = 0; i < n; i++) {
-                const REAL b = mu * s1[i] + (g[i] + wd * p[i]);
-                s1[i] = b;
+                const REAL b = mu * momentum_buf[i] + (g[i] + wd * p[i]);
+                momentum_buf[i] = b;
                 p[i] -= lr * b;
             }
         break;
+    }
     case FP_OPT_ADAM:
     case FP_OPT_ADAMW: {
+        REAL *exp_avg = state0, *exp_avg_sq = state1; /* Adam's m and v */
         const REAL b1 = (REAL)opt->beta1, b2 = (REAL)opt->beta2;
         const REAL bc1 = (REAL)(1 - pow(opt->beta1, (double)t));
         const REAL sqrt_bc2 = (REAL)sqrt(1 - pow(opt->beta2, (double)t));
@@ -52,20 +56,21 @@ FP_MULTIVERSION static void FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, 
         const REAL decay = opt->kind == FP_OPT_ADAMW ? (REAL)1 - lr * wd : (REAL)1;
         for (ptrdiff_t i = 0; i < n; i++) {
             const REAL gi = g[i] + l2 * p[i];
-            const REAL m = b1 * s1[i] + ((REAL)1 - b1) * gi;
-            const REAL v = b2 * s2[i] + ((REAL)1 - b2) * gi * gi;
-            s1[i] = m;
-            s2[i] = v;
+            const REAL m = b1 * exp_avg[i] + ((REAL)1 - b1) * gi;
+            const REAL v = b2 * exp_avg_sq[i] + ((REAL)1 - b2) * gi * gi;
+            exp_avg[i] = m;
+            exp_avg_sq[i] = v;
             p[i] = p[i] * decay - step * m / (sqrt(v) / sqrt_bc2 + eps);
         }
         break;
     }
     case FP_OPT_RMSPROP: {
+        REAL *square_avg = state0;
         const REAL a = (REAL)opt->alpha;
         for (ptrdiff_t i = 0; i < n; i++) {
             const REAL gi = g[i] + wd * p[i];
-            const REAL v = a * s1[i] + ((REAL)1 - a) * gi * gi;
-            s1[i] = v;
+            const REAL v = a * square_avg[i] + ((REAL)1 - a) * gi * gi;
+            square_avg[i] = v;
             p[i] -= lr * gi / (sqrt(v) + eps);
         }
         break;

@@ -1931,6 +1931,7 @@ static CYTHON_INLINE __pyx_t_long_double_complex __pyx_t_long_double_complex_fro
 struct __pyx_obj_8fastprop_7_engine_Engine;
 struct __pyx_t_8fastprop_7_engine_LayerDesc;
 struct __pyx_t_8fastprop_7_engine_Net;
+struct __pyx_t_8fastprop_7_engine_Batch;
 
 /* "fastprop/_engine.pyx":42
  * cnp.import_array()
@@ -1990,13 +1991,27 @@ struct __pyx_t_8fastprop_7_engine_Net {
   void **trace_fprime;
   int update;
   fp_optimizer opt;
-  void *s1;
-  void *s2;
+  void *state0;
+  void *state1;
   int64_t *opt_steps;
   uint64_t *dropout;
 };
 
-/* "fastprop/_engine.pyx":249
+/* "fastprop/_engine.pyx":87
+ * 
+ * 
+ * cdef struct Batch:          # a checked batch: its rows and targets             # <<<<<<<<<<<<<<
+ *     void *X
+ *     void *Y                   # targets, or NULL with labels
+*/
+struct __pyx_t_8fastprop_7_engine_Batch {
+  void *X;
+  void *Y;
+  int64_t *labels;
+  Py_ssize_t n;
+};
+
+/* "fastprop/_engine.pyx":297
  * 
  * 
  * cdef class Engine:             # <<<<<<<<<<<<<<
@@ -2021,7 +2036,8 @@ struct __pyx_obj_8fastprop_7_engine_Engine {
 
 struct __pyx_vtabstruct_8fastprop_7_engine_Engine {
   void *(*_buffer)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *);
-  int (*_rows)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *, PyObject *, PyObject *, int, Py_ssize_t);
+  struct __pyx_t_8fastprop_7_engine_Batch (*_batch)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *, PyObject *, PyObject *, int, Py_ssize_t);
+  Py_ssize_t (*_rows)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *, PyObject *, PyObject *, int, Py_ssize_t);
   PyObject *(*_begin)(struct __pyx_obj_8fastprop_7_engine_Engine *);
   PyObject *(*_copy)(struct __pyx_obj_8fastprop_7_engine_Engine *, void *, Py_ssize_t, Py_ssize_t);
   PyObject *(*_gradients)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *, PyObject *, PyObject *, int, int);
@@ -2844,6 +2860,23 @@ static void __Pyx_ArgTypeError(PyObject *obj, PyTypeObject *type, const char *na
 /* ArgTypeTest.proto */
 static CYTHON_INLINE int __Pyx_ArgTypeTest(PyObject *obj, PyTypeObject *type, int none_allowed, const char *name, int exact);
 
+/* PretendToInitialize.proto */
+#ifdef __cplusplus
+#if __cplusplus > 201103L
+#include <type_traits>
+#endif
+template <typename T>
+static void __Pyx_pretend_to_initialize(T* ptr) {
+#if __cplusplus > 201103L
+    if ((std::is_trivially_default_constructible<T>::value))
+#endif
+        *ptr = T();
+    (void)ptr;
+}
+#else
+static CYTHON_INLINE void __Pyx_pretend_to_initialize(void* ptr) { (void)ptr; }
+#endif
+
 /* PyObjectCompare.proto */
 static CYTHON_INLINE int __Pyx_PyObject_CompareBoolEq_object_int(PyObject *op1, PyObject *op2, int pyop);
 
@@ -3536,11 +3569,11 @@ static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value);
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value);
 
-/* CIntFromPy.proto */
-static CYTHON_INLINE size_t __Pyx_PyLong_As_size_t(PyObject *);
-
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int64_t(int64_t value);
+
+/* CIntFromPy.proto */
+static CYTHON_INLINE size_t __Pyx_PyLong_As_size_t(PyObject *);
 
 /* CIntFromPy.proto */
 static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
@@ -3655,7 +3688,8 @@ static CYTHON_INLINE npy_intp *__pyx_f_5numpy_7ndarray_7strides___get__(PyArrayO
 static CYTHON_INLINE npy_intp __pyx_f_5numpy_7ndarray_4size___get__(PyArrayObject *__pyx_v_self); /* proto*/
 static CYTHON_INLINE char *__pyx_f_5numpy_7ndarray_4data___get__(PyArrayObject *__pyx_v_self); /* proto*/
 static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_shape); /* proto*/
-static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss, Py_ssize_t __pyx_v_limit); /* proto*/
+static struct __pyx_t_8fastprop_7_engine_Batch __pyx_f_8fastprop_7_engine_6Engine__batch(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss, Py_ssize_t __pyx_v_limit); /* proto*/
+static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss, Py_ssize_t __pyx_v_limit); /* proto*/
 static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self); /* proto*/
 static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, void *__pyx_v_p, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_m); /* proto*/
 static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss, int __pyx_v_trace); /* proto*/
@@ -3698,16 +3732,18 @@ static void (*__pyx_fuse_1__pyx_f_8fastprop_8_kernels_weight_gradient)(double co
 /* Module declarations from "fastprop._engine" */
 static int __pyx_v_8fastprop_7_engine__INT_MAX;
 static PyObject *__pyx_imported_enum___Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py = 0;
-static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__loss_is_fused(int); /*proto*/
+static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__from_logits(int); /*proto*/
 static void __pyx_f_8fastprop_7_engine__optimizer_pass(struct __pyx_t_8fastprop_7_engine_Net *, double); /*proto*/
+static double __pyx_f_8fastprop_7_engine__batch_step(struct __pyx_t_8fastprop_7_engine_Net *, struct __pyx_t_8fastprop_7_engine_Batch const *, int, int, double, int64_t *); /*proto*/
+static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fastprop_7_engine_Net *, struct __pyx_t_8fastprop_7_engine_Batch const *, int, char *, int64_t *); /*proto*/
 static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *, Py_ssize_t, int64_t); /*proto*/
 static CYTHON_INLINE void *__pyx_f_8fastprop_7_engine__data(PyArrayObject *); /*proto*/
 static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fastprop_7_engine_Net *, float const *, int, int); /*proto*/
 static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fastprop_7_engine_Net *, double const *, int, int); /*proto*/
 static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8fastprop_7_engine_Net *, float const *, float const *, int64_t const *, int, int, int, int, double, int64_t *); /*proto*/
 static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8fastprop_7_engine_Net *, double const *, double const *, int64_t const *, int, int, int, int, double, int64_t *); /*proto*/
-static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastprop_7_engine_Net *, float const *, float const *, int64_t const *, int, int, double, int64_t *); /*proto*/
-static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastprop_7_engine_Net *, double const *, double const *, int64_t const *, int, int, double, int64_t *); /*proto*/
+static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastprop_7_engine_Net *, float const *, float const *, int64_t const *, int, int, int, double, int64_t *); /*proto*/
+static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastprop_7_engine_Net *, double const *, double const *, int64_t const *, int, int, int, double, int64_t *); /*proto*/
 static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fastprop_7_engine_Net *, float const *, float const *, int64_t const *, int64_t const *, Py_ssize_t, int, int, double, int64_t *); /*proto*/
 static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fastprop_7_engine_Net *, double const *, double const *, int64_t const *, int64_t const *, Py_ssize_t, int, int, double, int64_t *); /*proto*/
 static PyObject *__Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(enum fp_activation); /*proto*/
@@ -3808,7 +3844,7 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_tuple[3];
     PyObject *__pyx_codeobj_tab[11];
-    PyObject *__pyx_string_tab[206];
+    PyObject *__pyx_string_tab[202];
     PyObject *__pyx_number_tab[3];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3967,46 +4003,46 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_a __pyx_string_tab[106]
 #define __pyx_n_u_activation_code __pyx_string_tab[107]
 #define __pyx_n_u_asyncio_coroutines __pyx_string_tab[108]
-#define __pyx_n_u_batch_size __pyx_string_tab[109]
-#define __pyx_n_u_bind_optimizer __pyx_string_tab[110]
-#define __pyx_n_u_buf __pyx_string_tab[111]
-#define __pyx_n_u_c_contiguous __pyx_string_tab[112]
-#define __pyx_n_u_capacity __pyx_string_tab[113]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[114]
-#define __pyx_n_u_d __pyx_string_tab[115]
-#define __pyx_n_u_dA __pyx_string_tab[116]
-#define __pyx_n_u_da __pyx_string_tab[117]
-#define __pyx_n_u_delta __pyx_string_tab[118]
-#define __pyx_n_u_dropout_rate __pyx_string_tab[119]
-#define __pyx_n_u_dropout_state __pyx_string_tab[120]
-#define __pyx_n_u_dtype __pyx_string_tab[121]
-#define __pyx_n_u_empty __pyx_string_tab[122]
-#define __pyx_n_u_empty_like __pyx_string_tab[123]
-#define __pyx_n_u_enumerate __pyx_string_tab[124]
-#define __pyx_n_u_epoch __pyx_string_tab[125]
-#define __pyx_n_u_fastprop__engine __pyx_string_tab[126]
-#define __pyx_n_u_fastprop__kernels __pyx_string_tab[127]
-#define __pyx_n_u_flags __pyx_string_tab[128]
-#define __pyx_n_u_float32 __pyx_string_tab[129]
-#define __pyx_n_u_float64 __pyx_string_tab[130]
-#define __pyx_n_u_fp_activation __pyx_string_tab[131]
-#define __pyx_n_u_fprime __pyx_string_tab[132]
-#define __pyx_n_u_fused __pyx_string_tab[133]
-#define __pyx_n_u_gradients __pyx_string_tab[134]
-#define __pyx_n_u_grads __pyx_string_tab[135]
-#define __pyx_n_u_hyper __pyx_string_tab[136]
-#define __pyx_n_u_i __pyx_string_tab[137]
-#define __pyx_n_u_inf __pyx_string_tab[138]
-#define __pyx_n_u_int64 __pyx_string_tab[139]
-#define __pyx_n_u_isfinite __pyx_string_tab[140]
-#define __pyx_n_u_items __pyx_string_tab[141]
-#define __pyx_n_u_itemsize __pyx_string_tab[142]
-#define __pyx_n_u_l __pyx_string_tab[143]
-#define __pyx_n_u_lab __pyx_string_tab[144]
-#define __pyx_n_u_labels __pyx_string_tab[145]
-#define __pyx_n_u_layer_shapes __pyx_string_tab[146]
-#define __pyx_n_u_layers __pyx_string_tab[147]
-#define __pyx_n_u_lo __pyx_string_tab[148]
+#define __pyx_n_u_b __pyx_string_tab[109]
+#define __pyx_n_u_batch __pyx_string_tab[110]
+#define __pyx_n_u_batch_size __pyx_string_tab[111]
+#define __pyx_n_u_bind_optimizer __pyx_string_tab[112]
+#define __pyx_n_u_buf __pyx_string_tab[113]
+#define __pyx_n_u_c_contiguous __pyx_string_tab[114]
+#define __pyx_n_u_capacity __pyx_string_tab[115]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[116]
+#define __pyx_n_u_d __pyx_string_tab[117]
+#define __pyx_n_u_dA __pyx_string_tab[118]
+#define __pyx_n_u_da __pyx_string_tab[119]
+#define __pyx_n_u_delta __pyx_string_tab[120]
+#define __pyx_n_u_dropout_rate __pyx_string_tab[121]
+#define __pyx_n_u_dropout_state __pyx_string_tab[122]
+#define __pyx_n_u_dtype __pyx_string_tab[123]
+#define __pyx_n_u_empty __pyx_string_tab[124]
+#define __pyx_n_u_empty_like __pyx_string_tab[125]
+#define __pyx_n_u_enumerate __pyx_string_tab[126]
+#define __pyx_n_u_epoch __pyx_string_tab[127]
+#define __pyx_n_u_fastprop__engine __pyx_string_tab[128]
+#define __pyx_n_u_fastprop__kernels __pyx_string_tab[129]
+#define __pyx_n_u_flags __pyx_string_tab[130]
+#define __pyx_n_u_float32 __pyx_string_tab[131]
+#define __pyx_n_u_float64 __pyx_string_tab[132]
+#define __pyx_n_u_fp_activation __pyx_string_tab[133]
+#define __pyx_n_u_fprime __pyx_string_tab[134]
+#define __pyx_n_u_from_logits __pyx_string_tab[135]
+#define __pyx_n_u_gradients __pyx_string_tab[136]
+#define __pyx_n_u_grads __pyx_string_tab[137]
+#define __pyx_n_u_hyper __pyx_string_tab[138]
+#define __pyx_n_u_i __pyx_string_tab[139]
+#define __pyx_n_u_inf __pyx_string_tab[140]
+#define __pyx_n_u_int64 __pyx_string_tab[141]
+#define __pyx_n_u_isfinite __pyx_string_tab[142]
+#define __pyx_n_u_items __pyx_string_tab[143]
+#define __pyx_n_u_itemsize __pyx_string_tab[144]
+#define __pyx_n_u_l __pyx_string_tab[145]
+#define __pyx_n_u_labels __pyx_string_tab[146]
+#define __pyx_n_u_layer_shapes __pyx_string_tab[147]
+#define __pyx_n_u_layers __pyx_string_tab[148]
 #define __pyx_n_u_loss __pyx_string_tab[149]
 #define __pyx_n_u_lr __pyx_string_tab[150]
 #define __pyx_n_u_may_share_memory __pyx_string_tab[151]
@@ -4029,41 +4065,37 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_pointers __pyx_string_tab[168]
 #define __pyx_n_u_pop __pyx_string_tab[169]
 #define __pyx_n_u_predict __pyx_string_tab[170]
-#define __pyx_n_u_rows_2 __pyx_string_tab[171]
-#define __pyx_n_u_s __pyx_string_tab[172]
-#define __pyx_n_u_self __pyx_string_tab[173]
-#define __pyx_n_u_setdefault __pyx_string_tab[174]
-#define __pyx_n_u_shape __pyx_string_tab[175]
-#define __pyx_n_u_size __pyx_string_tab[176]
-#define __pyx_n_u_state __pyx_string_tab[177]
-#define __pyx_n_u_step __pyx_string_tab[178]
-#define __pyx_n_u_steps __pyx_string_tab[179]
-#define __pyx_n_u_total __pyx_string_tab[180]
-#define __pyx_n_u_trace __pyx_string_tab[181]
-#define __pyx_n_u_u __pyx_string_tab[182]
-#define __pyx_n_u_uint64 __pyx_string_tab[183]
-#define __pyx_n_u_update __pyx_string_tab[184]
-#define __pyx_n_u_value __pyx_string_tab[185]
-#define __pyx_n_u_values __pyx_string_tab[186]
-#define __pyx_n_u_warn __pyx_string_tab[187]
-#define __pyx_n_u_warnings __pyx_string_tab[188]
-#define __pyx_n_u_writeable __pyx_string_tab[189]
-#define __pyx_n_u_x __pyx_string_tab[190]
-#define __pyx_n_u_y __pyx_string_tab[191]
-#define __pyx_n_u_zeros __pyx_string_tab[192]
-#define __pyx_kp_b_fp_optimizer_PyObject_void_doubl __pyx_string_tab[193]
-#define __pyx_kp_b_void_double_const_int_int_double __pyx_string_tab[194]
-#define __pyx_kp_b_iso88591_A_G4y_a __pyx_string_tab[195]
-#define __pyx_kp_b_iso88591_A_iq __pyx_string_tab[196]
-#define __pyx_kp_b_iso88591_A_q_at4vQb_t4vQb_E_at4q __pyx_string_tab[197]
-#define __pyx_kp_b_iso88591_A_D_as_s_T_0_D_ar_2Q_D_ar_5_5_D __pyx_string_tab[198]
-#define __pyx_kp_b_iso88591_A_AQ_G1_q_V1 __pyx_string_tab[199]
-#define __pyx_kp_b_iso88591_A_AQ_T_q_3hfD_uAQ_uAV2WJa_KuA_wj __pyx_string_tab[200]
-#define __pyx_kp_b_iso88591_A_t_as_XV1 __pyx_string_tab[201]
-#define __pyx_kp_b_iso88591_A_D_as_XV9A_T_0_D_ar_2Q_D_ar_xuA __pyx_string_tab[202]
-#define __pyx_kp_b_iso88591_A_AQ_D_as_XV1_4r_N_a_A_9_Naq_6_u __pyx_string_tab[203]
-#define __pyx_kp_b_iso88591_A_T_Q_D_as_XV4q_ARvRs_9D_E_Qb_1C __pyx_string_tab[204]
-#define __pyx_kp_b_iso88591_A_aq_4_S_A_7q_1_q_1_3awc_A_9_Cq __pyx_string_tab[205]
+#define __pyx_n_u_s __pyx_string_tab[171]
+#define __pyx_n_u_self __pyx_string_tab[172]
+#define __pyx_n_u_setdefault __pyx_string_tab[173]
+#define __pyx_n_u_shape __pyx_string_tab[174]
+#define __pyx_n_u_state __pyx_string_tab[175]
+#define __pyx_n_u_step __pyx_string_tab[176]
+#define __pyx_n_u_steps __pyx_string_tab[177]
+#define __pyx_n_u_total __pyx_string_tab[178]
+#define __pyx_n_u_trace __pyx_string_tab[179]
+#define __pyx_n_u_u __pyx_string_tab[180]
+#define __pyx_n_u_uint64 __pyx_string_tab[181]
+#define __pyx_n_u_update __pyx_string_tab[182]
+#define __pyx_n_u_value __pyx_string_tab[183]
+#define __pyx_n_u_values __pyx_string_tab[184]
+#define __pyx_n_u_warn __pyx_string_tab[185]
+#define __pyx_n_u_warnings __pyx_string_tab[186]
+#define __pyx_n_u_writeable __pyx_string_tab[187]
+#define __pyx_n_u_zeros __pyx_string_tab[188]
+#define __pyx_kp_b_fp_optimizer_PyObject_void_doubl __pyx_string_tab[189]
+#define __pyx_kp_b_void_double_const_int_int_double __pyx_string_tab[190]
+#define __pyx_kp_b_iso88591_A_G4y_a __pyx_string_tab[191]
+#define __pyx_kp_b_iso88591_A_iq __pyx_string_tab[192]
+#define __pyx_kp_b_iso88591_A_q_at4vQb_t4vQb_E_at4q __pyx_string_tab[193]
+#define __pyx_kp_b_iso88591_A_4was_s_E_T_q_D_Ba_5_5_D_7_T_Cw __pyx_string_tab[194]
+#define __pyx_kp_b_iso88591_A_AQ_G1_q_V1 __pyx_string_tab[195]
+#define __pyx_kp_b_iso88591_A_AQ_t7_3c_t1_G1_1AT_q_6_t1A_wa __pyx_string_tab[196]
+#define __pyx_kp_b_iso88591_A_t_as_XV1 __pyx_string_tab[197]
+#define __pyx_kp_b_iso88591_A_4was_XV1_G1_1D_awfF_1_wa __pyx_string_tab[198]
+#define __pyx_kp_b_iso88591_A_AQ_t7_3c_q_AQ_4r_N_a_A_9_Naq_6 __pyx_string_tab[199]
+#define __pyx_kp_b_iso88591_A_T_Q_D_as_XV4q_ARvRs_9D_E_Qb_1C __pyx_string_tab[200]
+#define __pyx_kp_b_iso88591_A_aq_4_S_A_7q_1_q_1_3awc_A_9_Cq __pyx_string_tab[201]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_1 __pyx_number_tab[1]
 #define __pyx_int_2 __pyx_number_tab[2]
@@ -4104,7 +4136,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<11; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<206; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<202; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -4151,7 +4183,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<11; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<206; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<202; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -6686,20 +6718,20 @@ static CYTHON_INLINE int __pyx_fuse_1__pyx_f_8fastprop_8_kernels_dtype_of(CYTHON
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":87
+/* "fastprop/_engine.pyx":94
  * 
  * 
- * cdef inline bint _loss_is_fused(int loss) noexcept nogil:             # <<<<<<<<<<<<<<
+ * cdef inline bint _from_logits(int loss) noexcept nogil:             # <<<<<<<<<<<<<<
  *     # the cross-entropies take their gradient from the logits: no dL/dA of their own
  *     return not (loss == FP_LOSS_MSE or loss == FP_LOSS_HALF_SE or loss == FP_LOSS_MAE
 */
 
-static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__loss_is_fused(int __pyx_v_loss) {
+static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__from_logits(int __pyx_v_loss) {
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":89
- * cdef inline bint _loss_is_fused(int loss) noexcept nogil:
+  /* "fastprop/_engine.pyx":96
+ * cdef inline bint _from_logits(int loss) noexcept nogil:
  *     # the cross-entropies take their gradient from the logits: no dL/dA of their own
  *     return not (loss == FP_LOSS_MSE or loss == FP_LOSS_HALF_SE or loss == FP_LOSS_MAE             # <<<<<<<<<<<<<<
  *                 or loss == FP_LOSS_HUBER)
@@ -6711,7 +6743,7 @@ static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__loss_is_fused(int __pyx_v_l
     case FP_LOSS_MAE:
     case FP_LOSS_HUBER:
 
-    /* "fastprop/_engine.pyx":90
+    /* "fastprop/_engine.pyx":97
  *     # the cross-entropies take their gradient from the logits: no dL/dA of their own
  *     return not (loss == FP_LOSS_MSE or loss == FP_LOSS_HALF_SE or loss == FP_LOSS_MAE
  *                 or loss == FP_LOSS_HUBER)             # <<<<<<<<<<<<<<
@@ -6720,8 +6752,8 @@ static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__loss_is_fused(int __pyx_v_l
 */
     __pyx_t_1 = 1;
 
-    /* "fastprop/_engine.pyx":89
- * cdef inline bint _loss_is_fused(int loss) noexcept nogil:
+    /* "fastprop/_engine.pyx":96
+ * cdef inline bint _from_logits(int loss) noexcept nogil:
  *     # the cross-entropies take their gradient from the logits: no dL/dA of their own
  *     return not (loss == FP_LOSS_MSE or loss == FP_LOSS_HALF_SE or loss == FP_LOSS_MAE             # <<<<<<<<<<<<<<
  *                 or loss == FP_LOSS_HUBER)
@@ -6739,10 +6771,10 @@ static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__loss_is_fused(int __pyx_v_l
 
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":87
+  /* "fastprop/_engine.pyx":94
  * 
  * 
- * cdef inline bint _loss_is_fused(int loss) noexcept nogil:             # <<<<<<<<<<<<<<
+ * cdef inline bint _from_logits(int loss) noexcept nogil:             # <<<<<<<<<<<<<<
  *     # the cross-entropies take their gradient from the logits: no dL/dA of their own
  *     return not (loss == FP_LOSS_MSE or loss == FP_LOSS_HALF_SE or loss == FP_LOSS_MAE
 */
@@ -6752,7 +6784,7 @@ static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__loss_is_fused(int __pyx_v_l
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":93
+/* "fastprop/_engine.pyx":100
  * 
  * 
  * cdef void _forward(Net *net, const floating *X, int n, bint training) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -6775,7 +6807,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
   float *__pyx_t_5;
   int __pyx_t_6;
 
-  /* "fastprop/_engine.pyx":95
+  /* "fastprop/_engine.pyx":102
  * cdef void _forward(Net *net, const floating *X, int n, bint training) noexcept nogil:
  *     """A_l = f(A_{l-1} W_l + b_l) for every layer; inverted dropout after a layer when training."""
  *     cdef int l, L = net.n_layers             # <<<<<<<<<<<<<<
@@ -6786,7 +6818,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 
   __pyx_v_L = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":97
+  /* "fastprop/_engine.pyx":104
  *     cdef int l, L = net.n_layers
  *     cdef LayerDesc *d
  *     cdef floating *params = <floating *>net.params             # <<<<<<<<<<<<<<
@@ -6795,7 +6827,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
   __pyx_v_params = ((float *)__pyx_v_net->params);
 
-  /* "fastprop/_engine.pyx":98
+  /* "fastprop/_engine.pyx":105
  *     cdef LayerDesc *d
  *     cdef floating *params = <floating *>net.params
  *     cdef const floating *A_prev = X             # <<<<<<<<<<<<<<
@@ -6804,7 +6836,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
   __pyx_v_A_prev = __pyx_v_X;
 
-  /* "fastprop/_engine.pyx":101
+  /* "fastprop/_engine.pyx":108
  *     cdef floating *Z
  *     cdef floating *W
  *     for l in range(L):             # <<<<<<<<<<<<<<
@@ -6818,7 +6850,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_l = __pyx_t_3;
 
-    /* "fastprop/_engine.pyx":102
+    /* "fastprop/_engine.pyx":109
  *     cdef floating *W
  *     for l in range(L):
  *         d = &net.layer[l]             # <<<<<<<<<<<<<<
@@ -6827,7 +6859,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
     __pyx_v_d = (&(__pyx_v_net->layer[__pyx_v_l]));
 
-    /* "fastprop/_engine.pyx":103
+    /* "fastprop/_engine.pyx":110
  *     for l in range(L):
  *         d = &net.layer[l]
  *         W = params + d.w_offset             # <<<<<<<<<<<<<<
@@ -6836,7 +6868,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
     __pyx_v_W = (__pyx_v_params + __pyx_v_d->w_offset);
 
-    /* "fastprop/_engine.pyx":104
+    /* "fastprop/_engine.pyx":111
  *         d = &net.layer[l]
  *         W = params + d.w_offset
  *         if net.trace_u != NULL:             # <<<<<<<<<<<<<<
@@ -6848,7 +6880,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
     if (__pyx_t_4) {
 
 
-      /* "fastprop/_engine.pyx":105
+      /* "fastprop/_engine.pyx":112
  *         W = params + d.w_offset
  *         if net.trace_u != NULL:
  *             Z = <floating *>net.trace_u[l]             # <<<<<<<<<<<<<<
@@ -6857,7 +6889,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
       __pyx_v_Z = ((float *)(__pyx_v_net->trace_u[__pyx_v_l]));
 
-      /* "fastprop/_engine.pyx":104
+      /* "fastprop/_engine.pyx":111
  *         d = &net.layer[l]
  *         W = params + d.w_offset
  *         if net.trace_u != NULL:             # <<<<<<<<<<<<<<
@@ -6867,7 +6899,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
       goto __pyx_L5;
     }
 
-    /* "fastprop/_engine.pyx":107
+    /* "fastprop/_engine.pyx":114
  *             Z = <floating *>net.trace_u[l]
  *         else:
  *             Z = <floating *>net.logits if l == L - 1 else NULL             # <<<<<<<<<<<<<<
@@ -6889,7 +6921,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
     }
     __pyx_L5:;
 
-    /* "fastprop/_engine.pyx":108
+    /* "fastprop/_engine.pyx":115
  *         else:
  *             Z = <floating *>net.logits if l == L - 1 else NULL
  *         forward_layer(A_prev, d.n_in, False, W, d.n_out, False, W + <Py_ssize_t>d.n_in * d.n_out,             # <<<<<<<<<<<<<<
@@ -6898,7 +6930,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
     __pyx_fuse_0__pyx_f_8fastprop_8_kernels_forward_layer(__pyx_v_A_prev, __pyx_v_d->n_in, 0, __pyx_v_W, __pyx_v_d->n_out, 0, (__pyx_v_W + (((Py_ssize_t)__pyx_v_d->n_in) * __pyx_v_d->n_out)), __pyx_v_Z, ((float *)(__pyx_v_net->A[__pyx_v_l])), __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, __pyx_v_d->activation, __pyx_v_d->negative_slope);
 
-    /* "fastprop/_engine.pyx":111
+    /* "fastprop/_engine.pyx":118
  *                       Z, <floating *>net.A[l], n, d.n_in, d.n_out, d.activation,
  *                       d.negative_slope)
  *         A_prev = <floating *>net.A[l]             # <<<<<<<<<<<<<<
@@ -6907,7 +6939,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
     __pyx_v_A_prev = ((float *)(__pyx_v_net->A[__pyx_v_l]));
 
-    /* "fastprop/_engine.pyx":112
+    /* "fastprop/_engine.pyx":119
  *                       d.negative_slope)
  *         A_prev = <floating *>net.A[l]
  *         if training and d.dropout_rate > 0:             # <<<<<<<<<<<<<<
@@ -6929,7 +6961,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
     if (__pyx_t_4) {
 
 
-      /* "fastprop/_engine.pyx":113
+      /* "fastprop/_engine.pyx":120
  *         A_prev = <floating *>net.A[l]
  *         if training and d.dropout_rate > 0:
  *             fp_dropout(net.dtype, A_prev, net.mask[l], net.dropped[l], <Py_ssize_t>n * d.n_out,             # <<<<<<<<<<<<<<
@@ -6938,7 +6970,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
       fp_dropout(__pyx_v_net->dtype, __pyx_v_A_prev, (__pyx_v_net->mask[__pyx_v_l]), (__pyx_v_net->dropped[__pyx_v_l]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_d->n_out), fp_dropout_key((__pyx_v_net->dropout[0]), ((int64_t)(__pyx_v_net->dropout[1])), __pyx_v_l), __pyx_v_d->dropout_rate);
 
-      /* "fastprop/_engine.pyx":116
+      /* "fastprop/_engine.pyx":123
  *                        fp_dropout_key(net.dropout[0], <int64_t>net.dropout[1], l),
  *                        d.dropout_rate)
  *             A_prev = <floating *>net.dropped[l]             # <<<<<<<<<<<<<<
@@ -6947,7 +6979,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
       __pyx_v_A_prev = ((float *)(__pyx_v_net->dropped[__pyx_v_l]));
 
-      /* "fastprop/_engine.pyx":112
+      /* "fastprop/_engine.pyx":119
  *                       d.negative_slope)
  *         A_prev = <floating *>net.A[l]
  *         if training and d.dropout_rate > 0:             # <<<<<<<<<<<<<<
@@ -6958,7 +6990,7 @@ static void __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
   }
 
 
-  /* "fastprop/_engine.pyx":93
+  /* "fastprop/_engine.pyx":100
  * 
  * 
  * cdef void _forward(Net *net, const floating *X, int n, bint training) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -6991,7 +7023,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
   double *__pyx_t_5;
   int __pyx_t_6;
 
-  /* "fastprop/_engine.pyx":95
+  /* "fastprop/_engine.pyx":102
  * cdef void _forward(Net *net, const floating *X, int n, bint training) noexcept nogil:
  *     """A_l = f(A_{l-1} W_l + b_l) for every layer; inverted dropout after a layer when training."""
  *     cdef int l, L = net.n_layers             # <<<<<<<<<<<<<<
@@ -7002,7 +7034,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 
   __pyx_v_L = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":97
+  /* "fastprop/_engine.pyx":104
  *     cdef int l, L = net.n_layers
  *     cdef LayerDesc *d
  *     cdef floating *params = <floating *>net.params             # <<<<<<<<<<<<<<
@@ -7011,7 +7043,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
   __pyx_v_params = ((double *)__pyx_v_net->params);
 
-  /* "fastprop/_engine.pyx":98
+  /* "fastprop/_engine.pyx":105
  *     cdef LayerDesc *d
  *     cdef floating *params = <floating *>net.params
  *     cdef const floating *A_prev = X             # <<<<<<<<<<<<<<
@@ -7020,7 +7052,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
   __pyx_v_A_prev = __pyx_v_X;
 
-  /* "fastprop/_engine.pyx":101
+  /* "fastprop/_engine.pyx":108
  *     cdef floating *Z
  *     cdef floating *W
  *     for l in range(L):             # <<<<<<<<<<<<<<
@@ -7034,7 +7066,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_l = __pyx_t_3;
 
-    /* "fastprop/_engine.pyx":102
+    /* "fastprop/_engine.pyx":109
  *     cdef floating *W
  *     for l in range(L):
  *         d = &net.layer[l]             # <<<<<<<<<<<<<<
@@ -7043,7 +7075,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
     __pyx_v_d = (&(__pyx_v_net->layer[__pyx_v_l]));
 
-    /* "fastprop/_engine.pyx":103
+    /* "fastprop/_engine.pyx":110
  *     for l in range(L):
  *         d = &net.layer[l]
  *         W = params + d.w_offset             # <<<<<<<<<<<<<<
@@ -7052,7 +7084,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
     __pyx_v_W = (__pyx_v_params + __pyx_v_d->w_offset);
 
-    /* "fastprop/_engine.pyx":104
+    /* "fastprop/_engine.pyx":111
  *         d = &net.layer[l]
  *         W = params + d.w_offset
  *         if net.trace_u != NULL:             # <<<<<<<<<<<<<<
@@ -7064,7 +7096,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
     if (__pyx_t_4) {
 
 
-      /* "fastprop/_engine.pyx":105
+      /* "fastprop/_engine.pyx":112
  *         W = params + d.w_offset
  *         if net.trace_u != NULL:
  *             Z = <floating *>net.trace_u[l]             # <<<<<<<<<<<<<<
@@ -7073,7 +7105,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
       __pyx_v_Z = ((double *)(__pyx_v_net->trace_u[__pyx_v_l]));
 
-      /* "fastprop/_engine.pyx":104
+      /* "fastprop/_engine.pyx":111
  *         d = &net.layer[l]
  *         W = params + d.w_offset
  *         if net.trace_u != NULL:             # <<<<<<<<<<<<<<
@@ -7083,7 +7115,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
       goto __pyx_L5;
     }
 
-    /* "fastprop/_engine.pyx":107
+    /* "fastprop/_engine.pyx":114
  *             Z = <floating *>net.trace_u[l]
  *         else:
  *             Z = <floating *>net.logits if l == L - 1 else NULL             # <<<<<<<<<<<<<<
@@ -7105,7 +7137,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
     }
     __pyx_L5:;
 
-    /* "fastprop/_engine.pyx":108
+    /* "fastprop/_engine.pyx":115
  *         else:
  *             Z = <floating *>net.logits if l == L - 1 else NULL
  *         forward_layer(A_prev, d.n_in, False, W, d.n_out, False, W + <Py_ssize_t>d.n_in * d.n_out,             # <<<<<<<<<<<<<<
@@ -7114,7 +7146,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
     __pyx_fuse_1__pyx_f_8fastprop_8_kernels_forward_layer(__pyx_v_A_prev, __pyx_v_d->n_in, 0, __pyx_v_W, __pyx_v_d->n_out, 0, (__pyx_v_W + (((Py_ssize_t)__pyx_v_d->n_in) * __pyx_v_d->n_out)), __pyx_v_Z, ((double *)(__pyx_v_net->A[__pyx_v_l])), __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, __pyx_v_d->activation, __pyx_v_d->negative_slope);
 
-    /* "fastprop/_engine.pyx":111
+    /* "fastprop/_engine.pyx":118
  *                       Z, <floating *>net.A[l], n, d.n_in, d.n_out, d.activation,
  *                       d.negative_slope)
  *         A_prev = <floating *>net.A[l]             # <<<<<<<<<<<<<<
@@ -7123,7 +7155,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
     __pyx_v_A_prev = ((double *)(__pyx_v_net->A[__pyx_v_l]));
 
-    /* "fastprop/_engine.pyx":112
+    /* "fastprop/_engine.pyx":119
  *                       d.negative_slope)
  *         A_prev = <floating *>net.A[l]
  *         if training and d.dropout_rate > 0:             # <<<<<<<<<<<<<<
@@ -7145,7 +7177,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
     if (__pyx_t_4) {
 
 
-      /* "fastprop/_engine.pyx":113
+      /* "fastprop/_engine.pyx":120
  *         A_prev = <floating *>net.A[l]
  *         if training and d.dropout_rate > 0:
  *             fp_dropout(net.dtype, A_prev, net.mask[l], net.dropped[l], <Py_ssize_t>n * d.n_out,             # <<<<<<<<<<<<<<
@@ -7154,7 +7186,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
       fp_dropout(__pyx_v_net->dtype, __pyx_v_A_prev, (__pyx_v_net->mask[__pyx_v_l]), (__pyx_v_net->dropped[__pyx_v_l]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_d->n_out), fp_dropout_key((__pyx_v_net->dropout[0]), ((int64_t)(__pyx_v_net->dropout[1])), __pyx_v_l), __pyx_v_d->dropout_rate);
 
-      /* "fastprop/_engine.pyx":116
+      /* "fastprop/_engine.pyx":123
  *                        fp_dropout_key(net.dropout[0], <int64_t>net.dropout[1], l),
  *                        d.dropout_rate)
  *             A_prev = <floating *>net.dropped[l]             # <<<<<<<<<<<<<<
@@ -7163,7 +7195,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 */
       __pyx_v_A_prev = ((double *)(__pyx_v_net->dropped[__pyx_v_l]));
 
-      /* "fastprop/_engine.pyx":112
+      /* "fastprop/_engine.pyx":119
  *                       d.negative_slope)
  *         A_prev = <floating *>net.A[l]
  *         if training and d.dropout_rate > 0:             # <<<<<<<<<<<<<<
@@ -7174,7 +7206,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
   }
 
 
-  /* "fastprop/_engine.pyx":93
+  /* "fastprop/_engine.pyx":100
  * 
  * 
  * cdef void _forward(Net *net, const floating *X, int n, bint training) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -7192,7 +7224,7 @@ static void __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(struct __pyx_t_8fast
 
 }
 
-/* "fastprop/_engine.pyx":119
+/* "fastprop/_engine.pyx":126
  * 
  * 
  * cdef double _backward(Net *net, const floating *X, const floating *Y, const int64_t *labels,             # <<<<<<<<<<<<<<
@@ -7224,7 +7256,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   int __pyx_t_3;
   int __pyx_t_4;
 
-  /* "fastprop/_engine.pyx":124
+  /* "fastprop/_engine.pyx":131
  *     """The loss of the last forward pass, and backward through every layer: the deltas, and the
  *     weight gradients into the gradient buffer or (UPDATE_IN_GEMM) straight into W and b."""
  *     cdef int l, L = net.n_layers, dt = net.dtype             # <<<<<<<<<<<<<<
@@ -7238,7 +7270,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 
   __pyx_v_dt = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":127
+  /* "fastprop/_engine.pyx":134
  *     cdef LayerDesc *d
  *     cdef LayerDesc *p
  *     cdef LayerDesc *out = &net.layer[L - 1]             # <<<<<<<<<<<<<<
@@ -7247,7 +7279,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   __pyx_v_out = (&(__pyx_v_net->layer[(__pyx_v_L - 1)]));
 
-  /* "fastprop/_engine.pyx":128
+  /* "fastprop/_engine.pyx":135
  *     cdef LayerDesc *p
  *     cdef LayerDesc *out = &net.layer[L - 1]
  *     cdef floating *params = <floating *>net.params             # <<<<<<<<<<<<<<
@@ -7256,7 +7288,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   __pyx_v_params = ((float *)__pyx_v_net->params);
 
-  /* "fastprop/_engine.pyx":129
+  /* "fastprop/_engine.pyx":136
  *     cdef LayerDesc *out = &net.layer[L - 1]
  *     cdef floating *params = <floating *>net.params
  *     cdef floating *grads = <floating *>net.grads             # <<<<<<<<<<<<<<
@@ -7265,7 +7297,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   __pyx_v_grads = ((float *)__pyx_v_net->grads);
 
-  /* "fastprop/_engine.pyx":134
+  /* "fastprop/_engine.pyx":141
  *     cdef floating *A_prev
  *     cdef floating *target
  *     cdef bint tracing = net.trace_da != NULL, dropped_prev             # <<<<<<<<<<<<<<
@@ -7274,7 +7306,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   __pyx_v_tracing = (__pyx_v_net->trace_da != NULL);
 
-  /* "fastprop/_engine.pyx":135
+  /* "fastprop/_engine.pyx":142
  *     cdef floating *target
  *     cdef bint tracing = net.trace_da != NULL, dropped_prev
  *     cdef Py_ssize_t size = sizeof(floating)             # <<<<<<<<<<<<<<
@@ -7283,12 +7315,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   __pyx_v_size = (sizeof(float));
 
-  /* "fastprop/_engine.pyx":136
+  /* "fastprop/_engine.pyx":143
  *     cdef bint tracing = net.trace_da != NULL, dropped_prev
  *     cdef Py_ssize_t size = sizeof(floating)
  *     cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)             # <<<<<<<<<<<<<<
  *     cdef double value
- *     if tracing and not _loss_is_fused(loss):  # keep dL/dA, then through f'
+ *     if tracing and not _from_logits(loss):  # keep dL/dA, then through f'
 */
   if (__pyx_v_tracing) {
 
@@ -7300,10 +7332,10 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   __pyx_v_Z = ((float *)__pyx_t_2);
 
 
-  /* "fastprop/_engine.pyx":138
+  /* "fastprop/_engine.pyx":145
  *     cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)
  *     cdef double value
- *     if tracing and not _loss_is_fused(loss):  # keep dL/dA, then through f'             # <<<<<<<<<<<<<<
+ *     if tracing and not _from_logits(loss):  # keep dL/dA, then through f'             # <<<<<<<<<<<<<<
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,
  *                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
 */
@@ -7313,7 +7345,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     __pyx_t_3 = __pyx_v_tracing;
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = (!__pyx_f_8fastprop_7_engine__loss_is_fused(__pyx_v_loss));
+  __pyx_t_4 = (!__pyx_f_8fastprop_7_engine__from_logits(__pyx_v_loss));
 
 
   __pyx_t_3 = __pyx_t_4;
@@ -7322,16 +7354,16 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   if (__pyx_t_3) {
 
 
-    /* "fastprop/_engine.pyx":139
+    /* "fastprop/_engine.pyx":146
  *     cdef double value
- *     if tracing and not _loss_is_fused(loss):  # keep dL/dA, then through f'
+ *     if tracing and not _from_logits(loss):  # keep dL/dA, then through f'
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,             # <<<<<<<<<<<<<<
  *                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
  *         memcpy(net.dZ[L - 1], net.trace_da[L - 1], <size_t>(n * out.n_out * size))
 */
     __pyx_v_value = fp_loss_gradient(__pyx_v_dt, __pyx_v_loss, __pyx_v_Z, (__pyx_v_net->A[(__pyx_v_L - 1)]), __pyx_v_Y, __pyx_v_labels, (__pyx_v_net->trace_da[(__pyx_v_L - 1)]), __pyx_v_n, __pyx_v_out->n_out, FP_IDENTITY, 0.0, __pyx_v_n_correct);
 
-    /* "fastprop/_engine.pyx":141
+    /* "fastprop/_engine.pyx":148
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,
  *                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
  *         memcpy(net.dZ[L - 1], net.trace_da[L - 1], <size_t>(n * out.n_out * size))             # <<<<<<<<<<<<<<
@@ -7340,7 +7372,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     (void)(memcpy((__pyx_v_net->dZ[(__pyx_v_L - 1)]), (__pyx_v_net->trace_da[(__pyx_v_L - 1)]), ((size_t)((__pyx_v_n * __pyx_v_out->n_out) * __pyx_v_size))));
 
-    /* "fastprop/_engine.pyx":142
+    /* "fastprop/_engine.pyx":149
  *                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
  *         memcpy(net.dZ[L - 1], net.trace_da[L - 1], <size_t>(n * out.n_out * size))
  *         fp_activation_backward(dt, net.dZ[L - 1], net.A[L - 1], <Py_ssize_t>n * out.n_out,             # <<<<<<<<<<<<<<
@@ -7349,17 +7381,17 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     fp_activation_backward(__pyx_v_dt, (__pyx_v_net->dZ[(__pyx_v_L - 1)]), (__pyx_v_net->A[(__pyx_v_L - 1)]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_out->n_out), __pyx_v_out->activation, __pyx_v_out->negative_slope);
 
-    /* "fastprop/_engine.pyx":138
+    /* "fastprop/_engine.pyx":145
  *     cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)
  *     cdef double value
- *     if tracing and not _loss_is_fused(loss):  # keep dL/dA, then through f'             # <<<<<<<<<<<<<<
+ *     if tracing and not _from_logits(loss):  # keep dL/dA, then through f'             # <<<<<<<<<<<<<<
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,
  *                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
 */
     goto __pyx_L3;
   }
 
-  /* "fastprop/_engine.pyx":145
+  /* "fastprop/_engine.pyx":152
  *                                out.activation, out.negative_slope)
  *     else:
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,             # <<<<<<<<<<<<<<
@@ -7368,7 +7400,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   /*else*/ {
 
-    /* "fastprop/_engine.pyx":146
+    /* "fastprop/_engine.pyx":153
  *     else:
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)             # <<<<<<<<<<<<<<
@@ -7379,7 +7411,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   }
   __pyx_L3:;
 
-  /* "fastprop/_engine.pyx":147
+  /* "fastprop/_engine.pyx":154
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)
  *     for l in range(L - 1, -1, -1):             # <<<<<<<<<<<<<<
@@ -7389,7 +7421,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   for (__pyx_t_1 = (__pyx_v_L - 1); __pyx_t_1 > -1; __pyx_t_1-=1) {
     __pyx_v_l = __pyx_t_1;
 
-    /* "fastprop/_engine.pyx":148
+    /* "fastprop/_engine.pyx":155
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)
  *     for l in range(L - 1, -1, -1):
  *         d = &net.layer[l]             # <<<<<<<<<<<<<<
@@ -7398,7 +7430,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     __pyx_v_d = (&(__pyx_v_net->layer[__pyx_v_l]));
 
-    /* "fastprop/_engine.pyx":149
+    /* "fastprop/_engine.pyx":156
  *     for l in range(L - 1, -1, -1):
  *         d = &net.layer[l]
  *         W = params + d.w_offset             # <<<<<<<<<<<<<<
@@ -7407,7 +7439,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     __pyx_v_W = (__pyx_v_params + __pyx_v_d->w_offset);
 
-    /* "fastprop/_engine.pyx":150
+    /* "fastprop/_engine.pyx":157
  *         d = &net.layer[l]
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0             # <<<<<<<<<<<<<<
@@ -7438,7 +7470,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     __pyx_L8_bool_binop_done:;
     __pyx_v_dropped_prev = __pyx_t_3;
 
-    /* "fastprop/_engine.pyx":151
+    /* "fastprop/_engine.pyx":158
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:             # <<<<<<<<<<<<<<
@@ -7450,7 +7482,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":152
+      /* "fastprop/_engine.pyx":159
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:
  *             A_prev = <floating *>X             # <<<<<<<<<<<<<<
@@ -7459,7 +7491,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_v_A_prev = ((float *)__pyx_v_X);
 
-      /* "fastprop/_engine.pyx":151
+      /* "fastprop/_engine.pyx":158
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:             # <<<<<<<<<<<<<<
@@ -7469,7 +7501,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       goto __pyx_L11;
     }
 
-    /* "fastprop/_engine.pyx":154
+    /* "fastprop/_engine.pyx":161
  *             A_prev = <floating *>X
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])             # <<<<<<<<<<<<<<
@@ -7489,7 +7521,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     }
     __pyx_L11:;
 
-    /* "fastprop/_engine.pyx":155
+    /* "fastprop/_engine.pyx":162
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update             # <<<<<<<<<<<<<<
@@ -7501,7 +7533,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":156
+      /* "fastprop/_engine.pyx":163
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]             # <<<<<<<<<<<<<<
@@ -7510,7 +7542,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_v_p = (&(__pyx_v_net->layer[(__pyx_v_l - 1)]));
 
-      /* "fastprop/_engine.pyx":157
+      /* "fastprop/_engine.pyx":164
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:             # <<<<<<<<<<<<<<
@@ -7529,7 +7561,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       if (__pyx_t_3) {
 
 
-        /* "fastprop/_engine.pyx":158
+        /* "fastprop/_engine.pyx":165
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:
  *                 target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])             # <<<<<<<<<<<<<<
@@ -7546,7 +7578,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
         __pyx_v_target = ((float *)__pyx_t_2);
 
 
-        /* "fastprop/_engine.pyx":159
+        /* "fastprop/_engine.pyx":166
  *             if tracing or dropped_prev:
  *                 target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],             # <<<<<<<<<<<<<<
@@ -7555,7 +7587,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         __pyx_fuse_0__pyx_f_8fastprop_8_kernels_gemm(0, 1, __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, ((float)1), ((float *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_d->n_out, __pyx_v_W, __pyx_v_d->n_out, ((float)0), __pyx_v_target, __pyx_v_d->n_in);
 
-        /* "fastprop/_engine.pyx":161
+        /* "fastprop/_engine.pyx":168
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:             # <<<<<<<<<<<<<<
@@ -7564,7 +7596,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         if (__pyx_v_tracing) {
 
-          /* "fastprop/_engine.pyx":162
+          /* "fastprop/_engine.pyx":169
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))             # <<<<<<<<<<<<<<
@@ -7573,7 +7605,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
           (void)(memcpy((__pyx_v_net->dZ[(__pyx_v_l - 1)]), __pyx_v_target, ((size_t)((__pyx_v_n * __pyx_v_d->n_in) * __pyx_v_size))));
 
-          /* "fastprop/_engine.pyx":161
+          /* "fastprop/_engine.pyx":168
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:             # <<<<<<<<<<<<<<
@@ -7582,7 +7614,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         }
 
-        /* "fastprop/_engine.pyx":163
+        /* "fastprop/_engine.pyx":170
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:             # <<<<<<<<<<<<<<
@@ -7591,7 +7623,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         if (__pyx_v_dropped_prev) {
 
-          /* "fastprop/_engine.pyx":164
+          /* "fastprop/_engine.pyx":171
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:
  *                     fp_mul(dt, net.dZ[l - 1], net.mask[l - 1], <Py_ssize_t>n * d.n_in)             # <<<<<<<<<<<<<<
@@ -7600,7 +7632,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
           fp_mul(__pyx_v_dt, (__pyx_v_net->dZ[(__pyx_v_l - 1)]), (__pyx_v_net->mask[(__pyx_v_l - 1)]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_d->n_in));
 
-          /* "fastprop/_engine.pyx":163
+          /* "fastprop/_engine.pyx":170
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:             # <<<<<<<<<<<<<<
@@ -7609,7 +7641,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         }
 
-        /* "fastprop/_engine.pyx":165
+        /* "fastprop/_engine.pyx":172
  *                 if dropped_prev:
  *                     fp_mul(dt, net.dZ[l - 1], net.mask[l - 1], <Py_ssize_t>n * d.n_in)
  *                 fp_activation_backward(dt, net.dZ[l - 1], net.A[l - 1], <Py_ssize_t>n * d.n_in,             # <<<<<<<<<<<<<<
@@ -7618,7 +7650,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         fp_activation_backward(__pyx_v_dt, (__pyx_v_net->dZ[(__pyx_v_l - 1)]), (__pyx_v_net->A[(__pyx_v_l - 1)]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_d->n_in), __pyx_v_p->activation, __pyx_v_p->negative_slope);
 
-        /* "fastprop/_engine.pyx":157
+        /* "fastprop/_engine.pyx":164
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:             # <<<<<<<<<<<<<<
@@ -7628,7 +7660,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
         goto __pyx_L13;
       }
 
-      /* "fastprop/_engine.pyx":168
+      /* "fastprop/_engine.pyx":175
  *                                        p.activation, p.negative_slope)
  *             else:
  *                 delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,             # <<<<<<<<<<<<<<
@@ -7637,7 +7669,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       /*else*/ {
 
-        /* "fastprop/_engine.pyx":170
+        /* "fastprop/_engine.pyx":177
  *                 delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)             # <<<<<<<<<<<<<<
@@ -7648,7 +7680,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       }
       __pyx_L13:;
 
-      /* "fastprop/_engine.pyx":155
+      /* "fastprop/_engine.pyx":162
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update             # <<<<<<<<<<<<<<
@@ -7657,7 +7689,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     }
 
-    /* "fastprop/_engine.pyx":171
+    /* "fastprop/_engine.pyx":178
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)             # <<<<<<<<<<<<<<
@@ -7669,7 +7701,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":172
+      /* "fastprop/_engine.pyx":179
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)
  *             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], W,             # <<<<<<<<<<<<<<
@@ -7678,7 +7710,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_fuse_0__pyx_f_8fastprop_8_kernels_weight_gradient(__pyx_v_A_prev, __pyx_v_d->n_in, 0, ((float *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_W, ((float *)__pyx_v_net->bias_grad), __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, ((float)(-__pyx_v_lr)), ((float)1), 0);
 
-      /* "fastprop/_engine.pyx":175
+      /* "fastprop/_engine.pyx":182
  *                             <floating *>net.bias_grad, n, d.n_in, d.n_out, <floating>(-lr),
  *                             <floating>1, False)
  *             fp_sgd_update(dt, W + <Py_ssize_t>d.n_in * d.n_out, net.bias_grad, d.n_out, lr)             # <<<<<<<<<<<<<<
@@ -7687,7 +7719,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       fp_sgd_update(__pyx_v_dt, (__pyx_v_W + (((Py_ssize_t)__pyx_v_d->n_in) * __pyx_v_d->n_out)), __pyx_v_net->bias_grad, __pyx_v_d->n_out, __pyx_v_lr);
 
-      /* "fastprop/_engine.pyx":171
+      /* "fastprop/_engine.pyx":178
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)             # <<<<<<<<<<<<<<
@@ -7697,7 +7729,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       goto __pyx_L18;
     }
 
-    /* "fastprop/_engine.pyx":177
+    /* "fastprop/_engine.pyx":184
  *             fp_sgd_update(dt, W + <Py_ssize_t>d.n_in * d.n_out, net.bias_grad, d.n_out, lr)
  *         else:
  *             G = grads + d.w_offset             # <<<<<<<<<<<<<<
@@ -7707,7 +7739,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     /*else*/ {
       __pyx_v_G = (__pyx_v_grads + __pyx_v_d->w_offset);
 
-      /* "fastprop/_engine.pyx":178
+      /* "fastprop/_engine.pyx":185
  *         else:
  *             G = grads + d.w_offset
  *             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], G,             # <<<<<<<<<<<<<<
@@ -7719,7 +7751,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     __pyx_L18:;
   }
 
-  /* "fastprop/_engine.pyx":181
+  /* "fastprop/_engine.pyx":188
  *                             G + <Py_ssize_t>d.n_in * d.n_out, n, d.n_in, d.n_out, <floating>1,
  *                             <floating>0, False)
  *     return value             # <<<<<<<<<<<<<<
@@ -7732,7 +7764,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":119
+  /* "fastprop/_engine.pyx":126
  * 
  * 
  * cdef double _backward(Net *net, const floating *X, const floating *Y, const int64_t *labels,             # <<<<<<<<<<<<<<
@@ -7786,7 +7818,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   int __pyx_t_3;
   int __pyx_t_4;
 
-  /* "fastprop/_engine.pyx":124
+  /* "fastprop/_engine.pyx":131
  *     """The loss of the last forward pass, and backward through every layer: the deltas, and the
  *     weight gradients into the gradient buffer or (UPDATE_IN_GEMM) straight into W and b."""
  *     cdef int l, L = net.n_layers, dt = net.dtype             # <<<<<<<<<<<<<<
@@ -7800,7 +7832,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 
   __pyx_v_dt = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":127
+  /* "fastprop/_engine.pyx":134
  *     cdef LayerDesc *d
  *     cdef LayerDesc *p
  *     cdef LayerDesc *out = &net.layer[L - 1]             # <<<<<<<<<<<<<<
@@ -7809,7 +7841,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   __pyx_v_out = (&(__pyx_v_net->layer[(__pyx_v_L - 1)]));
 
-  /* "fastprop/_engine.pyx":128
+  /* "fastprop/_engine.pyx":135
  *     cdef LayerDesc *p
  *     cdef LayerDesc *out = &net.layer[L - 1]
  *     cdef floating *params = <floating *>net.params             # <<<<<<<<<<<<<<
@@ -7818,7 +7850,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   __pyx_v_params = ((double *)__pyx_v_net->params);
 
-  /* "fastprop/_engine.pyx":129
+  /* "fastprop/_engine.pyx":136
  *     cdef LayerDesc *out = &net.layer[L - 1]
  *     cdef floating *params = <floating *>net.params
  *     cdef floating *grads = <floating *>net.grads             # <<<<<<<<<<<<<<
@@ -7827,7 +7859,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   __pyx_v_grads = ((double *)__pyx_v_net->grads);
 
-  /* "fastprop/_engine.pyx":134
+  /* "fastprop/_engine.pyx":141
  *     cdef floating *A_prev
  *     cdef floating *target
  *     cdef bint tracing = net.trace_da != NULL, dropped_prev             # <<<<<<<<<<<<<<
@@ -7836,7 +7868,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   __pyx_v_tracing = (__pyx_v_net->trace_da != NULL);
 
-  /* "fastprop/_engine.pyx":135
+  /* "fastprop/_engine.pyx":142
  *     cdef floating *target
  *     cdef bint tracing = net.trace_da != NULL, dropped_prev
  *     cdef Py_ssize_t size = sizeof(floating)             # <<<<<<<<<<<<<<
@@ -7845,12 +7877,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   __pyx_v_size = (sizeof(double));
 
-  /* "fastprop/_engine.pyx":136
+  /* "fastprop/_engine.pyx":143
  *     cdef bint tracing = net.trace_da != NULL, dropped_prev
  *     cdef Py_ssize_t size = sizeof(floating)
  *     cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)             # <<<<<<<<<<<<<<
  *     cdef double value
- *     if tracing and not _loss_is_fused(loss):  # keep dL/dA, then through f'
+ *     if tracing and not _from_logits(loss):  # keep dL/dA, then through f'
 */
   if (__pyx_v_tracing) {
 
@@ -7862,10 +7894,10 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   __pyx_v_Z = ((double *)__pyx_t_2);
 
 
-  /* "fastprop/_engine.pyx":138
+  /* "fastprop/_engine.pyx":145
  *     cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)
  *     cdef double value
- *     if tracing and not _loss_is_fused(loss):  # keep dL/dA, then through f'             # <<<<<<<<<<<<<<
+ *     if tracing and not _from_logits(loss):  # keep dL/dA, then through f'             # <<<<<<<<<<<<<<
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,
  *                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
 */
@@ -7875,7 +7907,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     __pyx_t_3 = __pyx_v_tracing;
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = (!__pyx_f_8fastprop_7_engine__loss_is_fused(__pyx_v_loss));
+  __pyx_t_4 = (!__pyx_f_8fastprop_7_engine__from_logits(__pyx_v_loss));
 
 
   __pyx_t_3 = __pyx_t_4;
@@ -7884,16 +7916,16 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   if (__pyx_t_3) {
 
 
-    /* "fastprop/_engine.pyx":139
+    /* "fastprop/_engine.pyx":146
  *     cdef double value
- *     if tracing and not _loss_is_fused(loss):  # keep dL/dA, then through f'
+ *     if tracing and not _from_logits(loss):  # keep dL/dA, then through f'
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,             # <<<<<<<<<<<<<<
  *                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
  *         memcpy(net.dZ[L - 1], net.trace_da[L - 1], <size_t>(n * out.n_out * size))
 */
     __pyx_v_value = fp_loss_gradient(__pyx_v_dt, __pyx_v_loss, __pyx_v_Z, (__pyx_v_net->A[(__pyx_v_L - 1)]), __pyx_v_Y, __pyx_v_labels, (__pyx_v_net->trace_da[(__pyx_v_L - 1)]), __pyx_v_n, __pyx_v_out->n_out, FP_IDENTITY, 0.0, __pyx_v_n_correct);
 
-    /* "fastprop/_engine.pyx":141
+    /* "fastprop/_engine.pyx":148
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,
  *                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
  *         memcpy(net.dZ[L - 1], net.trace_da[L - 1], <size_t>(n * out.n_out * size))             # <<<<<<<<<<<<<<
@@ -7902,7 +7934,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     (void)(memcpy((__pyx_v_net->dZ[(__pyx_v_L - 1)]), (__pyx_v_net->trace_da[(__pyx_v_L - 1)]), ((size_t)((__pyx_v_n * __pyx_v_out->n_out) * __pyx_v_size))));
 
-    /* "fastprop/_engine.pyx":142
+    /* "fastprop/_engine.pyx":149
  *                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
  *         memcpy(net.dZ[L - 1], net.trace_da[L - 1], <size_t>(n * out.n_out * size))
  *         fp_activation_backward(dt, net.dZ[L - 1], net.A[L - 1], <Py_ssize_t>n * out.n_out,             # <<<<<<<<<<<<<<
@@ -7911,17 +7943,17 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     fp_activation_backward(__pyx_v_dt, (__pyx_v_net->dZ[(__pyx_v_L - 1)]), (__pyx_v_net->A[(__pyx_v_L - 1)]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_out->n_out), __pyx_v_out->activation, __pyx_v_out->negative_slope);
 
-    /* "fastprop/_engine.pyx":138
+    /* "fastprop/_engine.pyx":145
  *     cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)
  *     cdef double value
- *     if tracing and not _loss_is_fused(loss):  # keep dL/dA, then through f'             # <<<<<<<<<<<<<<
+ *     if tracing and not _from_logits(loss):  # keep dL/dA, then through f'             # <<<<<<<<<<<<<<
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,
  *                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
 */
     goto __pyx_L3;
   }
 
-  /* "fastprop/_engine.pyx":145
+  /* "fastprop/_engine.pyx":152
  *                                out.activation, out.negative_slope)
  *     else:
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,             # <<<<<<<<<<<<<<
@@ -7930,7 +7962,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
   /*else*/ {
 
-    /* "fastprop/_engine.pyx":146
+    /* "fastprop/_engine.pyx":153
  *     else:
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)             # <<<<<<<<<<<<<<
@@ -7941,7 +7973,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   }
   __pyx_L3:;
 
-  /* "fastprop/_engine.pyx":147
+  /* "fastprop/_engine.pyx":154
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)
  *     for l in range(L - 1, -1, -1):             # <<<<<<<<<<<<<<
@@ -7951,7 +7983,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   for (__pyx_t_1 = (__pyx_v_L - 1); __pyx_t_1 > -1; __pyx_t_1-=1) {
     __pyx_v_l = __pyx_t_1;
 
-    /* "fastprop/_engine.pyx":148
+    /* "fastprop/_engine.pyx":155
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)
  *     for l in range(L - 1, -1, -1):
  *         d = &net.layer[l]             # <<<<<<<<<<<<<<
@@ -7960,7 +7992,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     __pyx_v_d = (&(__pyx_v_net->layer[__pyx_v_l]));
 
-    /* "fastprop/_engine.pyx":149
+    /* "fastprop/_engine.pyx":156
  *     for l in range(L - 1, -1, -1):
  *         d = &net.layer[l]
  *         W = params + d.w_offset             # <<<<<<<<<<<<<<
@@ -7969,7 +8001,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     __pyx_v_W = (__pyx_v_params + __pyx_v_d->w_offset);
 
-    /* "fastprop/_engine.pyx":150
+    /* "fastprop/_engine.pyx":157
  *         d = &net.layer[l]
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0             # <<<<<<<<<<<<<<
@@ -8000,7 +8032,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     __pyx_L8_bool_binop_done:;
     __pyx_v_dropped_prev = __pyx_t_3;
 
-    /* "fastprop/_engine.pyx":151
+    /* "fastprop/_engine.pyx":158
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:             # <<<<<<<<<<<<<<
@@ -8012,7 +8044,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":152
+      /* "fastprop/_engine.pyx":159
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:
  *             A_prev = <floating *>X             # <<<<<<<<<<<<<<
@@ -8021,7 +8053,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_v_A_prev = ((double *)__pyx_v_X);
 
-      /* "fastprop/_engine.pyx":151
+      /* "fastprop/_engine.pyx":158
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:             # <<<<<<<<<<<<<<
@@ -8031,7 +8063,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       goto __pyx_L11;
     }
 
-    /* "fastprop/_engine.pyx":154
+    /* "fastprop/_engine.pyx":161
  *             A_prev = <floating *>X
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])             # <<<<<<<<<<<<<<
@@ -8051,7 +8083,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     }
     __pyx_L11:;
 
-    /* "fastprop/_engine.pyx":155
+    /* "fastprop/_engine.pyx":162
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update             # <<<<<<<<<<<<<<
@@ -8063,7 +8095,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":156
+      /* "fastprop/_engine.pyx":163
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]             # <<<<<<<<<<<<<<
@@ -8072,7 +8104,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_v_p = (&(__pyx_v_net->layer[(__pyx_v_l - 1)]));
 
-      /* "fastprop/_engine.pyx":157
+      /* "fastprop/_engine.pyx":164
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:             # <<<<<<<<<<<<<<
@@ -8091,7 +8123,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       if (__pyx_t_3) {
 
 
-        /* "fastprop/_engine.pyx":158
+        /* "fastprop/_engine.pyx":165
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:
  *                 target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])             # <<<<<<<<<<<<<<
@@ -8108,7 +8140,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
         __pyx_v_target = ((double *)__pyx_t_2);
 
 
-        /* "fastprop/_engine.pyx":159
+        /* "fastprop/_engine.pyx":166
  *             if tracing or dropped_prev:
  *                 target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],             # <<<<<<<<<<<<<<
@@ -8117,7 +8149,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         __pyx_fuse_1__pyx_f_8fastprop_8_kernels_gemm(0, 1, __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, ((double)1), ((double *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_d->n_out, __pyx_v_W, __pyx_v_d->n_out, ((double)0), __pyx_v_target, __pyx_v_d->n_in);
 
-        /* "fastprop/_engine.pyx":161
+        /* "fastprop/_engine.pyx":168
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:             # <<<<<<<<<<<<<<
@@ -8126,7 +8158,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         if (__pyx_v_tracing) {
 
-          /* "fastprop/_engine.pyx":162
+          /* "fastprop/_engine.pyx":169
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))             # <<<<<<<<<<<<<<
@@ -8135,7 +8167,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
           (void)(memcpy((__pyx_v_net->dZ[(__pyx_v_l - 1)]), __pyx_v_target, ((size_t)((__pyx_v_n * __pyx_v_d->n_in) * __pyx_v_size))));
 
-          /* "fastprop/_engine.pyx":161
+          /* "fastprop/_engine.pyx":168
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:             # <<<<<<<<<<<<<<
@@ -8144,7 +8176,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         }
 
-        /* "fastprop/_engine.pyx":163
+        /* "fastprop/_engine.pyx":170
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:             # <<<<<<<<<<<<<<
@@ -8153,7 +8185,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         if (__pyx_v_dropped_prev) {
 
-          /* "fastprop/_engine.pyx":164
+          /* "fastprop/_engine.pyx":171
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:
  *                     fp_mul(dt, net.dZ[l - 1], net.mask[l - 1], <Py_ssize_t>n * d.n_in)             # <<<<<<<<<<<<<<
@@ -8162,7 +8194,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
           fp_mul(__pyx_v_dt, (__pyx_v_net->dZ[(__pyx_v_l - 1)]), (__pyx_v_net->mask[(__pyx_v_l - 1)]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_d->n_in));
 
-          /* "fastprop/_engine.pyx":163
+          /* "fastprop/_engine.pyx":170
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:             # <<<<<<<<<<<<<<
@@ -8171,7 +8203,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         }
 
-        /* "fastprop/_engine.pyx":165
+        /* "fastprop/_engine.pyx":172
  *                 if dropped_prev:
  *                     fp_mul(dt, net.dZ[l - 1], net.mask[l - 1], <Py_ssize_t>n * d.n_in)
  *                 fp_activation_backward(dt, net.dZ[l - 1], net.A[l - 1], <Py_ssize_t>n * d.n_in,             # <<<<<<<<<<<<<<
@@ -8180,7 +8212,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         fp_activation_backward(__pyx_v_dt, (__pyx_v_net->dZ[(__pyx_v_l - 1)]), (__pyx_v_net->A[(__pyx_v_l - 1)]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_d->n_in), __pyx_v_p->activation, __pyx_v_p->negative_slope);
 
-        /* "fastprop/_engine.pyx":157
+        /* "fastprop/_engine.pyx":164
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:             # <<<<<<<<<<<<<<
@@ -8190,7 +8222,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
         goto __pyx_L13;
       }
 
-      /* "fastprop/_engine.pyx":168
+      /* "fastprop/_engine.pyx":175
  *                                        p.activation, p.negative_slope)
  *             else:
  *                 delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,             # <<<<<<<<<<<<<<
@@ -8199,7 +8231,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       /*else*/ {
 
-        /* "fastprop/_engine.pyx":170
+        /* "fastprop/_engine.pyx":177
  *                 delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)             # <<<<<<<<<<<<<<
@@ -8210,7 +8242,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       }
       __pyx_L13:;
 
-      /* "fastprop/_engine.pyx":155
+      /* "fastprop/_engine.pyx":162
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update             # <<<<<<<<<<<<<<
@@ -8219,7 +8251,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     }
 
-    /* "fastprop/_engine.pyx":171
+    /* "fastprop/_engine.pyx":178
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)             # <<<<<<<<<<<<<<
@@ -8231,7 +8263,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":172
+      /* "fastprop/_engine.pyx":179
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)
  *             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], W,             # <<<<<<<<<<<<<<
@@ -8240,7 +8272,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_fuse_1__pyx_f_8fastprop_8_kernels_weight_gradient(__pyx_v_A_prev, __pyx_v_d->n_in, 0, ((double *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_W, ((double *)__pyx_v_net->bias_grad), __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, ((double)(-__pyx_v_lr)), ((double)1), 0);
 
-      /* "fastprop/_engine.pyx":175
+      /* "fastprop/_engine.pyx":182
  *                             <floating *>net.bias_grad, n, d.n_in, d.n_out, <floating>(-lr),
  *                             <floating>1, False)
  *             fp_sgd_update(dt, W + <Py_ssize_t>d.n_in * d.n_out, net.bias_grad, d.n_out, lr)             # <<<<<<<<<<<<<<
@@ -8249,7 +8281,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       fp_sgd_update(__pyx_v_dt, (__pyx_v_W + (((Py_ssize_t)__pyx_v_d->n_in) * __pyx_v_d->n_out)), __pyx_v_net->bias_grad, __pyx_v_d->n_out, __pyx_v_lr);
 
-      /* "fastprop/_engine.pyx":171
+      /* "fastprop/_engine.pyx":178
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)             # <<<<<<<<<<<<<<
@@ -8259,7 +8291,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       goto __pyx_L18;
     }
 
-    /* "fastprop/_engine.pyx":177
+    /* "fastprop/_engine.pyx":184
  *             fp_sgd_update(dt, W + <Py_ssize_t>d.n_in * d.n_out, net.bias_grad, d.n_out, lr)
  *         else:
  *             G = grads + d.w_offset             # <<<<<<<<<<<<<<
@@ -8269,7 +8301,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     /*else*/ {
       __pyx_v_G = (__pyx_v_grads + __pyx_v_d->w_offset);
 
-      /* "fastprop/_engine.pyx":178
+      /* "fastprop/_engine.pyx":185
  *         else:
  *             G = grads + d.w_offset
  *             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], G,             # <<<<<<<<<<<<<<
@@ -8281,7 +8313,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     __pyx_L18:;
   }
 
-  /* "fastprop/_engine.pyx":181
+  /* "fastprop/_engine.pyx":188
  *                             G + <Py_ssize_t>d.n_in * d.n_out, n, d.n_in, d.n_out, <floating>1,
  *                             <floating>0, False)
  *     return value             # <<<<<<<<<<<<<<
@@ -8294,7 +8326,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":119
+  /* "fastprop/_engine.pyx":126
  * 
  * 
  * cdef double _backward(Net *net, const floating *X, const floating *Y, const int64_t *labels,             # <<<<<<<<<<<<<<
@@ -8324,7 +8356,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":184
+/* "fastprop/_engine.pyx":191
  * 
  * 
  * cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -8335,36 +8367,36 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 static void __pyx_f_8fastprop_7_engine__optimizer_pass(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, double __pyx_v_lr) {
   long __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":185
+  /* "fastprop/_engine.pyx":192
  * 
  * cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:
  *     net.opt.lr = lr             # <<<<<<<<<<<<<<
  *     net.opt_steps[0] += 1
- *     fp_optimizer_step(net.dtype, &net.opt, net.params, net.grads, net.s1, net.s2, net.n_params,
+ *     fp_optimizer_step(net.dtype, &net.opt, net.params, net.grads, net.state0, net.state1, net.n_params,
 */
   __pyx_v_net->opt.lr = __pyx_v_lr;
 
-  /* "fastprop/_engine.pyx":186
+  /* "fastprop/_engine.pyx":193
  * cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:
  *     net.opt.lr = lr
  *     net.opt_steps[0] += 1             # <<<<<<<<<<<<<<
- *     fp_optimizer_step(net.dtype, &net.opt, net.params, net.grads, net.s1, net.s2, net.n_params,
+ *     fp_optimizer_step(net.dtype, &net.opt, net.params, net.grads, net.state0, net.state1, net.n_params,
  *                       net.opt_steps[0])
 */
 
   __pyx_t_1 = 0;
   (__pyx_v_net->opt_steps[__pyx_t_1]) = ((__pyx_v_net->opt_steps[__pyx_t_1]) + 1);
 
-  /* "fastprop/_engine.pyx":187
+  /* "fastprop/_engine.pyx":194
  *     net.opt.lr = lr
  *     net.opt_steps[0] += 1
- *     fp_optimizer_step(net.dtype, &net.opt, net.params, net.grads, net.s1, net.s2, net.n_params,             # <<<<<<<<<<<<<<
+ *     fp_optimizer_step(net.dtype, &net.opt, net.params, net.grads, net.state0, net.state1, net.n_params,             # <<<<<<<<<<<<<<
  *                       net.opt_steps[0])
  * 
 */
-  fp_optimizer_step(__pyx_v_net->dtype, (&__pyx_v_net->opt), __pyx_v_net->params, __pyx_v_net->grads, __pyx_v_net->s1, __pyx_v_net->s2, __pyx_v_net->n_params, (__pyx_v_net->opt_steps[0]));
+  fp_optimizer_step(__pyx_v_net->dtype, (&__pyx_v_net->opt), __pyx_v_net->params, __pyx_v_net->grads, __pyx_v_net->state0, __pyx_v_net->state1, __pyx_v_net->n_params, (__pyx_v_net->opt_steps[0]));
 
-  /* "fastprop/_engine.pyx":184
+  /* "fastprop/_engine.pyx":191
  * 
  * 
  * cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -8375,97 +8407,132 @@ static void __pyx_f_8fastprop_7_engine__optimizer_pass(struct __pyx_t_8fastprop_
   /* function exit code */
 }
 
-/* "fastprop/_engine.pyx":191
+/* "fastprop/_engine.pyx":198
  * 
  * 
  * cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels, int n,             # <<<<<<<<<<<<<<
- *                   int loss, double lr, int64_t *n_correct) noexcept nogil:
- *     cdef double value
+ *                   int loss, bint training, double lr, int64_t *n_correct) noexcept nogil:
+ *     """Forward and backward on one batch. Training: dropout on, the bound optimizer's update,
 */
 
-static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, float const *__pyx_v_X, float const *__pyx_v_Y, int64_t const *__pyx_v_labels, int __pyx_v_n, int __pyx_v_loss, double __pyx_v_lr, int64_t *__pyx_v_n_correct) {
+static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, float const *__pyx_v_X, float const *__pyx_v_Y, int64_t const *__pyx_v_labels, int __pyx_v_n, int __pyx_v_loss, int __pyx_v_training, double __pyx_v_lr, int64_t *__pyx_v_n_correct) {
   double __pyx_v_value;
   double __pyx_r;
   int __pyx_t_1;
-  long __pyx_t_2;
+  int __pyx_t_2;
+  long __pyx_t_3;
 
-  /* "fastprop/_engine.pyx":194
- *                   int loss, double lr, int64_t *n_correct) noexcept nogil:
+  /* "fastprop/_engine.pyx":203
+ *     and the step counted; otherwise dropout off and the whole gradient into the buffer."""
  *     cdef double value
- *     _forward(net, X, n, True)             # <<<<<<<<<<<<<<
- *     value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)
- *     if net.update == UPDATE_BY_OPTIMIZER:
+ *     _forward(net, X, n, training)             # <<<<<<<<<<<<<<
+ *     value = _backward(net, X, Y, labels, n, loss, training,
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
 */
-  __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(__pyx_v_net, __pyx_v_X, __pyx_v_n, 1);
+  __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(__pyx_v_net, __pyx_v_X, __pyx_v_n, __pyx_v_training);
 
-  /* "fastprop/_engine.pyx":195
- *     cdef double value
- *     _forward(net, X, n, True)
- *     value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)             # <<<<<<<<<<<<<<
- *     if net.update == UPDATE_BY_OPTIMIZER:
- *         _optimizer_pass(net, lr)
+  /* "fastprop/_engine.pyx":205
+ *     _forward(net, X, n, training)
+ *     value = _backward(net, X, Y, labels, n, loss, training,
+ *                       net.update if training else NO_UPDATE, lr, n_correct)             # <<<<<<<<<<<<<<
+ *     if training:
+ *         if net.update == UPDATE_BY_OPTIMIZER:
 */
-  __pyx_v_value = __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(__pyx_v_net, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_n, __pyx_v_loss, 1, __pyx_v_net->update, __pyx_v_lr, __pyx_v_n_correct);
+  if (__pyx_v_training) {
 
-  /* "fastprop/_engine.pyx":196
- *     _forward(net, X, n, True)
- *     value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)
- *     if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
- *         _optimizer_pass(net, lr)
- *     else:  # the update ran inside the weight-gradient products
-*/
-  __pyx_t_1 = (__pyx_v_net->update == __pyx_e_8fastprop_7_engine_UPDATE_BY_OPTIMIZER);
+    __pyx_t_1 = __pyx_v_net->update;
+  } else {
 
-  if (__pyx_t_1) {
-
-
-    /* "fastprop/_engine.pyx":197
- *     value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)
- *     if net.update == UPDATE_BY_OPTIMIZER:
- *         _optimizer_pass(net, lr)             # <<<<<<<<<<<<<<
- *     else:  # the update ran inside the weight-gradient products
- *         net.opt_steps[0] += 1
-*/
-    __pyx_f_8fastprop_7_engine__optimizer_pass(__pyx_v_net, __pyx_v_lr);
-
-    /* "fastprop/_engine.pyx":196
- *     _forward(net, X, n, True)
- *     value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)
- *     if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
- *         _optimizer_pass(net, lr)
- *     else:  # the update ran inside the weight-gradient products
-*/
-    goto __pyx_L3;
+    __pyx_t_1 = __pyx_e_8fastprop_7_engine_NO_UPDATE;
   }
 
-  /* "fastprop/_engine.pyx":199
- *         _optimizer_pass(net, lr)
- *     else:  # the update ran inside the weight-gradient products
- *         net.opt_steps[0] += 1             # <<<<<<<<<<<<<<
- *     net.dropout[1] += 1
+  /* "fastprop/_engine.pyx":204
+ *     cdef double value
+ *     _forward(net, X, n, training)
+ *     value = _backward(net, X, Y, labels, n, loss, training,             # <<<<<<<<<<<<<<
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
+ *     if training:
+*/
+  __pyx_v_value = __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(__pyx_v_net, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_n, __pyx_v_loss, __pyx_v_training, __pyx_t_1, __pyx_v_lr, __pyx_v_n_correct);
+
+
+  /* "fastprop/_engine.pyx":206
+ *     value = _backward(net, X, Y, labels, n, loss, training,
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
+ *     if training:             # <<<<<<<<<<<<<<
+ *         if net.update == UPDATE_BY_OPTIMIZER:
+ *             _optimizer_pass(net, lr)
+*/
+  if (__pyx_v_training) {
+
+    /* "fastprop/_engine.pyx":207
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
+ *     if training:
+ *         if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
+ *             _optimizer_pass(net, lr)
+ *         else:  # the update ran inside the weight-gradient products
+*/
+    __pyx_t_2 = (__pyx_v_net->update == __pyx_e_8fastprop_7_engine_UPDATE_BY_OPTIMIZER);
+
+    if (__pyx_t_2) {
+
+
+      /* "fastprop/_engine.pyx":208
+ *     if training:
+ *         if net.update == UPDATE_BY_OPTIMIZER:
+ *             _optimizer_pass(net, lr)             # <<<<<<<<<<<<<<
+ *         else:  # the update ran inside the weight-gradient products
+ *             net.opt_steps[0] += 1
+*/
+      __pyx_f_8fastprop_7_engine__optimizer_pass(__pyx_v_net, __pyx_v_lr);
+
+      /* "fastprop/_engine.pyx":207
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
+ *     if training:
+ *         if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
+ *             _optimizer_pass(net, lr)
+ *         else:  # the update ran inside the weight-gradient products
+*/
+      goto __pyx_L4;
+    }
+
+    /* "fastprop/_engine.pyx":210
+ *             _optimizer_pass(net, lr)
+ *         else:  # the update ran inside the weight-gradient products
+ *             net.opt_steps[0] += 1             # <<<<<<<<<<<<<<
+ *         net.dropout[1] += 1
  *     return value
 */
-  /*else*/ {
+    /*else*/ {
 
-    __pyx_t_2 = 0;
-    (__pyx_v_net->opt_steps[__pyx_t_2]) = ((__pyx_v_net->opt_steps[__pyx_t_2]) + 1);
-  }
-  __pyx_L3:;
+      __pyx_t_3 = 0;
+      (__pyx_v_net->opt_steps[__pyx_t_3]) = ((__pyx_v_net->opt_steps[__pyx_t_3]) + 1);
+    }
+    __pyx_L4:;
 
-  /* "fastprop/_engine.pyx":200
- *     else:  # the update ran inside the weight-gradient products
- *         net.opt_steps[0] += 1
- *     net.dropout[1] += 1             # <<<<<<<<<<<<<<
+    /* "fastprop/_engine.pyx":211
+ *         else:  # the update ran inside the weight-gradient products
+ *             net.opt_steps[0] += 1
+ *         net.dropout[1] += 1             # <<<<<<<<<<<<<<
  *     return value
  * 
 */
 
-  __pyx_t_2 = 1;
-  (__pyx_v_net->dropout[__pyx_t_2]) = ((__pyx_v_net->dropout[__pyx_t_2]) + 1);
+    __pyx_t_3 = 1;
+    (__pyx_v_net->dropout[__pyx_t_3]) = ((__pyx_v_net->dropout[__pyx_t_3]) + 1);
 
-  /* "fastprop/_engine.pyx":201
- *         net.opt_steps[0] += 1
- *     net.dropout[1] += 1
+    /* "fastprop/_engine.pyx":206
+ *     value = _backward(net, X, Y, labels, n, loss, training,
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
+ *     if training:             # <<<<<<<<<<<<<<
+ *         if net.update == UPDATE_BY_OPTIMIZER:
+ *             _optimizer_pass(net, lr)
+*/
+  }
+
+  /* "fastprop/_engine.pyx":212
+ *             net.opt_steps[0] += 1
+ *         net.dropout[1] += 1
  *     return value             # <<<<<<<<<<<<<<
  * 
  * 
@@ -8476,12 +8543,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":191
+  /* "fastprop/_engine.pyx":198
  * 
  * 
  * cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels, int n,             # <<<<<<<<<<<<<<
- *                   int loss, double lr, int64_t *n_correct) noexcept nogil:
- *     cdef double value
+ *                   int loss, bint training, double lr, int64_t *n_correct) noexcept nogil:
+ *     """Forward and backward on one batch. Training: dropout on, the bound optimizer's update,
 */
 
   /* function exit code */
@@ -8490,89 +8557,124 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
   return __pyx_r;
 }
 
-static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, double const *__pyx_v_X, double const *__pyx_v_Y, int64_t const *__pyx_v_labels, int __pyx_v_n, int __pyx_v_loss, double __pyx_v_lr, int64_t *__pyx_v_n_correct) {
+static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, double const *__pyx_v_X, double const *__pyx_v_Y, int64_t const *__pyx_v_labels, int __pyx_v_n, int __pyx_v_loss, int __pyx_v_training, double __pyx_v_lr, int64_t *__pyx_v_n_correct) {
   double __pyx_v_value;
   double __pyx_r;
   int __pyx_t_1;
-  long __pyx_t_2;
+  int __pyx_t_2;
+  long __pyx_t_3;
 
-  /* "fastprop/_engine.pyx":194
- *                   int loss, double lr, int64_t *n_correct) noexcept nogil:
+  /* "fastprop/_engine.pyx":203
+ *     and the step counted; otherwise dropout off and the whole gradient into the buffer."""
  *     cdef double value
- *     _forward(net, X, n, True)             # <<<<<<<<<<<<<<
- *     value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)
- *     if net.update == UPDATE_BY_OPTIMIZER:
+ *     _forward(net, X, n, training)             # <<<<<<<<<<<<<<
+ *     value = _backward(net, X, Y, labels, n, loss, training,
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
 */
-  __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(__pyx_v_net, __pyx_v_X, __pyx_v_n, 1);
+  __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(__pyx_v_net, __pyx_v_X, __pyx_v_n, __pyx_v_training);
 
-  /* "fastprop/_engine.pyx":195
- *     cdef double value
- *     _forward(net, X, n, True)
- *     value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)             # <<<<<<<<<<<<<<
- *     if net.update == UPDATE_BY_OPTIMIZER:
- *         _optimizer_pass(net, lr)
+  /* "fastprop/_engine.pyx":205
+ *     _forward(net, X, n, training)
+ *     value = _backward(net, X, Y, labels, n, loss, training,
+ *                       net.update if training else NO_UPDATE, lr, n_correct)             # <<<<<<<<<<<<<<
+ *     if training:
+ *         if net.update == UPDATE_BY_OPTIMIZER:
 */
-  __pyx_v_value = __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(__pyx_v_net, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_n, __pyx_v_loss, 1, __pyx_v_net->update, __pyx_v_lr, __pyx_v_n_correct);
+  if (__pyx_v_training) {
 
-  /* "fastprop/_engine.pyx":196
- *     _forward(net, X, n, True)
- *     value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)
- *     if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
- *         _optimizer_pass(net, lr)
- *     else:  # the update ran inside the weight-gradient products
-*/
-  __pyx_t_1 = (__pyx_v_net->update == __pyx_e_8fastprop_7_engine_UPDATE_BY_OPTIMIZER);
+    __pyx_t_1 = __pyx_v_net->update;
+  } else {
 
-  if (__pyx_t_1) {
-
-
-    /* "fastprop/_engine.pyx":197
- *     value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)
- *     if net.update == UPDATE_BY_OPTIMIZER:
- *         _optimizer_pass(net, lr)             # <<<<<<<<<<<<<<
- *     else:  # the update ran inside the weight-gradient products
- *         net.opt_steps[0] += 1
-*/
-    __pyx_f_8fastprop_7_engine__optimizer_pass(__pyx_v_net, __pyx_v_lr);
-
-    /* "fastprop/_engine.pyx":196
- *     _forward(net, X, n, True)
- *     value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)
- *     if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
- *         _optimizer_pass(net, lr)
- *     else:  # the update ran inside the weight-gradient products
-*/
-    goto __pyx_L3;
+    __pyx_t_1 = __pyx_e_8fastprop_7_engine_NO_UPDATE;
   }
 
-  /* "fastprop/_engine.pyx":199
- *         _optimizer_pass(net, lr)
- *     else:  # the update ran inside the weight-gradient products
- *         net.opt_steps[0] += 1             # <<<<<<<<<<<<<<
- *     net.dropout[1] += 1
+  /* "fastprop/_engine.pyx":204
+ *     cdef double value
+ *     _forward(net, X, n, training)
+ *     value = _backward(net, X, Y, labels, n, loss, training,             # <<<<<<<<<<<<<<
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
+ *     if training:
+*/
+  __pyx_v_value = __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(__pyx_v_net, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_n, __pyx_v_loss, __pyx_v_training, __pyx_t_1, __pyx_v_lr, __pyx_v_n_correct);
+
+
+  /* "fastprop/_engine.pyx":206
+ *     value = _backward(net, X, Y, labels, n, loss, training,
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
+ *     if training:             # <<<<<<<<<<<<<<
+ *         if net.update == UPDATE_BY_OPTIMIZER:
+ *             _optimizer_pass(net, lr)
+*/
+  if (__pyx_v_training) {
+
+    /* "fastprop/_engine.pyx":207
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
+ *     if training:
+ *         if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
+ *             _optimizer_pass(net, lr)
+ *         else:  # the update ran inside the weight-gradient products
+*/
+    __pyx_t_2 = (__pyx_v_net->update == __pyx_e_8fastprop_7_engine_UPDATE_BY_OPTIMIZER);
+
+    if (__pyx_t_2) {
+
+
+      /* "fastprop/_engine.pyx":208
+ *     if training:
+ *         if net.update == UPDATE_BY_OPTIMIZER:
+ *             _optimizer_pass(net, lr)             # <<<<<<<<<<<<<<
+ *         else:  # the update ran inside the weight-gradient products
+ *             net.opt_steps[0] += 1
+*/
+      __pyx_f_8fastprop_7_engine__optimizer_pass(__pyx_v_net, __pyx_v_lr);
+
+      /* "fastprop/_engine.pyx":207
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
+ *     if training:
+ *         if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
+ *             _optimizer_pass(net, lr)
+ *         else:  # the update ran inside the weight-gradient products
+*/
+      goto __pyx_L4;
+    }
+
+    /* "fastprop/_engine.pyx":210
+ *             _optimizer_pass(net, lr)
+ *         else:  # the update ran inside the weight-gradient products
+ *             net.opt_steps[0] += 1             # <<<<<<<<<<<<<<
+ *         net.dropout[1] += 1
  *     return value
 */
-  /*else*/ {
+    /*else*/ {
 
-    __pyx_t_2 = 0;
-    (__pyx_v_net->opt_steps[__pyx_t_2]) = ((__pyx_v_net->opt_steps[__pyx_t_2]) + 1);
-  }
-  __pyx_L3:;
+      __pyx_t_3 = 0;
+      (__pyx_v_net->opt_steps[__pyx_t_3]) = ((__pyx_v_net->opt_steps[__pyx_t_3]) + 1);
+    }
+    __pyx_L4:;
 
-  /* "fastprop/_engine.pyx":200
- *     else:  # the update ran inside the weight-gradient products
- *         net.opt_steps[0] += 1
- *     net.dropout[1] += 1             # <<<<<<<<<<<<<<
+    /* "fastprop/_engine.pyx":211
+ *         else:  # the update ran inside the weight-gradient products
+ *             net.opt_steps[0] += 1
+ *         net.dropout[1] += 1             # <<<<<<<<<<<<<<
  *     return value
  * 
 */
 
-  __pyx_t_2 = 1;
-  (__pyx_v_net->dropout[__pyx_t_2]) = ((__pyx_v_net->dropout[__pyx_t_2]) + 1);
+    __pyx_t_3 = 1;
+    (__pyx_v_net->dropout[__pyx_t_3]) = ((__pyx_v_net->dropout[__pyx_t_3]) + 1);
 
-  /* "fastprop/_engine.pyx":201
- *         net.opt_steps[0] += 1
- *     net.dropout[1] += 1
+    /* "fastprop/_engine.pyx":206
+ *     value = _backward(net, X, Y, labels, n, loss, training,
+ *                       net.update if training else NO_UPDATE, lr, n_correct)
+ *     if training:             # <<<<<<<<<<<<<<
+ *         if net.update == UPDATE_BY_OPTIMIZER:
+ *             _optimizer_pass(net, lr)
+*/
+  }
+
+  /* "fastprop/_engine.pyx":212
+ *             net.opt_steps[0] += 1
+ *         net.dropout[1] += 1
  *     return value             # <<<<<<<<<<<<<<
  * 
  * 
@@ -8583,12 +8685,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":191
+  /* "fastprop/_engine.pyx":198
  * 
  * 
  * cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels, int n,             # <<<<<<<<<<<<<<
- *                   int loss, double lr, int64_t *n_correct) noexcept nogil:
- *     cdef double value
+ *                   int loss, bint training, double lr, int64_t *n_correct) noexcept nogil:
+ *     """Forward and backward on one batch. Training: dropout on, the bound optimizer's update,
 */
 
   /* function exit code */
@@ -8597,7 +8699,79 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":204
+/* "fastprop/_engine.pyx":215
+ * 
+ * 
+ * cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,             # <<<<<<<<<<<<<<
+ *                         int64_t *n_correct) noexcept nogil:
+ *     if net.dtype == FP_FLOAT32:
+*/
+
+static double __pyx_f_8fastprop_7_engine__batch_step(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, struct __pyx_t_8fastprop_7_engine_Batch const *__pyx_v_b, int __pyx_v_loss, int __pyx_v_training, double __pyx_v_lr, int64_t *__pyx_v_n_correct) {
+  double __pyx_r;
+  int __pyx_t_1;
+
+  /* "fastprop/_engine.pyx":217
+ * cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,
+ *                         int64_t *n_correct) noexcept nogil:
+ *     if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
+ *         return _step(net, <const float *>b.X, <const float *>b.Y, b.labels, <int>b.n, loss,
+ *                      training, lr, n_correct)
+*/
+  __pyx_t_1 = (__pyx_v_net->dtype == FP_FLOAT32);
+
+  if (__pyx_t_1) {
+
+
+    /* "fastprop/_engine.pyx":218
+ *                         int64_t *n_correct) noexcept nogil:
+ *     if net.dtype == FP_FLOAT32:
+ *         return _step(net, <const float *>b.X, <const float *>b.Y, b.labels, <int>b.n, loss,             # <<<<<<<<<<<<<<
+ *                      training, lr, n_correct)
+ *     return _step(net, <const double *>b.X, <const double *>b.Y, b.labels, <int>b.n, loss,
+*/
+    {
+
+      __pyx_r = __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(__pyx_v_net, ((float const *)__pyx_v_b->X), ((float const *)__pyx_v_b->Y), __pyx_v_b->labels, ((int)__pyx_v_b->n), __pyx_v_loss, __pyx_v_training, __pyx_v_lr, __pyx_v_n_correct);
+    }
+    goto __pyx_L0;
+
+    /* "fastprop/_engine.pyx":217
+ * cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,
+ *                         int64_t *n_correct) noexcept nogil:
+ *     if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
+ *         return _step(net, <const float *>b.X, <const float *>b.Y, b.labels, <int>b.n, loss,
+ *                      training, lr, n_correct)
+*/
+  }
+
+  /* "fastprop/_engine.pyx":220
+ *         return _step(net, <const float *>b.X, <const float *>b.Y, b.labels, <int>b.n, loss,
+ *                      training, lr, n_correct)
+ *     return _step(net, <const double *>b.X, <const double *>b.Y, b.labels, <int>b.n, loss,             # <<<<<<<<<<<<<<
+ *                  training, lr, n_correct)
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(__pyx_v_net, ((double const *)__pyx_v_b->X), ((double const *)__pyx_v_b->Y), __pyx_v_b->labels, ((int)__pyx_v_b->n), __pyx_v_loss, __pyx_v_training, __pyx_v_lr, __pyx_v_n_correct);
+  }
+  goto __pyx_L0;
+
+  /* "fastprop/_engine.pyx":215
+ * 
+ * 
+ * cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,             # <<<<<<<<<<<<<<
+ *                         int64_t *n_correct) noexcept nogil:
+ *     if net.dtype == FP_FLOAT32:
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "fastprop/_engine.pyx":224
  * 
  * 
  * cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,             # <<<<<<<<<<<<<<
@@ -8627,7 +8801,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   float *__pyx_t_7;
   int64_t *__pyx_t_8;
 
-  /* "fastprop/_engine.pyx":209
+  /* "fastprop/_engine.pyx":229
  *     """Every batch of one epoch; returns the sum over batches of (batch loss * batch size).
  *     With `order`, batch rows are gathered into the workspace; without it, read in place."""
  *     cdef Py_ssize_t lo = 0, i, r             # <<<<<<<<<<<<<<
@@ -8636,7 +8810,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_lo = 0;
 
-  /* "fastprop/_engine.pyx":211
+  /* "fastprop/_engine.pyx":231
  *     cdef Py_ssize_t lo = 0, i, r
  *     cdef int bs
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out             # <<<<<<<<<<<<<<
@@ -8650,7 +8824,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 
   __pyx_v_n_y = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":212
+  /* "fastprop/_engine.pyx":232
  *     cdef int bs
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
  *     cdef double total = 0             # <<<<<<<<<<<<<<
@@ -8659,7 +8833,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_total = 0.0;
 
-  /* "fastprop/_engine.pyx":213
+  /* "fastprop/_engine.pyx":233
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
  *     cdef double total = 0
  *     cdef floating *X_rows = <floating *>net.X_rows             # <<<<<<<<<<<<<<
@@ -8668,7 +8842,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_X_rows = ((float *)__pyx_v_net->X_rows);
 
-  /* "fastprop/_engine.pyx":214
+  /* "fastprop/_engine.pyx":234
  *     cdef double total = 0
  *     cdef floating *X_rows = <floating *>net.X_rows
  *     cdef floating *Y_rows = <floating *>net.Y_rows             # <<<<<<<<<<<<<<
@@ -8677,7 +8851,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_Y_rows = ((float *)__pyx_v_net->Y_rows);
 
-  /* "fastprop/_engine.pyx":215
+  /* "fastprop/_engine.pyx":235
  *     cdef floating *X_rows = <floating *>net.X_rows
  *     cdef floating *Y_rows = <floating *>net.Y_rows
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)             # <<<<<<<<<<<<<<
@@ -8687,7 +8861,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   __pyx_v_x_row = (__pyx_v_n_in * (sizeof(float)));
   __pyx_v_y_row = (__pyx_v_n_y * (sizeof(float)));
 
-  /* "fastprop/_engine.pyx":216
+  /* "fastprop/_engine.pyx":236
  *     cdef floating *Y_rows = <floating *>net.Y_rows
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
  *     while lo < n:             # <<<<<<<<<<<<<<
@@ -8700,7 +8874,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 
     if (!__pyx_t_2) break;
 
-    /* "fastprop/_engine.pyx":217
+    /* "fastprop/_engine.pyx":237
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)             # <<<<<<<<<<<<<<
@@ -8720,24 +8894,24 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
     __pyx_v_bs = ((int)__pyx_t_3);
 
 
-    /* "fastprop/_engine.pyx":218
+    /* "fastprop/_engine.pyx":238
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:             # <<<<<<<<<<<<<<
  *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
+ *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
 */
     __pyx_t_2 = (__pyx_v_order == NULL);
 
     if (__pyx_t_2) {
 
 
-      /* "fastprop/_engine.pyx":219
+      /* "fastprop/_engine.pyx":239
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:
  *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
- *         else:
+ *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
+ *                                 n_correct)
 */
       __pyx_t_2 = (__pyx_v_Y != NULL);
 
@@ -8750,12 +8924,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":220
+      /* "fastprop/_engine.pyx":240
  *         if order == NULL:
  *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)             # <<<<<<<<<<<<<<
+ *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,             # <<<<<<<<<<<<<<
+ *                                 n_correct)
  *         else:
- *             for i in range(bs):
 */
       __pyx_t_2 = (__pyx_v_labels != NULL);
 
@@ -8768,29 +8942,29 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":219
+      /* "fastprop/_engine.pyx":239
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:
  *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
- *         else:
+ *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
+ *                                 n_correct)
 */
-      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(__pyx_v_net, (__pyx_v_X + (__pyx_v_lo * __pyx_v_n_in)), __pyx_t_4, __pyx_t_5, __pyx_v_bs, __pyx_v_loss, __pyx_v_lr, __pyx_v_n_correct)));
+      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(__pyx_v_net, (__pyx_v_X + (__pyx_v_lo * __pyx_v_n_in)), __pyx_t_4, __pyx_t_5, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct)));
 
 
 
-      /* "fastprop/_engine.pyx":218
+      /* "fastprop/_engine.pyx":238
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:             # <<<<<<<<<<<<<<
  *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
+ *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
 */
       goto __pyx_L5;
     }
 
-    /* "fastprop/_engine.pyx":222
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
+    /* "fastprop/_engine.pyx":243
+ *                                 n_correct)
  *         else:
  *             for i in range(bs):             # <<<<<<<<<<<<<<
  *                 r = order[lo + i]
@@ -8804,7 +8978,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_6; __pyx_t_3+=1) {
         __pyx_v_i = __pyx_t_3;
 
-        /* "fastprop/_engine.pyx":223
+        /* "fastprop/_engine.pyx":244
  *         else:
  *             for i in range(bs):
  *                 r = order[lo + i]             # <<<<<<<<<<<<<<
@@ -8813,7 +8987,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
         __pyx_v_r = (__pyx_v_order[(__pyx_v_lo + __pyx_v_i)]);
 
-        /* "fastprop/_engine.pyx":224
+        /* "fastprop/_engine.pyx":245
  *             for i in range(bs):
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)             # <<<<<<<<<<<<<<
@@ -8822,7 +8996,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
         (void)(memcpy((__pyx_v_X_rows + (__pyx_v_i * __pyx_v_n_in)), (__pyx_v_X + (__pyx_v_r * __pyx_v_n_in)), __pyx_v_x_row));
 
-        /* "fastprop/_engine.pyx":225
+        /* "fastprop/_engine.pyx":246
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:             # <<<<<<<<<<<<<<
@@ -8834,7 +9008,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
         if (__pyx_t_2) {
 
 
-          /* "fastprop/_engine.pyx":226
+          /* "fastprop/_engine.pyx":247
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:
  *                     memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)             # <<<<<<<<<<<<<<
@@ -8843,7 +9017,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
           (void)(memcpy((__pyx_v_Y_rows + (__pyx_v_i * __pyx_v_n_y)), (__pyx_v_Y + (__pyx_v_r * __pyx_v_n_y)), __pyx_v_y_row));
 
-          /* "fastprop/_engine.pyx":225
+          /* "fastprop/_engine.pyx":246
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:             # <<<<<<<<<<<<<<
@@ -8853,12 +9027,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
           goto __pyx_L8;
         }
 
-        /* "fastprop/_engine.pyx":228
+        /* "fastprop/_engine.pyx":249
  *                     memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)
  *                 else:
  *                     net.label_rows[i] = labels[r]             # <<<<<<<<<<<<<<
  *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, lr,
+ *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
 */
         /*else*/ {
           (__pyx_v_net->label_rows[__pyx_v_i]) = (__pyx_v_labels[__pyx_v_r]);
@@ -8867,11 +9041,11 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":229
+      /* "fastprop/_engine.pyx":250
  *                 else:
  *                     net.label_rows[i] = labels[r]
  *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, lr,
+ *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
  *                                 n_correct)
 */
       __pyx_t_2 = (__pyx_v_Y != NULL);
@@ -8885,10 +9059,10 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":230
+      /* "fastprop/_engine.pyx":251
  *                     net.label_rows[i] = labels[r]
  *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, lr,             # <<<<<<<<<<<<<<
+ *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,             # <<<<<<<<<<<<<<
  *                                 n_correct)
  *         lo += bs
 */
@@ -8903,21 +9077,21 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":229
+      /* "fastprop/_engine.pyx":250
  *                 else:
  *                     net.label_rows[i] = labels[r]
  *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, lr,
+ *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
  *                                 n_correct)
 */
-      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(__pyx_v_net, __pyx_v_X_rows, __pyx_t_7, __pyx_t_8, __pyx_v_bs, __pyx_v_loss, __pyx_v_lr, __pyx_v_n_correct)));
+      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(__pyx_v_net, __pyx_v_X_rows, __pyx_t_7, __pyx_t_8, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct)));
 
 
     }
     __pyx_L5:;
 
-    /* "fastprop/_engine.pyx":232
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, lr,
+    /* "fastprop/_engine.pyx":253
+ *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
  *                                 n_correct)
  *         lo += bs             # <<<<<<<<<<<<<<
  *     return total
@@ -8926,7 +9100,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
     __pyx_v_lo = (__pyx_v_lo + __pyx_v_bs);
   }
 
-  /* "fastprop/_engine.pyx":233
+  /* "fastprop/_engine.pyx":254
  *                                 n_correct)
  *         lo += bs
  *     return total             # <<<<<<<<<<<<<<
@@ -8939,7 +9113,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":204
+  /* "fastprop/_engine.pyx":224
  * 
  * 
  * cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,             # <<<<<<<<<<<<<<
@@ -8985,7 +9159,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   double *__pyx_t_7;
   int64_t *__pyx_t_8;
 
-  /* "fastprop/_engine.pyx":209
+  /* "fastprop/_engine.pyx":229
  *     """Every batch of one epoch; returns the sum over batches of (batch loss * batch size).
  *     With `order`, batch rows are gathered into the workspace; without it, read in place."""
  *     cdef Py_ssize_t lo = 0, i, r             # <<<<<<<<<<<<<<
@@ -8994,7 +9168,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_lo = 0;
 
-  /* "fastprop/_engine.pyx":211
+  /* "fastprop/_engine.pyx":231
  *     cdef Py_ssize_t lo = 0, i, r
  *     cdef int bs
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out             # <<<<<<<<<<<<<<
@@ -9008,7 +9182,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 
   __pyx_v_n_y = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":212
+  /* "fastprop/_engine.pyx":232
  *     cdef int bs
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
  *     cdef double total = 0             # <<<<<<<<<<<<<<
@@ -9017,7 +9191,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_total = 0.0;
 
-  /* "fastprop/_engine.pyx":213
+  /* "fastprop/_engine.pyx":233
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
  *     cdef double total = 0
  *     cdef floating *X_rows = <floating *>net.X_rows             # <<<<<<<<<<<<<<
@@ -9026,7 +9200,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_X_rows = ((double *)__pyx_v_net->X_rows);
 
-  /* "fastprop/_engine.pyx":214
+  /* "fastprop/_engine.pyx":234
  *     cdef double total = 0
  *     cdef floating *X_rows = <floating *>net.X_rows
  *     cdef floating *Y_rows = <floating *>net.Y_rows             # <<<<<<<<<<<<<<
@@ -9035,7 +9209,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_Y_rows = ((double *)__pyx_v_net->Y_rows);
 
-  /* "fastprop/_engine.pyx":215
+  /* "fastprop/_engine.pyx":235
  *     cdef floating *X_rows = <floating *>net.X_rows
  *     cdef floating *Y_rows = <floating *>net.Y_rows
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)             # <<<<<<<<<<<<<<
@@ -9045,7 +9219,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   __pyx_v_x_row = (__pyx_v_n_in * (sizeof(double)));
   __pyx_v_y_row = (__pyx_v_n_y * (sizeof(double)));
 
-  /* "fastprop/_engine.pyx":216
+  /* "fastprop/_engine.pyx":236
  *     cdef floating *Y_rows = <floating *>net.Y_rows
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
  *     while lo < n:             # <<<<<<<<<<<<<<
@@ -9058,7 +9232,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 
     if (!__pyx_t_2) break;
 
-    /* "fastprop/_engine.pyx":217
+    /* "fastprop/_engine.pyx":237
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)             # <<<<<<<<<<<<<<
@@ -9078,24 +9252,24 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
     __pyx_v_bs = ((int)__pyx_t_3);
 
 
-    /* "fastprop/_engine.pyx":218
+    /* "fastprop/_engine.pyx":238
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:             # <<<<<<<<<<<<<<
  *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
+ *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
 */
     __pyx_t_2 = (__pyx_v_order == NULL);
 
     if (__pyx_t_2) {
 
 
-      /* "fastprop/_engine.pyx":219
+      /* "fastprop/_engine.pyx":239
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:
  *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
- *         else:
+ *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
+ *                                 n_correct)
 */
       __pyx_t_2 = (__pyx_v_Y != NULL);
 
@@ -9108,12 +9282,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":220
+      /* "fastprop/_engine.pyx":240
  *         if order == NULL:
  *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)             # <<<<<<<<<<<<<<
+ *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,             # <<<<<<<<<<<<<<
+ *                                 n_correct)
  *         else:
- *             for i in range(bs):
 */
       __pyx_t_2 = (__pyx_v_labels != NULL);
 
@@ -9126,29 +9300,29 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":219
+      /* "fastprop/_engine.pyx":239
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:
  *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
- *         else:
+ *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
+ *                                 n_correct)
 */
-      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(__pyx_v_net, (__pyx_v_X + (__pyx_v_lo * __pyx_v_n_in)), __pyx_t_4, __pyx_t_5, __pyx_v_bs, __pyx_v_loss, __pyx_v_lr, __pyx_v_n_correct)));
+      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(__pyx_v_net, (__pyx_v_X + (__pyx_v_lo * __pyx_v_n_in)), __pyx_t_4, __pyx_t_5, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct)));
 
 
 
-      /* "fastprop/_engine.pyx":218
+      /* "fastprop/_engine.pyx":238
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:             # <<<<<<<<<<<<<<
  *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
+ *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
 */
       goto __pyx_L5;
     }
 
-    /* "fastprop/_engine.pyx":222
- *                                 labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
+    /* "fastprop/_engine.pyx":243
+ *                                 n_correct)
  *         else:
  *             for i in range(bs):             # <<<<<<<<<<<<<<
  *                 r = order[lo + i]
@@ -9162,7 +9336,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_6; __pyx_t_3+=1) {
         __pyx_v_i = __pyx_t_3;
 
-        /* "fastprop/_engine.pyx":223
+        /* "fastprop/_engine.pyx":244
  *         else:
  *             for i in range(bs):
  *                 r = order[lo + i]             # <<<<<<<<<<<<<<
@@ -9171,7 +9345,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
         __pyx_v_r = (__pyx_v_order[(__pyx_v_lo + __pyx_v_i)]);
 
-        /* "fastprop/_engine.pyx":224
+        /* "fastprop/_engine.pyx":245
  *             for i in range(bs):
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)             # <<<<<<<<<<<<<<
@@ -9180,7 +9354,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
         (void)(memcpy((__pyx_v_X_rows + (__pyx_v_i * __pyx_v_n_in)), (__pyx_v_X + (__pyx_v_r * __pyx_v_n_in)), __pyx_v_x_row));
 
-        /* "fastprop/_engine.pyx":225
+        /* "fastprop/_engine.pyx":246
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:             # <<<<<<<<<<<<<<
@@ -9192,7 +9366,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
         if (__pyx_t_2) {
 
 
-          /* "fastprop/_engine.pyx":226
+          /* "fastprop/_engine.pyx":247
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:
  *                     memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)             # <<<<<<<<<<<<<<
@@ -9201,7 +9375,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
           (void)(memcpy((__pyx_v_Y_rows + (__pyx_v_i * __pyx_v_n_y)), (__pyx_v_Y + (__pyx_v_r * __pyx_v_n_y)), __pyx_v_y_row));
 
-          /* "fastprop/_engine.pyx":225
+          /* "fastprop/_engine.pyx":246
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:             # <<<<<<<<<<<<<<
@@ -9211,12 +9385,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
           goto __pyx_L8;
         }
 
-        /* "fastprop/_engine.pyx":228
+        /* "fastprop/_engine.pyx":249
  *                     memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)
  *                 else:
  *                     net.label_rows[i] = labels[r]             # <<<<<<<<<<<<<<
  *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, lr,
+ *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
 */
         /*else*/ {
           (__pyx_v_net->label_rows[__pyx_v_i]) = (__pyx_v_labels[__pyx_v_r]);
@@ -9225,11 +9399,11 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":229
+      /* "fastprop/_engine.pyx":250
  *                 else:
  *                     net.label_rows[i] = labels[r]
  *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, lr,
+ *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
  *                                 n_correct)
 */
       __pyx_t_2 = (__pyx_v_Y != NULL);
@@ -9243,10 +9417,10 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":230
+      /* "fastprop/_engine.pyx":251
  *                     net.label_rows[i] = labels[r]
  *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, lr,             # <<<<<<<<<<<<<<
+ *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,             # <<<<<<<<<<<<<<
  *                                 n_correct)
  *         lo += bs
 */
@@ -9261,21 +9435,21 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":229
+      /* "fastprop/_engine.pyx":250
  *                 else:
  *                     net.label_rows[i] = labels[r]
  *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, lr,
+ *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
  *                                 n_correct)
 */
-      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(__pyx_v_net, __pyx_v_X_rows, __pyx_t_7, __pyx_t_8, __pyx_v_bs, __pyx_v_loss, __pyx_v_lr, __pyx_v_n_correct)));
+      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(__pyx_v_net, __pyx_v_X_rows, __pyx_t_7, __pyx_t_8, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct)));
 
 
     }
     __pyx_L5:;
 
-    /* "fastprop/_engine.pyx":232
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, lr,
+    /* "fastprop/_engine.pyx":253
+ *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
  *                                 n_correct)
  *         lo += bs             # <<<<<<<<<<<<<<
  *     return total
@@ -9284,7 +9458,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
     __pyx_v_lo = (__pyx_v_lo + __pyx_v_bs);
   }
 
-  /* "fastprop/_engine.pyx":233
+  /* "fastprop/_engine.pyx":254
  *                                 n_correct)
  *         lo += bs
  *     return total             # <<<<<<<<<<<<<<
@@ -9297,7 +9471,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":204
+  /* "fastprop/_engine.pyx":224
  * 
  * 
  * cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,             # <<<<<<<<<<<<<<
@@ -9321,7 +9495,329 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":236
+/* "fastprop/_engine.pyx":257
+ * 
+ * 
+ * cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out,             # <<<<<<<<<<<<<<
+ *                               int64_t *n_correct) noexcept nogil:
+ *     """Forward over a batch of any size, `capacity` rows at a time, dropout off: copies the
+*/
+
+static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, struct __pyx_t_8fastprop_7_engine_Batch const *__pyx_v_batch, int __pyx_v_loss, char *__pyx_v_out, int64_t *__pyx_v_n_correct) {
+  int __pyx_v_L;
+  int __pyx_v_n_in;
+  int __pyx_v_n_out;
+  size_t __pyx_v_size;
+  char const *__pyx_v_x;
+  char const *__pyx_v_y;
+  Py_ssize_t __pyx_v_lo;
+  Py_ssize_t __pyx_v_rows;
+  double __pyx_v_total;
+  double __pyx_r;
+  int __pyx_t_1;
+  size_t __pyx_t_2;
+  int __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  char const *__pyx_t_6;
+  int64_t *__pyx_t_7;
+
+  /* "fastprop/_engine.pyx":261
+ *     """Forward over a batch of any size, `capacity` rows at a time, dropout off: copies the
+ *     output into `out` (unless NULL) and, for loss >= 0, returns the sum over rows of the loss."""
+ *     cdef int L = net.n_layers, n_in = net.layer[0].n_in, n_out = net.layer[L - 1].n_out             # <<<<<<<<<<<<<<
+ *     cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)
+ *     cdef const char *x = <const char *>batch.X
+*/
+  __pyx_t_1 = __pyx_v_net->n_layers;
+
+  __pyx_v_L = __pyx_t_1;
+  __pyx_t_1 = (__pyx_v_net->layer[0]).n_in;
+
+  __pyx_v_n_in = __pyx_t_1;
+  __pyx_t_1 = (__pyx_v_net->layer[(__pyx_v_L - 1)]).n_out;
+
+  __pyx_v_n_out = __pyx_t_1;
+
+  /* "fastprop/_engine.pyx":262
+ *     output into `out` (unless NULL) and, for loss >= 0, returns the sum over rows of the loss."""
+ *     cdef int L = net.n_layers, n_in = net.layer[0].n_in, n_out = net.layer[L - 1].n_out
+ *     cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)             # <<<<<<<<<<<<<<
+ *     cdef const char *x = <const char *>batch.X
+ *     cdef const char *y = <const char *>batch.Y
+*/
+  __pyx_t_3 = (__pyx_v_net->dtype == FP_FLOAT32);
+
+  if (__pyx_t_3) {
+
+    __pyx_t_2 = (sizeof(float));
+  } else {
+
+    __pyx_t_2 = (sizeof(double));
+  }
+
+  __pyx_v_size = __pyx_t_2;
+
+  /* "fastprop/_engine.pyx":263
+ *     cdef int L = net.n_layers, n_in = net.layer[0].n_in, n_out = net.layer[L - 1].n_out
+ *     cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)
+ *     cdef const char *x = <const char *>batch.X             # <<<<<<<<<<<<<<
+ *     cdef const char *y = <const char *>batch.Y
+ *     cdef Py_ssize_t lo = 0, rows
+*/
+  __pyx_v_x = ((char const *)__pyx_v_batch->X);
+
+  /* "fastprop/_engine.pyx":264
+ *     cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)
+ *     cdef const char *x = <const char *>batch.X
+ *     cdef const char *y = <const char *>batch.Y             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t lo = 0, rows
+ *     cdef double total = 0
+*/
+  __pyx_v_y = ((char const *)__pyx_v_batch->Y);
+
+  /* "fastprop/_engine.pyx":265
+ *     cdef const char *x = <const char *>batch.X
+ *     cdef const char *y = <const char *>batch.Y
+ *     cdef Py_ssize_t lo = 0, rows             # <<<<<<<<<<<<<<
+ *     cdef double total = 0
+ *     while lo < batch.n:
+*/
+  __pyx_v_lo = 0;
+
+  /* "fastprop/_engine.pyx":266
+ *     cdef const char *y = <const char *>batch.Y
+ *     cdef Py_ssize_t lo = 0, rows
+ *     cdef double total = 0             # <<<<<<<<<<<<<<
+ *     while lo < batch.n:
+ *         rows = min(batch.n - lo, net.capacity)
+*/
+  __pyx_v_total = 0.0;
+
+  /* "fastprop/_engine.pyx":267
+ *     cdef Py_ssize_t lo = 0, rows
+ *     cdef double total = 0
+ *     while lo < batch.n:             # <<<<<<<<<<<<<<
+ *         rows = min(batch.n - lo, net.capacity)
+ *         if net.dtype == FP_FLOAT32:
+*/
+  while (1) {
+    __pyx_t_3 = (__pyx_v_lo < __pyx_v_batch->n);
+
+
+    if (!__pyx_t_3) break;
+
+    /* "fastprop/_engine.pyx":268
+ *     cdef double total = 0
+ *     while lo < batch.n:
+ *         rows = min(batch.n - lo, net.capacity)             # <<<<<<<<<<<<<<
+ *         if net.dtype == FP_FLOAT32:
+ *             _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False)
+*/
+
+    __pyx_t_1 = __pyx_v_net->capacity;
+
+    __pyx_t_4 = (__pyx_v_batch->n - __pyx_v_lo);
+    __pyx_t_3 = (__pyx_t_1 < __pyx_t_4);
+
+    if (__pyx_t_3) {
+
+      __pyx_t_5 = __pyx_t_1;
+    } else {
+
+      __pyx_t_5 = __pyx_t_4;
+    }
+
+    __pyx_v_rows = __pyx_t_5;
+
+
+    /* "fastprop/_engine.pyx":269
+ *     while lo < batch.n:
+ *         rows = min(batch.n - lo, net.capacity)
+ *         if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
+ *             _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False)
+ *         else:
+*/
+    __pyx_t_3 = (__pyx_v_net->dtype == FP_FLOAT32);
+
+    if (__pyx_t_3) {
+
+
+      /* "fastprop/_engine.pyx":270
+ *         rows = min(batch.n - lo, net.capacity)
+ *         if net.dtype == FP_FLOAT32:
+ *             _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False)             # <<<<<<<<<<<<<<
+ *         else:
+ *             _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)
+*/
+      __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(__pyx_v_net, ((float const *)(__pyx_v_x + ((__pyx_v_lo * __pyx_v_n_in) * __pyx_v_size))), ((int)__pyx_v_rows), 0);
+
+      /* "fastprop/_engine.pyx":269
+ *     while lo < batch.n:
+ *         rows = min(batch.n - lo, net.capacity)
+ *         if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
+ *             _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False)
+ *         else:
+*/
+      goto __pyx_L5;
+    }
+
+    /* "fastprop/_engine.pyx":272
+ *             _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False)
+ *         else:
+ *             _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)             # <<<<<<<<<<<<<<
+ *         if out != NULL:
+ *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
+*/
+    /*else*/ {
+      __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(__pyx_v_net, ((double const *)(__pyx_v_x + ((__pyx_v_lo * __pyx_v_n_in) * __pyx_v_size))), ((int)__pyx_v_rows), 0);
+    }
+    __pyx_L5:;
+
+    /* "fastprop/_engine.pyx":273
+ *         else:
+ *             _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)
+ *         if out != NULL:             # <<<<<<<<<<<<<<
+ *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
+ *         if loss >= 0:
+*/
+    __pyx_t_3 = (__pyx_v_out != NULL);
+
+    if (__pyx_t_3) {
+
+
+      /* "fastprop/_engine.pyx":274
+ *             _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)
+ *         if out != NULL:
+ *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)             # <<<<<<<<<<<<<<
+ *         if loss >= 0:
+ *             total += rows * fp_loss_gradient(
+*/
+      (void)(memcpy((__pyx_v_out + ((__pyx_v_lo * __pyx_v_n_out) * __pyx_v_size)), (__pyx_v_net->A[(__pyx_v_L - 1)]), ((__pyx_v_rows * __pyx_v_n_out) * __pyx_v_size)));
+
+      /* "fastprop/_engine.pyx":273
+ *         else:
+ *             _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)
+ *         if out != NULL:             # <<<<<<<<<<<<<<
+ *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
+ *         if loss >= 0:
+*/
+    }
+
+    /* "fastprop/_engine.pyx":275
+ *         if out != NULL:
+ *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
+ *         if loss >= 0:             # <<<<<<<<<<<<<<
+ *             total += rows * fp_loss_gradient(
+ *                 net.dtype, loss, net.logits, net.A[L - 1], y + lo * n_out * size if y else NULL,
+*/
+    __pyx_t_3 = (__pyx_v_loss >= 0);
+
+    if (__pyx_t_3) {
+
+
+      /* "fastprop/_engine.pyx":277
+ *         if loss >= 0:
+ *             total += rows * fp_loss_gradient(
+ *                 net.dtype, loss, net.logits, net.A[L - 1], y + lo * n_out * size if y else NULL,             # <<<<<<<<<<<<<<
+ *                 batch.labels + lo if batch.labels else NULL, NULL, rows, n_out,
+ *                 net.layer[L - 1].activation, net.layer[L - 1].negative_slope, n_correct)
+*/
+      __pyx_t_3 = (__pyx_v_y != 0);
+
+      if (__pyx_t_3) {
+
+        __pyx_t_6 = (__pyx_v_y + ((__pyx_v_lo * __pyx_v_n_out) * __pyx_v_size));
+      } else {
+
+        __pyx_t_6 = NULL;
+      }
+
+
+      /* "fastprop/_engine.pyx":278
+ *             total += rows * fp_loss_gradient(
+ *                 net.dtype, loss, net.logits, net.A[L - 1], y + lo * n_out * size if y else NULL,
+ *                 batch.labels + lo if batch.labels else NULL, NULL, rows, n_out,             # <<<<<<<<<<<<<<
+ *                 net.layer[L - 1].activation, net.layer[L - 1].negative_slope, n_correct)
+ *         lo += rows
+*/
+      __pyx_t_3 = (__pyx_v_batch->labels != 0);
+
+      if (__pyx_t_3) {
+
+        __pyx_t_7 = (__pyx_v_batch->labels + __pyx_v_lo);
+      } else {
+
+        __pyx_t_7 = NULL;
+      }
+
+
+      /* "fastprop/_engine.pyx":276
+ *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
+ *         if loss >= 0:
+ *             total += rows * fp_loss_gradient(             # <<<<<<<<<<<<<<
+ *                 net.dtype, loss, net.logits, net.A[L - 1], y + lo * n_out * size if y else NULL,
+ *                 batch.labels + lo if batch.labels else NULL, NULL, rows, n_out,
+*/
+      __pyx_v_total = (__pyx_v_total + (__pyx_v_rows * fp_loss_gradient(__pyx_v_net->dtype, __pyx_v_loss, __pyx_v_net->logits, (__pyx_v_net->A[(__pyx_v_L - 1)]), __pyx_t_6, __pyx_t_7, NULL, __pyx_v_rows, __pyx_v_n_out, (__pyx_v_net->layer[(__pyx_v_L - 1)]).activation, (__pyx_v_net->layer[(__pyx_v_L - 1)]).negative_slope, __pyx_v_n_correct)));
+
+
+
+      /* "fastprop/_engine.pyx":275
+ *         if out != NULL:
+ *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
+ *         if loss >= 0:             # <<<<<<<<<<<<<<
+ *             total += rows * fp_loss_gradient(
+ *                 net.dtype, loss, net.logits, net.A[L - 1], y + lo * n_out * size if y else NULL,
+*/
+    }
+
+    /* "fastprop/_engine.pyx":280
+ *                 batch.labels + lo if batch.labels else NULL, NULL, rows, n_out,
+ *                 net.layer[L - 1].activation, net.layer[L - 1].negative_slope, n_correct)
+ *         lo += rows             # <<<<<<<<<<<<<<
+ *     return total
+ * 
+*/
+    __pyx_v_lo = (__pyx_v_lo + __pyx_v_rows);
+  }
+
+  /* "fastprop/_engine.pyx":281
+ *                 net.layer[L - 1].activation, net.layer[L - 1].negative_slope, n_correct)
+ *         lo += rows
+ *     return total             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_v_total;
+  }
+  goto __pyx_L0;
+
+  /* "fastprop/_engine.pyx":257
+ * 
+ * 
+ * cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out,             # <<<<<<<<<<<<<<
+ *                               int64_t *n_correct) noexcept nogil:
+ *     """Forward over a batch of any size, `capacity` rows at a time, dropout off: copies the
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+
+  return __pyx_r;
+}
+
+/* "fastprop/_engine.pyx":284
  * 
  * 
  * cdef bint _all_below(const int64_t *values, Py_ssize_t n, int64_t high) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -9337,7 +9833,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
 
-  /* "fastprop/_engine.pyx":239
+  /* "fastprop/_engine.pyx":287
  *     """True if every value is in [0, high)."""
  *     cdef Py_ssize_t i
  *     cdef bint ok = True             # <<<<<<<<<<<<<<
@@ -9346,7 +9842,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
 */
   __pyx_v_ok = 1;
 
-  /* "fastprop/_engine.pyx":240
+  /* "fastprop/_engine.pyx":288
  *     cdef Py_ssize_t i
  *     cdef bint ok = True
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -9360,7 +9856,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "fastprop/_engine.pyx":241
+    /* "fastprop/_engine.pyx":289
  *     cdef bint ok = True
  *     for i in range(n):
  *         ok &= (values[i] >= 0) & (values[i] < high)             # <<<<<<<<<<<<<<
@@ -9371,7 +9867,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
   }
 
 
-  /* "fastprop/_engine.pyx":242
+  /* "fastprop/_engine.pyx":290
  *     for i in range(n):
  *         ok &= (values[i] >= 0) & (values[i] < high)
  *     return ok             # <<<<<<<<<<<<<<
@@ -9384,7 +9880,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":236
+  /* "fastprop/_engine.pyx":284
  * 
  * 
  * cdef bint _all_below(const int64_t *values, Py_ssize_t n, int64_t high) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -9399,7 +9895,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":245
+/* "fastprop/_engine.pyx":293
  * 
  * 
  * cdef inline void *_data(cnp.ndarray arr):             # <<<<<<<<<<<<<<
@@ -9410,7 +9906,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
 static CYTHON_INLINE void *__pyx_f_8fastprop_7_engine__data(PyArrayObject *__pyx_v_arr) {
   void *__pyx_r;
 
-  /* "fastprop/_engine.pyx":246
+  /* "fastprop/_engine.pyx":294
  * 
  * cdef inline void *_data(cnp.ndarray arr):
  *     return cnp.PyArray_DATA(arr)             # <<<<<<<<<<<<<<
@@ -9423,7 +9919,7 @@ static CYTHON_INLINE void *__pyx_f_8fastprop_7_engine__data(PyArrayObject *__pyx
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":245
+  /* "fastprop/_engine.pyx":293
  * 
  * 
  * cdef inline void *_data(cnp.ndarray arr):             # <<<<<<<<<<<<<<
@@ -9437,7 +9933,7 @@ static CYTHON_INLINE void *__pyx_f_8fastprop_7_engine__data(PyArrayObject *__pyx
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":260
+/* "fastprop/_engine.pyx":308
  *     cdef bint _busy
  * 
  *     def __cinit__(self, layers, params, grads, int capacity, dropout_state):             # <<<<<<<<<<<<<<
@@ -9487,60 +9983,60 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_layers,&__pyx_mstate_global->__pyx_n_u_params,&__pyx_mstate_global->__pyx_n_u_grads,&__pyx_mstate_global->__pyx_n_u_capacity,&__pyx_mstate_global->__pyx_n_u_dropout_state,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 260, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 308, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 260, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 308, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 260, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 308, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 260, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 308, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 260, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 308, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 260, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 308, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 260, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 308, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 5; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 5, 5, i); __PYX_ERR(0, 260, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 5, 5, i); __PYX_ERR(0, 308, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 5)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 260, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 308, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 260, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 308, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 260, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 308, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 260, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 308, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 260, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 308, __pyx_L3_error)
     }
     __pyx_v_layers = values[0];
     __pyx_v_params = values[1];
     __pyx_v_grads = values[2];
-    __pyx_v_capacity = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_capacity == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 260, __pyx_L3_error)
+    __pyx_v_capacity = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_capacity == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 308, __pyx_L3_error)
     __pyx_v_dropout_state = values[4];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 260, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 308, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9614,7 +10110,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   __Pyx_RefNannySetupContext("__cinit__", 0);
   __Pyx_INCREF(__pyx_v_layers);
 
-  /* "fastprop/_engine.pyx":261
+  /* "fastprop/_engine.pyx":309
  * 
  *     def __cinit__(self, layers, params, grads, int capacity, dropout_state):
  *         self.net.layer = NULL             # <<<<<<<<<<<<<<
@@ -9623,7 +10119,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.layer = NULL;
 
-  /* "fastprop/_engine.pyx":262
+  /* "fastprop/_engine.pyx":310
  *     def __cinit__(self, layers, params, grads, int capacity, dropout_state):
  *         self.net.layer = NULL
  *         self.net.A = self.net.dZ = self.net.mask = self.net.dropped = NULL             # <<<<<<<<<<<<<<
@@ -9635,29 +10131,29 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   __pyx_v_self->net.mask = NULL;
   __pyx_v_self->net.dropped = NULL;
 
-  /* "fastprop/_engine.pyx":263
+  /* "fastprop/_engine.pyx":311
  *         self.net.layer = NULL
  *         self.net.A = self.net.dZ = self.net.mask = self.net.dropped = NULL
  *         layers = list(layers)             # <<<<<<<<<<<<<<
  *         cdef int L = len(layers), l
  *         if L < 1:
 */
-  __pyx_t_1 = PySequence_List(__pyx_v_layers); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 263, __pyx_L1_error)
+  __pyx_t_1 = PySequence_List(__pyx_v_layers); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF_SET(__pyx_v_layers, __pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":264
+  /* "fastprop/_engine.pyx":312
  *         self.net.A = self.net.dZ = self.net.mask = self.net.dropped = NULL
  *         layers = list(layers)
  *         cdef int L = len(layers), l             # <<<<<<<<<<<<<<
  *         if L < 1:
  *             raise ValueError("layers: expected at least one layer")
 */
-  __pyx_t_2 = PyObject_Length(__pyx_v_layers); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 264, __pyx_L1_error)
+  __pyx_t_2 = PyObject_Length(__pyx_v_layers); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 312, __pyx_L1_error)
   __pyx_v_L = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":265
+  /* "fastprop/_engine.pyx":313
  *         layers = list(layers)
  *         cdef int L = len(layers), l
  *         if L < 1:             # <<<<<<<<<<<<<<
@@ -9669,7 +10165,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastprop/_engine.pyx":266
+    /* "fastprop/_engine.pyx":314
  *         cdef int L = len(layers), l
  *         if L < 1:
  *             raise ValueError("layers: expected at least one layer")             # <<<<<<<<<<<<<<
@@ -9682,14 +10178,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_layers_expected_at_least_one_lay};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 266, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 314, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 266, __pyx_L1_error)
+    __PYX_ERR(0, 314, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":265
+    /* "fastprop/_engine.pyx":313
  *         layers = list(layers)
  *         cdef int L = len(layers), l
  *         if L < 1:             # <<<<<<<<<<<<<<
@@ -9698,35 +10194,35 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":267
+  /* "fastprop/_engine.pyx":315
  *         if L < 1:
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):             # <<<<<<<<<<<<<<
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):
 */
-  __pyx_t_1 = PyTuple_New(2); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 267, __pyx_L1_error)
+  __pyx_t_1 = PyTuple_New(2); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 315, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_params);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_n_u_params);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_mstate_global->__pyx_n_u_params) != (0)) __PYX_ERR(0, 267, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_mstate_global->__pyx_n_u_params) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_params);
   __Pyx_GIVEREF(__pyx_v_params);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_v_params) != (0)) __PYX_ERR(0, 267, __pyx_L1_error);
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 267, __pyx_L1_error)
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_v_params) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 315, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_grads);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_n_u_grads);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_mstate_global->__pyx_n_u_grads) != (0)) __PYX_ERR(0, 267, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_mstate_global->__pyx_n_u_grads) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_grads);
   __Pyx_GIVEREF(__pyx_v_grads);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_v_grads) != (0)) __PYX_ERR(0, 267, __pyx_L1_error);
-  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 267, __pyx_L1_error)
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_v_grads) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 315, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 267, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_4);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_4) != (0)) __PYX_ERR(0, 267, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_4) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_4 = 0;
   __pyx_t_4 = __pyx_t_6; __Pyx_INCREF(__pyx_t_4);
@@ -9740,16 +10236,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_6 = __Pyx_PySequence_ITEM(__pyx_t_4, __pyx_t_2);
     #endif
     ++__pyx_t_2;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 267, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 315, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    if (!(likely(PyTuple_CheckExact(__pyx_t_6))||((__pyx_t_6) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_6))) __PYX_ERR(0, 267, __pyx_L1_error)
+    if (!(likely(PyTuple_CheckExact(__pyx_t_6))||((__pyx_t_6) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_6))) __PYX_ERR(0, 315, __pyx_L1_error)
     if (likely(__pyx_t_6 != Py_None)) {
       PyObject* sequence = __pyx_t_6;
       Py_ssize_t size = __Pyx_PyTuple_GET_SIZE(sequence);
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 267, __pyx_L1_error)
+        __PYX_ERR(0, 315, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       __pyx_t_1 = PyTuple_GET_ITEM(sequence, 0);
@@ -9757,34 +10253,34 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_7 = PyTuple_GET_ITEM(sequence, 1);
       __Pyx_INCREF(__pyx_t_7);
       #else
-      __pyx_t_1 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 267, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 315, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 267, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 315, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       #endif
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     } else {
-      __Pyx_RaiseNoneNotIterableError(); __PYX_ERR(0, 267, __pyx_L1_error)
+      __Pyx_RaiseNoneNotIterableError(); __PYX_ERR(0, 315, __pyx_L1_error)
     }
-    if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 267, __pyx_L1_error)
+    if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 315, __pyx_L1_error)
     __Pyx_XDECREF_SET(__pyx_v_name, ((PyObject*)__pyx_t_1));
     __pyx_t_1 = 0;
     __Pyx_XDECREF_SET(__pyx_v_buf, __pyx_t_7);
     __pyx_t_7 = 0;
 
-    /* "fastprop/_engine.pyx":268
+    /* "fastprop/_engine.pyx":316
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 268, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 316, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 268, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 316, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_8 = PyObject_IsInstance(__pyx_v_buf, __pyx_t_7); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 268, __pyx_L1_error)
+    __pyx_t_8 = PyObject_IsInstance(__pyx_v_buf, __pyx_t_7); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 316, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_8) {
 
@@ -9794,9 +10290,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 268, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 316, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 268, __pyx_L1_error)
+    __pyx_t_8 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 316, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_8) {
 
@@ -9807,27 +10303,27 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       goto __pyx_L7_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":269
+    /* "fastprop/_engine.pyx":317
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
  *                                  f"float64 array")
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 268, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 316, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
 
-    /* "fastprop/_engine.pyx":268
+    /* "fastprop/_engine.pyx":316
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 268, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 316, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 268, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 316, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_8) {
 
@@ -9838,19 +10334,19 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       goto __pyx_L7_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":269
+    /* "fastprop/_engine.pyx":317
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
  *                                  f"float64 array")
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_8) {
 
@@ -9860,14 +10356,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_1, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_1, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     if (!__pyx_t_9) {
 
@@ -9877,12 +10373,12 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L12_bool_binop_done;
     }
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
 
     __pyx_t_8 = __pyx_t_9;
@@ -9897,7 +10393,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     __pyx_L7_bool_binop_done:;
 
-    /* "fastprop/_engine.pyx":268
+    /* "fastprop/_engine.pyx":316
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -9910,7 +10406,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_9)) {
 
 
-      /* "fastprop/_engine.pyx":270
+      /* "fastprop/_engine.pyx":318
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "             # <<<<<<<<<<<<<<
@@ -9918,9 +10414,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *         if grads.dtype != params.dtype or grads.shape != params.shape:
 */
       __pyx_t_6 = NULL;
-      __pyx_t_1 = __Pyx_PyUnicode_Unicode(__pyx_v_name); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 270, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_Unicode(__pyx_v_name); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 318, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_expected_a_writable_C_contiguou); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 270, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_expected_a_writable_C_contiguou); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 318, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_5 = 1;
@@ -9929,14 +10425,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 270, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 318, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_Raise(__pyx_t_7, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 270, __pyx_L1_error)
+      __PYX_ERR(0, 318, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":268
+      /* "fastprop/_engine.pyx":316
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -9945,7 +10441,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":267
+    /* "fastprop/_engine.pyx":315
  *         if L < 1:
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):             # <<<<<<<<<<<<<<
@@ -9955,18 +10451,18 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   }
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":272
+  /* "fastprop/_engine.pyx":320
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
  *                                  f"float64 array")
  *         if grads.dtype != params.dtype or grads.shape != params.shape:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "
  *                              f"{params.dtype}, got {grads.shape} {grads.dtype}")
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 272, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 320, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 272, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 320, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_4, __pyx_t_7, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 272, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_4, __pyx_t_7, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 320, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (!__pyx_t_3) {
@@ -9977,11 +10473,11 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     goto __pyx_L16_bool_binop_done;
   }
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 272, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 320, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 272, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 320, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_7, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 272, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_7, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 320, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
@@ -9991,7 +10487,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   if (unlikely(__pyx_t_9)) {
 
 
-    /* "fastprop/_engine.pyx":273
+    /* "fastprop/_engine.pyx":321
  *                                  f"float64 array")
  *         if grads.dtype != params.dtype or grads.shape != params.shape:
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "             # <<<<<<<<<<<<<<
@@ -9999,32 +10495,32 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *         if np.may_share_memory(params, grads):
 */
     __pyx_t_7 = NULL;
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 273, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 321, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 273, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 321, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-    /* "fastprop/_engine.pyx":274
+    /* "fastprop/_engine.pyx":322
  *         if grads.dtype != params.dtype or grads.shape != params.shape:
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "
  *                              f"{params.dtype}, got {grads.shape} {grads.dtype}")             # <<<<<<<<<<<<<<
  *         if np.may_share_memory(params, grads):
  *             raise ValueError("grads: must not share memory with params")
 */
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 274, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 322, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 274, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 322, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 274, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 322, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 274, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 322, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 274, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 322, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 274, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 322, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_grads_expected_the_shape_and_dty;
@@ -10036,7 +10532,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_13[6] = __pyx_mstate_global->__pyx_kp_u__3;
     __pyx_t_13[7] = __pyx_t_12;
 
-    /* "fastprop/_engine.pyx":273
+    /* "fastprop/_engine.pyx":321
  *                                  f"float64 array")
  *         if grads.dtype != params.dtype or grads.shape != params.shape:
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "             # <<<<<<<<<<<<<<
@@ -10058,7 +10554,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     }
     #endif
     __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_13, 8, __pyx_t_2, __pyx_t_14);
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 273, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 321, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -10070,14 +10566,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 273, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 321, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 273, __pyx_L1_error)
+    __PYX_ERR(0, 321, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":272
+    /* "fastprop/_engine.pyx":320
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
  *                                  f"float64 array")
  *         if grads.dtype != params.dtype or grads.shape != params.shape:             # <<<<<<<<<<<<<<
@@ -10086,7 +10582,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":275
+  /* "fastprop/_engine.pyx":323
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "
  *                              f"{params.dtype}, got {grads.shape} {grads.dtype}")
  *         if np.may_share_memory(params, grads):             # <<<<<<<<<<<<<<
@@ -10094,9 +10590,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *         if not 1 <= capacity <= _INT_MAX:
 */
   __pyx_t_10 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 275, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 323, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 275, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 323, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_t_5 = 1;
@@ -10116,15 +10612,15 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 275, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 323, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
-  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 275, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 323, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (unlikely(__pyx_t_9)) {
 
 
-    /* "fastprop/_engine.pyx":276
+    /* "fastprop/_engine.pyx":324
  *                              f"{params.dtype}, got {grads.shape} {grads.dtype}")
  *         if np.may_share_memory(params, grads):
  *             raise ValueError("grads: must not share memory with params")             # <<<<<<<<<<<<<<
@@ -10137,14 +10633,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_grads_must_not_share_memory_with};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 276, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 324, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 276, __pyx_L1_error)
+    __PYX_ERR(0, 324, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":275
+    /* "fastprop/_engine.pyx":323
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "
  *                              f"{params.dtype}, got {grads.shape} {grads.dtype}")
  *         if np.may_share_memory(params, grads):             # <<<<<<<<<<<<<<
@@ -10153,7 +10649,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":277
+  /* "fastprop/_engine.pyx":325
  *         if np.may_share_memory(params, grads):
  *             raise ValueError("grads: must not share memory with params")
  *         if not 1 <= capacity <= _INT_MAX:             # <<<<<<<<<<<<<<
@@ -10170,7 +10666,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastprop/_engine.pyx":278
+    /* "fastprop/_engine.pyx":326
  *             raise ValueError("grads: must not share memory with params")
  *         if not 1 <= capacity <= _INT_MAX:
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")             # <<<<<<<<<<<<<<
@@ -10178,9 +10674,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
 */
     __pyx_t_12 = NULL;
-    __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_8fastprop_7_engine__INT_MAX, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 278, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_8fastprop_7_engine__INT_MAX, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 326, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 278, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 326, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_capacity_expected_a_batch_size_i;
     __pyx_t_15[1] = __pyx_t_10;
@@ -10192,7 +10688,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     #endif
     __pyx_t_14 = 0;
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_15, 4, __pyx_t_2, __pyx_t_14);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 278, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 326, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -10202,14 +10698,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 278, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 326, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 278, __pyx_L1_error)
+    __PYX_ERR(0, 326, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":277
+    /* "fastprop/_engine.pyx":325
  *         if np.may_share_memory(params, grads):
  *             raise ValueError("grads: must not share memory with params")
  *         if not 1 <= capacity <= _INT_MAX:             # <<<<<<<<<<<<<<
@@ -10218,19 +10714,19 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":279
+  /* "fastprop/_engine.pyx":327
  *         if not 1 <= capacity <= _INT_MAX:
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and             # <<<<<<<<<<<<<<
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
  *                 dropout_state.flags.writeable):
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 279, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 327, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 279, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 327, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_9 = PyObject_IsInstance(__pyx_v_dropout_state, __pyx_t_11); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(0, 279, __pyx_L1_error)
+  __pyx_t_9 = PyObject_IsInstance(__pyx_v_dropout_state, __pyx_t_11); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(0, 327, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   if (__pyx_t_9) {
 
@@ -10240,14 +10736,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     goto __pyx_L21_bool_binop_done;
   }
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 279, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 327, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 279, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 327, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_uint64); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 279, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_uint64); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 327, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_11, __pyx_t_12, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 279, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_11, __pyx_t_12, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 327, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   if (__pyx_t_9) {
@@ -10259,16 +10755,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     goto __pyx_L21_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":280
+  /* "fastprop/_engine.pyx":328
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and             # <<<<<<<<<<<<<<
  *                 dropout_state.flags.writeable):
  *             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")
 */
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 280, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 328, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __pyx_t_9 = __Pyx_PyObject_RichCompareBool(__pyx_t_12, __pyx_mstate_global->__pyx_tuple[0], Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 280, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_RichCompareBool(__pyx_t_12, __pyx_mstate_global->__pyx_tuple[0], Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 328, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   if (__pyx_t_9) {
 
@@ -10278,12 +10774,12 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     goto __pyx_L21_bool_binop_done;
   }
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 280, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 328, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 280, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 328, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_11); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 280, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_11); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 328, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   if (__pyx_t_9) {
 
@@ -10294,26 +10790,26 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     goto __pyx_L21_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":281
+  /* "fastprop/_engine.pyx":329
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
  *                 dropout_state.flags.writeable):             # <<<<<<<<<<<<<<
  *             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")
  *         self.dtype = params.dtype
 */
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 281, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 329, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 281, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 329, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 281, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 329, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
 
   __pyx_t_3 = __pyx_t_9;
 
   __pyx_L21_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":279
+  /* "fastprop/_engine.pyx":327
  *         if not 1 <= capacity <= _INT_MAX:
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and             # <<<<<<<<<<<<<<
@@ -10326,7 +10822,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   if (unlikely(__pyx_t_9)) {
 
 
-    /* "fastprop/_engine.pyx":282
+    /* "fastprop/_engine.pyx":330
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
  *                 dropout_state.flags.writeable):
  *             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")             # <<<<<<<<<<<<<<
@@ -10339,14 +10835,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_dropout_state_expected_a_writabl};
       __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 282, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 330, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
     }
     __Pyx_Raise(__pyx_t_12, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __PYX_ERR(0, 282, __pyx_L1_error)
+    __PYX_ERR(0, 330, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":279
+    /* "fastprop/_engine.pyx":327
  *         if not 1 <= capacity <= _INT_MAX:
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and             # <<<<<<<<<<<<<<
@@ -10355,21 +10851,21 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":283
+  /* "fastprop/_engine.pyx":331
  *                 dropout_state.flags.writeable):
  *             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")
  *         self.dtype = params.dtype             # <<<<<<<<<<<<<<
  *         self.capacity = capacity
  *         self.net.dtype = FP_FLOAT32 if params.dtype == np.float32 else FP_FLOAT64
 */
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 283, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 331, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_GIVEREF(__pyx_t_12);
   __Pyx_GOTREF(__pyx_v_self->dtype);
   __Pyx_DECREF_SET(__pyx_v_self->dtype, __pyx_t_12);
   __pyx_t_12 = 0;
 
-  /* "fastprop/_engine.pyx":284
+  /* "fastprop/_engine.pyx":332
  *             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")
  *         self.dtype = params.dtype
  *         self.capacity = capacity             # <<<<<<<<<<<<<<
@@ -10378,21 +10874,21 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->capacity = __pyx_v_capacity;
 
-  /* "fastprop/_engine.pyx":285
+  /* "fastprop/_engine.pyx":333
  *         self.dtype = params.dtype
  *         self.capacity = capacity
  *         self.net.dtype = FP_FLOAT32 if params.dtype == np.float32 else FP_FLOAT64             # <<<<<<<<<<<<<<
  *         self.net.n_layers = L
  *         self.net.capacity = capacity
 */
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 285, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 285, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 285, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-  __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_t_4, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 285, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_t_4, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (__pyx_t_9) {
@@ -10405,7 +10901,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
   __pyx_v_self->net.dtype = __pyx_t_16;
 
-  /* "fastprop/_engine.pyx":286
+  /* "fastprop/_engine.pyx":334
  *         self.capacity = capacity
  *         self.net.dtype = FP_FLOAT32 if params.dtype == np.float32 else FP_FLOAT64
  *         self.net.n_layers = L             # <<<<<<<<<<<<<<
@@ -10414,7 +10910,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.n_layers = __pyx_v_L;
 
-  /* "fastprop/_engine.pyx":287
+  /* "fastprop/_engine.pyx":335
  *         self.net.dtype = FP_FLOAT32 if params.dtype == np.float32 else FP_FLOAT64
  *         self.net.n_layers = L
  *         self.net.capacity = capacity             # <<<<<<<<<<<<<<
@@ -10423,7 +10919,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.capacity = __pyx_v_capacity;
 
-  /* "fastprop/_engine.pyx":288
+  /* "fastprop/_engine.pyx":336
  *         self.net.n_layers = L
  *         self.net.capacity = capacity
  *         self.net.layer = <LayerDesc *>calloc(L, sizeof(LayerDesc))             # <<<<<<<<<<<<<<
@@ -10432,7 +10928,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.layer = ((struct __pyx_t_8fastprop_7_engine_LayerDesc *)calloc(__pyx_v_L, (sizeof(struct __pyx_t_8fastprop_7_engine_LayerDesc))));
 
-  /* "fastprop/_engine.pyx":289
+  /* "fastprop/_engine.pyx":337
  *         self.net.capacity = capacity
  *         self.net.layer = <LayerDesc *>calloc(L, sizeof(LayerDesc))
  *         self.net.A = <void **>calloc(L, sizeof(void *))             # <<<<<<<<<<<<<<
@@ -10441,7 +10937,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.A = ((void **)calloc(__pyx_v_L, (sizeof(void *))));
 
-  /* "fastprop/_engine.pyx":290
+  /* "fastprop/_engine.pyx":338
  *         self.net.layer = <LayerDesc *>calloc(L, sizeof(LayerDesc))
  *         self.net.A = <void **>calloc(L, sizeof(void *))
  *         self.net.dZ = <void **>calloc(L, sizeof(void *))             # <<<<<<<<<<<<<<
@@ -10450,7 +10946,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.dZ = ((void **)calloc(__pyx_v_L, (sizeof(void *))));
 
-  /* "fastprop/_engine.pyx":291
+  /* "fastprop/_engine.pyx":339
  *         self.net.A = <void **>calloc(L, sizeof(void *))
  *         self.net.dZ = <void **>calloc(L, sizeof(void *))
  *         self.net.mask = <void **>calloc(L, sizeof(void *))             # <<<<<<<<<<<<<<
@@ -10459,7 +10955,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.mask = ((void **)calloc(__pyx_v_L, (sizeof(void *))));
 
-  /* "fastprop/_engine.pyx":292
+  /* "fastprop/_engine.pyx":340
  *         self.net.dZ = <void **>calloc(L, sizeof(void *))
  *         self.net.mask = <void **>calloc(L, sizeof(void *))
  *         self.net.dropped = <void **>calloc(L, sizeof(void *))             # <<<<<<<<<<<<<<
@@ -10468,7 +10964,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.dropped = ((void **)calloc(__pyx_v_L, (sizeof(void *))));
 
-  /* "fastprop/_engine.pyx":293
+  /* "fastprop/_engine.pyx":341
  *         self.net.mask = <void **>calloc(L, sizeof(void *))
  *         self.net.dropped = <void **>calloc(L, sizeof(void *))
  *         if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or             # <<<<<<<<<<<<<<
@@ -10506,7 +11002,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     goto __pyx_L27_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":294
+  /* "fastprop/_engine.pyx":342
  *         self.net.dropped = <void **>calloc(L, sizeof(void *))
  *         if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or
  *                 self.net.mask == NULL or self.net.dropped == NULL):             # <<<<<<<<<<<<<<
@@ -10530,7 +11026,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
   __pyx_L27_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":293
+  /* "fastprop/_engine.pyx":341
  *         self.net.mask = <void **>calloc(L, sizeof(void *))
  *         self.net.dropped = <void **>calloc(L, sizeof(void *))
  *         if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or             # <<<<<<<<<<<<<<
@@ -10540,16 +11036,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   if (unlikely(__pyx_t_9)) {
 
 
-    /* "fastprop/_engine.pyx":295
+    /* "fastprop/_engine.pyx":343
  *         if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or
  *                 self.net.mask == NULL or self.net.dropped == NULL):
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         cdef Py_ssize_t offset = 0
  *         cdef int widest = 1
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 295, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 343, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":293
+    /* "fastprop/_engine.pyx":341
  *         self.net.mask = <void **>calloc(L, sizeof(void *))
  *         self.net.dropped = <void **>calloc(L, sizeof(void *))
  *         if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or             # <<<<<<<<<<<<<<
@@ -10558,7 +11054,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":296
+  /* "fastprop/_engine.pyx":344
  *                 self.net.mask == NULL or self.net.dropped == NULL):
  *             raise MemoryError()
  *         cdef Py_ssize_t offset = 0             # <<<<<<<<<<<<<<
@@ -10567,7 +11063,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_offset = 0;
 
-  /* "fastprop/_engine.pyx":297
+  /* "fastprop/_engine.pyx":345
  *             raise MemoryError()
  *         cdef Py_ssize_t offset = 0
  *         cdef int widest = 1             # <<<<<<<<<<<<<<
@@ -10576,21 +11072,21 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_widest = 1;
 
-  /* "fastprop/_engine.pyx":298
+  /* "fastprop/_engine.pyx":346
  *         cdef Py_ssize_t offset = 0
  *         cdef int widest = 1
  *         self._arrays = []             # <<<<<<<<<<<<<<
  *         for l, spec in enumerate(layers):
  *             n_in, n_out = spec.n_in, spec.n_out
 */
-  __pyx_t_4 = PyList_New(0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 298, __pyx_L1_error)
+  __pyx_t_4 = PyList_New(0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 346, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_4);
   __Pyx_GOTREF(__pyx_v_self->_arrays);
   __Pyx_DECREF_SET(__pyx_v_self->_arrays, ((PyObject*)__pyx_t_4));
   __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":299
+  /* "fastprop/_engine.pyx":347
  *         cdef int widest = 1
  *         self._arrays = []
  *         for l, spec in enumerate(layers):             # <<<<<<<<<<<<<<
@@ -10604,9 +11100,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_2 = 0;
     __pyx_t_17 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_4 = PyObject_GetIter(__pyx_v_layers); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 299, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_4 = PyObject_GetIter(__pyx_v_layers); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 347, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_17 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_4); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 299, __pyx_L1_error)
+    __pyx_t_17 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_4); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 347, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_17)) {
@@ -10614,7 +11110,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_4);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 299, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 347, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -10624,7 +11120,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_4);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 299, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 347, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -10635,13 +11131,13 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 299, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 347, __pyx_L1_error)
     } else {
       __pyx_t_12 = __pyx_t_17(__pyx_t_4);
       if (unlikely(!__pyx_t_12)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 299, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 347, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -10653,34 +11149,34 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_v_l = __pyx_t_14;
     __pyx_t_14 = (__pyx_t_14 + 1);
 
-    /* "fastprop/_engine.pyx":300
+    /* "fastprop/_engine.pyx":348
  *         self._arrays = []
  *         for l, spec in enumerate(layers):
  *             n_in, n_out = spec.n_in, spec.n_out             # <<<<<<<<<<<<<<
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_n_in); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 300, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_n_in); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 348, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 300, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 348, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_XDECREF_SET(__pyx_v_n_in, __pyx_t_12);
     __pyx_t_12 = 0;
     __Pyx_XDECREF_SET(__pyx_v_n_out, __pyx_t_11);
     __pyx_t_11 = 0;
 
-    /* "fastprop/_engine.pyx":301
+    /* "fastprop/_engine.pyx":349
  *         for l, spec in enumerate(layers):
  *             n_in, n_out = spec.n_in, spec.n_out
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate             # <<<<<<<<<<<<<<
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
 */
-    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_activation_code); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 301, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_activation_code); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 349, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_negative_slope); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 301, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_negative_slope); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 349, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_dropout_rate); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 301, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_dropout_rate); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 349, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_XDECREF_SET(__pyx_v_activation, __pyx_t_11);
     __pyx_t_11 = 0;
@@ -10689,18 +11185,18 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __Pyx_XDECREF_SET(__pyx_v_rate, __pyx_t_7);
     __pyx_t_7 = 0;
 
-    /* "fastprop/_engine.pyx":302
+    /* "fastprop/_engine.pyx":350
  *             n_in, n_out = spec.n_in, spec.n_out
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
  *                                  f"({n_in}, {n_out})")
 */
-    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_1, __pyx_v_n_in, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 302, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_1, __pyx_v_n_in, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 350, __pyx_L1_error)
     if (__pyx_t_3) {
-      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_8fastprop_7_engine__INT_MAX); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 302, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_8fastprop_7_engine__INT_MAX); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 350, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n_in, __pyx_t_7, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 302, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n_in, __pyx_t_7, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 350, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     }
     if (__pyx_t_3) {
@@ -10711,11 +11207,11 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L35_bool_binop_done;
     }
-    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_1, __pyx_v_n_out, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 302, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_1, __pyx_v_n_out, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 350, __pyx_L1_error)
     if (__pyx_t_3) {
-      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_8fastprop_7_engine__INT_MAX); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 302, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_8fastprop_7_engine__INT_MAX); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 350, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n_out, __pyx_t_7, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 302, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n_out, __pyx_t_7, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 350, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     }
 
@@ -10728,7 +11224,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_3)) {
 
 
-      /* "fastprop/_engine.pyx":303
+      /* "fastprop/_engine.pyx":351
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "             # <<<<<<<<<<<<<<
@@ -10736,21 +11232,21 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *             if l and n_in != layers[l - 1].n_out:
 */
       __pyx_t_12 = NULL;
-      __pyx_t_11 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 303, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 351, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_8fastprop_7_engine__INT_MAX, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 303, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_8fastprop_7_engine__INT_MAX, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 351, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
 
-      /* "fastprop/_engine.pyx":304
+      /* "fastprop/_engine.pyx":352
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
  *                                  f"({n_in}, {n_out})")             # <<<<<<<<<<<<<<
  *             if l and n_in != layers[l - 1].n_out:
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
 */
-      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_n_in, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 304, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_n_in, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 352, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_n_out, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 304, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_n_out, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 352, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_18[0] = __pyx_mstate_global->__pyx_kp_u_layers_2;
       __pyx_t_18[1] = __pyx_t_11;
@@ -10762,7 +11258,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_18[7] = __pyx_t_6;
       __pyx_t_18[8] = __pyx_mstate_global->__pyx_kp_u__5;
 
-      /* "fastprop/_engine.pyx":303
+      /* "fastprop/_engine.pyx":351
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "             # <<<<<<<<<<<<<<
@@ -10781,7 +11277,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_20 |= __Pyx_PyUnicode_KIND_04(__pyx_t_18[5]) | __Pyx_PyUnicode_KIND_04(__pyx_t_18[7]);
       #endif
       __pyx_t_21 = __Pyx_PyUnicode_Join(__pyx_t_18, 9, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 303, __pyx_L1_error)
+      if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 351, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_21);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
@@ -10793,14 +11289,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
         __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 303, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 351, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_Raise(__pyx_t_7, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 303, __pyx_L1_error)
+      __PYX_ERR(0, 351, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":302
+      /* "fastprop/_engine.pyx":350
  *             n_in, n_out = spec.n_in, spec.n_out
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):             # <<<<<<<<<<<<<<
@@ -10809,7 +11305,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":305
+    /* "fastprop/_engine.pyx":353
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
  *                                  f"({n_in}, {n_out})")
  *             if l and n_in != layers[l - 1].n_out:             # <<<<<<<<<<<<<<
@@ -10828,13 +11324,13 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     }
     __pyx_t_22 = (__pyx_v_l - 1);
 
-    __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_layers, __pyx_t_22, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 305, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_layers, __pyx_t_22, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 353, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
 
-    __pyx_t_21 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 305, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 353, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_21);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_n_in, __pyx_t_21, Py_NE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 305, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_n_in, __pyx_t_21, Py_NE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 353, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
 
     __pyx_t_3 = __pyx_t_9;
@@ -10843,7 +11339,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_3)) {
 
 
-      /* "fastprop/_engine.pyx":306
+      /* "fastprop/_engine.pyx":354
  *                                  f"({n_in}, {n_out})")
  *             if l and n_in != layers[l - 1].n_out:
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")             # <<<<<<<<<<<<<<
@@ -10851,20 +11347,20 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *                                                               and l != L - 1):
 */
       __pyx_t_7 = NULL;
-      __pyx_t_12 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 306, __pyx_L1_error)
+      __pyx_t_12 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 354, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
       __pyx_t_22 = (__pyx_v_l - 1);
 
-      __pyx_t_6 = __Pyx_GetItemInt(__pyx_v_layers, __pyx_t_22, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 306, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_GetItemInt(__pyx_v_layers, __pyx_t_22, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 354, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
 
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 306, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 354, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_1, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 306, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_1, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 354, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_n_in, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 306, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_n_in, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 354, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_layers_2;
       __pyx_t_23[1] = __pyx_t_12;
@@ -10881,7 +11377,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_20 |= __Pyx_PyUnicode_KIND_04(__pyx_t_23[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_23[5]);
       #endif
       __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_23, 6, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 306, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 354, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -10892,14 +11388,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_21 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 306, __pyx_L1_error)
+        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 354, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_21);
       }
       __Pyx_Raise(__pyx_t_21, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
-      __PYX_ERR(0, 306, __pyx_L1_error)
+      __PYX_ERR(0, 354, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":305
+      /* "fastprop/_engine.pyx":353
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
  *                                  f"({n_in}, {n_out})")
  *             if l and n_in != layers[l - 1].n_out:             # <<<<<<<<<<<<<<
@@ -10908,20 +11404,20 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":307
+    /* "fastprop/_engine.pyx":355
  *             if l and n_in != layers[l - 1].n_out:
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
  *             if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX             # <<<<<<<<<<<<<<
  *                                                               and l != L - 1):
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
 */
-    __pyx_t_21 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_IDENTITY); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 307, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_IDENTITY); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 355, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_21);
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_object_object(__pyx_t_21, __pyx_v_activation, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 307, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_object_object(__pyx_t_21, __pyx_v_activation, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 355, __pyx_L1_error)
     if (__pyx_t_9) {
-      __pyx_t_10 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_SOFTMAX); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 307, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_SOFTMAX); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 355, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_object_object(__pyx_v_activation, __pyx_t_10, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 307, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_object_object(__pyx_v_activation, __pyx_t_10, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 355, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     }
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
@@ -10937,16 +11433,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       goto __pyx_L41_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":308
+    /* "fastprop/_engine.pyx":356
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
  *             if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX
  *                                                               and l != L - 1):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
  *             if not (np.isfinite(slope) and slope >= 0):
 */
-    __pyx_t_21 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_SOFTMAX); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 307, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_SOFTMAX); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 355, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_21);
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_activation, __pyx_t_21, Py_EQ); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 307, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_activation, __pyx_t_21, Py_EQ); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 355, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
     if (__pyx_t_8) {
 
@@ -10963,7 +11459,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     __pyx_L41_bool_binop_done:;
 
-    /* "fastprop/_engine.pyx":307
+    /* "fastprop/_engine.pyx":355
  *             if l and n_in != layers[l - 1].n_out:
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
  *             if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX             # <<<<<<<<<<<<<<
@@ -10973,7 +11469,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_3)) {
 
 
-      /* "fastprop/_engine.pyx":309
+      /* "fastprop/_engine.pyx":357
  *             if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX
  *                                                               and l != L - 1):
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")             # <<<<<<<<<<<<<<
@@ -10981,9 +11477,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
 */
       __pyx_t_10 = NULL;
-      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 309, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 357, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_activation, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 309, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_activation, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 357, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __pyx_t_24[0] = __pyx_mstate_global->__pyx_kp_u_layers_2;
       __pyx_t_24[1] = __pyx_t_7;
@@ -10999,7 +11495,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_20 |= __Pyx_PyUnicode_KIND_04(__pyx_t_24[3]);
       #endif
       __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_24, 5, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 309, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 357, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -11009,14 +11505,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_21 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 309, __pyx_L1_error)
+        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 357, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_21);
       }
       __Pyx_Raise(__pyx_t_21, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
-      __PYX_ERR(0, 309, __pyx_L1_error)
+      __PYX_ERR(0, 357, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":307
+      /* "fastprop/_engine.pyx":355
  *             if l and n_in != layers[l - 1].n_out:
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
  *             if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX             # <<<<<<<<<<<<<<
@@ -11025,7 +11521,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":310
+    /* "fastprop/_engine.pyx":358
  *                                                               and l != L - 1):
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
  *             if not (np.isfinite(slope) and slope >= 0):             # <<<<<<<<<<<<<<
@@ -11033,9 +11529,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):
 */
     __pyx_t_6 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 310, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 358, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_isfinite); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 310, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_isfinite); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 358, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __pyx_t_5 = 1;
@@ -11055,10 +11551,10 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_21 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_1, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 310, __pyx_L1_error)
+      if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 358, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_21);
     }
-    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_21); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 310, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_21); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 358, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
     if (__pyx_t_8) {
 
@@ -11068,7 +11564,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L45_bool_binop_done;
     }
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_v_slope, __pyx_mstate_global->__pyx_int_0, Py_GE); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 310, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_v_slope, __pyx_mstate_global->__pyx_int_0, Py_GE); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 358, __pyx_L1_error)
 
     __pyx_t_3 = __pyx_t_8;
 
@@ -11079,7 +11575,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "fastprop/_engine.pyx":311
+      /* "fastprop/_engine.pyx":359
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
  *             if not (np.isfinite(slope) and slope >= 0):
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")             # <<<<<<<<<<<<<<
@@ -11087,7 +11583,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
 */
       __pyx_t_1 = NULL;
-      __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 311, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 359, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_25[0] = __pyx_mstate_global->__pyx_kp_u_layers_2;
       __pyx_t_25[1] = __pyx_t_6;
@@ -11098,7 +11594,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       #endif
       __pyx_t_20 = 0;
       __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_25, 3, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 311, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 359, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __pyx_t_5 = 1;
@@ -11107,14 +11603,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_21 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 311, __pyx_L1_error)
+        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 359, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_21);
       }
       __Pyx_Raise(__pyx_t_21, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
-      __PYX_ERR(0, 311, __pyx_L1_error)
+      __PYX_ERR(0, 359, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":310
+      /* "fastprop/_engine.pyx":358
  *                                                               and l != L - 1):
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
  *             if not (np.isfinite(slope) and slope >= 0):             # <<<<<<<<<<<<<<
@@ -11123,16 +11619,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":312
+    /* "fastprop/_engine.pyx":360
  *             if not (np.isfinite(slope) and slope >= 0):
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
  *                                  f"the output, got {rate}")
 */
-    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_rate, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 312, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_rate, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 360, __pyx_L1_error)
     if (__pyx_t_3) {
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 312, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 360, __pyx_L1_error)
     }
     __pyx_t_9 = (!__pyx_t_3);
 
@@ -11145,7 +11641,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L48_bool_binop_done;
     }
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_0, Py_GT); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 312, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_0, Py_GT); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 360, __pyx_L1_error)
     if (__pyx_t_9) {
 
     } else {
@@ -11163,7 +11659,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "fastprop/_engine.pyx":313
+      /* "fastprop/_engine.pyx":361
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "             # <<<<<<<<<<<<<<
@@ -11171,24 +11667,24 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *             if <double>capacity * max(n_in, n_out) > 2.0 ** 62:
 */
       __pyx_t_10 = NULL;
-      __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 313, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 361, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
 
-      /* "fastprop/_engine.pyx":314
+      /* "fastprop/_engine.pyx":362
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
  *                                  f"the output, got {rate}")             # <<<<<<<<<<<<<<
  *             if <double>capacity * max(n_in, n_out) > 2.0 ** 62:
  *                 raise ValueError(f"capacity: {capacity} rows of {max(n_in, n_out)} values "
 */
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_rate, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 314, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_rate, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 362, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_layers_2;
       __pyx_t_15[1] = __pyx_t_1;
       __pyx_t_15[2] = __pyx_mstate_global->__pyx_kp_u_expected_a_dropout_rate_in_0_1;
       __pyx_t_15[3] = __pyx_t_6;
 
-      /* "fastprop/_engine.pyx":313
+      /* "fastprop/_engine.pyx":361
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "             # <<<<<<<<<<<<<<
@@ -11204,7 +11700,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_20 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[3]);
       #endif
       __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_15, 4, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 313, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 361, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -11214,14 +11710,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_21 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 313, __pyx_L1_error)
+        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 361, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_21);
       }
       __Pyx_Raise(__pyx_t_21, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
-      __PYX_ERR(0, 313, __pyx_L1_error)
+      __PYX_ERR(0, 361, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":312
+      /* "fastprop/_engine.pyx":360
  *             if not (np.isfinite(slope) and slope >= 0):
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):             # <<<<<<<<<<<<<<
@@ -11230,20 +11726,20 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":315
+    /* "fastprop/_engine.pyx":363
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
  *                                  f"the output, got {rate}")
  *             if <double>capacity * max(n_in, n_out) > 2.0 ** 62:             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"capacity: {capacity} rows of {max(n_in, n_out)} values "
  *                                  f"overflow a buffer")
 */
-    __pyx_t_21 = PyFloat_FromDouble(((double)__pyx_v_capacity)); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 315, __pyx_L1_error)
+    __pyx_t_21 = PyFloat_FromDouble(((double)__pyx_v_capacity)); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 363, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_21);
     __Pyx_INCREF(__pyx_v_n_out);
     __pyx_t_7 = __pyx_v_n_out;
     __Pyx_INCREF(__pyx_v_n_in);
     __pyx_t_10 = __pyx_v_n_in;
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_7, __pyx_t_10, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 315, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_7, __pyx_t_10, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 363, __pyx_L1_error)
     if (__pyx_t_8) {
       __Pyx_INCREF(__pyx_t_7);
       __pyx_t_6 = __pyx_t_7;
@@ -11254,19 +11750,19 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = __Pyx_PyNumber_Multiply_float_object(__pyx_t_21, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 315, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyNumber_Multiply_float_object(__pyx_t_21, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 363, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = PyFloat_FromDouble(pow(2.0, 62.0)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 315, __pyx_L1_error)
+    __pyx_t_6 = PyFloat_FromDouble(pow(2.0, 62.0)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 363, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_float(__pyx_t_7, __pyx_t_6, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 315, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_float(__pyx_t_7, __pyx_t_6, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 363, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "fastprop/_engine.pyx":316
+      /* "fastprop/_engine.pyx":364
  *                                  f"the output, got {rate}")
  *             if <double>capacity * max(n_in, n_out) > 2.0 ** 62:
  *                 raise ValueError(f"capacity: {capacity} rows of {max(n_in, n_out)} values "             # <<<<<<<<<<<<<<
@@ -11274,13 +11770,13 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *             self.net.layer[l].n_in = n_in
 */
       __pyx_t_7 = NULL;
-      __pyx_t_21 = __Pyx_PyUnicode_From_int(__pyx_v_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 316, __pyx_L1_error)
+      __pyx_t_21 = __Pyx_PyUnicode_From_int(__pyx_v_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 364, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_21);
       __Pyx_INCREF(__pyx_v_n_out);
       __pyx_t_10 = __pyx_v_n_out;
       __Pyx_INCREF(__pyx_v_n_in);
       __pyx_t_1 = __pyx_v_n_in;
-      __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_10, __pyx_t_1, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 316, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_10, __pyx_t_1, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 364, __pyx_L1_error)
       if (__pyx_t_8) {
         __Pyx_INCREF(__pyx_t_10);
         __pyx_t_12 = __pyx_t_10;
@@ -11291,7 +11787,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_t_12, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 316, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_t_12, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 364, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       __pyx_t_24[0] = __pyx_mstate_global->__pyx_kp_u_capacity_2;
@@ -11308,7 +11804,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_20 |= __Pyx_PyUnicode_KIND_04(__pyx_t_24[3]);
       #endif
       __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_24, 5, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 316, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 364, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
@@ -11318,14 +11814,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 316, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 364, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_Raise(__pyx_t_6, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 316, __pyx_L1_error)
+      __PYX_ERR(0, 364, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":315
+      /* "fastprop/_engine.pyx":363
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
  *                                  f"the output, got {rate}")
  *             if <double>capacity * max(n_in, n_out) > 2.0 ** 62:             # <<<<<<<<<<<<<<
@@ -11334,57 +11830,57 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":318
+    /* "fastprop/_engine.pyx":366
  *                 raise ValueError(f"capacity: {capacity} rows of {max(n_in, n_out)} values "
  *                                  f"overflow a buffer")
  *             self.net.layer[l].n_in = n_in             # <<<<<<<<<<<<<<
  *             self.net.layer[l].n_out = n_out
  *             self.net.layer[l].activation = activation
 */
-    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_n_in); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 318, __pyx_L1_error)
+    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_n_in); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 366, __pyx_L1_error)
     (__pyx_v_self->net.layer[__pyx_v_l]).n_in = __pyx_t_20;
 
-    /* "fastprop/_engine.pyx":319
+    /* "fastprop/_engine.pyx":367
  *                                  f"overflow a buffer")
  *             self.net.layer[l].n_in = n_in
  *             self.net.layer[l].n_out = n_out             # <<<<<<<<<<<<<<
  *             self.net.layer[l].activation = activation
  *             self.net.layer[l].negative_slope = slope
 */
-    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_n_out); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 319, __pyx_L1_error)
+    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_n_out); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 367, __pyx_L1_error)
     (__pyx_v_self->net.layer[__pyx_v_l]).n_out = __pyx_t_20;
 
-    /* "fastprop/_engine.pyx":320
+    /* "fastprop/_engine.pyx":368
  *             self.net.layer[l].n_in = n_in
  *             self.net.layer[l].n_out = n_out
  *             self.net.layer[l].activation = activation             # <<<<<<<<<<<<<<
  *             self.net.layer[l].negative_slope = slope
  *             self.net.layer[l].dropout_rate = rate
 */
-    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_activation); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 320, __pyx_L1_error)
+    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_activation); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 368, __pyx_L1_error)
     (__pyx_v_self->net.layer[__pyx_v_l]).activation = __pyx_t_20;
 
-    /* "fastprop/_engine.pyx":321
+    /* "fastprop/_engine.pyx":369
  *             self.net.layer[l].n_out = n_out
  *             self.net.layer[l].activation = activation
  *             self.net.layer[l].negative_slope = slope             # <<<<<<<<<<<<<<
  *             self.net.layer[l].dropout_rate = rate
  *             self.net.layer[l].w_offset = offset
 */
-    __pyx_t_26 = __Pyx_PyFloat_AsDouble(__pyx_v_slope); if (unlikely((__pyx_t_26 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 321, __pyx_L1_error)
+    __pyx_t_26 = __Pyx_PyFloat_AsDouble(__pyx_v_slope); if (unlikely((__pyx_t_26 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 369, __pyx_L1_error)
     (__pyx_v_self->net.layer[__pyx_v_l]).negative_slope = __pyx_t_26;
 
-    /* "fastprop/_engine.pyx":322
+    /* "fastprop/_engine.pyx":370
  *             self.net.layer[l].activation = activation
  *             self.net.layer[l].negative_slope = slope
  *             self.net.layer[l].dropout_rate = rate             # <<<<<<<<<<<<<<
  *             self.net.layer[l].w_offset = offset
  *             offset += <Py_ssize_t>n_in * n_out + n_out
 */
-    __pyx_t_26 = __Pyx_PyFloat_AsDouble(__pyx_v_rate); if (unlikely((__pyx_t_26 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 322, __pyx_L1_error)
+    __pyx_t_26 = __Pyx_PyFloat_AsDouble(__pyx_v_rate); if (unlikely((__pyx_t_26 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 370, __pyx_L1_error)
     (__pyx_v_self->net.layer[__pyx_v_l]).dropout_rate = __pyx_t_26;
 
-    /* "fastprop/_engine.pyx":323
+    /* "fastprop/_engine.pyx":371
  *             self.net.layer[l].negative_slope = slope
  *             self.net.layer[l].dropout_rate = rate
  *             self.net.layer[l].w_offset = offset             # <<<<<<<<<<<<<<
@@ -11393,34 +11889,34 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     (__pyx_v_self->net.layer[__pyx_v_l]).w_offset = __pyx_v_offset;
 
-    /* "fastprop/_engine.pyx":324
+    /* "fastprop/_engine.pyx":372
  *             self.net.layer[l].dropout_rate = rate
  *             self.net.layer[l].w_offset = offset
  *             offset += <Py_ssize_t>n_in * n_out + n_out             # <<<<<<<<<<<<<<
  *             widest = max(widest, n_out)
  *             self.net.A[l] = self._buffer((capacity, n_out))
 */
-    __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_offset); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 324, __pyx_L1_error)
+    __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_offset); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 372, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_19 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n_in); if (unlikely((__pyx_t_19 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 324, __pyx_L1_error)
-    __pyx_t_12 = PyLong_FromSsize_t(((Py_ssize_t)__pyx_t_19)); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 324, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n_in); if (unlikely((__pyx_t_19 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 372, __pyx_L1_error)
+    __pyx_t_12 = PyLong_FromSsize_t(((Py_ssize_t)__pyx_t_19)); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 372, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
 
-    __pyx_t_7 = __Pyx_PyNumber_Multiply_int_object(__pyx_t_12, __pyx_v_n_out); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 324, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyNumber_Multiply_int_object(__pyx_t_12, __pyx_v_n_out); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 372, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __pyx_t_12 = __Pyx_PyNumber_Add_object_object(__pyx_t_7, __pyx_v_n_out); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 324, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyNumber_Add_object_object(__pyx_t_7, __pyx_v_n_out); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 372, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = __Pyx_PyNumber_InPlaceAdd_int_object(__pyx_t_6, __pyx_t_12); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 324, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyNumber_InPlaceAdd_int_object(__pyx_t_6, __pyx_t_12); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 372, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __pyx_t_19 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_19 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 324, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_19 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 372, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_offset = __pyx_t_19;
 
-    /* "fastprop/_engine.pyx":325
+    /* "fastprop/_engine.pyx":373
  *             self.net.layer[l].w_offset = offset
  *             offset += <Py_ssize_t>n_in * n_out + n_out
  *             widest = max(widest, n_out)             # <<<<<<<<<<<<<<
@@ -11431,125 +11927,125 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_7 = __pyx_v_n_out;
 
     __pyx_t_20 = __pyx_v_widest;
-    __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_t_20); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 325, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_t_20); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 373, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_t_7, __pyx_t_6, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 325, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_t_7, __pyx_t_6, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 373, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_8) {
       __Pyx_INCREF(__pyx_t_7);
       __pyx_t_12 = __pyx_t_7;
     } else {
-      __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_t_20); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 325, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_t_20); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 373, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_12 = __pyx_t_6;
       __pyx_t_6 = 0;
     }
 
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_t_12); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 325, __pyx_L1_error)
+    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_t_12); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_v_widest = __pyx_t_20;
 
-    /* "fastprop/_engine.pyx":326
+    /* "fastprop/_engine.pyx":374
  *             offset += <Py_ssize_t>n_in * n_out + n_out
  *             widest = max(widest, n_out)
  *             self.net.A[l] = self._buffer((capacity, n_out))             # <<<<<<<<<<<<<<
  *             self.net.dZ[l] = self._buffer((capacity, n_out))
  *             if rate > 0:
 */
-    __pyx_t_12 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 326, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 374, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 326, __pyx_L1_error)
+    __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 374, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_GIVEREF(__pyx_t_12);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_12) != (0)) __PYX_ERR(0, 326, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_12) != (0)) __PYX_ERR(0, 374, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_n_out);
     __Pyx_GIVEREF(__pyx_v_n_out);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 326, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 374, __pyx_L1_error);
     __pyx_t_12 = 0;
-    __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 326, __pyx_L1_error)
+    __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 374, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     (__pyx_v_self->net.A[__pyx_v_l]) = __pyx_t_27;
 
 
-    /* "fastprop/_engine.pyx":327
+    /* "fastprop/_engine.pyx":375
  *             widest = max(widest, n_out)
  *             self.net.A[l] = self._buffer((capacity, n_out))
  *             self.net.dZ[l] = self._buffer((capacity, n_out))             # <<<<<<<<<<<<<<
  *             if rate > 0:
  *                 self.net.mask[l] = self._buffer((capacity, n_out))
 */
-    __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 327, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 375, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 327, __pyx_L1_error)
+    __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 375, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_GIVEREF(__pyx_t_7);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 327, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 375, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_n_out);
     __Pyx_GIVEREF(__pyx_v_n_out);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 327, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 375, __pyx_L1_error);
     __pyx_t_7 = 0;
-    __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_12); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 327, __pyx_L1_error)
+    __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_12); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 375, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     (__pyx_v_self->net.dZ[__pyx_v_l]) = __pyx_t_27;
 
 
-    /* "fastprop/_engine.pyx":328
+    /* "fastprop/_engine.pyx":376
  *             self.net.A[l] = self._buffer((capacity, n_out))
  *             self.net.dZ[l] = self._buffer((capacity, n_out))
  *             if rate > 0:             # <<<<<<<<<<<<<<
  *                 self.net.mask[l] = self._buffer((capacity, n_out))
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
 */
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_0, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 328, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_0, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 376, __pyx_L1_error)
     if (__pyx_t_8) {
 
 
-      /* "fastprop/_engine.pyx":329
+      /* "fastprop/_engine.pyx":377
  *             self.net.dZ[l] = self._buffer((capacity, n_out))
  *             if rate > 0:
  *                 self.net.mask[l] = self._buffer((capacity, n_out))             # <<<<<<<<<<<<<<
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
  *         if offset != params.shape[0]:
 */
-      __pyx_t_12 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 329, __pyx_L1_error)
+      __pyx_t_12 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 377, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
-      __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 329, __pyx_L1_error)
+      __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 377, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_GIVEREF(__pyx_t_12);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_12) != (0)) __PYX_ERR(0, 329, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_12) != (0)) __PYX_ERR(0, 377, __pyx_L1_error);
       __Pyx_INCREF(__pyx_v_n_out);
       __Pyx_GIVEREF(__pyx_v_n_out);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 329, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 377, __pyx_L1_error);
       __pyx_t_12 = 0;
-      __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 329, __pyx_L1_error)
+      __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 377, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       (__pyx_v_self->net.mask[__pyx_v_l]) = __pyx_t_27;
 
 
-      /* "fastprop/_engine.pyx":330
+      /* "fastprop/_engine.pyx":378
  *             if rate > 0:
  *                 self.net.mask[l] = self._buffer((capacity, n_out))
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))             # <<<<<<<<<<<<<<
  *         if offset != params.shape[0]:
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "
 */
-      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 330, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 378, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 330, __pyx_L1_error)
+      __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 378, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_GIVEREF(__pyx_t_7);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 330, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 378, __pyx_L1_error);
       __Pyx_INCREF(__pyx_v_n_out);
       __Pyx_GIVEREF(__pyx_v_n_out);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 330, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 378, __pyx_L1_error);
       __pyx_t_7 = 0;
-      __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_12); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 330, __pyx_L1_error)
+      __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_12); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 378, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       (__pyx_v_self->net.dropped[__pyx_v_l]) = __pyx_t_27;
 
 
-      /* "fastprop/_engine.pyx":328
+      /* "fastprop/_engine.pyx":376
  *             self.net.A[l] = self._buffer((capacity, n_out))
  *             self.net.dZ[l] = self._buffer((capacity, n_out))
  *             if rate > 0:             # <<<<<<<<<<<<<<
@@ -11558,7 +12054,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":299
+    /* "fastprop/_engine.pyx":347
  *         cdef int widest = 1
  *         self._arrays = []
  *         for l, spec in enumerate(layers):             # <<<<<<<<<<<<<<
@@ -11568,27 +12064,27 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   }
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":331
+  /* "fastprop/_engine.pyx":379
  *                 self.net.mask[l] = self._buffer((capacity, n_out))
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
  *         if offset != params.shape[0]:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "
  *                              f"{params.shape[0]}")
 */
-  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_offset); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 331, __pyx_L1_error)
+  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_offset); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 331, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __pyx_t_7 = __Pyx_GetItemInt(__pyx_t_12, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 331, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_GetItemInt(__pyx_t_12, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-  __pyx_t_8 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_4, __pyx_t_7, Py_NE); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 331, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_4, __pyx_t_7, Py_NE); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "fastprop/_engine.pyx":332
+    /* "fastprop/_engine.pyx":380
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
  *         if offset != params.shape[0]:
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "             # <<<<<<<<<<<<<<
@@ -11596,22 +12092,22 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *         self._params, self._grads, self._dropout_state = params, grads, dropout_state
 */
     __pyx_t_4 = NULL;
-    __pyx_t_12 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_offset, 0, ' ', 'd'); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 332, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_offset, 0, ' ', 'd'); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 380, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
 
-    /* "fastprop/_engine.pyx":333
+    /* "fastprop/_engine.pyx":381
  *         if offset != params.shape[0]:
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "
  *                              f"{params.shape[0]}")             # <<<<<<<<<<<<<<
  *         self._params, self._grads, self._dropout_state = params, grads, dropout_state
  *         self.net.params = _data(params)
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 333, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 381, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 333, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 381, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 333, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 381, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_params_expected;
@@ -11619,7 +12115,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_15[2] = __pyx_mstate_global->__pyx_kp_u_parameters_for_these_layers_got;
     __pyx_t_15[3] = __pyx_t_6;
 
-    /* "fastprop/_engine.pyx":332
+    /* "fastprop/_engine.pyx":380
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
  *         if offset != params.shape[0]:
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "             # <<<<<<<<<<<<<<
@@ -11635,7 +12131,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_14 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[3]);
     #endif
     __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_15, 4, __pyx_t_2, __pyx_t_14);
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 332, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 380, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -11645,14 +12141,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 332, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 380, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __Pyx_Raise(__pyx_t_7, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 332, __pyx_L1_error)
+    __PYX_ERR(0, 380, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":331
+    /* "fastprop/_engine.pyx":379
  *                 self.net.mask[l] = self._buffer((capacity, n_out))
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
  *         if offset != params.shape[0]:             # <<<<<<<<<<<<<<
@@ -11661,7 +12157,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":334
+  /* "fastprop/_engine.pyx":382
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "
  *                              f"{params.shape[0]}")
  *         self._params, self._grads, self._dropout_state = params, grads, dropout_state             # <<<<<<<<<<<<<<
@@ -11687,29 +12183,29 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   __Pyx_DECREF_SET(__pyx_v_self->_dropout_state, __pyx_t_4);
   __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":335
+  /* "fastprop/_engine.pyx":383
  *                              f"{params.shape[0]}")
  *         self._params, self._grads, self._dropout_state = params, grads, dropout_state
  *         self.net.params = _data(params)             # <<<<<<<<<<<<<<
  *         self.net.grads = _data(grads)
  *         self.net.n_params = offset
 */
-  if (!(likely(((__pyx_v_params) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_params, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 335, __pyx_L1_error)
-  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_params)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 335, __pyx_L1_error)
+  if (!(likely(((__pyx_v_params) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_params, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 383, __pyx_L1_error)
+  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_params)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 383, __pyx_L1_error)
   __pyx_v_self->net.params = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":336
+  /* "fastprop/_engine.pyx":384
  *         self._params, self._grads, self._dropout_state = params, grads, dropout_state
  *         self.net.params = _data(params)
  *         self.net.grads = _data(grads)             # <<<<<<<<<<<<<<
  *         self.net.n_params = offset
  *         self.net.dropout = <uint64_t *>_data(dropout_state)
 */
-  if (!(likely(((__pyx_v_grads) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_grads, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 336, __pyx_L1_error)
-  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_grads)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 336, __pyx_L1_error)
+  if (!(likely(((__pyx_v_grads) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_grads, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 384, __pyx_L1_error)
+  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_grads)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 384, __pyx_L1_error)
   __pyx_v_self->net.grads = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":337
+  /* "fastprop/_engine.pyx":385
  *         self.net.params = _data(params)
  *         self.net.grads = _data(grads)
  *         self.net.n_params = offset             # <<<<<<<<<<<<<<
@@ -11718,19 +12214,19 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.n_params = __pyx_v_offset;
 
-  /* "fastprop/_engine.pyx":338
+  /* "fastprop/_engine.pyx":386
  *         self.net.grads = _data(grads)
  *         self.net.n_params = offset
  *         self.net.dropout = <uint64_t *>_data(dropout_state)             # <<<<<<<<<<<<<<
  *         cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out
  *         self.net.logits = self._buffer((capacity, n_out_last))
 */
-  if (!(likely(((__pyx_v_dropout_state) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 338, __pyx_L1_error)
-  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_dropout_state)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 338, __pyx_L1_error)
+  if (!(likely(((__pyx_v_dropout_state) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 386, __pyx_L1_error)
+  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_dropout_state)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 386, __pyx_L1_error)
   __pyx_v_self->net.dropout = ((uint64_t *)__pyx_t_27);
 
 
-  /* "fastprop/_engine.pyx":339
+  /* "fastprop/_engine.pyx":387
  *         self.net.n_params = offset
  *         self.net.dropout = <uint64_t *>_data(dropout_state)
  *         cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out             # <<<<<<<<<<<<<<
@@ -11744,94 +12240,94 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
   __pyx_v_n_out_last = __pyx_t_14;
 
-  /* "fastprop/_engine.pyx":340
+  /* "fastprop/_engine.pyx":388
  *         self.net.dropout = <uint64_t *>_data(dropout_state)
  *         cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out
  *         self.net.logits = self._buffer((capacity, n_out_last))             # <<<<<<<<<<<<<<
  *         self.net.bias_grad = self._buffer((widest,))
  *         self.net.X_rows = self._buffer((capacity, n_in0))
 */
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 340, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 388, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_n_out_last); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 340, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_n_out_last); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 388, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 340, __pyx_L1_error)
+  __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 388, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_GIVEREF(__pyx_t_4);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_4) != (0)) __PYX_ERR(0, 340, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_4) != (0)) __PYX_ERR(0, 388, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_t_10) != (0)) __PYX_ERR(0, 340, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_t_10) != (0)) __PYX_ERR(0, 388, __pyx_L1_error);
   __pyx_t_4 = 0;
   __pyx_t_10 = 0;
-  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 340, __pyx_L1_error)
+  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 388, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_v_self->net.logits = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":341
+  /* "fastprop/_engine.pyx":389
  *         cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out
  *         self.net.logits = self._buffer((capacity, n_out_last))
  *         self.net.bias_grad = self._buffer((widest,))             # <<<<<<<<<<<<<<
  *         self.net.X_rows = self._buffer((capacity, n_in0))
  *         self.net.Y_rows = self._buffer((capacity, n_out_last))
 */
-  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_widest); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 341, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_widest); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 389, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_10 = PyTuple_New(1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 341, __pyx_L1_error)
+  __pyx_t_10 = PyTuple_New(1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 389, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_GIVEREF(__pyx_t_7);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 341, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 389, __pyx_L1_error);
   __pyx_t_7 = 0;
-  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_10); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 341, __pyx_L1_error)
+  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_10); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 389, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   __pyx_v_self->net.bias_grad = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":342
+  /* "fastprop/_engine.pyx":390
  *         self.net.logits = self._buffer((capacity, n_out_last))
  *         self.net.bias_grad = self._buffer((widest,))
  *         self.net.X_rows = self._buffer((capacity, n_in0))             # <<<<<<<<<<<<<<
  *         self.net.Y_rows = self._buffer((capacity, n_out_last))
  *         labels = np.zeros(capacity, np.int64)
 */
-  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 342, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 390, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_n_in0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 342, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_n_in0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 390, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 342, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 390, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_10) != (0)) __PYX_ERR(0, 342, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_10) != (0)) __PYX_ERR(0, 390, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_7);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 342, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 390, __pyx_L1_error);
   __pyx_t_10 = 0;
   __pyx_t_7 = 0;
-  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_4); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 342, __pyx_L1_error)
+  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_4); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 390, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_v_self->net.X_rows = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":343
+  /* "fastprop/_engine.pyx":391
  *         self.net.bias_grad = self._buffer((widest,))
  *         self.net.X_rows = self._buffer((capacity, n_in0))
  *         self.net.Y_rows = self._buffer((capacity, n_out_last))             # <<<<<<<<<<<<<<
  *         labels = np.zeros(capacity, np.int64)
  *         self._arrays.append(labels)
 */
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 343, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 391, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_n_out_last); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 343, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_n_out_last); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 391, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 343, __pyx_L1_error)
+  __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 391, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_GIVEREF(__pyx_t_4);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_4) != (0)) __PYX_ERR(0, 343, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_4) != (0)) __PYX_ERR(0, 391, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_7);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 343, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 391, __pyx_L1_error);
   __pyx_t_4 = 0;
   __pyx_t_7 = 0;
-  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_10); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 343, __pyx_L1_error)
+  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_10); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 391, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   __pyx_v_self->net.Y_rows = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":344
+  /* "fastprop/_engine.pyx":392
  *         self.net.X_rows = self._buffer((capacity, n_in0))
  *         self.net.Y_rows = self._buffer((capacity, n_out_last))
  *         labels = np.zeros(capacity, np.int64)             # <<<<<<<<<<<<<<
@@ -11839,16 +12335,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *         self.net.label_rows = <int64_t *>_data(labels)
 */
   __pyx_t_7 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 344, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 344, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 344, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 344, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __pyx_t_21 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 344, __pyx_L1_error)
+  __pyx_t_21 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_21);
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   __pyx_t_5 = 1;
@@ -11870,13 +12366,13 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 344, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 392, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __pyx_v_labels = __pyx_t_10;
   __pyx_t_10 = 0;
 
-  /* "fastprop/_engine.pyx":345
+  /* "fastprop/_engine.pyx":393
  *         self.net.Y_rows = self._buffer((capacity, n_out_last))
  *         labels = np.zeros(capacity, np.int64)
  *         self._arrays.append(labels)             # <<<<<<<<<<<<<<
@@ -11885,64 +12381,64 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   if (unlikely(__pyx_v_self->_arrays == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-    __PYX_ERR(0, 345, __pyx_L1_error)
+    __PYX_ERR(0, 393, __pyx_L1_error)
   }
-  __pyx_t_28 = __Pyx_PyList_Append(__pyx_v_self->_arrays, __pyx_v_labels); if (unlikely(__pyx_t_28 == ((int)-1))) __PYX_ERR(0, 345, __pyx_L1_error)
+  __pyx_t_28 = __Pyx_PyList_Append(__pyx_v_self->_arrays, __pyx_v_labels); if (unlikely(__pyx_t_28 == ((int)-1))) __PYX_ERR(0, 393, __pyx_L1_error)
 
 
-  /* "fastprop/_engine.pyx":346
+  /* "fastprop/_engine.pyx":394
  *         labels = np.zeros(capacity, np.int64)
  *         self._arrays.append(labels)
  *         self.net.label_rows = <int64_t *>_data(labels)             # <<<<<<<<<<<<<<
  *         self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *         self.net.update = NO_UPDATE
 */
-  if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 346, __pyx_L1_error)
-  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 346, __pyx_L1_error)
+  if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 394, __pyx_L1_error)
+  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 394, __pyx_L1_error)
   __pyx_v_self->net.label_rows = ((int64_t *)__pyx_t_27);
 
 
-  /* "fastprop/_engine.pyx":347
+  /* "fastprop/_engine.pyx":395
  *         self._arrays.append(labels)
  *         self.net.label_rows = <int64_t *>_data(labels)
  *         self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL             # <<<<<<<<<<<<<<
  *         self.net.update = NO_UPDATE
- *         self.net.s1 = self.net.s2 = NULL
+ *         self.net.state0 = self.net.state1 = NULL
 */
   __pyx_v_self->net.trace_u = NULL;
   __pyx_v_self->net.trace_da = NULL;
   __pyx_v_self->net.trace_fprime = NULL;
 
-  /* "fastprop/_engine.pyx":348
+  /* "fastprop/_engine.pyx":396
  *         self.net.label_rows = <int64_t *>_data(labels)
  *         self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *         self.net.update = NO_UPDATE             # <<<<<<<<<<<<<<
- *         self.net.s1 = self.net.s2 = NULL
+ *         self.net.state0 = self.net.state1 = NULL
  *         self.net.opt_steps = NULL
 */
   __pyx_v_self->net.update = __pyx_e_8fastprop_7_engine_NO_UPDATE;
 
-  /* "fastprop/_engine.pyx":349
+  /* "fastprop/_engine.pyx":397
  *         self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *         self.net.update = NO_UPDATE
- *         self.net.s1 = self.net.s2 = NULL             # <<<<<<<<<<<<<<
+ *         self.net.state0 = self.net.state1 = NULL             # <<<<<<<<<<<<<<
  *         self.net.opt_steps = NULL
  *         self._busy = False
 */
-  __pyx_v_self->net.s1 = NULL;
-  __pyx_v_self->net.s2 = NULL;
+  __pyx_v_self->net.state0 = NULL;
+  __pyx_v_self->net.state1 = NULL;
 
-  /* "fastprop/_engine.pyx":350
+  /* "fastprop/_engine.pyx":398
  *         self.net.update = NO_UPDATE
- *         self.net.s1 = self.net.s2 = NULL
+ *         self.net.state0 = self.net.state1 = NULL
  *         self.net.opt_steps = NULL             # <<<<<<<<<<<<<<
  *         self._busy = False
  * 
 */
   __pyx_v_self->net.opt_steps = NULL;
 
-  /* "fastprop/_engine.pyx":351
- *         self.net.s1 = self.net.s2 = NULL
+  /* "fastprop/_engine.pyx":399
+ *         self.net.state0 = self.net.state1 = NULL
  *         self.net.opt_steps = NULL
  *         self._busy = False             # <<<<<<<<<<<<<<
  * 
@@ -11950,7 +12446,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->_busy = 0;
 
-  /* "fastprop/_engine.pyx":260
+  /* "fastprop/_engine.pyx":308
  *     cdef bint _busy
  * 
  *     def __cinit__(self, layers, params, grads, int capacity, dropout_state):             # <<<<<<<<<<<<<<
@@ -11994,7 +12490,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":353
+/* "fastprop/_engine.pyx":401
  *         self._busy = False
  * 
  *     cdef void *_buffer(self, shape) except NULL:             # <<<<<<<<<<<<<<
@@ -12018,7 +12514,7 @@ static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastpr
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_buffer", 0);
 
-  /* "fastprop/_engine.pyx":354
+  /* "fastprop/_engine.pyx":402
  * 
  *     cdef void *_buffer(self, shape) except NULL:
  *         arr = np.zeros(shape, self.dtype)             # <<<<<<<<<<<<<<
@@ -12026,9 +12522,9 @@ static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastpr
  *         return _data(arr)
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 354, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 402, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 354, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 402, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5 = 1;
@@ -12048,13 +12544,13 @@ static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastpr
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 354, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 402, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_arr = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":355
+  /* "fastprop/_engine.pyx":403
  *     cdef void *_buffer(self, shape) except NULL:
  *         arr = np.zeros(shape, self.dtype)
  *         self._arrays.append(arr)             # <<<<<<<<<<<<<<
@@ -12063,26 +12559,26 @@ static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastpr
 */
   if (unlikely(__pyx_v_self->_arrays == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-    __PYX_ERR(0, 355, __pyx_L1_error)
+    __PYX_ERR(0, 403, __pyx_L1_error)
   }
-  __pyx_t_6 = __Pyx_PyList_Append(__pyx_v_self->_arrays, __pyx_v_arr); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 355, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyList_Append(__pyx_v_self->_arrays, __pyx_v_arr); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 403, __pyx_L1_error)
 
 
-  /* "fastprop/_engine.pyx":356
+  /* "fastprop/_engine.pyx":404
  *         arr = np.zeros(shape, self.dtype)
  *         self._arrays.append(arr)
  *         return _data(arr)             # <<<<<<<<<<<<<<
  * 
  *     def __dealloc__(self):
 */
-  if (!(likely(((__pyx_v_arr) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_arr, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 356, __pyx_L1_error)
-  __pyx_t_7 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_arr)); if (unlikely(__pyx_t_7 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 356, __pyx_L1_error)
+  if (!(likely(((__pyx_v_arr) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_arr, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 404, __pyx_L1_error)
+  __pyx_t_7 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_arr)); if (unlikely(__pyx_t_7 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 404, __pyx_L1_error)
   {
     __pyx_r = __pyx_t_7;
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":353
+  /* "fastprop/_engine.pyx":401
  *         self._busy = False
  * 
  *     cdef void *_buffer(self, shape) except NULL:             # <<<<<<<<<<<<<<
@@ -12105,7 +12601,7 @@ static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastpr
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":358
+/* "fastprop/_engine.pyx":406
  *         return _data(arr)
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -12128,7 +12624,7 @@ static void __pyx_pw_8fastprop_7_engine_6Engine_3__dealloc__(PyObject *__pyx_v_s
 
 static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self) {
 
-  /* "fastprop/_engine.pyx":359
+  /* "fastprop/_engine.pyx":407
  * 
  *     def __dealloc__(self):
  *         free(self.net.layer)             # <<<<<<<<<<<<<<
@@ -12137,7 +12633,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 */
   free(__pyx_v_self->net.layer);
 
-  /* "fastprop/_engine.pyx":360
+  /* "fastprop/_engine.pyx":408
  *     def __dealloc__(self):
  *         free(self.net.layer)
  *         free(self.net.A)             # <<<<<<<<<<<<<<
@@ -12146,7 +12642,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 */
   free(__pyx_v_self->net.A);
 
-  /* "fastprop/_engine.pyx":361
+  /* "fastprop/_engine.pyx":409
  *         free(self.net.layer)
  *         free(self.net.A)
  *         free(self.net.dZ)             # <<<<<<<<<<<<<<
@@ -12155,7 +12651,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 */
   free(__pyx_v_self->net.dZ);
 
-  /* "fastprop/_engine.pyx":362
+  /* "fastprop/_engine.pyx":410
  *         free(self.net.A)
  *         free(self.net.dZ)
  *         free(self.net.mask)             # <<<<<<<<<<<<<<
@@ -12164,7 +12660,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 */
   free(__pyx_v_self->net.mask);
 
-  /* "fastprop/_engine.pyx":363
+  /* "fastprop/_engine.pyx":411
  *         free(self.net.dZ)
  *         free(self.net.mask)
  *         free(self.net.dropped)             # <<<<<<<<<<<<<<
@@ -12173,7 +12669,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 */
   free(__pyx_v_self->net.dropped);
 
-  /* "fastprop/_engine.pyx":358
+  /* "fastprop/_engine.pyx":406
  *         return _data(arr)
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -12185,7 +12681,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 
 }
 
-/* "fastprop/_engine.pyx":365
+/* "fastprop/_engine.pyx":413
  *         free(self.net.dropped)
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
@@ -12246,7 +12742,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_4__reduce__(CYTHON_UNUSED s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__reduce__", 0);
 
-  /* "fastprop/_engine.pyx":366
+  /* "fastprop/_engine.pyx":414
  * 
  *     def __reduce__(self):
  *         raise TypeError("an Engine is rebuilt from its model, not pickled: pickle the model")             # <<<<<<<<<<<<<<
@@ -12259,14 +12755,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_4__reduce__(CYTHON_UNUSED s
     PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_an_Engine_is_rebuilt_from_its_mo};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 366, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 366, __pyx_L1_error)
+  __PYX_ERR(0, 414, __pyx_L1_error)
 
-  /* "fastprop/_engine.pyx":365
+  /* "fastprop/_engine.pyx":413
  *         free(self.net.dropped)
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
@@ -12285,7 +12781,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_4__reduce__(CYTHON_UNUSED s
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":371
+/* "fastprop/_engine.pyx":419
  *     # What the engine is handed: checked before any pass reads it.
  * 
  *     def bind_optimizer(self, dict hyper, list state, steps):             # <<<<<<<<<<<<<<
@@ -12335,38 +12831,38 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_hyper,&__pyx_mstate_global->__pyx_n_u_state,&__pyx_mstate_global->__pyx_n_u_steps,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 419, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "bind_optimizer", 0) < (0)) __PYX_ERR(0, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "bind_optimizer", 0) < (0)) __PYX_ERR(0, 419, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("bind_optimizer", 1, 3, 3, i); __PYX_ERR(0, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("bind_optimizer", 1, 3, 3, i); __PYX_ERR(0, 419, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
     }
     __pyx_v_hyper = ((PyObject*)values[0]);
     __pyx_v_state = ((PyObject*)values[1]);
@@ -12374,7 +12870,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("bind_optimizer", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("bind_optimizer", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 419, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -12385,8 +12881,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_hyper), (&PyDict_Type), 1, "hyper", 1))) __PYX_ERR(0, 371, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_state), (&PyList_Type), 1, "state", 1))) __PYX_ERR(0, 371, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_hyper), (&PyDict_Type), 1, "hyper", 1))) __PYX_ERR(0, 419, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_state), (&PyList_Type), 1, "state", 1))) __PYX_ERR(0, 419, __pyx_L1_error)
   __pyx_r = __pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(((struct __pyx_obj_8fastprop_7_engine_Engine *)__pyx_v_self), __pyx_v_hyper, __pyx_v_state, __pyx_v_steps);
 
   /* function exit code */
@@ -12438,17 +12934,17 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bind_optimizer", 0);
 
-  /* "fastprop/_engine.pyx":375
+  /* "fastprop/_engine.pyx":423
  *         buffers (as many as its kind reads, each shaped like params) and its step count (a
  *         writable int64 array of one element, which the engine advances in place)."""
  *         cdef fp_optimizer opt = make_optimizer(hyper)             # <<<<<<<<<<<<<<
  *         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:
  *             raise ValueError(f"optimizer: unknown kind {opt.kind}")
 */
-  __pyx_t_1 = __pyx_f_8fastprop_8_kernels_make_optimizer(__pyx_v_hyper); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 375, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_8fastprop_8_kernels_make_optimizer(__pyx_v_hyper); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 423, __pyx_L1_error)
   __pyx_v_opt = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":376
+  /* "fastprop/_engine.pyx":424
  *         writable int64 array of one element, which the engine advances in place)."""
  *         cdef fp_optimizer opt = make_optimizer(hyper)
  *         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:             # <<<<<<<<<<<<<<
@@ -12465,7 +12961,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastprop/_engine.pyx":377
+    /* "fastprop/_engine.pyx":425
  *         cdef fp_optimizer opt = make_optimizer(hyper)
  *         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:
  *             raise ValueError(f"optimizer: unknown kind {opt.kind}")             # <<<<<<<<<<<<<<
@@ -12473,9 +12969,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
  *         if len(state) != n_state:
 */
     __pyx_t_5 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_opt.kind, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 377, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_opt.kind, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 425, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_optimizer_unknown_kind, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 377, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_optimizer_unknown_kind, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 425, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8 = 1;
@@ -12484,14 +12980,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 377, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 377, __pyx_L1_error)
+    __PYX_ERR(0, 425, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":376
+    /* "fastprop/_engine.pyx":424
  *         writable int64 array of one element, which the engine advances in place)."""
  *         cdef fp_optimizer opt = make_optimizer(hyper)
  *         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:             # <<<<<<<<<<<<<<
@@ -12500,7 +12996,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   }
 
-  /* "fastprop/_engine.pyx":378
+  /* "fastprop/_engine.pyx":426
  *         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:
  *             raise ValueError(f"optimizer: unknown kind {opt.kind}")
  *         cdef int n_state = fp_optimizer_n_state(opt.kind)             # <<<<<<<<<<<<<<
@@ -12509,7 +13005,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   __pyx_v_n_state = fp_optimizer_n_state(__pyx_v_opt.kind);
 
-  /* "fastprop/_engine.pyx":379
+  /* "fastprop/_engine.pyx":427
  *             raise ValueError(f"optimizer: unknown kind {opt.kind}")
  *         cdef int n_state = fp_optimizer_n_state(opt.kind)
  *         if len(state) != n_state:             # <<<<<<<<<<<<<<
@@ -12518,16 +13014,16 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   if (unlikely(__pyx_v_state == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 379, __pyx_L1_error)
+    __PYX_ERR(0, 427, __pyx_L1_error)
   }
-  __pyx_t_9 = __Pyx_PyList_GET_SIZE(__pyx_v_state); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyList_GET_SIZE(__pyx_v_state); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 427, __pyx_L1_error)
   __pyx_t_3 = (__pyx_t_9 != __pyx_v_n_state);
 
 
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastprop/_engine.pyx":380
+    /* "fastprop/_engine.pyx":428
  *         cdef int n_state = fp_optimizer_n_state(opt.kind)
  *         if len(state) != n_state:
  *             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "             # <<<<<<<<<<<<<<
@@ -12535,10 +13031,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
  *         for i, buf in enumerate(state):
 */
     __pyx_t_7 = NULL;
-    __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_n_state, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 380, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_n_state, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 428, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
 
-    /* "fastprop/_engine.pyx":381
+    /* "fastprop/_engine.pyx":429
  *         if len(state) != n_state:
  *             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "
  *                              f"got {len(state)}")             # <<<<<<<<<<<<<<
@@ -12547,10 +13043,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
     if (unlikely(__pyx_v_state == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 381, __pyx_L1_error)
+      __PYX_ERR(0, 429, __pyx_L1_error)
     }
-    __pyx_t_9 = __Pyx_PyList_GET_SIZE(__pyx_v_state); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 381, __pyx_L1_error)
-    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_9, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 381, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyList_GET_SIZE(__pyx_v_state); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 429, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_9, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 429, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
 
     __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_optimizer_state_expected;
@@ -12558,7 +13054,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     __pyx_t_10[2] = __pyx_mstate_global->__pyx_kp_u_buffers_for_this_optimizer_got;
     __pyx_t_10[3] = __pyx_t_6;
 
-    /* "fastprop/_engine.pyx":380
+    /* "fastprop/_engine.pyx":428
  *         cdef int n_state = fp_optimizer_n_state(opt.kind)
  *         if len(state) != n_state:
  *             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "             # <<<<<<<<<<<<<<
@@ -12571,7 +13067,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     #endif
     __pyx_t_11 = 0;
     __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_10, 4, __pyx_t_9, __pyx_t_11);
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 380, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 428, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -12581,14 +13077,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 380, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 428, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 380, __pyx_L1_error)
+    __PYX_ERR(0, 428, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":379
+    /* "fastprop/_engine.pyx":427
  *             raise ValueError(f"optimizer: unknown kind {opt.kind}")
  *         cdef int n_state = fp_optimizer_n_state(opt.kind)
  *         if len(state) != n_state:             # <<<<<<<<<<<<<<
@@ -12597,7 +13093,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   }
 
-  /* "fastprop/_engine.pyx":382
+  /* "fastprop/_engine.pyx":430
  *             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "
  *                              f"got {len(state)}")
  *         for i, buf in enumerate(state):             # <<<<<<<<<<<<<<
@@ -12612,32 +13108,32 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_4);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 382, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 430, __pyx_L1_error)
       #endif
       if (__pyx_t_13 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_4, __pyx_t_13, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_13;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 382, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 430, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_buf, __pyx_t_12);
     __pyx_t_12 = 0;
     __pyx_v_i = __pyx_t_9;
     __pyx_t_9 = (__pyx_t_9 + 1);
 
-    /* "fastprop/_engine.pyx":383
+    /* "fastprop/_engine.pyx":431
  *                              f"got {len(state)}")
  *         for i, buf in enumerate(state):
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and             # <<<<<<<<<<<<<<
  *                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 383, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 431, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 383, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 431, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __pyx_t_2 = PyObject_IsInstance(__pyx_v_buf, __pyx_t_7); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 383, __pyx_L1_error)
+    __pyx_t_2 = PyObject_IsInstance(__pyx_v_buf, __pyx_t_7); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 431, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_2) {
 
@@ -12647,11 +13143,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
       goto __pyx_L8_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 383, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 431, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 383, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 431, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_12, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 383, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_12, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 431, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     if (__pyx_t_2) {
@@ -12663,16 +13159,16 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       goto __pyx_L8_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":384
+    /* "fastprop/_engine.pyx":432
  *         for i, buf in enumerate(state):
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and
  *                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
  *                                  f"{self.dtype} array of shape {self._params.shape}")
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 384, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 384, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     if (__pyx_t_2) {
 
@@ -12682,12 +13178,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
       goto __pyx_L8_bool_binop_done;
     }
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 384, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 384, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 384, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_2) {
 
@@ -12697,19 +13193,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
       goto __pyx_L8_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 384, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 384, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 384, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
 
     __pyx_t_3 = __pyx_t_2;
 
     __pyx_L8_bool_binop_done:;
 
-    /* "fastprop/_engine.pyx":383
+    /* "fastprop/_engine.pyx":431
  *                              f"got {len(state)}")
  *         for i, buf in enumerate(state):
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and             # <<<<<<<<<<<<<<
@@ -12722,7 +13218,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastprop/_engine.pyx":385
+      /* "fastprop/_engine.pyx":433
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and
  *                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "             # <<<<<<<<<<<<<<
@@ -12730,21 +13226,21 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
 */
       __pyx_t_7 = NULL;
-      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 385, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 433, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
 
-      /* "fastprop/_engine.pyx":386
+      /* "fastprop/_engine.pyx":434
  *                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
  *                                  f"{self.dtype} array of shape {self._params.shape}")             # <<<<<<<<<<<<<<
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
 */
-      __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 386, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 386, __pyx_L1_error)
+      __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
-      __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_14, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 386, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_14, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_optimizer_state;
@@ -12754,7 +13250,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_16[4] = __pyx_mstate_global->__pyx_kp_u_array_of_shape;
       __pyx_t_16[5] = __pyx_t_15;
 
-      /* "fastprop/_engine.pyx":385
+      /* "fastprop/_engine.pyx":433
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and
  *                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "             # <<<<<<<<<<<<<<
@@ -12770,7 +13266,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[5]);
       #endif
       __pyx_t_14 = __Pyx_PyUnicode_Join(__pyx_t_16, 6, __pyx_t_17, __pyx_t_11);
-      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 385, __pyx_L1_error)
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 433, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -12781,14 +13277,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
         __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 385, __pyx_L1_error)
+        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 433, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_12);
       }
       __Pyx_Raise(__pyx_t_12, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      __PYX_ERR(0, 385, __pyx_L1_error)
+      __PYX_ERR(0, 433, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":383
+      /* "fastprop/_engine.pyx":431
  *                              f"got {len(state)}")
  *         for i, buf in enumerate(state):
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and             # <<<<<<<<<<<<<<
@@ -12797,7 +13293,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
     }
 
-    /* "fastprop/_engine.pyx":387
+    /* "fastprop/_engine.pyx":435
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
  *                                  f"{self.dtype} array of shape {self._params.shape}")
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):             # <<<<<<<<<<<<<<
@@ -12805,9 +13301,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
 */
     __pyx_t_14 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 387, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 435, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 387, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 435, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_8 = 1;
@@ -12827,10 +13323,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_15, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 387, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 435, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
     }
-    __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 387, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 435, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     if (!__pyx_t_3) {
 
@@ -12841,9 +13337,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       goto __pyx_L14_bool_binop_done;
     }
     __pyx_t_15 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 387, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 435, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_14);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 387, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 435, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
     __pyx_t_8 = 1;
@@ -12863,10 +13359,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_15); __pyx_t_15 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 387, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 435, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
     }
-    __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 387, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 435, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
 
     __pyx_t_2 = __pyx_t_3;
@@ -12875,7 +13371,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastprop/_engine.pyx":388
+      /* "fastprop/_engine.pyx":436
  *                                  f"{self.dtype} array of shape {self._params.shape}")
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")             # <<<<<<<<<<<<<<
@@ -12883,7 +13379,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
  *                 steps.shape == (1,) and steps.flags.writeable):
 */
       __pyx_t_7 = NULL;
-      __pyx_t_15 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 388, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 436, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __pyx_t_18[0] = __pyx_mstate_global->__pyx_kp_u_optimizer_state;
       __pyx_t_18[1] = __pyx_t_15;
@@ -12894,7 +13390,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       #endif
       __pyx_t_11 = 0;
       __pyx_t_14 = __Pyx_PyUnicode_Join(__pyx_t_18, 3, __pyx_t_17, __pyx_t_11);
-      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 388, __pyx_L1_error)
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 436, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       __pyx_t_8 = 1;
@@ -12903,14 +13399,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
         __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 388, __pyx_L1_error)
+        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 436, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_12);
       }
       __Pyx_Raise(__pyx_t_12, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      __PYX_ERR(0, 388, __pyx_L1_error)
+      __PYX_ERR(0, 436, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":387
+      /* "fastprop/_engine.pyx":435
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
  *                                  f"{self.dtype} array of shape {self._params.shape}")
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):             # <<<<<<<<<<<<<<
@@ -12919,7 +13415,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
     }
 
-    /* "fastprop/_engine.pyx":382
+    /* "fastprop/_engine.pyx":430
  *             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "
  *                              f"got {len(state)}")
  *         for i, buf in enumerate(state):             # <<<<<<<<<<<<<<
@@ -12929,19 +13425,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   }
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":389
+  /* "fastprop/_engine.pyx":437
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and             # <<<<<<<<<<<<<<
  *                 steps.shape == (1,) and steps.flags.writeable):
  *             raise ValueError("optimizer steps: expected a writable int64 array of one element")
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 389, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 437, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 389, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 437, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = PyObject_IsInstance(__pyx_v_steps, __pyx_t_12); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 389, __pyx_L1_error)
+  __pyx_t_3 = PyObject_IsInstance(__pyx_v_steps, __pyx_t_12); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 437, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   if (__pyx_t_3) {
 
@@ -12951,14 +13447,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 389, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 437, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 389, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 437, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 389, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 437, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_14);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_t_14, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 389, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_t_14, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 437, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
   if (__pyx_t_3) {
@@ -12970,16 +13466,16 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":390
+  /* "fastprop/_engine.pyx":438
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
  *                 steps.shape == (1,) and steps.flags.writeable):             # <<<<<<<<<<<<<<
  *             raise ValueError("optimizer steps: expected a writable int64 array of one element")
  *         self.net.opt = opt
 */
-  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_14);
-  __pyx_t_3 = __Pyx_PyObject_RichCompareBool(__pyx_t_14, __pyx_mstate_global->__pyx_tuple[1], Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_RichCompareBool(__pyx_t_14, __pyx_mstate_global->__pyx_tuple[1], Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
   if (__pyx_t_3) {
 
@@ -12989,19 +13485,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_14);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
 
   __pyx_t_2 = __pyx_t_3;
 
   __pyx_L18_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":389
+  /* "fastprop/_engine.pyx":437
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -13014,12 +13510,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastprop/_engine.pyx":391
+    /* "fastprop/_engine.pyx":439
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
  *                 steps.shape == (1,) and steps.flags.writeable):
  *             raise ValueError("optimizer steps: expected a writable int64 array of one element")             # <<<<<<<<<<<<<<
  *         self.net.opt = opt
- *         self.net.s1 = _data(state[0]) if n_state > 0 else NULL
+ *         self.net.state0 = _data(state[0]) if n_state > 0 else NULL
 */
     __pyx_t_14 = NULL;
     __pyx_t_8 = 1;
@@ -13027,14 +13523,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       PyObject *__pyx_callargs[2] = {__pyx_t_14, __pyx_mstate_global->__pyx_kp_u_optimizer_steps_expected_a_writa};
       __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 391, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
     }
     __Pyx_Raise(__pyx_t_12, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __PYX_ERR(0, 391, __pyx_L1_error)
+    __PYX_ERR(0, 439, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":389
+    /* "fastprop/_engine.pyx":437
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -13043,20 +13539,20 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   }
 
-  /* "fastprop/_engine.pyx":392
+  /* "fastprop/_engine.pyx":440
  *                 steps.shape == (1,) and steps.flags.writeable):
  *             raise ValueError("optimizer steps: expected a writable int64 array of one element")
  *         self.net.opt = opt             # <<<<<<<<<<<<<<
- *         self.net.s1 = _data(state[0]) if n_state > 0 else NULL
- *         self.net.s2 = _data(state[1]) if n_state > 1 else NULL
+ *         self.net.state0 = _data(state[0]) if n_state > 0 else NULL
+ *         self.net.state1 = _data(state[1]) if n_state > 1 else NULL
 */
   __pyx_v_self->net.opt = __pyx_v_opt;
 
-  /* "fastprop/_engine.pyx":393
+  /* "fastprop/_engine.pyx":441
  *             raise ValueError("optimizer steps: expected a writable int64 array of one element")
  *         self.net.opt = opt
- *         self.net.s1 = _data(state[0]) if n_state > 0 else NULL             # <<<<<<<<<<<<<<
- *         self.net.s2 = _data(state[1]) if n_state > 1 else NULL
+ *         self.net.state0 = _data(state[0]) if n_state > 0 else NULL             # <<<<<<<<<<<<<<
+ *         self.net.state1 = _data(state[1]) if n_state > 1 else NULL
  *         self.net.opt_steps = <int64_t *>_data(steps)
 */
   __pyx_t_3 = (__pyx_v_n_state > 0);
@@ -13064,12 +13560,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   if (__pyx_t_3) {
     if (unlikely(__pyx_v_state == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 393, __pyx_L1_error)
+      __PYX_ERR(0, 441, __pyx_L1_error)
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM(__pyx_v_state, 0);
     __Pyx_INCREF(__pyx_t_12);
-    if (!(likely(((__pyx_t_12) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_12, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 393, __pyx_L1_error)
-    __pyx_t_20 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_12)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 393, __pyx_L1_error)
+    if (!(likely(((__pyx_t_12) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_12, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 441, __pyx_L1_error)
+    __pyx_t_20 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_12)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 441, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_19 = __pyx_t_20;
   } else {
@@ -13077,12 +13573,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     __pyx_t_19 = NULL;
   }
 
-  __pyx_v_self->net.s1 = __pyx_t_19;
+  __pyx_v_self->net.state0 = __pyx_t_19;
 
-  /* "fastprop/_engine.pyx":394
+  /* "fastprop/_engine.pyx":442
  *         self.net.opt = opt
- *         self.net.s1 = _data(state[0]) if n_state > 0 else NULL
- *         self.net.s2 = _data(state[1]) if n_state > 1 else NULL             # <<<<<<<<<<<<<<
+ *         self.net.state0 = _data(state[0]) if n_state > 0 else NULL
+ *         self.net.state1 = _data(state[1]) if n_state > 1 else NULL             # <<<<<<<<<<<<<<
  *         self.net.opt_steps = <int64_t *>_data(steps)
  *         self._optimizer_state = (state, steps)
 */
@@ -13091,12 +13587,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   if (__pyx_t_3) {
     if (unlikely(__pyx_v_state == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 394, __pyx_L1_error)
+      __PYX_ERR(0, 442, __pyx_L1_error)
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM(__pyx_v_state, 1);
     __Pyx_INCREF(__pyx_t_12);
-    if (!(likely(((__pyx_t_12) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_12, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 394, __pyx_L1_error)
-    __pyx_t_20 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_12)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 394, __pyx_L1_error)
+    if (!(likely(((__pyx_t_12) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_12, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 442, __pyx_L1_error)
+    __pyx_t_20 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_12)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 442, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_19 = __pyx_t_20;
   } else {
@@ -13104,41 +13600,41 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     __pyx_t_19 = NULL;
   }
 
-  __pyx_v_self->net.s2 = __pyx_t_19;
+  __pyx_v_self->net.state1 = __pyx_t_19;
 
-  /* "fastprop/_engine.pyx":395
- *         self.net.s1 = _data(state[0]) if n_state > 0 else NULL
- *         self.net.s2 = _data(state[1]) if n_state > 1 else NULL
+  /* "fastprop/_engine.pyx":443
+ *         self.net.state0 = _data(state[0]) if n_state > 0 else NULL
+ *         self.net.state1 = _data(state[1]) if n_state > 1 else NULL
  *         self.net.opt_steps = <int64_t *>_data(steps)             # <<<<<<<<<<<<<<
  *         self._optimizer_state = (state, steps)
  *         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:
 */
-  if (!(likely(((__pyx_v_steps) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_steps, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 395, __pyx_L1_error)
-  __pyx_t_19 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_steps)); if (unlikely(__pyx_t_19 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 395, __pyx_L1_error)
+  if (!(likely(((__pyx_v_steps) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_steps, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 443, __pyx_L1_error)
+  __pyx_t_19 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_steps)); if (unlikely(__pyx_t_19 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 443, __pyx_L1_error)
   __pyx_v_self->net.opt_steps = ((int64_t *)__pyx_t_19);
 
 
-  /* "fastprop/_engine.pyx":396
- *         self.net.s2 = _data(state[1]) if n_state > 1 else NULL
+  /* "fastprop/_engine.pyx":444
+ *         self.net.state1 = _data(state[1]) if n_state > 1 else NULL
  *         self.net.opt_steps = <int64_t *>_data(steps)
  *         self._optimizer_state = (state, steps)             # <<<<<<<<<<<<<<
  *         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:
  *             self.net.update = UPDATE_IN_GEMM
 */
-  __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 396, __pyx_L1_error)
+  __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 444, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_INCREF(__pyx_v_state);
   __Pyx_GIVEREF(__pyx_v_state);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_v_state) != (0)) __PYX_ERR(0, 396, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_v_state) != (0)) __PYX_ERR(0, 444, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_steps);
   __Pyx_GIVEREF(__pyx_v_steps);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_steps) != (0)) __PYX_ERR(0, 396, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_steps) != (0)) __PYX_ERR(0, 444, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_12);
   __Pyx_GOTREF(__pyx_v_self->_optimizer_state);
   __Pyx_DECREF_SET(__pyx_v_self->_optimizer_state, __pyx_t_12);
   __pyx_t_12 = 0;
 
-  /* "fastprop/_engine.pyx":397
+  /* "fastprop/_engine.pyx":445
  *         self.net.opt_steps = <int64_t *>_data(steps)
  *         self._optimizer_state = (state, steps)
  *         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:             # <<<<<<<<<<<<<<
@@ -13174,7 +13670,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   if (__pyx_t_3) {
 
 
-    /* "fastprop/_engine.pyx":398
+    /* "fastprop/_engine.pyx":446
  *         self._optimizer_state = (state, steps)
  *         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:
  *             self.net.update = UPDATE_IN_GEMM             # <<<<<<<<<<<<<<
@@ -13183,7 +13679,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
     __pyx_v_self->net.update = __pyx_e_8fastprop_7_engine_UPDATE_IN_GEMM;
 
-    /* "fastprop/_engine.pyx":397
+    /* "fastprop/_engine.pyx":445
  *         self.net.opt_steps = <int64_t *>_data(steps)
  *         self._optimizer_state = (state, steps)
  *         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:             # <<<<<<<<<<<<<<
@@ -13193,7 +13689,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     goto __pyx_L22;
   }
 
-  /* "fastprop/_engine.pyx":400
+  /* "fastprop/_engine.pyx":448
  *             self.net.update = UPDATE_IN_GEMM
  *         else:
  *             self.net.update = UPDATE_BY_OPTIMIZER             # <<<<<<<<<<<<<<
@@ -13205,7 +13701,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   }
   __pyx_L22:;
 
-  /* "fastprop/_engine.pyx":371
+  /* "fastprop/_engine.pyx":419
  *     # What the engine is handed: checked before any pass reads it.
  * 
  *     def bind_optimizer(self, dict hyper, list state, steps):             # <<<<<<<<<<<<<<
@@ -13236,7 +13732,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":402
+/* "fastprop/_engine.pyx":450
  *             self.net.update = UPDATE_BY_OPTIMIZER
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -13268,14 +13764,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_15updates_in_gemm___get__(s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "fastprop/_engine.pyx":406
+  /* "fastprop/_engine.pyx":454
  *         """True when the bound optimizer is plain SGD, applied inside the weight-gradient
  *         product: training steps then leave the gradient buffer as it was."""
  *         return self.net.update == UPDATE_IN_GEMM             # <<<<<<<<<<<<<<
  * 
- *     cdef int _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
+ *     cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit) except *:
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((__pyx_v_self->net.update == __pyx_e_8fastprop_7_engine_UPDATE_IN_GEMM)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 406, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((__pyx_v_self->net.update == __pyx_e_8fastprop_7_engine_UPDATE_IN_GEMM)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 454, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -13288,7 +13784,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_15updates_in_gemm___get__(s
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":402
+  /* "fastprop/_engine.pyx":450
  *             self.net.update = UPDATE_BY_OPTIMIZER
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -13307,19 +13803,131 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_15updates_in_gemm___get__(s
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":408
+/* "fastprop/_engine.pyx":456
  *         return self.net.update == UPDATE_IN_GEMM
  * 
- *     cdef int _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:             # <<<<<<<<<<<<<<
+ *     cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit) except *:             # <<<<<<<<<<<<<<
+ *         """A batch (X and, unless loss < 0, its targets for `loss`), checked: at most `limit`
+ *         rows (0: any number)."""
+*/
+
+static struct __pyx_t_8fastprop_7_engine_Batch __pyx_f_8fastprop_7_engine_6Engine__batch(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss, Py_ssize_t __pyx_v_limit) {
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_v_batch;
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  void *__pyx_t_2;
+  int __pyx_t_3;
+  void *__pyx_t_4;
+  int64_t *__pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+
+  /* "fastprop/_engine.pyx":460
+ *         rows (0: any number)."""
+ *         cdef Batch batch
+ *         batch.n = self._rows(X, Y, labels, loss, limit)             # <<<<<<<<<<<<<<
+ *         batch.X = _data(X)
+ *         batch.Y = _data(Y) if Y is not None else NULL
+*/
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_limit); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1L))) __PYX_ERR(0, 460, __pyx_L1_error)
+  __pyx_v_batch.n = __pyx_t_1;
+
+  /* "fastprop/_engine.pyx":461
+ *         cdef Batch batch
+ *         batch.n = self._rows(X, Y, labels, loss, limit)
+ *         batch.X = _data(X)             # <<<<<<<<<<<<<<
+ *         batch.Y = _data(Y) if Y is not None else NULL
+ *         batch.labels = <int64_t *>_data(labels) if labels is not None else NULL
+*/
+  if (!(likely(((__pyx_v_X) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_X, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 461, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_X)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 461, __pyx_L1_error)
+  __pyx_v_batch.X = __pyx_t_2;
+
+  /* "fastprop/_engine.pyx":462
+ *         batch.n = self._rows(X, Y, labels, loss, limit)
+ *         batch.X = _data(X)
+ *         batch.Y = _data(Y) if Y is not None else NULL             # <<<<<<<<<<<<<<
+ *         batch.labels = <int64_t *>_data(labels) if labels is not None else NULL
+ *         return batch
+*/
+  __pyx_t_3 = (__pyx_v_Y != Py_None);
+  if (__pyx_t_3) {
+    if (!(likely(((__pyx_v_Y) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_Y, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 462, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_Y)); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 462, __pyx_L1_error)
+    __pyx_t_2 = __pyx_t_4;
+  } else {
+
+    __pyx_t_2 = NULL;
+  }
+
+  __pyx_v_batch.Y = __pyx_t_2;
+
+  /* "fastprop/_engine.pyx":463
+ *         batch.X = _data(X)
+ *         batch.Y = _data(Y) if Y is not None else NULL
+ *         batch.labels = <int64_t *>_data(labels) if labels is not None else NULL             # <<<<<<<<<<<<<<
+ *         return batch
+ * 
+*/
+  __pyx_t_3 = (__pyx_v_labels != Py_None);
+  if (__pyx_t_3) {
+    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 463, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 463, __pyx_L1_error)
+
+    __pyx_t_5 = ((int64_t *)__pyx_t_2);
+
+  } else {
+
+    __pyx_t_5 = NULL;
+  }
+
+  __pyx_v_batch.labels = __pyx_t_5;
+
+  /* "fastprop/_engine.pyx":464
+ *         batch.Y = _data(Y) if Y is not None else NULL
+ *         batch.labels = <int64_t *>_data(labels) if labels is not None else NULL
+ *         return batch             # <<<<<<<<<<<<<<
+ * 
+ *     cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
+*/
+  {
+
+    __pyx_r = __pyx_v_batch;
+  }
+  goto __pyx_L0;
+
+  /* "fastprop/_engine.pyx":456
+ *         return self.net.update == UPDATE_IN_GEMM
+ * 
+ *     cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit) except *:             # <<<<<<<<<<<<<<
+ *         """A batch (X and, unless loss < 0, its targets for `loss`), checked: at most `limit`
+ *         rows (0: any number)."""
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_AddTraceback("fastprop._engine.Engine._batch", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_pretend_to_initialize(&__pyx_r);
+  __pyx_L0:;
+
+
+  return __pyx_r;
+}
+
+/* "fastprop/_engine.pyx":466
+ *         return batch
+ * 
+ *     cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:             # <<<<<<<<<<<<<<
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers
 */
 
-static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss, Py_ssize_t __pyx_v_limit) {
+static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss, Py_ssize_t __pyx_v_limit) {
   int __pyx_v_L;
   PyObject *__pyx_v_n = NULL;
   int __pyx_v_n_out;
-  int __pyx_r;
+  Py_ssize_t __pyx_r;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
   int __pyx_t_2;
@@ -13342,8 +13950,8 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_rows", 0);
 
-  /* "fastprop/_engine.pyx":410
- *     cdef int _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
+  /* "fastprop/_engine.pyx":468
+ *     cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers             # <<<<<<<<<<<<<<
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
@@ -13353,19 +13961,19 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
   __pyx_v_L = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":411
+  /* "fastprop/_engine.pyx":469
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 411, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 469, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 411, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 469, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_5 = PyObject_IsInstance(__pyx_v_X, __pyx_t_4); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 411, __pyx_L1_error)
+  __pyx_t_5 = PyObject_IsInstance(__pyx_v_X, __pyx_t_4); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 469, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (__pyx_t_5) {
 
@@ -13375,9 +13983,9 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 411, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 469, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_4, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 411, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_4, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 469, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (__pyx_t_5) {
 
@@ -13388,27 +13996,27 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":412
+  /* "fastprop/_engine.pyx":470
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
  *                              f"{self.net.layer[0].n_in} columns")
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 411, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 469, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
 
-  /* "fastprop/_engine.pyx":411
+  /* "fastprop/_engine.pyx":469
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 411, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 469, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 411, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 469, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_5) {
 
@@ -13419,16 +14027,16 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":412
+  /* "fastprop/_engine.pyx":470
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
  *                              f"{self.net.layer[0].n_in} columns")
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 412, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 412, __pyx_L1_error)
+  __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_5) {
 
@@ -13438,14 +14046,14 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 412, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_GetItemInt(__pyx_t_3, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 412, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_GetItemInt(__pyx_t_3, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[0]).n_in); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 412, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[0]).n_in); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_int(__pyx_t_4, __pyx_t_3, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 412, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_int(__pyx_t_4, __pyx_t_3, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_5) {
@@ -13456,19 +14064,19 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 412, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_GetItemInt(__pyx_t_3, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 412, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_GetItemInt(__pyx_t_3, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_5 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_t_4, __pyx_mstate_global->__pyx_int_1, Py_GE); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 412, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_t_4, __pyx_mstate_global->__pyx_int_1, Py_GE); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   __pyx_t_2 = __pyx_t_5;
 
   __pyx_L4_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":411
+  /* "fastprop/_engine.pyx":469
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -13481,7 +14089,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
   if (unlikely(__pyx_t_5)) {
 
 
-    /* "fastprop/_engine.pyx":413
+    /* "fastprop/_engine.pyx":471
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "             # <<<<<<<<<<<<<<
@@ -13489,17 +14097,17 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
  *         n = X.shape[0]
 */
     __pyx_t_3 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 413, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 471, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
 
-    /* "fastprop/_engine.pyx":414
+    /* "fastprop/_engine.pyx":472
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
  *                              f"{self.net.layer[0].n_in} columns")             # <<<<<<<<<<<<<<
  *         n = X.shape[0]
  *         if limit and n > limit:
 */
-    __pyx_t_7 = __Pyx_PyUnicode_From_int((__pyx_v_self->net.layer[0]).n_in, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 414, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_int((__pyx_v_self->net.layer[0]).n_in, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 472, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_X_expected_a_non_empty_C_contigu;
     __pyx_t_8[1] = __pyx_t_6;
@@ -13507,7 +14115,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     __pyx_t_8[3] = __pyx_t_7;
     __pyx_t_8[4] = __pyx_mstate_global->__pyx_kp_u_columns;
 
-    /* "fastprop/_engine.pyx":413
+    /* "fastprop/_engine.pyx":471
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "             # <<<<<<<<<<<<<<
@@ -13523,7 +14131,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]);
     #endif
     __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_9, __pyx_t_1);
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 413, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 471, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -13533,14 +14141,14 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 413, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 471, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 413, __pyx_L1_error)
+    __PYX_ERR(0, 471, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":411
+    /* "fastprop/_engine.pyx":469
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -13549,22 +14157,22 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 */
   }
 
-  /* "fastprop/_engine.pyx":415
+  /* "fastprop/_engine.pyx":473
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
  *                              f"{self.net.layer[0].n_in} columns")
  *         n = X.shape[0]             # <<<<<<<<<<<<<<
  *         if limit and n > limit:
  *             raise ValueError(f"X: expected at most {limit} rows, got {n}")
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 415, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 473, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_4, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 415, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_4, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 473, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_v_n = __pyx_t_10;
   __pyx_t_10 = 0;
 
-  /* "fastprop/_engine.pyx":416
+  /* "fastprop/_engine.pyx":474
  *                              f"{self.net.layer[0].n_in} columns")
  *         n = X.shape[0]
  *         if limit and n > limit:             # <<<<<<<<<<<<<<
@@ -13581,9 +14189,9 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
     goto __pyx_L11_bool_binop_done;
   }
-  __pyx_t_10 = PyLong_FromSsize_t(__pyx_v_limit); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 416, __pyx_L1_error)
+  __pyx_t_10 = PyLong_FromSsize_t(__pyx_v_limit); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 474, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_n, __pyx_t_10, Py_GT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 416, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_n, __pyx_t_10, Py_GT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 474, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
   __pyx_t_5 = __pyx_t_2;
@@ -13592,7 +14200,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
   if (unlikely(__pyx_t_5)) {
 
 
-    /* "fastprop/_engine.pyx":417
+    /* "fastprop/_engine.pyx":475
  *         n = X.shape[0]
  *         if limit and n > limit:
  *             raise ValueError(f"X: expected at most {limit} rows, got {n}")             # <<<<<<<<<<<<<<
@@ -13600,9 +14208,9 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
  *             return n
 */
     __pyx_t_4 = NULL;
-    __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_limit, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 417, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_limit, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 475, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 417, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 475, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_12[0] = __pyx_mstate_global->__pyx_kp_u_X_expected_at_most;
     __pyx_t_12[1] = __pyx_t_3;
@@ -13617,7 +14225,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_12[3]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_12, 4, __pyx_t_9, __pyx_t_1);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 417, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 475, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -13627,14 +14235,14 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
       __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 417, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 475, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
     }
     __Pyx_Raise(__pyx_t_10, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __PYX_ERR(0, 417, __pyx_L1_error)
+    __PYX_ERR(0, 475, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":416
+    /* "fastprop/_engine.pyx":474
  *                              f"{self.net.layer[0].n_in} columns")
  *         n = X.shape[0]
  *         if limit and n > limit:             # <<<<<<<<<<<<<<
@@ -13643,7 +14251,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 */
   }
 
-  /* "fastprop/_engine.pyx":418
+  /* "fastprop/_engine.pyx":476
  *         if limit and n > limit:
  *             raise ValueError(f"X: expected at most {limit} rows, got {n}")
  *         if loss < 0:             # <<<<<<<<<<<<<<
@@ -13655,20 +14263,20 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
   if (__pyx_t_5) {
 
 
-    /* "fastprop/_engine.pyx":419
+    /* "fastprop/_engine.pyx":477
  *             raise ValueError(f"X: expected at most {limit} rows, got {n}")
  *         if loss < 0:
  *             return n             # <<<<<<<<<<<<<<
  *         if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:
  *             raise ValueError(f"loss: unknown loss code {loss}")
 */
-    __pyx_t_1 = __Pyx_PyLong_As_int(__pyx_v_n); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 419, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 477, __pyx_L1_error)
     {
-      __pyx_r = __pyx_t_1;
+      __pyx_r = __pyx_t_9;
     }
     goto __pyx_L0;
 
-    /* "fastprop/_engine.pyx":418
+    /* "fastprop/_engine.pyx":476
  *         if limit and n > limit:
  *             raise ValueError(f"X: expected at most {limit} rows, got {n}")
  *         if loss < 0:             # <<<<<<<<<<<<<<
@@ -13677,7 +14285,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 */
   }
 
-  /* "fastprop/_engine.pyx":420
+  /* "fastprop/_engine.pyx":478
  *         if loss < 0:
  *             return n
  *         if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:             # <<<<<<<<<<<<<<
@@ -13694,7 +14302,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastprop/_engine.pyx":421
+    /* "fastprop/_engine.pyx":479
  *             return n
  *         if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:
  *             raise ValueError(f"loss: unknown loss code {loss}")             # <<<<<<<<<<<<<<
@@ -13702,9 +14310,9 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
  *         if labels is not None:
 */
     __pyx_t_6 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From_int(__pyx_v_loss, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 421, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From_int(__pyx_v_loss, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 479, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_loss_unknown_loss_code, __pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 421, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_loss_unknown_loss_code, __pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 479, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_11 = 1;
@@ -13713,14 +14321,14 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
       __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 421, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 479, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
     }
     __Pyx_Raise(__pyx_t_10, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __PYX_ERR(0, 421, __pyx_L1_error)
+    __PYX_ERR(0, 479, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":420
+    /* "fastprop/_engine.pyx":478
  *         if loss < 0:
  *             return n
  *         if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:             # <<<<<<<<<<<<<<
@@ -13729,7 +14337,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 */
   }
 
-  /* "fastprop/_engine.pyx":422
+  /* "fastprop/_engine.pyx":480
  *         if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:
  *             raise ValueError(f"loss: unknown loss code {loss}")
  *         cdef int n_out = self.net.layer[L - 1].n_out             # <<<<<<<<<<<<<<
@@ -13740,7 +14348,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
   __pyx_v_n_out = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":423
+  /* "fastprop/_engine.pyx":481
  *             raise ValueError(f"loss: unknown loss code {loss}")
  *         cdef int n_out = self.net.layer[L - 1].n_out
  *         if labels is not None:             # <<<<<<<<<<<<<<
@@ -13751,7 +14359,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
   if (__pyx_t_2) {
 
 
-    /* "fastprop/_engine.pyx":424
+    /* "fastprop/_engine.pyx":482
  *         cdef int n_out = self.net.layer[L - 1].n_out
  *         if labels is not None:
  *             if loss != FP_LOSS_SOFTMAX_XENT:             # <<<<<<<<<<<<<<
@@ -13763,7 +14371,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastprop/_engine.pyx":425
+      /* "fastprop/_engine.pyx":483
  *         if labels is not None:
  *             if loss != FP_LOSS_SOFTMAX_XENT:
  *                 raise ValueError("labels: only softmax cross-entropy takes integer labels")             # <<<<<<<<<<<<<<
@@ -13776,14 +14384,14 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
         PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_labels_only_softmax_cross_entrop};
         __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 425, __pyx_L1_error)
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 483, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_10);
       }
       __Pyx_Raise(__pyx_t_10, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __PYX_ERR(0, 425, __pyx_L1_error)
+      __PYX_ERR(0, 483, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":424
+      /* "fastprop/_engine.pyx":482
  *         cdef int n_out = self.net.layer[L - 1].n_out
  *         if labels is not None:
  *             if loss != FP_LOSS_SOFTMAX_XENT:             # <<<<<<<<<<<<<<
@@ -13792,19 +14400,19 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 */
     }
 
-    /* "fastprop/_engine.pyx":426
+    /* "fastprop/_engine.pyx":484
  *             if loss != FP_LOSS_SOFTMAX_XENT:
  *                 raise ValueError("labels: only softmax cross-entropy takes integer labels")
  *             if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and             # <<<<<<<<<<<<<<
  *                     labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 426, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 484, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 426, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 484, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_5 = PyObject_IsInstance(__pyx_v_labels, __pyx_t_7); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 426, __pyx_L1_error)
+    __pyx_t_5 = PyObject_IsInstance(__pyx_v_labels, __pyx_t_7); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 484, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_5) {
 
@@ -13814,14 +14422,14 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
       goto __pyx_L18_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 426, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 484, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 426, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 484, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 426, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 484, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 426, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 484, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_5) {
@@ -13833,16 +14441,16 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
       goto __pyx_L18_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":427
+    /* "fastprop/_engine.pyx":485
  *                 raise ValueError("labels: only softmax cross-entropy takes integer labels")
  *             if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and
  *                     labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 427, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 485, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 427, __pyx_L1_error)
+    __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 485, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_5) {
 
@@ -13852,12 +14460,12 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
       goto __pyx_L18_bool_binop_done;
     }
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 427, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 485, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 427, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 485, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 427, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 485, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_5) {
 
@@ -13867,19 +14475,19 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
       goto __pyx_L18_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 427, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 485, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_7, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 427, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_7, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 485, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_6, __pyx_v_n, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 427, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_6, __pyx_v_n, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 485, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
 
     __pyx_t_2 = __pyx_t_5;
 
     __pyx_L18_bool_binop_done:;
 
-    /* "fastprop/_engine.pyx":426
+    /* "fastprop/_engine.pyx":484
  *             if loss != FP_LOSS_SOFTMAX_XENT:
  *                 raise ValueError("labels: only softmax cross-entropy takes integer labels")
  *             if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -13892,7 +14500,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     if (unlikely(__pyx_t_5)) {
 
 
-      /* "fastprop/_engine.pyx":428
+      /* "fastprop/_engine.pyx":486
  *             if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and
  *                     labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")             # <<<<<<<<<<<<<<
@@ -13900,7 +14508,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
 */
       __pyx_t_7 = NULL;
-      __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 428, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 486, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_labels_expected_C_contiguous_int;
       __pyx_t_13[1] = __pyx_t_10;
@@ -13914,7 +14522,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
       __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[1]);
       #endif
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_13, 3, __pyx_t_9, __pyx_t_1);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 428, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 486, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __pyx_t_11 = 1;
@@ -13923,14 +14531,14 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 428, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 486, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_Raise(__pyx_t_6, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 428, __pyx_L1_error)
+      __PYX_ERR(0, 486, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":426
+      /* "fastprop/_engine.pyx":484
  *             if loss != FP_LOSS_SOFTMAX_XENT:
  *                 raise ValueError("labels: only softmax cross-entropy takes integer labels")
  *             if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -13939,16 +14547,16 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 */
     }
 
-    /* "fastprop/_engine.pyx":429
+    /* "fastprop/_engine.pyx":487
  *                     labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous
 */
-    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 429, __pyx_L1_error)
-    __pyx_t_14 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_14 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 429, __pyx_L1_error)
-    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 429, __pyx_L1_error)
+    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 487, __pyx_L1_error)
+    __pyx_t_14 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_14 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 487, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 487, __pyx_L1_error)
     __pyx_t_5 = (!__pyx_f_8fastprop_7_engine__all_below(((int64_t *)__pyx_t_14), __pyx_t_9, __pyx_v_n_out));
 
 
@@ -13956,7 +14564,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     if (unlikely(__pyx_t_5)) {
 
 
-      /* "fastprop/_engine.pyx":430
+      /* "fastprop/_engine.pyx":488
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")             # <<<<<<<<<<<<<<
@@ -13964,7 +14572,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
 */
       __pyx_t_4 = NULL;
-      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 430, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 488, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_labels_expected_labels_in_0;
       __pyx_t_13[1] = __pyx_t_7;
@@ -13975,7 +14583,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
       #endif
       __pyx_t_1 = 0;
       __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_13, 3, __pyx_t_9, __pyx_t_1);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 430, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 488, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_11 = 1;
@@ -13984,14 +14592,14 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 430, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 488, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_Raise(__pyx_t_6, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 430, __pyx_L1_error)
+      __PYX_ERR(0, 488, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":429
+      /* "fastprop/_engine.pyx":487
  *                     labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):             # <<<<<<<<<<<<<<
@@ -14000,7 +14608,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 */
     }
 
-    /* "fastprop/_engine.pyx":423
+    /* "fastprop/_engine.pyx":481
  *             raise ValueError(f"loss: unknown loss code {loss}")
  *         cdef int n_out = self.net.layer[L - 1].n_out
  *         if labels is not None:             # <<<<<<<<<<<<<<
@@ -14010,19 +14618,19 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     goto __pyx_L15;
   }
 
-  /* "fastprop/_engine.pyx":431
+  /* "fastprop/_engine.pyx":489
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 489, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 489, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_t_2 = PyObject_IsInstance(__pyx_v_Y, __pyx_t_10); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_2 = PyObject_IsInstance(__pyx_v_Y, __pyx_t_10); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 489, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   if (__pyx_t_2) {
 
@@ -14032,9 +14640,9 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
     goto __pyx_L24_bool_binop_done;
   }
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 489, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_10, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_10, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 489, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   if (__pyx_t_2) {
 
@@ -14045,27 +14653,27 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     goto __pyx_L24_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":432
+  /* "fastprop/_engine.pyx":490
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
  *         return n
 */
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 489, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
 
-  /* "fastprop/_engine.pyx":431
+  /* "fastprop/_engine.pyx":489
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
 */
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 489, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 489, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   if (__pyx_t_2) {
 
@@ -14076,16 +14684,16 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     goto __pyx_L24_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":432
+  /* "fastprop/_engine.pyx":490
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
  *         return n
 */
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_2 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_2 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   if (__pyx_t_2) {
 
@@ -14095,12 +14703,12 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
     goto __pyx_L24_bool_binop_done;
   }
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_10, __pyx_v_n, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_10, __pyx_v_n, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   if (__pyx_t_2) {
 
@@ -14110,14 +14718,14 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
     goto __pyx_L24_bool_binop_done;
   }
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_10, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_10, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_n_out); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_n_out); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_int(__pyx_t_6, __pyx_t_10, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_int(__pyx_t_6, __pyx_t_10, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
@@ -14125,7 +14733,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
 
   __pyx_L24_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":431
+  /* "fastprop/_engine.pyx":489
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -14138,7 +14746,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastprop/_engine.pyx":433
+    /* "fastprop/_engine.pyx":491
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")             # <<<<<<<<<<<<<<
@@ -14146,11 +14754,11 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
  * 
 */
     __pyx_t_6 = NULL;
-    __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 433, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 491, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 433, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 491, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 433, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 491, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_Y_expected_a_C_contiguous;
     __pyx_t_15[1] = __pyx_t_4;
@@ -14168,7 +14776,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
     __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_15[3]);
     #endif
     __pyx_t_16 = __Pyx_PyUnicode_Join(__pyx_t_15, 7, __pyx_t_9, __pyx_t_1);
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 433, __pyx_L1_error)
+    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 491, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -14179,14 +14787,14 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
       __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 433, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 491, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
     }
     __Pyx_Raise(__pyx_t_10, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __PYX_ERR(0, 433, __pyx_L1_error)
+    __PYX_ERR(0, 491, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":431
+    /* "fastprop/_engine.pyx":489
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -14196,23 +14804,23 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
   }
   __pyx_L15:;
 
-  /* "fastprop/_engine.pyx":434
+  /* "fastprop/_engine.pyx":492
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
  *         return n             # <<<<<<<<<<<<<<
  * 
  *     cdef _begin(self):
 */
-  __pyx_t_1 = __Pyx_PyLong_As_int(__pyx_v_n); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 492, __pyx_L1_error)
   {
-    __pyx_r = __pyx_t_1;
+    __pyx_r = __pyx_t_9;
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":408
- *         return self.net.update == UPDATE_IN_GEMM
+  /* "fastprop/_engine.pyx":466
+ *         return batch
  * 
- *     cdef int _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:             # <<<<<<<<<<<<<<
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers
 */
@@ -14226,7 +14834,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
   __Pyx_XDECREF(__pyx_t_10);
   __Pyx_XDECREF(__pyx_t_16);
   __Pyx_AddTraceback("fastprop._engine.Engine._rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = -1;
+  __pyx_r = -1L;
   __pyx_L0:;
 
   __Pyx_XDECREF(__pyx_v_n);
@@ -14236,7 +14844,7 @@ static int __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fastprop_7
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":436
+/* "fastprop/_engine.pyx":494
  *         return n
  * 
  *     cdef _begin(self):             # <<<<<<<<<<<<<<
@@ -14255,7 +14863,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_begin", 0);
 
-  /* "fastprop/_engine.pyx":437
+  /* "fastprop/_engine.pyx":495
  * 
  *     cdef _begin(self):
  *         if self._busy:             # <<<<<<<<<<<<<<
@@ -14264,7 +14872,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
 */
   if (unlikely(__pyx_v_self->_busy)) {
 
-    /* "fastprop/_engine.pyx":438
+    /* "fastprop/_engine.pyx":496
  *     cdef _begin(self):
  *         if self._busy:
  *             raise RuntimeError("this model is already running a pass in another thread; a "             # <<<<<<<<<<<<<<
@@ -14277,14 +14885,14 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_this_model_is_already_running_a};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 438, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 496, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 438, __pyx_L1_error)
+    __PYX_ERR(0, 496, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":437
+    /* "fastprop/_engine.pyx":495
  * 
  *     cdef _begin(self):
  *         if self._busy:             # <<<<<<<<<<<<<<
@@ -14293,7 +14901,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
 */
   }
 
-  /* "fastprop/_engine.pyx":440
+  /* "fastprop/_engine.pyx":498
  *             raise RuntimeError("this model is already running a pass in another thread; a "
  *                                "model trains or predicts in one thread at a time")
  *         self._busy = True             # <<<<<<<<<<<<<<
@@ -14302,7 +14910,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
 */
   __pyx_v_self->_busy = 1;
 
-  /* "fastprop/_engine.pyx":436
+  /* "fastprop/_engine.pyx":494
  *         return n
  * 
  *     cdef _begin(self):             # <<<<<<<<<<<<<<
@@ -14324,12 +14932,12 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":445
+/* "fastprop/_engine.pyx":503
  *     # The passes.
  * 
  *     def predict(self, X, out):             # <<<<<<<<<<<<<<
  *         """out = the output layer's activation for X, in chunks of `capacity` rows."""
- *         cdef Py_ssize_t n = self._rows(X, None, None, -1, 0), lo, rows
+ *         cdef Batch batch = self._batch(X, None, None, -1, 0)
 */
 
 /* Python wrapper */
@@ -14373,39 +14981,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 445, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 503, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 445, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 503, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 445, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 503, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "predict", 0) < (0)) __PYX_ERR(0, 445, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "predict", 0) < (0)) __PYX_ERR(0, 503, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("predict", 1, 2, 2, i); __PYX_ERR(0, 445, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("predict", 1, 2, 2, i); __PYX_ERR(0, 503, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 445, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 503, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 445, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 503, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_out = values[1];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("predict", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 445, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("predict", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 503, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -14427,397 +15035,364 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 }
 
 static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_out) {
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_v_batch;
   Py_ssize_t __pyx_v_n;
-  Py_ssize_t __pyx_v_lo;
-  Py_ssize_t __pyx_v_rows;
-  int __pyx_v_L;
   int __pyx_v_n_out;
-  int __pyx_v_n_in;
-  char *__pyx_v_x;
   char *__pyx_v_o;
-  size_t __pyx_v_size;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  int __pyx_t_1;
-  int __pyx_t_2;
-  PyObject *__pyx_t_3 = NULL;
-  PyObject *__pyx_t_4 = NULL;
-  int __pyx_t_5;
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  int __pyx_t_3;
+  int __pyx_t_4;
+  PyObject *__pyx_t_5 = NULL;
   PyObject *__pyx_t_6 = NULL;
-  PyObject *__pyx_t_7 = NULL;
+  int __pyx_t_7;
   PyObject *__pyx_t_8 = NULL;
-  PyObject *__pyx_t_9[7];
-  Py_ssize_t __pyx_t_10;
-  PyObject *__pyx_t_11 = NULL;
-  size_t __pyx_t_12;
-  void *__pyx_t_13;
-  Py_ssize_t __pyx_t_14;
+  PyObject *__pyx_t_9 = NULL;
+  PyObject *__pyx_t_10 = NULL;
+  PyObject *__pyx_t_11[7];
+  PyObject *__pyx_t_12 = NULL;
+  size_t __pyx_t_13;
+  void *__pyx_t_14;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("predict", 0);
 
-  /* "fastprop/_engine.pyx":447
+  /* "fastprop/_engine.pyx":505
  *     def predict(self, X, out):
  *         """out = the output layer's activation for X, in chunks of `capacity` rows."""
- *         cdef Py_ssize_t n = self._rows(X, None, None, -1, 0), lo, rows             # <<<<<<<<<<<<<<
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
- *         cdef int n_in = self.net.layer[0].n_in
+ *         cdef Batch batch = self._batch(X, None, None, -1, 0)             # <<<<<<<<<<<<<<
+ *         cdef Py_ssize_t n = batch.n
+ *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, Py_None, Py_None, -1, 0); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 447, __pyx_L1_error)
-  __pyx_v_n = __pyx_t_1;
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, Py_None, Py_None, -1, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 505, __pyx_L1_error)
+  __pyx_v_batch = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":448
+  /* "fastprop/_engine.pyx":506
  *         """out = the output layer's activation for X, in chunks of `capacity` rows."""
- *         cdef Py_ssize_t n = self._rows(X, None, None, -1, 0), lo, rows
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out             # <<<<<<<<<<<<<<
- *         cdef int n_in = self.net.layer[0].n_in
+ *         cdef Batch batch = self._batch(X, None, None, -1, 0)
+ *         cdef Py_ssize_t n = batch.n             # <<<<<<<<<<<<<<
+ *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
 */
-  __pyx_t_1 = __pyx_v_self->net.n_layers;
+  __pyx_t_2 = __pyx_v_batch.n;
 
-  __pyx_v_L = __pyx_t_1;
-  __pyx_t_1 = (__pyx_v_self->net.layer[(__pyx_v_L - 1)]).n_out;
+  __pyx_v_n = __pyx_t_2;
 
-  __pyx_v_n_out = __pyx_t_1;
-
-  /* "fastprop/_engine.pyx":449
- *         cdef Py_ssize_t n = self._rows(X, None, None, -1, 0), lo, rows
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
- *         cdef int n_in = self.net.layer[0].n_in             # <<<<<<<<<<<<<<
+  /* "fastprop/_engine.pyx":507
+ *         cdef Batch batch = self._batch(X, None, None, -1, 0)
+ *         cdef Py_ssize_t n = batch.n
+ *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out             # <<<<<<<<<<<<<<
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
  *                 and out.flags.c_contiguous and out.flags.writeable):
 */
-  __pyx_t_1 = (__pyx_v_self->net.layer[0]).n_in;
+  __pyx_t_3 = (__pyx_v_self->net.layer[(__pyx_v_self->net.n_layers - 1)]).n_out;
 
-  __pyx_v_n_in = __pyx_t_1;
+  __pyx_v_n_out = __pyx_t_3;
 
-  /* "fastprop/_engine.pyx":450
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
- *         cdef int n_in = self.net.layer[0].n_in
+  /* "fastprop/_engine.pyx":508
+ *         cdef Py_ssize_t n = batch.n
+ *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)             # <<<<<<<<<<<<<<
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 450, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 450, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_5 = PyObject_IsInstance(__pyx_v_out, __pyx_t_4); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 450, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (__pyx_t_5) {
-
-  } else {
-
-    __pyx_t_2 = __pyx_t_5;
-
-    goto __pyx_L4_bool_binop_done;
-  }
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 450, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_4, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 450, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (__pyx_t_5) {
-
-  } else {
-
-    __pyx_t_2 = __pyx_t_5;
-
-    goto __pyx_L4_bool_binop_done;
-  }
-
-  /* "fastprop/_engine.pyx":451
- *         cdef int n_in = self.net.layer[0].n_in
- *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
- *                 and out.flags.c_contiguous and out.flags.writeable):             # <<<<<<<<<<<<<<
- *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
- *                              f"({n}, {n_out})")
-*/
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 450, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-
-  /* "fastprop/_engine.pyx":450
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
- *         cdef int n_in = self.net.layer[0].n_in
- *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)             # <<<<<<<<<<<<<<
- *                 and out.flags.c_contiguous and out.flags.writeable):
- *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
-*/
-  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 450, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_n_out); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 450, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 508, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 450, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 450, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_t_6) != (0)) __PYX_ERR(0, 450, __pyx_L1_error);
-  __pyx_t_3 = 0;
-  __pyx_t_6 = 0;
-  __pyx_t_5 = __Pyx_PyObject_RichCompareBool(__pyx_t_4, __pyx_t_7, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 450, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  if (__pyx_t_5) {
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+  __pyx_t_7 = PyObject_IsInstance(__pyx_v_out, __pyx_t_6); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 508, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  if (__pyx_t_7) {
 
   } else {
 
-    __pyx_t_2 = __pyx_t_5;
+    __pyx_t_4 = __pyx_t_7;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_7 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_6, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 508, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  if (__pyx_t_7) {
+
+  } else {
+
+    __pyx_t_4 = __pyx_t_7;
 
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":451
- *         cdef int n_in = self.net.layer[0].n_in
+  /* "fastprop/_engine.pyx":509
+ *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
  *                 and out.flags.c_contiguous and out.flags.writeable):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
  *                              f"({n}, {n_out})")
 */
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 451, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 451, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 451, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (__pyx_t_5) {
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+
+  /* "fastprop/_engine.pyx":508
+ *         cdef Py_ssize_t n = batch.n
+ *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
+ *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)             # <<<<<<<<<<<<<<
+ *                 and out.flags.c_contiguous and out.flags.writeable):
+ *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
+*/
+  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_n_out); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_8);
+  __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_9);
+  __Pyx_GIVEREF(__pyx_t_5);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 508, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_8);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_8) != (0)) __PYX_ERR(0, 508, __pyx_L1_error);
+  __pyx_t_5 = 0;
+  __pyx_t_8 = 0;
+  __pyx_t_7 = __Pyx_PyObject_RichCompareBool(__pyx_t_6, __pyx_t_9, Py_EQ); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 508, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+  if (__pyx_t_7) {
 
   } else {
 
-    __pyx_t_2 = __pyx_t_5;
+    __pyx_t_4 = __pyx_t_7;
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 451, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 451, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 451, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-  __pyx_t_2 = __pyx_t_5;
+  /* "fastprop/_engine.pyx":509
+ *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
+ *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
+ *                 and out.flags.c_contiguous and out.flags.writeable):             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
+ *                              f"({n}, {n_out})")
+*/
+  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 509, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_9);
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 509, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 509, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  if (__pyx_t_7) {
+
+  } else {
+
+    __pyx_t_4 = __pyx_t_7;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 509, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 509, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_9);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_9); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 509, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+
+  __pyx_t_4 = __pyx_t_7;
 
   __pyx_L4_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":450
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
- *         cdef int n_in = self.net.layer[0].n_in
+  /* "fastprop/_engine.pyx":508
+ *         cdef Py_ssize_t n = batch.n
+ *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)             # <<<<<<<<<<<<<<
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
 */
-  __pyx_t_5 = (!__pyx_t_2);
+  __pyx_t_7 = (!__pyx_t_4);
 
 
-  if (unlikely(__pyx_t_5)) {
+  if (unlikely(__pyx_t_7)) {
 
 
-    /* "fastprop/_engine.pyx":452
+    /* "fastprop/_engine.pyx":510
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "             # <<<<<<<<<<<<<<
  *                              f"({n}, {n_out})")
  *         if np.may_share_memory(out, X):
 */
-    __pyx_t_4 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 452, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_6 = NULL;
+    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 510, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
 
-    /* "fastprop/_engine.pyx":453
+    /* "fastprop/_engine.pyx":511
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
  *                              f"({n}, {n_out})")             # <<<<<<<<<<<<<<
  *         if np.may_share_memory(out, X):
  *             raise ValueError("out: must not share memory with X")
 */
-    __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 453, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_8 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 453, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_out_expected_a_writable_C_contig;
-    __pyx_t_9[1] = __pyx_t_6;
-    __pyx_t_9[2] = __pyx_mstate_global->__pyx_kp_u_array;
-    __pyx_t_9[3] = __pyx_t_3;
-    __pyx_t_9[4] = __pyx_mstate_global->__pyx_kp_u__4;
-    __pyx_t_9[5] = __pyx_t_8;
-    __pyx_t_9[6] = __pyx_mstate_global->__pyx_kp_u__5;
+    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 511, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 511, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_10);
+    __pyx_t_11[0] = __pyx_mstate_global->__pyx_kp_u_out_expected_a_writable_C_contig;
+    __pyx_t_11[1] = __pyx_t_8;
+    __pyx_t_11[2] = __pyx_mstate_global->__pyx_kp_u_array;
+    __pyx_t_11[3] = __pyx_t_5;
+    __pyx_t_11[4] = __pyx_mstate_global->__pyx_kp_u__4;
+    __pyx_t_11[5] = __pyx_t_10;
+    __pyx_t_11[6] = __pyx_mstate_global->__pyx_kp_u__5;
 
-    /* "fastprop/_engine.pyx":452
+    /* "fastprop/_engine.pyx":510
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "             # <<<<<<<<<<<<<<
  *                              f"({n}, {n_out})")
  *         if np.may_share_memory(out, X):
 */
-    __pyx_t_10 = 49;
+    __pyx_t_2 = 49;
     #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_10 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[5]);
+    __pyx_t_2 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_11[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_11[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_11[5]);
     #endif
-    __pyx_t_1 = 0;
+    __pyx_t_3 = 0;
     #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
+    __pyx_t_3 |= __Pyx_PyUnicode_KIND_04(__pyx_t_11[1]);
     #endif
-    __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 7, __pyx_t_10, __pyx_t_1);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 452, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_11, 7, __pyx_t_2, __pyx_t_3);
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 510, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_12 = 1;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __pyx_t_13 = 1;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_11};
-      __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 452, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
+      PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_t_12};
+      __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+      __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 510, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
     }
-    __Pyx_Raise(__pyx_t_7, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 452, __pyx_L1_error)
+    __Pyx_Raise(__pyx_t_9, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+    __PYX_ERR(0, 510, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":450
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
- *         cdef int n_in = self.net.layer[0].n_in
+    /* "fastprop/_engine.pyx":508
+ *         cdef Py_ssize_t n = batch.n
+ *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)             # <<<<<<<<<<<<<<
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
 */
   }
 
-  /* "fastprop/_engine.pyx":454
+  /* "fastprop/_engine.pyx":512
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
  *                              f"({n}, {n_out})")
  *         if np.may_share_memory(out, X):             # <<<<<<<<<<<<<<
  *             raise ValueError("out: must not share memory with X")
- *         cdef char *x = <char *>_data(X)
+ *         cdef char *o = <char *>_data(out)
 */
-  __pyx_t_11 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 454, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 454, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_8);
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_12 = 1;
+  __pyx_t_12 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 512, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 512, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_10);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __pyx_t_13 = 1;
   #if CYTHON_UNPACK_METHODS
-  if (unlikely(PyMethod_Check(__pyx_t_8))) {
-    __pyx_t_11 = PyMethod_GET_SELF(__pyx_t_8);
-    assert(__pyx_t_11);
-    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_8);
-    __Pyx_INCREF(__pyx_t_11);
+  if (unlikely(PyMethod_Check(__pyx_t_10))) {
+    __pyx_t_12 = PyMethod_GET_SELF(__pyx_t_10);
+    assert(__pyx_t_12);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_10);
+    __Pyx_INCREF(__pyx_t_12);
     __Pyx_INCREF(__pyx__function);
-    __Pyx_DECREF_SET(__pyx_t_8, __pyx__function);
-    __pyx_t_12 = 0;
+    __Pyx_DECREF_SET(__pyx_t_10, __pyx__function);
+    __pyx_t_13 = 0;
   }
   #endif
   {
-    PyObject *__pyx_callargs[3] = {__pyx_t_11, __pyx_v_out, __pyx_v_X};
-    __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_12, (3-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 454, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_7);
+    PyObject *__pyx_callargs[3] = {__pyx_t_12, __pyx_v_out, __pyx_v_X};
+    __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_13, (3-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 512, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_9);
   }
-  __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 454, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  if (unlikely(__pyx_t_5)) {
+  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_9); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 512, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+  if (unlikely(__pyx_t_7)) {
 
 
-    /* "fastprop/_engine.pyx":455
+    /* "fastprop/_engine.pyx":513
  *                              f"({n}, {n_out})")
  *         if np.may_share_memory(out, X):
  *             raise ValueError("out: must not share memory with X")             # <<<<<<<<<<<<<<
- *         cdef char *x = <char *>_data(X)
  *         cdef char *o = <char *>_data(out)
+ *         self._begin()
 */
-    __pyx_t_8 = NULL;
-    __pyx_t_12 = 1;
+    __pyx_t_10 = NULL;
+    __pyx_t_13 = 1;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_out_must_not_share_memory_with_X};
-      __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 455, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
+      PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_out_must_not_share_memory_with_X};
+      __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 513, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
     }
-    __Pyx_Raise(__pyx_t_7, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 455, __pyx_L1_error)
+    __Pyx_Raise(__pyx_t_9, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+    __PYX_ERR(0, 513, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":454
+    /* "fastprop/_engine.pyx":512
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
  *                              f"({n}, {n_out})")
  *         if np.may_share_memory(out, X):             # <<<<<<<<<<<<<<
  *             raise ValueError("out: must not share memory with X")
- *         cdef char *x = <char *>_data(X)
+ *         cdef char *o = <char *>_data(out)
 */
   }
 
-  /* "fastprop/_engine.pyx":456
+  /* "fastprop/_engine.pyx":514
  *         if np.may_share_memory(out, X):
  *             raise ValueError("out: must not share memory with X")
- *         cdef char *x = <char *>_data(X)             # <<<<<<<<<<<<<<
- *         cdef char *o = <char *>_data(out)
- *         cdef size_t size = self.dtype.itemsize
-*/
-  if (!(likely(((__pyx_v_X) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_X, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 456, __pyx_L1_error)
-  __pyx_t_13 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_X)); if (unlikely(__pyx_t_13 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 456, __pyx_L1_error)
-  __pyx_v_x = ((char *)__pyx_t_13);
-
-
-  /* "fastprop/_engine.pyx":457
- *             raise ValueError("out: must not share memory with X")
- *         cdef char *x = <char *>_data(X)
  *         cdef char *o = <char *>_data(out)             # <<<<<<<<<<<<<<
- *         cdef size_t size = self.dtype.itemsize
- *         self._begin()
-*/
-  if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 457, __pyx_L1_error)
-  __pyx_t_13 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_out)); if (unlikely(__pyx_t_13 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 457, __pyx_L1_error)
-  __pyx_v_o = ((char *)__pyx_t_13);
-
-
-  /* "fastprop/_engine.pyx":458
- *         cdef char *x = <char *>_data(X)
- *         cdef char *o = <char *>_data(out)
- *         cdef size_t size = self.dtype.itemsize             # <<<<<<<<<<<<<<
  *         self._begin()
  *         try:
 */
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 458, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_12 = __Pyx_PyLong_As_size_t(__pyx_t_7); if (unlikely((__pyx_t_12 == (size_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 458, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  __pyx_v_size = __pyx_t_12;
+  if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 514, __pyx_L1_error)
+  __pyx_t_14 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_out)); if (unlikely(__pyx_t_14 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 514, __pyx_L1_error)
+  __pyx_v_o = ((char *)__pyx_t_14);
 
-  /* "fastprop/_engine.pyx":459
+
+  /* "fastprop/_engine.pyx":515
+ *             raise ValueError("out: must not share memory with X")
  *         cdef char *o = <char *>_data(out)
- *         cdef size_t size = self.dtype.itemsize
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_7 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 459, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+  __pyx_t_9 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 515, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_9);
+  __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-  /* "fastprop/_engine.pyx":460
- *         cdef size_t size = self.dtype.itemsize
+  /* "fastprop/_engine.pyx":516
+ *         cdef char *o = <char *>_data(out)
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
  *             with nogil:
- *                 lo = 0
+ *                 _forward_in_chunks(&self.net, &batch, -1, o, NULL)
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":461
+    /* "fastprop/_engine.pyx":517
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
- *                 lo = 0
- *                 while lo < n:
+ *                 _forward_in_chunks(&self.net, &batch, -1, o, NULL)
+ *         finally:
 */
     {
         PyThreadState * _save;
@@ -14825,121 +15400,22 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":462
+          /* "fastprop/_engine.pyx":518
  *         try:
  *             with nogil:
- *                 lo = 0             # <<<<<<<<<<<<<<
- *                 while lo < n:
- *                     rows = min(n - lo, self.capacity)
-*/
-          __pyx_v_lo = 0;
-
-          /* "fastprop/_engine.pyx":463
- *             with nogil:
- *                 lo = 0
- *                 while lo < n:             # <<<<<<<<<<<<<<
- *                     rows = min(n - lo, self.capacity)
- *                     if self.net.dtype == FP_FLOAT32:
-*/
-          while (1) {
-            __pyx_t_5 = (__pyx_v_lo < __pyx_v_n);
-
-
-            if (!__pyx_t_5) break;
-
-            /* "fastprop/_engine.pyx":464
- *                 lo = 0
- *                 while lo < n:
- *                     rows = min(n - lo, self.capacity)             # <<<<<<<<<<<<<<
- *                     if self.net.dtype == FP_FLOAT32:
- *                         _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
-*/
-
-            __pyx_t_1 = __pyx_v_self->capacity;
-
-            __pyx_t_10 = (__pyx_v_n - __pyx_v_lo);
-            __pyx_t_5 = (__pyx_t_1 < __pyx_t_10);
-
-            if (__pyx_t_5) {
-
-              __pyx_t_14 = __pyx_t_1;
-            } else {
-
-              __pyx_t_14 = __pyx_t_10;
-            }
-
-            __pyx_v_rows = __pyx_t_14;
-
-
-            /* "fastprop/_engine.pyx":465
- *                 while lo < n:
- *                     rows = min(n - lo, self.capacity)
- *                     if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
- *                         _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
- *                     else:
-*/
-            __pyx_t_5 = (__pyx_v_self->net.dtype == FP_FLOAT32);
-
-            if (__pyx_t_5) {
-
-
-              /* "fastprop/_engine.pyx":466
- *                     rows = min(n - lo, self.capacity)
- *                     if self.net.dtype == FP_FLOAT32:
- *                         _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)             # <<<<<<<<<<<<<<
- *                     else:
- *                         _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)
-*/
-              __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward((&__pyx_v_self->net), ((float *)(__pyx_v_x + ((__pyx_v_lo * __pyx_v_n_in) * __pyx_v_size))), ((int)__pyx_v_rows), 0);
-
-              /* "fastprop/_engine.pyx":465
- *                 while lo < n:
- *                     rows = min(n - lo, self.capacity)
- *                     if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
- *                         _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
- *                     else:
-*/
-              goto __pyx_L18;
-            }
-
-            /* "fastprop/_engine.pyx":468
- *                         _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
- *                     else:
- *                         _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)             # <<<<<<<<<<<<<<
- *                     memcpy(o + lo * n_out * size, self.net.A[L - 1], rows * n_out * size)
- *                     lo += rows
-*/
-            /*else*/ {
-              __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward((&__pyx_v_self->net), ((double *)(__pyx_v_x + ((__pyx_v_lo * __pyx_v_n_in) * __pyx_v_size))), ((int)__pyx_v_rows), 0);
-            }
-            __pyx_L18:;
-
-            /* "fastprop/_engine.pyx":469
- *                     else:
- *                         _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)
- *                     memcpy(o + lo * n_out * size, self.net.A[L - 1], rows * n_out * size)             # <<<<<<<<<<<<<<
- *                     lo += rows
- *         finally:
-*/
-            (void)(memcpy((__pyx_v_o + ((__pyx_v_lo * __pyx_v_n_out) * __pyx_v_size)), (__pyx_v_self->net.A[(__pyx_v_L - 1)]), ((__pyx_v_rows * __pyx_v_n_out) * __pyx_v_size)));
-
-            /* "fastprop/_engine.pyx":470
- *                         _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)
- *                     memcpy(o + lo * n_out * size, self.net.A[L - 1], rows * n_out * size)
- *                     lo += rows             # <<<<<<<<<<<<<<
+ *                 _forward_in_chunks(&self.net, &batch, -1, o, NULL)             # <<<<<<<<<<<<<<
  *         finally:
  *             self._busy = False
 */
-            __pyx_v_lo = (__pyx_v_lo + __pyx_v_rows);
-          }
+          (void)(__pyx_f_8fastprop_7_engine__forward_in_chunks((&__pyx_v_self->net), (&__pyx_v_batch), -1, __pyx_v_o, NULL));
         }
 
-        /* "fastprop/_engine.pyx":461
+        /* "fastprop/_engine.pyx":517
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
- *                 lo = 0
- *                 while lo < n:
+ *                 _forward_in_chunks(&self.net, &batch, -1, o, NULL)
+ *         finally:
 */
         /*finally:*/ {
           /*normal exit:*/{
@@ -14952,8 +15428,8 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
     }
   }
 
-  /* "fastprop/_engine.pyx":472
- *                     lo += rows
+  /* "fastprop/_engine.pyx":520
+ *                 _forward_in_chunks(&self.net, &batch, -1, o, NULL)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
  *         return out
@@ -14967,7 +15443,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
     __pyx_L12:;
   }
 
-  /* "fastprop/_engine.pyx":473
+  /* "fastprop/_engine.pyx":521
  *         finally:
  *             self._busy = False
  *         return out             # <<<<<<<<<<<<<<
@@ -14985,30 +15461,25 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":445
+  /* "fastprop/_engine.pyx":503
  *     # The passes.
  * 
  *     def predict(self, X, out):             # <<<<<<<<<<<<<<
  *         """out = the output layer's activation for X, in chunks of `capacity` rows."""
- *         cdef Py_ssize_t n = self._rows(X, None, None, -1, 0), lo, rows
+ *         cdef Batch batch = self._batch(X, None, None, -1, 0)
 */
 
   /* function exit code */
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
   __Pyx_XDECREF(__pyx_t_6);
-  __Pyx_XDECREF(__pyx_t_7);
   __Pyx_XDECREF(__pyx_t_8);
-  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_12);
   __Pyx_AddTraceback("fastprop._engine.Engine.predict", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
-
-
-
 
 
 
@@ -15018,7 +15489,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":475
+/* "fastprop/_engine.pyx":523
  *         return out
  * 
  *     def loss(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -15069,53 +15540,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_loss,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 475, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 523, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 475, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 523, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 475, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 523, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 475, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 523, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 475, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 523, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "loss", 0) < (0)) __PYX_ERR(0, 475, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "loss", 0) < (0)) __PYX_ERR(0, 523, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("loss", 1, 4, 4, i); __PYX_ERR(0, 475, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("loss", 1, 4, 4, i); __PYX_ERR(0, 523, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 475, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 523, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 475, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 523, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 475, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 523, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 475, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 523, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_Y = values[1];
     __pyx_v_labels = values[2];
-    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 475, __pyx_L3_error)
+    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 523, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("loss", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 475, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("loss", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 523, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -15138,183 +15609,65 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 }
 
 static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss) {
-  Py_ssize_t __pyx_v_n;
-  Py_ssize_t __pyx_v_lo;
-  Py_ssize_t __pyx_v_rows;
-  int __pyx_v_L;
-  int __pyx_v_n_out;
-  int __pyx_v_n_in;
-  char *__pyx_v_x;
-  char *__pyx_v_y;
-  int64_t *__pyx_v_lab;
-  size_t __pyx_v_size;
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_v_batch;
   double __pyx_v_total;
   int64_t __pyx_v_n_correct;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  int __pyx_t_1;
-  void *__pyx_t_2;
-  char *__pyx_t_3;
-  int __pyx_t_4;
-  int64_t *__pyx_t_5;
-  PyObject *__pyx_t_6 = NULL;
-  size_t __pyx_t_7;
-  Py_ssize_t __pyx_t_8;
-  Py_ssize_t __pyx_t_9;
-  PyObject *__pyx_t_10 = NULL;
-  PyObject *__pyx_t_11 = NULL;
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_t_1;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("loss", 0);
 
-  /* "fastprop/_engine.pyx":478
+  /* "fastprop/_engine.pyx":526
  *         """(sum over samples of the loss, number correct) for X, in chunks; dropout off. The
  *         mean is the sum divided by the number of rows."""
- *         cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0), lo = 0, rows             # <<<<<<<<<<<<<<
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
- *         cdef int n_in = self.net.layer[0].n_in
-*/
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 478, __pyx_L1_error)
-  __pyx_v_n = __pyx_t_1;
-  __pyx_v_lo = 0;
-
-  /* "fastprop/_engine.pyx":479
- *         mean is the sum divided by the number of rows."""
- *         cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0), lo = 0, rows
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out             # <<<<<<<<<<<<<<
- *         cdef int n_in = self.net.layer[0].n_in
- *         cdef char *x = <char *>_data(X)
-*/
-  __pyx_t_1 = __pyx_v_self->net.n_layers;
-
-  __pyx_v_L = __pyx_t_1;
-  __pyx_t_1 = (__pyx_v_self->net.layer[(__pyx_v_L - 1)]).n_out;
-
-  __pyx_v_n_out = __pyx_t_1;
-
-  /* "fastprop/_engine.pyx":480
- *         cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0), lo = 0, rows
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
- *         cdef int n_in = self.net.layer[0].n_in             # <<<<<<<<<<<<<<
- *         cdef char *x = <char *>_data(X)
- *         cdef char *y = <char *>_data(Y) if Y is not None else NULL
-*/
-  __pyx_t_1 = (__pyx_v_self->net.layer[0]).n_in;
-
-  __pyx_v_n_in = __pyx_t_1;
-
-  /* "fastprop/_engine.pyx":481
- *         cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
- *         cdef int n_in = self.net.layer[0].n_in
- *         cdef char *x = <char *>_data(X)             # <<<<<<<<<<<<<<
- *         cdef char *y = <char *>_data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
-*/
-  if (!(likely(((__pyx_v_X) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_X, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 481, __pyx_L1_error)
-  __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_X)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 481, __pyx_L1_error)
-  __pyx_v_x = ((char *)__pyx_t_2);
-
-
-  /* "fastprop/_engine.pyx":482
- *         cdef int n_in = self.net.layer[0].n_in
- *         cdef char *x = <char *>_data(X)
- *         cdef char *y = <char *>_data(Y) if Y is not None else NULL             # <<<<<<<<<<<<<<
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
- *         cdef size_t size = self.dtype.itemsize
-*/
-  __pyx_t_4 = (__pyx_v_Y != Py_None);
-  if (__pyx_t_4) {
-    if (!(likely(((__pyx_v_Y) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_Y, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 482, __pyx_L1_error)
-    __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_Y)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 482, __pyx_L1_error)
-
-    __pyx_t_3 = ((char *)__pyx_t_2);
-
-  } else {
-
-    __pyx_t_3 = NULL;
-  }
-
-  __pyx_v_y = __pyx_t_3;
-
-  /* "fastprop/_engine.pyx":483
- *         cdef char *x = <char *>_data(X)
- *         cdef char *y = <char *>_data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL             # <<<<<<<<<<<<<<
- *         cdef size_t size = self.dtype.itemsize
- *         cdef double total = 0
-*/
-  __pyx_t_4 = (__pyx_v_labels != Py_None);
-  if (__pyx_t_4) {
-    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 483, __pyx_L1_error)
-    __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 483, __pyx_L1_error)
-
-    __pyx_t_5 = ((int64_t *)__pyx_t_2);
-
-  } else {
-
-    __pyx_t_5 = NULL;
-  }
-
-  __pyx_v_lab = __pyx_t_5;
-
-  /* "fastprop/_engine.pyx":484
- *         cdef char *y = <char *>_data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
- *         cdef size_t size = self.dtype.itemsize             # <<<<<<<<<<<<<<
- *         cdef double total = 0
+ *         cdef Batch batch = self._batch(X, Y, labels, loss, 0)             # <<<<<<<<<<<<<<
+ *         cdef double total
  *         cdef int64_t n_correct = 0
 */
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 484, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_7 = __Pyx_PyLong_As_size_t(__pyx_t_6); if (unlikely((__pyx_t_7 == (size_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 484, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_v_size = __pyx_t_7;
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 526, __pyx_L1_error)
+  __pyx_v_batch = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":485
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
- *         cdef size_t size = self.dtype.itemsize
- *         cdef double total = 0             # <<<<<<<<<<<<<<
- *         cdef int64_t n_correct = 0
- *         self._begin()
-*/
-  __pyx_v_total = 0.0;
-
-  /* "fastprop/_engine.pyx":486
- *         cdef size_t size = self.dtype.itemsize
- *         cdef double total = 0
+  /* "fastprop/_engine.pyx":528
+ *         cdef Batch batch = self._batch(X, Y, labels, loss, 0)
+ *         cdef double total
  *         cdef int64_t n_correct = 0             # <<<<<<<<<<<<<<
  *         self._begin()
  *         try:
 */
   __pyx_v_n_correct = 0;
 
-  /* "fastprop/_engine.pyx":487
- *         cdef double total = 0
+  /* "fastprop/_engine.pyx":529
+ *         cdef double total
  *         cdef int64_t n_correct = 0
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_6 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 487, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
-  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 529, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":488
+  /* "fastprop/_engine.pyx":530
  *         cdef int64_t n_correct = 0
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
  *             with nogil:
- *                 while lo < n:
+ *                 total = _forward_in_chunks(&self.net, &batch, loss, NULL, &n_correct)
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":489
+    /* "fastprop/_engine.pyx":531
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
- *                 while lo < n:
- *                     rows = min(n - lo, self.capacity)
+ *                 total = _forward_in_chunks(&self.net, &batch, loss, NULL, &n_correct)
+ *         finally:
 */
     {
         PyThreadState * _save;
@@ -15322,150 +15675,22 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":490
+          /* "fastprop/_engine.pyx":532
  *         try:
  *             with nogil:
- *                 while lo < n:             # <<<<<<<<<<<<<<
- *                     rows = min(n - lo, self.capacity)
- *                     if self.net.dtype == FP_FLOAT32:
-*/
-          while (1) {
-            __pyx_t_4 = (__pyx_v_lo < __pyx_v_n);
-
-
-            if (!__pyx_t_4) break;
-
-            /* "fastprop/_engine.pyx":491
- *             with nogil:
- *                 while lo < n:
- *                     rows = min(n - lo, self.capacity)             # <<<<<<<<<<<<<<
- *                     if self.net.dtype == FP_FLOAT32:
- *                         _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
-*/
-
-            __pyx_t_1 = __pyx_v_self->capacity;
-
-            __pyx_t_8 = (__pyx_v_n - __pyx_v_lo);
-            __pyx_t_4 = (__pyx_t_1 < __pyx_t_8);
-
-            if (__pyx_t_4) {
-
-              __pyx_t_9 = __pyx_t_1;
-            } else {
-
-              __pyx_t_9 = __pyx_t_8;
-            }
-
-            __pyx_v_rows = __pyx_t_9;
-
-
-            /* "fastprop/_engine.pyx":492
- *                 while lo < n:
- *                     rows = min(n - lo, self.capacity)
- *                     if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
- *                         _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
- *                     else:
-*/
-            __pyx_t_4 = (__pyx_v_self->net.dtype == FP_FLOAT32);
-
-            if (__pyx_t_4) {
-
-
-              /* "fastprop/_engine.pyx":493
- *                     rows = min(n - lo, self.capacity)
- *                     if self.net.dtype == FP_FLOAT32:
- *                         _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)             # <<<<<<<<<<<<<<
- *                     else:
- *                         _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)
-*/
-              __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward((&__pyx_v_self->net), ((float *)(__pyx_v_x + ((__pyx_v_lo * __pyx_v_n_in) * __pyx_v_size))), ((int)__pyx_v_rows), 0);
-
-              /* "fastprop/_engine.pyx":492
- *                 while lo < n:
- *                     rows = min(n - lo, self.capacity)
- *                     if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
- *                         _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
- *                     else:
-*/
-              goto __pyx_L11;
-            }
-
-            /* "fastprop/_engine.pyx":495
- *                         _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
- *                     else:
- *                         _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)             # <<<<<<<<<<<<<<
- *                     total += rows * fp_loss_gradient(
- *                         self.net.dtype, loss, self.net.logits, self.net.A[L - 1],
-*/
-            /*else*/ {
-              __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward((&__pyx_v_self->net), ((double *)(__pyx_v_x + ((__pyx_v_lo * __pyx_v_n_in) * __pyx_v_size))), ((int)__pyx_v_rows), 0);
-            }
-            __pyx_L11:;
-
-            /* "fastprop/_engine.pyx":498
- *                     total += rows * fp_loss_gradient(
- *                         self.net.dtype, loss, self.net.logits, self.net.A[L - 1],
- *                         y + lo * n_out * size if y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                         lab + lo if lab != NULL else NULL, NULL, rows, n_out,
- *                         self.net.layer[L - 1].activation, self.net.layer[L - 1].negative_slope,
-*/
-            __pyx_t_4 = (__pyx_v_y != NULL);
-
-            if (__pyx_t_4) {
-
-              __pyx_t_3 = (__pyx_v_y + ((__pyx_v_lo * __pyx_v_n_out) * __pyx_v_size));
-            } else {
-
-              __pyx_t_3 = NULL;
-            }
-
-
-            /* "fastprop/_engine.pyx":499
- *                         self.net.dtype, loss, self.net.logits, self.net.A[L - 1],
- *                         y + lo * n_out * size if y != NULL else NULL,
- *                         lab + lo if lab != NULL else NULL, NULL, rows, n_out,             # <<<<<<<<<<<<<<
- *                         self.net.layer[L - 1].activation, self.net.layer[L - 1].negative_slope,
- *                         &n_correct)
-*/
-            __pyx_t_4 = (__pyx_v_lab != NULL);
-
-            if (__pyx_t_4) {
-
-              __pyx_t_5 = (__pyx_v_lab + __pyx_v_lo);
-            } else {
-
-              __pyx_t_5 = NULL;
-            }
-
-
-            /* "fastprop/_engine.pyx":496
- *                     else:
- *                         _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)
- *                     total += rows * fp_loss_gradient(             # <<<<<<<<<<<<<<
- *                         self.net.dtype, loss, self.net.logits, self.net.A[L - 1],
- *                         y + lo * n_out * size if y != NULL else NULL,
-*/
-            __pyx_v_total = (__pyx_v_total + (__pyx_v_rows * fp_loss_gradient(__pyx_v_self->net.dtype, __pyx_v_loss, __pyx_v_self->net.logits, (__pyx_v_self->net.A[(__pyx_v_L - 1)]), __pyx_t_3, __pyx_t_5, NULL, __pyx_v_rows, __pyx_v_n_out, (__pyx_v_self->net.layer[(__pyx_v_L - 1)]).activation, (__pyx_v_self->net.layer[(__pyx_v_L - 1)]).negative_slope, (&__pyx_v_n_correct))));
-
-
-
-            /* "fastprop/_engine.pyx":502
- *                         self.net.layer[L - 1].activation, self.net.layer[L - 1].negative_slope,
- *                         &n_correct)
- *                     lo += rows             # <<<<<<<<<<<<<<
+ *                 total = _forward_in_chunks(&self.net, &batch, loss, NULL, &n_correct)             # <<<<<<<<<<<<<<
  *         finally:
  *             self._busy = False
 */
-            __pyx_v_lo = (__pyx_v_lo + __pyx_v_rows);
-          }
+          __pyx_v_total = __pyx_f_8fastprop_7_engine__forward_in_chunks((&__pyx_v_self->net), (&__pyx_v_batch), __pyx_v_loss, NULL, (&__pyx_v_n_correct));
         }
 
-        /* "fastprop/_engine.pyx":489
+        /* "fastprop/_engine.pyx":531
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
- *                 while lo < n:
- *                     rows = min(n - lo, self.capacity)
+ *                 total = _forward_in_chunks(&self.net, &batch, loss, NULL, &n_correct)
+ *         finally:
 */
         /*finally:*/ {
           /*normal exit:*/{
@@ -15478,8 +15703,8 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
     }
   }
 
-  /* "fastprop/_engine.pyx":504
- *                     lo += rows
+  /* "fastprop/_engine.pyx":534
+ *                 total = _forward_in_chunks(&self.net, &batch, loss, NULL, &n_correct)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
  *         return total, n_correct
@@ -15493,37 +15718,37 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
     __pyx_L5:;
   }
 
-  /* "fastprop/_engine.pyx":505
+  /* "fastprop/_engine.pyx":535
  *         finally:
  *             self._busy = False
  *         return total, n_correct             # <<<<<<<<<<<<<<
  * 
  *     def gradients(self, X, Y, labels, int loss):
 */
-  __pyx_t_6 = PyFloat_FromDouble(__pyx_v_total); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 505, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_10 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 505, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_11 = PyTuple_New(2); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 505, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_11);
-  __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 0, __pyx_t_6) != (0)) __PYX_ERR(0, 505, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 1, __pyx_t_10) != (0)) __PYX_ERR(0, 505, __pyx_L1_error);
-  __pyx_t_6 = 0;
-  __pyx_t_10 = 0;
+  __pyx_t_2 = PyFloat_FromDouble(__pyx_v_total); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 535, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 535, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 535, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_GIVEREF(__pyx_t_2);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 535, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_3);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 535, __pyx_L1_error);
+  __pyx_t_2 = 0;
+  __pyx_t_3 = 0;
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_11;
+      __pyx_r = __pyx_t_4;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_11 = 0;
+  __pyx_t_4 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":475
+  /* "fastprop/_engine.pyx":523
  *         return out
  * 
  *     def loss(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -15533,21 +15758,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
 
   /* function exit code */
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_6);
-  __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
   __Pyx_AddTraceback("fastprop._engine.Engine.loss", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
-
-
-
-
-
-
-
 
 
 
@@ -15556,7 +15772,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":507
+/* "fastprop/_engine.pyx":537
  *         return total, n_correct
  * 
  *     def gradients(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -15607,53 +15823,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_loss,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 507, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 537, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 507, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 537, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 507, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 537, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 507, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 537, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 507, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 537, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gradients", 0) < (0)) __PYX_ERR(0, 507, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gradients", 0) < (0)) __PYX_ERR(0, 537, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gradients", 1, 4, 4, i); __PYX_ERR(0, 507, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gradients", 1, 4, 4, i); __PYX_ERR(0, 537, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 507, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 537, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 507, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 537, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 507, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 537, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 507, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 537, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_Y = values[1];
     __pyx_v_labels = values[2];
-    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 507, __pyx_L3_error)
+    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 537, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("gradients", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 507, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("gradients", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 537, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -15684,14 +15900,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_12gradients(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("gradients", 0);
 
-  /* "fastprop/_engine.pyx":510
+  /* "fastprop/_engine.pyx":540
  *         """Forward and backward on one batch (at most `capacity` rows), dropout off: the whole
  *         gradient into the gradient buffer, no update. Returns (mean loss, number correct)."""
  *         return self._gradients(X, Y, labels, loss, False)             # <<<<<<<<<<<<<<
  * 
  *     def trace(self, X, Y, labels, int loss):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_gradients(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 510, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_gradients(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 540, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -15704,7 +15920,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_12gradients(struct __pyx_ob
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":507
+  /* "fastprop/_engine.pyx":537
  *         return total, n_correct
  * 
  *     def gradients(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -15723,7 +15939,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_12gradients(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":512
+/* "fastprop/_engine.pyx":542
  *         return self._gradients(X, Y, labels, loss, False)
  * 
  *     def trace(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -15739,7 +15955,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8fastprop_7_engine_6Engine_14trace, "`gradients`, keeping every layer\047s intermediates. Returns (mean loss, layers), each\n        layer a dict of copies: \047u\047 (Z), \047a\047, \047fprime\047 (f\047(u)), \047dA\047 (dL/da), \047delta\047 (dL/du);\n        \047fprime\047 and \047dA\047 are None for an output fused with its loss.");
+PyDoc_STRVAR(__pyx_doc_8fastprop_7_engine_6Engine_14trace, "`gradients`, keeping every layer\047s intermediates. Returns (mean loss, layers), each\n        layer a dict of copies: \047u\047 (Z), \047a\047, \047fprime\047 (f\047(u)), \047dA\047 (dL/da), \047delta\047 (dL/du);\n        \047fprime\047 and \047dA\047 are None for an output whose loss is computed from its logits.");
 static PyMethodDef __pyx_mdef_8fastprop_7_engine_6Engine_15trace = {"trace", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_15trace, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8fastprop_7_engine_6Engine_14trace};
 static PyObject *__pyx_pw_8fastprop_7_engine_6Engine_15trace(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
@@ -15774,53 +15990,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_loss,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 512, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 542, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 512, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 542, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 512, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 542, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 512, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 542, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 512, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 542, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "trace", 0) < (0)) __PYX_ERR(0, 512, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "trace", 0) < (0)) __PYX_ERR(0, 542, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("trace", 1, 4, 4, i); __PYX_ERR(0, 512, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("trace", 1, 4, 4, i); __PYX_ERR(0, 542, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 512, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 542, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 512, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 542, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 512, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 542, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 512, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 542, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_Y = values[1];
     __pyx_v_labels = values[2];
-    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 512, __pyx_L3_error)
+    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 542, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("trace", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 512, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("trace", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 542, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -15845,14 +16061,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss) {
   int __pyx_v_L;
   int __pyx_v_l;
-  int __pyx_v_n;
+  Py_ssize_t __pyx_v_n;
   PyObject *__pyx_v_u = NULL;
   PyObject *__pyx_v_da = NULL;
   PyObject *__pyx_v_fprime = NULL;
   void **__pyx_v_pointers;
   PyObject *__pyx_v_value = NULL;
   CYTHON_UNUSED PyObject *__pyx_v__ = NULL;
-  int __pyx_v_fused;
+  int __pyx_v_from_logits;
   PyObject *__pyx_v_layers = NULL;
   struct __pyx_t_8fastprop_7_engine_LayerDesc __pyx_v_d;
   PyObject *__pyx_v_out = NULL;
@@ -15862,11 +16078,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
-  PyObject *__pyx_t_2 = NULL;
+  Py_ssize_t __pyx_t_2;
   PyObject *__pyx_t_3 = NULL;
   PyObject *__pyx_t_4 = NULL;
-  size_t __pyx_t_5;
-  Py_ssize_t __pyx_t_6;
+  PyObject *__pyx_t_5 = NULL;
+  size_t __pyx_t_6;
   PyObject *(*__pyx_t_7)(PyObject *);
   PyObject *__pyx_t_8 = NULL;
   PyObject *__pyx_t_9 = NULL;
@@ -15895,9 +16111,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("trace", 0);
 
-  /* "fastprop/_engine.pyx":516
+  /* "fastprop/_engine.pyx":546
  *         layer a dict of copies: 'u' (Z), 'a', 'fprime' (f'(u)), 'dA' (dL/da), 'delta' (dL/du);
- *         'fprime' and 'dA' are None for an output fused with its loss."""
+ *         'fprime' and 'dA' are None for an output whose loss is computed from its logits."""
  *         cdef int L = self.net.n_layers, l             # <<<<<<<<<<<<<<
  *         n = self._rows(X, Y, labels, loss, self.capacity)
  *         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
@@ -15906,17 +16122,17 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 
   __pyx_v_L = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":517
- *         'fprime' and 'dA' are None for an output fused with its loss."""
+  /* "fastprop/_engine.pyx":547
+ *         'fprime' and 'dA' are None for an output whose loss is computed from its logits."""
  *         cdef int L = self.net.n_layers, l
  *         n = self._rows(X, Y, labels, loss, self.capacity)             # <<<<<<<<<<<<<<
  *         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
  *         da = [np.empty_like(a) for a in u]
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 517, __pyx_L1_error)
-  __pyx_v_n = __pyx_t_1;
+  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1L))) __PYX_ERR(0, 547, __pyx_L1_error)
+  __pyx_v_n = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":518
+  /* "fastprop/_engine.pyx":548
  *         cdef int L = self.net.n_layers, l
  *         n = self._rows(X, Y, labels, loss, self.capacity)
  *         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]             # <<<<<<<<<<<<<<
@@ -15924,89 +16140,89 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
  *         fprime = [np.ones_like(a) for a in u]
 */
   { /* enter inner scope */
-    __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 518, __pyx_L5_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_4 = ((PyObject *)__pyx_v_self);
-    __Pyx_INCREF(__pyx_t_4);
-    __pyx_t_5 = 0;
+    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 548, __pyx_L5_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_5 = ((PyObject *)__pyx_v_self);
+    __Pyx_INCREF(__pyx_t_5);
+    __pyx_t_6 = 0;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_4, NULL};
-      __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_layer_shapes, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 518, __pyx_L5_error)
-      __Pyx_GOTREF(__pyx_t_3);
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
+      __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_layer_shapes, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 548, __pyx_L5_error)
+      __Pyx_GOTREF(__pyx_t_4);
     }
-    if (likely(PyList_CheckExact(__pyx_t_3)) || PyTuple_CheckExact(__pyx_t_3)) {
-      __pyx_t_4 = __pyx_t_3; __Pyx_INCREF(__pyx_t_4);
-      __pyx_t_6 = 0;
+    if (likely(PyList_CheckExact(__pyx_t_4)) || PyTuple_CheckExact(__pyx_t_4)) {
+      __pyx_t_5 = __pyx_t_4; __Pyx_INCREF(__pyx_t_5);
+      __pyx_t_2 = 0;
       __pyx_t_7 = NULL;
     } else {
-      __pyx_t_6 = -1; __pyx_t_4 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 518, __pyx_L5_error)
-      __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_7 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 518, __pyx_L5_error)
+      __pyx_t_2 = -1; __pyx_t_5 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 548, __pyx_L5_error)
+      __Pyx_GOTREF(__pyx_t_5);
+      __pyx_t_7 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_5); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 548, __pyx_L5_error)
     }
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     for (;;) {
       if (likely(!__pyx_t_7)) {
-        if (likely(PyList_CheckExact(__pyx_t_4))) {
+        if (likely(PyList_CheckExact(__pyx_t_5))) {
           {
-            Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_4);
+            Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_5);
             #if !CYTHON_ASSUME_SAFE_SIZE
-            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 518, __pyx_L5_error)
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 548, __pyx_L5_error)
             #endif
-            if (__pyx_t_6 >= __pyx_temp) break;
+            if (__pyx_t_2 >= __pyx_temp) break;
           }
-          __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_4, __pyx_t_6, __Pyx_ReferenceSharing_OwnStrongReference);
-          ++__pyx_t_6;
+          __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_5, __pyx_t_2, __Pyx_ReferenceSharing_OwnStrongReference);
+          ++__pyx_t_2;
         } else {
           {
-            Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_4);
+            Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_5);
             #if !CYTHON_ASSUME_SAFE_SIZE
-            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 518, __pyx_L5_error)
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 548, __pyx_L5_error)
             #endif
-            if (__pyx_t_6 >= __pyx_temp) break;
+            if (__pyx_t_2 >= __pyx_temp) break;
           }
           #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-          __pyx_t_3 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_4, __pyx_t_6));
+          __pyx_t_4 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_5, __pyx_t_2));
           #else
-          __pyx_t_3 = __Pyx_PySequence_ITEM(__pyx_t_4, __pyx_t_6);
+          __pyx_t_4 = __Pyx_PySequence_ITEM(__pyx_t_5, __pyx_t_2);
           #endif
-          ++__pyx_t_6;
+          ++__pyx_t_2;
         }
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 518, __pyx_L5_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 548, __pyx_L5_error)
       } else {
-        __pyx_t_3 = __pyx_t_7(__pyx_t_4);
-        if (unlikely(!__pyx_t_3)) {
+        __pyx_t_4 = __pyx_t_7(__pyx_t_5);
+        if (unlikely(!__pyx_t_4)) {
           PyObject* exc_type = PyErr_Occurred();
           if (exc_type) {
-            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 518, __pyx_L5_error)
+            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 548, __pyx_L5_error)
             PyErr_Clear();
           }
           break;
         }
       }
-      __Pyx_GOTREF(__pyx_t_3);
-      __Pyx_XDECREF_SET(__pyx_7genexpr__pyx_v_s, __pyx_t_3);
-      __pyx_t_3 = 0;
+      __Pyx_GOTREF(__pyx_t_4);
+      __Pyx_XDECREF_SET(__pyx_7genexpr__pyx_v_s, __pyx_t_4);
+      __pyx_t_4 = 0;
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 518, __pyx_L5_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 548, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 518, __pyx_L5_error)
+      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 548, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 518, __pyx_L5_error)
+      __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 548, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_7genexpr__pyx_v_s, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 518, __pyx_L5_error)
+      __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_7genexpr__pyx_v_s, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 548, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 518, __pyx_L5_error)
+      __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 548, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_GIVEREF(__pyx_t_9);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_9) != (0)) __PYX_ERR(0, 518, __pyx_L5_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_9) != (0)) __PYX_ERR(0, 548, __pyx_L5_error);
       __Pyx_GIVEREF(__pyx_t_11);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_t_11) != (0)) __PYX_ERR(0, 518, __pyx_L5_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_t_11) != (0)) __PYX_ERR(0, 548, __pyx_L5_error);
       __pyx_t_9 = 0;
       __pyx_t_11 = 0;
-      __pyx_t_5 = 1;
+      __pyx_t_6 = 1;
       #if CYTHON_UNPACK_METHODS
       if (unlikely(PyMethod_Check(__pyx_t_10))) {
         __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_10);
@@ -16015,23 +16231,23 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
         __Pyx_INCREF(__pyx_t_8);
         __Pyx_INCREF(__pyx__function);
         __Pyx_DECREF_SET(__pyx_t_10, __pyx__function);
-        __pyx_t_5 = 0;
+        __pyx_t_6 = 0;
       }
       #endif
       {
         PyObject *__pyx_callargs[3] = {__pyx_t_8, __pyx_t_12, __pyx_v_self->dtype};
-        __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 518, __pyx_L5_error)
-        __Pyx_GOTREF(__pyx_t_3);
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 548, __pyx_L5_error)
+        __Pyx_GOTREF(__pyx_t_4);
       }
-      __Pyx_GIVEREF(__pyx_t_3);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_2, __pyx_t_3))) __PYX_ERR(0, 518, __pyx_L5_error)
-      __pyx_t_3 = 0;
+      __Pyx_GIVEREF(__pyx_t_4);
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_4))) __PYX_ERR(0, 548, __pyx_L5_error)
+      __pyx_t_4 = 0;
     }
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_XDECREF(__pyx_7genexpr__pyx_v_s); __pyx_7genexpr__pyx_v_s = 0;
     goto __pyx_L9_exit_scope;
     __pyx_L5_error:;
@@ -16039,10 +16255,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
     goto __pyx_L1_error;
     __pyx_L9_exit_scope:;
   } /* exit inner scope */
-  __pyx_v_u = ((PyObject*)__pyx_t_2);
-  __pyx_t_2 = 0;
+  __pyx_v_u = ((PyObject*)__pyx_t_3);
+  __pyx_t_3 = 0;
 
-  /* "fastprop/_engine.pyx":519
+  /* "fastprop/_engine.pyx":549
  *         n = self._rows(X, Y, labels, loss, self.capacity)
  *         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
  *         da = [np.empty_like(a) for a in u]             # <<<<<<<<<<<<<<
@@ -16050,31 +16266,31 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
  *         cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))
 */
   { /* enter inner scope */
-    __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 519, __pyx_L12_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_4 = __pyx_v_u; __Pyx_INCREF(__pyx_t_4);
-    __pyx_t_6 = 0;
+    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 549, __pyx_L12_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_5 = __pyx_v_u; __Pyx_INCREF(__pyx_t_5);
+    __pyx_t_2 = 0;
     for (;;) {
       {
-        Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_4);
+        Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_5);
         #if !CYTHON_ASSUME_SAFE_SIZE
-        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 519, __pyx_L12_error)
+        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 549, __pyx_L12_error)
         #endif
-        if (__pyx_t_6 >= __pyx_temp) break;
+        if (__pyx_t_2 >= __pyx_temp) break;
       }
-      __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_4, __pyx_t_6, __Pyx_ReferenceSharing_OwnStrongReference);
-      ++__pyx_t_6;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 519, __pyx_L12_error)
-      __Pyx_GOTREF(__pyx_t_3);
-      __Pyx_XDECREF_SET(__pyx_8genexpr1__pyx_v_a, __pyx_t_3);
-      __pyx_t_3 = 0;
+      __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_5, __pyx_t_2, __Pyx_ReferenceSharing_OwnStrongReference);
+      ++__pyx_t_2;
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 549, __pyx_L12_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __Pyx_XDECREF_SET(__pyx_8genexpr1__pyx_v_a, __pyx_t_4);
+      __pyx_t_4 = 0;
       __pyx_t_10 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 519, __pyx_L12_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 549, __pyx_L12_error)
       __Pyx_GOTREF(__pyx_t_12);
-      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 519, __pyx_L12_error)
+      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 549, __pyx_L12_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      __pyx_t_5 = 1;
+      __pyx_t_6 = 1;
       #if CYTHON_UNPACK_METHODS
       if (unlikely(PyMethod_Check(__pyx_t_8))) {
         __pyx_t_10 = PyMethod_GET_SELF(__pyx_t_8);
@@ -16083,22 +16299,22 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
         __Pyx_INCREF(__pyx_t_10);
         __Pyx_INCREF(__pyx__function);
         __Pyx_DECREF_SET(__pyx_t_8, __pyx__function);
-        __pyx_t_5 = 0;
+        __pyx_t_6 = 0;
       }
       #endif
       {
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_8genexpr1__pyx_v_a};
-        __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 519, __pyx_L12_error)
-        __Pyx_GOTREF(__pyx_t_3);
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 549, __pyx_L12_error)
+        __Pyx_GOTREF(__pyx_t_4);
       }
-      __Pyx_GIVEREF(__pyx_t_3);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_2, __pyx_t_3))) __PYX_ERR(0, 519, __pyx_L12_error)
-      __pyx_t_3 = 0;
+      __Pyx_GIVEREF(__pyx_t_4);
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_4))) __PYX_ERR(0, 549, __pyx_L12_error)
+      __pyx_t_4 = 0;
     }
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_XDECREF(__pyx_8genexpr1__pyx_v_a); __pyx_8genexpr1__pyx_v_a = 0;
     goto __pyx_L16_exit_scope;
     __pyx_L12_error:;
@@ -16106,10 +16322,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
     goto __pyx_L1_error;
     __pyx_L16_exit_scope:;
   } /* exit inner scope */
-  __pyx_v_da = ((PyObject*)__pyx_t_2);
-  __pyx_t_2 = 0;
+  __pyx_v_da = ((PyObject*)__pyx_t_3);
+  __pyx_t_3 = 0;
 
-  /* "fastprop/_engine.pyx":520
+  /* "fastprop/_engine.pyx":550
  *         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
  *         da = [np.empty_like(a) for a in u]
  *         fprime = [np.ones_like(a) for a in u]             # <<<<<<<<<<<<<<
@@ -16117,31 +16333,31 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
  *         if pointers == NULL:
 */
   { /* enter inner scope */
-    __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 520, __pyx_L19_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_4 = __pyx_v_u; __Pyx_INCREF(__pyx_t_4);
-    __pyx_t_6 = 0;
+    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 550, __pyx_L19_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_5 = __pyx_v_u; __Pyx_INCREF(__pyx_t_5);
+    __pyx_t_2 = 0;
     for (;;) {
       {
-        Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_4);
+        Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_5);
         #if !CYTHON_ASSUME_SAFE_SIZE
-        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 520, __pyx_L19_error)
+        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 550, __pyx_L19_error)
         #endif
-        if (__pyx_t_6 >= __pyx_temp) break;
+        if (__pyx_t_2 >= __pyx_temp) break;
       }
-      __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_4, __pyx_t_6, __Pyx_ReferenceSharing_OwnStrongReference);
-      ++__pyx_t_6;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 520, __pyx_L19_error)
-      __Pyx_GOTREF(__pyx_t_3);
-      __Pyx_XDECREF_SET(__pyx_8genexpr2__pyx_v_a, __pyx_t_3);
-      __pyx_t_3 = 0;
+      __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_5, __pyx_t_2, __Pyx_ReferenceSharing_OwnStrongReference);
+      ++__pyx_t_2;
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 550, __pyx_L19_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __Pyx_XDECREF_SET(__pyx_8genexpr2__pyx_v_a, __pyx_t_4);
+      __pyx_t_4 = 0;
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 520, __pyx_L19_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 550, __pyx_L19_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_ones_like); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 520, __pyx_L19_error)
+      __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_ones_like); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 550, __pyx_L19_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __pyx_t_5 = 1;
+      __pyx_t_6 = 1;
       #if CYTHON_UNPACK_METHODS
       if (unlikely(PyMethod_Check(__pyx_t_12))) {
         __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_12);
@@ -16150,22 +16366,22 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
         __Pyx_INCREF(__pyx_t_8);
         __Pyx_INCREF(__pyx__function);
         __Pyx_DECREF_SET(__pyx_t_12, __pyx__function);
-        __pyx_t_5 = 0;
+        __pyx_t_6 = 0;
       }
       #endif
       {
         PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_8genexpr2__pyx_v_a};
-        __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 520, __pyx_L19_error)
-        __Pyx_GOTREF(__pyx_t_3);
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 550, __pyx_L19_error)
+        __Pyx_GOTREF(__pyx_t_4);
       }
-      __Pyx_GIVEREF(__pyx_t_3);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_2, __pyx_t_3))) __PYX_ERR(0, 520, __pyx_L19_error)
-      __pyx_t_3 = 0;
+      __Pyx_GIVEREF(__pyx_t_4);
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_4))) __PYX_ERR(0, 550, __pyx_L19_error)
+      __pyx_t_4 = 0;
     }
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_XDECREF(__pyx_8genexpr2__pyx_v_a); __pyx_8genexpr2__pyx_v_a = 0;
     goto __pyx_L23_exit_scope;
     __pyx_L19_error:;
@@ -16173,10 +16389,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
     goto __pyx_L1_error;
     __pyx_L23_exit_scope:;
   } /* exit inner scope */
-  __pyx_v_fprime = ((PyObject*)__pyx_t_2);
-  __pyx_t_2 = 0;
+  __pyx_v_fprime = ((PyObject*)__pyx_t_3);
+  __pyx_t_3 = 0;
 
-  /* "fastprop/_engine.pyx":521
+  /* "fastprop/_engine.pyx":551
  *         da = [np.empty_like(a) for a in u]
  *         fprime = [np.ones_like(a) for a in u]
  *         cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))             # <<<<<<<<<<<<<<
@@ -16185,7 +16401,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
   __pyx_v_pointers = ((void **)calloc((3 * __pyx_v_L), (sizeof(void *))));
 
-  /* "fastprop/_engine.pyx":522
+  /* "fastprop/_engine.pyx":552
  *         fprime = [np.ones_like(a) for a in u]
  *         cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))
  *         if pointers == NULL:             # <<<<<<<<<<<<<<
@@ -16197,16 +16413,16 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   if (unlikely(__pyx_t_13)) {
 
 
-    /* "fastprop/_engine.pyx":523
+    /* "fastprop/_engine.pyx":553
  *         cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))
  *         if pointers == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for l in range(L):
  *             pointers[l] = _data(u[l])
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 523, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 553, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":522
+    /* "fastprop/_engine.pyx":552
  *         fprime = [np.ones_like(a) for a in u]
  *         cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))
  *         if pointers == NULL:             # <<<<<<<<<<<<<<
@@ -16215,7 +16431,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
   }
 
-  /* "fastprop/_engine.pyx":524
+  /* "fastprop/_engine.pyx":554
  *         if pointers == NULL:
  *             raise MemoryError()
  *         for l in range(L):             # <<<<<<<<<<<<<<
@@ -16229,54 +16445,54 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
     __pyx_v_l = __pyx_t_15;
 
-    /* "fastprop/_engine.pyx":525
+    /* "fastprop/_engine.pyx":555
  *             raise MemoryError()
  *         for l in range(L):
  *             pointers[l] = _data(u[l])             # <<<<<<<<<<<<<<
  *             pointers[L + l] = _data(da[l])
  *             pointers[2 * L + l] = _data(fprime[l])
 */
-    __pyx_t_2 = __Pyx_PyList_GET_ITEM(__pyx_v_u, __pyx_v_l);
-    __Pyx_INCREF(__pyx_t_2);
-    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 525, __pyx_L1_error)
-    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_2)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 525, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_u, __pyx_v_l);
+    __Pyx_INCREF(__pyx_t_3);
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 555, __pyx_L1_error)
+    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_3)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 555, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     (__pyx_v_pointers[__pyx_v_l]) = __pyx_t_16;
 
 
-    /* "fastprop/_engine.pyx":526
+    /* "fastprop/_engine.pyx":556
  *         for l in range(L):
  *             pointers[l] = _data(u[l])
  *             pointers[L + l] = _data(da[l])             # <<<<<<<<<<<<<<
  *             pointers[2 * L + l] = _data(fprime[l])
  *         self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,
 */
-    __pyx_t_2 = __Pyx_PyList_GET_ITEM(__pyx_v_da, __pyx_v_l);
-    __Pyx_INCREF(__pyx_t_2);
-    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 526, __pyx_L1_error)
-    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_2)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 526, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_da, __pyx_v_l);
+    __Pyx_INCREF(__pyx_t_3);
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 556, __pyx_L1_error)
+    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_3)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 556, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     (__pyx_v_pointers[(__pyx_v_L + __pyx_v_l)]) = __pyx_t_16;
 
 
-    /* "fastprop/_engine.pyx":527
+    /* "fastprop/_engine.pyx":557
  *             pointers[l] = _data(u[l])
  *             pointers[L + l] = _data(da[l])
  *             pointers[2 * L + l] = _data(fprime[l])             # <<<<<<<<<<<<<<
  *         self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,
  *                                                                       pointers + 2 * L)
 */
-    __pyx_t_2 = __Pyx_PyList_GET_ITEM(__pyx_v_fprime, __pyx_v_l);
-    __Pyx_INCREF(__pyx_t_2);
-    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 527, __pyx_L1_error)
-    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_2)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 527, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_fprime, __pyx_v_l);
+    __Pyx_INCREF(__pyx_t_3);
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 557, __pyx_L1_error)
+    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_3)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 557, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     (__pyx_v_pointers[((2 * __pyx_v_L) + __pyx_v_l)]) = __pyx_t_16;
 
   }
 
 
-  /* "fastprop/_engine.pyx":528
+  /* "fastprop/_engine.pyx":558
  *             pointers[L + l] = _data(da[l])
  *             pointers[2 * L + l] = _data(fprime[l])
  *         self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,             # <<<<<<<<<<<<<<
@@ -16288,7 +16504,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   __pyx_t_18 = (__pyx_v_pointers + __pyx_v_L);
 
 
-  /* "fastprop/_engine.pyx":529
+  /* "fastprop/_engine.pyx":559
  *             pointers[2 * L + l] = _data(fprime[l])
  *         self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,
  *                                                                       pointers + 2 * L)             # <<<<<<<<<<<<<<
@@ -16298,7 +16514,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   __pyx_t_19 = (__pyx_v_pointers + (2 * __pyx_v_L));
 
 
-  /* "fastprop/_engine.pyx":528
+  /* "fastprop/_engine.pyx":558
  *             pointers[L + l] = _data(da[l])
  *             pointers[2 * L + l] = _data(fprime[l])
  *         self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,             # <<<<<<<<<<<<<<
@@ -16309,7 +16525,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   __pyx_v_self->net.trace_da = __pyx_t_18;
   __pyx_v_self->net.trace_fprime = __pyx_t_19;
 
-  /* "fastprop/_engine.pyx":530
+  /* "fastprop/_engine.pyx":560
  *         self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,
  *                                                                       pointers + 2 * L)
  *         try:             # <<<<<<<<<<<<<<
@@ -16318,55 +16534,55 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":531
+    /* "fastprop/_engine.pyx":561
  *                                                                       pointers + 2 * L)
  *         try:
  *             value, _ = self._gradients(X, Y, labels, loss, True)             # <<<<<<<<<<<<<<
  *         finally:
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_gradients(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 531, __pyx_L28_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    if ((likely(PyTuple_CheckExact(__pyx_t_2))) || (PyList_CheckExact(__pyx_t_2))) {
-      PyObject* sequence = __pyx_t_2;
+    __pyx_t_3 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_gradients(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 561, __pyx_L28_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    if ((likely(PyTuple_CheckExact(__pyx_t_3))) || (PyList_CheckExact(__pyx_t_3))) {
+      PyObject* sequence = __pyx_t_3;
       Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 531, __pyx_L28_error)
+        __PYX_ERR(0, 561, __pyx_L28_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
-        __pyx_t_4 = PyTuple_GET_ITEM(sequence, 0);
+        __pyx_t_5 = PyTuple_GET_ITEM(sequence, 0);
+        __Pyx_INCREF(__pyx_t_5);
+        __pyx_t_4 = PyTuple_GET_ITEM(sequence, 1);
         __Pyx_INCREF(__pyx_t_4);
-        __pyx_t_3 = PyTuple_GET_ITEM(sequence, 1);
-        __Pyx_INCREF(__pyx_t_3);
       } else {
-        __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 531, __pyx_L28_error)
+        __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 561, __pyx_L28_error)
+        __Pyx_XGOTREF(__pyx_t_5);
+        __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 561, __pyx_L28_error)
         __Pyx_XGOTREF(__pyx_t_4);
-        __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 531, __pyx_L28_error)
-        __Pyx_XGOTREF(__pyx_t_3);
       }
       #else
-      __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 531, __pyx_L28_error)
+      __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 561, __pyx_L28_error)
+      __Pyx_GOTREF(__pyx_t_5);
+      __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 561, __pyx_L28_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 531, __pyx_L28_error)
-      __Pyx_GOTREF(__pyx_t_3);
       #endif
-      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_12 = PyObject_GetIter(__pyx_t_2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 531, __pyx_L28_error)
+      __pyx_t_12 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 561, __pyx_L28_error)
       __Pyx_GOTREF(__pyx_t_12);
-      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __pyx_t_20 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_12);
-      index = 0; __pyx_t_4 = __pyx_t_20(__pyx_t_12); if (unlikely(!__pyx_t_4)) goto __pyx_L30_unpacking_failed;
+      index = 0; __pyx_t_5 = __pyx_t_20(__pyx_t_12); if (unlikely(!__pyx_t_5)) goto __pyx_L30_unpacking_failed;
+      __Pyx_GOTREF(__pyx_t_5);
+      index = 1; __pyx_t_4 = __pyx_t_20(__pyx_t_12); if (unlikely(!__pyx_t_4)) goto __pyx_L30_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_4);
-      index = 1; __pyx_t_3 = __pyx_t_20(__pyx_t_12); if (unlikely(!__pyx_t_3)) goto __pyx_L30_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_3);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_20(__pyx_t_12), 2) < (0)) __PYX_ERR(0, 531, __pyx_L28_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_20(__pyx_t_12), 2) < (0)) __PYX_ERR(0, 561, __pyx_L28_error)
       __pyx_t_20 = NULL;
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       goto __pyx_L31_unpacking_done;
@@ -16374,21 +16590,21 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       __pyx_t_20 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 531, __pyx_L28_error)
+      __PYX_ERR(0, 561, __pyx_L28_error)
       __pyx_L31_unpacking_done:;
     }
-    __pyx_v_value = __pyx_t_4;
+    __pyx_v_value = __pyx_t_5;
+    __pyx_t_5 = 0;
+    __pyx_v__ = __pyx_t_4;
     __pyx_t_4 = 0;
-    __pyx_v__ = __pyx_t_3;
-    __pyx_t_3 = 0;
   }
 
-  /* "fastprop/_engine.pyx":533
+  /* "fastprop/_engine.pyx":563
  *             value, _ = self._gradients(X, Y, labels, loss, True)
  *         finally:
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL             # <<<<<<<<<<<<<<
  *             free(pointers)
- *         fused = _loss_is_fused(loss)
+ *         from_logits = _from_logits(loss)
 */
   /*finally:*/ {
     /*normal exit:*/{
@@ -16396,11 +16612,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __pyx_v_self->net.trace_da = NULL;
       __pyx_v_self->net.trace_fprime = NULL;
 
-      /* "fastprop/_engine.pyx":534
+      /* "fastprop/_engine.pyx":564
  *         finally:
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *             free(pointers)             # <<<<<<<<<<<<<<
- *         fused = _loss_is_fused(loss)
+ *         from_logits = _from_logits(loss)
  *         layers = []
 */
       free(__pyx_v_pointers);
@@ -16414,9 +16630,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
       __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
       __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-      __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
        __Pyx_ExceptionSwap(&__pyx_t_25, &__pyx_t_26, &__pyx_t_27);
@@ -16430,22 +16646,22 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __pyx_t_1 = __pyx_lineno; __pyx_t_14 = __pyx_clineno; __pyx_t_21 = __pyx_filename;
       {
 
-        /* "fastprop/_engine.pyx":533
+        /* "fastprop/_engine.pyx":563
  *             value, _ = self._gradients(X, Y, labels, loss, True)
  *         finally:
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL             # <<<<<<<<<<<<<<
  *             free(pointers)
- *         fused = _loss_is_fused(loss)
+ *         from_logits = _from_logits(loss)
 */
         __pyx_v_self->net.trace_u = NULL;
         __pyx_v_self->net.trace_da = NULL;
         __pyx_v_self->net.trace_fprime = NULL;
 
-        /* "fastprop/_engine.pyx":534
+        /* "fastprop/_engine.pyx":564
  *         finally:
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *             free(pointers)             # <<<<<<<<<<<<<<
- *         fused = _loss_is_fused(loss)
+ *         from_logits = _from_logits(loss)
  *         layers = []
 */
         free(__pyx_v_pointers);
@@ -16465,29 +16681,29 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
     __pyx_L29:;
   }
 
-  /* "fastprop/_engine.pyx":535
+  /* "fastprop/_engine.pyx":565
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *             free(pointers)
- *         fused = _loss_is_fused(loss)             # <<<<<<<<<<<<<<
+ *         from_logits = _from_logits(loss)             # <<<<<<<<<<<<<<
  *         layers = []
  *         for l in range(L):
 */
-  __pyx_v_fused = __pyx_f_8fastprop_7_engine__loss_is_fused(__pyx_v_loss);
+  __pyx_v_from_logits = __pyx_f_8fastprop_7_engine__from_logits(__pyx_v_loss);
 
-  /* "fastprop/_engine.pyx":536
+  /* "fastprop/_engine.pyx":566
  *             free(pointers)
- *         fused = _loss_is_fused(loss)
+ *         from_logits = _from_logits(loss)
  *         layers = []             # <<<<<<<<<<<<<<
  *         for l in range(L):
  *             d = self.net.layer[l]
 */
-  __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 536, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_2);
-  __pyx_v_layers = ((PyObject*)__pyx_t_2);
-  __pyx_t_2 = 0;
+  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 566, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_v_layers = ((PyObject*)__pyx_t_3);
+  __pyx_t_3 = 0;
 
-  /* "fastprop/_engine.pyx":537
- *         fused = _loss_is_fused(loss)
+  /* "fastprop/_engine.pyx":567
+ *         from_logits = _from_logits(loss)
  *         layers = []
  *         for l in range(L):             # <<<<<<<<<<<<<<
  *             d = self.net.layer[l]
@@ -16500,7 +16716,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_1; __pyx_t_15+=1) {
     __pyx_v_l = __pyx_t_15;
 
-    /* "fastprop/_engine.pyx":538
+    /* "fastprop/_engine.pyx":568
  *         layers = []
  *         for l in range(L):
  *             d = self.net.layer[l]             # <<<<<<<<<<<<<<
@@ -16509,41 +16725,41 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
     __pyx_v_d = (__pyx_v_self->net.layer[__pyx_v_l]);
 
-    /* "fastprop/_engine.pyx":539
+    /* "fastprop/_engine.pyx":569
  *         for l in range(L):
  *             d = self.net.layer[l]
  *             out = l == L - 1             # <<<<<<<<<<<<<<
  *             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
- *                            "fprime": None if out and fused else fprime[l],
+ *                            "fprime": None if out and from_logits else fprime[l],
 */
-    __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_l == (__pyx_v_L - 1))); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 539, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __Pyx_XDECREF_SET(__pyx_v_out, __pyx_t_2);
-    __pyx_t_2 = 0;
+    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_l == (__pyx_v_L - 1))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 569, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __Pyx_XDECREF_SET(__pyx_v_out, __pyx_t_3);
+    __pyx_t_3 = 0;
 
-    /* "fastprop/_engine.pyx":540
+    /* "fastprop/_engine.pyx":570
  *             d = self.net.layer[l]
  *             out = l == L - 1
  *             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),             # <<<<<<<<<<<<<<
- *                            "fprime": None if out and fused else fprime[l],
- *                            "dA": None if out and fused else da[l],
+ *                            "fprime": None if out and from_logits else fprime[l],
+ *                            "dA": None if out and from_logits else da[l],
 */
-    __pyx_t_2 = __Pyx_PyDict_NewPresized(5); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 540, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_u, __Pyx_PyList_GET_ITEM(__pyx_v_u, __pyx_v_l)) < (0)) __PYX_ERR(0, 540, __pyx_L1_error)
-    __pyx_t_3 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_copy(__pyx_v_self, (__pyx_v_self->net.A[__pyx_v_l]), __pyx_v_n, __pyx_v_d.n_out); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 540, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyDict_NewPresized(5); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 570, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_a, __pyx_t_3) < (0)) __PYX_ERR(0, 540, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_u, __Pyx_PyList_GET_ITEM(__pyx_v_u, __pyx_v_l)) < (0)) __PYX_ERR(0, 570, __pyx_L1_error)
+    __pyx_t_4 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_copy(__pyx_v_self, (__pyx_v_self->net.A[__pyx_v_l]), __pyx_v_n, __pyx_v_d.n_out); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 570, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_a, __pyx_t_4) < (0)) __PYX_ERR(0, 570, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "fastprop/_engine.pyx":541
+    /* "fastprop/_engine.pyx":571
  *             out = l == L - 1
  *             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
- *                            "fprime": None if out and fused else fprime[l],             # <<<<<<<<<<<<<<
- *                            "dA": None if out and fused else da[l],
+ *                            "fprime": None if out and from_logits else fprime[l],             # <<<<<<<<<<<<<<
+ *                            "dA": None if out and from_logits else da[l],
  *                            "delta": self._copy(self.net.dZ[l], n, d.n_out)})
 */
-    __pyx_t_28 = __Pyx_PyObject_IsTrue(__pyx_v_out); if (unlikely((__pyx_t_28 < 0))) __PYX_ERR(0, 541, __pyx_L1_error)
+    __pyx_t_28 = __Pyx_PyObject_IsTrue(__pyx_v_out); if (unlikely((__pyx_t_28 < 0))) __PYX_ERR(0, 571, __pyx_L1_error)
     if (__pyx_t_28) {
 
     } else {
@@ -16553,27 +16769,27 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       goto __pyx_L36_bool_binop_done;
     }
 
-    __pyx_t_13 = __pyx_v_fused;
+    __pyx_t_13 = __pyx_v_from_logits;
     __pyx_L36_bool_binop_done:;
     if (__pyx_t_13) {
       __Pyx_INCREF(Py_None);
-      __pyx_t_3 = Py_None;
+      __pyx_t_4 = Py_None;
     } else {
       __Pyx_INCREF(__Pyx_PyList_GET_ITEM(__pyx_v_fprime, __pyx_v_l));
-      __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_fprime, __pyx_v_l);
+      __pyx_t_4 = __Pyx_PyList_GET_ITEM(__pyx_v_fprime, __pyx_v_l);
     }
 
-    if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_fprime, __pyx_t_3) < (0)) __PYX_ERR(0, 540, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_fprime, __pyx_t_4) < (0)) __PYX_ERR(0, 570, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "fastprop/_engine.pyx":542
+    /* "fastprop/_engine.pyx":572
  *             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
- *                            "fprime": None if out and fused else fprime[l],
- *                            "dA": None if out and fused else da[l],             # <<<<<<<<<<<<<<
+ *                            "fprime": None if out and from_logits else fprime[l],
+ *                            "dA": None if out and from_logits else da[l],             # <<<<<<<<<<<<<<
  *                            "delta": self._copy(self.net.dZ[l], n, d.n_out)})
  *         return value, layers
 */
-    __pyx_t_28 = __Pyx_PyObject_IsTrue(__pyx_v_out); if (unlikely((__pyx_t_28 < 0))) __PYX_ERR(0, 542, __pyx_L1_error)
+    __pyx_t_28 = __Pyx_PyObject_IsTrue(__pyx_v_out); if (unlikely((__pyx_t_28 < 0))) __PYX_ERR(0, 572, __pyx_L1_error)
     if (__pyx_t_28) {
 
     } else {
@@ -16583,71 +16799,71 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       goto __pyx_L38_bool_binop_done;
     }
 
-    __pyx_t_13 = __pyx_v_fused;
+    __pyx_t_13 = __pyx_v_from_logits;
     __pyx_L38_bool_binop_done:;
     if (__pyx_t_13) {
       __Pyx_INCREF(Py_None);
-      __pyx_t_3 = Py_None;
+      __pyx_t_4 = Py_None;
     } else {
       __Pyx_INCREF(__Pyx_PyList_GET_ITEM(__pyx_v_da, __pyx_v_l));
-      __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_da, __pyx_v_l);
+      __pyx_t_4 = __Pyx_PyList_GET_ITEM(__pyx_v_da, __pyx_v_l);
     }
 
-    if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_dA, __pyx_t_3) < (0)) __PYX_ERR(0, 540, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_dA, __pyx_t_4) < (0)) __PYX_ERR(0, 570, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "fastprop/_engine.pyx":543
- *                            "fprime": None if out and fused else fprime[l],
- *                            "dA": None if out and fused else da[l],
+    /* "fastprop/_engine.pyx":573
+ *                            "fprime": None if out and from_logits else fprime[l],
+ *                            "dA": None if out and from_logits else da[l],
  *                            "delta": self._copy(self.net.dZ[l], n, d.n_out)})             # <<<<<<<<<<<<<<
  *         return value, layers
  * 
 */
-    __pyx_t_3 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_copy(__pyx_v_self, (__pyx_v_self->net.dZ[__pyx_v_l]), __pyx_v_n, __pyx_v_d.n_out); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 543, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_delta, __pyx_t_3) < (0)) __PYX_ERR(0, 540, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __pyx_t_4 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_copy(__pyx_v_self, (__pyx_v_self->net.dZ[__pyx_v_l]), __pyx_v_n, __pyx_v_d.n_out); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 573, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_delta, __pyx_t_4) < (0)) __PYX_ERR(0, 570, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "fastprop/_engine.pyx":540
+    /* "fastprop/_engine.pyx":570
  *             d = self.net.layer[l]
  *             out = l == L - 1
  *             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),             # <<<<<<<<<<<<<<
- *                            "fprime": None if out and fused else fprime[l],
- *                            "dA": None if out and fused else da[l],
+ *                            "fprime": None if out and from_logits else fprime[l],
+ *                            "dA": None if out and from_logits else da[l],
 */
-    __pyx_t_29 = __Pyx_PyList_Append(__pyx_v_layers, __pyx_t_2); if (unlikely(__pyx_t_29 == ((int)-1))) __PYX_ERR(0, 540, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_29 = __Pyx_PyList_Append(__pyx_v_layers, __pyx_t_3); if (unlikely(__pyx_t_29 == ((int)-1))) __PYX_ERR(0, 570, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   }
 
 
-  /* "fastprop/_engine.pyx":544
- *                            "dA": None if out and fused else da[l],
+  /* "fastprop/_engine.pyx":574
+ *                            "dA": None if out and from_logits else da[l],
  *                            "delta": self._copy(self.net.dZ[l], n, d.n_out)})
  *         return value, layers             # <<<<<<<<<<<<<<
  * 
  *     def layer_shapes(self):
 */
-  __pyx_t_2 = PyTuple_New(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 544, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 574, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
   __Pyx_INCREF(__pyx_v_value);
   __Pyx_GIVEREF(__pyx_v_value);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_value) != (0)) __PYX_ERR(0, 544, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_v_value) != (0)) __PYX_ERR(0, 574, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_layers);
   __Pyx_GIVEREF(__pyx_v_layers);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, __pyx_v_layers) != (0)) __PYX_ERR(0, 544, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_v_layers) != (0)) __PYX_ERR(0, 574, __pyx_L1_error);
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_2;
+      __pyx_r = __pyx_t_3;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_2 = 0;
+  __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":512
+  /* "fastprop/_engine.pyx":542
  *         return self._gradients(X, Y, labels, loss, False)
  * 
  *     def trace(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -16657,9 +16873,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 
   /* function exit code */
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_2);
   __Pyx_XDECREF(__pyx_t_3);
   __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
   __Pyx_XDECREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
@@ -16689,7 +16905,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":546
+/* "fastprop/_engine.pyx":576
  *         return value, layers
  * 
  *     def layer_shapes(self):             # <<<<<<<<<<<<<<
@@ -16758,7 +16974,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("layer_shapes", 0);
 
-  /* "fastprop/_engine.pyx":547
+  /* "fastprop/_engine.pyx":577
  * 
  *     def layer_shapes(self):
  *         return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)             # <<<<<<<<<<<<<<
@@ -16766,10 +16982,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
  * 
 */
   { /* enter inner scope */
-    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 547, __pyx_L1_error)
+    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 577, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
 
-    /* "fastprop/_engine.pyx":548
+    /* "fastprop/_engine.pyx":578
  *     def layer_shapes(self):
  *         return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)
  *                 for l in range(self.net.n_layers)]             # <<<<<<<<<<<<<<
@@ -16783,7 +16999,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
     for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
       __pyx_8genexpr3__pyx_v_l = __pyx_t_4;
 
-      /* "fastprop/_engine.pyx":547
+      /* "fastprop/_engine.pyx":577
  * 
  *     def layer_shapes(self):
  *         return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)             # <<<<<<<<<<<<<<
@@ -16791,11 +17007,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
  * 
 */
       __pyx_t_6 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 547, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 577, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_8 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[__pyx_8genexpr3__pyx_v_l]).n_in); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 547, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[__pyx_8genexpr3__pyx_v_l]).n_in); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 577, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[__pyx_8genexpr3__pyx_v_l]).n_out); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 547, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[__pyx_8genexpr3__pyx_v_l]).n_out); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 577, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __pyx_t_10 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -16816,11 +17032,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 547, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 577, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_GIVEREF(__pyx_t_5);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_5))) __PYX_ERR(0, 547, __pyx_L1_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_5))) __PYX_ERR(0, 577, __pyx_L1_error)
       __pyx_t_5 = 0;
     }
 
@@ -16836,7 +17052,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":546
+  /* "fastprop/_engine.pyx":576
  *         return value, layers
  * 
  *     def layer_shapes(self):             # <<<<<<<<<<<<<<
@@ -16861,7 +17077,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":550
+/* "fastprop/_engine.pyx":580
  *                 for l in range(self.net.n_layers)]
  * 
  *     cdef object _copy(self, void *p, Py_ssize_t n, Py_ssize_t m):             # <<<<<<<<<<<<<<
@@ -16886,7 +17102,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fast
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_copy", 0);
 
-  /* "fastprop/_engine.pyx":551
+  /* "fastprop/_engine.pyx":581
  * 
  *     cdef object _copy(self, void *p, Py_ssize_t n, Py_ssize_t m):
  *         out = np.empty((n, m), self.dtype)             # <<<<<<<<<<<<<<
@@ -16894,21 +17110,21 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fast
  *         return out
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 551, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 581, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 551, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 581, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 551, __pyx_L1_error)
+  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 581, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_m); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 551, __pyx_L1_error)
+  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_m); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 581, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 551, __pyx_L1_error)
+  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 581, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 551, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 581, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_5) != (0)) __PYX_ERR(0, 551, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_5) != (0)) __PYX_ERR(0, 581, __pyx_L1_error);
   __pyx_t_3 = 0;
   __pyx_t_5 = 0;
   __pyx_t_7 = 1;
@@ -16929,36 +17145,36 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fast
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 551, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 581, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_out = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":552
+  /* "fastprop/_engine.pyx":582
  *     cdef object _copy(self, void *p, Py_ssize_t n, Py_ssize_t m):
  *         out = np.empty((n, m), self.dtype)
  *         memcpy(_data(out), p, n * m * self.dtype.itemsize)             # <<<<<<<<<<<<<<
  *         return out
  * 
 */
-  if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 552, __pyx_L1_error)
-  __pyx_t_8 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_out)); if (unlikely(__pyx_t_8 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 552, __pyx_L1_error)
-  __pyx_t_1 = PyLong_FromSsize_t((__pyx_v_n * __pyx_v_m)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 552, __pyx_L1_error)
+  if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 582, __pyx_L1_error)
+  __pyx_t_8 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_out)); if (unlikely(__pyx_t_8 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 582, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t((__pyx_v_n * __pyx_v_m)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 582, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 552, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 582, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_6 = __Pyx_PyNumber_Multiply_int_object(__pyx_t_1, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 552, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyNumber_Multiply_int_object(__pyx_t_1, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 582, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_7 = __Pyx_PyLong_As_size_t(__pyx_t_6); if (unlikely((__pyx_t_7 == (size_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 552, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_As_size_t(__pyx_t_6); if (unlikely((__pyx_t_7 == (size_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 582, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   (void)(memcpy(__pyx_t_8, __pyx_v_p, __pyx_t_7));
 
 
 
-  /* "fastprop/_engine.pyx":553
+  /* "fastprop/_engine.pyx":583
  *         out = np.empty((n, m), self.dtype)
  *         memcpy(_data(out), p, n * m * self.dtype.itemsize)
  *         return out             # <<<<<<<<<<<<<<
@@ -16976,7 +17192,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fast
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":550
+  /* "fastprop/_engine.pyx":580
  *                 for l in range(self.net.n_layers)]
  * 
  *     cdef object _copy(self, void *p, Py_ssize_t n, Py_ssize_t m):             # <<<<<<<<<<<<<<
@@ -17001,139 +17217,92 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fast
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":555
+/* "fastprop/_engine.pyx":585
  *         return out
  * 
  *     cdef _gradients(self, X, Y, labels, int loss, bint trace):             # <<<<<<<<<<<<<<
- *         cdef int n = self._rows(X, Y, labels, loss, self.capacity), L = self.net.n_layers, l
- *         cdef void *x = _data(X)
+ *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
+ *         cdef int n = <int>b.n, L = self.net.n_layers, l
 */
 
 static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss, int __pyx_v_trace) {
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_v_b;
   int __pyx_v_n;
   int __pyx_v_L;
   int __pyx_v_l;
-  void *__pyx_v_x;
-  void *__pyx_v_y;
-  int64_t *__pyx_v_lab;
   int64_t __pyx_v_n_correct;
   double __pyx_v_value;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  int __pyx_t_1;
-  void *__pyx_t_2;
-  int __pyx_t_3;
-  void *__pyx_t_4;
-  int64_t *__pyx_t_5;
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_t_1;
+  int __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  int __pyx_t_4;
+  int __pyx_t_5;
   PyObject *__pyx_t_6 = NULL;
-  int __pyx_t_7;
-  int __pyx_t_8;
-  PyObject *__pyx_t_9 = NULL;
-  PyObject *__pyx_t_10 = NULL;
+  PyObject *__pyx_t_7 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_gradients", 0);
 
-  /* "fastprop/_engine.pyx":556
+  /* "fastprop/_engine.pyx":586
  * 
  *     cdef _gradients(self, X, Y, labels, int loss, bint trace):
- *         cdef int n = self._rows(X, Y, labels, loss, self.capacity), L = self.net.n_layers, l             # <<<<<<<<<<<<<<
- *         cdef void *x = _data(X)
- *         cdef void *y = _data(Y) if Y is not None else NULL
-*/
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 556, __pyx_L1_error)
-  __pyx_v_n = __pyx_t_1;
-  __pyx_t_1 = __pyx_v_self->net.n_layers;
-
-  __pyx_v_L = __pyx_t_1;
-
-  /* "fastprop/_engine.pyx":557
- *     cdef _gradients(self, X, Y, labels, int loss, bint trace):
- *         cdef int n = self._rows(X, Y, labels, loss, self.capacity), L = self.net.n_layers, l
- *         cdef void *x = _data(X)             # <<<<<<<<<<<<<<
- *         cdef void *y = _data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
-*/
-  if (!(likely(((__pyx_v_X) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_X, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 557, __pyx_L1_error)
-  __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_X)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 557, __pyx_L1_error)
-  __pyx_v_x = __pyx_t_2;
-
-  /* "fastprop/_engine.pyx":558
- *         cdef int n = self._rows(X, Y, labels, loss, self.capacity), L = self.net.n_layers, l
- *         cdef void *x = _data(X)
- *         cdef void *y = _data(Y) if Y is not None else NULL             # <<<<<<<<<<<<<<
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
+ *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)             # <<<<<<<<<<<<<<
+ *         cdef int n = <int>b.n, L = self.net.n_layers, l
  *         cdef int64_t n_correct = 0
 */
-  __pyx_t_3 = (__pyx_v_Y != Py_None);
-  if (__pyx_t_3) {
-    if (!(likely(((__pyx_v_Y) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_Y, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 558, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_Y)); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 558, __pyx_L1_error)
-    __pyx_t_2 = __pyx_t_4;
-  } else {
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 586, __pyx_L1_error)
+  __pyx_v_b = __pyx_t_1;
 
-    __pyx_t_2 = NULL;
-  }
-
-  __pyx_v_y = __pyx_t_2;
-
-  /* "fastprop/_engine.pyx":559
- *         cdef void *x = _data(X)
- *         cdef void *y = _data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL             # <<<<<<<<<<<<<<
+  /* "fastprop/_engine.pyx":587
+ *     cdef _gradients(self, X, Y, labels, int loss, bint trace):
+ *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
+ *         cdef int n = <int>b.n, L = self.net.n_layers, l             # <<<<<<<<<<<<<<
  *         cdef int64_t n_correct = 0
  *         cdef double value
 */
-  __pyx_t_3 = (__pyx_v_labels != Py_None);
-  if (__pyx_t_3) {
-    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 559, __pyx_L1_error)
-    __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 559, __pyx_L1_error)
+  __pyx_v_n = ((int)__pyx_v_b.n);
+  __pyx_t_2 = __pyx_v_self->net.n_layers;
 
-    __pyx_t_5 = ((int64_t *)__pyx_t_2);
+  __pyx_v_L = __pyx_t_2;
 
-  } else {
-
-    __pyx_t_5 = NULL;
-  }
-
-  __pyx_v_lab = __pyx_t_5;
-
-  /* "fastprop/_engine.pyx":560
- *         cdef void *y = _data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
+  /* "fastprop/_engine.pyx":588
+ *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
+ *         cdef int n = <int>b.n, L = self.net.n_layers, l
  *         cdef int64_t n_correct = 0             # <<<<<<<<<<<<<<
  *         cdef double value
  *         self._begin()
 */
   __pyx_v_n_correct = 0;
 
-  /* "fastprop/_engine.pyx":562
+  /* "fastprop/_engine.pyx":590
  *         cdef int64_t n_correct = 0
  *         cdef double value
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_6 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 562, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
-  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __pyx_t_3 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 590, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastprop/_engine.pyx":563
+  /* "fastprop/_engine.pyx":591
  *         cdef double value
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
  *             with nogil:
- *                 if self.net.dtype == FP_FLOAT32:
+ *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":564
+    /* "fastprop/_engine.pyx":592
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
- *                 if self.net.dtype == FP_FLOAT32:
- *                     _forward(&self.net, <float *>x, n, False)
+ *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
+ *                 if trace:
 */
     {
         PyThreadState * _save;
@@ -17141,91 +17310,39 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":565
+          /* "fastprop/_engine.pyx":593
  *         try:
  *             with nogil:
- *                 if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
- *                     _forward(&self.net, <float *>x, n, False)
- *                     value = _backward(&self.net, <float *>x, <float *>y, lab, n, loss, False,
-*/
-          __pyx_t_3 = (__pyx_v_self->net.dtype == FP_FLOAT32);
-
-          if (__pyx_t_3) {
-
-
-            /* "fastprop/_engine.pyx":566
- *             with nogil:
- *                 if self.net.dtype == FP_FLOAT32:
- *                     _forward(&self.net, <float *>x, n, False)             # <<<<<<<<<<<<<<
- *                     value = _backward(&self.net, <float *>x, <float *>y, lab, n, loss, False,
- *                                       NO_UPDATE, 0.0, &n_correct)
-*/
-            __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward((&__pyx_v_self->net), ((float *)__pyx_v_x), __pyx_v_n, 0);
-
-            /* "fastprop/_engine.pyx":567
- *                 if self.net.dtype == FP_FLOAT32:
- *                     _forward(&self.net, <float *>x, n, False)
- *                     value = _backward(&self.net, <float *>x, <float *>y, lab, n, loss, False,             # <<<<<<<<<<<<<<
- *                                       NO_UPDATE, 0.0, &n_correct)
- *                 else:
-*/
-            __pyx_v_value = __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward((&__pyx_v_self->net), ((float *)__pyx_v_x), ((float *)__pyx_v_y), __pyx_v_lab, __pyx_v_n, __pyx_v_loss, 0, __pyx_e_8fastprop_7_engine_NO_UPDATE, 0.0, (&__pyx_v_n_correct));
-
-            /* "fastprop/_engine.pyx":565
- *         try:
- *             with nogil:
- *                 if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
- *                     _forward(&self.net, <float *>x, n, False)
- *                     value = _backward(&self.net, <float *>x, <float *>y, lab, n, loss, False,
-*/
-            goto __pyx_L9;
-          }
-
-          /* "fastprop/_engine.pyx":570
- *                                       NO_UPDATE, 0.0, &n_correct)
- *                 else:
- *                     _forward(&self.net, <double *>x, n, False)             # <<<<<<<<<<<<<<
- *                     value = _backward(&self.net, <double *>x, <double *>y, lab, n, loss, False,
- *                                       NO_UPDATE, 0.0, &n_correct)
-*/
-          /*else*/ {
-            __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward((&__pyx_v_self->net), ((double *)__pyx_v_x), __pyx_v_n, 0);
-
-            /* "fastprop/_engine.pyx":571
- *                 else:
- *                     _forward(&self.net, <double *>x, n, False)
- *                     value = _backward(&self.net, <double *>x, <double *>y, lab, n, loss, False,             # <<<<<<<<<<<<<<
- *                                       NO_UPDATE, 0.0, &n_correct)
+ *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)             # <<<<<<<<<<<<<<
  *                 if trace:
+ *                     for l in range(L):
 */
-            __pyx_v_value = __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward((&__pyx_v_self->net), ((double *)__pyx_v_x), ((double *)__pyx_v_y), __pyx_v_lab, __pyx_v_n, __pyx_v_loss, 0, __pyx_e_8fastprop_7_engine_NO_UPDATE, 0.0, (&__pyx_v_n_correct));
-          }
-          __pyx_L9:;
+          __pyx_v_value = __pyx_f_8fastprop_7_engine__batch_step((&__pyx_v_self->net), (&__pyx_v_b), __pyx_v_loss, 0, 0.0, (&__pyx_v_n_correct));
 
-          /* "fastprop/_engine.pyx":573
- *                     value = _backward(&self.net, <double *>x, <double *>y, lab, n, loss, False,
- *                                       NO_UPDATE, 0.0, &n_correct)
+          /* "fastprop/_engine.pyx":594
+ *             with nogil:
+ *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
  *                 if trace:             # <<<<<<<<<<<<<<
  *                     for l in range(L):
  *                         fp_activation_backward(self.net.dtype, self.net.trace_fprime[l],
 */
           if (__pyx_v_trace) {
 
-            /* "fastprop/_engine.pyx":574
- *                                       NO_UPDATE, 0.0, &n_correct)
+            /* "fastprop/_engine.pyx":595
+ *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
  *                 if trace:
  *                     for l in range(L):             # <<<<<<<<<<<<<<
  *                         fp_activation_backward(self.net.dtype, self.net.trace_fprime[l],
  *                                                self.net.A[l],
 */
 
-            __pyx_t_1 = __pyx_v_L;
-            __pyx_t_7 = __pyx_t_1;
+            __pyx_t_2 = __pyx_v_L;
+            __pyx_t_4 = __pyx_t_2;
 
-            for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
-              __pyx_v_l = __pyx_t_8;
+            for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
+              __pyx_v_l = __pyx_t_5;
 
-              /* "fastprop/_engine.pyx":575
+              /* "fastprop/_engine.pyx":596
  *                 if trace:
  *                     for l in range(L):
  *                         fp_activation_backward(self.net.dtype, self.net.trace_fprime[l],             # <<<<<<<<<<<<<<
@@ -17236,9 +17353,9 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
             }
 
 
-            /* "fastprop/_engine.pyx":573
- *                     value = _backward(&self.net, <double *>x, <double *>y, lab, n, loss, False,
- *                                       NO_UPDATE, 0.0, &n_correct)
+            /* "fastprop/_engine.pyx":594
+ *             with nogil:
+ *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
  *                 if trace:             # <<<<<<<<<<<<<<
  *                     for l in range(L):
  *                         fp_activation_backward(self.net.dtype, self.net.trace_fprime[l],
@@ -17246,12 +17363,12 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
           }
         }
 
-        /* "fastprop/_engine.pyx":564
+        /* "fastprop/_engine.pyx":592
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
- *                 if self.net.dtype == FP_FLOAT32:
- *                     _forward(&self.net, <float *>x, n, False)
+ *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
+ *                 if trace:
 */
         /*finally:*/ {
           /*normal exit:*/{
@@ -17264,7 +17381,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
     }
   }
 
-  /* "fastprop/_engine.pyx":581
+  /* "fastprop/_engine.pyx":602
  *                                                self.net.layer[l].negative_slope)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
@@ -17279,54 +17396,52 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
     __pyx_L5:;
   }
 
-  /* "fastprop/_engine.pyx":582
+  /* "fastprop/_engine.pyx":603
  *         finally:
  *             self._busy = False
  *         return value, n_correct             # <<<<<<<<<<<<<<
  * 
  *     cdef _check_training(self, double lr):
 */
-  __pyx_t_6 = PyFloat_FromDouble(__pyx_v_value); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 582, __pyx_L1_error)
+  __pyx_t_3 = PyFloat_FromDouble(__pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 603, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_6 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 603, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_9 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 582, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_9);
-  __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 582, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_10);
+  __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 603, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+  __Pyx_GIVEREF(__pyx_t_3);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 603, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_6) != (0)) __PYX_ERR(0, 582, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 582, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_t_6) != (0)) __PYX_ERR(0, 603, __pyx_L1_error);
+  __pyx_t_3 = 0;
   __pyx_t_6 = 0;
-  __pyx_t_9 = 0;
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_10;
+      __pyx_r = __pyx_t_7;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_10 = 0;
+  __pyx_t_7 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":555
+  /* "fastprop/_engine.pyx":585
  *         return out
  * 
  *     cdef _gradients(self, X, Y, labels, int loss, bint trace):             # <<<<<<<<<<<<<<
- *         cdef int n = self._rows(X, Y, labels, loss, self.capacity), L = self.net.n_layers, l
- *         cdef void *x = _data(X)
+ *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
+ *         cdef int n = <int>b.n, L = self.net.n_layers, l
 */
 
   /* function exit code */
   __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_3);
   __Pyx_XDECREF(__pyx_t_6);
-  __Pyx_XDECREF(__pyx_t_9);
-  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_7);
   __Pyx_AddTraceback("fastprop._engine.Engine._gradients", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = 0;
   __pyx_L0:;
-
-
 
 
 
@@ -17338,7 +17453,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":584
+/* "fastprop/_engine.pyx":605
  *         return value, n_correct
  * 
  *     cdef _check_training(self, double lr):             # <<<<<<<<<<<<<<
@@ -17362,7 +17477,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check_training", 0);
 
-  /* "fastprop/_engine.pyx":585
+  /* "fastprop/_engine.pyx":606
  * 
  *     cdef _check_training(self, double lr):
  *         if self.net.opt_steps == NULL:             # <<<<<<<<<<<<<<
@@ -17374,7 +17489,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "fastprop/_engine.pyx":586
+    /* "fastprop/_engine.pyx":607
  *     cdef _check_training(self, double lr):
  *         if self.net.opt_steps == NULL:
  *             raise ValueError("optimizer: none is bound; call bind_optimizer first")             # <<<<<<<<<<<<<<
@@ -17387,14 +17502,14 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_optimizer_none_is_bound_call_bin};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 586, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 607, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 586, __pyx_L1_error)
+    __PYX_ERR(0, 607, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":585
+    /* "fastprop/_engine.pyx":606
  * 
  *     cdef _check_training(self, double lr):
  *         if self.net.opt_steps == NULL:             # <<<<<<<<<<<<<<
@@ -17403,7 +17518,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
 */
   }
 
-  /* "fastprop/_engine.pyx":587
+  /* "fastprop/_engine.pyx":608
  *         if self.net.opt_steps == NULL:
  *             raise ValueError("optimizer: none is bound; call bind_optimizer first")
  *         if not (lr >= 0 and lr < float("inf")):             # <<<<<<<<<<<<<<
@@ -17420,7 +17535,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_6 = __Pyx_PyUnicode_AsDouble(__pyx_mstate_global->__pyx_n_u_inf); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_6, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 587, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyUnicode_AsDouble(__pyx_mstate_global->__pyx_n_u_inf); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_6, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 608, __pyx_L1_error)
   __pyx_t_5 = (__pyx_v_lr < __pyx_t_6);
 
 
@@ -17434,7 +17549,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
   if (unlikely(__pyx_t_5)) {
 
 
-    /* "fastprop/_engine.pyx":588
+    /* "fastprop/_engine.pyx":609
  *             raise ValueError("optimizer: none is bound; call bind_optimizer first")
  *         if not (lr >= 0 and lr < float("inf")):
  *             raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")             # <<<<<<<<<<<<<<
@@ -17442,9 +17557,9 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
  *     def step(self, X, Y, labels, int loss, double lr):
 */
     __pyx_t_3 = NULL;
-    __pyx_t_7 = __Pyx_PyUnicode_FromDouble(__pyx_v_lr, 'r', 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 588, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_FromDouble(__pyx_v_lr, 'r', 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 609, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_lr_expected_a_finite_learning_ra, __pyx_t_7); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 588, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_lr_expected_a_finite_learning_ra, __pyx_t_7); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 609, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_4 = 1;
@@ -17453,14 +17568,14 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 588, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 609, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 588, __pyx_L1_error)
+    __PYX_ERR(0, 609, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":587
+    /* "fastprop/_engine.pyx":608
  *         if self.net.opt_steps == NULL:
  *             raise ValueError("optimizer: none is bound; call bind_optimizer first")
  *         if not (lr >= 0 and lr < float("inf")):             # <<<<<<<<<<<<<<
@@ -17469,7 +17584,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
 */
   }
 
-  /* "fastprop/_engine.pyx":584
+  /* "fastprop/_engine.pyx":605
  *         return value, n_correct
  * 
  *     cdef _check_training(self, double lr):             # <<<<<<<<<<<<<<
@@ -17493,7 +17608,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":590
+/* "fastprop/_engine.pyx":611
  *             raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
  * 
  *     def step(self, X, Y, labels, int loss, double lr):             # <<<<<<<<<<<<<<
@@ -17545,60 +17660,60 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_loss,&__pyx_mstate_global->__pyx_n_u_lr,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 590, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 611, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 590, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 611, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 590, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 611, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 590, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 611, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 590, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 611, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 590, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 611, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "step", 0) < (0)) __PYX_ERR(0, 590, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "step", 0) < (0)) __PYX_ERR(0, 611, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 5; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("step", 1, 5, 5, i); __PYX_ERR(0, 590, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("step", 1, 5, 5, i); __PYX_ERR(0, 611, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 5)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 590, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 611, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 590, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 611, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 590, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 611, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 590, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 611, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 590, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 611, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_Y = values[1];
     __pyx_v_labels = values[2];
-    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 590, __pyx_L3_error)
-    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[4]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 590, __pyx_L3_error)
+    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 611, __pyx_L3_error)
+    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[4]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 611, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("step", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 590, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("step", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 611, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -17622,134 +17737,76 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 }
 
 static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss, double __pyx_v_lr) {
-  int __pyx_v_n;
-  void *__pyx_v_x;
-  void *__pyx_v_y;
-  int64_t *__pyx_v_lab;
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_v_b;
   int64_t __pyx_v_n_correct;
   double __pyx_v_value;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
-  int __pyx_t_2;
-  void *__pyx_t_3;
-  int __pyx_t_4;
-  void *__pyx_t_5;
-  int64_t *__pyx_t_6;
-  PyObject *__pyx_t_7 = NULL;
-  PyObject *__pyx_t_8 = NULL;
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("step", 0);
 
-  /* "fastprop/_engine.pyx":593
+  /* "fastprop/_engine.pyx":614
  *         """One training step on a batch (at most `capacity` rows), dropout on, with the bound
  *         optimizer at learning rate `lr`. Returns (mean loss before the update, number correct)."""
  *         self._check_training(lr)             # <<<<<<<<<<<<<<
- *         cdef int n = self._rows(X, Y, labels, loss, self.capacity)
- *         cdef void *x = _data(X)
+ *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
+ *         cdef int64_t n_correct = 0
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 593, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 614, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":594
+  /* "fastprop/_engine.pyx":615
  *         optimizer at learning rate `lr`. Returns (mean loss before the update, number correct)."""
  *         self._check_training(lr)
- *         cdef int n = self._rows(X, Y, labels, loss, self.capacity)             # <<<<<<<<<<<<<<
- *         cdef void *x = _data(X)
- *         cdef void *y = _data(Y) if Y is not None else NULL
-*/
-  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 594, __pyx_L1_error)
-  __pyx_v_n = __pyx_t_2;
-
-  /* "fastprop/_engine.pyx":595
- *         self._check_training(lr)
- *         cdef int n = self._rows(X, Y, labels, loss, self.capacity)
- *         cdef void *x = _data(X)             # <<<<<<<<<<<<<<
- *         cdef void *y = _data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
-*/
-  if (!(likely(((__pyx_v_X) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_X, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 595, __pyx_L1_error)
-  __pyx_t_3 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_X)); if (unlikely(__pyx_t_3 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 595, __pyx_L1_error)
-  __pyx_v_x = __pyx_t_3;
-
-  /* "fastprop/_engine.pyx":596
- *         cdef int n = self._rows(X, Y, labels, loss, self.capacity)
- *         cdef void *x = _data(X)
- *         cdef void *y = _data(Y) if Y is not None else NULL             # <<<<<<<<<<<<<<
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
- *         cdef int64_t n_correct = 0
-*/
-  __pyx_t_4 = (__pyx_v_Y != Py_None);
-  if (__pyx_t_4) {
-    if (!(likely(((__pyx_v_Y) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_Y, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 596, __pyx_L1_error)
-    __pyx_t_5 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_Y)); if (unlikely(__pyx_t_5 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 596, __pyx_L1_error)
-    __pyx_t_3 = __pyx_t_5;
-  } else {
-
-    __pyx_t_3 = NULL;
-  }
-
-  __pyx_v_y = __pyx_t_3;
-
-  /* "fastprop/_engine.pyx":597
- *         cdef void *x = _data(X)
- *         cdef void *y = _data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL             # <<<<<<<<<<<<<<
+ *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)             # <<<<<<<<<<<<<<
  *         cdef int64_t n_correct = 0
  *         cdef double value
 */
-  __pyx_t_4 = (__pyx_v_labels != Py_None);
-  if (__pyx_t_4) {
-    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 597, __pyx_L1_error)
-    __pyx_t_3 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_3 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 597, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 615, __pyx_L1_error)
+  __pyx_v_b = __pyx_t_2;
 
-    __pyx_t_6 = ((int64_t *)__pyx_t_3);
-
-  } else {
-
-    __pyx_t_6 = NULL;
-  }
-
-  __pyx_v_lab = __pyx_t_6;
-
-  /* "fastprop/_engine.pyx":598
- *         cdef void *y = _data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
+  /* "fastprop/_engine.pyx":616
+ *         self._check_training(lr)
+ *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
  *         cdef int64_t n_correct = 0             # <<<<<<<<<<<<<<
  *         cdef double value
  *         self._begin()
 */
   __pyx_v_n_correct = 0;
 
-  /* "fastprop/_engine.pyx":600
+  /* "fastprop/_engine.pyx":618
  *         cdef int64_t n_correct = 0
  *         cdef double value
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 600, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 618, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":601
+  /* "fastprop/_engine.pyx":619
  *         cdef double value
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
  *             with nogil:
- *                 if self.net.dtype == FP_FLOAT32:
+ *                 value = _batch_step(&self.net, &b, loss, True, lr, &n_correct)
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":602
+    /* "fastprop/_engine.pyx":620
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
- *                 if self.net.dtype == FP_FLOAT32:
- *                     value = _step(&self.net, <float *>x, <float *>y, lab, n, loss, lr, &n_correct)
+ *                 value = _batch_step(&self.net, &b, loss, True, lr, &n_correct)
+ *         finally:
 */
     {
         PyThreadState * _save;
@@ -17757,64 +17814,22 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":603
+          /* "fastprop/_engine.pyx":621
  *         try:
  *             with nogil:
- *                 if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
- *                     value = _step(&self.net, <float *>x, <float *>y, lab, n, loss, lr, &n_correct)
- *                 else:
-*/
-          __pyx_t_4 = (__pyx_v_self->net.dtype == FP_FLOAT32);
-
-          if (__pyx_t_4) {
-
-
-            /* "fastprop/_engine.pyx":604
- *             with nogil:
- *                 if self.net.dtype == FP_FLOAT32:
- *                     value = _step(&self.net, <float *>x, <float *>y, lab, n, loss, lr, &n_correct)             # <<<<<<<<<<<<<<
- *                 else:
- *                     value = _step(&self.net, <double *>x, <double *>y, lab, n, loss, lr,
-*/
-            __pyx_v_value = __pyx_fuse_0__pyx_f_8fastprop_7_engine__step((&__pyx_v_self->net), ((float *)__pyx_v_x), ((float *)__pyx_v_y), __pyx_v_lab, __pyx_v_n, __pyx_v_loss, __pyx_v_lr, (&__pyx_v_n_correct));
-
-            /* "fastprop/_engine.pyx":603
- *         try:
- *             with nogil:
- *                 if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
- *                     value = _step(&self.net, <float *>x, <float *>y, lab, n, loss, lr, &n_correct)
- *                 else:
-*/
-            goto __pyx_L9;
-          }
-
-          /* "fastprop/_engine.pyx":606
- *                     value = _step(&self.net, <float *>x, <float *>y, lab, n, loss, lr, &n_correct)
- *                 else:
- *                     value = _step(&self.net, <double *>x, <double *>y, lab, n, loss, lr,             # <<<<<<<<<<<<<<
- *                                   &n_correct)
- *         finally:
-*/
-          /*else*/ {
-
-            /* "fastprop/_engine.pyx":607
- *                 else:
- *                     value = _step(&self.net, <double *>x, <double *>y, lab, n, loss, lr,
- *                                   &n_correct)             # <<<<<<<<<<<<<<
+ *                 value = _batch_step(&self.net, &b, loss, True, lr, &n_correct)             # <<<<<<<<<<<<<<
  *         finally:
  *             self._busy = False
 */
-            __pyx_v_value = __pyx_fuse_1__pyx_f_8fastprop_7_engine__step((&__pyx_v_self->net), ((double *)__pyx_v_x), ((double *)__pyx_v_y), __pyx_v_lab, __pyx_v_n, __pyx_v_loss, __pyx_v_lr, (&__pyx_v_n_correct));
-          }
-          __pyx_L9:;
+          __pyx_v_value = __pyx_f_8fastprop_7_engine__batch_step((&__pyx_v_self->net), (&__pyx_v_b), __pyx_v_loss, 1, __pyx_v_lr, (&__pyx_v_n_correct));
         }
 
-        /* "fastprop/_engine.pyx":602
+        /* "fastprop/_engine.pyx":620
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
- *                 if self.net.dtype == FP_FLOAT32:
- *                     value = _step(&self.net, <float *>x, <float *>y, lab, n, loss, lr, &n_correct)
+ *                 value = _batch_step(&self.net, &b, loss, True, lr, &n_correct)
+ *         finally:
 */
         /*finally:*/ {
           /*normal exit:*/{
@@ -17827,8 +17842,8 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
     }
   }
 
-  /* "fastprop/_engine.pyx":609
- *                                   &n_correct)
+  /* "fastprop/_engine.pyx":623
+ *                 value = _batch_step(&self.net, &b, loss, True, lr, &n_correct)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
  *         return value, n_correct
@@ -17842,37 +17857,37 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
     __pyx_L5:;
   }
 
-  /* "fastprop/_engine.pyx":610
+  /* "fastprop/_engine.pyx":624
  *         finally:
  *             self._busy = False
  *         return value, n_correct             # <<<<<<<<<<<<<<
  * 
  *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr):
 */
-  __pyx_t_1 = PyFloat_FromDouble(__pyx_v_value); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 610, __pyx_L1_error)
+  __pyx_t_1 = PyFloat_FromDouble(__pyx_v_value); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 624, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_7 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 610, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = PyTuple_New(2); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 610, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_8);
+  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 624, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 624, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 610, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_7);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 610, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 624, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_3);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 624, __pyx_L1_error);
   __pyx_t_1 = 0;
-  __pyx_t_7 = 0;
+  __pyx_t_3 = 0;
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_8;
+      __pyx_r = __pyx_t_4;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_8 = 0;
+  __pyx_t_4 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":590
+  /* "fastprop/_engine.pyx":611
  *             raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
  * 
  *     def step(self, X, Y, labels, int loss, double lr):             # <<<<<<<<<<<<<<
@@ -17883,14 +17898,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_7);
-  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
   __Pyx_AddTraceback("fastprop._engine.Engine.step", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
-
 
 
 
@@ -17899,7 +17911,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":612
+/* "fastprop/_engine.pyx":626
  *         return value, n_correct
  * 
  *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr):             # <<<<<<<<<<<<<<
@@ -17953,74 +17965,74 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_order,&__pyx_mstate_global->__pyx_n_u_batch_size,&__pyx_mstate_global->__pyx_n_u_loss,&__pyx_mstate_global->__pyx_n_u_lr,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 612, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 626, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 612, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 626, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 612, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 626, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 612, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 626, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 612, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 626, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 612, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 626, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 612, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 626, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 612, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 626, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "epoch", 0) < (0)) __PYX_ERR(0, 612, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "epoch", 0) < (0)) __PYX_ERR(0, 626, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 7; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("epoch", 1, 7, 7, i); __PYX_ERR(0, 612, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("epoch", 1, 7, 7, i); __PYX_ERR(0, 626, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 7)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 612, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 626, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 612, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 626, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 612, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 626, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 612, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 626, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 612, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 626, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 612, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 626, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 612, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 626, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_Y = values[1];
     __pyx_v_labels = values[2];
     __pyx_v_order = values[3];
-    __pyx_v_batch_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_batch_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 612, __pyx_L3_error)
-    __pyx_v_loss = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 612, __pyx_L3_error)
-    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[6]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 612, __pyx_L3_error)
+    __pyx_v_batch_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_batch_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 626, __pyx_L3_error)
+    __pyx_v_loss = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 626, __pyx_L3_error)
+    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[6]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 626, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("epoch", 1, 7, 7, __pyx_nargs); __PYX_ERR(0, 612, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("epoch", 1, 7, 7, __pyx_nargs); __PYX_ERR(0, 626, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18045,122 +18057,130 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 }
 
 static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, PyObject *__pyx_v_order, int __pyx_v_batch_size, int __pyx_v_loss, double __pyx_v_lr) {
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_v_b;
   Py_ssize_t __pyx_v_n;
   int64_t *__pyx_v_o;
-  void *__pyx_v_x;
-  void *__pyx_v_y;
-  int64_t *__pyx_v_lab;
   int64_t __pyx_v_n_correct;
   double __pyx_v_total;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
-  int __pyx_t_2;
-  int __pyx_t_3;
+  struct __pyx_t_8fastprop_7_engine_Batch __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
   int __pyx_t_4;
-  PyObject *__pyx_t_5 = NULL;
+  int __pyx_t_5;
   PyObject *__pyx_t_6 = NULL;
   PyObject *__pyx_t_7 = NULL;
-  PyObject *__pyx_t_8[4];
-  Py_ssize_t __pyx_t_9;
-  PyObject *__pyx_t_10 = NULL;
-  size_t __pyx_t_11;
-  void *__pyx_t_12;
-  PyObject *__pyx_t_13[3];
-  void *__pyx_t_14;
-  int64_t *__pyx_t_15;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9[4];
+  int __pyx_t_10;
+  PyObject *__pyx_t_11 = NULL;
+  size_t __pyx_t_12;
+  void *__pyx_t_13;
+  PyObject *__pyx_t_14[3];
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("epoch", 0);
 
-  /* "fastprop/_engine.pyx":616
+  /* "fastprop/_engine.pyx":630
  *         `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
  *         order). Returns (sum of batch loss times batch size, number correct)."""
  *         self._check_training(lr)             # <<<<<<<<<<<<<<
- *         cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0)
- *         if not 1 <= batch_size <= self.capacity:
+ *         cdef Batch b = self._batch(X, Y, labels, loss, 0)
+ *         cdef Py_ssize_t n = b.n
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 616, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 630, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":617
+  /* "fastprop/_engine.pyx":631
  *         order). Returns (sum of batch loss times batch size, number correct)."""
  *         self._check_training(lr)
- *         cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0)             # <<<<<<<<<<<<<<
+ *         cdef Batch b = self._batch(X, Y, labels, loss, 0)             # <<<<<<<<<<<<<<
+ *         cdef Py_ssize_t n = b.n
+ *         if not 1 <= batch_size <= self.capacity:
+*/
+  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 631, __pyx_L1_error)
+  __pyx_v_b = __pyx_t_2;
+
+  /* "fastprop/_engine.pyx":632
+ *         self._check_training(lr)
+ *         cdef Batch b = self._batch(X, Y, labels, loss, 0)
+ *         cdef Py_ssize_t n = b.n             # <<<<<<<<<<<<<<
  *         if not 1 <= batch_size <= self.capacity:
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 617, __pyx_L1_error)
-  __pyx_v_n = __pyx_t_2;
+  __pyx_t_3 = __pyx_v_b.n;
 
-  /* "fastprop/_engine.pyx":618
- *         self._check_training(lr)
- *         cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0)
+  __pyx_v_n = __pyx_t_3;
+
+  /* "fastprop/_engine.pyx":633
+ *         cdef Batch b = self._batch(X, Y, labels, loss, 0)
+ *         cdef Py_ssize_t n = b.n
  *         if not 1 <= batch_size <= self.capacity:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
  *         cdef int64_t *o = NULL
 */
-  __pyx_t_3 = (1 <= __pyx_v_batch_size);
-  if (__pyx_t_3) {
-    __pyx_t_3 = (__pyx_v_batch_size <= __pyx_v_self->capacity);
+  __pyx_t_4 = (1 <= __pyx_v_batch_size);
+  if (__pyx_t_4) {
+    __pyx_t_4 = (__pyx_v_batch_size <= __pyx_v_self->capacity);
   }
-  __pyx_t_4 = (!__pyx_t_3);
+  __pyx_t_5 = (!__pyx_t_4);
 
 
-  if (unlikely(__pyx_t_4)) {
+  if (unlikely(__pyx_t_5)) {
 
 
-    /* "fastprop/_engine.pyx":619
- *         cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0)
+    /* "fastprop/_engine.pyx":634
+ *         cdef Py_ssize_t n = b.n
  *         if not 1 <= batch_size <= self.capacity:
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")             # <<<<<<<<<<<<<<
  *         cdef int64_t *o = NULL
  *         if order is not None:
 */
-    __pyx_t_5 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_self->capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 619, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_batch_size, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 619, __pyx_L1_error)
+    __pyx_t_6 = NULL;
+    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 634, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_batch_size_expected_1_to;
-    __pyx_t_8[1] = __pyx_t_6;
-    __pyx_t_8[2] = __pyx_mstate_global->__pyx_kp_u_got;
-    __pyx_t_8[3] = __pyx_t_7;
-    __pyx_t_9 = 32;
+    __pyx_t_8 = __Pyx_PyUnicode_From_int(__pyx_v_batch_size, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 634, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_batch_size_expected_1_to;
+    __pyx_t_9[1] = __pyx_t_7;
+    __pyx_t_9[2] = __pyx_mstate_global->__pyx_kp_u_got;
+    __pyx_t_9[3] = __pyx_t_8;
+    __pyx_t_3 = 32;
     #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_9 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_8[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_8[3]);
+    __pyx_t_3 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[3]);
     #endif
-    __pyx_t_2 = 0;
-    __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_8, 4, __pyx_t_9, __pyx_t_2);
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 619, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_10 = 0;
+    __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_3, __pyx_t_10);
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 634, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_11 = 1;
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __pyx_t_12 = 1;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_10};
-      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 619, __pyx_L1_error)
+      PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_t_11};
+      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 634, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 619, __pyx_L1_error)
+    __PYX_ERR(0, 634, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":618
- *         self._check_training(lr)
- *         cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0)
+    /* "fastprop/_engine.pyx":633
+ *         cdef Batch b = self._batch(X, Y, labels, loss, 0)
+ *         cdef Py_ssize_t n = b.n
  *         if not 1 <= batch_size <= self.capacity:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
  *         cdef int64_t *o = NULL
 */
   }
 
-  /* "fastprop/_engine.pyx":620
+  /* "fastprop/_engine.pyx":635
  *         if not 1 <= batch_size <= self.capacity:
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
  *         cdef int64_t *o = NULL             # <<<<<<<<<<<<<<
@@ -18169,123 +18189,123 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
   __pyx_v_o = NULL;
 
-  /* "fastprop/_engine.pyx":621
+  /* "fastprop/_engine.pyx":636
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
  *         cdef int64_t *o = NULL
  *         if order is not None:             # <<<<<<<<<<<<<<
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
  *                     order.ndim == 1 and order.flags.c_contiguous):
 */
-  __pyx_t_4 = (__pyx_v_order != Py_None);
-  if (__pyx_t_4) {
+  __pyx_t_5 = (__pyx_v_order != Py_None);
+  if (__pyx_t_5) {
 
 
-    /* "fastprop/_engine.pyx":622
+    /* "fastprop/_engine.pyx":637
  *         cdef int64_t *o = NULL
  *         if order is not None:
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and             # <<<<<<<<<<<<<<
  *                     order.ndim == 1 and order.flags.c_contiguous):
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 622, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 637, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 622, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 637, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_3 = PyObject_IsInstance(__pyx_v_order, __pyx_t_10); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 622, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (__pyx_t_3) {
+    __pyx_t_4 = PyObject_IsInstance(__pyx_v_order, __pyx_t_11); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 637, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+    if (__pyx_t_4) {
 
     } else {
 
-      __pyx_t_4 = __pyx_t_3;
+      __pyx_t_5 = __pyx_t_4;
 
       goto __pyx_L6_bool_binop_done;
     }
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 622, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 622, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 637, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 637, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 622, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 637, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_10, __pyx_t_5, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 622, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (__pyx_t_3) {
+    __pyx_t_4 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_11, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 637, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    if (__pyx_t_4) {
 
     } else {
 
-      __pyx_t_4 = __pyx_t_3;
+      __pyx_t_5 = __pyx_t_4;
 
       goto __pyx_L6_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":623
+    /* "fastprop/_engine.pyx":638
  *         if order is not None:
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
  *                     order.ndim == 1 and order.flags.c_contiguous):             # <<<<<<<<<<<<<<
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
  *             o = <int64_t *>_data(order)
 */
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 623, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_3 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_5, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 623, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (__pyx_t_3) {
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 638, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_4 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 638, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    if (__pyx_t_4) {
 
     } else {
 
-      __pyx_t_4 = __pyx_t_3;
+      __pyx_t_5 = __pyx_t_4;
 
       goto __pyx_L6_bool_binop_done;
     }
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 623, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 623, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_10); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 623, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 638, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 638, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_11); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 638, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
 
-    __pyx_t_4 = __pyx_t_3;
+    __pyx_t_5 = __pyx_t_4;
 
     __pyx_L6_bool_binop_done:;
 
-    /* "fastprop/_engine.pyx":622
+    /* "fastprop/_engine.pyx":637
  *         cdef int64_t *o = NULL
  *         if order is not None:
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and             # <<<<<<<<<<<<<<
  *                     order.ndim == 1 and order.flags.c_contiguous):
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
 */
-    __pyx_t_3 = (!__pyx_t_4);
+    __pyx_t_4 = (!__pyx_t_5);
 
 
-    if (unlikely(__pyx_t_3)) {
+    if (unlikely(__pyx_t_4)) {
 
 
-      /* "fastprop/_engine.pyx":624
+      /* "fastprop/_engine.pyx":639
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
  *                     order.ndim == 1 and order.flags.c_contiguous):
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")             # <<<<<<<<<<<<<<
  *             o = <int64_t *>_data(order)
  *             if not _all_below(o, order.shape[0], n):
 */
-      __pyx_t_5 = NULL;
-      __pyx_t_11 = 1;
+      __pyx_t_6 = NULL;
+      __pyx_t_12 = 1;
       {
-        PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_order_expected_a_C_contiguous_in};
-        __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 624, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_10);
+        PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_order_expected_a_C_contiguous_in};
+        __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 639, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_11);
       }
-      __Pyx_Raise(__pyx_t_10, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __PYX_ERR(0, 624, __pyx_L1_error)
+      __Pyx_Raise(__pyx_t_11, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __PYX_ERR(0, 639, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":622
+      /* "fastprop/_engine.pyx":637
  *         cdef int64_t *o = NULL
  *         if order is not None:
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -18294,74 +18314,74 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
     }
 
-    /* "fastprop/_engine.pyx":625
+    /* "fastprop/_engine.pyx":640
  *                     order.ndim == 1 and order.flags.c_contiguous):
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
  *             o = <int64_t *>_data(order)             # <<<<<<<<<<<<<<
  *             if not _all_below(o, order.shape[0], n):
  *                 raise ValueError(f"order: expected row indices in [0, {n})")
 */
-    if (!(likely(((__pyx_v_order) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_order, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 625, __pyx_L1_error)
-    __pyx_t_12 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_order)); if (unlikely(__pyx_t_12 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 625, __pyx_L1_error)
-    __pyx_v_o = ((int64_t *)__pyx_t_12);
+    if (!(likely(((__pyx_v_order) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_order, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 640, __pyx_L1_error)
+    __pyx_t_13 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_order)); if (unlikely(__pyx_t_13 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 640, __pyx_L1_error)
+    __pyx_v_o = ((int64_t *)__pyx_t_13);
 
 
-    /* "fastprop/_engine.pyx":626
+    /* "fastprop/_engine.pyx":641
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
  *             o = <int64_t *>_data(order)
  *             if not _all_below(o, order.shape[0], n):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"order: expected row indices in [0, {n})")
  *             n = order.shape[0]
 */
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 626, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_5 = __Pyx_GetItemInt(__pyx_t_10, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 626, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_t_5); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 626, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_3 = (!__pyx_f_8fastprop_7_engine__all_below(__pyx_v_o, __pyx_t_9, __pyx_v_n));
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 641, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+    __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_11, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 641, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+    __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_6); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 641, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_4 = (!__pyx_f_8fastprop_7_engine__all_below(__pyx_v_o, __pyx_t_3, __pyx_v_n));
 
 
-    if (unlikely(__pyx_t_3)) {
+    if (unlikely(__pyx_t_4)) {
 
 
-      /* "fastprop/_engine.pyx":627
+      /* "fastprop/_engine.pyx":642
  *             o = <int64_t *>_data(order)
  *             if not _all_below(o, order.shape[0], n):
  *                 raise ValueError(f"order: expected row indices in [0, {n})")             # <<<<<<<<<<<<<<
  *             n = order.shape[0]
- *         cdef void *x = _data(X)
+ *         cdef int64_t n_correct = 0
 */
-      __pyx_t_10 = NULL;
-      __pyx_t_1 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 627, __pyx_L1_error)
+      __pyx_t_11 = NULL;
+      __pyx_t_1 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 642, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_order_expected_row_indices_in_0;
-      __pyx_t_13[1] = __pyx_t_1;
-      __pyx_t_13[2] = __pyx_mstate_global->__pyx_kp_u__5;
-      __pyx_t_9 = 36;
+      __pyx_t_14[0] = __pyx_mstate_global->__pyx_kp_u_order_expected_row_indices_in_0;
+      __pyx_t_14[1] = __pyx_t_1;
+      __pyx_t_14[2] = __pyx_mstate_global->__pyx_kp_u__5;
+      __pyx_t_3 = 36;
       #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_9 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_13[1]);
+      __pyx_t_3 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[1]);
       #endif
-      __pyx_t_2 = 0;
-      __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_13, 3, __pyx_t_9, __pyx_t_2);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 627, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_10 = 0;
+      __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_14, 3, __pyx_t_3, __pyx_t_10);
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 642, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __pyx_t_11 = 1;
+      __pyx_t_12 = 1;
       {
-        PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_t_7};
-        __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 627, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_5);
+        PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_t_8};
+        __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
+        __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 642, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_6);
       }
-      __Pyx_Raise(__pyx_t_5, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __PYX_ERR(0, 627, __pyx_L1_error)
+      __Pyx_Raise(__pyx_t_6, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+      __PYX_ERR(0, 642, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":626
+      /* "fastprop/_engine.pyx":641
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
  *             o = <int64_t *>_data(order)
  *             if not _all_below(o, order.shape[0], n):             # <<<<<<<<<<<<<<
@@ -18370,23 +18390,23 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
     }
 
-    /* "fastprop/_engine.pyx":628
+    /* "fastprop/_engine.pyx":643
  *             if not _all_below(o, order.shape[0], n):
  *                 raise ValueError(f"order: expected row indices in [0, {n})")
  *             n = order.shape[0]             # <<<<<<<<<<<<<<
- *         cdef void *x = _data(X)
- *         cdef void *y = _data(Y) if Y is not None else NULL
+ *         cdef int64_t n_correct = 0
+ *         cdef double total
 */
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 628, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_7 = __Pyx_GetItemInt(__pyx_t_5, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 628, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_7);
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 628, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_v_n = __pyx_t_9;
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 643, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_8 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 643, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_8); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 643, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __pyx_v_n = __pyx_t_3;
 
-    /* "fastprop/_engine.pyx":621
+    /* "fastprop/_engine.pyx":636
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
  *         cdef int64_t *o = NULL
  *         if order is not None:             # <<<<<<<<<<<<<<
@@ -18395,78 +18415,27 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
   }
 
-  /* "fastprop/_engine.pyx":629
+  /* "fastprop/_engine.pyx":644
  *                 raise ValueError(f"order: expected row indices in [0, {n})")
  *             n = order.shape[0]
- *         cdef void *x = _data(X)             # <<<<<<<<<<<<<<
- *         cdef void *y = _data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
-*/
-  if (!(likely(((__pyx_v_X) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_X, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 629, __pyx_L1_error)
-  __pyx_t_12 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_X)); if (unlikely(__pyx_t_12 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 629, __pyx_L1_error)
-  __pyx_v_x = __pyx_t_12;
-
-  /* "fastprop/_engine.pyx":630
- *             n = order.shape[0]
- *         cdef void *x = _data(X)
- *         cdef void *y = _data(Y) if Y is not None else NULL             # <<<<<<<<<<<<<<
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
- *         cdef int64_t n_correct = 0
-*/
-  __pyx_t_3 = (__pyx_v_Y != Py_None);
-  if (__pyx_t_3) {
-    if (!(likely(((__pyx_v_Y) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_Y, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 630, __pyx_L1_error)
-    __pyx_t_14 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_Y)); if (unlikely(__pyx_t_14 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 630, __pyx_L1_error)
-    __pyx_t_12 = __pyx_t_14;
-  } else {
-
-    __pyx_t_12 = NULL;
-  }
-
-  __pyx_v_y = __pyx_t_12;
-
-  /* "fastprop/_engine.pyx":631
- *         cdef void *x = _data(X)
- *         cdef void *y = _data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL             # <<<<<<<<<<<<<<
- *         cdef int64_t n_correct = 0
- *         cdef double total
-*/
-  __pyx_t_3 = (__pyx_v_labels != Py_None);
-  if (__pyx_t_3) {
-    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 631, __pyx_L1_error)
-    __pyx_t_12 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_12 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 631, __pyx_L1_error)
-
-    __pyx_t_15 = ((int64_t *)__pyx_t_12);
-
-  } else {
-
-    __pyx_t_15 = NULL;
-  }
-
-  __pyx_v_lab = __pyx_t_15;
-
-  /* "fastprop/_engine.pyx":632
- *         cdef void *y = _data(Y) if Y is not None else NULL
- *         cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
  *         cdef int64_t n_correct = 0             # <<<<<<<<<<<<<<
  *         cdef double total
  *         self._begin()
 */
   __pyx_v_n_correct = 0;
 
-  /* "fastprop/_engine.pyx":634
+  /* "fastprop/_engine.pyx":646
  *         cdef int64_t n_correct = 0
  *         cdef double total
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_7 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 634, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+  __pyx_t_8 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 646, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_8);
+  __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "fastprop/_engine.pyx":635
+  /* "fastprop/_engine.pyx":647
  *         cdef double total
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
@@ -18475,12 +18444,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":636
+    /* "fastprop/_engine.pyx":648
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
  *                 if self.net.dtype == FP_FLOAT32:
- *                     total = _epoch(&self.net, <float *>x, <float *>y, lab, o, n, batch_size,
+ *                     total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,
 */
     {
         PyThreadState * _save;
@@ -18488,64 +18457,64 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":637
+          /* "fastprop/_engine.pyx":649
  *         try:
  *             with nogil:
  *                 if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
- *                     total = _epoch(&self.net, <float *>x, <float *>y, lab, o, n, batch_size,
- *                                    loss, lr, &n_correct)
+ *                     total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,
+ *                                    batch_size, loss, lr, &n_correct)
 */
-          __pyx_t_3 = (__pyx_v_self->net.dtype == FP_FLOAT32);
+          __pyx_t_4 = (__pyx_v_self->net.dtype == FP_FLOAT32);
 
-          if (__pyx_t_3) {
+          if (__pyx_t_4) {
 
 
-            /* "fastprop/_engine.pyx":638
+            /* "fastprop/_engine.pyx":650
  *             with nogil:
  *                 if self.net.dtype == FP_FLOAT32:
- *                     total = _epoch(&self.net, <float *>x, <float *>y, lab, o, n, batch_size,             # <<<<<<<<<<<<<<
- *                                    loss, lr, &n_correct)
+ *                     total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,             # <<<<<<<<<<<<<<
+ *                                    batch_size, loss, lr, &n_correct)
  *                 else:
 */
-            __pyx_v_total = __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch((&__pyx_v_self->net), ((float *)__pyx_v_x), ((float *)__pyx_v_y), __pyx_v_lab, __pyx_v_o, __pyx_v_n, __pyx_v_batch_size, __pyx_v_loss, __pyx_v_lr, (&__pyx_v_n_correct));
+            __pyx_v_total = __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch((&__pyx_v_self->net), ((float *)__pyx_v_b.X), ((float *)__pyx_v_b.Y), __pyx_v_b.labels, __pyx_v_o, __pyx_v_n, __pyx_v_batch_size, __pyx_v_loss, __pyx_v_lr, (&__pyx_v_n_correct));
 
-            /* "fastprop/_engine.pyx":637
+            /* "fastprop/_engine.pyx":649
  *         try:
  *             with nogil:
  *                 if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
- *                     total = _epoch(&self.net, <float *>x, <float *>y, lab, o, n, batch_size,
- *                                    loss, lr, &n_correct)
+ *                     total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,
+ *                                    batch_size, loss, lr, &n_correct)
 */
             goto __pyx_L17;
           }
 
-          /* "fastprop/_engine.pyx":641
- *                                    loss, lr, &n_correct)
+          /* "fastprop/_engine.pyx":653
+ *                                    batch_size, loss, lr, &n_correct)
  *                 else:
- *                     total = _epoch(&self.net, <double *>x, <double *>y, lab, o, n, batch_size,             # <<<<<<<<<<<<<<
- *                                    loss, lr, &n_correct)
+ *                     total = _epoch(&self.net, <double *>b.X, <double *>b.Y, b.labels, o, n,             # <<<<<<<<<<<<<<
+ *                                    batch_size, loss, lr, &n_correct)
  *         finally:
 */
           /*else*/ {
 
-            /* "fastprop/_engine.pyx":642
+            /* "fastprop/_engine.pyx":654
  *                 else:
- *                     total = _epoch(&self.net, <double *>x, <double *>y, lab, o, n, batch_size,
- *                                    loss, lr, &n_correct)             # <<<<<<<<<<<<<<
+ *                     total = _epoch(&self.net, <double *>b.X, <double *>b.Y, b.labels, o, n,
+ *                                    batch_size, loss, lr, &n_correct)             # <<<<<<<<<<<<<<
  *         finally:
  *             self._busy = False
 */
-            __pyx_v_total = __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch((&__pyx_v_self->net), ((double *)__pyx_v_x), ((double *)__pyx_v_y), __pyx_v_lab, __pyx_v_o, __pyx_v_n, __pyx_v_batch_size, __pyx_v_loss, __pyx_v_lr, (&__pyx_v_n_correct));
+            __pyx_v_total = __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch((&__pyx_v_self->net), ((double *)__pyx_v_b.X), ((double *)__pyx_v_b.Y), __pyx_v_b.labels, __pyx_v_o, __pyx_v_n, __pyx_v_batch_size, __pyx_v_loss, __pyx_v_lr, (&__pyx_v_n_correct));
           }
           __pyx_L17:;
         }
 
-        /* "fastprop/_engine.pyx":636
+        /* "fastprop/_engine.pyx":648
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
  *                 if self.net.dtype == FP_FLOAT32:
- *                     total = _epoch(&self.net, <float *>x, <float *>y, lab, o, n, batch_size,
+ *                     total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,
 */
         /*finally:*/ {
           /*normal exit:*/{
@@ -18558,8 +18527,8 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
     }
   }
 
-  /* "fastprop/_engine.pyx":644
- *                                    loss, lr, &n_correct)
+  /* "fastprop/_engine.pyx":656
+ *                                    batch_size, loss, lr, &n_correct)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
  *         return total, n_correct
@@ -18573,37 +18542,37 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
     __pyx_L13:;
   }
 
-  /* "fastprop/_engine.pyx":645
+  /* "fastprop/_engine.pyx":657
  *         finally:
  *             self._busy = False
  *         return total, n_correct             # <<<<<<<<<<<<<<
  * 
  *     def update(self, double lr):
 */
-  __pyx_t_7 = PyFloat_FromDouble(__pyx_v_total); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 645, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_5 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 645, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 645, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_10);
-  __Pyx_GIVEREF(__pyx_t_7);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 645, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_5) != (0)) __PYX_ERR(0, 645, __pyx_L1_error);
-  __pyx_t_7 = 0;
-  __pyx_t_5 = 0;
+  __pyx_t_8 = PyFloat_FromDouble(__pyx_v_total); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 657, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_8);
+  __pyx_t_6 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 657, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_11 = PyTuple_New(2); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 657, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_11);
+  __Pyx_GIVEREF(__pyx_t_8);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 0, __pyx_t_8) != (0)) __PYX_ERR(0, 657, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_6);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 1, __pyx_t_6) != (0)) __PYX_ERR(0, 657, __pyx_L1_error);
+  __pyx_t_8 = 0;
+  __pyx_t_6 = 0;
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_10;
+      __pyx_r = __pyx_t_11;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_10 = 0;
+  __pyx_t_11 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":612
+  /* "fastprop/_engine.pyx":626
  *         return value, n_correct
  * 
  *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr):             # <<<<<<<<<<<<<<
@@ -18614,15 +18583,13 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_5);
   __Pyx_XDECREF(__pyx_t_6);
   __Pyx_XDECREF(__pyx_t_7);
-  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_11);
   __Pyx_AddTraceback("fastprop._engine.Engine.epoch", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
 
 
 
@@ -18633,7 +18600,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":647
+/* "fastprop/_engine.pyx":659
  *         return total, n_correct
  * 
  *     def update(self, double lr):             # <<<<<<<<<<<<<<
@@ -18681,32 +18648,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_lr,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 647, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 659, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 647, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 659, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "update", 0) < (0)) __PYX_ERR(0, 647, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "update", 0) < (0)) __PYX_ERR(0, 659, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("update", 1, 1, 1, i); __PYX_ERR(0, 647, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("update", 1, 1, 1, i); __PYX_ERR(0, 659, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 647, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 659, __pyx_L3_error)
     }
-    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[0]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 647, __pyx_L3_error)
+    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[0]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 659, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("update", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 647, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("update", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 659, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18737,29 +18704,29 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("update", 0);
 
-  /* "fastprop/_engine.pyx":650
+  /* "fastprop/_engine.pyx":662
  *         """One step of the bound optimizer over the gradient buffer as it stands (plain SGD
  *         included: here it reads the buffer)."""
  *         self._check_training(lr)             # <<<<<<<<<<<<<<
  *         self._begin()
  *         try:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 650, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 662, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":651
+  /* "fastprop/_engine.pyx":663
  *         included: here it reads the buffer)."""
  *         self._check_training(lr)
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 651, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 663, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":652
+  /* "fastprop/_engine.pyx":664
  *         self._check_training(lr)
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
@@ -18768,7 +18735,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":653
+    /* "fastprop/_engine.pyx":665
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -18781,7 +18748,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":654
+          /* "fastprop/_engine.pyx":666
  *         try:
  *             with nogil:
  *                 _optimizer_pass(&self.net, lr)             # <<<<<<<<<<<<<<
@@ -18791,7 +18758,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
           __pyx_f_8fastprop_7_engine__optimizer_pass((&__pyx_v_self->net), __pyx_v_lr);
         }
 
-        /* "fastprop/_engine.pyx":653
+        /* "fastprop/_engine.pyx":665
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -18809,7 +18776,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
     }
   }
 
-  /* "fastprop/_engine.pyx":656
+  /* "fastprop/_engine.pyx":668
  *                 _optimizer_pass(&self.net, lr)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
@@ -18824,7 +18791,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
     __pyx_L5:;
   }
 
-  /* "fastprop/_engine.pyx":647
+  /* "fastprop/_engine.pyx":659
  *         return total, n_correct
  * 
  *     def update(self, double lr):             # <<<<<<<<<<<<<<
@@ -18845,7 +18812,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":256
+/* "fastprop/_engine.pyx":304
  *     cdef list _arrays
  *     cdef object _params, _grads, _dropout_state, _optimizer_state
  *     cdef readonly int capacity             # <<<<<<<<<<<<<<
@@ -18884,7 +18851,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8capacity___get__(struct __
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->capacity); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 256, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->capacity); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 304, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -18927,7 +18894,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8capacity___get__(struct __
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":257
+/* "fastprop/_engine.pyx":305
  *     cdef object _params, _grads, _dropout_state, _optimizer_state
  *     cdef readonly int capacity
  *     cdef readonly object dtype             # <<<<<<<<<<<<<<
@@ -18994,7 +18961,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_5dtype___get__(struct __pyx
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":662
+/* "fastprop/_engine.pyx":674
  *     __slots__ = ("n_in", "n_out")
  * 
  *     def __init__(self, n_in, n_out):             # <<<<<<<<<<<<<<
@@ -19042,38 +19009,38 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_self,&__pyx_mstate_global->__pyx_n_u_n_in,&__pyx_mstate_global->__pyx_n_u_n_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 662, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 674, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 662, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 674, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 662, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 674, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 662, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 674, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 662, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 674, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 662, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 674, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 662, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 674, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 662, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 674, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 662, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 674, __pyx_L3_error)
     }
     __pyx_v_self = values[0];
     __pyx_v_n_in = values[1];
@@ -19081,7 +19048,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 662, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 674, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19112,7 +19079,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6_Shape___init__(CYTHON_UNUSED PyOb
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "fastprop/_engine.pyx":663
+  /* "fastprop/_engine.pyx":675
  * 
  *     def __init__(self, n_in, n_out):
  *         self.n_in, self.n_out = n_in, n_out             # <<<<<<<<<<<<<<
@@ -19121,12 +19088,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6_Shape___init__(CYTHON_UNUSED PyOb
   __Pyx_INCREF(__pyx_t_1);
   __pyx_t_2 = __pyx_v_n_out;
   __Pyx_INCREF(__pyx_t_2);
-  if (__Pyx_PyObject_SetAttrStr(__pyx_v_self, __pyx_mstate_global->__pyx_n_u_n_in, __pyx_t_1) < (0)) __PYX_ERR(0, 663, __pyx_L1_error)
+  if (__Pyx_PyObject_SetAttrStr(__pyx_v_self, __pyx_mstate_global->__pyx_n_u_n_in, __pyx_t_1) < (0)) __PYX_ERR(0, 675, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  if (__Pyx_PyObject_SetAttrStr(__pyx_v_self, __pyx_mstate_global->__pyx_n_u_n_out, __pyx_t_2) < (0)) __PYX_ERR(0, 663, __pyx_L1_error)
+  if (__Pyx_PyObject_SetAttrStr(__pyx_v_self, __pyx_mstate_global->__pyx_n_u_n_out, __pyx_t_2) < (0)) __PYX_ERR(0, 675, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":662
+  /* "fastprop/_engine.pyx":674
  *     __slots__ = ("n_in", "n_out")
  * 
  *     def __init__(self, n_in, n_out):             # <<<<<<<<<<<<<<
@@ -19497,20 +19464,21 @@ static int __Pyx_modinit_Exttype___pyx_obj_8fastprop_7_engine_Engine(__pyx_mstat
   /*--- Exttype __pyx_obj_8fastprop_7_engine_Engine ---*/
   __pyx_vtabptr_8fastprop_7_engine_Engine = &__pyx_vtable_8fastprop_7_engine_Engine;
   __pyx_vtable_8fastprop_7_engine_Engine._buffer = (void *(*)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *))__pyx_f_8fastprop_7_engine_6Engine__buffer;
-  __pyx_vtable_8fastprop_7_engine_Engine._rows = (int (*)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *, PyObject *, PyObject *, int, Py_ssize_t))__pyx_f_8fastprop_7_engine_6Engine__rows;
+  __pyx_vtable_8fastprop_7_engine_Engine._batch = (struct __pyx_t_8fastprop_7_engine_Batch (*)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *, PyObject *, PyObject *, int, Py_ssize_t))__pyx_f_8fastprop_7_engine_6Engine__batch;
+  __pyx_vtable_8fastprop_7_engine_Engine._rows = (Py_ssize_t (*)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *, PyObject *, PyObject *, int, Py_ssize_t))__pyx_f_8fastprop_7_engine_6Engine__rows;
   __pyx_vtable_8fastprop_7_engine_Engine._begin = (PyObject *(*)(struct __pyx_obj_8fastprop_7_engine_Engine *))__pyx_f_8fastprop_7_engine_6Engine__begin;
   __pyx_vtable_8fastprop_7_engine_Engine._copy = (PyObject *(*)(struct __pyx_obj_8fastprop_7_engine_Engine *, void *, Py_ssize_t, Py_ssize_t))__pyx_f_8fastprop_7_engine_6Engine__copy;
   __pyx_vtable_8fastprop_7_engine_Engine._gradients = (PyObject *(*)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *, PyObject *, PyObject *, int, int))__pyx_f_8fastprop_7_engine_6Engine__gradients;
   __pyx_vtable_8fastprop_7_engine_Engine._check_training = (PyObject *(*)(struct __pyx_obj_8fastprop_7_engine_Engine *, double))__pyx_f_8fastprop_7_engine_6Engine__check_training;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8fastprop_7_engine_Engine_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine)) __PYX_ERR(0, 249, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8fastprop_7_engine_Engine_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine)) __PYX_ERR(0, 297, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine = &__pyx_type_8fastprop_7_engine_Engine;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 249, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 297, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine);
@@ -19520,8 +19488,8 @@ static int __Pyx_modinit_Exttype___pyx_obj_8fastprop_7_engine_Engine(__pyx_mstat
     __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_vtabptr_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 249, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_Engine, (PyObject *) __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 249, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_vtabptr_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 297, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_Engine, (PyObject *) __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 297, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -20087,202 +20055,202 @@ __Pyx_RefNannySetupContext("PyInit__engine", 0);
 */
   __pyx_v_8fastprop_7_engine__INT_MAX = 0x7FFFFFFF;
 
-  /* "fastprop/_engine.pyx":365
+  /* "fastprop/_engine.pyx":413
  *         free(self.net.dropped)
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
  *         raise TypeError("an Engine is rebuilt from its model, not pickled: pickle the model")
  * 
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_5__reduce__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine___reduce, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 365, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_5__reduce__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine___reduce, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 413, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_reduce, __pyx_t_2) < (0)) __PYX_ERR(0, 365, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_reduce, __pyx_t_2) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":371
+  /* "fastprop/_engine.pyx":419
  *     # What the engine is handed: checked before any pass reads it.
  * 
  *     def bind_optimizer(self, dict hyper, list state, steps):             # <<<<<<<<<<<<<<
  *         """The optimizer that `step`, `epoch` and `update` apply: its hyperparameters, its state
  *         buffers (as many as its kind reads, each shaped like params) and its step count (a
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_7bind_optimizer, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_bind_optimizer, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 371, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_7bind_optimizer, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_bind_optimizer, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_bind_optimizer, __pyx_t_2) < (0)) __PYX_ERR(0, 371, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_bind_optimizer, __pyx_t_2) < (0)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":445
+  /* "fastprop/_engine.pyx":503
  *     # The passes.
  * 
  *     def predict(self, X, out):             # <<<<<<<<<<<<<<
  *         """out = the output layer's activation for X, in chunks of `capacity` rows."""
- *         cdef Py_ssize_t n = self._rows(X, None, None, -1, 0), lo, rows
+ *         cdef Batch batch = self._batch(X, None, None, -1, 0)
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_9predict, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_predict, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 445, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_9predict, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_predict, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 503, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_predict, __pyx_t_2) < (0)) __PYX_ERR(0, 445, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_predict, __pyx_t_2) < (0)) __PYX_ERR(0, 503, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":475
+  /* "fastprop/_engine.pyx":523
  *         return out
  * 
  *     def loss(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
  *         """(sum over samples of the loss, number correct) for X, in chunks; dropout off. The
  *         mean is the sum divided by the number of rows."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_11loss, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_loss, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 475, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_11loss, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_loss, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 523, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_loss, __pyx_t_2) < (0)) __PYX_ERR(0, 475, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_loss, __pyx_t_2) < (0)) __PYX_ERR(0, 523, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":507
+  /* "fastprop/_engine.pyx":537
  *         return total, n_correct
  * 
  *     def gradients(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
  *         """Forward and backward on one batch (at most `capacity` rows), dropout off: the whole
  *         gradient into the gradient buffer, no update. Returns (mean loss, number correct)."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_13gradients, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_gradients, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 507, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_13gradients, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_gradients, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 537, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_gradients, __pyx_t_2) < (0)) __PYX_ERR(0, 507, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_gradients, __pyx_t_2) < (0)) __PYX_ERR(0, 537, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":512
+  /* "fastprop/_engine.pyx":542
  *         return self._gradients(X, Y, labels, loss, False)
  * 
  *     def trace(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
  *         """`gradients`, keeping every layer's intermediates. Returns (mean loss, layers), each
  *         layer a dict of copies: 'u' (Z), 'a', 'fprime' (f'(u)), 'dA' (dL/da), 'delta' (dL/du);
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_15trace, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_trace, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 512, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_15trace, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_trace, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 542, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_trace, __pyx_t_2) < (0)) __PYX_ERR(0, 512, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_trace, __pyx_t_2) < (0)) __PYX_ERR(0, 542, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":546
+  /* "fastprop/_engine.pyx":576
  *         return value, layers
  * 
  *     def layer_shapes(self):             # <<<<<<<<<<<<<<
  *         return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)
  *                 for l in range(self.net.n_layers)]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_17layer_shapes, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_layer_shapes, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 546, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_17layer_shapes, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_layer_shapes, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 576, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_layer_shapes, __pyx_t_2) < (0)) __PYX_ERR(0, 546, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_layer_shapes, __pyx_t_2) < (0)) __PYX_ERR(0, 576, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":590
+  /* "fastprop/_engine.pyx":611
  *             raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
  * 
  *     def step(self, X, Y, labels, int loss, double lr):             # <<<<<<<<<<<<<<
  *         """One training step on a batch (at most `capacity` rows), dropout on, with the bound
  *         optimizer at learning rate `lr`. Returns (mean loss before the update, number correct)."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_19step, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_step, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 590, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_19step, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_step, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 611, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_step, __pyx_t_2) < (0)) __PYX_ERR(0, 590, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_step, __pyx_t_2) < (0)) __PYX_ERR(0, 611, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":612
+  /* "fastprop/_engine.pyx":626
  *         return value, n_correct
  * 
  *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr):             # <<<<<<<<<<<<<<
  *         """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
  *         `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_21epoch, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_epoch, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 612, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_21epoch, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_epoch, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 626, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_epoch, __pyx_t_2) < (0)) __PYX_ERR(0, 612, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_epoch, __pyx_t_2) < (0)) __PYX_ERR(0, 626, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":647
+  /* "fastprop/_engine.pyx":659
  *         return total, n_correct
  * 
  *     def update(self, double lr):             # <<<<<<<<<<<<<<
  *         """One step of the bound optimizer over the gradient buffer as it stands (plain SGD
  *         included: here it reads the buffer)."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_23update, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_update, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 647, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_23update, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_update, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 659, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_update, __pyx_t_2) < (0)) __PYX_ERR(0, 647, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_update, __pyx_t_2) < (0)) __PYX_ERR(0, 659, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":659
+  /* "fastprop/_engine.pyx":671
  * 
  * 
  * class _Shape:             # <<<<<<<<<<<<<<
  *     __slots__ = ("n_in", "n_out")
  * 
 */
-  __pyx_t_2 = __Pyx_Py3MetaclassPrepare((PyObject *) NULL, __pyx_mstate_global->__pyx_empty_tuple, __pyx_mstate_global->__pyx_n_u_Shape, __pyx_mstate_global->__pyx_n_u_Shape, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, (PyObject *) NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 659, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Py3MetaclassPrepare((PyObject *) NULL, __pyx_mstate_global->__pyx_empty_tuple, __pyx_mstate_global->__pyx_n_u_Shape, __pyx_mstate_global->__pyx_n_u_Shape, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, (PyObject *) NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 671, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
-  /* "fastprop/_engine.pyx":660
+  /* "fastprop/_engine.pyx":672
  * 
  * class _Shape:
  *     __slots__ = ("n_in", "n_out")             # <<<<<<<<<<<<<<
  * 
  *     def __init__(self, n_in, n_out):
 */
-  if (__Pyx_SetNameInClass(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_slots, __pyx_mstate_global->__pyx_tuple[2]) < (0)) __PYX_ERR(0, 660, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_slots, __pyx_mstate_global->__pyx_tuple[2]) < (0)) __PYX_ERR(0, 672, __pyx_L1_error)
 
-  /* "fastprop/_engine.pyx":662
+  /* "fastprop/_engine.pyx":674
  *     __slots__ = ("n_in", "n_out")
  * 
  *     def __init__(self, n_in, n_out):             # <<<<<<<<<<<<<<
  *         self.n_in, self.n_out = n_in, n_out
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6_Shape_1__init__, 0, __pyx_mstate_global->__pyx_n_u_Shape___init, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 662, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6_Shape_1__init__, 0, __pyx_mstate_global->__pyx_n_u_Shape___init, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 674, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetNameInClass(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init, __pyx_t_4) < (0)) __PYX_ERR(0, 662, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init, __pyx_t_4) < (0)) __PYX_ERR(0, 674, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":659
+  /* "fastprop/_engine.pyx":671
  * 
  * 
  * class _Shape:             # <<<<<<<<<<<<<<
  *     __slots__ = ("n_in", "n_out")
  * 
 */
-  __pyx_t_4 = __Pyx_Py3ClassCreate(((PyObject*)&PyType_Type), __pyx_mstate_global->__pyx_n_u_Shape, __pyx_mstate_global->__pyx_empty_tuple, __pyx_t_2, NULL, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 659, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_Py3ClassCreate(((PyObject*)&PyType_Type), __pyx_mstate_global->__pyx_n_u_Shape, __pyx_mstate_global->__pyx_empty_tuple, __pyx_t_2, NULL, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 671, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Shape, __pyx_t_4) < (0)) __PYX_ERR(0, 659, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Shape, __pyx_t_4) < (0)) __PYX_ERR(0, 671, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
@@ -20336,7 +20304,7 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 299, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 347, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.type = (PyObject*)&PyDict_Type;
@@ -20359,7 +20327,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "fastprop/_engine.pyx":280
+  /* "fastprop/_engine.pyx":328
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and             # <<<<<<<<<<<<<<
@@ -20368,12 +20336,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 280, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 328, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
 
-  /* "fastprop/_engine.pyx":390
+  /* "fastprop/_engine.pyx":438
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
  *                 steps.shape == (1,) and steps.flags.writeable):             # <<<<<<<<<<<<<<
@@ -20382,12 +20350,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_1};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 390, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 438, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "fastprop/_engine.pyx":660
+  /* "fastprop/_engine.pyx":672
  * 
  * class _Shape:
  *     __slots__ = ("n_in", "n_out")             # <<<<<<<<<<<<<<
@@ -20396,7 +20364,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_n_in, __pyx_mstate_global->__pyx_n_u_n_out};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 660, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 672, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
@@ -20437,38 +20405,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{1},{8},{16},{12},{33},{8},{18},{34},{5},{9},{11},{25},{1},{2},{6},{1},{63},{1},{4},{179},{37},{20},{27},{7},{8},{19},{65},{40},{36},{17},{26},{39},{8},{66},{26},{10},{39},{7},{60},{6},{163},{20},{2},{46},{40},{9},{47},{31},{55},{35},{7},{24},{46},{39},{34},{26},{16},{63},{51},{24},{57},{35},{38},{33},{17},{106},{6},{17},{21},{12},{16},{19},{11},{14},{11},{12},{13},{11},{13},{7},{10},{10},{7},{1},{1},{1},{1},{6},{15},{20},{12},{7},{8},{8},{8},{13},{10},{8},{11},{14},{12},{10},{12},{9},{8},{13},{1},{15},{18},{10},{14},{3},{12},{8},{18},{1},{2},{2},{5},{12},{13},{5},{5},{10},{9},{5},{16},{17},{5},{7},{7},{13},{6},{5},{9},{5},{5},{1},{3},{5},{8},{5},{8},{1},{3},{6},{12},{6},{2},{4},{2},{16},{1},{9},{4},{5},{7},{7},{4},{14},{2},{5},{1},{9},{3},{5},{3},{6},{8},{3},{7},{4},{1},{4},{10},{5},{4},{5},{4},{5},{5},{5},{1},{6},{6},{5},{6},{4},{8},{9},{1},{1},{5}};
-    const struct { const unsigned int length: 11; } bytes_length_index[] = {{1094},{1409},{15},{11},{50},{389},{47},{197},{23},{397},{365},{460},{433}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{1},{8},{16},{12},{33},{8},{18},{34},{5},{9},{11},{25},{1},{2},{6},{1},{63},{1},{4},{179},{37},{20},{27},{7},{8},{19},{65},{40},{36},{17},{26},{39},{8},{66},{26},{10},{39},{7},{60},{6},{163},{20},{2},{46},{40},{9},{47},{31},{55},{35},{7},{24},{46},{39},{34},{26},{16},{63},{51},{24},{57},{35},{38},{33},{17},{106},{6},{17},{21},{12},{16},{19},{11},{14},{11},{12},{13},{11},{13},{7},{10},{10},{7},{1},{1},{1},{1},{6},{15},{20},{12},{7},{8},{8},{8},{13},{10},{8},{11},{14},{12},{10},{12},{9},{8},{13},{1},{15},{18},{1},{5},{10},{14},{3},{12},{8},{18},{1},{2},{2},{5},{12},{13},{5},{5},{10},{9},{5},{16},{17},{5},{7},{7},{13},{6},{11},{9},{5},{5},{1},{3},{5},{8},{5},{8},{1},{6},{12},{6},{4},{2},{16},{1},{9},{4},{5},{7},{7},{4},{14},{2},{5},{1},{9},{3},{5},{3},{6},{8},{3},{7},{1},{4},{10},{5},{5},{4},{5},{5},{5},{1},{6},{6},{5},{6},{4},{8},{9},{5}};
+    const struct { const unsigned int length: 11; } bytes_length_index[] = {{1094},{1409},{15},{11},{50},{217},{47},{94},{23},{81},{339},{462},{433}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (3054 bytes) */
-static const char cstring[] = "x\332\355VI{\324\306\026\305\001\214I \301\216\031\022 )\017\204\341\201Cc\003\017\363%\371\032\017\tC\000\217\330\3709\372\252\245j[\240\226\2725\270\335\311[d\351\245\226Zj\251e/\265\324\262\227Z\366\222\237\360~\302;UR\017\352\330@\222\227\267\n\037n\325p\353V\335s\317=U\204P\323\2445r%\375\032Ebm\3232#i\277\252\332\333\204\024\234b\221\231\026)\032&\261\267U\213\030e[-\251?3\363:\3312lBdCsJ\272E0\245\243\277C5U!\333\314d\244LMZbvg5\263\030\321h\r\003\351Z\323\250Z\311\0176\027\215t\002^\034\206\321\035f\0265\243Jhz\216\253\327Ib11M\330n\231\3116S0Y5U\233\0264Ffn\310\206n\253[\216\341X$wc\226`5\265\047o\021\354/\232w\246\222\350\276{j\350\354\251a3\034\213\332d\246fo\033:\217Aa\232Z`&\265\231V#\226m\252\330\202\237\235\352\344\371\334\363\033S\377\204\003]!&{\205\315-b9\005Y\243\226\305D\010\005G\325lU\047v\255\314\254\t\362\260Hj\206Ct\206C\332\006\360\2602\013\000\210N,f\363\006\271Lu\300Gm\325\320%,W\365\255\313DQMl\242\3560\276z\236j\026\233X\313\304\255\033\372\rV*\333\265l\340\031#\233\224\014\313&\353\231\205\031\363\315\004\322\364ses\232P\276\2538\013\322\2530\262\231Y\254\230F\331pl\302A\"\210v\343\346u\222Cfp\032Fh1\301\213\021\230\224\035;\365\235qPTu\025Ku\266Eyt\222\245\031\240\335\267\337\220\233\233\357\221\326n\033]R\365o\272\007\252\252bo[\342T\271\353\334\264\344 xNLp\033\234,\261\222a\246\334\346\207,!<\215*\212\004\023\206\034\317\351[*\242\000\021L&\262I\212\246Q\"*R-L\257\013_eU~\2551e:mt<\025\250-oK\026\312\243\353L9\236>\231\226\251\254\332\265\351\256VW\250b!\341\013[gWT\213\307\236\202-Y\340\006\333\037\035G\325\333\274&\033\026\330v\035\314e\345M\246\363y\246;%\"8G\212e\251+\265<\022\265T6\314\304\215\010\264H-\273\214-\047\244\327\314\324\231\006\026\257\203\302\034:\014\027`X#\216\005v\342\000rYaE\"\334+\014\033\2308\026\016O\311DyWA\222\265\264\270\024\203%\332\260MAe>]#\274 \361\335\025f\023\255]\277\226\230\300\237\317l\311[&U\254\256\2209\312\211B\361\nTx\221\361\242\0232c\221\324\372-\371N\014U+\201E\321h\001\361u\371\317\260,""\3014\261\021\362\365\033\363t.-\200\326\264\241s\3350\212v\211\356\022\3314,\353\006\323m\304V#6}\315\204c\266\305Z\376\0229\314\326\253\306\000\007\341\305$f\023\223\r\r\256\246\211\243\277\326\215\252Nx/\251M\315\334\257\266\340\303\324y\232D\221\362\322J\n\021\311*\327&$\3310\331D\311\201X%\254)R\244A\210TB\210n3\247D\001^\257E\373\032 \275\314\354\231\331\350\356\263\262\265?\207\273)\214\234\362\340\231\306J\200\256\275|:\021\030\224f\301pt\345>\nI\323HA\325\025\251\263EQ5\255\356%-\274^\303\014\234S\230y\260\016\366\234\001\327\021\206\024UfV\357\302\256\251V\376Q\243\357\241]\302\352-\024]K8\232!\275\232J\017\217\234j&\243J\215\230\216\256\047E(.\025^up\270-\224\227[\334\307L\262\3106\251\212\333\031\004.\243>U~g\301\232\003\231Xr\302Q\002\274X\"}\311\357\204$\301\332\221\231$\245\003Y\234\323AV6\344\355\264\315\353OE\276\254\264/h+\211zm\017\201\264i3=L\332\343\304H\2338\257\334:\204SV@\240\371\347\322\303\331\271\247\313\017\227\327\321|2\227\177\274.-\316=YA\047\375,=\374\376\307g\017gy\353\331\374\362\217\3715\264\226\363O\177x\262\266.IK\374\004\311/\242\342\325!\341\337\363\332.\376fq\004\351)\333\265\027YQ\222\322\033\230\361y\305\220\371\247\350\350\342\333ZV\002\230\342\313l*$Ut\014\305\321\304*\035\357\035\376EtHd\322\304F;\202\t\274Wq\250\3262j\001,Ix\003\264\227\342.\264\205W\233Y|K\325\342U\010\336\000\020\332\021o\211\327>\265j\272\254\032\023m\003\253s\377d\363\205\327\223,ux\330\272\202d\r\213\020\234$P/P\371\265\242\344\025\n\336\330\264u\361p\001\311\\BBx\305\253C\374H\232\372Z\3341\342\321$\030\321\271D\0229\377\315\245R\324\350\226\225>\315\322gY\346j*\226M\020\262\350XLi\323J\350\3736\2666UU/\212ZU\255D\355\360\037\272.~~f\032\204\265K[S\006&\"\252\031\234\202\232Y\2425I\024\237\224\024\237\316\3614\371c\213?(t\t\261\352I\260\272\"\364\000\265^\312>W\364\262\320H\003\225d\t\010\200\265\220\t\376\354\021E\\6\270\324\233\370\226S\266\363\007.^~Z\021\t\307\325I\241\277\311\351pl\261\233\020H\361\007\"j\")Nr\273\047\245 \236\305\311\333\270""\n}\257&\032oq\255a\234b\2735\344\332\260\200eG\021\257<\257=+\360\307*\271v\365\320\216\201\307\371\025\305p\2702\201\017\020\242k\327\271\360\245?\2753i?\323\352Xw-\351|1\370\373\367\371S\047\350Z\367\327\354\374\356\375\004\211\367s\3323\221t\273\033=n\305x\373\323\205\345\373\356\360\307\267\376\023a\275{\323w\357\265\237\305>\004\353\331\364-\203=\031|\347>\335\320\3678<p,\033\341\325C%<\361:\265w(\221\177\256cR\256\312\324\255m[j\351Yf\016\357K\324\262\"\t\225\312\314\010)\376\355\370\315\267x\273y\240\267\233\007x\313m\261R)c\310\007\376\326\212\277\265\342o\255\370\353\264\242\247\2047\222%\355s\364t\017j\244\237\315C\231\252\177\207\263w\371\336<\324\245\024\177\314\327\346\001\361\2650\310\366\366\375&\277\373G\266\277\233\267:\335/\250\337\341f\363\020\027\305\215\024\365\367\001\241\013\013\2614\t\352\235[\2657\3745\337\0348\261\367\275;\345\326\374~\237\362\356\307{\252[\361\372x\363\223\275\212\333\357R\327\366\246\274\035\177\301/\004\307\002\273>U\337\t\027\302B\324\327<5\354\316y\247=\352\331\376\224_\3715\377f\340\2027\313\375\370V\360U\375X\335\nG\232\003\247\335eo8\276x\263~\244>\033\366\20744\243\241\350V\264\320\0348\347\035I\315\315`\2609\360\321\336m\367Co\304\273\355\177\340_\013f\353\207\353w\303\261p9:\3338\322\230iT\343\325\227\361\313\315x\363\047\276\355\214\273\343\375\024L\005V\375\253\260\257yb\310\275\346\345\343\213s\321B\2444F\232\027\211\337\347\017\343\300\224{\275\025\237\374\002gt\374|j\350a\357\263\356.\037\361\263\315\363I\240\t&\271\346\300\361\346\340P\363\324iw\241y\352\214+{C^\2569\314}\231\376\020\"\266\003t\317\nt\252\276\214\020\316\361}\007\375q\277\030<\252\027\302\017p\374\305\320\211\036D[\215\225xq-^[\177\323e\362\270n\206C\341$\220<\032-F\325\006\213\227\326\343\365\227\315\341\317\001\302-o\321\263\374Q\177>\030\r\346\353\343u%\034\r\363\360fF\303\321Jc\2641\037/.\307\313+\302\370\315\211S\356qoP\344\353\327\374\177\372\017\035?\031\237\270\220\304\231\t\344K\257\"\200Y\rr\351\232^s\236\2543\260:\354O\372\333A""\021\031\353\343\0009-\320xc\325\277\345\277@\200\000\367\202\367\330w\202|\260\021\036\013\253\321\253\3709\214F\374\3017\331m?\005\275l\357\256?\006d\207/xs\210\177\004\360\355\004\353u9\374,\032C@c\215\325x\351E\374B`\224\261y\t\026]\213f\"\007\034\330\211WV\233\243c~\256+\342\252K\223 N\355\331\356}\344\306\302>k\301j=\227\014_l3r,X\253\257\206\367\242\374\357\340\344>4Y\rn\005/\352\217\302\003\302oS\010\210\n0zr\360\177\344\321Eo\305\037\215\307\247\352\371\3469^\230\003A\177\240\200KjhGS\221\331\030\004\217\0364h\363\334\347\336\2507\203\303\234A\320\347\352C\365\311\372+T7\326<\360\212\376lp8\230\006pw\2423Q%q\224\3003\004 6\303\361P\211\276j\3645\206\032\267\032\213\r\030|\206\274\364\2602\311\321@7\321.\364\244%\307+uj\317t?u\237\"*\332\256\351{\341`8\036\177\373\264A\341|\000~\271\341\035\367\254\207\262\377d\317q\037\001\306*\224\351C\004\306\302\273`\023\307\2006\207?\003\221y\005\315\006G9\0338\362\2578fM\234\353#\210\214h~\002\322L{\013\236\354\237\006\222\371`\271>\230\032\306#\363\021E\300\260>\352\256z9\236\315\377q!\314\203\3429\234\257?PA\362\253\321d\304\032\223\r9^Xl\216]\r\206\203\205\200\276\311\230\275\n\017\207\323\321R\343hc)~\276\024/-w\354\366\001\373\014\047y\242\001\263B\306-o\314[\003\177\247\202\n\037\314\357-\356\355\270\213\030\036\361\356\301\377\000\252a.\034\0167\241\240\003\047\367\026\366\n\300)\007b\330\376\355\00020\350\016\272\243\002o\013\031b \355\300\227^\r\307\242\201)H#\324\366\036\264\031\250\235\344;\314\271\247\261-z\303n\336]\361.\t\371Aa\047\003\213\256\211\313\203!\266\007 B\24538\004\365[\361/\371\025\341\273\222\004\360\2417\356)\376?\220\241\341\370\366<\207\030$\337\2107\376\325\234\177\3260\343\005\300\261\302\345\001P\237Hp\276\337M/\016\320\021\367\261\270\251\376\215+\314\216\357?n\344xv\373\\\300v\312\375\030qUD\220\231\223\363U\263^\277\230\004%G\021\235)\352\027\235\313h\334N\313\220\001\325\235\372\002tz\234_\215P\351%\024\305`\363\374%\210\021\316\\\337\210\372\005\237\316\217\370\347\220\263\345\372""\371\360\001\204\007\003\343\"\267T\334\254\2701\303\251\320\212F\242\\&\227#\376\307\t\024\274H~A\036\227\374\343\020\212V\221\334\255W@\r,9\037\237\377:\250\340\352\024\3654\271G\341B\366\0063\3254\322\034\033\367g\200n\037\217t\006\026*OL\247\234\034$\344\025\3100S\257\2062\"Yk\274\020W\315Y\267\212B\031\006\347\371\345|\047\374\"\262\301\327\"\237k\325\314d=\007\265\031\031\343\204\215\257|\027V\242#\321\017\215<\367m\306\203\243`\362\355\340\010JF\016\207\342\373O\032y\256g\253\361\352\213\036\007\355\267\300]\024\360#\210\326%q\224\241\350.\270\211\373\370\005\324\343H\273\262;\267:\047\3121\267\322\242<\003}\371MrY\250\332]\376\032y\353\304Io\003.QN\350\306\047F\374\263\034\"\016c\021i\377\005Y\226\203/\220\242\321p6:\034M\363\"\\H\030\002\324\336\264\032\377\005\350w\240\361";
-    PyObject *data = __Pyx_DecompressString(cstring, 3054, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2811 bytes) */
+static const char cstring[] = "x\332\355VKw\324F\026\266\047\0161\257\204&\306\220\201$\325\266I\010c\034:\030\030\314Ir\032?\022\022b\334v\333\330x\034\235j\251d\013\253\245n\225\344v\047\263\310\322K-\265\324RK-\265\324\262\227Z\366\222\2370?anU\251\037j\014&\311\311.\034\334\252\307\255\373\370\356wo\025B\330\262p\023\335H\277\246\212\350\036\256\021\224\316\033\232\275\207P\305QUbQ\244\232\026\262\3674\212\314\232\255U\265_\2105\215vM\033!\331\324\235\252A\021l\0310?\300\272\246\240=b\021T\303\026\256\022\273w\232P\202t\334\204\205\364\254e6\250\370\001\343|\220n\200\026\207\300\352\001\261T\335l \234\372\361\3054\022\0223s\210\034\326\210l\023\0056\033\226f\343\212N\320\374-\3314lm\3271\035\212\n\267\026\020\234\306\366\235\257\020\330\347\303{\263\"\272o\227M\203,\2336\001\267\260\215\346\233\366\236i\260\030\024\242k\025ba\233\350MDmK\003\023\314wl\240\225\305\225[\263\377\006\005\206\202,\362\002\214SD\235\212\254cJ\t\017\241\342h\272\255\031\310n\326\010\235A\217U\3244\035d\020p\3226\001\017\2329\000\200\030\210\022\233\r\320\347\330\000\370\260\255\231\206\004\3075c\367s\244h\026\030\321\016\010;\275\204uJf63q\033\246q\213Tkv3\033xF\310FU\223\332h+s0#\276# M?7v\346\020fV\271/\220^\205\240\235\314a\3052k\246c#\006\022\202h\267oO\243\002d\006\274!\010\253\002/\202@\244\346\330\251\356\214\002U348j\220]\314\242\223\250n\002\355\276\371\032\335\336y\213\264\366\313\030\222f|\335\277\320\320\024{\217r\257\n\323L\264\352@\360\214\230\300m\340d\225TM+\3456s\262\n\341\351XQ$\020!\220\343EcW\203(\200\010\026\341\331D\252eV\221\006\251\346\242\323\\WM\223\367u\242\314\245\203\236\246\n\266\345=\211By\364\371T`\351\223q\r\313\232\335\234\353\033\365\205\312\017\"v\260\343\273\242Q\026{\n\266D\201\033\344xt\034\315\350\362\032mS`\33340\227\324v\210\301\366\211\341T\021\347\034RkR_jY$Z\265fZB\r\017T\305\324\256\201\311\031i\237X\006\321\201\305[@a\006\035,W@\260\211\034\n\354\004\007\344\232BT\304\325+\004\014X\340\0268\217\321L\355P\201$\353iq)&\021\275a\017\003\225\331v\023\261\202\204\357!\027""\233\351X\375R\"\034\177\266\263+\357ZX\241}!3\224E\207b\025\250\260\"cE\307\333\014E\251\364\033\362-\0045*`Qt\\\201\370\372\364gX&0\0252\274}\275\"\236\356\245\005\320\3316\r\3267L\325\256\342C$[&\245\267\210aClMd\343}\302\025\223]\322\321\047\332a\266^u\002p VL|W\210l\353\240j\0169\306\276a6\014\304f\2426u\353\270\332\002\035\226\301\322\304\213\224\225\226(DHV\2559#\311\246Ef\252\0164+\301\032\025C\032x\223\022\204\350\027s\252\030\300\033\224\350^\003h\220\231\003;\333\375sR\243\307s\270\237\302\220S\026<\321I\025\240\353\036\237\023\r\006J\263b:\206\362\020\nI\327QE3\024\251gB\325,\332\177\244\203\327>\210\001\347\024b\275\276\017\016\370\000\327\021,)\232L\350\340\301\276\255N\376\241F\337\242wq\2517PtSp4Cz-m=,r\254[\004+Md9\206!\212\220_*\254\352@\341\036\357\274L\342!\354\210C\266\2055\270\235\201\3005\250O\215\335Y \315\200\024\222\214p\030\001^D\264>\361;#I \355\310D\222\322\205,\316\351\"\251\231\362^:f\365\247A\276h:\347\264\225x\275v\227\200\264\3510u&\2351b\244C\360W\3568\341\324\024 \320\322\212\364xaq\271\374\270\274\005\303\047\213\305\037\267\244\325\305\047\3530I?k\217\277\373\351\351\343\0056z\272T\376\251\270\t\243rq\371\373\047\233[\222\264\306<\020\277\020\025\253\016\t\376\2554\017\341o\001\\\220\226\311\241\275JTIJo`\302\366\025Sf\037\3251\370\267s\254\n`\362/\2611o\251|b*\216\316O\031\360\336a_\210\016\022)\206`\350\2003\201\315\352\016\326;B\035\200%\t\336\000\335\243p\027\332\\\253M(3\251QV\205\300\033\000\004\367\232\267\304j\037\323\246!k\346LW\200V\370=\322\273\205\262Y\2037\224,\365\330\330\271\210d\035\216B\210\022\307\276\202\345}E)*\030\330c\343\316\365\303\332H\346*\342\355\227\277=\370\217\244k\373\374\246\341O\047\316\213\336U\"\232\372+W\213\252\343]\232>\320\322\307Y\346\202Rk\026\320\222]K\222n\356\302\025\334\245\030\357\365{\340\200\245i\206\312\353V\243\242\363\301\177\350\361\374\347\027\242\3675\331\224\212\242\2332&\352V\0257%^\203\222\250A\203\301j\2617\027{W\030\022\004k\210h\r\205\267\005(\371j\366\325b\324x\2534""\241\240(\307\000\300\346\335\202\275~x-\327L\326\361-\370\326:\025H\211\256B\316\341\366\304\320\202\205_\314\n\357\217\374\017x\250\363l8\342r\027\225\300_\305\342i\334\200\366\336\020-\236\262VC\030\303 \305&\005\010{\355\360\306J\363i\205\275T\321\315/\206\016Lx\231\337PL\207\265%\240\001t\241\233\323\254\353\245?\203;\351<3\352I\367\035\351}a\361\367\333\371S\036\364\235\373k,\237l\217s\3678\245\003\033b\332?\030P\313\327\273\237>,\337\326\302\0377\375\047\302:\331\350\311\266\216\2238\206`\003F\337\2608\220\301\023\355\364C?\240\360\265k\331\010\277\030\252\302\373\256W{C\242\367\253\016%R\241A\264\335=[\3524\260\314\036<.\241\222\025\211w\246\314\016\357\300\257\256\337~\203\266\333\257\325v\3735\332\n\273\244Z\315\010\262\205\277{\305\337\275\342\357^\361\327\365\212\201\022\336\026G\272~\014L_7H?;C\231\252?A\331I\272w\206\372:\305\037\323\265\363\232\370:\030dg\307~\305\357\361\221\035\257\346\215J\217\013\352w\250\331\031bMq;E\375m@\350\303\202\037\025A\235h\252k\360\267b{\364\334\321w\356\254\333\364O\371\230M\337?\322\334\2727\314\206\037\034\325\335S.vmo\326;\360K~%x/\260\303\331\360 *E\225x\270}a\314]\364.y\330\263\375Y\277\376[\361\345\350U\220l\370\330\247\301g\341{!\215\362\355\321k\336\242\237k\217~\344\215ye\177\334\257\007#\301Bx&\232\210\036E\270=z\366\350\256{\306\313{w\375\177\3707a\343\235\360~4\031\225\343\313\255\221\326|\253\221l<O\236\357$;?3[\363\356\201\367s0\033\320\360\263h\270}\356\242{\323+&\037/\306\245Xi\345\333\037#\177\330\037\003/\271\326\257\222\363\237\200c\216_L\005\275R{\364\262{\310V\374\222\010\272\320\036=\335\316]l_\230\360\363~\301_\010N\00588\004\257\047\243\322\313s\027\334\323^\216c\360[\361\177\247\206N\237O\316]\023j2g?\365\352\334\356FPH\317\014\212_\006\374\356\203\205;\276\034\\\t\307C;\202\303y?\3672\253\350\212w\026\234(\372\345`<\250\003\016\367\242\361\310\216\013q\261\317\225\206\213\205\366\013G\266\373\020\342\243\376\244\277\031l\204\005\261|\255\013\377d\260\031nD\205\227\314\320\200\307W\222+7\203|P""\000\264O\2058lDj\274\324\312\267\n\257\330\031}S\024u\226Y\276s\366h\366\310r?t\227\375)\300\276\223\226\007Q.\232J\276Yn\341\026\210\376\323\3133\301{\356e\0172\367\301\221\343\376\000\3367\200Qg\302\251\220D\367\343\311x5n\264p{\354#o\034\302\232\200t\274\313\002k_\030w_\000\302\2716\270w\026x\302\207\037@\374s^\311\223\375K\276\032\024\203r\230K\005\223\374R\214\343:\223~\327\335\360\n^\3618\260?\004\306\263x&\201\013c\327\274\245.\001\264\260\036\215D\217\005\247Z\017\222\362\263\344\331f{\362\313\340 ,CD\371\227\031\351\027\321p4\026=\217\353\300\326bk+\331\330J\266\236\367K\037\003\351\270[\206R\3404Z\340\325E\275Io\023\3703\033\324\331b\361h\365\350\300]\205\345\274\367\000\254\214\206#\341\"X\331\001\216\217\236?*\035U\000\206\2027\017Ew7\030n\217\346\334\234;\301\341\244\220\000\022@\214\237zM\316e+\274\030\336\ty=<\200\352\001P\3163\013\213\356%0\013\2631\267\350\256{\3279\203s~^,\254\272\026\3244\201\010\037\001\223\352\275\305\213\336W\336\272\177\035*\230\351\256\213\000\316xS\236\342\377\013\0220\226\334]\212_$+\000\301v\262\375\237\366\322\323\226\225\224\326\222\265\365d}\203\341~N\200\3760\303O\000h\304\375\2217\220\377Bg\261\223\207?\266\n,y\303.\3006\356\352\014k\036d\306svj\301;\005A\327\031\343& :\346`\201M>\207\001\247\t\207c\026rQ\n\225h\212u\254x,^k\r\267r\355\253\327\241lR\237UH]\251}5\357_\t\306\202rRx\024O\304\305\030V\246\322\226\300Z\036\264\262h6\242q>.d\262\231\367\337\027`\260*\370\0252\271\346\237\016r\335*\270\017tz\207\325\373\325\344\352\227\274\254\013L\364\316\021\006\025\262\227\313\224K\276=9\345\317\003\276\303,\326y\220\320Xjz\365\342@J^\000\035\346\241he\210e\263\365,)\257\267\307.\273\r\250\2041\377\031o\240\367\242Ob\273u\247\245\262\275NQ\334\t\013a\261\235\237d\304Mn|\033\325\343\221\370\373V\221\351\266\222\034k\200w\2411\377\020\312\321\305\344\341\023@d=Y\335H6\236\r(\350\366\353\373P\241?\004Jx\235\273r1\276\017\354\274p\311}\346-\370#\335\322\355u^F\225\367\334.g\030\345\336\205V\275\013,X\005\r\370\204\215\363""\3366\250,\005l\232\234\313\373\227\031D\014F\025\022\377+\344Y\016>\201\024MD\013\361;\361\\k-Y)\t\216\000j/;\203\377\003\326$\221\027";
+    PyObject *data = __Pyx_DecompressString(cstring, 2811, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (4088 bytes) */
-static const char cstring[] = "\377  array \375(\001\004of sha\373pe\020\005with \377 buffers\377 for thi\377s optimi\377zer, got\377  column\353s \030\000n\r\000val\377id here \177paramet4\007\177ese layL\000>5\004rows \000\002z\000\330\004\002N\004C\000uei\000ve\177rflow a\201\004\367), q\003.: e\177xpected\032\000\377writable\377 C-conti\377guous 1-\373D ;\000at32 \354\273\000\006\00264\360\003?No\277neNote\322\000a\377t Cython\376\300\001deliber\377ately st\363ri`\000\366\001an P\337EP-48>\000nd\357 rejz\000s s\177ubclass\251\001\375f\252 iltin \377types. I\377f you ne\326\242\000to\215 s$\nth\277en set\325 e\357 \047an\274 ati\367on_<\000ing\047o dir\337\000iv\242\000\377o False.\375X\353\nnon-em\347pty\353\013\030\nt m\237ost Y\244*\233*]\374\304C\000\004(]: ac\347tiv\207\002\334@de \375]\341*dropou\353t \241! \353\000[0,\363 1\227@\213\000e af8\356@\315\002 \000putU\004\242J\357fini\367 neg~\355\000ve_slo\364`\237>= 0]\264\202 \201\tn\357_in=\222\twid\267ths\221\0021,\264\001m\371u\372\000\225\204\001share\377 memory \360\327\204\002\375 \231 \356@add_\371n\211`\341@Engin\275e\311\204\001rebu\313@ \377from its\366%\003, \341\204\001pick_led: \003\003 A\006\377batch_si\333ze\225\204\0101 \372@ca\377pacity: \310\000\007\267\204\0104\002 5\001\264\005di\371s\317\204\001\346$_stat\275e\337\204\023uint\320\204\005 \373[s\353`, ste\357p]en\221\205\001enu{m \240\204\002 fp_\320H>\253\206\001impor\266\205\003\344\002\337fastp\335@._\377kernels.\237 You \267!\024\000b\377ably usi\377ng a cpd\367ef Z\002decl\372\334 d\213aa .px\337d fil\326\205\004do;es\262\"hav\236`\034\000{y \215\206\001.pyx\"\002\235.n\005/_e\373\"\026\001g?cgrads\335\206\010\254A\276\234\210\003and d\341\205\001 \033of\341\207\003s \047\004\325X\213\210\002\367sis\221#dlab\000\335\000\275\207\010\260\207\n\316#\036\003\370\210\002\036\016\025\004\354\372\204\004F\005on\264\207\001oft\377max cros\377s-entrop\277y take\227\204\001t\037eger y\003\211\211\003\301\210\t\357t le\202@ on\354\246\211\004\254\211\003[lH\000: u\177nknown ""\n\001f\226\206\003lr\310\205\021A\000rn\243A\360\240\206\002\327\205\001\251\212\003\211`py._\377core.mul[ti\376\212\003fa\253@d\244\204\001\374\213c\033\tumath \244\022\r\376\212\006 \212\204\r\013\014[\036\te\263ps\243\212\023\267\204\tof\370\002eglem\270 \347\213\006: \334\207\002\377is bound\377; call b\357ind_\203\007fir\323st(\010\250%k$\000 o\317rder\356\210\027u\014ro{w Z\000ices)\r\034\020\010\371\210\005out\360\213 !\002\370\207\030\311X\236\204\003\350\204\ni\364\207\004\336\215\001al\377ready ru\365n\331Ba\317\213\003in aonoth\324`th\036\001\367; a\325\210\003 tra\367ins\374\214\001pred\307ict\230\211\002\331a$\003 a\377t a time\334\365\210\003\373\210\003.__+\000uc\307e__\n\004\332+\037\004ep\347och+\004\252\206\001ien\223ts;\004\344\216\002_\315\217\002\n\006o\201s\026\005\206\004g\004\252\210\001r\004\255\000c\376\204\004.update\377FP_IDENT\367ITY\010\000LEAK?Y_RELU\025\000\000\004\177SIGMOID&\000\177SOFTMAX0\000\377TANHLXY_\303_S\320\220\001\000\003\323\000\366\213\001__\337__Pyx\001\000Di\377ct_NextR\317ef__\373\215\004\361\000__wdoc#\001fun\003\002\362/\005m\312 ;\001meta\274\363\216\002\010\002odul1\002nsam9\002\350 par\005\003\362f\000v\230\220\002s\001qual\374\035\005\331%__set_\2763\005slots\236\001t\267est\247\000is\251\206\001o\277utinea\216\216\007_\377codeasyn\177cio.cor\033\003\371s\366\213\007\212\205\013bufc_\374\221\221\007\205\214\005cline_\367in_\361\"back\377ddAdadel\003ta\361\213\005\207\221\001\370\213\n\364\211\002\361\217\002\366\217\002\037_like\340\213\001\260\221\002\215b\370\273\213\007\311\212\003\304\213\016flags\370\224\222\004\220\222\004\216\214\nfprim?efused\316f\211\213\002\377hyperiin\355f\356\214\002is\304\217\003ite\373ms\000\002izellcab\321\211\010\373d\361\223\003lo\302\211\001\037lrmay\226\204\001\237@\212\217\003\343nn\216\211\001\351\221\001\315\217\001n_o\267utn\354\215\003nd\240\225\002n\267dim\241\220\013np\306\211\002o\357ones\376\002opt\370\333\207\002\363\220\001\365\224\001spoin\316\371\224\001pop\364""\205\004\353\224\001ss\377elfsetde\337fault\232\205\003iz\361e\333\216\002\262\216\001\266\216\001stot\013al\206\205\002u\330\216\003\205\205\003\222\225\002\226\225\003\357warn\000\001ing\365s\373\224\001e\374\224\001xyze\337rosfp\207\211\010(P\367yOb\251\224\001 *)\000\377void (do\375u\251\225\001const \277*, int\000\002,\t \n\r#\004*\021\006!\n3\002G\003\0003\005H\0026/E:|\010$S\226\047\232-\004\312%\342\227\002 \2760\n\014\"\003\360 \000\006\004M\014\253\230\002,\261\230\003\277*:%\302GK-\000\2640+G\241?\3211\316p\326,\266\204\022\205\204\013\000\333\204\004\365\204\005O\026\357)\274L\313Q\"\n\277\205\003\277)\000make\204\220\007\000\277__pyx_\304\210\001_\3771weight_\374\237\215\005\017\nforwarCd_\230\235\002)\n\206\212\002\006\01703\030\36505\02607\0241gem\005m\241\t0\r\001\252\205\377\364\2101\252\205\377\304\213\r\010\353\210.\305\205\344\202\207\014[\211\216\003\351\215\006\000\014\201\216\006\030\212\216\006\362\215\004\307\216\003]\000\267\207\n.\034<\0353]\000\355\207\010\0263]\000\312\023\372\214\005\020\367\217\003\210\215\005\220\215\005\003\n,\270\246\002\304\0231\023X8\032\301\021\034(]\000\242\211\001[\350\220\004\002\211\202!,\266\221\0054\004\326\216\003\353\013\364\020\361\003\377 *]\200A\330\010\014\377\210G\2204\220y\240\006\373\240a\013\001\016\210i\220q\373\230\001\026\001\017\210q\220\006\377\220a\220t\2304\230v\377\240Q\240b\250\007\250t\377\2604\260v\270Q\270b\377\300\001\330\020\024\220E\230\377\025\230a\230t\2404\240\377q\200A\340\010\034\230D\376D\001\240s\250&\260\007\260\377s\270!\330\010\025\220T\377\230\024\320\0350\260\004\260\377D\270\006\270a\270r\300\377\022\3002\300Q\330\010\030\373\230\004(\004r\250\021\330\010\377\013\2105\220\n\230!\230\3775\240\002\240*\250D\260\377\003\2607\270#\270T\300\377\027\310\004\310C\310w\320\377VZ\320Z]\320]^\376s\001C\220v\230^\2504\377\250s\260&\270\001\330\014\377\022\220*\230A\320\035E\377\300Q\300d\310!\330\035_ \240\001\240\024\256\000aR\001\3572\320\r\036\241\000u\240Az\"\004\230y\000\027""\220x\230\017\000\311\240\000\010\217\000\033\343\003\216#1\330\377\010\t\330\021\022\330\020\025\377\220Q\330\020\026\220c\230\337\022\2301\330\024H\001r\240\255\022\357\000t\250\014\000\027\231\"w\353\240c\300\000\030t\001\021\240$\377\240f\250J\260b\270\002\376\274\000R\270u\300B\300g\377\310U\320RX\320XY\375\340\030\010K\260r\270\022\270\3753\307 \005\300R\300w\310\377e\320SY\320YZ\330\373\024\032\202 2\230R\230s\377\240\"\240F\250\"\250F\377\260$\260d\270\"\270A\373\270R\272 \024\300U\310\"\377\310F\320RT\320TU~(\002\340\014\020\220\t\230\277 \376\255@\200A\360\006\000\t\r\037\320\014\034\230A\344\001\331A\300\006w\037\230q\224\"V\2501-\004\364\037\r\251A\026#\000\003\2403\240\367h\250f\257@\001\330\010\027\363\220uG\003\003\003V\2402\240\371W\336\000\332 \034\230K\240u\377\250A\250[\270\007\270w\357\300j\320P\323@!\240\021\353\340\010j\n\023\334`t\2307\373\240#\353 \024\034\230E\240\367\021\240!\256`v\250Y\260\337c\270\031\300#\316\000#\310?V\320SW\320W\237\"\027\n}Z\303`*\300C\300u\201`\377v\320UV\330\"#\240\3351\347\010w\220a\356\003\020\210\337t\220;\230a\263 #\240_X\250V\2601\205#\035\211\204\006\377#\250X\260V\2709\300\371A\351\203(\224pV\2502\250W\307\260J\270\350\024\272f\376 \330\010\370\212 \276l\335\202h\035\230U\240\"\177\320$4\260A\330\030\225\206\001\337\010\250\006\250d\311`i\270\177t\3004\300r\310\021\305`\377B\310a\330\030\032\230\"\377\230C\230r\240\026\240r\377\250\030\260\022\2603\260j\373\300\0010\001B\230f\240D\357\250\003\250:\266 6\300\026\273\300qC\003\006\240a\047\000\022\376\206 ]\270$\270d\300&\377\310\001\310\022\3102\310R\235\310\036\000\031\230\021\206\204\r\236C\010\352\214\204\t\034\210L1\374\206\0014\210r\377\220\023\220N\240$\240a\376\313\206\0069\270\021\270$\320>\367N\310aZ\000\010\032\230!\376\245\207\0016\220\027\230\001\330\014\377\017\210u\220J\230a\230\377w\240b\250\n\260$\260\347e\2707\313`\310\205\001a\330\024w\031\230\026\275\205\002D\250\005\212a\376\276\206\001j\240\001\240\021\330\014_\020\220\013\2305\005\003""\017\262`\377:\230Q\230c\240\025\240\177f\250A\250T\260\021\"\004\337\320!F\300a\356\000\014\020\377\220\005\220V\2301\230A\276\270\204NF\240!\2401\335 \006\377\250i\260s\270)\3003\377\300e\3103\310c\320Q\377R\330#)\250\024\250Q\277\250a\340\024\034\230\035\007j\377\270\003\270:\300S\310\005\377\310S\320PS\320STH\036\007\371\206\007\344&\026\365\211\001\376\206\003D\302\212\002\377s\230#\230X\240V\250\3674\250q\362\212\001A\210R\210\377v\220R\220s\230!\230\3759\344@\010\260\004\260E\270\377\024\270]\310!\330\010\r\257\210Q\210b\245 1\226`t\377\2405\250\001\330\010\021\220\367\021\220\"\353\"s\240$\240\377e\2501\330\010\037\230y\316\321`a\250r\260b\351\211\0029\220\277C\220q\330\014\r\324\213\001E\357\220\025\220a\n\001\024\220A\357\220U\230%\372\207\002\021\240!\373\330\014\r\001R\220r\230\025\253\230e\200 B\315`q\013\007\022\377\2302\230U\240%\240q\374W\002\247\002D\220\n\230$\230\367d\240+\237@\024\3205F\376\350\207\001Y\320Y[\320[\\\177\330FO\310r\320Q\214 \275U\233\207\001\010\t\330\014\353\207\003;\237\240a\240s\250\360\206\003\353\210\002\004\373\220K\245\214\002|\2604\260t\337\320;K\3101\210a\001\220\377\021\330\010\020\220\016\230a\363\230q\340\002\255\n\020\220\004\220\267D\230\006\030\002\014\022\375\000C\374\263\000\204\213\001\014\022\220\047\230\022\374\302c\212\"4\250v\260Q\260\267d\270$\227\215\001\300\024\244@\001\177\310\021\330\033%\240X\260\001\357\260[\300\006\313b\033!\240\375\030\331@T\260\033\270B\270\277a\270q\330\033$\376Ba\376\325\215\002s\270!\2704\270s\377\300!\3001\330\010\017\210\276\260\205\006!\240\016\250a\263A\013\357\2104\210{\305@S\240\t\273\250\021\360\214\0067\260q\230`1\377\330\010\033\320\033/\250qw\260\003\260\313\205\0023\210a@\000\367c\230\021\301\205\n!\330#$\253\240C\333 \001\370\216\001Cb\000i\374\224\213\001\305\205\007u\240B\240j\260\177\004\260C\260w\270c\307\000\367X\310W\346\213\002\027\220w\230\337c\240\024\240W\230\216\0026\270\177\036\300t\3103\310f\203\214\001\377\020\026\220j\240\001\320!\3773\2601\260A\330!#""\376\324\204\001\320(?\270q\300\004\357\300H\310A\247\206\001r\320\021\367\"\240!\310`\004\250J\260\377c\270\022\320;L\310A>\224\215\001V\320VW\3303\013\203\217\006\3777\240\"\240J\250d\260}%\206\002\022\3007\310!\214\216\001?W\230D\240\004\240\322\206\005\371\216\003\366\342\204\005\007\220\253d\006\220e\230\3251\351\213\002\047\321\210\0027\212\220\001\014\210|\210\205\001\002\024\r\230[\250\005\363\205\001\377\330\010\014\320\014!\240\027\376\363\204\001\013\2103\210f\220C\377\220{\240$\240c\250\036\377\260s\270\"\270D\300\003+\300:\201\206\001Q\312\207\001\004\201\210\001\201\216\001\000\004\002";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 4088, 7924);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3744 bytes) */
+static const char cstring[] = "\377  array \375(\001\004of sha\373pe\020\005with \377 buffers\377 for thi\377s optimi\377zer, got\377  column\353s \030\000n\r\000val\377id here \177paramet4\007\177ese layL\000>5\004rows \000\002z\000\330\004\002N\004C\000uei\000ve\177rflow a\201\004\367), q\003.: e\177xpected\032\000\377writable\377 C-conti\377guous 1-\373D ;\000at32 \354\273\000\006\00264\360\003?No\277neNote\322\000a\377t Cython\376\300\001deliber\377ately st\363ri`\000\366\001an P\337EP-48>\000nd\357 rejz\000s s\177ubclass\251\001\375f\252 iltin \377types. I\377f you ne\326\242\000to\215 s$\nth\277en set\325 e\357 \047an\274 ati\367on_<\000ing\047o dir\337\000iv\242\000\377o False.\375X\353\nnon-em\347pty\353\013\030\nt m\237ost Y\244*\233*]\374\304C\000\004(]: ac\347tiv\207\002\334@de \375]\341*dropou\353t \241! \353\000[0,\363 1\227@\213\000e af8\356@\315\002 \000putU\004\242J\357fini\367 neg~\355\000ve_slo\364`\237>= 0]\264\202 \201\tn\357_in=\222\twid\267ths\221\0021,\264\001m\371u\372\000\225\204\001share\377 memory \360\327\204\002\375 \231 \356@add_\371n\211`\341@Engin\275e\311\204\001rebu\313@ \377from its\366%\003, \341\204\001pick_led: \003\003 A\006\377batch_si\333ze\225\204\0101 \372@ca\377pacity: \310\000\007\267\204\0104\002 5\001\264\005di\371s\317\204\001\346$_stat\275e\337\204\023uint\320\204\005 \373[s\353`, ste\357p]en\221\205\001enu{m \240\204\002 fp_\320H>\253\206\001impor\266\205\003\344\002\337fastp\335@._\377kernels.\237 You \267!\024\000b\377ably usi\377ng a cpd\367ef Z\002decl\372\334 d\213aa .px\337d fil\326\205\004do;es\262\"hav\236`\034\000{y \215\206\001.pyx\"\002\235.n\005/_e\373\"\026\001g?cgrads\335\206\010\254A\276\234\210\003and d\341\205\001 \033of\341\207\003s \047\004\325X\213\210\002\367sis\221#dlab\000\335\000\275\207\010\260\207\n\316#\036\003\370\210\002\036\016\025\004\354\372\204\004F\005on\264\207\001oft\377max cros\377s-entrop\277y take\227\204\001t\037eger y\003\211\211\003\301\210\t\357t le\202@ on\354\246\211\004\254\211\003[lH\000: u\177nknown ""\n\001f\226\206\003lr\310\205\021A\000rn\243A\360\240\206\002\327\205\001\251\212\003\211`py._\377core.mul[ti\376\212\003fa\253@d\244\204\001\374\213c\033\tumath \244\022\r\376\212\006 \212\204\r\013\014[\036\te\263ps\243\212\023\267\204\tof\370\002eglem\270 \347\213\006: \334\207\002\377is bound\377; call b\357ind_\203\007fir\323st(\010\250%k$\000 o\317rder\356\210\027u\014ro{w Z\000ices)\r\034\020\010\371\210\005out\360\213 !\002\370\207\030\311X\236\204\003\350\204\ni\364\207\004\336\215\001al\377ready ru\365n\331Ba\317\213\003in aonoth\324`th\036\001\367; a\325\210\003 tra\367ins\374\214\001pred\307ict\230\211\002\331a$\003 a\377t a time\334\365\210\003\373\210\003.__+\000uc\307e__\n\004\332+\037\004ep\347och+\004\252\206\001ien\223ts;\004\344\216\002_\315\217\002\n\006o\201s\026\005\206\004g\004\252\210\001r\004\255\000c\376\204\004.update\377FP_IDENT\367ITY\010\000LEAK?Y_RELU\025\000\000\004\177SIGMOID&\000\177SOFTMAX0\000\377TANHLXY_\303_S\320\220\001\000\003\323\000\366\213\001__\337__Pyx\001\000Di\377ct_NextR\317ef__\373\215\004\361\000__wdoc#\001fun\003\002\362/\005m\312 ;\001meta\274\363\216\002\010\002odul1\002nsam9\002\350 par\005\003\362f\000v\230\220\002s\001qual\374\035\005\331%__set_\2763\005slots\236\001t\267est\247\000is\251\206\001o\277utinea\216\216\007_\377codeasyn\177cio.cor\033\003\343sb\374\213\002\374\213\007\220\205\013buf\363c_\227\221\007\213\214\005clin\337e_in_\367\"ba\377ckddAdad\017elta\367\213\005\215\221\001\376\213\n\372\211\002|\367\217\002\374\217\002_like\346\213\001\340\266\221\002\223b\301\213\007\317\212\003\312\213\016fla\343gs\232\222\004\226\222\004\224\214\nfpr\367ime\374\215\001_log\347its\332f\225\213\002hyp\277eriinf\372\214\002i}s\320\217\003items\000\002\017izel\332\211\010\204\204\004\372\223\003\311\211\001\037lrmay\235\204\001\246@\221\217\003\343nn\225\211\001\360\221\001\324\217\001n_o\267utn\363\215\003nd\247\225\002n\267dim\250\220\013np\315\211\002o\357ones\377\002opt\370\342\207\002\372\220\001\374\224\001s""poin\356\200\225\001pop\372\205\005sel\377fsetdefa\207ult\235\205\003\333\216\001\261\216\001\265\216\001s_total\205\205\002u\327\216\003x\204\205\003\221\225\002\225\225\003warn\000\001\257ings\372\224\001e\373\224\001z\277erosfp\204\211\010(\357PyOb\246\224\001 *)\377\000void (d\373ou\246\225\001const\177 *, int\000\002\023, \n\r#\004*\021\006!\n3\002\000G\0033\005H\0026/E:|\010$S\226\047\010\232-\312%\337\227\002 \2760\n\014\"\003\360 \010\000\006M\014\250\230\002,\256\230\003\277*:%\302G\000K-\2640+G\241?\3211\316p\326,\266\204\022\000\205\204\013\333\204\004\365\204\005O\026\357)\274L\313Q\"\n~\277\205\003)\000make\201\220\007\377\000__pyx_f\377use_1wei\317ght_\234\215\005\017\nfo?rward_\225\235\002)\nT\375\211\002\006\01703\03005\02607\024_1gemm\241\t0\r\001\200\252\205\377\364\2101\252\205\377\304\213\r\353\210.\305\205\344\202\207\014[\200\211\216\003\351\215\006\000\014\201\216\006\212\216\006\362\215\004\307\216\003]1\000\267\207\n.\034<\035]\000\355\207\010\0263\003]\000\312\023\372\214\005\367\217\003\210\215\005\220\215\005\003\n\201,\265\246\002\304\0231\0238\032\301\021\034(]%\000\242\211\001[\350\220\004\211\202!,\266\221\0054\004\360\326\216\003\353\013\364\020\361\003 *]\200\377A\330\010\014\210G\2204\277\220y\240\006\240a\013\001\016\277\210i\220q\230\001\026\001\017\377\210q\220\006\220a\220t\377\2304\230v\240Q\240b\377\250\007\250t\2604\260v\377\270Q\270b\300\001\330\020\377\024\220E\230\025\230a\230\377t\2404\240q\200A\340\373\010\033\047\000w\240a\240s\377\250&\260\007\260s\270!\377\330\010\034\230E\240\021\330\377\010\031\230\024\230T\240\026\377\240q\250\004\250D\260\n\377\270\"\270B\270a\330\010\377\013\2105\220\n\230!\230\3375\240\002\240*\026\000\003\260\3777\270#\270T\300\027\310\377\004\310C\310w\320VZ\277\320Z]\320]^h\001C\377\220v\230^\2504\250s\377\260&\270\001\330\014\022\220\377*\230A\320\035E\300Q\377\300d\310!\330\035 \240\347\001\240\024\243\000Q\0022\320\r\335\036\226\000u\240A\"\004\230Q\277\330\010\027\220x\230\017\000\240""\375Q\357\0031\330\010\t\330\021\377\022\330\020\"\240!\2401\377\240D\250\006\250a\250x\376\263\000#\270Q\340\014\020\220\363\t\230\265\000\201 \200A\360\006\377\000\t\r\320\014\034\230A\335\230,\r\037\230qs\002V\250\2511-\004\037\r\027\275 7_\0003\377\240c\250\030\260\026\260t=\270v\000!\240\021\340\365\"|\006\367\030\230\013\202\000A\240T\250\377\026\250q\260\003\2606\270\177\026\270t\3001\300A\200\010\367w\220a\207\003\020\210t\220\375;\366 s\240#\240X\250\327V\2601\236\003\034\366&#\250\177X\260V\2701\340\010f\000\376\337\014\030\320\030*\250!\250\3751\204@\006\260a\260w\270\177f\300F\310!\3101W\016\311\010\351\t\266\rq\326A\212\"\013\210\3774\210r\220\023\220N\240\367$\240a\216F9\270\021\270\177$\320>N\310a\310(\000\373\032\230\207`\013\2106\220\027}\230\267@\017\210u\220J\264`\375w\317`\n\260$\260e\270\3777\300#\300R\300w\310\377a\330\024\031\230\026\230s\353\240\"\214@\005\325\001\330\020\026[\220j\327@\021\330\217@\013\245`\355\001\313`\014\017\375\000:\230Q\377\230c\240\025\240f\250A\357\250T\260\021\"\004\320!F\357\300a\300q*\001\005\220V\277\2301\230A\330\010\333/\023\353\2204\221B#\211`\024\034\230\375F\370Fi\260q\270\004\270\375I\316c\3109\320TW\320\377WX\330#/\250v\260\355T\317\000!\340!\nj\270\001\377\270\024\270Z\300q\310\004\377\310A\310Y\320VY\320\303YZ\"\t\274g\265C\320 \026\220\327T\230\024\301cD\331\205\002s\230\377#\230X\240V\2504\250\376\321 \014\210A\210R\210v\377\220R\220s\230!\2309\377\240D\250\010\260\004\260E\376c\000]\310!\330\010\r\210\337Q\210b\220\013\324\000C\230\377t\2405\250\001\330\010\021\257\220\021\220\"\312\"s\376 e\177\2501\330\010\037\230y\307\204\002\277r\260\022\2603\260\341\205\0029\327\220C\220\222 \r\353\206\001E\220\367\025\220a\n\001\024\220A\220\367U\230%\275\204\002\021\240!\330\375\014\r\001R\220r\230\025\230\377e\2401\240B\240a\240\375q\013\007\022\2302\230U\240\347%\240q\243\205\002\247\002D\220\n\277\230$\230d\240+\376 \024\177\3205F\300j\320P\200 \377[\320[\\\330FO\310\377r\320QS\320SU\320+UV\346\205\001\014""\357#;\232\207\002\230\204\005\277\014\020\220\004\220K\274\207\002|\377\2604\260t\320;K\310\3751\347A\001\220\021\330\010\026\303\220l\227\206\001\340\002\255\n2\001D\230\257\006\230a\230\347@\022\375\000C\366\263\000\022\2307\000\022\220\047\230\351\022\241c\212\"4\267@Q\260d\373\270$\256\210\001\300\024\300S\310\377\001\310\021\330\033%\240X\372\254\005f\270@Q\330\033!\240\377\030\250\024\250T\3201B_\300\"\300A\300\017\000$\214\207\004\376\357\210\001s\270!\2704\270s\377\300!\3001\330\010\017\210>\305F!\240\016\250a\265A\202\205\001}{\307@S\240\t\250\021\224\210\006\3657\314`\003\354\206\001\033\320\033/\272\322\206\0021\360\210\0013\210a@\000c\373\230\021\242\205\n!\330#$\240wC\240q\322A\014\210Cb\000\255i\331\207\001\330\014\250\205\005u\220@j\276\214`C\260w\270c\311\000X\377\310W\320TU\330\024\027\377\220w\230c\240\024\240W\376\274\211\0026\270\036\300t\3103\363\310f\030\001\270\205\003\320!3\260\2771\260A\330!#\344\210\001\320\377(?\270q\300\004\300H\273\310AX\001r\320\021\375\210\0015\377\250\004\250J\260c\270\022\377\320;L\310A\310U\320?RV\320VW\3303\013\247\212\006\3777\240\"\240J\250d\260\375%\206\002\022\3007\310!\330\377\020\025\220W\230D\240\004\230\262\206\006\235\212\003\344\204\005\007\220\253f\357a\005\377\240Q\240g\250X\260R\233\260w\205\213\001\014\210\311a\002\024\r\377\230[\250\005\250Q\250a\377\330\010\014\320\014!\240\027\376\365\204\001\013\2103\210f\220C\377\220{\240$\240c\250\036\377\260s\270\"\270D\300\003\177\300:\310S\320PQ\253\207\001\001\004\342\207\001\306\212\001\004\002";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3744, 7306);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (7924 bytes) */
-static const char bytes[] = "  array ( array of shape  array with  buffers for this optimizer, got  columns is not valid here parameters for these layers, got  rows rows of  rows, got  values overflow a buffer), , got .: expected a writable C-contiguous 1-D float32 or float64 array?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected a non-empty C-contiguous X: expected at most Y: expected a C-contiguous ], got ], got (]: activation code ]: expected a dropout rate in [0, 1), none after the output, got ]: expected a finite negative_slope >= 0]: expected a writable C-contiguous ]: expected n_in=]: expected widths in [1, ]: must not share memory with the modeladd_notean Engine is rebuilt from its model, not pickled: pickle the modelbatch_size: expected 1 to capacity: capacity: expected a batch size in [1, disabledropout_state: expected a writable uint64 array [seed, step]enableenum class fp_activation not importable from fastprop._kernels. You are probably using a cpdef enum declared in a .pxd file that does not have a .py  or .pyx file.fastprop/_engine.pyxgcgrads: expected the shape and dtype of params grads: must not share memory with paramsisenabledlabels: expected C-contiguous int64 labels for labels: expected labels in [0, labels: only softmax cross-entropy takes integer labelslayers: expected at least one layerlayers[loss: unknown loss code lr: expected a finite learning rate >= 0, got numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer state: expected optimizer state[optimizer steps: expected a writable int64 array of one elementoptimizer: none is bound; call bind_optimizer firstoptimizer: unknown kind order: expected a C-contiguous int64 array of row indicesorder: expected row indices in [0, out: expected a writable C-contiguous out: must not share memory with Xparams: expected this model is already running a pass"" in another thread; a model trains or predicts in one thread at a timeEngineEngine.__reduce__Engine.bind_optimizerEngine.epochEngine.gradientsEngine.layer_shapesEngine.lossEngine.predictEngine.stepEngine.traceEngine.updateFP_IDENTITYFP_LEAKY_RELUFP_RELUFP_SIGMOIDFP_SOFTMAXFP_TANHLXY__Shape_Shape.__init____Pyx_PyDict_NextRef__annotate____doc____func____init____main____metaclass____module____name____prepare____pyx_vtable____qualname____reduce____set_name____slots____test___is_coroutineaactivation_codeasyncio.coroutinesbatch_sizebind_optimizerbufc_contiguouscapacitycline_in_tracebackddAdadeltadropout_ratedropout_statedtypeemptyempty_likeenumerateepochfastprop._enginefastprop._kernelsflagsfloat32float64fp_activationfprimefusedgradientsgradshyperiinfint64isfiniteitemsitemsizellablabelslayer_shapeslayerslolosslrmay_share_memorynn_correctn_inn_outn_statendarrayndimnegative_slopenpnumpyoones_likeoptorderoutparamspointerspoppredictrowssselfsetdefaultshapesizestatestepstepstotaltraceuuint64updatevaluevalueswarnwarningswriteablexyzerosfp_optimizer (PyObject *)\000void (double const *, int, int, double const *, double *, double *, int, int, int, double, double, int)\000void (double const *, int, int, double const *, int, int, double const *, double *, double *, int, int, int, int, double)\000void (double const *, int, int, double const *, int, int, double const *, double *, int, int, int, int, double)\000void (float const *, int, int, float const *, float *, float *, int, int, int, float, float, int)\000void (float const *, int, int, float const *, int, int, float const *, float *, float *, int, int, int, int, double)\000void (float const *, int, int, float const *, int, int, float const *, float *, int, int, int, int, double)\000void (int, int, int, int, int, double, double const *, int, double const *, int, double, double *, int)\000void (int, int, int, int, int, float, float const *, int, float const *, int, float, float *, int)\000make_optimizer\000__pyx_fuse_1weight_gradie""nt\000__pyx_fuse_1forward_layer\000__pyx_fuse_1delta_layer\000__pyx_fuse_0weight_gradient\000__pyx_fuse_0forward_layer\000__pyx_fuse_0delta_layer\000__pyx_fuse_1gemm\000__pyx_fuse_0gemmvoid (double const *, int, int, double const *, double *, double *, int, int, int, double, double, int)\000void (double const *, int, int, double const *, int, int, double const *, double *, double *, int, int, int, int, double)\000void (double const *, int, int, double const *, int, int, double const *, double *, int, int, int, int, double)\000void (float const *, int, int, float const *, float *, float *, int, int, int, float, float, int)\000void (float const *, int, int, float const *, int, int, float const *, float *, float *, int, int, int, int, double)\000void (float const *, int, int, float const *, int, int, float const *, float *, int, int, int, int, double)\000void (int, int, int, int, int, double, double const *, int, double const *, int, double, double *, int)\000void (int, int, int, int, int, float, float const *, int, float const *, int, float, float *, int)\000weight_gradient[const double *,const double *,double *,double *,double,double]\000forward_layer[const double *,const double *,const double *,double *,double *]\000delta_layer[const double *,const double *,const double *,double *]\000weight_gradient[const float *,const float *,float *,float *,float,float]\000forward_layer[const float *,const float *,const float *,float *,float *]\000delta_layer[const float *,const float *,const float *,float *]\000gemm[double,const double *,const double *,double,double *]\000gemm[float,const float *,const float *,float,float *]\200A\330\010\014\210G\2204\220y\240\006\240a\200A\330\010\016\210i\220q\230\001\200A\330\010\017\210q\220\006\220a\220t\2304\230v\240Q\240b\250\007\250t\2604\260v\270Q\270b\300\001\330\020\024\220E\230\025\230a\230t\2404\240q\200A\340\010\034\230D\240\006\240a\240s\250&\260\007\260s\270!\330\010\025\220T\230\024\320\0350\260\004\260D\270\006\270a\270r\300""\022\3002\300Q\330\010\030\230\004\230D\240\006\240a\240r\250\021\330\010\013\2105\220\n\230!\2305\240\002\240*\250D\260\003\2607\270#\270T\300\027\310\004\310C\310w\320VZ\320Z]\320]^\330\020\024\220C\220v\230^\2504\250s\260&\270\001\330\014\022\220*\230A\320\035E\300Q\300d\310!\330\035 \240\001\240\024\240Q\240a\330\010\013\2102\320\r\036\230a\230u\240A\330\014\022\220*\230A\230Q\330\010\027\220x\230u\240A\240Q\330\010\027\220x\230u\240A\240Q\330\010\033\2304\230v\240Q\330\010\014\210G\2201\330\010\t\330\021\022\330\020\025\220Q\330\020\026\220c\230\022\2301\330\024\036\230a\230r\240\022\2404\240t\2501\330\024\027\220t\2304\230w\240c\250\021\330\030 \240\001\240\021\240$\240f\250J\260b\270\002\270#\270R\270u\300B\300g\310U\320RX\320XY\340\030 \240\001\240\021\240$\240f\250K\260r\270\022\2703\270b\300\005\300R\300w\310e\320SY\320YZ\330\024\032\230!\2302\230R\230s\240\"\240F\250\"\250F\260$\260d\270\"\270A\270R\270r\300\024\300U\310\"\310F\320RT\320TU\330\024\032\230!\340\014\020\220\t\230\021\330\010\017\210q\200A\360\006\000\t\r\320\014\034\230A\230Q\330\010\014\210G\2201\330\010\t\330\021\022\330\020\037\230q\240\001\240\024\240V\2501\340\014\020\220\t\230\021\200A\360\006\000\t\r\320\014\034\230A\230Q\330\010\025\220T\230\026\230q\240\003\2403\240h\250f\260D\270\001\330\010\027\220u\230A\230Q\330\010\027\220u\230A\230V\2402\240W\250J\260a\330\010\034\230K\240u\250A\250[\270\007\270w\300j\320PQ\330\010!\240\021\340\010\014\210G\2201\330\010\t\330\021\022\330\020\023\2204\220t\2307\240#\240Q\330\024\034\230E\240\021\240!\2404\240v\250Y\260c\270\031\300#\300U\310#\310V\320SW\320WX\320XY\340\024\034\230E\240\021\240!\2404\240v\250Z\260s\270*\300C\300u\310C\310v\320UV\330\"#\2401\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\006\000\t\020\210t\220;\230a\230s\240#\240X\250V\2601\200A\360\006\000\t\035\230D\240\006\240a\240s\250#\250X\260V\2709\300A\330\010\025\220T\230\024\320\0350\260\004\260D\270\006\270a\270r\300\022\3002\300Q\330\010\030\230\004\230D""\240\006\240a\240r\250\021\330\010\027\220x\230u\240A\240Q\330\010\027\220x\230u\240A\240V\2502\250W\260J\270a\330\010\034\230K\240u\250A\250[\270\007\270w\300j\320PQ\330\010\033\2304\230v\240Q\330\010\034\230A\330\010!\240\021\330\010\014\210G\2201\330\010\t\330\021\022\330\020\026\220c\230\022\2301\330\024\036\230a\230r\240\022\2404\240t\2501\330\024\027\220t\2304\230w\240c\250\021\330\030 \240\001\240\021\240$\240f\250J\260b\270\002\270#\270R\270u\300B\300g\310U\320RX\320XY\340\030 \240\001\240\021\240$\240f\250K\260r\270\022\2703\270b\300\005\300R\300w\310e\320SY\320YZ\330\024\035\230U\240\"\320$4\260A\330\030\034\230D\240\010\250\006\250d\260$\260i\270t\3004\300r\310\021\310\"\310B\310a\330\030\032\230\"\230C\230r\240\026\240r\250\030\260\022\2603\260j\300\001\330\030\034\230B\230f\240D\250\003\250:\260V\2706\300\026\300q\330\030\034\230D\240\006\240a\240r\250\022\2502\250]\270$\270d\300&\310\001\310\022\3102\310R\310q\330\030\031\230\021\330\024\032\230!\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\010\000\t\r\320\014\034\230A\230Q\330\010\034\230D\240\006\240a\240s\250#\250X\260V\2701\330\010\013\2104\210r\220\023\220N\240$\240a\330\014\022\220*\230A\320\0359\270\021\270$\320>N\310a\310q\330\010\032\230!\330\010\013\2106\220\027\230\001\330\014\017\210u\220J\230a\230w\240b\250\n\260$\260e\2707\300#\300R\300w\310a\330\024\031\230\026\230s\240\"\240D\250\005\250V\2601\330\020\026\220j\240\001\240\021\330\014\020\220\013\2305\240\001\240\021\330\014\017\210t\220:\230Q\230c\240\025\240f\250A\250T\260\021\330\020\026\220j\240\001\320!F\300a\300q\330\014\020\220\005\220V\2301\230A\330\010\027\220u\230A\230Q\330\010\027\220u\230A\230V\2402\240W\250J\260a\330\010\034\230K\240u\250A\250[\270\007\270w\300j\320PQ\330\010!\240\021\340\010\014\210G\2201\330\010\t\330\021\022\330\020\023\2204\220t\2307\240#\240Q\330\024\034\230F\240!\2401\240D\250\006\250i\260s\270)\3003\300e\3103\310c\320QR\330#)\250\024\250Q\250a\340\024\034\230F\240!\2401\240D\250\006\250j""\270\003\270:\300S\310\005\310S\320PS\320ST\330#)\250\024\250Q\250a\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\010\000\t\026\220T\230\024\230Q\330\010\014\210D\220\006\220a\220s\230#\230X\240V\2504\250q\330\010\014\210A\210R\210v\220R\220s\230!\2309\240D\250\010\260\004\260E\270\024\270]\310!\330\010\r\210Q\210b\220\013\2301\230C\230t\2405\250\001\330\010\021\220\021\220\"\220J\230a\230s\240$\240e\2501\330\010\037\230y\250\006\250a\250r\260\022\2603\260a\330\010\013\2109\220C\220q\330\014\r\330\010\014\210E\220\025\220a\220q\330\014\024\220A\220U\230%\230q\240\001\240\021\240!\330\014\024\220A\220R\220r\230\025\230e\2401\240B\240a\240q\330\014\024\220A\220R\220r\230\022\2302\230U\240%\240q\250\006\250a\250q\330\010\014\210D\220\n\230$\230d\240+\250T\260\024\3205F\300j\320PY\320Y[\320[\\\330FO\310r\320QS\320SU\320UV\330\010\t\330\014\023\2204\220t\230;\240a\240s\250#\250X\260V\2701\340\014\020\220\004\220K\230t\2404\240|\2604\260t\320;K\3101\330\014\020\220\001\220\021\330\010\020\220\016\230a\230q\330\010\021\220\021\330\010\014\210E\220\025\220a\220q\330\014\020\220\004\220D\230\006\230a\230q\330\014\022\220\"\220C\220r\230\022\2301\330\014\022\220\047\230\022\2305\240\001\240\021\240$\240e\2504\250v\260Q\260d\270$\270b\300\001\300\024\300S\310\001\310\021\330\033%\240X\250T\260\024\260[\300\006\300a\300q\330\033!\240\030\250\024\250T\260\033\270B\270a\270q\330\033$\240D\250\006\250a\250t\2604\260s\270!\2704\270s\300!\3001\330\010\017\210w\220a\200A\360\010\000\t!\240\016\250a\250q\330\010\013\2104\210{\230#\230S\240\t\250\021\330\014\022\220*\230A\320\0357\260q\270\003\2701\330\010\033\320\033/\250q\260\003\2601\330\010\013\2103\210a\210w\220c\230\021\330\014\022\220*\230A\320\0359\270\021\270!\330#$\240C\240q\250\001\330\010\014\210C\210w\220i\230q\240\001\330\014\017\210u\220J\230a\230u\240B\240j\260\004\260C\260w\270c\300\024\300X\310W\320TU\330\024\027\220w\230c\240\024\240W\250D\260\003\2606\270\036\300t\3103\310f\320TU\330\020\026\220j\240\001""\320!3\2601\260A\330!#\2401\240D\320(?\270q\300\004\300H\310A\330\014\017\210r\320\021\"\240!\2405\250\004\250J\260c\270\022\320;L\310A\310U\320RV\320VW\330\020\026\220j\240\001\320!3\2601\260A\330\010\013\2105\220\n\230!\2307\240\"\240J\250d\260%\260w\270c\300\022\3007\310!\330\020\025\220W\230D\240\004\240D\250\005\250V\2601\330\014\022\220*\230A\230Q\330\010\014\210D\220\007\220q\330\010\014\210D\220\006\220e\2301\230E\240\021\240\047\250\030\260\022\2607\270!\330\010\014\210D\220\006\220e\2301\230E\240\021\240\047\250\030\260\022\2607\270!\330\010\014\210D\220\r\230[\250\005\250Q\250a\330\010\014\320\014!\240\027\250\001\330\010\013\2103\210f\220C\220{\240$\240c\250\036\260s\270\"\270D\300\003\300:\310S\320PQ\330\014\020\220\004\220J\230a\340\014\020\220\004\220J\230a";
+    #else /* compression: none (7306 bytes) */
+static const char bytes[] = "  array ( array of shape  array with  buffers for this optimizer, got  columns is not valid here parameters for these layers, got  rows rows of  rows, got  values overflow a buffer), , got .: expected a writable C-contiguous 1-D float32 or float64 array?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected a non-empty C-contiguous X: expected at most Y: expected a C-contiguous ], got ], got (]: activation code ]: expected a dropout rate in [0, 1), none after the output, got ]: expected a finite negative_slope >= 0]: expected a writable C-contiguous ]: expected n_in=]: expected widths in [1, ]: must not share memory with the modeladd_notean Engine is rebuilt from its model, not pickled: pickle the modelbatch_size: expected 1 to capacity: capacity: expected a batch size in [1, disabledropout_state: expected a writable uint64 array [seed, step]enableenum class fp_activation not importable from fastprop._kernels. You are probably using a cpdef enum declared in a .pxd file that does not have a .py  or .pyx file.fastprop/_engine.pyxgcgrads: expected the shape and dtype of params grads: must not share memory with paramsisenabledlabels: expected C-contiguous int64 labels for labels: expected labels in [0, labels: only softmax cross-entropy takes integer labelslayers: expected at least one layerlayers[loss: unknown loss code lr: expected a finite learning rate >= 0, got numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer state: expected optimizer state[optimizer steps: expected a writable int64 array of one elementoptimizer: none is bound; call bind_optimizer firstoptimizer: unknown kind order: expected a C-contiguous int64 array of row indicesorder: expected row indices in [0, out: expected a writable C-contiguous out: must not share memory with Xparams: expected this model is already running a pass"" in another thread; a model trains or predicts in one thread at a timeEngineEngine.__reduce__Engine.bind_optimizerEngine.epochEngine.gradientsEngine.layer_shapesEngine.lossEngine.predictEngine.stepEngine.traceEngine.updateFP_IDENTITYFP_LEAKY_RELUFP_RELUFP_SIGMOIDFP_SOFTMAXFP_TANHLXY__Shape_Shape.__init____Pyx_PyDict_NextRef__annotate____doc____func____init____main____metaclass____module____name____prepare____pyx_vtable____qualname____reduce____set_name____slots____test___is_coroutineaactivation_codeasyncio.coroutinesbbatchbatch_sizebind_optimizerbufc_contiguouscapacitycline_in_tracebackddAdadeltadropout_ratedropout_statedtypeemptyempty_likeenumerateepochfastprop._enginefastprop._kernelsflagsfloat32float64fp_activationfprimefrom_logitsgradientsgradshyperiinfint64isfiniteitemsitemsizellabelslayer_shapeslayerslosslrmay_share_memorynn_correctn_inn_outn_statendarrayndimnegative_slopenpnumpyoones_likeoptorderoutparamspointerspoppredictsselfsetdefaultshapestatestepstepstotaltraceuuint64updatevaluevalueswarnwarningswriteablezerosfp_optimizer (PyObject *)\000void (double const *, int, int, double const *, double *, double *, int, int, int, double, double, int)\000void (double const *, int, int, double const *, int, int, double const *, double *, double *, int, int, int, int, double)\000void (double const *, int, int, double const *, int, int, double const *, double *, int, int, int, int, double)\000void (float const *, int, int, float const *, float *, float *, int, int, int, float, float, int)\000void (float const *, int, int, float const *, int, int, float const *, float *, float *, int, int, int, int, double)\000void (float const *, int, int, float const *, int, int, float const *, float *, int, int, int, int, double)\000void (int, int, int, int, int, double, double const *, int, double const *, int, double, double *, int)\000void (int, int, int, int, int, float, float const *, int, float const *, int, float, float *, int)\000make_optimizer\000__pyx_fuse_1weight_gradient""\000__pyx_fuse_1forward_layer\000__pyx_fuse_1delta_layer\000__pyx_fuse_0weight_gradient\000__pyx_fuse_0forward_layer\000__pyx_fuse_0delta_layer\000__pyx_fuse_1gemm\000__pyx_fuse_0gemmvoid (double const *, int, int, double const *, double *, double *, int, int, int, double, double, int)\000void (double const *, int, int, double const *, int, int, double const *, double *, double *, int, int, int, int, double)\000void (double const *, int, int, double const *, int, int, double const *, double *, int, int, int, int, double)\000void (float const *, int, int, float const *, float *, float *, int, int, int, float, float, int)\000void (float const *, int, int, float const *, int, int, float const *, float *, float *, int, int, int, int, double)\000void (float const *, int, int, float const *, int, int, float const *, float *, int, int, int, int, double)\000void (int, int, int, int, int, double, double const *, int, double const *, int, double, double *, int)\000void (int, int, int, int, int, float, float const *, int, float const *, int, float, float *, int)\000weight_gradient[const double *,const double *,double *,double *,double,double]\000forward_layer[const double *,const double *,const double *,double *,double *]\000delta_layer[const double *,const double *,const double *,double *]\000weight_gradient[const float *,const float *,float *,float *,float,float]\000forward_layer[const float *,const float *,const float *,float *,float *]\000delta_layer[const float *,const float *,const float *,float *]\000gemm[double,const double *,const double *,double,double *]\000gemm[float,const float *,const float *,float,float *]\200A\330\010\014\210G\2204\220y\240\006\240a\200A\330\010\016\210i\220q\230\001\200A\330\010\017\210q\220\006\220a\220t\2304\230v\240Q\240b\250\007\250t\2604\260v\270Q\270b\300\001\330\020\024\220E\230\025\230a\230t\2404\240q\200A\340\010\033\2304\230w\240a\240s\250&\260\007\260s\270!\330\010\034\230E\240\021\330\010\031\230\024\230T\240\026\240q\250\004\250D""\260\n\270\"\270B\270a\330\010\013\2105\220\n\230!\2305\240\002\240*\250D\260\003\2607\270#\270T\300\027\310\004\310C\310w\320VZ\320Z]\320]^\330\020\024\220C\220v\230^\2504\250s\260&\270\001\330\014\022\220*\230A\320\035E\300Q\300d\310!\330\035 \240\001\240\024\240Q\240a\330\010\013\2102\320\r\036\230a\230u\240A\330\014\022\220*\230A\230Q\330\010\027\220x\230u\240A\240Q\330\010\014\210G\2201\330\010\t\330\021\022\330\020\"\240!\2401\240D\250\006\250a\250x\260s\270#\270Q\340\014\020\220\t\230\021\330\010\017\210q\200A\360\006\000\t\r\320\014\034\230A\230Q\330\010\014\210G\2201\330\010\t\330\021\022\330\020\037\230q\240\001\240\024\240V\2501\340\014\020\220\t\230\021\200A\360\006\000\t\r\320\014\034\230A\230Q\330\010\027\220t\2307\240!\2403\240c\250\030\260\026\260t\2701\330\010!\240\021\340\010\014\210G\2201\330\010\t\330\021\022\330\020\030\230\013\2401\240A\240T\250\026\250q\260\003\2606\270\026\270t\3001\300A\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\006\000\t\020\210t\220;\230a\230s\240#\240X\250V\2601\200A\360\006\000\t\034\2304\230w\240a\240s\250#\250X\260V\2701\340\010!\240\021\330\010\014\210G\2201\330\010\t\330\021\022\330\020\030\320\030*\250!\2501\250D\260\006\260a\260w\270f\300F\310!\3101\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\010\000\t\r\320\014\034\230A\230Q\330\010\027\220t\2307\240!\2403\240c\250\030\260\026\260q\330\010\034\230A\230Q\330\010\013\2104\210r\220\023\220N\240$\240a\330\014\022\220*\230A\320\0359\270\021\270$\320>N\310a\310q\330\010\032\230!\330\010\013\2106\220\027\230\001\330\014\017\210u\220J\230a\230w\240b\250\n\260$\260e\2707\300#\300R\300w\310a\330\024\031\230\026\230s\240\"\240D\250\005\250V\2601\330\020\026\220j\240\001\240\021\330\014\020\220\013\2305\240\001\240\021\330\014\017\210t\220:\230Q\230c\240\025\240f\250A\250T\260\021\330\020\026\220j\240\001\320!F\300a\300q\330\014\020\220\005\220V\2301\230A\330\010!\240\021\340\010\014\210G\2201\330\010\t\330\021\022\330\020\023\2204\220t\2307\240#""\240Q\330\024\034\230F\240!\2401\240D\250\006\250i\260q\270\004\270I\300Q\300d\310!\3109\320TW\320WX\330#/\250v\260T\270\021\270!\340\024\034\230F\240!\2401\240D\250\006\250j\270\001\270\024\270Z\300q\310\004\310A\310Y\320VY\320YZ\330#/\250v\260T\270\021\270!\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\010\000\t\026\220T\230\024\230Q\330\010\014\210D\220\006\220a\220s\230#\230X\240V\2504\250q\330\010\014\210A\210R\210v\220R\220s\230!\2309\240D\250\010\260\004\260E\270\024\270]\310!\330\010\r\210Q\210b\220\013\2301\230C\230t\2405\250\001\330\010\021\220\021\220\"\220J\230a\230s\240$\240e\2501\330\010\037\230y\250\006\250a\250r\260\022\2603\260a\330\010\013\2109\220C\220q\330\014\r\330\010\014\210E\220\025\220a\220q\330\014\024\220A\220U\230%\230q\240\001\240\021\240!\330\014\024\220A\220R\220r\230\025\230e\2401\240B\240a\240q\330\014\024\220A\220R\220r\230\022\2302\230U\240%\240q\250\006\250a\250q\330\010\014\210D\220\n\230$\230d\240+\250T\260\024\3205F\300j\320PY\320Y[\320[\\\330FO\310r\320QS\320SU\320UV\330\010\t\330\014\023\2204\220t\230;\240a\240s\250#\250X\260V\2701\340\014\020\220\004\220K\230t\2404\240|\2604\260t\320;K\3101\330\014\020\220\001\220\021\330\010\026\220l\240!\2401\330\010\021\220\021\330\010\014\210E\220\025\220a\220q\330\014\020\220\004\220D\230\006\230a\230q\330\014\022\220\"\220C\220r\230\022\2301\330\014\022\220\047\230\022\2305\240\001\240\021\240$\240e\2504\250v\260Q\260d\270$\270b\300\001\300\024\300S\310\001\310\021\330\033%\240X\250T\260\024\3205F\300f\310A\310Q\330\033!\240\030\250\024\250T\3201B\300\"\300A\300Q\330\033$\240D\250\006\250a\250t\2604\260s\270!\2704\270s\300!\3001\330\010\017\210w\220a\200A\360\010\000\t!\240\016\250a\250q\330\010\013\2104\210{\230#\230S\240\t\250\021\330\014\022\220*\230A\320\0357\260q\270\003\2701\330\010\033\320\033/\250q\260\003\2601\330\010\013\2103\210a\210w\220c\230\021\330\014\022\220*\230A\320\0359\270\021\270!\330#$\240C\240q\250\001\330\010\014\210C\210w\220i\230q\240\001\330\014""\017\210u\220J\230a\230u\240B\240j\260\004\260C\260w\270c\300\024\300X\310W\320TU\330\024\027\220w\230c\240\024\240W\250D\260\003\2606\270\036\300t\3103\310f\320TU\330\020\026\220j\240\001\320!3\2601\260A\330!#\2401\240D\320(?\270q\300\004\300H\310A\330\014\017\210r\320\021\"\240!\2405\250\004\250J\260c\270\022\320;L\310A\310U\320RV\320VW\330\020\026\220j\240\001\320!3\2601\260A\330\010\013\2105\220\n\230!\2307\240\"\240J\250d\260%\260w\270c\300\022\3007\310!\330\020\025\220W\230D\240\004\240D\250\005\250V\2601\330\014\022\220*\230A\230Q\330\010\014\210D\220\007\220q\330\010\014\210D\220\n\230%\230q\240\005\240Q\240g\250X\260R\260w\270a\330\010\014\210D\220\n\230%\230q\240\005\240Q\240g\250X\260R\260w\270a\330\010\014\210D\220\r\230[\250\005\250Q\250a\330\010\014\320\014!\240\027\250\001\330\010\013\2103\210f\220C\220{\240$\240c\250\036\260s\270\"\270D\300\003\300:\310S\320PQ\330\014\020\220\004\220J\230a\340\014\020\220\004\220J\230a";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 193; i++) {
+    for (int i = 0; i < 189; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 66) PyUnicode_InternInPlace(&string);
@@ -20479,8 +20447,8 @@ static const char bytes[] = "  array ( array of shape  array with  buffers for t
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 193; i < 206; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-193].length;
+    for (int i = 189; i < 202; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-189].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -20490,14 +20458,14 @@ static const char bytes[] = "  array ( array of shape  array with  buffers for t
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 206; i++) {
+    for (Py_ssize_t i = 0; i < 202; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 193;
+      PyObject **table = stringtab + 189;
       for (Py_ssize_t i=0; i<13; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -20584,57 +20552,57 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 365};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 413};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_reduce, __pyx_mstate->__pyx_kp_b_iso88591_A_iq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 419};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_hyper, __pyx_mstate->__pyx_n_u_state, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_opt, __pyx_mstate->__pyx_n_u_n_state, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_buf};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_bind_optimizer, __pyx_mstate->__pyx_kp_b_iso88591_A_aq_4_S_A_7q_1_q_1_3awc_A_9_Cq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 445};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_lo, __pyx_mstate->__pyx_n_u_rows_2, __pyx_mstate->__pyx_n_u_L, __pyx_mstate->__pyx_n_u_n_out, __pyx_mstate->__pyx_n_u_n_in, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_size};
-    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_predict, __pyx_mstate->__pyx_kp_b_iso88591_A_D_as_s_T_0_D_ar_2Q_D_ar_5_5_D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 503};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_batch, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_n_out, __pyx_mstate->__pyx_n_u_o};
+    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_predict, __pyx_mstate->__pyx_kp_b_iso88591_A_4was_s_E_T_q_D_Ba_5_5_D_7_T_Cw, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 17, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 475};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_lo, __pyx_mstate->__pyx_n_u_rows_2, __pyx_mstate->__pyx_n_u_L, __pyx_mstate->__pyx_n_u_n_out, __pyx_mstate->__pyx_n_u_n_in, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_lab, __pyx_mstate->__pyx_n_u_size, __pyx_mstate->__pyx_n_u_total, __pyx_mstate->__pyx_n_u_n_correct};
-    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_kp_b_iso88591_A_D_as_XV9A_T_0_D_ar_2Q_D_ar_xuA, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 523};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_batch, __pyx_mstate->__pyx_n_u_total, __pyx_mstate->__pyx_n_u_n_correct};
+    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_kp_b_iso88591_A_4was_XV1_G1_1D_awfF_1_wa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 507};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 537};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_gradients, __pyx_mstate->__pyx_kp_b_iso88591_A_t_as_XV1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 21, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 512};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_L, __pyx_mstate->__pyx_n_u_l, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_u, __pyx_mstate->__pyx_n_u_da, __pyx_mstate->__pyx_n_u_fprime, __pyx_mstate->__pyx_n_u_pointers, __pyx_mstate->__pyx_n_u_value, __pyx_mstate->__pyx_n_u__6, __pyx_mstate->__pyx_n_u_fused, __pyx_mstate->__pyx_n_u_layers, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_a};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 21, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 542};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_L, __pyx_mstate->__pyx_n_u_l, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_u, __pyx_mstate->__pyx_n_u_da, __pyx_mstate->__pyx_n_u_fprime, __pyx_mstate->__pyx_n_u_pointers, __pyx_mstate->__pyx_n_u_value, __pyx_mstate->__pyx_n_u__6, __pyx_mstate->__pyx_n_u_from_logits, __pyx_mstate->__pyx_n_u_layers, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_a};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_kp_b_iso88591_A_T_Q_D_as_XV4q_ARvRs_9D_E_Qb_1C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 546};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 576};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_l};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_layer_shapes, __pyx_mstate->__pyx_kp_b_iso88591_A_q_at4vQb_t4vQb_E_at4q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 590};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_lr, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_lab, __pyx_mstate->__pyx_n_u_n_correct, __pyx_mstate->__pyx_n_u_value};
-    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_kp_b_iso88591_A_AQ_T_q_3hfD_uAQ_uAV2WJa_KuA_wj, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 611};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_lr, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_n_correct, __pyx_mstate->__pyx_n_u_value};
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_kp_b_iso88591_A_AQ_t7_3c_t1_G1_1AT_q_6_t1A_wa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {8, 0, 0, 15, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 612};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_order, __pyx_mstate->__pyx_n_u_batch_size, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_lr, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_lab, __pyx_mstate->__pyx_n_u_n_correct, __pyx_mstate->__pyx_n_u_total};
-    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_epoch, __pyx_mstate->__pyx_kp_b_iso88591_A_AQ_D_as_XV1_4r_N_a_A_9_Naq_6_u, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {8, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 626};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_order, __pyx_mstate->__pyx_n_u_batch_size, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_lr, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_n_correct, __pyx_mstate->__pyx_n_u_total};
+    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_epoch, __pyx_mstate->__pyx_kp_b_iso88591_A_AQ_t7_3c_q_AQ_4r_N_a_A_9_Naq_6, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 647};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 659};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_lr};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_update, __pyx_mstate->__pyx_kp_b_iso88591_A_AQ_G1_q_V1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 662};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 674};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_n_in, __pyx_mstate->__pyx_n_u_n_out};
     __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_init, __pyx_mstate->__pyx_kp_b_iso88591_A_G4y_a, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
   }
@@ -30395,6 +30363,85 @@ static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value) {
     }
 }
 
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int64_t(int64_t value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int64_t neg_one = (int64_t) -1, const_zero = (int64_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(int64_t) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int64_t) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(int64_t) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(int64_t) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int64_t) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(int64_t),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int64_t));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
 /* CIntFromPy */
 static size_t __Pyx_LargePyLong___Pyx_PyLong_As_size_t(PyObject *x);
 static size_t __Pyx_raise_neg_overflow___Pyx_PyLong_As_size_t(void) {
@@ -30693,85 +30740,6 @@ static CYTHON_INLINE size_t __Pyx_PyLong_As_size_t(PyObject *x) {
         return __Pyx_PyLong___Pyx_PyLong_As_size_t(x);
     } else {
         return __Pyx_NonPyLong___Pyx_PyLong_As_size_t(x);
-    }
-}
-
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int64_t(int64_t value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const int64_t neg_one = (int64_t) -1, const_zero = (int64_t) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(int64_t) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(int64_t) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(int64_t) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(int64_t) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(int64_t) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
-    }
-    {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(int64_t),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int64_t));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
-            }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
     }
 }
 

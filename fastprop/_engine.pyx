@@ -78,13 +78,20 @@ cdef struct Net:
     void **trace_fprime
     int update
     fp_optimizer opt
-    void *s1                  # the bound optimizer's state buffers, or NULL
-    void *s2
+    void *state0              # the bound optimizer's state buffers (momentum, moments), or NULL
+    void *state1
     int64_t *opt_steps        # its step count (one int64 in the optimizer state)
     uint64_t *dropout         # the model's [seed, training steps taken]
 
 
-cdef inline bint _loss_is_fused(int loss) noexcept nogil:
+cdef struct Batch:          # a checked batch: its rows and targets
+    void *X
+    void *Y                   # targets, or NULL with labels
+    int64_t *labels           # integer labels (softmax cross-entropy), or NULL
+    Py_ssize_t n
+
+
+cdef inline bint _from_logits(int loss) noexcept nogil:
     # the cross-entropies take their gradient from the logits: no dL/dA of their own
     return not (loss == FP_LOSS_MSE or loss == FP_LOSS_HALF_SE or loss == FP_LOSS_MAE
                 or loss == FP_LOSS_HUBER)
@@ -135,7 +142,7 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
     cdef Py_ssize_t size = sizeof(floating)
     cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)
     cdef double value
-    if tracing and not _loss_is_fused(loss):  # keep dL/dA, then through f'
+    if tracing and not _from_logits(loss):  # keep dL/dA, then through f'
         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,
                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
         memcpy(net.dZ[L - 1], net.trace_da[L - 1], <size_t>(n * out.n_out * size))
@@ -184,21 +191,34 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
 cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:
     net.opt.lr = lr
     net.opt_steps[0] += 1
-    fp_optimizer_step(net.dtype, &net.opt, net.params, net.grads, net.s1, net.s2, net.n_params,
+    fp_optimizer_step(net.dtype, &net.opt, net.params, net.grads, net.state0, net.state1, net.n_params,
                       net.opt_steps[0])
 
 
 cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels, int n,
-                  int loss, double lr, int64_t *n_correct) noexcept nogil:
+                  int loss, bint training, double lr, int64_t *n_correct) noexcept nogil:
+    """Forward and backward on one batch. Training: dropout on, the bound optimizer's update,
+    and the step counted; otherwise dropout off and the whole gradient into the buffer."""
     cdef double value
-    _forward(net, X, n, True)
-    value = _backward(net, X, Y, labels, n, loss, True, net.update, lr, n_correct)
-    if net.update == UPDATE_BY_OPTIMIZER:
-        _optimizer_pass(net, lr)
-    else:  # the update ran inside the weight-gradient products
-        net.opt_steps[0] += 1
-    net.dropout[1] += 1
+    _forward(net, X, n, training)
+    value = _backward(net, X, Y, labels, n, loss, training,
+                      net.update if training else NO_UPDATE, lr, n_correct)
+    if training:
+        if net.update == UPDATE_BY_OPTIMIZER:
+            _optimizer_pass(net, lr)
+        else:  # the update ran inside the weight-gradient products
+            net.opt_steps[0] += 1
+        net.dropout[1] += 1
     return value
+
+
+cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,
+                        int64_t *n_correct) noexcept nogil:
+    if net.dtype == FP_FLOAT32:
+        return _step(net, <const float *>b.X, <const float *>b.Y, b.labels, <int>b.n, loss,
+                     training, lr, n_correct)
+    return _step(net, <const double *>b.X, <const double *>b.Y, b.labels, <int>b.n, loss,
+                 training, lr, n_correct)
 
 
 cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,
@@ -217,7 +237,8 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
         bs = <int>(batch_size if n - lo > batch_size else n - lo)
         if order == NULL:
             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
-                                labels + lo if labels != NULL else NULL, bs, loss, lr, n_correct)
+                                labels + lo if labels != NULL else NULL, bs, loss, True, lr,
+                                n_correct)
         else:
             for i in range(bs):
                 r = order[lo + i]
@@ -227,9 +248,36 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
                 else:
                     net.label_rows[i] = labels[r]
             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
-                                net.label_rows if labels != NULL else NULL, bs, loss, lr,
+                                net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
                                 n_correct)
         lo += bs
+    return total
+
+
+cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out,
+                              int64_t *n_correct) noexcept nogil:
+    """Forward over a batch of any size, `capacity` rows at a time, dropout off: copies the
+    output into `out` (unless NULL) and, for loss >= 0, returns the sum over rows of the loss."""
+    cdef int L = net.n_layers, n_in = net.layer[0].n_in, n_out = net.layer[L - 1].n_out
+    cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)
+    cdef const char *x = <const char *>batch.X
+    cdef const char *y = <const char *>batch.Y
+    cdef Py_ssize_t lo = 0, rows
+    cdef double total = 0
+    while lo < batch.n:
+        rows = min(batch.n - lo, net.capacity)
+        if net.dtype == FP_FLOAT32:
+            _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False)
+        else:
+            _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)
+        if out != NULL:
+            memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
+        if loss >= 0:
+            total += rows * fp_loss_gradient(
+                net.dtype, loss, net.logits, net.A[L - 1], y + lo * n_out * size if y else NULL,
+                batch.labels + lo if batch.labels else NULL, NULL, rows, n_out,
+                net.layer[L - 1].activation, net.layer[L - 1].negative_slope, n_correct)
+        lo += rows
     return total
 
 
@@ -346,7 +394,7 @@ cdef class Engine:
         self.net.label_rows = <int64_t *>_data(labels)
         self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
         self.net.update = NO_UPDATE
-        self.net.s1 = self.net.s2 = NULL
+        self.net.state0 = self.net.state1 = NULL
         self.net.opt_steps = NULL
         self._busy = False
 
@@ -390,8 +438,8 @@ cdef class Engine:
                 steps.shape == (1,) and steps.flags.writeable):
             raise ValueError("optimizer steps: expected a writable int64 array of one element")
         self.net.opt = opt
-        self.net.s1 = _data(state[0]) if n_state > 0 else NULL
-        self.net.s2 = _data(state[1]) if n_state > 1 else NULL
+        self.net.state0 = _data(state[0]) if n_state > 0 else NULL
+        self.net.state1 = _data(state[1]) if n_state > 1 else NULL
         self.net.opt_steps = <int64_t *>_data(steps)
         self._optimizer_state = (state, steps)
         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:
@@ -405,7 +453,17 @@ cdef class Engine:
         product: training steps then leave the gradient buffer as it was."""
         return self.net.update == UPDATE_IN_GEMM
 
-    cdef int _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
+    cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit) except *:
+        """A batch (X and, unless loss < 0, its targets for `loss`), checked: at most `limit`
+        rows (0: any number)."""
+        cdef Batch batch
+        batch.n = self._rows(X, Y, labels, loss, limit)
+        batch.X = _data(X)
+        batch.Y = _data(Y) if Y is not None else NULL
+        batch.labels = <int64_t *>_data(labels) if labels is not None else NULL
+        return batch
+
+    cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
         """Checks a batch (X and its targets) and returns its number of rows."""
         cdef int L = self.net.n_layers
         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
@@ -444,30 +502,20 @@ cdef class Engine:
 
     def predict(self, X, out):
         """out = the output layer's activation for X, in chunks of `capacity` rows."""
-        cdef Py_ssize_t n = self._rows(X, None, None, -1, 0), lo, rows
-        cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
-        cdef int n_in = self.net.layer[0].n_in
+        cdef Batch batch = self._batch(X, None, None, -1, 0)
+        cdef Py_ssize_t n = batch.n
+        cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
                 and out.flags.c_contiguous and out.flags.writeable):
             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
                              f"({n}, {n_out})")
         if np.may_share_memory(out, X):
             raise ValueError("out: must not share memory with X")
-        cdef char *x = <char *>_data(X)
         cdef char *o = <char *>_data(out)
-        cdef size_t size = self.dtype.itemsize
         self._begin()
         try:
             with nogil:
-                lo = 0
-                while lo < n:
-                    rows = min(n - lo, self.capacity)
-                    if self.net.dtype == FP_FLOAT32:
-                        _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
-                    else:
-                        _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)
-                    memcpy(o + lo * n_out * size, self.net.A[L - 1], rows * n_out * size)
-                    lo += rows
+                _forward_in_chunks(&self.net, &batch, -1, o, NULL)
         finally:
             self._busy = False
         return out
@@ -475,31 +523,13 @@ cdef class Engine:
     def loss(self, X, Y, labels, int loss):
         """(sum over samples of the loss, number correct) for X, in chunks; dropout off. The
         mean is the sum divided by the number of rows."""
-        cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0), lo = 0, rows
-        cdef int L = self.net.n_layers, n_out = self.net.layer[L - 1].n_out
-        cdef int n_in = self.net.layer[0].n_in
-        cdef char *x = <char *>_data(X)
-        cdef char *y = <char *>_data(Y) if Y is not None else NULL
-        cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
-        cdef size_t size = self.dtype.itemsize
-        cdef double total = 0
+        cdef Batch batch = self._batch(X, Y, labels, loss, 0)
+        cdef double total
         cdef int64_t n_correct = 0
         self._begin()
         try:
             with nogil:
-                while lo < n:
-                    rows = min(n - lo, self.capacity)
-                    if self.net.dtype == FP_FLOAT32:
-                        _forward(&self.net, <float *>(x + lo * n_in * size), <int>rows, False)
-                    else:
-                        _forward(&self.net, <double *>(x + lo * n_in * size), <int>rows, False)
-                    total += rows * fp_loss_gradient(
-                        self.net.dtype, loss, self.net.logits, self.net.A[L - 1],
-                        y + lo * n_out * size if y != NULL else NULL,
-                        lab + lo if lab != NULL else NULL, NULL, rows, n_out,
-                        self.net.layer[L - 1].activation, self.net.layer[L - 1].negative_slope,
-                        &n_correct)
-                    lo += rows
+                total = _forward_in_chunks(&self.net, &batch, loss, NULL, &n_correct)
         finally:
             self._busy = False
         return total, n_correct
@@ -512,7 +542,7 @@ cdef class Engine:
     def trace(self, X, Y, labels, int loss):
         """`gradients`, keeping every layer's intermediates. Returns (mean loss, layers), each
         layer a dict of copies: 'u' (Z), 'a', 'fprime' (f'(u)), 'dA' (dL/da), 'delta' (dL/du);
-        'fprime' and 'dA' are None for an output fused with its loss."""
+        'fprime' and 'dA' are None for an output whose loss is computed from its logits."""
         cdef int L = self.net.n_layers, l
         n = self._rows(X, Y, labels, loss, self.capacity)
         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
@@ -532,14 +562,14 @@ cdef class Engine:
         finally:
             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
             free(pointers)
-        fused = _loss_is_fused(loss)
+        from_logits = _from_logits(loss)
         layers = []
         for l in range(L):
             d = self.net.layer[l]
             out = l == L - 1
             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
-                           "fprime": None if out and fused else fprime[l],
-                           "dA": None if out and fused else da[l],
+                           "fprime": None if out and from_logits else fprime[l],
+                           "dA": None if out and from_logits else da[l],
                            "delta": self._copy(self.net.dZ[l], n, d.n_out)})
         return value, layers
 
@@ -553,23 +583,14 @@ cdef class Engine:
         return out
 
     cdef _gradients(self, X, Y, labels, int loss, bint trace):
-        cdef int n = self._rows(X, Y, labels, loss, self.capacity), L = self.net.n_layers, l
-        cdef void *x = _data(X)
-        cdef void *y = _data(Y) if Y is not None else NULL
-        cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
+        cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
+        cdef int n = <int>b.n, L = self.net.n_layers, l
         cdef int64_t n_correct = 0
         cdef double value
         self._begin()
         try:
             with nogil:
-                if self.net.dtype == FP_FLOAT32:
-                    _forward(&self.net, <float *>x, n, False)
-                    value = _backward(&self.net, <float *>x, <float *>y, lab, n, loss, False,
-                                      NO_UPDATE, 0.0, &n_correct)
-                else:
-                    _forward(&self.net, <double *>x, n, False)
-                    value = _backward(&self.net, <double *>x, <double *>y, lab, n, loss, False,
-                                      NO_UPDATE, 0.0, &n_correct)
+                value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
                 if trace:
                     for l in range(L):
                         fp_activation_backward(self.net.dtype, self.net.trace_fprime[l],
@@ -591,20 +612,13 @@ cdef class Engine:
         """One training step on a batch (at most `capacity` rows), dropout on, with the bound
         optimizer at learning rate `lr`. Returns (mean loss before the update, number correct)."""
         self._check_training(lr)
-        cdef int n = self._rows(X, Y, labels, loss, self.capacity)
-        cdef void *x = _data(X)
-        cdef void *y = _data(Y) if Y is not None else NULL
-        cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
+        cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
         cdef int64_t n_correct = 0
         cdef double value
         self._begin()
         try:
             with nogil:
-                if self.net.dtype == FP_FLOAT32:
-                    value = _step(&self.net, <float *>x, <float *>y, lab, n, loss, lr, &n_correct)
-                else:
-                    value = _step(&self.net, <double *>x, <double *>y, lab, n, loss, lr,
-                                  &n_correct)
+                value = _batch_step(&self.net, &b, loss, True, lr, &n_correct)
         finally:
             self._busy = False
         return value, n_correct
@@ -614,7 +628,8 @@ cdef class Engine:
         `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
         order). Returns (sum of batch loss times batch size, number correct)."""
         self._check_training(lr)
-        cdef Py_ssize_t n = self._rows(X, Y, labels, loss, 0)
+        cdef Batch b = self._batch(X, Y, labels, loss, 0)
+        cdef Py_ssize_t n = b.n
         if not 1 <= batch_size <= self.capacity:
             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
         cdef int64_t *o = NULL
@@ -626,20 +641,17 @@ cdef class Engine:
             if not _all_below(o, order.shape[0], n):
                 raise ValueError(f"order: expected row indices in [0, {n})")
             n = order.shape[0]
-        cdef void *x = _data(X)
-        cdef void *y = _data(Y) if Y is not None else NULL
-        cdef int64_t *lab = <int64_t *>_data(labels) if labels is not None else NULL
         cdef int64_t n_correct = 0
         cdef double total
         self._begin()
         try:
             with nogil:
                 if self.net.dtype == FP_FLOAT32:
-                    total = _epoch(&self.net, <float *>x, <float *>y, lab, o, n, batch_size,
-                                   loss, lr, &n_correct)
+                    total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,
+                                   batch_size, loss, lr, &n_correct)
                 else:
-                    total = _epoch(&self.net, <double *>x, <double *>y, lab, o, n, batch_size,
-                                   loss, lr, &n_correct)
+                    total = _epoch(&self.net, <double *>b.X, <double *>b.Y, b.labels, o, n,
+                                   batch_size, loss, lr, &n_correct)
         finally:
             self._busy = False
         return total, n_correct

@@ -53,7 +53,7 @@ cdef extern from "fastprop.h" nogil:
                             Py_ssize_t n_out, int activation, double negative_slope,
                             int64_t *n_correct)
     void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads,
-                           void *s1, void *s2, Py_ssize_t n, int64_t t)
+                           void *state0, void *state1, Py_ssize_t n, int64_t t)
     void fp_sgd_update(int dtype, void *params, const void *grads, Py_ssize_t n, double lr)
     void fp_dropout(int dtype, const void *A, void *M, void *D, Py_ssize_t n, uint64_t key,
                     double rate)

@@ -43,6 +43,28 @@ def check_seed(name, seed):
     return int(seed)
 
 
+def check_non_negative_float(name, value):
+    """A finite number >= 0 (not a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a finite number >= 0, got {type(value).__name__} "
+                        f"{value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return value
+
+
+def check_fraction(name, value):
+    """A number in [0, 1) (not a bool): a momentum, a beta, a dropout rate."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number in [0, 1), got {type(value).__name__} "
+                        f"{value!r}")
+    value = float(value)
+    if not 0 <= value < 1:
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
+    return value
+
+
 def check_positive_float(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a positive number, got {type(value).__name__} {value!r}")

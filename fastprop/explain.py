@@ -47,8 +47,8 @@ class Trace:
                    "delta = dL/du", "dL/dW", "dL/db"]
         rows = []
         for t in self.layers:
-            fprime = "(fused with loss)" if t.fprime is None else _cell(t.fprime)
-            dA = "(fused with loss)" if t.dA is None else _cell(t.dA)
+            fprime = "(in the loss)" if t.fprime is None else _cell(t.fprime)
+            dA = "(in the loss)" if t.dA is None else _cell(t.dA)
             rows.append([str(t.index), t.activation, _cell(t.u), _cell(t.a), fprime, dA,
                          _cell(t.delta), _cell(t.dW), _cell(t.db)])
         widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(headers)]
@@ -61,8 +61,8 @@ class Trace:
         out.append("chain rule: delta_l = dL/da_l * f'(u_l), dL/da_l = delta_{l+1} W_{l+1}^T, "
                    "dL/dW_l = a_{l-1}^T delta_l, dL/db_l = sum(delta_l)")
         if self.from_logits:
-            out.append(f"the output's activation is fused with {self.loss_name}: "
-                       f"delta = (a - y) / n, computed from the logits u")
+            out.append(f"{self.loss_name} is computed from the output's logits u: "
+                       f"delta = (a - y) / n")
         return "\n".join(out)
 
     def __repr__(self):

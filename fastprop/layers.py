@@ -5,12 +5,12 @@ engine is built from and that a saved file records. A layer holds no memory of i
 Sequential model is built, its W and b become views into the model's one flat parameter buffer
 (and dW, db into its gradient buffer).
 """
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import as_numeric_array, check_finite, check_positive_int
+from ._validation import (as_numeric_array, check_finite, check_fraction, check_non_negative_float,
+                          check_positive_int)
 from .activations import ACTIVATIONS, canonical_activation
 
 
@@ -38,16 +38,6 @@ def _default_init(activation):
     return "he_uniform" if activation in ("relu", "leaky_relu") else "glorot_uniform"
 
 
-def _non_negative_slope(value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"negative_slope: expected a number >= 0, got {type(value).__name__} "
-                        f"{value!r}")
-    slope = float(value)
-    if not np.isfinite(slope) or slope < 0:
-        raise ValueError(f"negative_slope: expected a finite number >= 0, got {value!r}")
-    return slope
-
-
 class Dense:
     """A fully connected layer: Z = X W + b, A = f(Z).
 
@@ -68,7 +58,7 @@ class Dense:
     def __init__(self, n_in, n_out, activation="identity", *, negative_slope=0.01, init=None):
         activation = canonical_activation(activation)
         self.spec = LayerSpec(check_positive_int("n_in", n_in), check_positive_int("n_out", n_out),
-                              activation, _non_negative_slope(negative_slope))
+                              activation, check_non_negative_float("negative_slope", negative_slope))
         if activation == "softmax" and self.n_out < 2:
             raise ValueError("n_out: a softmax output needs at least 2 units (one unit's softmax "
                              "is always 1); for two classes use 1 sigmoid unit with "
@@ -175,13 +165,7 @@ class Dropout:
     `dropout_rate`), and runs inside the compiled training step."""
 
     def __init__(self, rate):
-        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, numbers.Real):
-            raise TypeError(f"rate: expected a dropout rate in [0, 1), got "
-                            f"{type(rate).__name__} {rate!r}")
-        rate = float(rate)
-        if not 0 <= rate < 1:
-            raise ValueError(f"rate: expected a dropout rate in [0, 1), got {rate!r}")
-        self.rate = rate
+        self.rate = check_fraction("rate", rate)
 
     def __repr__(self):
         return f"Dropout({self.rate})"

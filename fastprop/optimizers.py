@@ -8,34 +8,12 @@ An optimizer holds hyperparameters; its state (the step count and the momentum o
 shaped like the parameters) belongs to the model it trains: one OptimizerState per model, which
 the engine advances in place. `optimizer.t` reads the step count of the model it trained last.
 """
-import numbers
-
 import numpy as np
 
 from . import _kernels
-from ._validation import check_positive_float
+from ._validation import check_fraction, check_non_negative_float, check_positive_float
 
 _KIND = _kernels.fp_optimizer_kind
-
-
-def _fraction(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number in [0, 1), got {type(value).__name__} "
-                        f"{value!r}")
-    value = float(value)
-    if not 0 <= value < 1:
-        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
-    return value
-
-
-def _non_negative(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a finite number >= 0, got {type(value).__name__} "
-                        f"{value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
-    return value
 
 
 class OptimizerState:
@@ -73,7 +51,7 @@ class Optimizer:
 
     _CHECKS = {
         "lr": lambda self, name, v: check_positive_float(name, v),
-        "weight_decay": lambda self, name, v: _non_negative(name, v),
+        "weight_decay": lambda self, name, v: check_non_negative_float(name, v),
         "clip_norm": lambda self, name, v: None if v is None else check_positive_float(name, v),
     }
 
@@ -117,7 +95,7 @@ class SGD(Optimizer):
     buf = momentum * buf + g; params -= lr * (g + momentum * buf if nesterov else buf).
     Plain SGD (no momentum, weight decay or clipping) runs inside the weight-gradient product."""
 
-    _CHECKS = dict(Optimizer._CHECKS, momentum=lambda self, name, v: _fraction(name, v),
+    _CHECKS = dict(Optimizer._CHECKS, momentum=lambda self, name, v: check_fraction(name, v),
                    nesterov=lambda self, name, v: _check_nesterov(v))
 
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clip_norm=None):
@@ -157,7 +135,7 @@ def _betas(self, name, betas):
         b1, b2 = betas
     except (TypeError, ValueError):
         raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}") from None
-    return (_fraction("betas[0]", b1), _fraction("betas[1]", b2))
+    return (check_fraction("betas[0]", b1), check_fraction("betas[1]", b2))
 
 
 class Adam(Optimizer):
@@ -196,7 +174,7 @@ class RMSprop(Optimizer):
     """RMSprop: v = alpha v + (1 - alpha) g^2; params -= lr g / (sqrt(v) + eps)."""
 
     _kind = _KIND.FP_OPT_RMSPROP
-    _CHECKS = dict(Optimizer._CHECKS, alpha=lambda self, name, v: _fraction(name, v),
+    _CHECKS = dict(Optimizer._CHECKS, alpha=lambda self, name, v: check_fraction(name, v),
                    eps=lambda self, name, v: check_positive_float(name, v))
 
     def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, clip_norm=None):

@@ -154,12 +154,12 @@ def test_explain_of_the_seed_scalar_network_prints_its_numbers():
                                 "-0.0482778", "-0.0120695"]
 
 
-def test_explain_with_fused_output():
+def test_explain_with_a_loss_from_the_logits():
     model = fp.Sequential([fp.Dense(2, 3, "relu"), fp.Dense(3, 2, "softmax")], seed=0)
     trace = model.explain([[1.0, -1.0]], [1], "softmax_cross_entropy")
     p = model.predict([[1.0, -1.0]])[0]
     np.testing.assert_allclose(trace[1].delta[0], p - [0, 1], rtol=1e-6)
-    assert trace[1].fprime is None and "fused with softmax_cross_entropy" in str(trace)
+    assert trace[1].fprime is None and "softmax_cross_entropy is computed from the output's logits u" in str(trace)
 
 
 def test_every_public_class_has_a_repr():
