@@ -176,6 +176,8 @@ def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, se
     for cb in callbacks:
         if hasattr(cb, "on_train_begin"):
             cb.on_train_begin(model, logs)
+    engine = model._bind(optimizer, batch_size)
+    state = model._optimizer_state
     try:
         for epoch in range(epochs):
             lr = rates[epoch]
@@ -183,7 +185,10 @@ def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, se
                 lr *= getattr(cb, "lr_factor", 1.0)
                 if hasattr(cb, "on_epoch_begin"):
                     cb.on_epoch_begin(model, epoch, {"epoch": epoch + 1, "epochs": epochs})
-            engine = model._bind(optimizer, batch_size)
+            if engine is not model._engine or model._optimizer_state is not state:
+                # a callback's predict rebuilt the engine larger, or trained with another
+                # optimizer: bind this fit's optimizer and state again
+                engine = model._bind(optimizer, batch_size, state)
             start = time.perf_counter()
             if shuffle:
                 rng.shuffle(order)  # in place: a new order each epoch, no allocation
