@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-_INT_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
+INT_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
 
 
 def check_dtype(dtype):
@@ -26,8 +26,8 @@ def check_dtype(dtype):
 def check_positive_int(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    if value > _INT_MAX:
-        raise ValueError(f"{name}: expected at most {_INT_MAX}, got {value!r}")
+    if value > INT_MAX:
+        raise ValueError(f"{name}: expected at most {INT_MAX}, got {value!r}")
     return int(value)
 
 
@@ -108,12 +108,15 @@ def check_matrix(name, value, dtype, n_cols=None, n_rows=None, cols_name="n_in")
     if arr.shape[0] == 0:
         raise ValueError(f"{name}: expected at least one sample, got an empty batch with shape "
                          f"{arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one column ({cols_name}), got shape "
+                         f"{arr.shape}")
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name}: expected {n_cols} columns ({cols_name}), got shape {arr.shape}")
     if n_rows is not None and arr.shape[0] != n_rows:
         raise ValueError(f"{name}: expected {n_rows} rows (one per sample), got shape {arr.shape}")
-    if max(arr.shape) > _INT_MAX:
-        raise ValueError(f"{name}: dimensions above {_INT_MAX} are not supported, got {arr.shape}")
+    if max(arr.shape) > INT_MAX:
+        raise ValueError(f"{name}: dimensions above {INT_MAX} are not supported, got {arr.shape}")
     arr = arr.astype(dtype, copy=False)
     check_finite(name, arr)  # after the cast: 1e39 becomes inf in float32
     if not (arr.flags.c_contiguous or arr.flags.f_contiguous):

@@ -11,33 +11,56 @@ loops. Each checks its arguments and then runs one compiled kernel with the GIL 
 
 The dtype (float32 or float64) is that of W (or of params); other inputs are converted to it.
 Matrices may be in C or Fortran order (read by BLAS without a copy) or any strided view (copied).
+Every input must be finite and non-empty, every dimension within a C int, and an output buffer
+must be a writable C-contiguous array of the right shape and dtype that shares no memory with any
+input (or with another output): each of these raises a ValueError or TypeError naming the
+argument before any compiled code runs.
 """
 import numpy as np
 
 from . import _kernels
-from ._validation import as_numeric_array, blas_operand, check_dtype, check_matrix, check_positive_float
+from ._validation import (INT_MAX, as_numeric_array, blas_operand, check_dtype, check_finite,
+                          check_matrix, check_positive_float)
 from .activations import ACTIVATIONS, canonical_activation
 from .losses import LOSSES, canonical_loss, check_output_activation, prepare_targets
 
 __all__ = ["forward", "delta", "weight_gradient", "loss_gradient", "sgd_update"]
 
 
-def _param_dtype(name, arr):
+def _param_dtype(name, arr, ndim=2):
+    """A float array whose dtype sets the computation's, with `ndim` dimensions, none empty or
+    beyond a C int, and finite values."""
     arr = as_numeric_array(name, arr)
     if arr.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {arr.dtype.name!r}")
+    if arr.ndim != ndim:
+        what = "(n_in, n_out)" if name == "W" else "(n_samples, n_out)"
+        raise ValueError(f"{name}: expected a {ndim}-D array {what}, got shape {arr.shape}")
+    _check_size(name, arr)
+    check_finite(name, arr)
     return arr, arr.dtype
+
+
+def _check_size(name, arr):
+    if 0 in arr.shape:
+        raise ValueError(f"{name}: expected no empty dimension, got shape {arr.shape}")
+    if max(arr.shape) > INT_MAX:
+        raise ValueError(f"{name}: expected dimensions up to {INT_MAX} (a C int), got "
+                         f"{arr.shape}")
 
 
 def _vector(name, value, dtype, n):
     arr = as_numeric_array(name, value)
     if arr.shape != (n,):
         raise ValueError(f"{name}: expected shape ({n},), got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(name, arr)
+    return arr
 
 
-def _out(name, out, shape, dtype):
-    """A checked output buffer, or a new one."""
+def _out(name, out, shape, dtype, inputs=()):
+    """A checked output buffer, or a new one. `inputs`: (name, array) pairs it must not
+    overlap (an output read while it is written gives wrong numbers)."""
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
@@ -47,6 +70,10 @@ def _out(name, out, shape, dtype):
                          f"{out.dtype.name} of shape {out.shape}")
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"{name}: expected a writable C-contiguous array")
+    for other, arr in inputs:
+        if arr is not None and np.may_share_memory(out, arr):
+            raise ValueError(f"{name}: must not share memory with {other}; pass a separate "
+                             f"array (or none, to have one allocated)")
     return out
 
 
@@ -64,15 +91,15 @@ def forward(X, W, b, activation="identity", *, negative_slope=0.01, out=None, Z_
     Returns A; or (Z, A) if `Z_out` is given (pass ``Z_out=True`` to have it allocated).
     """
     W, dtype = _param_dtype("W", W)
-    if W.ndim != 2:
-        raise ValueError(f"W: expected a 2-D array (n_in, n_out), got shape {W.shape}")
     n_in, n_out = W.shape
     X = check_matrix("X", X, dtype, n_cols=n_in)
     b = _vector("b", b, dtype, n_out)
     _, code, slope = _activation(activation, negative_slope)
     shape = (X.shape[0], n_out)
-    A = _out("out", out, shape, dtype)
-    Z = None if Z_out is None else _out("Z_out", None if Z_out is True else Z_out, shape, dtype)
+    inputs = (("X", X), ("W", W), ("b", b))
+    A = _out("out", out, shape, dtype, inputs)
+    Z = None if Z_out is None else _out("Z_out", None if Z_out is True else Z_out, shape, dtype,
+                                        inputs + (("out", A),))
     Xs, trans_x = blas_operand(X)
     Ws, trans_w = blas_operand(W)
     _kernels._forward(Xs, trans_x, Ws, trans_w, b, Z, A, code, slope)
@@ -86,8 +113,6 @@ def delta(dZ, W, A_prev, activation_prev, *, negative_slope=0.01, out=None):
     (n_samples, n_in) is the previous layer's activation. Returns dZ_prev (n_samples, n_in).
     """
     W, dtype = _param_dtype("W", W)
-    if W.ndim != 2:
-        raise ValueError(f"W: expected a 2-D array (n_in, n_out), got shape {W.shape}")
     n_in, n_out = W.shape
     dZ = check_matrix("dZ", dZ, dtype, n_cols=n_out, cols_name="n_out")
     A_prev = np.ascontiguousarray(check_matrix("A_prev", A_prev, dtype, n_cols=n_in,
@@ -95,7 +120,7 @@ def delta(dZ, W, A_prev, activation_prev, *, negative_slope=0.01, out=None):
     name, code, slope = _activation(activation_prev, negative_slope)
     if name == "softmax":
         raise ValueError("activation_prev: softmax is only an output activation, fused with its loss")
-    dZ_prev = _out("out", out, A_prev.shape, dtype)
+    dZ_prev = _out("out", out, A_prev.shape, dtype, (("dZ", dZ), ("W", W), ("A_prev", A_prev)))
     dZs, trans_d = blas_operand(dZ)
     Ws, trans_w = blas_operand(W)
     _kernels._delta(dZs, trans_d, Ws, trans_w, A_prev, dZ_prev, code, slope)
@@ -108,16 +133,17 @@ def weight_gradient(A_prev, dZ, *, dW=None, db=None, accumulate=False):
     A_prev (n_samples, n_in), dZ (n_samples, n_out). Returns (dW, db).
     """
     dZ, dtype = _param_dtype("dZ", dZ)
-    if dZ.ndim != 2 or dZ.shape[0] == 0:
-        raise ValueError(f"dZ: expected a non-empty 2-D array (n_samples, n_out), got shape {dZ.shape}")
-    check_matrix("dZ", dZ, dtype)
     dZ = np.ascontiguousarray(dZ)
     A_prev = check_matrix("A_prev", A_prev, dtype, n_rows=dZ.shape[0])
     n_in, n_out = A_prev.shape[1], dZ.shape[1]
     if accumulate and (dW is None or db is None):
         raise ValueError("accumulate: expected dW and db buffers to add to, got None")
-    dW = _out("dW", dW, (n_in, n_out), dtype)
-    db = _out("db", db, (n_out,), dtype)
+    inputs = (("A_prev", A_prev), ("dZ", dZ))
+    dW = _out("dW", dW, (n_in, n_out), dtype, inputs)
+    db = _out("db", db, (n_out,), dtype, inputs + (("dW", dW),))
+    if accumulate:
+        check_finite("dW", dW)
+        check_finite("db", db)
     As, trans_a = blas_operand(A_prev)
     _kernels._weight_gradient(As, trans_a, dZ, dW, db, bool(accumulate))
     return dW, db
@@ -130,14 +156,14 @@ def loss_gradient(loss, Z, A, y, activation, *, negative_slope=0.01, out=None):
     (binary and softmax cross-entropy read only Z, the logits). Returns (loss, dZ, n_correct).
     """
     Z, dtype = _param_dtype("Z", Z)
-    Z = np.ascontiguousarray(check_matrix("Z", Z, dtype, cols_name="n_out"))
+    Z = np.ascontiguousarray(Z)
     A = np.ascontiguousarray(check_matrix("A", A, dtype, n_cols=Z.shape[1], n_rows=Z.shape[0],
                                           cols_name="n_out"))
     loss = canonical_loss(loss)
     name, code, slope = _activation(activation, negative_slope)
     check_output_activation(loss, name)
     Y, labels = prepare_targets(loss, y, Z.shape[0], Z.shape[1], dtype)
-    dZ = _out("out", out, Z.shape, dtype)
+    dZ = _out("out", out, Z.shape, dtype, (("Z", Z), ("A", A), ("y", Y), ("y", labels)))
     value, n_correct = _kernels._loss_gradient(LOSSES[loss], Z, A, Y, labels, dZ, code, slope)
     return value, dZ, n_correct
 
@@ -148,7 +174,10 @@ def sgd_update(params, grads, lr):
             or not params.flags.writeable:
         raise ValueError("params: expected a writable C-contiguous 1-D numpy array")
     dtype = check_dtype(params.dtype)
+    check_finite("params", params)
     grads = _vector("grads", grads, dtype, params.shape[0])
+    if np.may_share_memory(params, grads):
+        raise ValueError("grads: must not share memory with params")
     lr = check_positive_float("lr", lr)
     if params.size:
         _kernels._sgd_update(params, grads, lr)
