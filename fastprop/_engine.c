@@ -2011,7 +2011,7 @@ struct __pyx_t_8fastprop_7_engine_Batch {
   Py_ssize_t n;
 };
 
-/* "fastprop/_engine.pyx":297
+/* "fastprop/_engine.pyx":337
  * 
  * 
  * cdef class Engine:             # <<<<<<<<<<<<<<
@@ -3735,6 +3735,8 @@ static PyObject *__pyx_imported_enum___Pyx_Enum_8fastprop_8_kernels_enum__space_
 static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__from_logits(int); /*proto*/
 static void __pyx_f_8fastprop_7_engine__optimizer_pass(struct __pyx_t_8fastprop_7_engine_Net *, double); /*proto*/
 static double __pyx_f_8fastprop_7_engine__batch_step(struct __pyx_t_8fastprop_7_engine_Net *, struct __pyx_t_8fastprop_7_engine_Batch const *, int, int, double, int64_t *); /*proto*/
+static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__finite(double); /*proto*/
+static int __pyx_f_8fastprop_7_engine__params_finite(struct __pyx_t_8fastprop_7_engine_Net *); /*proto*/
 static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fastprop_7_engine_Net *, struct __pyx_t_8fastprop_7_engine_Batch const *, int, char *, int64_t *); /*proto*/
 static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *, Py_ssize_t, int64_t); /*proto*/
 static CYTHON_INLINE void *__pyx_f_8fastprop_7_engine__data(PyArrayObject *); /*proto*/
@@ -3744,8 +3746,8 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8fastprop_7_engine_Net *, double const *, double const *, int64_t const *, int, int, int, int, double, int64_t *); /*proto*/
 static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastprop_7_engine_Net *, float const *, float const *, int64_t const *, int, int, int, double, int64_t *); /*proto*/
 static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastprop_7_engine_Net *, double const *, double const *, int64_t const *, int, int, int, double, int64_t *); /*proto*/
-static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fastprop_7_engine_Net *, float const *, float const *, int64_t const *, int64_t const *, Py_ssize_t, int, int, double, int64_t *); /*proto*/
-static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fastprop_7_engine_Net *, double const *, double const *, int64_t const *, int64_t const *, Py_ssize_t, int, int, double, int64_t *); /*proto*/
+static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fastprop_7_engine_Net *, float const *, float const *, int64_t const *, int64_t const *, Py_ssize_t, int, int, double, int, int64_t *, Py_ssize_t *); /*proto*/
+static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fastprop_7_engine_Net *, double const *, double const *, int64_t const *, int64_t const *, Py_ssize_t, int, int, double, int, int64_t *, Py_ssize_t *); /*proto*/
 static PyObject *__Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(enum fp_activation); /*proto*/
 /* #### Code section: typeinfo ### */
 /* #### Code section: before_global_var ### */
@@ -3770,8 +3772,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_12gradients(struct __pyx_ob
 static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss); /* proto */
 static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, int __pyx_v_loss, double __pyx_v_lr); /* proto */
-static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, PyObject *__pyx_v_order, int __pyx_v_batch_size, int __pyx_v_loss, double __pyx_v_lr); /* proto */
-static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, double __pyx_v_lr); /* proto */
+static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, PyObject *__pyx_v_order, int __pyx_v_batch_size, int __pyx_v_loss, double __pyx_v_lr, int __pyx_v_check_params); /* proto */
+static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22params_finite(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_24update(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, double __pyx_v_lr); /* proto */
 static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8capacity___get__(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_5dtype___get__(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_8fastprop_7_engine_6_Shape___init__(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_self, PyObject *__pyx_v_n_in, PyObject *__pyx_v_n_out); /* proto */
@@ -3842,9 +3845,9 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_items;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
-    PyObject *__pyx_tuple[3];
-    PyObject *__pyx_codeobj_tab[11];
-    PyObject *__pyx_string_tab[202];
+    PyObject *__pyx_tuple[4];
+    PyObject *__pyx_codeobj_tab[12];
+    PyObject *__pyx_string_tab[208];
     PyObject *__pyx_number_tab[3];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3967,135 +3970,141 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_Engine_gradients __pyx_string_tab[70]
 #define __pyx_n_u_Engine_layer_shapes __pyx_string_tab[71]
 #define __pyx_n_u_Engine_loss __pyx_string_tab[72]
-#define __pyx_n_u_Engine_predict __pyx_string_tab[73]
-#define __pyx_n_u_Engine_step __pyx_string_tab[74]
-#define __pyx_n_u_Engine_trace __pyx_string_tab[75]
-#define __pyx_n_u_Engine_update __pyx_string_tab[76]
-#define __pyx_n_u_FP_IDENTITY __pyx_string_tab[77]
-#define __pyx_n_u_FP_LEAKY_RELU __pyx_string_tab[78]
-#define __pyx_n_u_FP_RELU __pyx_string_tab[79]
-#define __pyx_n_u_FP_SIGMOID __pyx_string_tab[80]
-#define __pyx_n_u_FP_SOFTMAX __pyx_string_tab[81]
-#define __pyx_n_u_FP_TANH __pyx_string_tab[82]
-#define __pyx_n_u_L __pyx_string_tab[83]
-#define __pyx_n_u_X __pyx_string_tab[84]
-#define __pyx_n_u_Y __pyx_string_tab[85]
-#define __pyx_n_u__6 __pyx_string_tab[86]
-#define __pyx_n_u_Shape __pyx_string_tab[87]
-#define __pyx_n_u_Shape___init __pyx_string_tab[88]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[89]
-#define __pyx_n_u_annotate __pyx_string_tab[90]
-#define __pyx_n_u_doc __pyx_string_tab[91]
-#define __pyx_n_u_func __pyx_string_tab[92]
-#define __pyx_n_u_init __pyx_string_tab[93]
-#define __pyx_n_u_main __pyx_string_tab[94]
-#define __pyx_n_u_metaclass __pyx_string_tab[95]
-#define __pyx_n_u_module __pyx_string_tab[96]
-#define __pyx_n_u_name __pyx_string_tab[97]
-#define __pyx_n_u_prepare __pyx_string_tab[98]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[99]
-#define __pyx_n_u_qualname __pyx_string_tab[100]
-#define __pyx_n_u_reduce __pyx_string_tab[101]
-#define __pyx_n_u_set_name __pyx_string_tab[102]
-#define __pyx_n_u_slots __pyx_string_tab[103]
-#define __pyx_n_u_test __pyx_string_tab[104]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[105]
-#define __pyx_n_u_a __pyx_string_tab[106]
-#define __pyx_n_u_activation_code __pyx_string_tab[107]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[108]
-#define __pyx_n_u_b __pyx_string_tab[109]
-#define __pyx_n_u_batch __pyx_string_tab[110]
-#define __pyx_n_u_batch_size __pyx_string_tab[111]
-#define __pyx_n_u_bind_optimizer __pyx_string_tab[112]
-#define __pyx_n_u_buf __pyx_string_tab[113]
-#define __pyx_n_u_c_contiguous __pyx_string_tab[114]
-#define __pyx_n_u_capacity __pyx_string_tab[115]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[116]
-#define __pyx_n_u_d __pyx_string_tab[117]
-#define __pyx_n_u_dA __pyx_string_tab[118]
-#define __pyx_n_u_da __pyx_string_tab[119]
-#define __pyx_n_u_delta __pyx_string_tab[120]
-#define __pyx_n_u_dropout_rate __pyx_string_tab[121]
-#define __pyx_n_u_dropout_state __pyx_string_tab[122]
-#define __pyx_n_u_dtype __pyx_string_tab[123]
-#define __pyx_n_u_empty __pyx_string_tab[124]
-#define __pyx_n_u_empty_like __pyx_string_tab[125]
-#define __pyx_n_u_enumerate __pyx_string_tab[126]
-#define __pyx_n_u_epoch __pyx_string_tab[127]
-#define __pyx_n_u_fastprop__engine __pyx_string_tab[128]
-#define __pyx_n_u_fastprop__kernels __pyx_string_tab[129]
-#define __pyx_n_u_flags __pyx_string_tab[130]
-#define __pyx_n_u_float32 __pyx_string_tab[131]
-#define __pyx_n_u_float64 __pyx_string_tab[132]
-#define __pyx_n_u_fp_activation __pyx_string_tab[133]
-#define __pyx_n_u_fprime __pyx_string_tab[134]
-#define __pyx_n_u_from_logits __pyx_string_tab[135]
-#define __pyx_n_u_gradients __pyx_string_tab[136]
-#define __pyx_n_u_grads __pyx_string_tab[137]
-#define __pyx_n_u_hyper __pyx_string_tab[138]
-#define __pyx_n_u_i __pyx_string_tab[139]
-#define __pyx_n_u_inf __pyx_string_tab[140]
-#define __pyx_n_u_int64 __pyx_string_tab[141]
-#define __pyx_n_u_isfinite __pyx_string_tab[142]
-#define __pyx_n_u_items __pyx_string_tab[143]
-#define __pyx_n_u_itemsize __pyx_string_tab[144]
-#define __pyx_n_u_l __pyx_string_tab[145]
-#define __pyx_n_u_labels __pyx_string_tab[146]
-#define __pyx_n_u_layer_shapes __pyx_string_tab[147]
-#define __pyx_n_u_layers __pyx_string_tab[148]
-#define __pyx_n_u_loss __pyx_string_tab[149]
-#define __pyx_n_u_lr __pyx_string_tab[150]
-#define __pyx_n_u_may_share_memory __pyx_string_tab[151]
-#define __pyx_n_u_n __pyx_string_tab[152]
-#define __pyx_n_u_n_correct __pyx_string_tab[153]
-#define __pyx_n_u_n_in __pyx_string_tab[154]
-#define __pyx_n_u_n_out __pyx_string_tab[155]
-#define __pyx_n_u_n_state __pyx_string_tab[156]
-#define __pyx_n_u_ndarray __pyx_string_tab[157]
-#define __pyx_n_u_ndim __pyx_string_tab[158]
-#define __pyx_n_u_negative_slope __pyx_string_tab[159]
-#define __pyx_n_u_np __pyx_string_tab[160]
-#define __pyx_n_u_numpy __pyx_string_tab[161]
-#define __pyx_n_u_o __pyx_string_tab[162]
-#define __pyx_n_u_ones_like __pyx_string_tab[163]
-#define __pyx_n_u_opt __pyx_string_tab[164]
-#define __pyx_n_u_order __pyx_string_tab[165]
-#define __pyx_n_u_out __pyx_string_tab[166]
-#define __pyx_n_u_params __pyx_string_tab[167]
-#define __pyx_n_u_pointers __pyx_string_tab[168]
-#define __pyx_n_u_pop __pyx_string_tab[169]
-#define __pyx_n_u_predict __pyx_string_tab[170]
-#define __pyx_n_u_s __pyx_string_tab[171]
-#define __pyx_n_u_self __pyx_string_tab[172]
-#define __pyx_n_u_setdefault __pyx_string_tab[173]
-#define __pyx_n_u_shape __pyx_string_tab[174]
-#define __pyx_n_u_state __pyx_string_tab[175]
-#define __pyx_n_u_step __pyx_string_tab[176]
-#define __pyx_n_u_steps __pyx_string_tab[177]
-#define __pyx_n_u_total __pyx_string_tab[178]
-#define __pyx_n_u_trace __pyx_string_tab[179]
-#define __pyx_n_u_u __pyx_string_tab[180]
-#define __pyx_n_u_uint64 __pyx_string_tab[181]
-#define __pyx_n_u_update __pyx_string_tab[182]
-#define __pyx_n_u_value __pyx_string_tab[183]
-#define __pyx_n_u_values __pyx_string_tab[184]
-#define __pyx_n_u_warn __pyx_string_tab[185]
-#define __pyx_n_u_warnings __pyx_string_tab[186]
-#define __pyx_n_u_writeable __pyx_string_tab[187]
-#define __pyx_n_u_zeros __pyx_string_tab[188]
-#define __pyx_kp_b_fp_optimizer_PyObject_void_doubl __pyx_string_tab[189]
-#define __pyx_kp_b_void_double_const_int_int_double __pyx_string_tab[190]
-#define __pyx_kp_b_iso88591_A_G4y_a __pyx_string_tab[191]
-#define __pyx_kp_b_iso88591_A_iq __pyx_string_tab[192]
-#define __pyx_kp_b_iso88591_A_q_at4vQb_t4vQb_E_at4q __pyx_string_tab[193]
-#define __pyx_kp_b_iso88591_A_4was_s_E_T_q_D_Ba_5_5_D_7_T_Cw __pyx_string_tab[194]
-#define __pyx_kp_b_iso88591_A_AQ_G1_q_V1 __pyx_string_tab[195]
-#define __pyx_kp_b_iso88591_A_AQ_t7_3c_t1_G1_1AT_q_6_t1A_wa __pyx_string_tab[196]
-#define __pyx_kp_b_iso88591_A_t_as_XV1 __pyx_string_tab[197]
-#define __pyx_kp_b_iso88591_A_4was_XV1_G1_1D_awfF_1_wa __pyx_string_tab[198]
+#define __pyx_n_u_Engine_params_finite __pyx_string_tab[73]
+#define __pyx_n_u_Engine_predict __pyx_string_tab[74]
+#define __pyx_n_u_Engine_step __pyx_string_tab[75]
+#define __pyx_n_u_Engine_trace __pyx_string_tab[76]
+#define __pyx_n_u_Engine_update __pyx_string_tab[77]
+#define __pyx_n_u_FP_IDENTITY __pyx_string_tab[78]
+#define __pyx_n_u_FP_LEAKY_RELU __pyx_string_tab[79]
+#define __pyx_n_u_FP_RELU __pyx_string_tab[80]
+#define __pyx_n_u_FP_SIGMOID __pyx_string_tab[81]
+#define __pyx_n_u_FP_SOFTMAX __pyx_string_tab[82]
+#define __pyx_n_u_FP_TANH __pyx_string_tab[83]
+#define __pyx_n_u_L __pyx_string_tab[84]
+#define __pyx_n_u_X __pyx_string_tab[85]
+#define __pyx_n_u_Y __pyx_string_tab[86]
+#define __pyx_n_u__6 __pyx_string_tab[87]
+#define __pyx_n_u_Shape __pyx_string_tab[88]
+#define __pyx_n_u_Shape___init __pyx_string_tab[89]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[90]
+#define __pyx_n_u_annotate __pyx_string_tab[91]
+#define __pyx_n_u_doc __pyx_string_tab[92]
+#define __pyx_n_u_func __pyx_string_tab[93]
+#define __pyx_n_u_init __pyx_string_tab[94]
+#define __pyx_n_u_main __pyx_string_tab[95]
+#define __pyx_n_u_metaclass __pyx_string_tab[96]
+#define __pyx_n_u_module __pyx_string_tab[97]
+#define __pyx_n_u_name __pyx_string_tab[98]
+#define __pyx_n_u_prepare __pyx_string_tab[99]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[100]
+#define __pyx_n_u_qualname __pyx_string_tab[101]
+#define __pyx_n_u_reduce __pyx_string_tab[102]
+#define __pyx_n_u_set_name __pyx_string_tab[103]
+#define __pyx_n_u_slots __pyx_string_tab[104]
+#define __pyx_n_u_test __pyx_string_tab[105]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[106]
+#define __pyx_n_u_a __pyx_string_tab[107]
+#define __pyx_n_u_activation_code __pyx_string_tab[108]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[109]
+#define __pyx_n_u_b __pyx_string_tab[110]
+#define __pyx_n_u_batch __pyx_string_tab[111]
+#define __pyx_n_u_batch_size __pyx_string_tab[112]
+#define __pyx_n_u_bind_optimizer __pyx_string_tab[113]
+#define __pyx_n_u_buf __pyx_string_tab[114]
+#define __pyx_n_u_c_contiguous __pyx_string_tab[115]
+#define __pyx_n_u_capacity __pyx_string_tab[116]
+#define __pyx_n_u_check_params __pyx_string_tab[117]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[118]
+#define __pyx_n_u_d __pyx_string_tab[119]
+#define __pyx_n_u_dA __pyx_string_tab[120]
+#define __pyx_n_u_da __pyx_string_tab[121]
+#define __pyx_n_u_delta __pyx_string_tab[122]
+#define __pyx_n_u_diverged __pyx_string_tab[123]
+#define __pyx_n_u_dropout_rate __pyx_string_tab[124]
+#define __pyx_n_u_dropout_state __pyx_string_tab[125]
+#define __pyx_n_u_dtype __pyx_string_tab[126]
+#define __pyx_n_u_empty __pyx_string_tab[127]
+#define __pyx_n_u_empty_like __pyx_string_tab[128]
+#define __pyx_n_u_enumerate __pyx_string_tab[129]
+#define __pyx_n_u_epoch __pyx_string_tab[130]
+#define __pyx_n_u_fastprop__engine __pyx_string_tab[131]
+#define __pyx_n_u_fastprop__kernels __pyx_string_tab[132]
+#define __pyx_n_u_flags __pyx_string_tab[133]
+#define __pyx_n_u_float32 __pyx_string_tab[134]
+#define __pyx_n_u_float64 __pyx_string_tab[135]
+#define __pyx_n_u_fp_activation __pyx_string_tab[136]
+#define __pyx_n_u_fprime __pyx_string_tab[137]
+#define __pyx_n_u_from_logits __pyx_string_tab[138]
+#define __pyx_n_u_gradients __pyx_string_tab[139]
+#define __pyx_n_u_grads __pyx_string_tab[140]
+#define __pyx_n_u_hyper __pyx_string_tab[141]
+#define __pyx_n_u_i __pyx_string_tab[142]
+#define __pyx_n_u_inf __pyx_string_tab[143]
+#define __pyx_n_u_int64 __pyx_string_tab[144]
+#define __pyx_n_u_isfinite __pyx_string_tab[145]
+#define __pyx_n_u_items __pyx_string_tab[146]
+#define __pyx_n_u_itemsize __pyx_string_tab[147]
+#define __pyx_n_u_l __pyx_string_tab[148]
+#define __pyx_n_u_labels __pyx_string_tab[149]
+#define __pyx_n_u_layer_shapes __pyx_string_tab[150]
+#define __pyx_n_u_layers __pyx_string_tab[151]
+#define __pyx_n_u_loss __pyx_string_tab[152]
+#define __pyx_n_u_lr __pyx_string_tab[153]
+#define __pyx_n_u_may_share_memory __pyx_string_tab[154]
+#define __pyx_n_u_n __pyx_string_tab[155]
+#define __pyx_n_u_n_correct __pyx_string_tab[156]
+#define __pyx_n_u_n_in __pyx_string_tab[157]
+#define __pyx_n_u_n_out __pyx_string_tab[158]
+#define __pyx_n_u_n_state __pyx_string_tab[159]
+#define __pyx_n_u_ndarray __pyx_string_tab[160]
+#define __pyx_n_u_ndim __pyx_string_tab[161]
+#define __pyx_n_u_negative_slope __pyx_string_tab[162]
+#define __pyx_n_u_np __pyx_string_tab[163]
+#define __pyx_n_u_numpy __pyx_string_tab[164]
+#define __pyx_n_u_o __pyx_string_tab[165]
+#define __pyx_n_u_ok __pyx_string_tab[166]
+#define __pyx_n_u_ones_like __pyx_string_tab[167]
+#define __pyx_n_u_opt __pyx_string_tab[168]
+#define __pyx_n_u_order __pyx_string_tab[169]
+#define __pyx_n_u_out __pyx_string_tab[170]
+#define __pyx_n_u_params __pyx_string_tab[171]
+#define __pyx_n_u_params_finite __pyx_string_tab[172]
+#define __pyx_n_u_pointers __pyx_string_tab[173]
+#define __pyx_n_u_pop __pyx_string_tab[174]
+#define __pyx_n_u_predict __pyx_string_tab[175]
+#define __pyx_n_u_s __pyx_string_tab[176]
+#define __pyx_n_u_self __pyx_string_tab[177]
+#define __pyx_n_u_setdefault __pyx_string_tab[178]
+#define __pyx_n_u_shape __pyx_string_tab[179]
+#define __pyx_n_u_state __pyx_string_tab[180]
+#define __pyx_n_u_step __pyx_string_tab[181]
+#define __pyx_n_u_steps __pyx_string_tab[182]
+#define __pyx_n_u_total __pyx_string_tab[183]
+#define __pyx_n_u_trace __pyx_string_tab[184]
+#define __pyx_n_u_u __pyx_string_tab[185]
+#define __pyx_n_u_uint64 __pyx_string_tab[186]
+#define __pyx_n_u_update __pyx_string_tab[187]
+#define __pyx_n_u_value __pyx_string_tab[188]
+#define __pyx_n_u_values __pyx_string_tab[189]
+#define __pyx_n_u_warn __pyx_string_tab[190]
+#define __pyx_n_u_warnings __pyx_string_tab[191]
+#define __pyx_n_u_writeable __pyx_string_tab[192]
+#define __pyx_n_u_zeros __pyx_string_tab[193]
+#define __pyx_kp_b_fp_optimizer_PyObject_void_doubl __pyx_string_tab[194]
+#define __pyx_kp_b_void_double_const_int_int_double __pyx_string_tab[195]
+#define __pyx_kp_b_iso88591_A_G4y_a __pyx_string_tab[196]
+#define __pyx_kp_b_iso88591_A_iq __pyx_string_tab[197]
+#define __pyx_kp_b_iso88591_A_q_at4vQb_t4vQb_E_at4q __pyx_string_tab[198]
 #define __pyx_kp_b_iso88591_A_AQ_t7_3c_q_AQ_4r_N_a_A_9_Naq_6 __pyx_string_tab[199]
-#define __pyx_kp_b_iso88591_A_T_Q_D_as_XV4q_ARvRs_9D_E_Qb_1C __pyx_string_tab[200]
-#define __pyx_kp_b_iso88591_A_aq_4_S_A_7q_1_q_1_3awc_A_9_Cq __pyx_string_tab[201]
+#define __pyx_kp_b_iso88591_A_4was_s_E_T_q_D_Ba_5_5_D_7_T_Cw __pyx_string_tab[200]
+#define __pyx_kp_b_iso88591_A_AQ_G1_q_V1 __pyx_string_tab[201]
+#define __pyx_kp_b_iso88591_A_AQ_t7_3c_t1_G1_1AT_q_6_t1A_wa __pyx_string_tab[202]
+#define __pyx_kp_b_iso88591_A_t_as_XV1 __pyx_string_tab[203]
+#define __pyx_kp_b_iso88591_A_4was_XV1_G1_1D_awfF_1_wa __pyx_string_tab[204]
+#define __pyx_kp_b_iso88591_A_q_Q_q __pyx_string_tab[205]
+#define __pyx_kp_b_iso88591_A_T_Q_D_as_XV4q_ARvRs_9D_E_Qb_1C __pyx_string_tab[206]
+#define __pyx_kp_b_iso88591_A_aq_4_S_A_7q_1_q_1_3awc_A_9_Cq __pyx_string_tab[207]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_1 __pyx_number_tab[1]
 #define __pyx_int_2 __pyx_number_tab[2]
@@ -4134,9 +4143,9 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
-  for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<11; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<202; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<12; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<208; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -4181,9 +4190,9 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
-  for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<11; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<202; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<12; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<208; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -7396,7 +7405,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
  *     else:
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,             # <<<<<<<<<<<<<<
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)
- *     for l in range(L - 1, -1, -1):
+ *     if update != NO_UPDATE and not _finite(value):
 */
   /*else*/ {
 
@@ -7404,8 +7413,8 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
  *     else:
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)             # <<<<<<<<<<<<<<
- *     for l in range(L - 1, -1, -1):
- *         d = &net.layer[l]
+ *     if update != NO_UPDATE and not _finite(value):
+ *         return value  # a diverged batch updates nothing
 */
     __pyx_v_value = fp_loss_gradient(__pyx_v_dt, __pyx_v_loss, __pyx_v_Z, (__pyx_v_net->A[(__pyx_v_L - 1)]), __pyx_v_Y, __pyx_v_labels, (__pyx_v_net->dZ[(__pyx_v_L - 1)]), __pyx_v_n, __pyx_v_out->n_out, __pyx_v_out->activation, __pyx_v_out->negative_slope, __pyx_v_n_correct);
   }
@@ -7414,6 +7423,54 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   /* "fastprop/_engine.pyx":154
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)
+ *     if update != NO_UPDATE and not _finite(value):             # <<<<<<<<<<<<<<
+ *         return value  # a diverged batch updates nothing
+ *     for l in range(L - 1, -1, -1):
+*/
+  __pyx_t_4 = (__pyx_v_update != __pyx_e_8fastprop_7_engine_NO_UPDATE);
+
+  if (__pyx_t_4) {
+
+  } else {
+
+    __pyx_t_3 = __pyx_t_4;
+
+    goto __pyx_L7_bool_binop_done;
+  }
+  __pyx_t_4 = (!__pyx_f_8fastprop_7_engine__finite(__pyx_v_value));
+
+
+  __pyx_t_3 = __pyx_t_4;
+
+  __pyx_L7_bool_binop_done:;
+  if (__pyx_t_3) {
+
+
+    /* "fastprop/_engine.pyx":155
+ *                                  out.n_out, out.activation, out.negative_slope, n_correct)
+ *     if update != NO_UPDATE and not _finite(value):
+ *         return value  # a diverged batch updates nothing             # <<<<<<<<<<<<<<
+ *     for l in range(L - 1, -1, -1):
+ *         d = &net.layer[l]
+*/
+    {
+
+      __pyx_r = __pyx_v_value;
+    }
+    goto __pyx_L0;
+
+    /* "fastprop/_engine.pyx":154
+ *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
+ *                                  out.n_out, out.activation, out.negative_slope, n_correct)
+ *     if update != NO_UPDATE and not _finite(value):             # <<<<<<<<<<<<<<
+ *         return value  # a diverged batch updates nothing
+ *     for l in range(L - 1, -1, -1):
+*/
+  }
+
+  /* "fastprop/_engine.pyx":156
+ *     if update != NO_UPDATE and not _finite(value):
+ *         return value  # a diverged batch updates nothing
  *     for l in range(L - 1, -1, -1):             # <<<<<<<<<<<<<<
  *         d = &net.layer[l]
  *         W = params + d.w_offset
@@ -7421,8 +7478,8 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   for (__pyx_t_1 = (__pyx_v_L - 1); __pyx_t_1 > -1; __pyx_t_1-=1) {
     __pyx_v_l = __pyx_t_1;
 
-    /* "fastprop/_engine.pyx":155
- *                                  out.n_out, out.activation, out.negative_slope, n_correct)
+    /* "fastprop/_engine.pyx":157
+ *         return value  # a diverged batch updates nothing
  *     for l in range(L - 1, -1, -1):
  *         d = &net.layer[l]             # <<<<<<<<<<<<<<
  *         W = params + d.w_offset
@@ -7430,7 +7487,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     __pyx_v_d = (&(__pyx_v_net->layer[__pyx_v_l]));
 
-    /* "fastprop/_engine.pyx":156
+    /* "fastprop/_engine.pyx":158
  *     for l in range(L - 1, -1, -1):
  *         d = &net.layer[l]
  *         W = params + d.w_offset             # <<<<<<<<<<<<<<
@@ -7439,7 +7496,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     __pyx_v_W = (__pyx_v_params + __pyx_v_d->w_offset);
 
-    /* "fastprop/_engine.pyx":157
+    /* "fastprop/_engine.pyx":159
  *         d = &net.layer[l]
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0             # <<<<<<<<<<<<<<
@@ -7450,7 +7507,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     } else {
 
       __pyx_t_3 = __pyx_v_training;
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L11_bool_binop_done;
     }
     __pyx_t_4 = (__pyx_v_l > 0);
 
@@ -7460,17 +7517,17 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 
       __pyx_t_3 = __pyx_t_4;
 
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L11_bool_binop_done;
     }
     __pyx_t_4 = ((__pyx_v_net->layer[(__pyx_v_l - 1)]).dropout_rate > 0.0);
 
 
     __pyx_t_3 = __pyx_t_4;
 
-    __pyx_L8_bool_binop_done:;
+    __pyx_L11_bool_binop_done:;
     __pyx_v_dropped_prev = __pyx_t_3;
 
-    /* "fastprop/_engine.pyx":158
+    /* "fastprop/_engine.pyx":160
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:             # <<<<<<<<<<<<<<
@@ -7482,7 +7539,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":159
+      /* "fastprop/_engine.pyx":161
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:
  *             A_prev = <floating *>X             # <<<<<<<<<<<<<<
@@ -7491,17 +7548,17 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_v_A_prev = ((float *)__pyx_v_X);
 
-      /* "fastprop/_engine.pyx":158
+      /* "fastprop/_engine.pyx":160
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:             # <<<<<<<<<<<<<<
  *             A_prev = <floating *>X
  *         else:
 */
-      goto __pyx_L11;
+      goto __pyx_L14;
     }
 
-    /* "fastprop/_engine.pyx":161
+    /* "fastprop/_engine.pyx":163
  *             A_prev = <floating *>X
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])             # <<<<<<<<<<<<<<
@@ -7519,9 +7576,9 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       __pyx_v_A_prev = ((float *)__pyx_t_2);
 
     }
-    __pyx_L11:;
+    __pyx_L14:;
 
-    /* "fastprop/_engine.pyx":162
+    /* "fastprop/_engine.pyx":164
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update             # <<<<<<<<<<<<<<
@@ -7533,7 +7590,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":163
+      /* "fastprop/_engine.pyx":165
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]             # <<<<<<<<<<<<<<
@@ -7542,7 +7599,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_v_p = (&(__pyx_v_net->layer[(__pyx_v_l - 1)]));
 
-      /* "fastprop/_engine.pyx":164
+      /* "fastprop/_engine.pyx":166
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:             # <<<<<<<<<<<<<<
@@ -7553,15 +7610,15 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       } else {
 
         __pyx_t_3 = __pyx_v_tracing;
-        goto __pyx_L14_bool_binop_done;
+        goto __pyx_L17_bool_binop_done;
       }
 
       __pyx_t_3 = __pyx_v_dropped_prev;
-      __pyx_L14_bool_binop_done:;
+      __pyx_L17_bool_binop_done:;
       if (__pyx_t_3) {
 
 
-        /* "fastprop/_engine.pyx":165
+        /* "fastprop/_engine.pyx":167
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:
  *                 target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])             # <<<<<<<<<<<<<<
@@ -7578,7 +7635,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
         __pyx_v_target = ((float *)__pyx_t_2);
 
 
-        /* "fastprop/_engine.pyx":166
+        /* "fastprop/_engine.pyx":168
  *             if tracing or dropped_prev:
  *                 target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],             # <<<<<<<<<<<<<<
@@ -7587,7 +7644,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         __pyx_fuse_0__pyx_f_8fastprop_8_kernels_gemm(0, 1, __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, ((float)1), ((float *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_d->n_out, __pyx_v_W, __pyx_v_d->n_out, ((float)0), __pyx_v_target, __pyx_v_d->n_in);
 
-        /* "fastprop/_engine.pyx":168
+        /* "fastprop/_engine.pyx":170
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:             # <<<<<<<<<<<<<<
@@ -7596,7 +7653,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         if (__pyx_v_tracing) {
 
-          /* "fastprop/_engine.pyx":169
+          /* "fastprop/_engine.pyx":171
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))             # <<<<<<<<<<<<<<
@@ -7605,7 +7662,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
           (void)(memcpy((__pyx_v_net->dZ[(__pyx_v_l - 1)]), __pyx_v_target, ((size_t)((__pyx_v_n * __pyx_v_d->n_in) * __pyx_v_size))));
 
-          /* "fastprop/_engine.pyx":168
+          /* "fastprop/_engine.pyx":170
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:             # <<<<<<<<<<<<<<
@@ -7614,7 +7671,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         }
 
-        /* "fastprop/_engine.pyx":170
+        /* "fastprop/_engine.pyx":172
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:             # <<<<<<<<<<<<<<
@@ -7623,7 +7680,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         if (__pyx_v_dropped_prev) {
 
-          /* "fastprop/_engine.pyx":171
+          /* "fastprop/_engine.pyx":173
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:
  *                     fp_mul(dt, net.dZ[l - 1], net.mask[l - 1], <Py_ssize_t>n * d.n_in)             # <<<<<<<<<<<<<<
@@ -7632,7 +7689,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
           fp_mul(__pyx_v_dt, (__pyx_v_net->dZ[(__pyx_v_l - 1)]), (__pyx_v_net->mask[(__pyx_v_l - 1)]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_d->n_in));
 
-          /* "fastprop/_engine.pyx":170
+          /* "fastprop/_engine.pyx":172
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:             # <<<<<<<<<<<<<<
@@ -7641,7 +7698,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         }
 
-        /* "fastprop/_engine.pyx":172
+        /* "fastprop/_engine.pyx":174
  *                 if dropped_prev:
  *                     fp_mul(dt, net.dZ[l - 1], net.mask[l - 1], <Py_ssize_t>n * d.n_in)
  *                 fp_activation_backward(dt, net.dZ[l - 1], net.A[l - 1], <Py_ssize_t>n * d.n_in,             # <<<<<<<<<<<<<<
@@ -7650,17 +7707,17 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         fp_activation_backward(__pyx_v_dt, (__pyx_v_net->dZ[(__pyx_v_l - 1)]), (__pyx_v_net->A[(__pyx_v_l - 1)]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_d->n_in), __pyx_v_p->activation, __pyx_v_p->negative_slope);
 
-        /* "fastprop/_engine.pyx":164
+        /* "fastprop/_engine.pyx":166
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:             # <<<<<<<<<<<<<<
  *                 target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
 */
-        goto __pyx_L13;
+        goto __pyx_L16;
       }
 
-      /* "fastprop/_engine.pyx":175
+      /* "fastprop/_engine.pyx":177
  *                                        p.activation, p.negative_slope)
  *             else:
  *                 delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,             # <<<<<<<<<<<<<<
@@ -7669,7 +7726,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       /*else*/ {
 
-        /* "fastprop/_engine.pyx":177
+        /* "fastprop/_engine.pyx":179
  *                 delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)             # <<<<<<<<<<<<<<
@@ -7678,9 +7735,9 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         __pyx_fuse_0__pyx_f_8fastprop_8_kernels_delta_layer(((float *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_d->n_out, 0, __pyx_v_W, __pyx_v_d->n_out, 0, ((float *)(__pyx_v_net->A[(__pyx_v_l - 1)])), ((float *)(__pyx_v_net->dZ[(__pyx_v_l - 1)])), __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, __pyx_v_p->activation, __pyx_v_p->negative_slope);
       }
-      __pyx_L13:;
+      __pyx_L16:;
 
-      /* "fastprop/_engine.pyx":162
+      /* "fastprop/_engine.pyx":164
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update             # <<<<<<<<<<<<<<
@@ -7689,7 +7746,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     }
 
-    /* "fastprop/_engine.pyx":178
+    /* "fastprop/_engine.pyx":180
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)             # <<<<<<<<<<<<<<
@@ -7701,7 +7758,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":179
+      /* "fastprop/_engine.pyx":181
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)
  *             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], W,             # <<<<<<<<<<<<<<
@@ -7710,7 +7767,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_fuse_0__pyx_f_8fastprop_8_kernels_weight_gradient(__pyx_v_A_prev, __pyx_v_d->n_in, 0, ((float *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_W, ((float *)__pyx_v_net->bias_grad), __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, ((float)(-__pyx_v_lr)), ((float)1), 0);
 
-      /* "fastprop/_engine.pyx":182
+      /* "fastprop/_engine.pyx":184
  *                             <floating *>net.bias_grad, n, d.n_in, d.n_out, <floating>(-lr),
  *                             <floating>1, False)
  *             fp_sgd_update(dt, W + <Py_ssize_t>d.n_in * d.n_out, net.bias_grad, d.n_out, lr)             # <<<<<<<<<<<<<<
@@ -7719,17 +7776,17 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       fp_sgd_update(__pyx_v_dt, (__pyx_v_W + (((Py_ssize_t)__pyx_v_d->n_in) * __pyx_v_d->n_out)), __pyx_v_net->bias_grad, __pyx_v_d->n_out, __pyx_v_lr);
 
-      /* "fastprop/_engine.pyx":178
+      /* "fastprop/_engine.pyx":180
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)             # <<<<<<<<<<<<<<
  *             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], W,
  *                             <floating *>net.bias_grad, n, d.n_in, d.n_out, <floating>(-lr),
 */
-      goto __pyx_L18;
+      goto __pyx_L21;
     }
 
-    /* "fastprop/_engine.pyx":184
+    /* "fastprop/_engine.pyx":186
  *             fp_sgd_update(dt, W + <Py_ssize_t>d.n_in * d.n_out, net.bias_grad, d.n_out, lr)
  *         else:
  *             G = grads + d.w_offset             # <<<<<<<<<<<<<<
@@ -7739,7 +7796,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     /*else*/ {
       __pyx_v_G = (__pyx_v_grads + __pyx_v_d->w_offset);
 
-      /* "fastprop/_engine.pyx":185
+      /* "fastprop/_engine.pyx":187
  *         else:
  *             G = grads + d.w_offset
  *             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], G,             # <<<<<<<<<<<<<<
@@ -7748,10 +7805,10 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_fuse_0__pyx_f_8fastprop_8_kernels_weight_gradient(__pyx_v_A_prev, __pyx_v_d->n_in, 0, ((float *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_G, (__pyx_v_G + (((Py_ssize_t)__pyx_v_d->n_in) * __pyx_v_d->n_out)), __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, ((float)1), ((float)0), 0);
     }
-    __pyx_L18:;
+    __pyx_L21:;
   }
 
-  /* "fastprop/_engine.pyx":188
+  /* "fastprop/_engine.pyx":190
  *                             G + <Py_ssize_t>d.n_in * d.n_out, n, d.n_in, d.n_out, <floating>1,
  *                             <floating>0, False)
  *     return value             # <<<<<<<<<<<<<<
@@ -7958,7 +8015,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
  *     else:
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,             # <<<<<<<<<<<<<<
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)
- *     for l in range(L - 1, -1, -1):
+ *     if update != NO_UPDATE and not _finite(value):
 */
   /*else*/ {
 
@@ -7966,8 +8023,8 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
  *     else:
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)             # <<<<<<<<<<<<<<
- *     for l in range(L - 1, -1, -1):
- *         d = &net.layer[l]
+ *     if update != NO_UPDATE and not _finite(value):
+ *         return value  # a diverged batch updates nothing
 */
     __pyx_v_value = fp_loss_gradient(__pyx_v_dt, __pyx_v_loss, __pyx_v_Z, (__pyx_v_net->A[(__pyx_v_L - 1)]), __pyx_v_Y, __pyx_v_labels, (__pyx_v_net->dZ[(__pyx_v_L - 1)]), __pyx_v_n, __pyx_v_out->n_out, __pyx_v_out->activation, __pyx_v_out->negative_slope, __pyx_v_n_correct);
   }
@@ -7976,6 +8033,54 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   /* "fastprop/_engine.pyx":154
  *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
  *                                  out.n_out, out.activation, out.negative_slope, n_correct)
+ *     if update != NO_UPDATE and not _finite(value):             # <<<<<<<<<<<<<<
+ *         return value  # a diverged batch updates nothing
+ *     for l in range(L - 1, -1, -1):
+*/
+  __pyx_t_4 = (__pyx_v_update != __pyx_e_8fastprop_7_engine_NO_UPDATE);
+
+  if (__pyx_t_4) {
+
+  } else {
+
+    __pyx_t_3 = __pyx_t_4;
+
+    goto __pyx_L7_bool_binop_done;
+  }
+  __pyx_t_4 = (!__pyx_f_8fastprop_7_engine__finite(__pyx_v_value));
+
+
+  __pyx_t_3 = __pyx_t_4;
+
+  __pyx_L7_bool_binop_done:;
+  if (__pyx_t_3) {
+
+
+    /* "fastprop/_engine.pyx":155
+ *                                  out.n_out, out.activation, out.negative_slope, n_correct)
+ *     if update != NO_UPDATE and not _finite(value):
+ *         return value  # a diverged batch updates nothing             # <<<<<<<<<<<<<<
+ *     for l in range(L - 1, -1, -1):
+ *         d = &net.layer[l]
+*/
+    {
+
+      __pyx_r = __pyx_v_value;
+    }
+    goto __pyx_L0;
+
+    /* "fastprop/_engine.pyx":154
+ *         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
+ *                                  out.n_out, out.activation, out.negative_slope, n_correct)
+ *     if update != NO_UPDATE and not _finite(value):             # <<<<<<<<<<<<<<
+ *         return value  # a diverged batch updates nothing
+ *     for l in range(L - 1, -1, -1):
+*/
+  }
+
+  /* "fastprop/_engine.pyx":156
+ *     if update != NO_UPDATE and not _finite(value):
+ *         return value  # a diverged batch updates nothing
  *     for l in range(L - 1, -1, -1):             # <<<<<<<<<<<<<<
  *         d = &net.layer[l]
  *         W = params + d.w_offset
@@ -7983,8 +8088,8 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   for (__pyx_t_1 = (__pyx_v_L - 1); __pyx_t_1 > -1; __pyx_t_1-=1) {
     __pyx_v_l = __pyx_t_1;
 
-    /* "fastprop/_engine.pyx":155
- *                                  out.n_out, out.activation, out.negative_slope, n_correct)
+    /* "fastprop/_engine.pyx":157
+ *         return value  # a diverged batch updates nothing
  *     for l in range(L - 1, -1, -1):
  *         d = &net.layer[l]             # <<<<<<<<<<<<<<
  *         W = params + d.w_offset
@@ -7992,7 +8097,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     __pyx_v_d = (&(__pyx_v_net->layer[__pyx_v_l]));
 
-    /* "fastprop/_engine.pyx":156
+    /* "fastprop/_engine.pyx":158
  *     for l in range(L - 1, -1, -1):
  *         d = &net.layer[l]
  *         W = params + d.w_offset             # <<<<<<<<<<<<<<
@@ -8001,7 +8106,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     __pyx_v_W = (__pyx_v_params + __pyx_v_d->w_offset);
 
-    /* "fastprop/_engine.pyx":157
+    /* "fastprop/_engine.pyx":159
  *         d = &net.layer[l]
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0             # <<<<<<<<<<<<<<
@@ -8012,7 +8117,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     } else {
 
       __pyx_t_3 = __pyx_v_training;
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L11_bool_binop_done;
     }
     __pyx_t_4 = (__pyx_v_l > 0);
 
@@ -8022,17 +8127,17 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 
       __pyx_t_3 = __pyx_t_4;
 
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L11_bool_binop_done;
     }
     __pyx_t_4 = ((__pyx_v_net->layer[(__pyx_v_l - 1)]).dropout_rate > 0.0);
 
 
     __pyx_t_3 = __pyx_t_4;
 
-    __pyx_L8_bool_binop_done:;
+    __pyx_L11_bool_binop_done:;
     __pyx_v_dropped_prev = __pyx_t_3;
 
-    /* "fastprop/_engine.pyx":158
+    /* "fastprop/_engine.pyx":160
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:             # <<<<<<<<<<<<<<
@@ -8044,7 +8149,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":159
+      /* "fastprop/_engine.pyx":161
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:
  *             A_prev = <floating *>X             # <<<<<<<<<<<<<<
@@ -8053,17 +8158,17 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_v_A_prev = ((double *)__pyx_v_X);
 
-      /* "fastprop/_engine.pyx":158
+      /* "fastprop/_engine.pyx":160
  *         W = params + d.w_offset
  *         dropped_prev = training and l > 0 and net.layer[l - 1].dropout_rate > 0
  *         if l == 0:             # <<<<<<<<<<<<<<
  *             A_prev = <floating *>X
  *         else:
 */
-      goto __pyx_L11;
+      goto __pyx_L14;
     }
 
-    /* "fastprop/_engine.pyx":161
+    /* "fastprop/_engine.pyx":163
  *             A_prev = <floating *>X
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])             # <<<<<<<<<<<<<<
@@ -8081,9 +8186,9 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       __pyx_v_A_prev = ((double *)__pyx_t_2);
 
     }
-    __pyx_L11:;
+    __pyx_L14:;
 
-    /* "fastprop/_engine.pyx":162
+    /* "fastprop/_engine.pyx":164
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update             # <<<<<<<<<<<<<<
@@ -8095,7 +8200,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":163
+      /* "fastprop/_engine.pyx":165
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]             # <<<<<<<<<<<<<<
@@ -8104,7 +8209,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_v_p = (&(__pyx_v_net->layer[(__pyx_v_l - 1)]));
 
-      /* "fastprop/_engine.pyx":164
+      /* "fastprop/_engine.pyx":166
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:             # <<<<<<<<<<<<<<
@@ -8115,15 +8220,15 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
       } else {
 
         __pyx_t_3 = __pyx_v_tracing;
-        goto __pyx_L14_bool_binop_done;
+        goto __pyx_L17_bool_binop_done;
       }
 
       __pyx_t_3 = __pyx_v_dropped_prev;
-      __pyx_L14_bool_binop_done:;
+      __pyx_L17_bool_binop_done:;
       if (__pyx_t_3) {
 
 
-        /* "fastprop/_engine.pyx":165
+        /* "fastprop/_engine.pyx":167
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:
  *                 target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])             # <<<<<<<<<<<<<<
@@ -8140,7 +8245,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
         __pyx_v_target = ((double *)__pyx_t_2);
 
 
-        /* "fastprop/_engine.pyx":166
+        /* "fastprop/_engine.pyx":168
  *             if tracing or dropped_prev:
  *                 target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],             # <<<<<<<<<<<<<<
@@ -8149,7 +8254,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         __pyx_fuse_1__pyx_f_8fastprop_8_kernels_gemm(0, 1, __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, ((double)1), ((double *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_d->n_out, __pyx_v_W, __pyx_v_d->n_out, ((double)0), __pyx_v_target, __pyx_v_d->n_in);
 
-        /* "fastprop/_engine.pyx":168
+        /* "fastprop/_engine.pyx":170
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:             # <<<<<<<<<<<<<<
@@ -8158,7 +8263,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         if (__pyx_v_tracing) {
 
-          /* "fastprop/_engine.pyx":169
+          /* "fastprop/_engine.pyx":171
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))             # <<<<<<<<<<<<<<
@@ -8167,7 +8272,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
           (void)(memcpy((__pyx_v_net->dZ[(__pyx_v_l - 1)]), __pyx_v_target, ((size_t)((__pyx_v_n * __pyx_v_d->n_in) * __pyx_v_size))));
 
-          /* "fastprop/_engine.pyx":168
+          /* "fastprop/_engine.pyx":170
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
  *                      d.n_out, W, d.n_out, <floating>0, target, d.n_in)
  *                 if tracing:             # <<<<<<<<<<<<<<
@@ -8176,7 +8281,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         }
 
-        /* "fastprop/_engine.pyx":170
+        /* "fastprop/_engine.pyx":172
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:             # <<<<<<<<<<<<<<
@@ -8185,7 +8290,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         if (__pyx_v_dropped_prev) {
 
-          /* "fastprop/_engine.pyx":171
+          /* "fastprop/_engine.pyx":173
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:
  *                     fp_mul(dt, net.dZ[l - 1], net.mask[l - 1], <Py_ssize_t>n * d.n_in)             # <<<<<<<<<<<<<<
@@ -8194,7 +8299,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
           fp_mul(__pyx_v_dt, (__pyx_v_net->dZ[(__pyx_v_l - 1)]), (__pyx_v_net->mask[(__pyx_v_l - 1)]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_d->n_in));
 
-          /* "fastprop/_engine.pyx":170
+          /* "fastprop/_engine.pyx":172
  *                 if tracing:
  *                     memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
  *                 if dropped_prev:             # <<<<<<<<<<<<<<
@@ -8203,7 +8308,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         }
 
-        /* "fastprop/_engine.pyx":172
+        /* "fastprop/_engine.pyx":174
  *                 if dropped_prev:
  *                     fp_mul(dt, net.dZ[l - 1], net.mask[l - 1], <Py_ssize_t>n * d.n_in)
  *                 fp_activation_backward(dt, net.dZ[l - 1], net.A[l - 1], <Py_ssize_t>n * d.n_in,             # <<<<<<<<<<<<<<
@@ -8212,17 +8317,17 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         fp_activation_backward(__pyx_v_dt, (__pyx_v_net->dZ[(__pyx_v_l - 1)]), (__pyx_v_net->A[(__pyx_v_l - 1)]), (((Py_ssize_t)__pyx_v_n) * __pyx_v_d->n_in), __pyx_v_p->activation, __pyx_v_p->negative_slope);
 
-        /* "fastprop/_engine.pyx":164
+        /* "fastprop/_engine.pyx":166
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
  *             p = &net.layer[l - 1]
  *             if tracing or dropped_prev:             # <<<<<<<<<<<<<<
  *                 target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])
  *                 gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
 */
-        goto __pyx_L13;
+        goto __pyx_L16;
       }
 
-      /* "fastprop/_engine.pyx":175
+      /* "fastprop/_engine.pyx":177
  *                                        p.activation, p.negative_slope)
  *             else:
  *                 delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,             # <<<<<<<<<<<<<<
@@ -8231,7 +8336,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       /*else*/ {
 
-        /* "fastprop/_engine.pyx":177
+        /* "fastprop/_engine.pyx":179
  *                 delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)             # <<<<<<<<<<<<<<
@@ -8240,9 +8345,9 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
         __pyx_fuse_1__pyx_f_8fastprop_8_kernels_delta_layer(((double *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_d->n_out, 0, __pyx_v_W, __pyx_v_d->n_out, 0, ((double *)(__pyx_v_net->A[(__pyx_v_l - 1)])), ((double *)(__pyx_v_net->dZ[(__pyx_v_l - 1)])), __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, __pyx_v_p->activation, __pyx_v_p->negative_slope);
       }
-      __pyx_L13:;
+      __pyx_L16:;
 
-      /* "fastprop/_engine.pyx":162
+      /* "fastprop/_engine.pyx":164
  *         else:
  *             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
  *         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update             # <<<<<<<<<<<<<<
@@ -8251,7 +8356,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
     }
 
-    /* "fastprop/_engine.pyx":178
+    /* "fastprop/_engine.pyx":180
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)             # <<<<<<<<<<<<<<
@@ -8263,7 +8368,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":179
+      /* "fastprop/_engine.pyx":181
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)
  *             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], W,             # <<<<<<<<<<<<<<
@@ -8272,7 +8377,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_fuse_1__pyx_f_8fastprop_8_kernels_weight_gradient(__pyx_v_A_prev, __pyx_v_d->n_in, 0, ((double *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_W, ((double *)__pyx_v_net->bias_grad), __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, ((double)(-__pyx_v_lr)), ((double)1), 0);
 
-      /* "fastprop/_engine.pyx":182
+      /* "fastprop/_engine.pyx":184
  *                             <floating *>net.bias_grad, n, d.n_in, d.n_out, <floating>(-lr),
  *                             <floating>1, False)
  *             fp_sgd_update(dt, W + <Py_ssize_t>d.n_in * d.n_out, net.bias_grad, d.n_out, lr)             # <<<<<<<<<<<<<<
@@ -8281,17 +8386,17 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       fp_sgd_update(__pyx_v_dt, (__pyx_v_W + (((Py_ssize_t)__pyx_v_d->n_in) * __pyx_v_d->n_out)), __pyx_v_net->bias_grad, __pyx_v_d->n_out, __pyx_v_lr);
 
-      /* "fastprop/_engine.pyx":178
+      /* "fastprop/_engine.pyx":180
  *                             <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
  *                             d.n_out, p.activation, p.negative_slope)
  *         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)             # <<<<<<<<<<<<<<
  *             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], W,
  *                             <floating *>net.bias_grad, n, d.n_in, d.n_out, <floating>(-lr),
 */
-      goto __pyx_L18;
+      goto __pyx_L21;
     }
 
-    /* "fastprop/_engine.pyx":184
+    /* "fastprop/_engine.pyx":186
  *             fp_sgd_update(dt, W + <Py_ssize_t>d.n_in * d.n_out, net.bias_grad, d.n_out, lr)
  *         else:
  *             G = grads + d.w_offset             # <<<<<<<<<<<<<<
@@ -8301,7 +8406,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
     /*else*/ {
       __pyx_v_G = (__pyx_v_grads + __pyx_v_d->w_offset);
 
-      /* "fastprop/_engine.pyx":185
+      /* "fastprop/_engine.pyx":187
  *         else:
  *             G = grads + d.w_offset
  *             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], G,             # <<<<<<<<<<<<<<
@@ -8310,10 +8415,10 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 */
       __pyx_fuse_1__pyx_f_8fastprop_8_kernels_weight_gradient(__pyx_v_A_prev, __pyx_v_d->n_in, 0, ((double *)(__pyx_v_net->dZ[__pyx_v_l])), __pyx_v_G, (__pyx_v_G + (((Py_ssize_t)__pyx_v_d->n_in) * __pyx_v_d->n_out)), __pyx_v_n, __pyx_v_d->n_in, __pyx_v_d->n_out, ((double)1), ((double)0), 0);
     }
-    __pyx_L18:;
+    __pyx_L21:;
   }
 
-  /* "fastprop/_engine.pyx":188
+  /* "fastprop/_engine.pyx":190
  *                             G + <Py_ssize_t>d.n_in * d.n_out, n, d.n_in, d.n_out, <floating>1,
  *                             <floating>0, False)
  *     return value             # <<<<<<<<<<<<<<
@@ -8356,7 +8461,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":191
+/* "fastprop/_engine.pyx":193
  * 
  * 
  * cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -8367,7 +8472,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(struct __pyx_t_8f
 static void __pyx_f_8fastprop_7_engine__optimizer_pass(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, double __pyx_v_lr) {
   long __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":192
+  /* "fastprop/_engine.pyx":194
  * 
  * cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:
  *     net.opt.lr = lr             # <<<<<<<<<<<<<<
@@ -8376,7 +8481,7 @@ static void __pyx_f_8fastprop_7_engine__optimizer_pass(struct __pyx_t_8fastprop_
 */
   __pyx_v_net->opt.lr = __pyx_v_lr;
 
-  /* "fastprop/_engine.pyx":193
+  /* "fastprop/_engine.pyx":195
  * cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:
  *     net.opt.lr = lr
  *     net.opt_steps[0] += 1             # <<<<<<<<<<<<<<
@@ -8387,7 +8492,7 @@ static void __pyx_f_8fastprop_7_engine__optimizer_pass(struct __pyx_t_8fastprop_
   __pyx_t_1 = 0;
   (__pyx_v_net->opt_steps[__pyx_t_1]) = ((__pyx_v_net->opt_steps[__pyx_t_1]) + 1);
 
-  /* "fastprop/_engine.pyx":194
+  /* "fastprop/_engine.pyx":196
  *     net.opt.lr = lr
  *     net.opt_steps[0] += 1
  *     fp_optimizer_step(net.dtype, &net.opt, net.params, net.grads, net.state0, net.state1, net.n_params,             # <<<<<<<<<<<<<<
@@ -8396,7 +8501,7 @@ static void __pyx_f_8fastprop_7_engine__optimizer_pass(struct __pyx_t_8fastprop_
 */
   fp_optimizer_step(__pyx_v_net->dtype, (&__pyx_v_net->opt), __pyx_v_net->params, __pyx_v_net->grads, __pyx_v_net->state0, __pyx_v_net->state1, __pyx_v_net->n_params, (__pyx_v_net->opt_steps[0]));
 
-  /* "fastprop/_engine.pyx":191
+  /* "fastprop/_engine.pyx":193
  * 
  * 
  * cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -8407,7 +8512,7 @@ static void __pyx_f_8fastprop_7_engine__optimizer_pass(struct __pyx_t_8fastprop_
   /* function exit code */
 }
 
-/* "fastprop/_engine.pyx":198
+/* "fastprop/_engine.pyx":200
  * 
  * 
  * cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels, int n,             # <<<<<<<<<<<<<<
@@ -8420,9 +8525,10 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
   double __pyx_r;
   int __pyx_t_1;
   int __pyx_t_2;
-  long __pyx_t_3;
+  int __pyx_t_3;
+  long __pyx_t_4;
 
-  /* "fastprop/_engine.pyx":203
+  /* "fastprop/_engine.pyx":205
  *     and the step counted; otherwise dropout off and the whole gradient into the buffer."""
  *     cdef double value
  *     _forward(net, X, n, training)             # <<<<<<<<<<<<<<
@@ -8431,11 +8537,11 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
 */
   __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(__pyx_v_net, __pyx_v_X, __pyx_v_n, __pyx_v_training);
 
-  /* "fastprop/_engine.pyx":205
+  /* "fastprop/_engine.pyx":207
  *     _forward(net, X, n, training)
  *     value = _backward(net, X, Y, labels, n, loss, training,
  *                       net.update if training else NO_UPDATE, lr, n_correct)             # <<<<<<<<<<<<<<
- *     if training:
+ *     if training and _finite(value):
  *         if net.update == UPDATE_BY_OPTIMIZER:
 */
   if (__pyx_v_training) {
@@ -8446,28 +8552,41 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
     __pyx_t_1 = __pyx_e_8fastprop_7_engine_NO_UPDATE;
   }
 
-  /* "fastprop/_engine.pyx":204
+  /* "fastprop/_engine.pyx":206
  *     cdef double value
  *     _forward(net, X, n, training)
  *     value = _backward(net, X, Y, labels, n, loss, training,             # <<<<<<<<<<<<<<
  *                       net.update if training else NO_UPDATE, lr, n_correct)
- *     if training:
+ *     if training and _finite(value):
 */
   __pyx_v_value = __pyx_fuse_0__pyx_f_8fastprop_7_engine__backward(__pyx_v_net, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_n, __pyx_v_loss, __pyx_v_training, __pyx_t_1, __pyx_v_lr, __pyx_v_n_correct);
 
 
-  /* "fastprop/_engine.pyx":206
+  /* "fastprop/_engine.pyx":208
  *     value = _backward(net, X, Y, labels, n, loss, training,
  *                       net.update if training else NO_UPDATE, lr, n_correct)
- *     if training:             # <<<<<<<<<<<<<<
+ *     if training and _finite(value):             # <<<<<<<<<<<<<<
  *         if net.update == UPDATE_BY_OPTIMIZER:
  *             _optimizer_pass(net, lr)
 */
   if (__pyx_v_training) {
+  } else {
 
-    /* "fastprop/_engine.pyx":207
+    __pyx_t_2 = __pyx_v_training;
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_3 = __pyx_f_8fastprop_7_engine__finite(__pyx_v_value);
+
+
+  __pyx_t_2 = __pyx_t_3;
+
+  __pyx_L4_bool_binop_done:;
+  if (__pyx_t_2) {
+
+
+    /* "fastprop/_engine.pyx":209
  *                       net.update if training else NO_UPDATE, lr, n_correct)
- *     if training:
+ *     if training and _finite(value):
  *         if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
  *             _optimizer_pass(net, lr)
  *         else:  # the update ran inside the weight-gradient products
@@ -8477,8 +8596,8 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
     if (__pyx_t_2) {
 
 
-      /* "fastprop/_engine.pyx":208
- *     if training:
+      /* "fastprop/_engine.pyx":210
+ *     if training and _finite(value):
  *         if net.update == UPDATE_BY_OPTIMIZER:
  *             _optimizer_pass(net, lr)             # <<<<<<<<<<<<<<
  *         else:  # the update ran inside the weight-gradient products
@@ -8486,17 +8605,17 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
 */
       __pyx_f_8fastprop_7_engine__optimizer_pass(__pyx_v_net, __pyx_v_lr);
 
-      /* "fastprop/_engine.pyx":207
+      /* "fastprop/_engine.pyx":209
  *                       net.update if training else NO_UPDATE, lr, n_correct)
- *     if training:
+ *     if training and _finite(value):
  *         if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
  *             _optimizer_pass(net, lr)
  *         else:  # the update ran inside the weight-gradient products
 */
-      goto __pyx_L4;
+      goto __pyx_L6;
     }
 
-    /* "fastprop/_engine.pyx":210
+    /* "fastprop/_engine.pyx":212
  *             _optimizer_pass(net, lr)
  *         else:  # the update ran inside the weight-gradient products
  *             net.opt_steps[0] += 1             # <<<<<<<<<<<<<<
@@ -8505,12 +8624,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
 */
     /*else*/ {
 
-      __pyx_t_3 = 0;
-      (__pyx_v_net->opt_steps[__pyx_t_3]) = ((__pyx_v_net->opt_steps[__pyx_t_3]) + 1);
+      __pyx_t_4 = 0;
+      (__pyx_v_net->opt_steps[__pyx_t_4]) = ((__pyx_v_net->opt_steps[__pyx_t_4]) + 1);
     }
-    __pyx_L4:;
+    __pyx_L6:;
 
-    /* "fastprop/_engine.pyx":211
+    /* "fastprop/_engine.pyx":213
  *         else:  # the update ran inside the weight-gradient products
  *             net.opt_steps[0] += 1
  *         net.dropout[1] += 1             # <<<<<<<<<<<<<<
@@ -8518,19 +8637,19 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
  * 
 */
 
-    __pyx_t_3 = 1;
-    (__pyx_v_net->dropout[__pyx_t_3]) = ((__pyx_v_net->dropout[__pyx_t_3]) + 1);
+    __pyx_t_4 = 1;
+    (__pyx_v_net->dropout[__pyx_t_4]) = ((__pyx_v_net->dropout[__pyx_t_4]) + 1);
 
-    /* "fastprop/_engine.pyx":206
+    /* "fastprop/_engine.pyx":208
  *     value = _backward(net, X, Y, labels, n, loss, training,
  *                       net.update if training else NO_UPDATE, lr, n_correct)
- *     if training:             # <<<<<<<<<<<<<<
+ *     if training and _finite(value):             # <<<<<<<<<<<<<<
  *         if net.update == UPDATE_BY_OPTIMIZER:
  *             _optimizer_pass(net, lr)
 */
   }
 
-  /* "fastprop/_engine.pyx":212
+  /* "fastprop/_engine.pyx":214
  *             net.opt_steps[0] += 1
  *         net.dropout[1] += 1
  *     return value             # <<<<<<<<<<<<<<
@@ -8543,7 +8662,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":198
+  /* "fastprop/_engine.pyx":200
  * 
  * 
  * cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels, int n,             # <<<<<<<<<<<<<<
@@ -8562,9 +8681,10 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
   double __pyx_r;
   int __pyx_t_1;
   int __pyx_t_2;
-  long __pyx_t_3;
+  int __pyx_t_3;
+  long __pyx_t_4;
 
-  /* "fastprop/_engine.pyx":203
+  /* "fastprop/_engine.pyx":205
  *     and the step counted; otherwise dropout off and the whole gradient into the buffer."""
  *     cdef double value
  *     _forward(net, X, n, training)             # <<<<<<<<<<<<<<
@@ -8573,11 +8693,11 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
 */
   __pyx_fuse_1__pyx_f_8fastprop_7_engine__forward(__pyx_v_net, __pyx_v_X, __pyx_v_n, __pyx_v_training);
 
-  /* "fastprop/_engine.pyx":205
+  /* "fastprop/_engine.pyx":207
  *     _forward(net, X, n, training)
  *     value = _backward(net, X, Y, labels, n, loss, training,
  *                       net.update if training else NO_UPDATE, lr, n_correct)             # <<<<<<<<<<<<<<
- *     if training:
+ *     if training and _finite(value):
  *         if net.update == UPDATE_BY_OPTIMIZER:
 */
   if (__pyx_v_training) {
@@ -8588,28 +8708,41 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
     __pyx_t_1 = __pyx_e_8fastprop_7_engine_NO_UPDATE;
   }
 
-  /* "fastprop/_engine.pyx":204
+  /* "fastprop/_engine.pyx":206
  *     cdef double value
  *     _forward(net, X, n, training)
  *     value = _backward(net, X, Y, labels, n, loss, training,             # <<<<<<<<<<<<<<
  *                       net.update if training else NO_UPDATE, lr, n_correct)
- *     if training:
+ *     if training and _finite(value):
 */
   __pyx_v_value = __pyx_fuse_1__pyx_f_8fastprop_7_engine__backward(__pyx_v_net, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_n, __pyx_v_loss, __pyx_v_training, __pyx_t_1, __pyx_v_lr, __pyx_v_n_correct);
 
 
-  /* "fastprop/_engine.pyx":206
+  /* "fastprop/_engine.pyx":208
  *     value = _backward(net, X, Y, labels, n, loss, training,
  *                       net.update if training else NO_UPDATE, lr, n_correct)
- *     if training:             # <<<<<<<<<<<<<<
+ *     if training and _finite(value):             # <<<<<<<<<<<<<<
  *         if net.update == UPDATE_BY_OPTIMIZER:
  *             _optimizer_pass(net, lr)
 */
   if (__pyx_v_training) {
+  } else {
 
-    /* "fastprop/_engine.pyx":207
+    __pyx_t_2 = __pyx_v_training;
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_3 = __pyx_f_8fastprop_7_engine__finite(__pyx_v_value);
+
+
+  __pyx_t_2 = __pyx_t_3;
+
+  __pyx_L4_bool_binop_done:;
+  if (__pyx_t_2) {
+
+
+    /* "fastprop/_engine.pyx":209
  *                       net.update if training else NO_UPDATE, lr, n_correct)
- *     if training:
+ *     if training and _finite(value):
  *         if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
  *             _optimizer_pass(net, lr)
  *         else:  # the update ran inside the weight-gradient products
@@ -8619,8 +8752,8 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
     if (__pyx_t_2) {
 
 
-      /* "fastprop/_engine.pyx":208
- *     if training:
+      /* "fastprop/_engine.pyx":210
+ *     if training and _finite(value):
  *         if net.update == UPDATE_BY_OPTIMIZER:
  *             _optimizer_pass(net, lr)             # <<<<<<<<<<<<<<
  *         else:  # the update ran inside the weight-gradient products
@@ -8628,17 +8761,17 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
 */
       __pyx_f_8fastprop_7_engine__optimizer_pass(__pyx_v_net, __pyx_v_lr);
 
-      /* "fastprop/_engine.pyx":207
+      /* "fastprop/_engine.pyx":209
  *                       net.update if training else NO_UPDATE, lr, n_correct)
- *     if training:
+ *     if training and _finite(value):
  *         if net.update == UPDATE_BY_OPTIMIZER:             # <<<<<<<<<<<<<<
  *             _optimizer_pass(net, lr)
  *         else:  # the update ran inside the weight-gradient products
 */
-      goto __pyx_L4;
+      goto __pyx_L6;
     }
 
-    /* "fastprop/_engine.pyx":210
+    /* "fastprop/_engine.pyx":212
  *             _optimizer_pass(net, lr)
  *         else:  # the update ran inside the weight-gradient products
  *             net.opt_steps[0] += 1             # <<<<<<<<<<<<<<
@@ -8647,12 +8780,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
 */
     /*else*/ {
 
-      __pyx_t_3 = 0;
-      (__pyx_v_net->opt_steps[__pyx_t_3]) = ((__pyx_v_net->opt_steps[__pyx_t_3]) + 1);
+      __pyx_t_4 = 0;
+      (__pyx_v_net->opt_steps[__pyx_t_4]) = ((__pyx_v_net->opt_steps[__pyx_t_4]) + 1);
     }
-    __pyx_L4:;
+    __pyx_L6:;
 
-    /* "fastprop/_engine.pyx":211
+    /* "fastprop/_engine.pyx":213
  *         else:  # the update ran inside the weight-gradient products
  *             net.opt_steps[0] += 1
  *         net.dropout[1] += 1             # <<<<<<<<<<<<<<
@@ -8660,19 +8793,19 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
  * 
 */
 
-    __pyx_t_3 = 1;
-    (__pyx_v_net->dropout[__pyx_t_3]) = ((__pyx_v_net->dropout[__pyx_t_3]) + 1);
+    __pyx_t_4 = 1;
+    (__pyx_v_net->dropout[__pyx_t_4]) = ((__pyx_v_net->dropout[__pyx_t_4]) + 1);
 
-    /* "fastprop/_engine.pyx":206
+    /* "fastprop/_engine.pyx":208
  *     value = _backward(net, X, Y, labels, n, loss, training,
  *                       net.update if training else NO_UPDATE, lr, n_correct)
- *     if training:             # <<<<<<<<<<<<<<
+ *     if training and _finite(value):             # <<<<<<<<<<<<<<
  *         if net.update == UPDATE_BY_OPTIMIZER:
  *             _optimizer_pass(net, lr)
 */
   }
 
-  /* "fastprop/_engine.pyx":212
+  /* "fastprop/_engine.pyx":214
  *             net.opt_steps[0] += 1
  *         net.dropout[1] += 1
  *     return value             # <<<<<<<<<<<<<<
@@ -8685,7 +8818,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":198
+  /* "fastprop/_engine.pyx":200
  * 
  * 
  * cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels, int n,             # <<<<<<<<<<<<<<
@@ -8699,7 +8832,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(struct __pyx_t_8fastp
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":215
+/* "fastprop/_engine.pyx":217
  * 
  * 
  * cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,             # <<<<<<<<<<<<<<
@@ -8711,7 +8844,7 @@ static double __pyx_f_8fastprop_7_engine__batch_step(struct __pyx_t_8fastprop_7_
   double __pyx_r;
   int __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":217
+  /* "fastprop/_engine.pyx":219
  * cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,
  *                         int64_t *n_correct) noexcept nogil:
  *     if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
@@ -8723,7 +8856,7 @@ static double __pyx_f_8fastprop_7_engine__batch_step(struct __pyx_t_8fastprop_7_
   if (__pyx_t_1) {
 
 
-    /* "fastprop/_engine.pyx":218
+    /* "fastprop/_engine.pyx":220
  *                         int64_t *n_correct) noexcept nogil:
  *     if net.dtype == FP_FLOAT32:
  *         return _step(net, <const float *>b.X, <const float *>b.Y, b.labels, <int>b.n, loss,             # <<<<<<<<<<<<<<
@@ -8736,7 +8869,7 @@ static double __pyx_f_8fastprop_7_engine__batch_step(struct __pyx_t_8fastprop_7_
     }
     goto __pyx_L0;
 
-    /* "fastprop/_engine.pyx":217
+    /* "fastprop/_engine.pyx":219
  * cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,
  *                         int64_t *n_correct) noexcept nogil:
  *     if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
@@ -8745,7 +8878,7 @@ static double __pyx_f_8fastprop_7_engine__batch_step(struct __pyx_t_8fastprop_7_
 */
   }
 
-  /* "fastprop/_engine.pyx":220
+  /* "fastprop/_engine.pyx":222
  *         return _step(net, <const float *>b.X, <const float *>b.Y, b.labels, <int>b.n, loss,
  *                      training, lr, n_correct)
  *     return _step(net, <const double *>b.X, <const double *>b.Y, b.labels, <int>b.n, loss,             # <<<<<<<<<<<<<<
@@ -8758,7 +8891,7 @@ static double __pyx_f_8fastprop_7_engine__batch_step(struct __pyx_t_8fastprop_7_
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":215
+  /* "fastprop/_engine.pyx":217
  * 
  * 
  * cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,             # <<<<<<<<<<<<<<
@@ -8771,18 +8904,20 @@ static double __pyx_f_8fastprop_7_engine__batch_step(struct __pyx_t_8fastprop_7_
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":224
+/* "fastprop/_engine.pyx":226
  * 
  * 
  * cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,             # <<<<<<<<<<<<<<
  *                    const int64_t *order, Py_ssize_t n, int batch_size, int loss, double lr,
- *                    int64_t *n_correct) noexcept nogil:
+ *                    bint check_params, int64_t *n_correct, Py_ssize_t *diverged) noexcept nogil:
 */
 
-static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, float const *__pyx_v_X, float const *__pyx_v_Y, int64_t const *__pyx_v_labels, int64_t const *__pyx_v_order, Py_ssize_t __pyx_v_n, int __pyx_v_batch_size, int __pyx_v_loss, double __pyx_v_lr, int64_t *__pyx_v_n_correct) {
+static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, float const *__pyx_v_X, float const *__pyx_v_Y, int64_t const *__pyx_v_labels, int64_t const *__pyx_v_order, Py_ssize_t __pyx_v_n, int __pyx_v_batch_size, int __pyx_v_loss, double __pyx_v_lr, int __pyx_v_check_params, int64_t *__pyx_v_n_correct, Py_ssize_t *__pyx_v_diverged) {
   Py_ssize_t __pyx_v_lo;
   Py_ssize_t __pyx_v_i;
   Py_ssize_t __pyx_v_r;
+  Py_ssize_t __pyx_v_batch;
+  double __pyx_v_value;
   int __pyx_v_bs;
   int __pyx_v_n_in;
   int __pyx_v_n_y;
@@ -8800,18 +8935,20 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   int __pyx_t_6;
   float *__pyx_t_7;
   int64_t *__pyx_t_8;
+  int __pyx_t_9;
 
-  /* "fastprop/_engine.pyx":229
- *     """Every batch of one epoch; returns the sum over batches of (batch loss * batch size).
- *     With `order`, batch rows are gathered into the workspace; without it, read in place."""
- *     cdef Py_ssize_t lo = 0, i, r             # <<<<<<<<<<<<<<
+  /* "fastprop/_engine.pyx":233
+ *     at the first batch whose loss is not finite (or, with check_params, after which a parameter
+ *     is not), and sets *diverged to its index (else -1)."""
+ *     cdef Py_ssize_t lo = 0, i, r, batch = 0             # <<<<<<<<<<<<<<
+ *     cdef double value
  *     cdef int bs
- *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
 */
   __pyx_v_lo = 0;
+  __pyx_v_batch = 0;
 
-  /* "fastprop/_engine.pyx":231
- *     cdef Py_ssize_t lo = 0, i, r
+  /* "fastprop/_engine.pyx":236
+ *     cdef double value
  *     cdef int bs
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out             # <<<<<<<<<<<<<<
  *     cdef double total = 0
@@ -8824,7 +8961,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 
   __pyx_v_n_y = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":232
+  /* "fastprop/_engine.pyx":237
  *     cdef int bs
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
  *     cdef double total = 0             # <<<<<<<<<<<<<<
@@ -8833,7 +8970,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_total = 0.0;
 
-  /* "fastprop/_engine.pyx":233
+  /* "fastprop/_engine.pyx":238
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
  *     cdef double total = 0
  *     cdef floating *X_rows = <floating *>net.X_rows             # <<<<<<<<<<<<<<
@@ -8842,7 +8979,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_X_rows = ((float *)__pyx_v_net->X_rows);
 
-  /* "fastprop/_engine.pyx":234
+  /* "fastprop/_engine.pyx":239
  *     cdef double total = 0
  *     cdef floating *X_rows = <floating *>net.X_rows
  *     cdef floating *Y_rows = <floating *>net.Y_rows             # <<<<<<<<<<<<<<
@@ -8851,7 +8988,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_Y_rows = ((float *)__pyx_v_net->Y_rows);
 
-  /* "fastprop/_engine.pyx":235
+  /* "fastprop/_engine.pyx":240
  *     cdef floating *X_rows = <floating *>net.X_rows
  *     cdef floating *Y_rows = <floating *>net.Y_rows
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)             # <<<<<<<<<<<<<<
@@ -8861,7 +8998,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   __pyx_v_x_row = (__pyx_v_n_in * (sizeof(float)));
   __pyx_v_y_row = (__pyx_v_n_y * (sizeof(float)));
 
-  /* "fastprop/_engine.pyx":236
+  /* "fastprop/_engine.pyx":241
  *     cdef floating *Y_rows = <floating *>net.Y_rows
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
  *     while lo < n:             # <<<<<<<<<<<<<<
@@ -8874,12 +9011,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 
     if (!__pyx_t_2) break;
 
-    /* "fastprop/_engine.pyx":237
+    /* "fastprop/_engine.pyx":242
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)             # <<<<<<<<<<<<<<
  *         if order == NULL:
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
 */
     __pyx_t_2 = ((__pyx_v_n - __pyx_v_lo) > __pyx_v_batch_size);
 
@@ -8894,24 +9031,24 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
     __pyx_v_bs = ((int)__pyx_t_3);
 
 
-    /* "fastprop/_engine.pyx":238
+    /* "fastprop/_engine.pyx":243
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:             # <<<<<<<<<<<<<<
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
 */
     __pyx_t_2 = (__pyx_v_order == NULL);
 
     if (__pyx_t_2) {
 
 
-      /* "fastprop/_engine.pyx":239
+      /* "fastprop/_engine.pyx":244
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
- *                                 n_correct)
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
+ *         else:
 */
       __pyx_t_2 = (__pyx_v_Y != NULL);
 
@@ -8924,12 +9061,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":240
+      /* "fastprop/_engine.pyx":245
  *         if order == NULL:
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,             # <<<<<<<<<<<<<<
- *                                 n_correct)
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)             # <<<<<<<<<<<<<<
  *         else:
+ *             for i in range(bs):
 */
       __pyx_t_2 = (__pyx_v_labels != NULL);
 
@@ -8942,29 +9079,29 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":239
+      /* "fastprop/_engine.pyx":244
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
- *                                 n_correct)
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
+ *         else:
 */
-      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(__pyx_v_net, (__pyx_v_X + (__pyx_v_lo * __pyx_v_n_in)), __pyx_t_4, __pyx_t_5, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct)));
+      __pyx_v_value = __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(__pyx_v_net, (__pyx_v_X + (__pyx_v_lo * __pyx_v_n_in)), __pyx_t_4, __pyx_t_5, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct);
 
 
 
-      /* "fastprop/_engine.pyx":238
+      /* "fastprop/_engine.pyx":243
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:             # <<<<<<<<<<<<<<
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
 */
       goto __pyx_L5;
     }
 
-    /* "fastprop/_engine.pyx":243
- *                                 n_correct)
+    /* "fastprop/_engine.pyx":247
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
  *         else:
  *             for i in range(bs):             # <<<<<<<<<<<<<<
  *                 r = order[lo + i]
@@ -8978,7 +9115,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_6; __pyx_t_3+=1) {
         __pyx_v_i = __pyx_t_3;
 
-        /* "fastprop/_engine.pyx":244
+        /* "fastprop/_engine.pyx":248
  *         else:
  *             for i in range(bs):
  *                 r = order[lo + i]             # <<<<<<<<<<<<<<
@@ -8987,7 +9124,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
         __pyx_v_r = (__pyx_v_order[(__pyx_v_lo + __pyx_v_i)]);
 
-        /* "fastprop/_engine.pyx":245
+        /* "fastprop/_engine.pyx":249
  *             for i in range(bs):
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)             # <<<<<<<<<<<<<<
@@ -8996,7 +9133,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
         (void)(memcpy((__pyx_v_X_rows + (__pyx_v_i * __pyx_v_n_in)), (__pyx_v_X + (__pyx_v_r * __pyx_v_n_in)), __pyx_v_x_row));
 
-        /* "fastprop/_engine.pyx":246
+        /* "fastprop/_engine.pyx":250
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:             # <<<<<<<<<<<<<<
@@ -9008,7 +9145,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
         if (__pyx_t_2) {
 
 
-          /* "fastprop/_engine.pyx":247
+          /* "fastprop/_engine.pyx":251
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:
  *                     memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)             # <<<<<<<<<<<<<<
@@ -9017,7 +9154,7 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
           (void)(memcpy((__pyx_v_Y_rows + (__pyx_v_i * __pyx_v_n_y)), (__pyx_v_Y + (__pyx_v_r * __pyx_v_n_y)), __pyx_v_y_row));
 
-          /* "fastprop/_engine.pyx":246
+          /* "fastprop/_engine.pyx":250
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:             # <<<<<<<<<<<<<<
@@ -9027,12 +9164,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
           goto __pyx_L8;
         }
 
-        /* "fastprop/_engine.pyx":249
+        /* "fastprop/_engine.pyx":253
  *                     memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)
  *                 else:
  *                     net.label_rows[i] = labels[r]             # <<<<<<<<<<<<<<
- *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+ *             value = _step(net, X_rows, Y_rows if Y != NULL else NULL,
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
 */
         /*else*/ {
           (__pyx_v_net->label_rows[__pyx_v_i]) = (__pyx_v_labels[__pyx_v_r]);
@@ -9041,12 +9178,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":250
+      /* "fastprop/_engine.pyx":254
  *                 else:
  *                     net.label_rows[i] = labels[r]
- *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
- *                                 n_correct)
+ *             value = _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+ *                           n_correct)
 */
       __pyx_t_2 = (__pyx_v_Y != NULL);
 
@@ -9059,12 +9196,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":251
+      /* "fastprop/_engine.pyx":255
  *                     net.label_rows[i] = labels[r]
- *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,             # <<<<<<<<<<<<<<
- *                                 n_correct)
- *         lo += bs
+ *             value = _step(net, X_rows, Y_rows if Y != NULL else NULL,
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,             # <<<<<<<<<<<<<<
+ *                           n_correct)
+ *         if not _finite(value) or (check_params and not _params_finite(net)):
 */
       __pyx_t_2 = (__pyx_v_labels != NULL);
 
@@ -9077,32 +9214,122 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":250
+      /* "fastprop/_engine.pyx":254
  *                 else:
  *                     net.label_rows[i] = labels[r]
- *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
- *                                 n_correct)
+ *             value = _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+ *                           n_correct)
 */
-      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(__pyx_v_net, __pyx_v_X_rows, __pyx_t_7, __pyx_t_8, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct)));
+      __pyx_v_value = __pyx_fuse_0__pyx_f_8fastprop_7_engine__step(__pyx_v_net, __pyx_v_X_rows, __pyx_t_7, __pyx_t_8, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct);
 
 
     }
     __pyx_L5:;
 
-    /* "fastprop/_engine.pyx":253
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
- *                                 n_correct)
+    /* "fastprop/_engine.pyx":257
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+ *                           n_correct)
+ *         if not _finite(value) or (check_params and not _params_finite(net)):             # <<<<<<<<<<<<<<
+ *             diverged[0] = batch
+ *             return total
+*/
+    __pyx_t_9 = (!__pyx_f_8fastprop_7_engine__finite(__pyx_v_value));
+
+    if (!__pyx_t_9) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_9;
+
+      goto __pyx_L10_bool_binop_done;
+    }
+    if (__pyx_v_check_params) {
+    } else {
+
+      __pyx_t_2 = __pyx_v_check_params;
+      goto __pyx_L10_bool_binop_done;
+    }
+    __pyx_t_9 = (!__pyx_f_8fastprop_7_engine__params_finite(__pyx_v_net));
+
+
+    __pyx_t_2 = __pyx_t_9;
+
+    __pyx_L10_bool_binop_done:;
+    if (__pyx_t_2) {
+
+
+      /* "fastprop/_engine.pyx":258
+ *                           n_correct)
+ *         if not _finite(value) or (check_params and not _params_finite(net)):
+ *             diverged[0] = batch             # <<<<<<<<<<<<<<
+ *             return total
+ *         total += bs * value
+*/
+      (__pyx_v_diverged[0]) = __pyx_v_batch;
+
+      /* "fastprop/_engine.pyx":259
+ *         if not _finite(value) or (check_params and not _params_finite(net)):
+ *             diverged[0] = batch
+ *             return total             # <<<<<<<<<<<<<<
+ *         total += bs * value
+ *         lo += bs
+*/
+      {
+
+        __pyx_r = __pyx_v_total;
+      }
+      goto __pyx_L0;
+
+      /* "fastprop/_engine.pyx":257
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+ *                           n_correct)
+ *         if not _finite(value) or (check_params and not _params_finite(net)):             # <<<<<<<<<<<<<<
+ *             diverged[0] = batch
+ *             return total
+*/
+    }
+
+    /* "fastprop/_engine.pyx":260
+ *             diverged[0] = batch
+ *             return total
+ *         total += bs * value             # <<<<<<<<<<<<<<
+ *         lo += bs
+ *         batch += 1
+*/
+    __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_v_value));
+
+    /* "fastprop/_engine.pyx":261
+ *             return total
+ *         total += bs * value
  *         lo += bs             # <<<<<<<<<<<<<<
+ *         batch += 1
+ *     diverged[0] = -1
+*/
+    __pyx_v_lo = (__pyx_v_lo + __pyx_v_bs);
+
+    /* "fastprop/_engine.pyx":262
+ *         total += bs * value
+ *         lo += bs
+ *         batch += 1             # <<<<<<<<<<<<<<
+ *     diverged[0] = -1
+ *     return total
+*/
+    __pyx_v_batch = (__pyx_v_batch + 1);
+  }
+
+  /* "fastprop/_engine.pyx":263
+ *         lo += bs
+ *         batch += 1
+ *     diverged[0] = -1             # <<<<<<<<<<<<<<
  *     return total
  * 
 */
-    __pyx_v_lo = (__pyx_v_lo + __pyx_v_bs);
-  }
+  (__pyx_v_diverged[0]) = -1L;
 
-  /* "fastprop/_engine.pyx":254
- *                                 n_correct)
- *         lo += bs
+  /* "fastprop/_engine.pyx":264
+ *         batch += 1
+ *     diverged[0] = -1
  *     return total             # <<<<<<<<<<<<<<
  * 
  * 
@@ -9113,12 +9340,12 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":224
+  /* "fastprop/_engine.pyx":226
  * 
  * 
  * cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,             # <<<<<<<<<<<<<<
  *                    const int64_t *order, Py_ssize_t n, int batch_size, int loss, double lr,
- *                    int64_t *n_correct) noexcept nogil:
+ *                    bint check_params, int64_t *n_correct, Py_ssize_t *diverged) noexcept nogil:
 */
 
   /* function exit code */
@@ -9134,13 +9361,17 @@ static double __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 
 
 
+
+
   return __pyx_r;
 }
 
-static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, double const *__pyx_v_X, double const *__pyx_v_Y, int64_t const *__pyx_v_labels, int64_t const *__pyx_v_order, Py_ssize_t __pyx_v_n, int __pyx_v_batch_size, int __pyx_v_loss, double __pyx_v_lr, int64_t *__pyx_v_n_correct) {
+static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net, double const *__pyx_v_X, double const *__pyx_v_Y, int64_t const *__pyx_v_labels, int64_t const *__pyx_v_order, Py_ssize_t __pyx_v_n, int __pyx_v_batch_size, int __pyx_v_loss, double __pyx_v_lr, int __pyx_v_check_params, int64_t *__pyx_v_n_correct, Py_ssize_t *__pyx_v_diverged) {
   Py_ssize_t __pyx_v_lo;
   Py_ssize_t __pyx_v_i;
   Py_ssize_t __pyx_v_r;
+  Py_ssize_t __pyx_v_batch;
+  double __pyx_v_value;
   int __pyx_v_bs;
   int __pyx_v_n_in;
   int __pyx_v_n_y;
@@ -9158,18 +9389,20 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   int __pyx_t_6;
   double *__pyx_t_7;
   int64_t *__pyx_t_8;
+  int __pyx_t_9;
 
-  /* "fastprop/_engine.pyx":229
- *     """Every batch of one epoch; returns the sum over batches of (batch loss * batch size).
- *     With `order`, batch rows are gathered into the workspace; without it, read in place."""
- *     cdef Py_ssize_t lo = 0, i, r             # <<<<<<<<<<<<<<
+  /* "fastprop/_engine.pyx":233
+ *     at the first batch whose loss is not finite (or, with check_params, after which a parameter
+ *     is not), and sets *diverged to its index (else -1)."""
+ *     cdef Py_ssize_t lo = 0, i, r, batch = 0             # <<<<<<<<<<<<<<
+ *     cdef double value
  *     cdef int bs
- *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
 */
   __pyx_v_lo = 0;
+  __pyx_v_batch = 0;
 
-  /* "fastprop/_engine.pyx":231
- *     cdef Py_ssize_t lo = 0, i, r
+  /* "fastprop/_engine.pyx":236
+ *     cdef double value
  *     cdef int bs
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out             # <<<<<<<<<<<<<<
  *     cdef double total = 0
@@ -9182,7 +9415,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 
   __pyx_v_n_y = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":232
+  /* "fastprop/_engine.pyx":237
  *     cdef int bs
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
  *     cdef double total = 0             # <<<<<<<<<<<<<<
@@ -9191,7 +9424,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_total = 0.0;
 
-  /* "fastprop/_engine.pyx":233
+  /* "fastprop/_engine.pyx":238
  *     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
  *     cdef double total = 0
  *     cdef floating *X_rows = <floating *>net.X_rows             # <<<<<<<<<<<<<<
@@ -9200,7 +9433,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_X_rows = ((double *)__pyx_v_net->X_rows);
 
-  /* "fastprop/_engine.pyx":234
+  /* "fastprop/_engine.pyx":239
  *     cdef double total = 0
  *     cdef floating *X_rows = <floating *>net.X_rows
  *     cdef floating *Y_rows = <floating *>net.Y_rows             # <<<<<<<<<<<<<<
@@ -9209,7 +9442,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
   __pyx_v_Y_rows = ((double *)__pyx_v_net->Y_rows);
 
-  /* "fastprop/_engine.pyx":235
+  /* "fastprop/_engine.pyx":240
  *     cdef floating *X_rows = <floating *>net.X_rows
  *     cdef floating *Y_rows = <floating *>net.Y_rows
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)             # <<<<<<<<<<<<<<
@@ -9219,7 +9452,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   __pyx_v_x_row = (__pyx_v_n_in * (sizeof(double)));
   __pyx_v_y_row = (__pyx_v_n_y * (sizeof(double)));
 
-  /* "fastprop/_engine.pyx":236
+  /* "fastprop/_engine.pyx":241
  *     cdef floating *Y_rows = <floating *>net.Y_rows
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
  *     while lo < n:             # <<<<<<<<<<<<<<
@@ -9232,12 +9465,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 
     if (!__pyx_t_2) break;
 
-    /* "fastprop/_engine.pyx":237
+    /* "fastprop/_engine.pyx":242
  *     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)             # <<<<<<<<<<<<<<
  *         if order == NULL:
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
 */
     __pyx_t_2 = ((__pyx_v_n - __pyx_v_lo) > __pyx_v_batch_size);
 
@@ -9252,24 +9485,24 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
     __pyx_v_bs = ((int)__pyx_t_3);
 
 
-    /* "fastprop/_engine.pyx":238
+    /* "fastprop/_engine.pyx":243
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:             # <<<<<<<<<<<<<<
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
 */
     __pyx_t_2 = (__pyx_v_order == NULL);
 
     if (__pyx_t_2) {
 
 
-      /* "fastprop/_engine.pyx":239
+      /* "fastprop/_engine.pyx":244
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
- *                                 n_correct)
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
+ *         else:
 */
       __pyx_t_2 = (__pyx_v_Y != NULL);
 
@@ -9282,12 +9515,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":240
+      /* "fastprop/_engine.pyx":245
  *         if order == NULL:
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,             # <<<<<<<<<<<<<<
- *                                 n_correct)
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)             # <<<<<<<<<<<<<<
  *         else:
+ *             for i in range(bs):
 */
       __pyx_t_2 = (__pyx_v_labels != NULL);
 
@@ -9300,29 +9533,29 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":239
+      /* "fastprop/_engine.pyx":244
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
- *                                 n_correct)
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,             # <<<<<<<<<<<<<<
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
+ *         else:
 */
-      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(__pyx_v_net, (__pyx_v_X + (__pyx_v_lo * __pyx_v_n_in)), __pyx_t_4, __pyx_t_5, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct)));
+      __pyx_v_value = __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(__pyx_v_net, (__pyx_v_X + (__pyx_v_lo * __pyx_v_n_in)), __pyx_t_4, __pyx_t_5, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct);
 
 
 
-      /* "fastprop/_engine.pyx":238
+      /* "fastprop/_engine.pyx":243
  *     while lo < n:
  *         bs = <int>(batch_size if n - lo > batch_size else n - lo)
  *         if order == NULL:             # <<<<<<<<<<<<<<
- *             total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
- *                                 labels + lo if labels != NULL else NULL, bs, loss, True, lr,
+ *             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
 */
       goto __pyx_L5;
     }
 
-    /* "fastprop/_engine.pyx":243
- *                                 n_correct)
+    /* "fastprop/_engine.pyx":247
+ *                           labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
  *         else:
  *             for i in range(bs):             # <<<<<<<<<<<<<<
  *                 r = order[lo + i]
@@ -9336,7 +9569,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_6; __pyx_t_3+=1) {
         __pyx_v_i = __pyx_t_3;
 
-        /* "fastprop/_engine.pyx":244
+        /* "fastprop/_engine.pyx":248
  *         else:
  *             for i in range(bs):
  *                 r = order[lo + i]             # <<<<<<<<<<<<<<
@@ -9345,7 +9578,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
         __pyx_v_r = (__pyx_v_order[(__pyx_v_lo + __pyx_v_i)]);
 
-        /* "fastprop/_engine.pyx":245
+        /* "fastprop/_engine.pyx":249
  *             for i in range(bs):
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)             # <<<<<<<<<<<<<<
@@ -9354,7 +9587,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
         (void)(memcpy((__pyx_v_X_rows + (__pyx_v_i * __pyx_v_n_in)), (__pyx_v_X + (__pyx_v_r * __pyx_v_n_in)), __pyx_v_x_row));
 
-        /* "fastprop/_engine.pyx":246
+        /* "fastprop/_engine.pyx":250
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:             # <<<<<<<<<<<<<<
@@ -9366,7 +9599,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
         if (__pyx_t_2) {
 
 
-          /* "fastprop/_engine.pyx":247
+          /* "fastprop/_engine.pyx":251
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:
  *                     memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)             # <<<<<<<<<<<<<<
@@ -9375,7 +9608,7 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 */
           (void)(memcpy((__pyx_v_Y_rows + (__pyx_v_i * __pyx_v_n_y)), (__pyx_v_Y + (__pyx_v_r * __pyx_v_n_y)), __pyx_v_y_row));
 
-          /* "fastprop/_engine.pyx":246
+          /* "fastprop/_engine.pyx":250
  *                 r = order[lo + i]
  *                 memcpy(X_rows + i * n_in, X + r * n_in, x_row)
  *                 if Y != NULL:             # <<<<<<<<<<<<<<
@@ -9385,12 +9618,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
           goto __pyx_L8;
         }
 
-        /* "fastprop/_engine.pyx":249
+        /* "fastprop/_engine.pyx":253
  *                     memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)
  *                 else:
  *                     net.label_rows[i] = labels[r]             # <<<<<<<<<<<<<<
- *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+ *             value = _step(net, X_rows, Y_rows if Y != NULL else NULL,
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
 */
         /*else*/ {
           (__pyx_v_net->label_rows[__pyx_v_i]) = (__pyx_v_labels[__pyx_v_r]);
@@ -9399,12 +9632,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":250
+      /* "fastprop/_engine.pyx":254
  *                 else:
  *                     net.label_rows[i] = labels[r]
- *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
- *                                 n_correct)
+ *             value = _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+ *                           n_correct)
 */
       __pyx_t_2 = (__pyx_v_Y != NULL);
 
@@ -9417,12 +9650,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":251
+      /* "fastprop/_engine.pyx":255
  *                     net.label_rows[i] = labels[r]
- *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,             # <<<<<<<<<<<<<<
- *                                 n_correct)
- *         lo += bs
+ *             value = _step(net, X_rows, Y_rows if Y != NULL else NULL,
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,             # <<<<<<<<<<<<<<
+ *                           n_correct)
+ *         if not _finite(value) or (check_params and not _params_finite(net)):
 */
       __pyx_t_2 = (__pyx_v_labels != NULL);
 
@@ -9435,32 +9668,122 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":250
+      /* "fastprop/_engine.pyx":254
  *                 else:
  *                     net.label_rows[i] = labels[r]
- *             total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
- *                                 n_correct)
+ *             value = _step(net, X_rows, Y_rows if Y != NULL else NULL,             # <<<<<<<<<<<<<<
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+ *                           n_correct)
 */
-      __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(__pyx_v_net, __pyx_v_X_rows, __pyx_t_7, __pyx_t_8, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct)));
+      __pyx_v_value = __pyx_fuse_1__pyx_f_8fastprop_7_engine__step(__pyx_v_net, __pyx_v_X_rows, __pyx_t_7, __pyx_t_8, __pyx_v_bs, __pyx_v_loss, 1, __pyx_v_lr, __pyx_v_n_correct);
 
 
     }
     __pyx_L5:;
 
-    /* "fastprop/_engine.pyx":253
- *                                 net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
- *                                 n_correct)
+    /* "fastprop/_engine.pyx":257
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+ *                           n_correct)
+ *         if not _finite(value) or (check_params and not _params_finite(net)):             # <<<<<<<<<<<<<<
+ *             diverged[0] = batch
+ *             return total
+*/
+    __pyx_t_9 = (!__pyx_f_8fastprop_7_engine__finite(__pyx_v_value));
+
+    if (!__pyx_t_9) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_9;
+
+      goto __pyx_L10_bool_binop_done;
+    }
+    if (__pyx_v_check_params) {
+    } else {
+
+      __pyx_t_2 = __pyx_v_check_params;
+      goto __pyx_L10_bool_binop_done;
+    }
+    __pyx_t_9 = (!__pyx_f_8fastprop_7_engine__params_finite(__pyx_v_net));
+
+
+    __pyx_t_2 = __pyx_t_9;
+
+    __pyx_L10_bool_binop_done:;
+    if (__pyx_t_2) {
+
+
+      /* "fastprop/_engine.pyx":258
+ *                           n_correct)
+ *         if not _finite(value) or (check_params and not _params_finite(net)):
+ *             diverged[0] = batch             # <<<<<<<<<<<<<<
+ *             return total
+ *         total += bs * value
+*/
+      (__pyx_v_diverged[0]) = __pyx_v_batch;
+
+      /* "fastprop/_engine.pyx":259
+ *         if not _finite(value) or (check_params and not _params_finite(net)):
+ *             diverged[0] = batch
+ *             return total             # <<<<<<<<<<<<<<
+ *         total += bs * value
+ *         lo += bs
+*/
+      {
+
+        __pyx_r = __pyx_v_total;
+      }
+      goto __pyx_L0;
+
+      /* "fastprop/_engine.pyx":257
+ *                           net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+ *                           n_correct)
+ *         if not _finite(value) or (check_params and not _params_finite(net)):             # <<<<<<<<<<<<<<
+ *             diverged[0] = batch
+ *             return total
+*/
+    }
+
+    /* "fastprop/_engine.pyx":260
+ *             diverged[0] = batch
+ *             return total
+ *         total += bs * value             # <<<<<<<<<<<<<<
+ *         lo += bs
+ *         batch += 1
+*/
+    __pyx_v_total = (__pyx_v_total + (__pyx_v_bs * __pyx_v_value));
+
+    /* "fastprop/_engine.pyx":261
+ *             return total
+ *         total += bs * value
  *         lo += bs             # <<<<<<<<<<<<<<
+ *         batch += 1
+ *     diverged[0] = -1
+*/
+    __pyx_v_lo = (__pyx_v_lo + __pyx_v_bs);
+
+    /* "fastprop/_engine.pyx":262
+ *         total += bs * value
+ *         lo += bs
+ *         batch += 1             # <<<<<<<<<<<<<<
+ *     diverged[0] = -1
+ *     return total
+*/
+    __pyx_v_batch = (__pyx_v_batch + 1);
+  }
+
+  /* "fastprop/_engine.pyx":263
+ *         lo += bs
+ *         batch += 1
+ *     diverged[0] = -1             # <<<<<<<<<<<<<<
  *     return total
  * 
 */
-    __pyx_v_lo = (__pyx_v_lo + __pyx_v_bs);
-  }
+  (__pyx_v_diverged[0]) = -1L;
 
-  /* "fastprop/_engine.pyx":254
- *                                 n_correct)
- *         lo += bs
+  /* "fastprop/_engine.pyx":264
+ *         batch += 1
+ *     diverged[0] = -1
  *     return total             # <<<<<<<<<<<<<<
  * 
  * 
@@ -9471,12 +9794,12 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":224
+  /* "fastprop/_engine.pyx":226
  * 
  * 
  * cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,             # <<<<<<<<<<<<<<
  *                    const int64_t *order, Py_ssize_t n, int batch_size, int loss, double lr,
- *                    int64_t *n_correct) noexcept nogil:
+ *                    bint check_params, int64_t *n_correct, Py_ssize_t *diverged) noexcept nogil:
 */
 
   /* function exit code */
@@ -9492,10 +9815,372 @@ static double __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch(struct __pyx_t_8fast
 
 
 
+
+
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":257
+/* "fastprop/_engine.pyx":267
+ * 
+ * 
+ * cdef inline bint _finite(double x) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     return x - x == 0  # false for NaN and +-inf
+ * 
+*/
+
+static CYTHON_INLINE int __pyx_f_8fastprop_7_engine__finite(double __pyx_v_x) {
+  int __pyx_r;
+
+  /* "fastprop/_engine.pyx":268
+ * 
+ * cdef inline bint _finite(double x) noexcept nogil:
+ *     return x - x == 0  # false for NaN and +-inf             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = ((__pyx_v_x - __pyx_v_x) == 0.0);
+  }
+  goto __pyx_L0;
+
+  /* "fastprop/_engine.pyx":267
+ * 
+ * 
+ * cdef inline bint _finite(double x) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     return x - x == 0  # false for NaN and +-inf
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "fastprop/_engine.pyx":271
+ * 
+ * 
+ * cdef bint _params_finite(Net *net) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """True if every parameter is finite (a sum is finite exactly when every term is, or it
+ *     overflowed: then the element-wise check decides)."""
+*/
+
+static int __pyx_f_8fastprop_7_engine__params_finite(struct __pyx_t_8fastprop_7_engine_Net *__pyx_v_net) {
+  Py_ssize_t __pyx_v_i;
+  Py_ssize_t __pyx_v_n;
+  float const *__pyx_v_f;
+  double const *__pyx_v_d;
+  double __pyx_v_total;
+  int __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+
+  /* "fastprop/_engine.pyx":274
+ *     """True if every parameter is finite (a sum is finite exactly when every term is, or it
+ *     overflowed: then the element-wise check decides)."""
+ *     cdef Py_ssize_t i, n = net.n_params             # <<<<<<<<<<<<<<
+ *     cdef const float *f = <const float *>net.params
+ *     cdef const double *d = <const double *>net.params
+*/
+  __pyx_t_1 = __pyx_v_net->n_params;
+
+  __pyx_v_n = __pyx_t_1;
+
+  /* "fastprop/_engine.pyx":275
+ *     overflowed: then the element-wise check decides)."""
+ *     cdef Py_ssize_t i, n = net.n_params
+ *     cdef const float *f = <const float *>net.params             # <<<<<<<<<<<<<<
+ *     cdef const double *d = <const double *>net.params
+ *     cdef double total = 0
+*/
+  __pyx_v_f = ((float const *)__pyx_v_net->params);
+
+  /* "fastprop/_engine.pyx":276
+ *     cdef Py_ssize_t i, n = net.n_params
+ *     cdef const float *f = <const float *>net.params
+ *     cdef const double *d = <const double *>net.params             # <<<<<<<<<<<<<<
+ *     cdef double total = 0
+ *     if net.dtype == FP_FLOAT32:
+*/
+  __pyx_v_d = ((double const *)__pyx_v_net->params);
+
+  /* "fastprop/_engine.pyx":277
+ *     cdef const float *f = <const float *>net.params
+ *     cdef const double *d = <const double *>net.params
+ *     cdef double total = 0             # <<<<<<<<<<<<<<
+ *     if net.dtype == FP_FLOAT32:
+ *         for i in range(n):
+*/
+  __pyx_v_total = 0.0;
+
+  /* "fastprop/_engine.pyx":278
+ *     cdef const double *d = <const double *>net.params
+ *     cdef double total = 0
+ *     if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
+ *         for i in range(n):
+ *             total += f[i]
+*/
+  __pyx_t_2 = (__pyx_v_net->dtype == FP_FLOAT32);
+
+  if (__pyx_t_2) {
+
+
+    /* "fastprop/_engine.pyx":279
+ *     cdef double total = 0
+ *     if net.dtype == FP_FLOAT32:
+ *         for i in range(n):             # <<<<<<<<<<<<<<
+ *             total += f[i]
+ *     else:
+*/
+
+    __pyx_t_1 = __pyx_v_n;
+    __pyx_t_3 = __pyx_t_1;
+
+    for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+      __pyx_v_i = __pyx_t_4;
+
+      /* "fastprop/_engine.pyx":280
+ *     if net.dtype == FP_FLOAT32:
+ *         for i in range(n):
+ *             total += f[i]             # <<<<<<<<<<<<<<
+ *     else:
+ *         for i in range(n):
+*/
+      __pyx_v_total = (__pyx_v_total + (__pyx_v_f[__pyx_v_i]));
+    }
+
+
+    /* "fastprop/_engine.pyx":278
+ *     cdef const double *d = <const double *>net.params
+ *     cdef double total = 0
+ *     if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
+ *         for i in range(n):
+ *             total += f[i]
+*/
+    goto __pyx_L3;
+  }
+
+  /* "fastprop/_engine.pyx":282
+ *             total += f[i]
+ *     else:
+ *         for i in range(n):             # <<<<<<<<<<<<<<
+ *             total += d[i]
+ *     if _finite(total):
+*/
+  /*else*/ {
+
+    __pyx_t_1 = __pyx_v_n;
+    __pyx_t_3 = __pyx_t_1;
+
+    for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+      __pyx_v_i = __pyx_t_4;
+
+      /* "fastprop/_engine.pyx":283
+ *     else:
+ *         for i in range(n):
+ *             total += d[i]             # <<<<<<<<<<<<<<
+ *     if _finite(total):
+ *         return True
+*/
+      __pyx_v_total = (__pyx_v_total + (__pyx_v_d[__pyx_v_i]));
+    }
+
+  }
+  __pyx_L3:;
+
+  /* "fastprop/_engine.pyx":284
+ *         for i in range(n):
+ *             total += d[i]
+ *     if _finite(total):             # <<<<<<<<<<<<<<
+ *         return True
+ *     if net.dtype == FP_FLOAT32:
+*/
+  __pyx_t_2 = __pyx_f_8fastprop_7_engine__finite(__pyx_v_total);
+
+  if (__pyx_t_2) {
+
+
+    /* "fastprop/_engine.pyx":285
+ *             total += d[i]
+ *     if _finite(total):
+ *         return True             # <<<<<<<<<<<<<<
+ *     if net.dtype == FP_FLOAT32:
+ *         for i in range(n):
+*/
+    {
+
+      __pyx_r = 1;
+    }
+    goto __pyx_L0;
+
+    /* "fastprop/_engine.pyx":284
+ *         for i in range(n):
+ *             total += d[i]
+ *     if _finite(total):             # <<<<<<<<<<<<<<
+ *         return True
+ *     if net.dtype == FP_FLOAT32:
+*/
+  }
+
+  /* "fastprop/_engine.pyx":286
+ *     if _finite(total):
+ *         return True
+ *     if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
+ *         for i in range(n):
+ *             if not _finite(f[i]):
+*/
+  __pyx_t_2 = (__pyx_v_net->dtype == FP_FLOAT32);
+
+  if (__pyx_t_2) {
+
+
+    /* "fastprop/_engine.pyx":287
+ *         return True
+ *     if net.dtype == FP_FLOAT32:
+ *         for i in range(n):             # <<<<<<<<<<<<<<
+ *             if not _finite(f[i]):
+ *                 return False
+*/
+
+    __pyx_t_1 = __pyx_v_n;
+    __pyx_t_3 = __pyx_t_1;
+
+    for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+      __pyx_v_i = __pyx_t_4;
+
+      /* "fastprop/_engine.pyx":288
+ *     if net.dtype == FP_FLOAT32:
+ *         for i in range(n):
+ *             if not _finite(f[i]):             # <<<<<<<<<<<<<<
+ *                 return False
+ *     else:
+*/
+      __pyx_t_2 = (!__pyx_f_8fastprop_7_engine__finite((__pyx_v_f[__pyx_v_i])));
+
+      if (__pyx_t_2) {
+
+
+        /* "fastprop/_engine.pyx":289
+ *         for i in range(n):
+ *             if not _finite(f[i]):
+ *                 return False             # <<<<<<<<<<<<<<
+ *     else:
+ *         for i in range(n):
+*/
+        {
+
+          __pyx_r = 0;
+        }
+        goto __pyx_L0;
+
+        /* "fastprop/_engine.pyx":288
+ *     if net.dtype == FP_FLOAT32:
+ *         for i in range(n):
+ *             if not _finite(f[i]):             # <<<<<<<<<<<<<<
+ *                 return False
+ *     else:
+*/
+      }
+    }
+
+
+    /* "fastprop/_engine.pyx":286
+ *     if _finite(total):
+ *         return True
+ *     if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
+ *         for i in range(n):
+ *             if not _finite(f[i]):
+*/
+    goto __pyx_L9;
+  }
+
+  /* "fastprop/_engine.pyx":291
+ *                 return False
+ *     else:
+ *         for i in range(n):             # <<<<<<<<<<<<<<
+ *             if not _finite(d[i]):
+ *                 return False
+*/
+  /*else*/ {
+
+    __pyx_t_1 = __pyx_v_n;
+    __pyx_t_3 = __pyx_t_1;
+
+    for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+      __pyx_v_i = __pyx_t_4;
+
+      /* "fastprop/_engine.pyx":292
+ *     else:
+ *         for i in range(n):
+ *             if not _finite(d[i]):             # <<<<<<<<<<<<<<
+ *                 return False
+ *     return True
+*/
+      __pyx_t_2 = (!__pyx_f_8fastprop_7_engine__finite((__pyx_v_d[__pyx_v_i])));
+
+      if (__pyx_t_2) {
+
+
+        /* "fastprop/_engine.pyx":293
+ *         for i in range(n):
+ *             if not _finite(d[i]):
+ *                 return False             # <<<<<<<<<<<<<<
+ *     return True
+ * 
+*/
+        {
+
+          __pyx_r = 0;
+        }
+        goto __pyx_L0;
+
+        /* "fastprop/_engine.pyx":292
+ *     else:
+ *         for i in range(n):
+ *             if not _finite(d[i]):             # <<<<<<<<<<<<<<
+ *                 return False
+ *     return True
+*/
+      }
+    }
+
+  }
+  __pyx_L9:;
+
+  /* "fastprop/_engine.pyx":294
+ *             if not _finite(d[i]):
+ *                 return False
+ *     return True             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = 1;
+  }
+  goto __pyx_L0;
+
+  /* "fastprop/_engine.pyx":271
+ * 
+ * 
+ * cdef bint _params_finite(Net *net) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """True if every parameter is finite (a sum is finite exactly when every term is, or it
+ *     overflowed: then the element-wise check decides)."""
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+
+
+
+  return __pyx_r;
+}
+
+/* "fastprop/_engine.pyx":297
  * 
  * 
  * cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out,             # <<<<<<<<<<<<<<
@@ -9522,7 +10207,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
   char const *__pyx_t_6;
   int64_t *__pyx_t_7;
 
-  /* "fastprop/_engine.pyx":261
+  /* "fastprop/_engine.pyx":301
  *     """Forward over a batch of any size, `capacity` rows at a time, dropout off: copies the
  *     output into `out` (unless NULL) and, for loss >= 0, returns the sum over rows of the loss."""
  *     cdef int L = net.n_layers, n_in = net.layer[0].n_in, n_out = net.layer[L - 1].n_out             # <<<<<<<<<<<<<<
@@ -9539,7 +10224,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 
   __pyx_v_n_out = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":262
+  /* "fastprop/_engine.pyx":302
  *     output into `out` (unless NULL) and, for loss >= 0, returns the sum over rows of the loss."""
  *     cdef int L = net.n_layers, n_in = net.layer[0].n_in, n_out = net.layer[L - 1].n_out
  *     cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)             # <<<<<<<<<<<<<<
@@ -9558,7 +10243,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 
   __pyx_v_size = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":263
+  /* "fastprop/_engine.pyx":303
  *     cdef int L = net.n_layers, n_in = net.layer[0].n_in, n_out = net.layer[L - 1].n_out
  *     cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)
  *     cdef const char *x = <const char *>batch.X             # <<<<<<<<<<<<<<
@@ -9567,7 +10252,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 */
   __pyx_v_x = ((char const *)__pyx_v_batch->X);
 
-  /* "fastprop/_engine.pyx":264
+  /* "fastprop/_engine.pyx":304
  *     cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)
  *     cdef const char *x = <const char *>batch.X
  *     cdef const char *y = <const char *>batch.Y             # <<<<<<<<<<<<<<
@@ -9576,7 +10261,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 */
   __pyx_v_y = ((char const *)__pyx_v_batch->Y);
 
-  /* "fastprop/_engine.pyx":265
+  /* "fastprop/_engine.pyx":305
  *     cdef const char *x = <const char *>batch.X
  *     cdef const char *y = <const char *>batch.Y
  *     cdef Py_ssize_t lo = 0, rows             # <<<<<<<<<<<<<<
@@ -9585,7 +10270,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 */
   __pyx_v_lo = 0;
 
-  /* "fastprop/_engine.pyx":266
+  /* "fastprop/_engine.pyx":306
  *     cdef const char *y = <const char *>batch.Y
  *     cdef Py_ssize_t lo = 0, rows
  *     cdef double total = 0             # <<<<<<<<<<<<<<
@@ -9594,7 +10279,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 */
   __pyx_v_total = 0.0;
 
-  /* "fastprop/_engine.pyx":267
+  /* "fastprop/_engine.pyx":307
  *     cdef Py_ssize_t lo = 0, rows
  *     cdef double total = 0
  *     while lo < batch.n:             # <<<<<<<<<<<<<<
@@ -9607,7 +10292,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 
     if (!__pyx_t_3) break;
 
-    /* "fastprop/_engine.pyx":268
+    /* "fastprop/_engine.pyx":308
  *     cdef double total = 0
  *     while lo < batch.n:
  *         rows = min(batch.n - lo, net.capacity)             # <<<<<<<<<<<<<<
@@ -9631,7 +10316,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
     __pyx_v_rows = __pyx_t_5;
 
 
-    /* "fastprop/_engine.pyx":269
+    /* "fastprop/_engine.pyx":309
  *     while lo < batch.n:
  *         rows = min(batch.n - lo, net.capacity)
  *         if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
@@ -9643,7 +10328,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":270
+      /* "fastprop/_engine.pyx":310
  *         rows = min(batch.n - lo, net.capacity)
  *         if net.dtype == FP_FLOAT32:
  *             _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False)             # <<<<<<<<<<<<<<
@@ -9652,7 +10337,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 */
       __pyx_fuse_0__pyx_f_8fastprop_7_engine__forward(__pyx_v_net, ((float const *)(__pyx_v_x + ((__pyx_v_lo * __pyx_v_n_in) * __pyx_v_size))), ((int)__pyx_v_rows), 0);
 
-      /* "fastprop/_engine.pyx":269
+      /* "fastprop/_engine.pyx":309
  *     while lo < batch.n:
  *         rows = min(batch.n - lo, net.capacity)
  *         if net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
@@ -9662,7 +10347,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
       goto __pyx_L5;
     }
 
-    /* "fastprop/_engine.pyx":272
+    /* "fastprop/_engine.pyx":312
  *             _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False)
  *         else:
  *             _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)             # <<<<<<<<<<<<<<
@@ -9674,7 +10359,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
     }
     __pyx_L5:;
 
-    /* "fastprop/_engine.pyx":273
+    /* "fastprop/_engine.pyx":313
  *         else:
  *             _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)
  *         if out != NULL:             # <<<<<<<<<<<<<<
@@ -9686,7 +10371,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":274
+      /* "fastprop/_engine.pyx":314
  *             _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)
  *         if out != NULL:
  *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)             # <<<<<<<<<<<<<<
@@ -9695,7 +10380,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 */
       (void)(memcpy((__pyx_v_out + ((__pyx_v_lo * __pyx_v_n_out) * __pyx_v_size)), (__pyx_v_net->A[(__pyx_v_L - 1)]), ((__pyx_v_rows * __pyx_v_n_out) * __pyx_v_size)));
 
-      /* "fastprop/_engine.pyx":273
+      /* "fastprop/_engine.pyx":313
  *         else:
  *             _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)
  *         if out != NULL:             # <<<<<<<<<<<<<<
@@ -9704,7 +10389,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 */
     }
 
-    /* "fastprop/_engine.pyx":275
+    /* "fastprop/_engine.pyx":315
  *         if out != NULL:
  *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
  *         if loss >= 0:             # <<<<<<<<<<<<<<
@@ -9716,7 +10401,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
     if (__pyx_t_3) {
 
 
-      /* "fastprop/_engine.pyx":277
+      /* "fastprop/_engine.pyx":317
  *         if loss >= 0:
  *             total += rows * fp_loss_gradient(
  *                 net.dtype, loss, net.logits, net.A[L - 1], y + lo * n_out * size if y else NULL,             # <<<<<<<<<<<<<<
@@ -9734,7 +10419,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":278
+      /* "fastprop/_engine.pyx":318
  *             total += rows * fp_loss_gradient(
  *                 net.dtype, loss, net.logits, net.A[L - 1], y + lo * n_out * size if y else NULL,
  *                 batch.labels + lo if batch.labels else NULL, NULL, rows, n_out,             # <<<<<<<<<<<<<<
@@ -9752,7 +10437,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
       }
 
 
-      /* "fastprop/_engine.pyx":276
+      /* "fastprop/_engine.pyx":316
  *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
  *         if loss >= 0:
  *             total += rows * fp_loss_gradient(             # <<<<<<<<<<<<<<
@@ -9763,7 +10448,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 
 
 
-      /* "fastprop/_engine.pyx":275
+      /* "fastprop/_engine.pyx":315
  *         if out != NULL:
  *             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
  *         if loss >= 0:             # <<<<<<<<<<<<<<
@@ -9772,7 +10457,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
 */
     }
 
-    /* "fastprop/_engine.pyx":280
+    /* "fastprop/_engine.pyx":320
  *                 batch.labels + lo if batch.labels else NULL, NULL, rows, n_out,
  *                 net.layer[L - 1].activation, net.layer[L - 1].negative_slope, n_correct)
  *         lo += rows             # <<<<<<<<<<<<<<
@@ -9782,7 +10467,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
     __pyx_v_lo = (__pyx_v_lo + __pyx_v_rows);
   }
 
-  /* "fastprop/_engine.pyx":281
+  /* "fastprop/_engine.pyx":321
  *                 net.layer[L - 1].activation, net.layer[L - 1].negative_slope, n_correct)
  *         lo += rows
  *     return total             # <<<<<<<<<<<<<<
@@ -9795,7 +10480,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":257
+  /* "fastprop/_engine.pyx":297
  * 
  * 
  * cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out,             # <<<<<<<<<<<<<<
@@ -9817,7 +10502,7 @@ static double __pyx_f_8fastprop_7_engine__forward_in_chunks(struct __pyx_t_8fast
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":284
+/* "fastprop/_engine.pyx":324
  * 
  * 
  * cdef bint _all_below(const int64_t *values, Py_ssize_t n, int64_t high) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -9833,7 +10518,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
 
-  /* "fastprop/_engine.pyx":287
+  /* "fastprop/_engine.pyx":327
  *     """True if every value is in [0, high)."""
  *     cdef Py_ssize_t i
  *     cdef bint ok = True             # <<<<<<<<<<<<<<
@@ -9842,7 +10527,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
 */
   __pyx_v_ok = 1;
 
-  /* "fastprop/_engine.pyx":288
+  /* "fastprop/_engine.pyx":328
  *     cdef Py_ssize_t i
  *     cdef bint ok = True
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -9856,7 +10541,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "fastprop/_engine.pyx":289
+    /* "fastprop/_engine.pyx":329
  *     cdef bint ok = True
  *     for i in range(n):
  *         ok &= (values[i] >= 0) & (values[i] < high)             # <<<<<<<<<<<<<<
@@ -9867,7 +10552,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
   }
 
 
-  /* "fastprop/_engine.pyx":290
+  /* "fastprop/_engine.pyx":330
  *     for i in range(n):
  *         ok &= (values[i] >= 0) & (values[i] < high)
  *     return ok             # <<<<<<<<<<<<<<
@@ -9880,7 +10565,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":284
+  /* "fastprop/_engine.pyx":324
  * 
  * 
  * cdef bint _all_below(const int64_t *values, Py_ssize_t n, int64_t high) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -9895,7 +10580,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":293
+/* "fastprop/_engine.pyx":333
  * 
  * 
  * cdef inline void *_data(cnp.ndarray arr):             # <<<<<<<<<<<<<<
@@ -9906,7 +10591,7 @@ static int __pyx_f_8fastprop_7_engine__all_below(int64_t const *__pyx_v_values, 
 static CYTHON_INLINE void *__pyx_f_8fastprop_7_engine__data(PyArrayObject *__pyx_v_arr) {
   void *__pyx_r;
 
-  /* "fastprop/_engine.pyx":294
+  /* "fastprop/_engine.pyx":334
  * 
  * cdef inline void *_data(cnp.ndarray arr):
  *     return cnp.PyArray_DATA(arr)             # <<<<<<<<<<<<<<
@@ -9919,7 +10604,7 @@ static CYTHON_INLINE void *__pyx_f_8fastprop_7_engine__data(PyArrayObject *__pyx
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":293
+  /* "fastprop/_engine.pyx":333
  * 
  * 
  * cdef inline void *_data(cnp.ndarray arr):             # <<<<<<<<<<<<<<
@@ -9933,7 +10618,7 @@ static CYTHON_INLINE void *__pyx_f_8fastprop_7_engine__data(PyArrayObject *__pyx
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":308
+/* "fastprop/_engine.pyx":348
  *     cdef bint _busy
  * 
  *     def __cinit__(self, layers, params, grads, int capacity, dropout_state):             # <<<<<<<<<<<<<<
@@ -9983,60 +10668,60 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_layers,&__pyx_mstate_global->__pyx_n_u_params,&__pyx_mstate_global->__pyx_n_u_grads,&__pyx_mstate_global->__pyx_n_u_capacity,&__pyx_mstate_global->__pyx_n_u_dropout_state,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 308, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 348, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 308, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 348, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 308, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 348, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 308, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 348, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 308, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 348, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 308, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 348, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 308, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(0, 348, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 5; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 5, 5, i); __PYX_ERR(0, 308, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 5, 5, i); __PYX_ERR(0, 348, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 5)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 308, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 348, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 308, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 348, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 308, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 348, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 308, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 348, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 308, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 348, __pyx_L3_error)
     }
     __pyx_v_layers = values[0];
     __pyx_v_params = values[1];
     __pyx_v_grads = values[2];
-    __pyx_v_capacity = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_capacity == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 308, __pyx_L3_error)
+    __pyx_v_capacity = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_capacity == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 348, __pyx_L3_error)
     __pyx_v_dropout_state = values[4];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 308, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 348, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -10110,7 +10795,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   __Pyx_RefNannySetupContext("__cinit__", 0);
   __Pyx_INCREF(__pyx_v_layers);
 
-  /* "fastprop/_engine.pyx":309
+  /* "fastprop/_engine.pyx":349
  * 
  *     def __cinit__(self, layers, params, grads, int capacity, dropout_state):
  *         self.net.layer = NULL             # <<<<<<<<<<<<<<
@@ -10119,7 +10804,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.layer = NULL;
 
-  /* "fastprop/_engine.pyx":310
+  /* "fastprop/_engine.pyx":350
  *     def __cinit__(self, layers, params, grads, int capacity, dropout_state):
  *         self.net.layer = NULL
  *         self.net.A = self.net.dZ = self.net.mask = self.net.dropped = NULL             # <<<<<<<<<<<<<<
@@ -10131,29 +10816,29 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   __pyx_v_self->net.mask = NULL;
   __pyx_v_self->net.dropped = NULL;
 
-  /* "fastprop/_engine.pyx":311
+  /* "fastprop/_engine.pyx":351
  *         self.net.layer = NULL
  *         self.net.A = self.net.dZ = self.net.mask = self.net.dropped = NULL
  *         layers = list(layers)             # <<<<<<<<<<<<<<
  *         cdef int L = len(layers), l
  *         if L < 1:
 */
-  __pyx_t_1 = PySequence_List(__pyx_v_layers); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
+  __pyx_t_1 = PySequence_List(__pyx_v_layers); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 351, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF_SET(__pyx_v_layers, __pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":312
+  /* "fastprop/_engine.pyx":352
  *         self.net.A = self.net.dZ = self.net.mask = self.net.dropped = NULL
  *         layers = list(layers)
  *         cdef int L = len(layers), l             # <<<<<<<<<<<<<<
  *         if L < 1:
  *             raise ValueError("layers: expected at least one layer")
 */
-  __pyx_t_2 = PyObject_Length(__pyx_v_layers); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 312, __pyx_L1_error)
+  __pyx_t_2 = PyObject_Length(__pyx_v_layers); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 352, __pyx_L1_error)
   __pyx_v_L = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":313
+  /* "fastprop/_engine.pyx":353
  *         layers = list(layers)
  *         cdef int L = len(layers), l
  *         if L < 1:             # <<<<<<<<<<<<<<
@@ -10165,7 +10850,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastprop/_engine.pyx":314
+    /* "fastprop/_engine.pyx":354
  *         cdef int L = len(layers), l
  *         if L < 1:
  *             raise ValueError("layers: expected at least one layer")             # <<<<<<<<<<<<<<
@@ -10178,14 +10863,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_layers_expected_at_least_one_lay};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 314, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 354, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 314, __pyx_L1_error)
+    __PYX_ERR(0, 354, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":313
+    /* "fastprop/_engine.pyx":353
  *         layers = list(layers)
  *         cdef int L = len(layers), l
  *         if L < 1:             # <<<<<<<<<<<<<<
@@ -10194,35 +10879,35 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":315
+  /* "fastprop/_engine.pyx":355
  *         if L < 1:
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):             # <<<<<<<<<<<<<<
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):
 */
-  __pyx_t_1 = PyTuple_New(2); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 315, __pyx_L1_error)
+  __pyx_t_1 = PyTuple_New(2); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_params);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_n_u_params);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_mstate_global->__pyx_n_u_params) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_mstate_global->__pyx_n_u_params) != (0)) __PYX_ERR(0, 355, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_params);
   __Pyx_GIVEREF(__pyx_v_params);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_v_params) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 315, __pyx_L1_error)
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_v_params) != (0)) __PYX_ERR(0, 355, __pyx_L1_error);
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_grads);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_n_u_grads);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_mstate_global->__pyx_n_u_grads) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_mstate_global->__pyx_n_u_grads) != (0)) __PYX_ERR(0, 355, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_grads);
   __Pyx_GIVEREF(__pyx_v_grads);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_v_grads) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
-  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 315, __pyx_L1_error)
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_v_grads) != (0)) __PYX_ERR(0, 355, __pyx_L1_error);
+  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 355, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_4);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_4) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_4) != (0)) __PYX_ERR(0, 355, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_4 = 0;
   __pyx_t_4 = __pyx_t_6; __Pyx_INCREF(__pyx_t_4);
@@ -10236,16 +10921,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_6 = __Pyx_PySequence_ITEM(__pyx_t_4, __pyx_t_2);
     #endif
     ++__pyx_t_2;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 315, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 355, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    if (!(likely(PyTuple_CheckExact(__pyx_t_6))||((__pyx_t_6) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_6))) __PYX_ERR(0, 315, __pyx_L1_error)
+    if (!(likely(PyTuple_CheckExact(__pyx_t_6))||((__pyx_t_6) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_6))) __PYX_ERR(0, 355, __pyx_L1_error)
     if (likely(__pyx_t_6 != Py_None)) {
       PyObject* sequence = __pyx_t_6;
       Py_ssize_t size = __Pyx_PyTuple_GET_SIZE(sequence);
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 315, __pyx_L1_error)
+        __PYX_ERR(0, 355, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       __pyx_t_1 = PyTuple_GET_ITEM(sequence, 0);
@@ -10253,34 +10938,34 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_7 = PyTuple_GET_ITEM(sequence, 1);
       __Pyx_INCREF(__pyx_t_7);
       #else
-      __pyx_t_1 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 315, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 355, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 315, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 355, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       #endif
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     } else {
-      __Pyx_RaiseNoneNotIterableError(); __PYX_ERR(0, 315, __pyx_L1_error)
+      __Pyx_RaiseNoneNotIterableError(); __PYX_ERR(0, 355, __pyx_L1_error)
     }
-    if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 315, __pyx_L1_error)
+    if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 355, __pyx_L1_error)
     __Pyx_XDECREF_SET(__pyx_v_name, ((PyObject*)__pyx_t_1));
     __pyx_t_1 = 0;
     __Pyx_XDECREF_SET(__pyx_v_buf, __pyx_t_7);
     __pyx_t_7 = 0;
 
-    /* "fastprop/_engine.pyx":316
+    /* "fastprop/_engine.pyx":356
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 316, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 356, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 316, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 356, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_8 = PyObject_IsInstance(__pyx_v_buf, __pyx_t_7); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 316, __pyx_L1_error)
+    __pyx_t_8 = PyObject_IsInstance(__pyx_v_buf, __pyx_t_7); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 356, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_8) {
 
@@ -10290,9 +10975,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 316, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 356, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 316, __pyx_L1_error)
+    __pyx_t_8 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 356, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_8) {
 
@@ -10303,27 +10988,27 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       goto __pyx_L7_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":317
+    /* "fastprop/_engine.pyx":357
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
  *                                  f"float64 array")
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 316, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 356, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
 
-    /* "fastprop/_engine.pyx":316
+    /* "fastprop/_engine.pyx":356
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 316, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 356, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 316, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 356, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_8) {
 
@@ -10334,19 +11019,19 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       goto __pyx_L7_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":317
+    /* "fastprop/_engine.pyx":357
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
  *                                  f"float64 array")
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 317, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 317, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 317, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_8) {
 
@@ -10356,14 +11041,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 317, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 317, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 317, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_1, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 317, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_1, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     if (!__pyx_t_9) {
 
@@ -10373,12 +11058,12 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L12_bool_binop_done;
     }
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 317, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 317, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 317, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 357, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
 
     __pyx_t_8 = __pyx_t_9;
@@ -10393,7 +11078,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     __pyx_L7_bool_binop_done:;
 
-    /* "fastprop/_engine.pyx":316
+    /* "fastprop/_engine.pyx":356
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -10406,7 +11091,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_9)) {
 
 
-      /* "fastprop/_engine.pyx":318
+      /* "fastprop/_engine.pyx":358
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous
  *                     and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "             # <<<<<<<<<<<<<<
@@ -10414,9 +11099,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *         if grads.dtype != params.dtype or grads.shape != params.shape:
 */
       __pyx_t_6 = NULL;
-      __pyx_t_1 = __Pyx_PyUnicode_Unicode(__pyx_v_name); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 318, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_Unicode(__pyx_v_name); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 358, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_expected_a_writable_C_contiguou); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 318, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_expected_a_writable_C_contiguou); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 358, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_5 = 1;
@@ -10425,14 +11110,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 318, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 358, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_Raise(__pyx_t_7, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 318, __pyx_L1_error)
+      __PYX_ERR(0, 358, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":316
+      /* "fastprop/_engine.pyx":356
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):
  *             if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -10441,7 +11126,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":315
+    /* "fastprop/_engine.pyx":355
  *         if L < 1:
  *             raise ValueError("layers: expected at least one layer")
  *         for name, buf in (("params", params), ("grads", grads)):             # <<<<<<<<<<<<<<
@@ -10451,18 +11136,18 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   }
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":320
+  /* "fastprop/_engine.pyx":360
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
  *                                  f"float64 array")
  *         if grads.dtype != params.dtype or grads.shape != params.shape:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "
  *                              f"{params.dtype}, got {grads.shape} {grads.dtype}")
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 320, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 360, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 320, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 360, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_4, __pyx_t_7, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 320, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_4, __pyx_t_7, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 360, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (!__pyx_t_3) {
@@ -10473,11 +11158,11 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     goto __pyx_L16_bool_binop_done;
   }
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 320, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 360, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 320, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 360, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_7, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 320, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_7, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 360, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
@@ -10487,7 +11172,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   if (unlikely(__pyx_t_9)) {
 
 
-    /* "fastprop/_engine.pyx":321
+    /* "fastprop/_engine.pyx":361
  *                                  f"float64 array")
  *         if grads.dtype != params.dtype or grads.shape != params.shape:
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "             # <<<<<<<<<<<<<<
@@ -10495,32 +11180,32 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *         if np.may_share_memory(params, grads):
 */
     __pyx_t_7 = NULL;
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 321, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 361, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 321, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 361, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-    /* "fastprop/_engine.pyx":322
+    /* "fastprop/_engine.pyx":362
  *         if grads.dtype != params.dtype or grads.shape != params.shape:
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "
  *                              f"{params.dtype}, got {grads.shape} {grads.dtype}")             # <<<<<<<<<<<<<<
  *         if np.may_share_memory(params, grads):
  *             raise ValueError("grads: must not share memory with params")
 */
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 362, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 362, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 362, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 362, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_grads, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 362, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 362, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_grads_expected_the_shape_and_dty;
@@ -10532,7 +11217,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_13[6] = __pyx_mstate_global->__pyx_kp_u__3;
     __pyx_t_13[7] = __pyx_t_12;
 
-    /* "fastprop/_engine.pyx":321
+    /* "fastprop/_engine.pyx":361
  *                                  f"float64 array")
  *         if grads.dtype != params.dtype or grads.shape != params.shape:
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "             # <<<<<<<<<<<<<<
@@ -10554,7 +11239,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     }
     #endif
     __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_13, 8, __pyx_t_2, __pyx_t_14);
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 321, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 361, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -10566,14 +11251,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 321, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 361, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 321, __pyx_L1_error)
+    __PYX_ERR(0, 361, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":320
+    /* "fastprop/_engine.pyx":360
  *                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
  *                                  f"float64 array")
  *         if grads.dtype != params.dtype or grads.shape != params.shape:             # <<<<<<<<<<<<<<
@@ -10582,7 +11267,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":323
+  /* "fastprop/_engine.pyx":363
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "
  *                              f"{params.dtype}, got {grads.shape} {grads.dtype}")
  *         if np.may_share_memory(params, grads):             # <<<<<<<<<<<<<<
@@ -10590,9 +11275,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *         if not 1 <= capacity <= _INT_MAX:
 */
   __pyx_t_10 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 323, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 363, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 323, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 363, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_t_5 = 1;
@@ -10612,15 +11297,15 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 323, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 363, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
-  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 323, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 363, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (unlikely(__pyx_t_9)) {
 
 
-    /* "fastprop/_engine.pyx":324
+    /* "fastprop/_engine.pyx":364
  *                              f"{params.dtype}, got {grads.shape} {grads.dtype}")
  *         if np.may_share_memory(params, grads):
  *             raise ValueError("grads: must not share memory with params")             # <<<<<<<<<<<<<<
@@ -10633,14 +11318,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_grads_must_not_share_memory_with};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 324, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 364, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 324, __pyx_L1_error)
+    __PYX_ERR(0, 364, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":323
+    /* "fastprop/_engine.pyx":363
  *             raise ValueError(f"grads: expected the shape and dtype of params {params.shape} "
  *                              f"{params.dtype}, got {grads.shape} {grads.dtype}")
  *         if np.may_share_memory(params, grads):             # <<<<<<<<<<<<<<
@@ -10649,7 +11334,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":325
+  /* "fastprop/_engine.pyx":365
  *         if np.may_share_memory(params, grads):
  *             raise ValueError("grads: must not share memory with params")
  *         if not 1 <= capacity <= _INT_MAX:             # <<<<<<<<<<<<<<
@@ -10666,7 +11351,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastprop/_engine.pyx":326
+    /* "fastprop/_engine.pyx":366
  *             raise ValueError("grads: must not share memory with params")
  *         if not 1 <= capacity <= _INT_MAX:
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")             # <<<<<<<<<<<<<<
@@ -10674,9 +11359,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
 */
     __pyx_t_12 = NULL;
-    __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_8fastprop_7_engine__INT_MAX, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 326, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_8fastprop_7_engine__INT_MAX, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 366, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 326, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 366, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_capacity_expected_a_batch_size_i;
     __pyx_t_15[1] = __pyx_t_10;
@@ -10688,7 +11373,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     #endif
     __pyx_t_14 = 0;
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_15, 4, __pyx_t_2, __pyx_t_14);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 326, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 366, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -10698,14 +11383,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 326, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 366, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 326, __pyx_L1_error)
+    __PYX_ERR(0, 366, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":325
+    /* "fastprop/_engine.pyx":365
  *         if np.may_share_memory(params, grads):
  *             raise ValueError("grads: must not share memory with params")
  *         if not 1 <= capacity <= _INT_MAX:             # <<<<<<<<<<<<<<
@@ -10714,19 +11399,19 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":327
+  /* "fastprop/_engine.pyx":367
  *         if not 1 <= capacity <= _INT_MAX:
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and             # <<<<<<<<<<<<<<
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
  *                 dropout_state.flags.writeable):
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 327, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 367, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 327, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 367, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_9 = PyObject_IsInstance(__pyx_v_dropout_state, __pyx_t_11); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(0, 327, __pyx_L1_error)
+  __pyx_t_9 = PyObject_IsInstance(__pyx_v_dropout_state, __pyx_t_11); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(0, 367, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   if (__pyx_t_9) {
 
@@ -10736,14 +11421,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     goto __pyx_L21_bool_binop_done;
   }
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 327, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 367, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 327, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 367, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_uint64); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 327, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_uint64); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 367, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_11, __pyx_t_12, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 327, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_11, __pyx_t_12, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 367, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   if (__pyx_t_9) {
@@ -10755,16 +11440,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     goto __pyx_L21_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":328
+  /* "fastprop/_engine.pyx":368
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and             # <<<<<<<<<<<<<<
  *                 dropout_state.flags.writeable):
  *             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")
 */
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 328, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 368, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __pyx_t_9 = __Pyx_PyObject_RichCompareBool(__pyx_t_12, __pyx_mstate_global->__pyx_tuple[0], Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 328, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_RichCompareBool(__pyx_t_12, __pyx_mstate_global->__pyx_tuple[0], Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 368, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   if (__pyx_t_9) {
 
@@ -10774,12 +11459,12 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     goto __pyx_L21_bool_binop_done;
   }
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 328, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 368, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 328, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 368, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_11); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 328, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_11); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 368, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   if (__pyx_t_9) {
 
@@ -10790,26 +11475,26 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     goto __pyx_L21_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":329
+  /* "fastprop/_engine.pyx":369
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
  *                 dropout_state.flags.writeable):             # <<<<<<<<<<<<<<
  *             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")
  *         self.dtype = params.dtype
 */
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 329, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 369, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 329, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 369, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 329, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 369, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
 
   __pyx_t_3 = __pyx_t_9;
 
   __pyx_L21_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":327
+  /* "fastprop/_engine.pyx":367
  *         if not 1 <= capacity <= _INT_MAX:
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and             # <<<<<<<<<<<<<<
@@ -10822,7 +11507,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   if (unlikely(__pyx_t_9)) {
 
 
-    /* "fastprop/_engine.pyx":330
+    /* "fastprop/_engine.pyx":370
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
  *                 dropout_state.flags.writeable):
  *             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")             # <<<<<<<<<<<<<<
@@ -10835,14 +11520,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_dropout_state_expected_a_writabl};
       __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 330, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 370, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
     }
     __Pyx_Raise(__pyx_t_12, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __PYX_ERR(0, 330, __pyx_L1_error)
+    __PYX_ERR(0, 370, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":327
+    /* "fastprop/_engine.pyx":367
  *         if not 1 <= capacity <= _INT_MAX:
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and             # <<<<<<<<<<<<<<
@@ -10851,21 +11536,21 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":331
+  /* "fastprop/_engine.pyx":371
  *                 dropout_state.flags.writeable):
  *             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")
  *         self.dtype = params.dtype             # <<<<<<<<<<<<<<
  *         self.capacity = capacity
  *         self.net.dtype = FP_FLOAT32 if params.dtype == np.float32 else FP_FLOAT64
 */
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 331, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 371, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_GIVEREF(__pyx_t_12);
   __Pyx_GOTREF(__pyx_v_self->dtype);
   __Pyx_DECREF_SET(__pyx_v_self->dtype, __pyx_t_12);
   __pyx_t_12 = 0;
 
-  /* "fastprop/_engine.pyx":332
+  /* "fastprop/_engine.pyx":372
  *             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")
  *         self.dtype = params.dtype
  *         self.capacity = capacity             # <<<<<<<<<<<<<<
@@ -10874,21 +11559,21 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->capacity = __pyx_v_capacity;
 
-  /* "fastprop/_engine.pyx":333
+  /* "fastprop/_engine.pyx":373
  *         self.dtype = params.dtype
  *         self.capacity = capacity
  *         self.net.dtype = FP_FLOAT32 if params.dtype == np.float32 else FP_FLOAT64             # <<<<<<<<<<<<<<
  *         self.net.n_layers = L
  *         self.net.capacity = capacity
 */
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 333, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 373, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 333, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 373, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 333, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 373, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-  __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_t_4, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 333, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_t_4, Py_EQ); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 373, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (__pyx_t_9) {
@@ -10901,7 +11586,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
   __pyx_v_self->net.dtype = __pyx_t_16;
 
-  /* "fastprop/_engine.pyx":334
+  /* "fastprop/_engine.pyx":374
  *         self.capacity = capacity
  *         self.net.dtype = FP_FLOAT32 if params.dtype == np.float32 else FP_FLOAT64
  *         self.net.n_layers = L             # <<<<<<<<<<<<<<
@@ -10910,7 +11595,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.n_layers = __pyx_v_L;
 
-  /* "fastprop/_engine.pyx":335
+  /* "fastprop/_engine.pyx":375
  *         self.net.dtype = FP_FLOAT32 if params.dtype == np.float32 else FP_FLOAT64
  *         self.net.n_layers = L
  *         self.net.capacity = capacity             # <<<<<<<<<<<<<<
@@ -10919,7 +11604,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.capacity = __pyx_v_capacity;
 
-  /* "fastprop/_engine.pyx":336
+  /* "fastprop/_engine.pyx":376
  *         self.net.n_layers = L
  *         self.net.capacity = capacity
  *         self.net.layer = <LayerDesc *>calloc(L, sizeof(LayerDesc))             # <<<<<<<<<<<<<<
@@ -10928,7 +11613,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.layer = ((struct __pyx_t_8fastprop_7_engine_LayerDesc *)calloc(__pyx_v_L, (sizeof(struct __pyx_t_8fastprop_7_engine_LayerDesc))));
 
-  /* "fastprop/_engine.pyx":337
+  /* "fastprop/_engine.pyx":377
  *         self.net.capacity = capacity
  *         self.net.layer = <LayerDesc *>calloc(L, sizeof(LayerDesc))
  *         self.net.A = <void **>calloc(L, sizeof(void *))             # <<<<<<<<<<<<<<
@@ -10937,7 +11622,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.A = ((void **)calloc(__pyx_v_L, (sizeof(void *))));
 
-  /* "fastprop/_engine.pyx":338
+  /* "fastprop/_engine.pyx":378
  *         self.net.layer = <LayerDesc *>calloc(L, sizeof(LayerDesc))
  *         self.net.A = <void **>calloc(L, sizeof(void *))
  *         self.net.dZ = <void **>calloc(L, sizeof(void *))             # <<<<<<<<<<<<<<
@@ -10946,7 +11631,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.dZ = ((void **)calloc(__pyx_v_L, (sizeof(void *))));
 
-  /* "fastprop/_engine.pyx":339
+  /* "fastprop/_engine.pyx":379
  *         self.net.A = <void **>calloc(L, sizeof(void *))
  *         self.net.dZ = <void **>calloc(L, sizeof(void *))
  *         self.net.mask = <void **>calloc(L, sizeof(void *))             # <<<<<<<<<<<<<<
@@ -10955,7 +11640,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.mask = ((void **)calloc(__pyx_v_L, (sizeof(void *))));
 
-  /* "fastprop/_engine.pyx":340
+  /* "fastprop/_engine.pyx":380
  *         self.net.dZ = <void **>calloc(L, sizeof(void *))
  *         self.net.mask = <void **>calloc(L, sizeof(void *))
  *         self.net.dropped = <void **>calloc(L, sizeof(void *))             # <<<<<<<<<<<<<<
@@ -10964,7 +11649,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.dropped = ((void **)calloc(__pyx_v_L, (sizeof(void *))));
 
-  /* "fastprop/_engine.pyx":341
+  /* "fastprop/_engine.pyx":381
  *         self.net.mask = <void **>calloc(L, sizeof(void *))
  *         self.net.dropped = <void **>calloc(L, sizeof(void *))
  *         if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or             # <<<<<<<<<<<<<<
@@ -11002,7 +11687,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     goto __pyx_L27_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":342
+  /* "fastprop/_engine.pyx":382
  *         self.net.dropped = <void **>calloc(L, sizeof(void *))
  *         if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or
  *                 self.net.mask == NULL or self.net.dropped == NULL):             # <<<<<<<<<<<<<<
@@ -11026,7 +11711,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
   __pyx_L27_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":341
+  /* "fastprop/_engine.pyx":381
  *         self.net.mask = <void **>calloc(L, sizeof(void *))
  *         self.net.dropped = <void **>calloc(L, sizeof(void *))
  *         if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or             # <<<<<<<<<<<<<<
@@ -11036,16 +11721,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   if (unlikely(__pyx_t_9)) {
 
 
-    /* "fastprop/_engine.pyx":343
+    /* "fastprop/_engine.pyx":383
  *         if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or
  *                 self.net.mask == NULL or self.net.dropped == NULL):
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         cdef Py_ssize_t offset = 0
  *         cdef int widest = 1
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 343, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 383, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":341
+    /* "fastprop/_engine.pyx":381
  *         self.net.mask = <void **>calloc(L, sizeof(void *))
  *         self.net.dropped = <void **>calloc(L, sizeof(void *))
  *         if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or             # <<<<<<<<<<<<<<
@@ -11054,7 +11739,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":344
+  /* "fastprop/_engine.pyx":384
  *                 self.net.mask == NULL or self.net.dropped == NULL):
  *             raise MemoryError()
  *         cdef Py_ssize_t offset = 0             # <<<<<<<<<<<<<<
@@ -11063,7 +11748,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_offset = 0;
 
-  /* "fastprop/_engine.pyx":345
+  /* "fastprop/_engine.pyx":385
  *             raise MemoryError()
  *         cdef Py_ssize_t offset = 0
  *         cdef int widest = 1             # <<<<<<<<<<<<<<
@@ -11072,21 +11757,21 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_widest = 1;
 
-  /* "fastprop/_engine.pyx":346
+  /* "fastprop/_engine.pyx":386
  *         cdef Py_ssize_t offset = 0
  *         cdef int widest = 1
  *         self._arrays = []             # <<<<<<<<<<<<<<
  *         for l, spec in enumerate(layers):
  *             n_in, n_out = spec.n_in, spec.n_out
 */
-  __pyx_t_4 = PyList_New(0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 346, __pyx_L1_error)
+  __pyx_t_4 = PyList_New(0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 386, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_4);
   __Pyx_GOTREF(__pyx_v_self->_arrays);
   __Pyx_DECREF_SET(__pyx_v_self->_arrays, ((PyObject*)__pyx_t_4));
   __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":347
+  /* "fastprop/_engine.pyx":387
  *         cdef int widest = 1
  *         self._arrays = []
  *         for l, spec in enumerate(layers):             # <<<<<<<<<<<<<<
@@ -11100,9 +11785,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_2 = 0;
     __pyx_t_17 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_4 = PyObject_GetIter(__pyx_v_layers); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 347, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_4 = PyObject_GetIter(__pyx_v_layers); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 387, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_17 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_4); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 347, __pyx_L1_error)
+    __pyx_t_17 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_4); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 387, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_17)) {
@@ -11110,7 +11795,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_4);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 347, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 387, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -11120,7 +11805,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_4);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 347, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 387, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -11131,13 +11816,13 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 347, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 387, __pyx_L1_error)
     } else {
       __pyx_t_12 = __pyx_t_17(__pyx_t_4);
       if (unlikely(!__pyx_t_12)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 347, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 387, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -11149,34 +11834,34 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_v_l = __pyx_t_14;
     __pyx_t_14 = (__pyx_t_14 + 1);
 
-    /* "fastprop/_engine.pyx":348
+    /* "fastprop/_engine.pyx":388
  *         self._arrays = []
  *         for l, spec in enumerate(layers):
  *             n_in, n_out = spec.n_in, spec.n_out             # <<<<<<<<<<<<<<
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_n_in); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 348, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_n_in); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 388, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 348, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 388, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_XDECREF_SET(__pyx_v_n_in, __pyx_t_12);
     __pyx_t_12 = 0;
     __Pyx_XDECREF_SET(__pyx_v_n_out, __pyx_t_11);
     __pyx_t_11 = 0;
 
-    /* "fastprop/_engine.pyx":349
+    /* "fastprop/_engine.pyx":389
  *         for l, spec in enumerate(layers):
  *             n_in, n_out = spec.n_in, spec.n_out
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate             # <<<<<<<<<<<<<<
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
 */
-    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_activation_code); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 349, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_activation_code); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 389, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_negative_slope); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 349, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_negative_slope); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 389, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_dropout_rate); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 349, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_spec, __pyx_mstate_global->__pyx_n_u_dropout_rate); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 389, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_XDECREF_SET(__pyx_v_activation, __pyx_t_11);
     __pyx_t_11 = 0;
@@ -11185,18 +11870,18 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __Pyx_XDECREF_SET(__pyx_v_rate, __pyx_t_7);
     __pyx_t_7 = 0;
 
-    /* "fastprop/_engine.pyx":350
+    /* "fastprop/_engine.pyx":390
  *             n_in, n_out = spec.n_in, spec.n_out
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
  *                                  f"({n_in}, {n_out})")
 */
-    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_1, __pyx_v_n_in, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 350, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_1, __pyx_v_n_in, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 390, __pyx_L1_error)
     if (__pyx_t_3) {
-      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_8fastprop_7_engine__INT_MAX); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 350, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_8fastprop_7_engine__INT_MAX); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 390, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n_in, __pyx_t_7, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 350, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n_in, __pyx_t_7, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 390, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     }
     if (__pyx_t_3) {
@@ -11207,11 +11892,11 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L35_bool_binop_done;
     }
-    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_1, __pyx_v_n_out, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 350, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_1, __pyx_v_n_out, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 390, __pyx_L1_error)
     if (__pyx_t_3) {
-      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_8fastprop_7_engine__INT_MAX); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 350, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_8fastprop_7_engine__INT_MAX); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 390, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n_out, __pyx_t_7, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 350, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n_out, __pyx_t_7, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 390, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     }
 
@@ -11224,7 +11909,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_3)) {
 
 
-      /* "fastprop/_engine.pyx":351
+      /* "fastprop/_engine.pyx":391
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "             # <<<<<<<<<<<<<<
@@ -11232,21 +11917,21 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *             if l and n_in != layers[l - 1].n_out:
 */
       __pyx_t_12 = NULL;
-      __pyx_t_11 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 351, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 391, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_8fastprop_7_engine__INT_MAX, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 351, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_8fastprop_7_engine__INT_MAX, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 391, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
 
-      /* "fastprop/_engine.pyx":352
+      /* "fastprop/_engine.pyx":392
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
  *                                  f"({n_in}, {n_out})")             # <<<<<<<<<<<<<<
  *             if l and n_in != layers[l - 1].n_out:
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
 */
-      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_n_in, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 352, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_n_in, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 392, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_n_out, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 352, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_n_out, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 392, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_18[0] = __pyx_mstate_global->__pyx_kp_u_layers_2;
       __pyx_t_18[1] = __pyx_t_11;
@@ -11258,7 +11943,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_18[7] = __pyx_t_6;
       __pyx_t_18[8] = __pyx_mstate_global->__pyx_kp_u__5;
 
-      /* "fastprop/_engine.pyx":351
+      /* "fastprop/_engine.pyx":391
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "             # <<<<<<<<<<<<<<
@@ -11277,7 +11962,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_20 |= __Pyx_PyUnicode_KIND_04(__pyx_t_18[5]) | __Pyx_PyUnicode_KIND_04(__pyx_t_18[7]);
       #endif
       __pyx_t_21 = __Pyx_PyUnicode_Join(__pyx_t_18, 9, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 351, __pyx_L1_error)
+      if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 391, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_21);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
@@ -11289,14 +11974,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
         __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 351, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 391, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_Raise(__pyx_t_7, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 351, __pyx_L1_error)
+      __PYX_ERR(0, 391, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":350
+      /* "fastprop/_engine.pyx":390
  *             n_in, n_out = spec.n_in, spec.n_out
  *             activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
  *             if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):             # <<<<<<<<<<<<<<
@@ -11305,7 +11990,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":353
+    /* "fastprop/_engine.pyx":393
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
  *                                  f"({n_in}, {n_out})")
  *             if l and n_in != layers[l - 1].n_out:             # <<<<<<<<<<<<<<
@@ -11324,13 +12009,13 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     }
     __pyx_t_22 = (__pyx_v_l - 1);
 
-    __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_layers, __pyx_t_22, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 353, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_layers, __pyx_t_22, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 393, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
 
-    __pyx_t_21 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 353, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 393, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_21);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_n_in, __pyx_t_21, Py_NE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 353, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_n_in, __pyx_t_21, Py_NE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 393, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
 
     __pyx_t_3 = __pyx_t_9;
@@ -11339,7 +12024,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_3)) {
 
 
-      /* "fastprop/_engine.pyx":354
+      /* "fastprop/_engine.pyx":394
  *                                  f"({n_in}, {n_out})")
  *             if l and n_in != layers[l - 1].n_out:
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")             # <<<<<<<<<<<<<<
@@ -11347,20 +12032,20 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *                                                               and l != L - 1):
 */
       __pyx_t_7 = NULL;
-      __pyx_t_12 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 354, __pyx_L1_error)
+      __pyx_t_12 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 394, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
       __pyx_t_22 = (__pyx_v_l - 1);
 
-      __pyx_t_6 = __Pyx_GetItemInt(__pyx_v_layers, __pyx_t_22, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 354, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_GetItemInt(__pyx_v_layers, __pyx_t_22, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 394, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
 
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 354, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 394, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_1, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 354, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_1, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 394, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_n_in, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 354, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_n_in, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 394, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_layers_2;
       __pyx_t_23[1] = __pyx_t_12;
@@ -11377,7 +12062,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_20 |= __Pyx_PyUnicode_KIND_04(__pyx_t_23[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_23[5]);
       #endif
       __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_23, 6, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 354, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 394, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -11388,14 +12073,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_21 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 354, __pyx_L1_error)
+        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 394, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_21);
       }
       __Pyx_Raise(__pyx_t_21, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
-      __PYX_ERR(0, 354, __pyx_L1_error)
+      __PYX_ERR(0, 394, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":353
+      /* "fastprop/_engine.pyx":393
  *                 raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
  *                                  f"({n_in}, {n_out})")
  *             if l and n_in != layers[l - 1].n_out:             # <<<<<<<<<<<<<<
@@ -11404,20 +12089,20 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":355
+    /* "fastprop/_engine.pyx":395
  *             if l and n_in != layers[l - 1].n_out:
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
  *             if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX             # <<<<<<<<<<<<<<
  *                                                               and l != L - 1):
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
 */
-    __pyx_t_21 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_IDENTITY); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 355, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_IDENTITY); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 395, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_21);
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_object_object(__pyx_t_21, __pyx_v_activation, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 355, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_object_object(__pyx_t_21, __pyx_v_activation, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 395, __pyx_L1_error)
     if (__pyx_t_9) {
-      __pyx_t_10 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_SOFTMAX); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 355, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_SOFTMAX); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 395, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_object_object(__pyx_v_activation, __pyx_t_10, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 355, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_CompareBoolLe_object_object(__pyx_v_activation, __pyx_t_10, Py_LE); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 395, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     }
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
@@ -11433,16 +12118,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       goto __pyx_L41_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":356
+    /* "fastprop/_engine.pyx":396
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
  *             if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX
  *                                                               and l != L - 1):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
  *             if not (np.isfinite(slope) and slope >= 0):
 */
-    __pyx_t_21 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_SOFTMAX); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 355, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_Enum_8fastprop_8_kernels_enum__space_fp_activation_to_py(FP_SOFTMAX); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 395, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_21);
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_activation, __pyx_t_21, Py_EQ); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 355, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_activation, __pyx_t_21, Py_EQ); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 395, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
     if (__pyx_t_8) {
 
@@ -11459,7 +12144,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     __pyx_L41_bool_binop_done:;
 
-    /* "fastprop/_engine.pyx":355
+    /* "fastprop/_engine.pyx":395
  *             if l and n_in != layers[l - 1].n_out:
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
  *             if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX             # <<<<<<<<<<<<<<
@@ -11469,7 +12154,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_3)) {
 
 
-      /* "fastprop/_engine.pyx":357
+      /* "fastprop/_engine.pyx":397
  *             if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX
  *                                                               and l != L - 1):
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")             # <<<<<<<<<<<<<<
@@ -11477,9 +12162,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
 */
       __pyx_t_10 = NULL;
-      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 357, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 397, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_activation, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 357, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_activation, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 397, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __pyx_t_24[0] = __pyx_mstate_global->__pyx_kp_u_layers_2;
       __pyx_t_24[1] = __pyx_t_7;
@@ -11495,7 +12180,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_20 |= __Pyx_PyUnicode_KIND_04(__pyx_t_24[3]);
       #endif
       __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_24, 5, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 357, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 397, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -11505,14 +12190,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_21 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 357, __pyx_L1_error)
+        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 397, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_21);
       }
       __Pyx_Raise(__pyx_t_21, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
-      __PYX_ERR(0, 357, __pyx_L1_error)
+      __PYX_ERR(0, 397, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":355
+      /* "fastprop/_engine.pyx":395
  *             if l and n_in != layers[l - 1].n_out:
  *                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
  *             if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX             # <<<<<<<<<<<<<<
@@ -11521,7 +12206,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":358
+    /* "fastprop/_engine.pyx":398
  *                                                               and l != L - 1):
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
  *             if not (np.isfinite(slope) and slope >= 0):             # <<<<<<<<<<<<<<
@@ -11529,9 +12214,9 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):
 */
     __pyx_t_6 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 358, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 398, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_isfinite); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 358, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_isfinite); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 398, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __pyx_t_5 = 1;
@@ -11551,10 +12236,10 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_21 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_1, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 358, __pyx_L1_error)
+      if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 398, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_21);
     }
-    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_21); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 358, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_t_21); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 398, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
     if (__pyx_t_8) {
 
@@ -11564,7 +12249,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L45_bool_binop_done;
     }
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_v_slope, __pyx_mstate_global->__pyx_int_0, Py_GE); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 358, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_v_slope, __pyx_mstate_global->__pyx_int_0, Py_GE); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 398, __pyx_L1_error)
 
     __pyx_t_3 = __pyx_t_8;
 
@@ -11575,7 +12260,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "fastprop/_engine.pyx":359
+      /* "fastprop/_engine.pyx":399
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
  *             if not (np.isfinite(slope) and slope >= 0):
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")             # <<<<<<<<<<<<<<
@@ -11583,7 +12268,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
 */
       __pyx_t_1 = NULL;
-      __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 359, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 399, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_25[0] = __pyx_mstate_global->__pyx_kp_u_layers_2;
       __pyx_t_25[1] = __pyx_t_6;
@@ -11594,7 +12279,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       #endif
       __pyx_t_20 = 0;
       __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_25, 3, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 359, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 399, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __pyx_t_5 = 1;
@@ -11603,14 +12288,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_21 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 359, __pyx_L1_error)
+        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 399, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_21);
       }
       __Pyx_Raise(__pyx_t_21, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
-      __PYX_ERR(0, 359, __pyx_L1_error)
+      __PYX_ERR(0, 399, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":358
+      /* "fastprop/_engine.pyx":398
  *                                                               and l != L - 1):
  *                 raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
  *             if not (np.isfinite(slope) and slope >= 0):             # <<<<<<<<<<<<<<
@@ -11619,16 +12304,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":360
+    /* "fastprop/_engine.pyx":400
  *             if not (np.isfinite(slope) and slope >= 0):
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
  *                                  f"the output, got {rate}")
 */
-    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_rate, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 360, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_rate, Py_LE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 400, __pyx_L1_error)
     if (__pyx_t_3) {
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 360, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 400, __pyx_L1_error)
     }
     __pyx_t_9 = (!__pyx_t_3);
 
@@ -11641,7 +12326,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       goto __pyx_L48_bool_binop_done;
     }
-    __pyx_t_9 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_0, Py_GT); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 360, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_0, Py_GT); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 400, __pyx_L1_error)
     if (__pyx_t_9) {
 
     } else {
@@ -11659,7 +12344,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "fastprop/_engine.pyx":361
+      /* "fastprop/_engine.pyx":401
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "             # <<<<<<<<<<<<<<
@@ -11667,24 +12352,24 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *             if <double>capacity * max(n_in, n_out) > 2.0 ** 62:
 */
       __pyx_t_10 = NULL;
-      __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 361, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_l, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 401, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
 
-      /* "fastprop/_engine.pyx":362
+      /* "fastprop/_engine.pyx":402
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
  *                                  f"the output, got {rate}")             # <<<<<<<<<<<<<<
  *             if <double>capacity * max(n_in, n_out) > 2.0 ** 62:
  *                 raise ValueError(f"capacity: {capacity} rows of {max(n_in, n_out)} values "
 */
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_rate, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 362, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_rate, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 402, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_layers_2;
       __pyx_t_15[1] = __pyx_t_1;
       __pyx_t_15[2] = __pyx_mstate_global->__pyx_kp_u_expected_a_dropout_rate_in_0_1;
       __pyx_t_15[3] = __pyx_t_6;
 
-      /* "fastprop/_engine.pyx":361
+      /* "fastprop/_engine.pyx":401
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "             # <<<<<<<<<<<<<<
@@ -11700,7 +12385,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_20 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[3]);
       #endif
       __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_15, 4, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 361, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 401, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -11710,14 +12395,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_21 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 361, __pyx_L1_error)
+        if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 401, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_21);
       }
       __Pyx_Raise(__pyx_t_21, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
-      __PYX_ERR(0, 361, __pyx_L1_error)
+      __PYX_ERR(0, 401, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":360
+      /* "fastprop/_engine.pyx":400
  *             if not (np.isfinite(slope) and slope >= 0):
  *                 raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
  *             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):             # <<<<<<<<<<<<<<
@@ -11726,20 +12411,20 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":363
+    /* "fastprop/_engine.pyx":403
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
  *                                  f"the output, got {rate}")
  *             if <double>capacity * max(n_in, n_out) > 2.0 ** 62:             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"capacity: {capacity} rows of {max(n_in, n_out)} values "
  *                                  f"overflow a buffer")
 */
-    __pyx_t_21 = PyFloat_FromDouble(((double)__pyx_v_capacity)); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 363, __pyx_L1_error)
+    __pyx_t_21 = PyFloat_FromDouble(((double)__pyx_v_capacity)); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 403, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_21);
     __Pyx_INCREF(__pyx_v_n_out);
     __pyx_t_7 = __pyx_v_n_out;
     __Pyx_INCREF(__pyx_v_n_in);
     __pyx_t_10 = __pyx_v_n_in;
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_7, __pyx_t_10, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 363, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_7, __pyx_t_10, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 403, __pyx_L1_error)
     if (__pyx_t_8) {
       __Pyx_INCREF(__pyx_t_7);
       __pyx_t_6 = __pyx_t_7;
@@ -11750,19 +12435,19 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = __Pyx_PyNumber_Multiply_float_object(__pyx_t_21, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 363, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyNumber_Multiply_float_object(__pyx_t_21, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 403, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = PyFloat_FromDouble(pow(2.0, 62.0)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 363, __pyx_L1_error)
+    __pyx_t_6 = PyFloat_FromDouble(pow(2.0, 62.0)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 403, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_float(__pyx_t_7, __pyx_t_6, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 363, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_float(__pyx_t_7, __pyx_t_6, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 403, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "fastprop/_engine.pyx":364
+      /* "fastprop/_engine.pyx":404
  *                                  f"the output, got {rate}")
  *             if <double>capacity * max(n_in, n_out) > 2.0 ** 62:
  *                 raise ValueError(f"capacity: {capacity} rows of {max(n_in, n_out)} values "             # <<<<<<<<<<<<<<
@@ -11770,13 +12455,13 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *             self.net.layer[l].n_in = n_in
 */
       __pyx_t_7 = NULL;
-      __pyx_t_21 = __Pyx_PyUnicode_From_int(__pyx_v_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 364, __pyx_L1_error)
+      __pyx_t_21 = __Pyx_PyUnicode_From_int(__pyx_v_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 404, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_21);
       __Pyx_INCREF(__pyx_v_n_out);
       __pyx_t_10 = __pyx_v_n_out;
       __Pyx_INCREF(__pyx_v_n_in);
       __pyx_t_1 = __pyx_v_n_in;
-      __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_10, __pyx_t_1, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 364, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_10, __pyx_t_1, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 404, __pyx_L1_error)
       if (__pyx_t_8) {
         __Pyx_INCREF(__pyx_t_10);
         __pyx_t_12 = __pyx_t_10;
@@ -11787,7 +12472,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_t_12, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 364, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_t_12, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 404, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       __pyx_t_24[0] = __pyx_mstate_global->__pyx_kp_u_capacity_2;
@@ -11804,7 +12489,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_20 |= __Pyx_PyUnicode_KIND_04(__pyx_t_24[3]);
       #endif
       __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_24, 5, __pyx_t_19, __pyx_t_20);
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 364, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 404, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
@@ -11814,14 +12499,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 364, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 404, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_Raise(__pyx_t_6, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 364, __pyx_L1_error)
+      __PYX_ERR(0, 404, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":363
+      /* "fastprop/_engine.pyx":403
  *                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
  *                                  f"the output, got {rate}")
  *             if <double>capacity * max(n_in, n_out) > 2.0 ** 62:             # <<<<<<<<<<<<<<
@@ -11830,57 +12515,57 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":366
+    /* "fastprop/_engine.pyx":406
  *                 raise ValueError(f"capacity: {capacity} rows of {max(n_in, n_out)} values "
  *                                  f"overflow a buffer")
  *             self.net.layer[l].n_in = n_in             # <<<<<<<<<<<<<<
  *             self.net.layer[l].n_out = n_out
  *             self.net.layer[l].activation = activation
 */
-    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_n_in); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 366, __pyx_L1_error)
+    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_n_in); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 406, __pyx_L1_error)
     (__pyx_v_self->net.layer[__pyx_v_l]).n_in = __pyx_t_20;
 
-    /* "fastprop/_engine.pyx":367
+    /* "fastprop/_engine.pyx":407
  *                                  f"overflow a buffer")
  *             self.net.layer[l].n_in = n_in
  *             self.net.layer[l].n_out = n_out             # <<<<<<<<<<<<<<
  *             self.net.layer[l].activation = activation
  *             self.net.layer[l].negative_slope = slope
 */
-    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_n_out); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 367, __pyx_L1_error)
+    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_n_out); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 407, __pyx_L1_error)
     (__pyx_v_self->net.layer[__pyx_v_l]).n_out = __pyx_t_20;
 
-    /* "fastprop/_engine.pyx":368
+    /* "fastprop/_engine.pyx":408
  *             self.net.layer[l].n_in = n_in
  *             self.net.layer[l].n_out = n_out
  *             self.net.layer[l].activation = activation             # <<<<<<<<<<<<<<
  *             self.net.layer[l].negative_slope = slope
  *             self.net.layer[l].dropout_rate = rate
 */
-    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_activation); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 368, __pyx_L1_error)
+    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_v_activation); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 408, __pyx_L1_error)
     (__pyx_v_self->net.layer[__pyx_v_l]).activation = __pyx_t_20;
 
-    /* "fastprop/_engine.pyx":369
+    /* "fastprop/_engine.pyx":409
  *             self.net.layer[l].n_out = n_out
  *             self.net.layer[l].activation = activation
  *             self.net.layer[l].negative_slope = slope             # <<<<<<<<<<<<<<
  *             self.net.layer[l].dropout_rate = rate
  *             self.net.layer[l].w_offset = offset
 */
-    __pyx_t_26 = __Pyx_PyFloat_AsDouble(__pyx_v_slope); if (unlikely((__pyx_t_26 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 369, __pyx_L1_error)
+    __pyx_t_26 = __Pyx_PyFloat_AsDouble(__pyx_v_slope); if (unlikely((__pyx_t_26 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 409, __pyx_L1_error)
     (__pyx_v_self->net.layer[__pyx_v_l]).negative_slope = __pyx_t_26;
 
-    /* "fastprop/_engine.pyx":370
+    /* "fastprop/_engine.pyx":410
  *             self.net.layer[l].activation = activation
  *             self.net.layer[l].negative_slope = slope
  *             self.net.layer[l].dropout_rate = rate             # <<<<<<<<<<<<<<
  *             self.net.layer[l].w_offset = offset
  *             offset += <Py_ssize_t>n_in * n_out + n_out
 */
-    __pyx_t_26 = __Pyx_PyFloat_AsDouble(__pyx_v_rate); if (unlikely((__pyx_t_26 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 370, __pyx_L1_error)
+    __pyx_t_26 = __Pyx_PyFloat_AsDouble(__pyx_v_rate); if (unlikely((__pyx_t_26 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 410, __pyx_L1_error)
     (__pyx_v_self->net.layer[__pyx_v_l]).dropout_rate = __pyx_t_26;
 
-    /* "fastprop/_engine.pyx":371
+    /* "fastprop/_engine.pyx":411
  *             self.net.layer[l].negative_slope = slope
  *             self.net.layer[l].dropout_rate = rate
  *             self.net.layer[l].w_offset = offset             # <<<<<<<<<<<<<<
@@ -11889,34 +12574,34 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     (__pyx_v_self->net.layer[__pyx_v_l]).w_offset = __pyx_v_offset;
 
-    /* "fastprop/_engine.pyx":372
+    /* "fastprop/_engine.pyx":412
  *             self.net.layer[l].dropout_rate = rate
  *             self.net.layer[l].w_offset = offset
  *             offset += <Py_ssize_t>n_in * n_out + n_out             # <<<<<<<<<<<<<<
  *             widest = max(widest, n_out)
  *             self.net.A[l] = self._buffer((capacity, n_out))
 */
-    __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_offset); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 372, __pyx_L1_error)
+    __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_offset); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 412, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_19 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n_in); if (unlikely((__pyx_t_19 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 372, __pyx_L1_error)
-    __pyx_t_12 = PyLong_FromSsize_t(((Py_ssize_t)__pyx_t_19)); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 372, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n_in); if (unlikely((__pyx_t_19 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 412, __pyx_L1_error)
+    __pyx_t_12 = PyLong_FromSsize_t(((Py_ssize_t)__pyx_t_19)); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 412, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
 
-    __pyx_t_7 = __Pyx_PyNumber_Multiply_int_object(__pyx_t_12, __pyx_v_n_out); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 372, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyNumber_Multiply_int_object(__pyx_t_12, __pyx_v_n_out); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 412, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __pyx_t_12 = __Pyx_PyNumber_Add_object_object(__pyx_t_7, __pyx_v_n_out); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 372, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyNumber_Add_object_object(__pyx_t_7, __pyx_v_n_out); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 412, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = __Pyx_PyNumber_InPlaceAdd_int_object(__pyx_t_6, __pyx_t_12); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 372, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyNumber_InPlaceAdd_int_object(__pyx_t_6, __pyx_t_12); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 412, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __pyx_t_19 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_19 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 372, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_19 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 412, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_offset = __pyx_t_19;
 
-    /* "fastprop/_engine.pyx":373
+    /* "fastprop/_engine.pyx":413
  *             self.net.layer[l].w_offset = offset
  *             offset += <Py_ssize_t>n_in * n_out + n_out
  *             widest = max(widest, n_out)             # <<<<<<<<<<<<<<
@@ -11927,125 +12612,125 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_7 = __pyx_v_n_out;
 
     __pyx_t_20 = __pyx_v_widest;
-    __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_t_20); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 373, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_t_20); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 413, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_t_7, __pyx_t_6, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 373, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_t_7, __pyx_t_6, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 413, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_8) {
       __Pyx_INCREF(__pyx_t_7);
       __pyx_t_12 = __pyx_t_7;
     } else {
-      __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_t_20); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 373, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_t_20); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 413, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_12 = __pyx_t_6;
       __pyx_t_6 = 0;
     }
 
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_t_12); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L1_error)
+    __pyx_t_20 = __Pyx_PyLong_As_int(__pyx_t_12); if (unlikely((__pyx_t_20 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 413, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_v_widest = __pyx_t_20;
 
-    /* "fastprop/_engine.pyx":374
+    /* "fastprop/_engine.pyx":414
  *             offset += <Py_ssize_t>n_in * n_out + n_out
  *             widest = max(widest, n_out)
  *             self.net.A[l] = self._buffer((capacity, n_out))             # <<<<<<<<<<<<<<
  *             self.net.dZ[l] = self._buffer((capacity, n_out))
  *             if rate > 0:
 */
-    __pyx_t_12 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 374, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 414, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 374, __pyx_L1_error)
+    __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 414, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_GIVEREF(__pyx_t_12);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_12) != (0)) __PYX_ERR(0, 374, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_12) != (0)) __PYX_ERR(0, 414, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_n_out);
     __Pyx_GIVEREF(__pyx_v_n_out);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 374, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 414, __pyx_L1_error);
     __pyx_t_12 = 0;
-    __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 374, __pyx_L1_error)
+    __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 414, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     (__pyx_v_self->net.A[__pyx_v_l]) = __pyx_t_27;
 
 
-    /* "fastprop/_engine.pyx":375
+    /* "fastprop/_engine.pyx":415
  *             widest = max(widest, n_out)
  *             self.net.A[l] = self._buffer((capacity, n_out))
  *             self.net.dZ[l] = self._buffer((capacity, n_out))             # <<<<<<<<<<<<<<
  *             if rate > 0:
  *                 self.net.mask[l] = self._buffer((capacity, n_out))
 */
-    __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 375, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 415, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 375, __pyx_L1_error)
+    __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 415, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_GIVEREF(__pyx_t_7);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 375, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 415, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_n_out);
     __Pyx_GIVEREF(__pyx_v_n_out);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 375, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 415, __pyx_L1_error);
     __pyx_t_7 = 0;
-    __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_12); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 375, __pyx_L1_error)
+    __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_12); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 415, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     (__pyx_v_self->net.dZ[__pyx_v_l]) = __pyx_t_27;
 
 
-    /* "fastprop/_engine.pyx":376
+    /* "fastprop/_engine.pyx":416
  *             self.net.A[l] = self._buffer((capacity, n_out))
  *             self.net.dZ[l] = self._buffer((capacity, n_out))
  *             if rate > 0:             # <<<<<<<<<<<<<<
  *                 self.net.mask[l] = self._buffer((capacity, n_out))
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
 */
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_0, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 376, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_rate, __pyx_mstate_global->__pyx_int_0, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 416, __pyx_L1_error)
     if (__pyx_t_8) {
 
 
-      /* "fastprop/_engine.pyx":377
+      /* "fastprop/_engine.pyx":417
  *             self.net.dZ[l] = self._buffer((capacity, n_out))
  *             if rate > 0:
  *                 self.net.mask[l] = self._buffer((capacity, n_out))             # <<<<<<<<<<<<<<
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
  *         if offset != params.shape[0]:
 */
-      __pyx_t_12 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 377, __pyx_L1_error)
+      __pyx_t_12 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 417, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
-      __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 377, __pyx_L1_error)
+      __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 417, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_GIVEREF(__pyx_t_12);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_12) != (0)) __PYX_ERR(0, 377, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_12) != (0)) __PYX_ERR(0, 417, __pyx_L1_error);
       __Pyx_INCREF(__pyx_v_n_out);
       __Pyx_GIVEREF(__pyx_v_n_out);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 377, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 417, __pyx_L1_error);
       __pyx_t_12 = 0;
-      __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 377, __pyx_L1_error)
+      __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 417, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       (__pyx_v_self->net.mask[__pyx_v_l]) = __pyx_t_27;
 
 
-      /* "fastprop/_engine.pyx":378
+      /* "fastprop/_engine.pyx":418
  *             if rate > 0:
  *                 self.net.mask[l] = self._buffer((capacity, n_out))
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))             # <<<<<<<<<<<<<<
  *         if offset != params.shape[0]:
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "
 */
-      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 378, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 418, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 378, __pyx_L1_error)
+      __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 418, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_GIVEREF(__pyx_t_7);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 378, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 418, __pyx_L1_error);
       __Pyx_INCREF(__pyx_v_n_out);
       __Pyx_GIVEREF(__pyx_v_n_out);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 378, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_n_out) != (0)) __PYX_ERR(0, 418, __pyx_L1_error);
       __pyx_t_7 = 0;
-      __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_12); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 378, __pyx_L1_error)
+      __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_12); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 418, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       (__pyx_v_self->net.dropped[__pyx_v_l]) = __pyx_t_27;
 
 
-      /* "fastprop/_engine.pyx":376
+      /* "fastprop/_engine.pyx":416
  *             self.net.A[l] = self._buffer((capacity, n_out))
  *             self.net.dZ[l] = self._buffer((capacity, n_out))
  *             if rate > 0:             # <<<<<<<<<<<<<<
@@ -12054,7 +12739,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
     }
 
-    /* "fastprop/_engine.pyx":347
+    /* "fastprop/_engine.pyx":387
  *         cdef int widest = 1
  *         self._arrays = []
  *         for l, spec in enumerate(layers):             # <<<<<<<<<<<<<<
@@ -12064,27 +12749,27 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   }
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":379
+  /* "fastprop/_engine.pyx":419
  *                 self.net.mask[l] = self._buffer((capacity, n_out))
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
  *         if offset != params.shape[0]:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "
  *                              f"{params.shape[0]}")
 */
-  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_offset); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_offset); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __pyx_t_7 = __Pyx_GetItemInt(__pyx_t_12, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_GetItemInt(__pyx_t_12, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-  __pyx_t_8 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_4, __pyx_t_7, Py_NE); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_4, __pyx_t_7, Py_NE); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "fastprop/_engine.pyx":380
+    /* "fastprop/_engine.pyx":420
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
  *         if offset != params.shape[0]:
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "             # <<<<<<<<<<<<<<
@@ -12092,22 +12777,22 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *         self._params, self._grads, self._dropout_state = params, grads, dropout_state
 */
     __pyx_t_4 = NULL;
-    __pyx_t_12 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_offset, 0, ' ', 'd'); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 380, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_offset, 0, ' ', 'd'); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 420, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
 
-    /* "fastprop/_engine.pyx":381
+    /* "fastprop/_engine.pyx":421
  *         if offset != params.shape[0]:
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "
  *                              f"{params.shape[0]}")             # <<<<<<<<<<<<<<
  *         self._params, self._grads, self._dropout_state = params, grads, dropout_state
  *         self.net.params = _data(params)
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 381, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 421, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 381, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 421, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 381, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 421, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_params_expected;
@@ -12115,7 +12800,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_15[2] = __pyx_mstate_global->__pyx_kp_u_parameters_for_these_layers_got;
     __pyx_t_15[3] = __pyx_t_6;
 
-    /* "fastprop/_engine.pyx":380
+    /* "fastprop/_engine.pyx":420
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
  *         if offset != params.shape[0]:
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "             # <<<<<<<<<<<<<<
@@ -12131,7 +12816,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __pyx_t_14 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[3]);
     #endif
     __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_15, 4, __pyx_t_2, __pyx_t_14);
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 380, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 420, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -12141,14 +12826,14 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 380, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 420, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __Pyx_Raise(__pyx_t_7, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 380, __pyx_L1_error)
+    __PYX_ERR(0, 420, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":379
+    /* "fastprop/_engine.pyx":419
  *                 self.net.mask[l] = self._buffer((capacity, n_out))
  *                 self.net.dropped[l] = self._buffer((capacity, n_out))
  *         if offset != params.shape[0]:             # <<<<<<<<<<<<<<
@@ -12157,7 +12842,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   }
 
-  /* "fastprop/_engine.pyx":382
+  /* "fastprop/_engine.pyx":422
  *             raise ValueError(f"params: expected {offset} parameters for these layers, got "
  *                              f"{params.shape[0]}")
  *         self._params, self._grads, self._dropout_state = params, grads, dropout_state             # <<<<<<<<<<<<<<
@@ -12183,29 +12868,29 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   __Pyx_DECREF_SET(__pyx_v_self->_dropout_state, __pyx_t_4);
   __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":383
+  /* "fastprop/_engine.pyx":423
  *                              f"{params.shape[0]}")
  *         self._params, self._grads, self._dropout_state = params, grads, dropout_state
  *         self.net.params = _data(params)             # <<<<<<<<<<<<<<
  *         self.net.grads = _data(grads)
  *         self.net.n_params = offset
 */
-  if (!(likely(((__pyx_v_params) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_params, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 383, __pyx_L1_error)
-  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_params)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 383, __pyx_L1_error)
+  if (!(likely(((__pyx_v_params) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_params, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 423, __pyx_L1_error)
+  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_params)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 423, __pyx_L1_error)
   __pyx_v_self->net.params = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":384
+  /* "fastprop/_engine.pyx":424
  *         self._params, self._grads, self._dropout_state = params, grads, dropout_state
  *         self.net.params = _data(params)
  *         self.net.grads = _data(grads)             # <<<<<<<<<<<<<<
  *         self.net.n_params = offset
  *         self.net.dropout = <uint64_t *>_data(dropout_state)
 */
-  if (!(likely(((__pyx_v_grads) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_grads, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 384, __pyx_L1_error)
-  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_grads)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 384, __pyx_L1_error)
+  if (!(likely(((__pyx_v_grads) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_grads, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 424, __pyx_L1_error)
+  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_grads)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 424, __pyx_L1_error)
   __pyx_v_self->net.grads = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":385
+  /* "fastprop/_engine.pyx":425
  *         self.net.params = _data(params)
  *         self.net.grads = _data(grads)
  *         self.net.n_params = offset             # <<<<<<<<<<<<<<
@@ -12214,19 +12899,19 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.n_params = __pyx_v_offset;
 
-  /* "fastprop/_engine.pyx":386
+  /* "fastprop/_engine.pyx":426
  *         self.net.grads = _data(grads)
  *         self.net.n_params = offset
  *         self.net.dropout = <uint64_t *>_data(dropout_state)             # <<<<<<<<<<<<<<
  *         cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out
  *         self.net.logits = self._buffer((capacity, n_out_last))
 */
-  if (!(likely(((__pyx_v_dropout_state) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 386, __pyx_L1_error)
-  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_dropout_state)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 386, __pyx_L1_error)
+  if (!(likely(((__pyx_v_dropout_state) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_dropout_state, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 426, __pyx_L1_error)
+  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_dropout_state)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 426, __pyx_L1_error)
   __pyx_v_self->net.dropout = ((uint64_t *)__pyx_t_27);
 
 
-  /* "fastprop/_engine.pyx":387
+  /* "fastprop/_engine.pyx":427
  *         self.net.n_params = offset
  *         self.net.dropout = <uint64_t *>_data(dropout_state)
  *         cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out             # <<<<<<<<<<<<<<
@@ -12240,94 +12925,94 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 
   __pyx_v_n_out_last = __pyx_t_14;
 
-  /* "fastprop/_engine.pyx":388
+  /* "fastprop/_engine.pyx":428
  *         self.net.dropout = <uint64_t *>_data(dropout_state)
  *         cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out
  *         self.net.logits = self._buffer((capacity, n_out_last))             # <<<<<<<<<<<<<<
  *         self.net.bias_grad = self._buffer((widest,))
  *         self.net.X_rows = self._buffer((capacity, n_in0))
 */
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 388, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 428, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_n_out_last); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 388, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_n_out_last); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 428, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 388, __pyx_L1_error)
+  __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 428, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_GIVEREF(__pyx_t_4);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_4) != (0)) __PYX_ERR(0, 388, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_4) != (0)) __PYX_ERR(0, 428, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_t_10) != (0)) __PYX_ERR(0, 388, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_t_10) != (0)) __PYX_ERR(0, 428, __pyx_L1_error);
   __pyx_t_4 = 0;
   __pyx_t_10 = 0;
-  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 388, __pyx_L1_error)
+  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_7); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 428, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_v_self->net.logits = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":389
+  /* "fastprop/_engine.pyx":429
  *         cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out
  *         self.net.logits = self._buffer((capacity, n_out_last))
  *         self.net.bias_grad = self._buffer((widest,))             # <<<<<<<<<<<<<<
  *         self.net.X_rows = self._buffer((capacity, n_in0))
  *         self.net.Y_rows = self._buffer((capacity, n_out_last))
 */
-  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_widest); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 389, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_widest); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 429, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_10 = PyTuple_New(1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 389, __pyx_L1_error)
+  __pyx_t_10 = PyTuple_New(1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 429, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_GIVEREF(__pyx_t_7);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 389, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 429, __pyx_L1_error);
   __pyx_t_7 = 0;
-  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_10); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 389, __pyx_L1_error)
+  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_10); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 429, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   __pyx_v_self->net.bias_grad = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":390
+  /* "fastprop/_engine.pyx":430
  *         self.net.logits = self._buffer((capacity, n_out_last))
  *         self.net.bias_grad = self._buffer((widest,))
  *         self.net.X_rows = self._buffer((capacity, n_in0))             # <<<<<<<<<<<<<<
  *         self.net.Y_rows = self._buffer((capacity, n_out_last))
  *         labels = np.zeros(capacity, np.int64)
 */
-  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 430, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_n_in0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_n_in0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 430, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 430, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_10) != (0)) __PYX_ERR(0, 390, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_10) != (0)) __PYX_ERR(0, 430, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_7);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 390, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 430, __pyx_L1_error);
   __pyx_t_10 = 0;
   __pyx_t_7 = 0;
-  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_4); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_4); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 430, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_v_self->net.X_rows = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":391
+  /* "fastprop/_engine.pyx":431
  *         self.net.bias_grad = self._buffer((widest,))
  *         self.net.X_rows = self._buffer((capacity, n_in0))
  *         self.net.Y_rows = self._buffer((capacity, n_out_last))             # <<<<<<<<<<<<<<
  *         labels = np.zeros(capacity, np.int64)
  *         self._arrays.append(labels)
 */
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 391, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_n_out_last); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 391, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_n_out_last); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 391, __pyx_L1_error)
+  __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_GIVEREF(__pyx_t_4);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_4) != (0)) __PYX_ERR(0, 391, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_4) != (0)) __PYX_ERR(0, 431, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_7);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 391, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 431, __pyx_L1_error);
   __pyx_t_4 = 0;
   __pyx_t_7 = 0;
-  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_10); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 391, __pyx_L1_error)
+  __pyx_t_27 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_buffer(__pyx_v_self, __pyx_t_10); if (unlikely(__pyx_t_27 == ((void *)NULL))) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   __pyx_v_self->net.Y_rows = __pyx_t_27;
 
-  /* "fastprop/_engine.pyx":392
+  /* "fastprop/_engine.pyx":432
  *         self.net.X_rows = self._buffer((capacity, n_in0))
  *         self.net.Y_rows = self._buffer((capacity, n_out_last))
  *         labels = np.zeros(capacity, np.int64)             # <<<<<<<<<<<<<<
@@ -12335,16 +13020,16 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
  *         self.net.label_rows = <int64_t *>_data(labels)
 */
   __pyx_t_7 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 392, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 392, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 392, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_capacity); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 392, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __pyx_t_21 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 392, __pyx_L1_error)
+  __pyx_t_21 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_21);
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   __pyx_t_5 = 1;
@@ -12366,13 +13051,13 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 392, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __pyx_v_labels = __pyx_t_10;
   __pyx_t_10 = 0;
 
-  /* "fastprop/_engine.pyx":393
+  /* "fastprop/_engine.pyx":433
  *         self.net.Y_rows = self._buffer((capacity, n_out_last))
  *         labels = np.zeros(capacity, np.int64)
  *         self._arrays.append(labels)             # <<<<<<<<<<<<<<
@@ -12381,24 +13066,24 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   if (unlikely(__pyx_v_self->_arrays == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-    __PYX_ERR(0, 393, __pyx_L1_error)
+    __PYX_ERR(0, 433, __pyx_L1_error)
   }
-  __pyx_t_28 = __Pyx_PyList_Append(__pyx_v_self->_arrays, __pyx_v_labels); if (unlikely(__pyx_t_28 == ((int)-1))) __PYX_ERR(0, 393, __pyx_L1_error)
+  __pyx_t_28 = __Pyx_PyList_Append(__pyx_v_self->_arrays, __pyx_v_labels); if (unlikely(__pyx_t_28 == ((int)-1))) __PYX_ERR(0, 433, __pyx_L1_error)
 
 
-  /* "fastprop/_engine.pyx":394
+  /* "fastprop/_engine.pyx":434
  *         labels = np.zeros(capacity, np.int64)
  *         self._arrays.append(labels)
  *         self.net.label_rows = <int64_t *>_data(labels)             # <<<<<<<<<<<<<<
  *         self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *         self.net.update = NO_UPDATE
 */
-  if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 394, __pyx_L1_error)
-  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 394, __pyx_L1_error)
+  if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_27 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_27 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L1_error)
   __pyx_v_self->net.label_rows = ((int64_t *)__pyx_t_27);
 
 
-  /* "fastprop/_engine.pyx":395
+  /* "fastprop/_engine.pyx":435
  *         self._arrays.append(labels)
  *         self.net.label_rows = <int64_t *>_data(labels)
  *         self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL             # <<<<<<<<<<<<<<
@@ -12409,7 +13094,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   __pyx_v_self->net.trace_da = NULL;
   __pyx_v_self->net.trace_fprime = NULL;
 
-  /* "fastprop/_engine.pyx":396
+  /* "fastprop/_engine.pyx":436
  *         self.net.label_rows = <int64_t *>_data(labels)
  *         self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *         self.net.update = NO_UPDATE             # <<<<<<<<<<<<<<
@@ -12418,7 +13103,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.update = __pyx_e_8fastprop_7_engine_NO_UPDATE;
 
-  /* "fastprop/_engine.pyx":397
+  /* "fastprop/_engine.pyx":437
  *         self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *         self.net.update = NO_UPDATE
  *         self.net.state0 = self.net.state1 = NULL             # <<<<<<<<<<<<<<
@@ -12428,7 +13113,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   __pyx_v_self->net.state0 = NULL;
   __pyx_v_self->net.state1 = NULL;
 
-  /* "fastprop/_engine.pyx":398
+  /* "fastprop/_engine.pyx":438
  *         self.net.update = NO_UPDATE
  *         self.net.state0 = self.net.state1 = NULL
  *         self.net.opt_steps = NULL             # <<<<<<<<<<<<<<
@@ -12437,7 +13122,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->net.opt_steps = NULL;
 
-  /* "fastprop/_engine.pyx":399
+  /* "fastprop/_engine.pyx":439
  *         self.net.state0 = self.net.state1 = NULL
  *         self.net.opt_steps = NULL
  *         self._busy = False             # <<<<<<<<<<<<<<
@@ -12446,7 +13131,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
 */
   __pyx_v_self->_busy = 0;
 
-  /* "fastprop/_engine.pyx":308
+  /* "fastprop/_engine.pyx":348
  *     cdef bint _busy
  * 
  *     def __cinit__(self, layers, params, grads, int capacity, dropout_state):             # <<<<<<<<<<<<<<
@@ -12490,7 +13175,7 @@ static int __pyx_pf_8fastprop_7_engine_6Engine___cinit__(struct __pyx_obj_8fastp
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":401
+/* "fastprop/_engine.pyx":441
  *         self._busy = False
  * 
  *     cdef void *_buffer(self, shape) except NULL:             # <<<<<<<<<<<<<<
@@ -12514,7 +13199,7 @@ static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastpr
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_buffer", 0);
 
-  /* "fastprop/_engine.pyx":402
+  /* "fastprop/_engine.pyx":442
  * 
  *     cdef void *_buffer(self, shape) except NULL:
  *         arr = np.zeros(shape, self.dtype)             # <<<<<<<<<<<<<<
@@ -12522,9 +13207,9 @@ static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastpr
  *         return _data(arr)
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 402, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 442, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 402, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 442, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5 = 1;
@@ -12544,13 +13229,13 @@ static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastpr
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 402, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 442, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_arr = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":403
+  /* "fastprop/_engine.pyx":443
  *     cdef void *_buffer(self, shape) except NULL:
  *         arr = np.zeros(shape, self.dtype)
  *         self._arrays.append(arr)             # <<<<<<<<<<<<<<
@@ -12559,26 +13244,26 @@ static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastpr
 */
   if (unlikely(__pyx_v_self->_arrays == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-    __PYX_ERR(0, 403, __pyx_L1_error)
+    __PYX_ERR(0, 443, __pyx_L1_error)
   }
-  __pyx_t_6 = __Pyx_PyList_Append(__pyx_v_self->_arrays, __pyx_v_arr); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 403, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyList_Append(__pyx_v_self->_arrays, __pyx_v_arr); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 443, __pyx_L1_error)
 
 
-  /* "fastprop/_engine.pyx":404
+  /* "fastprop/_engine.pyx":444
  *         arr = np.zeros(shape, self.dtype)
  *         self._arrays.append(arr)
  *         return _data(arr)             # <<<<<<<<<<<<<<
  * 
  *     def __dealloc__(self):
 */
-  if (!(likely(((__pyx_v_arr) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_arr, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 404, __pyx_L1_error)
-  __pyx_t_7 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_arr)); if (unlikely(__pyx_t_7 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 404, __pyx_L1_error)
+  if (!(likely(((__pyx_v_arr) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_arr, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 444, __pyx_L1_error)
+  __pyx_t_7 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_arr)); if (unlikely(__pyx_t_7 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 444, __pyx_L1_error)
   {
     __pyx_r = __pyx_t_7;
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":401
+  /* "fastprop/_engine.pyx":441
  *         self._busy = False
  * 
  *     cdef void *_buffer(self, shape) except NULL:             # <<<<<<<<<<<<<<
@@ -12601,7 +13286,7 @@ static void *__pyx_f_8fastprop_7_engine_6Engine__buffer(struct __pyx_obj_8fastpr
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":406
+/* "fastprop/_engine.pyx":446
  *         return _data(arr)
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -12624,7 +13309,7 @@ static void __pyx_pw_8fastprop_7_engine_6Engine_3__dealloc__(PyObject *__pyx_v_s
 
 static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self) {
 
-  /* "fastprop/_engine.pyx":407
+  /* "fastprop/_engine.pyx":447
  * 
  *     def __dealloc__(self):
  *         free(self.net.layer)             # <<<<<<<<<<<<<<
@@ -12633,7 +13318,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 */
   free(__pyx_v_self->net.layer);
 
-  /* "fastprop/_engine.pyx":408
+  /* "fastprop/_engine.pyx":448
  *     def __dealloc__(self):
  *         free(self.net.layer)
  *         free(self.net.A)             # <<<<<<<<<<<<<<
@@ -12642,7 +13327,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 */
   free(__pyx_v_self->net.A);
 
-  /* "fastprop/_engine.pyx":409
+  /* "fastprop/_engine.pyx":449
  *         free(self.net.layer)
  *         free(self.net.A)
  *         free(self.net.dZ)             # <<<<<<<<<<<<<<
@@ -12651,7 +13336,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 */
   free(__pyx_v_self->net.dZ);
 
-  /* "fastprop/_engine.pyx":410
+  /* "fastprop/_engine.pyx":450
  *         free(self.net.A)
  *         free(self.net.dZ)
  *         free(self.net.mask)             # <<<<<<<<<<<<<<
@@ -12660,7 +13345,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 */
   free(__pyx_v_self->net.mask);
 
-  /* "fastprop/_engine.pyx":411
+  /* "fastprop/_engine.pyx":451
  *         free(self.net.dZ)
  *         free(self.net.mask)
  *         free(self.net.dropped)             # <<<<<<<<<<<<<<
@@ -12669,7 +13354,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 */
   free(__pyx_v_self->net.dropped);
 
-  /* "fastprop/_engine.pyx":406
+  /* "fastprop/_engine.pyx":446
  *         return _data(arr)
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -12681,7 +13366,7 @@ static void __pyx_pf_8fastprop_7_engine_6Engine_2__dealloc__(struct __pyx_obj_8f
 
 }
 
-/* "fastprop/_engine.pyx":413
+/* "fastprop/_engine.pyx":453
  *         free(self.net.dropped)
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
@@ -12742,7 +13427,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_4__reduce__(CYTHON_UNUSED s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__reduce__", 0);
 
-  /* "fastprop/_engine.pyx":414
+  /* "fastprop/_engine.pyx":454
  * 
  *     def __reduce__(self):
  *         raise TypeError("an Engine is rebuilt from its model, not pickled: pickle the model")             # <<<<<<<<<<<<<<
@@ -12755,14 +13440,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_4__reduce__(CYTHON_UNUSED s
     PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_an_Engine_is_rebuilt_from_its_mo};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 454, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 414, __pyx_L1_error)
+  __PYX_ERR(0, 454, __pyx_L1_error)
 
-  /* "fastprop/_engine.pyx":413
+  /* "fastprop/_engine.pyx":453
  *         free(self.net.dropped)
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
@@ -12781,7 +13466,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_4__reduce__(CYTHON_UNUSED s
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":419
+/* "fastprop/_engine.pyx":459
  *     # What the engine is handed: checked before any pass reads it.
  * 
  *     def bind_optimizer(self, dict hyper, list state, steps):             # <<<<<<<<<<<<<<
@@ -12831,38 +13516,38 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_hyper,&__pyx_mstate_global->__pyx_n_u_state,&__pyx_mstate_global->__pyx_n_u_steps,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 419, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 459, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 459, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 459, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 459, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "bind_optimizer", 0) < (0)) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "bind_optimizer", 0) < (0)) __PYX_ERR(0, 459, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("bind_optimizer", 1, 3, 3, i); __PYX_ERR(0, 419, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("bind_optimizer", 1, 3, 3, i); __PYX_ERR(0, 459, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 459, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 459, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 459, __pyx_L3_error)
     }
     __pyx_v_hyper = ((PyObject*)values[0]);
     __pyx_v_state = ((PyObject*)values[1]);
@@ -12870,7 +13555,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("bind_optimizer", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 419, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("bind_optimizer", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 459, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -12881,8 +13566,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_hyper), (&PyDict_Type), 1, "hyper", 1))) __PYX_ERR(0, 419, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_state), (&PyList_Type), 1, "state", 1))) __PYX_ERR(0, 419, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_hyper), (&PyDict_Type), 1, "hyper", 1))) __PYX_ERR(0, 459, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_state), (&PyList_Type), 1, "state", 1))) __PYX_ERR(0, 459, __pyx_L1_error)
   __pyx_r = __pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(((struct __pyx_obj_8fastprop_7_engine_Engine *)__pyx_v_self), __pyx_v_hyper, __pyx_v_state, __pyx_v_steps);
 
   /* function exit code */
@@ -12934,17 +13619,17 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bind_optimizer", 0);
 
-  /* "fastprop/_engine.pyx":423
+  /* "fastprop/_engine.pyx":463
  *         buffers (as many as its kind reads, each shaped like params) and its step count (a
  *         writable int64 array of one element, which the engine advances in place)."""
  *         cdef fp_optimizer opt = make_optimizer(hyper)             # <<<<<<<<<<<<<<
  *         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:
  *             raise ValueError(f"optimizer: unknown kind {opt.kind}")
 */
-  __pyx_t_1 = __pyx_f_8fastprop_8_kernels_make_optimizer(__pyx_v_hyper); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 423, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_8fastprop_8_kernels_make_optimizer(__pyx_v_hyper); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 463, __pyx_L1_error)
   __pyx_v_opt = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":424
+  /* "fastprop/_engine.pyx":464
  *         writable int64 array of one element, which the engine advances in place)."""
  *         cdef fp_optimizer opt = make_optimizer(hyper)
  *         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:             # <<<<<<<<<<<<<<
@@ -12961,7 +13646,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastprop/_engine.pyx":425
+    /* "fastprop/_engine.pyx":465
  *         cdef fp_optimizer opt = make_optimizer(hyper)
  *         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:
  *             raise ValueError(f"optimizer: unknown kind {opt.kind}")             # <<<<<<<<<<<<<<
@@ -12969,9 +13654,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
  *         if len(state) != n_state:
 */
     __pyx_t_5 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_opt.kind, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 425, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_opt.kind, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 465, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_optimizer_unknown_kind, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 425, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_optimizer_unknown_kind, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 465, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8 = 1;
@@ -12980,14 +13665,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 425, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 465, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 425, __pyx_L1_error)
+    __PYX_ERR(0, 465, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":424
+    /* "fastprop/_engine.pyx":464
  *         writable int64 array of one element, which the engine advances in place)."""
  *         cdef fp_optimizer opt = make_optimizer(hyper)
  *         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:             # <<<<<<<<<<<<<<
@@ -12996,7 +13681,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   }
 
-  /* "fastprop/_engine.pyx":426
+  /* "fastprop/_engine.pyx":466
  *         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:
  *             raise ValueError(f"optimizer: unknown kind {opt.kind}")
  *         cdef int n_state = fp_optimizer_n_state(opt.kind)             # <<<<<<<<<<<<<<
@@ -13005,7 +13690,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   __pyx_v_n_state = fp_optimizer_n_state(__pyx_v_opt.kind);
 
-  /* "fastprop/_engine.pyx":427
+  /* "fastprop/_engine.pyx":467
  *             raise ValueError(f"optimizer: unknown kind {opt.kind}")
  *         cdef int n_state = fp_optimizer_n_state(opt.kind)
  *         if len(state) != n_state:             # <<<<<<<<<<<<<<
@@ -13014,16 +13699,16 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   if (unlikely(__pyx_v_state == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 427, __pyx_L1_error)
+    __PYX_ERR(0, 467, __pyx_L1_error)
   }
-  __pyx_t_9 = __Pyx_PyList_GET_SIZE(__pyx_v_state); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 427, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyList_GET_SIZE(__pyx_v_state); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 467, __pyx_L1_error)
   __pyx_t_3 = (__pyx_t_9 != __pyx_v_n_state);
 
 
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastprop/_engine.pyx":428
+    /* "fastprop/_engine.pyx":468
  *         cdef int n_state = fp_optimizer_n_state(opt.kind)
  *         if len(state) != n_state:
  *             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "             # <<<<<<<<<<<<<<
@@ -13031,10 +13716,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
  *         for i, buf in enumerate(state):
 */
     __pyx_t_7 = NULL;
-    __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_n_state, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 428, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_n_state, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 468, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
 
-    /* "fastprop/_engine.pyx":429
+    /* "fastprop/_engine.pyx":469
  *         if len(state) != n_state:
  *             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "
  *                              f"got {len(state)}")             # <<<<<<<<<<<<<<
@@ -13043,10 +13728,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
     if (unlikely(__pyx_v_state == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 429, __pyx_L1_error)
+      __PYX_ERR(0, 469, __pyx_L1_error)
     }
-    __pyx_t_9 = __Pyx_PyList_GET_SIZE(__pyx_v_state); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 429, __pyx_L1_error)
-    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_9, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 429, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyList_GET_SIZE(__pyx_v_state); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 469, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_9, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 469, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
 
     __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_optimizer_state_expected;
@@ -13054,7 +13739,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     __pyx_t_10[2] = __pyx_mstate_global->__pyx_kp_u_buffers_for_this_optimizer_got;
     __pyx_t_10[3] = __pyx_t_6;
 
-    /* "fastprop/_engine.pyx":428
+    /* "fastprop/_engine.pyx":468
  *         cdef int n_state = fp_optimizer_n_state(opt.kind)
  *         if len(state) != n_state:
  *             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "             # <<<<<<<<<<<<<<
@@ -13067,7 +13752,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     #endif
     __pyx_t_11 = 0;
     __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_10, 4, __pyx_t_9, __pyx_t_11);
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 428, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 468, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -13077,14 +13762,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 428, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 468, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 428, __pyx_L1_error)
+    __PYX_ERR(0, 468, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":427
+    /* "fastprop/_engine.pyx":467
  *             raise ValueError(f"optimizer: unknown kind {opt.kind}")
  *         cdef int n_state = fp_optimizer_n_state(opt.kind)
  *         if len(state) != n_state:             # <<<<<<<<<<<<<<
@@ -13093,7 +13778,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   }
 
-  /* "fastprop/_engine.pyx":430
+  /* "fastprop/_engine.pyx":470
  *             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "
  *                              f"got {len(state)}")
  *         for i, buf in enumerate(state):             # <<<<<<<<<<<<<<
@@ -13108,32 +13793,32 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_4);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 430, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 470, __pyx_L1_error)
       #endif
       if (__pyx_t_13 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_4, __pyx_t_13, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_13;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 430, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 470, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_buf, __pyx_t_12);
     __pyx_t_12 = 0;
     __pyx_v_i = __pyx_t_9;
     __pyx_t_9 = (__pyx_t_9 + 1);
 
-    /* "fastprop/_engine.pyx":431
+    /* "fastprop/_engine.pyx":471
  *                              f"got {len(state)}")
  *         for i, buf in enumerate(state):
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and             # <<<<<<<<<<<<<<
  *                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 431, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 471, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 431, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 471, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __pyx_t_2 = PyObject_IsInstance(__pyx_v_buf, __pyx_t_7); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 431, __pyx_L1_error)
+    __pyx_t_2 = PyObject_IsInstance(__pyx_v_buf, __pyx_t_7); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 471, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_2) {
 
@@ -13143,11 +13828,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
       goto __pyx_L8_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 431, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 471, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 431, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 471, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_12, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 431, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_12, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 471, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     if (__pyx_t_2) {
@@ -13159,16 +13844,16 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       goto __pyx_L8_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":432
+    /* "fastprop/_engine.pyx":472
  *         for i, buf in enumerate(state):
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and
  *                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
  *                                  f"{self.dtype} array of shape {self._params.shape}")
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 432, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 472, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 472, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     if (__pyx_t_2) {
 
@@ -13178,12 +13863,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
       goto __pyx_L8_bool_binop_done;
     }
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 432, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 472, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 432, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 472, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 472, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_2) {
 
@@ -13193,19 +13878,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
       goto __pyx_L8_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 432, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 472, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 432, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 472, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 472, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
 
     __pyx_t_3 = __pyx_t_2;
 
     __pyx_L8_bool_binop_done:;
 
-    /* "fastprop/_engine.pyx":431
+    /* "fastprop/_engine.pyx":471
  *                              f"got {len(state)}")
  *         for i, buf in enumerate(state):
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and             # <<<<<<<<<<<<<<
@@ -13218,7 +13903,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastprop/_engine.pyx":433
+      /* "fastprop/_engine.pyx":473
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and
  *                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "             # <<<<<<<<<<<<<<
@@ -13226,21 +13911,21 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
 */
       __pyx_t_7 = NULL;
-      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 433, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 473, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
 
-      /* "fastprop/_engine.pyx":434
+      /* "fastprop/_engine.pyx":474
  *                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
  *                                  f"{self.dtype} array of shape {self._params.shape}")             # <<<<<<<<<<<<<<
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
 */
-      __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 434, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 474, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 434, __pyx_L1_error)
+      __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->_params, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 474, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
-      __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_14, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 434, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_14, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 474, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_optimizer_state;
@@ -13250,7 +13935,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_16[4] = __pyx_mstate_global->__pyx_kp_u_array_of_shape;
       __pyx_t_16[5] = __pyx_t_15;
 
-      /* "fastprop/_engine.pyx":433
+      /* "fastprop/_engine.pyx":473
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and
  *                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "             # <<<<<<<<<<<<<<
@@ -13266,7 +13951,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[5]);
       #endif
       __pyx_t_14 = __Pyx_PyUnicode_Join(__pyx_t_16, 6, __pyx_t_17, __pyx_t_11);
-      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 433, __pyx_L1_error)
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 473, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -13277,14 +13962,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
         __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 433, __pyx_L1_error)
+        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 473, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_12);
       }
       __Pyx_Raise(__pyx_t_12, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      __PYX_ERR(0, 433, __pyx_L1_error)
+      __PYX_ERR(0, 473, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":431
+      /* "fastprop/_engine.pyx":471
  *                              f"got {len(state)}")
  *         for i, buf in enumerate(state):
  *             if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and             # <<<<<<<<<<<<<<
@@ -13293,7 +13978,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
     }
 
-    /* "fastprop/_engine.pyx":435
+    /* "fastprop/_engine.pyx":475
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
  *                                  f"{self.dtype} array of shape {self._params.shape}")
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):             # <<<<<<<<<<<<<<
@@ -13301,9 +13986,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
 */
     __pyx_t_14 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 435, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 475, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 435, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 475, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_8 = 1;
@@ -13323,10 +14008,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_15, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 435, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 475, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
     }
-    __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 435, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 475, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     if (!__pyx_t_3) {
 
@@ -13337,9 +14022,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       goto __pyx_L14_bool_binop_done;
     }
     __pyx_t_15 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 435, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 475, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_14);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 435, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 475, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
     __pyx_t_8 = 1;
@@ -13359,10 +14044,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_15); __pyx_t_15 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 435, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 475, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
     }
-    __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 435, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 475, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
 
     __pyx_t_2 = __pyx_t_3;
@@ -13371,7 +14056,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastprop/_engine.pyx":436
+      /* "fastprop/_engine.pyx":476
  *                                  f"{self.dtype} array of shape {self._params.shape}")
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")             # <<<<<<<<<<<<<<
@@ -13379,7 +14064,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
  *                 steps.shape == (1,) and steps.flags.writeable):
 */
       __pyx_t_7 = NULL;
-      __pyx_t_15 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 436, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 476, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __pyx_t_18[0] = __pyx_mstate_global->__pyx_kp_u_optimizer_state;
       __pyx_t_18[1] = __pyx_t_15;
@@ -13390,7 +14075,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       #endif
       __pyx_t_11 = 0;
       __pyx_t_14 = __Pyx_PyUnicode_Join(__pyx_t_18, 3, __pyx_t_17, __pyx_t_11);
-      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 476, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       __pyx_t_8 = 1;
@@ -13399,14 +14084,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
         __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 436, __pyx_L1_error)
+        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 476, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_12);
       }
       __Pyx_Raise(__pyx_t_12, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      __PYX_ERR(0, 436, __pyx_L1_error)
+      __PYX_ERR(0, 476, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":435
+      /* "fastprop/_engine.pyx":475
  *                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
  *                                  f"{self.dtype} array of shape {self._params.shape}")
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):             # <<<<<<<<<<<<<<
@@ -13415,7 +14100,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
     }
 
-    /* "fastprop/_engine.pyx":430
+    /* "fastprop/_engine.pyx":470
  *             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "
  *                              f"got {len(state)}")
  *         for i, buf in enumerate(state):             # <<<<<<<<<<<<<<
@@ -13425,19 +14110,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   }
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":437
+  /* "fastprop/_engine.pyx":477
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and             # <<<<<<<<<<<<<<
  *                 steps.shape == (1,) and steps.flags.writeable):
  *             raise ValueError("optimizer steps: expected a writable int64 array of one element")
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 437, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 477, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 437, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 477, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = PyObject_IsInstance(__pyx_v_steps, __pyx_t_12); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 437, __pyx_L1_error)
+  __pyx_t_3 = PyObject_IsInstance(__pyx_v_steps, __pyx_t_12); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 477, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   if (__pyx_t_3) {
 
@@ -13447,14 +14132,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 437, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 477, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 437, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 477, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 437, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 477, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_14);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_t_14, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 437, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_12, __pyx_t_14, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 477, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
   __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
   if (__pyx_t_3) {
@@ -13466,16 +14151,16 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":438
+  /* "fastprop/_engine.pyx":478
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
  *                 steps.shape == (1,) and steps.flags.writeable):             # <<<<<<<<<<<<<<
  *             raise ValueError("optimizer steps: expected a writable int64 array of one element")
  *         self.net.opt = opt
 */
-  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 478, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_14);
-  __pyx_t_3 = __Pyx_PyObject_RichCompareBool(__pyx_t_14, __pyx_mstate_global->__pyx_tuple[1], Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_RichCompareBool(__pyx_t_14, __pyx_mstate_global->__pyx_tuple[1], Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 478, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
   if (__pyx_t_3) {
 
@@ -13485,19 +14170,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_v_steps, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 478, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_14);
-  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 478, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_12); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 478, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
 
   __pyx_t_2 = __pyx_t_3;
 
   __pyx_L18_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":437
+  /* "fastprop/_engine.pyx":477
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -13510,7 +14195,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastprop/_engine.pyx":439
+    /* "fastprop/_engine.pyx":479
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
  *                 steps.shape == (1,) and steps.flags.writeable):
  *             raise ValueError("optimizer steps: expected a writable int64 array of one element")             # <<<<<<<<<<<<<<
@@ -13523,14 +14208,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
       PyObject *__pyx_callargs[2] = {__pyx_t_14, __pyx_mstate_global->__pyx_kp_u_optimizer_steps_expected_a_writa};
       __pyx_t_12 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 479, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
     }
     __Pyx_Raise(__pyx_t_12, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __PYX_ERR(0, 439, __pyx_L1_error)
+    __PYX_ERR(0, 479, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":437
+    /* "fastprop/_engine.pyx":477
  *             if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -13539,7 +14224,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   }
 
-  /* "fastprop/_engine.pyx":440
+  /* "fastprop/_engine.pyx":480
  *                 steps.shape == (1,) and steps.flags.writeable):
  *             raise ValueError("optimizer steps: expected a writable int64 array of one element")
  *         self.net.opt = opt             # <<<<<<<<<<<<<<
@@ -13548,7 +14233,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
   __pyx_v_self->net.opt = __pyx_v_opt;
 
-  /* "fastprop/_engine.pyx":441
+  /* "fastprop/_engine.pyx":481
  *             raise ValueError("optimizer steps: expected a writable int64 array of one element")
  *         self.net.opt = opt
  *         self.net.state0 = _data(state[0]) if n_state > 0 else NULL             # <<<<<<<<<<<<<<
@@ -13560,12 +14245,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   if (__pyx_t_3) {
     if (unlikely(__pyx_v_state == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 441, __pyx_L1_error)
+      __PYX_ERR(0, 481, __pyx_L1_error)
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM(__pyx_v_state, 0);
     __Pyx_INCREF(__pyx_t_12);
-    if (!(likely(((__pyx_t_12) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_12, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 441, __pyx_L1_error)
-    __pyx_t_20 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_12)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 441, __pyx_L1_error)
+    if (!(likely(((__pyx_t_12) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_12, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 481, __pyx_L1_error)
+    __pyx_t_20 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_12)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 481, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_19 = __pyx_t_20;
   } else {
@@ -13575,7 +14260,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
   __pyx_v_self->net.state0 = __pyx_t_19;
 
-  /* "fastprop/_engine.pyx":442
+  /* "fastprop/_engine.pyx":482
  *         self.net.opt = opt
  *         self.net.state0 = _data(state[0]) if n_state > 0 else NULL
  *         self.net.state1 = _data(state[1]) if n_state > 1 else NULL             # <<<<<<<<<<<<<<
@@ -13587,12 +14272,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   if (__pyx_t_3) {
     if (unlikely(__pyx_v_state == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 442, __pyx_L1_error)
+      __PYX_ERR(0, 482, __pyx_L1_error)
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM(__pyx_v_state, 1);
     __Pyx_INCREF(__pyx_t_12);
-    if (!(likely(((__pyx_t_12) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_12, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 442, __pyx_L1_error)
-    __pyx_t_20 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_12)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 442, __pyx_L1_error)
+    if (!(likely(((__pyx_t_12) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_12, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 482, __pyx_L1_error)
+    __pyx_t_20 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_12)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 482, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_19 = __pyx_t_20;
   } else {
@@ -13602,39 +14287,39 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 
   __pyx_v_self->net.state1 = __pyx_t_19;
 
-  /* "fastprop/_engine.pyx":443
+  /* "fastprop/_engine.pyx":483
  *         self.net.state0 = _data(state[0]) if n_state > 0 else NULL
  *         self.net.state1 = _data(state[1]) if n_state > 1 else NULL
  *         self.net.opt_steps = <int64_t *>_data(steps)             # <<<<<<<<<<<<<<
  *         self._optimizer_state = (state, steps)
  *         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:
 */
-  if (!(likely(((__pyx_v_steps) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_steps, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 443, __pyx_L1_error)
-  __pyx_t_19 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_steps)); if (unlikely(__pyx_t_19 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 443, __pyx_L1_error)
+  if (!(likely(((__pyx_v_steps) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_steps, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 483, __pyx_L1_error)
+  __pyx_t_19 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_steps)); if (unlikely(__pyx_t_19 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 483, __pyx_L1_error)
   __pyx_v_self->net.opt_steps = ((int64_t *)__pyx_t_19);
 
 
-  /* "fastprop/_engine.pyx":444
+  /* "fastprop/_engine.pyx":484
  *         self.net.state1 = _data(state[1]) if n_state > 1 else NULL
  *         self.net.opt_steps = <int64_t *>_data(steps)
  *         self._optimizer_state = (state, steps)             # <<<<<<<<<<<<<<
  *         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:
  *             self.net.update = UPDATE_IN_GEMM
 */
-  __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 444, __pyx_L1_error)
+  __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 484, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_INCREF(__pyx_v_state);
   __Pyx_GIVEREF(__pyx_v_state);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_v_state) != (0)) __PYX_ERR(0, 444, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_v_state) != (0)) __PYX_ERR(0, 484, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_steps);
   __Pyx_GIVEREF(__pyx_v_steps);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_steps) != (0)) __PYX_ERR(0, 444, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_v_steps) != (0)) __PYX_ERR(0, 484, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_12);
   __Pyx_GOTREF(__pyx_v_self->_optimizer_state);
   __Pyx_DECREF_SET(__pyx_v_self->_optimizer_state, __pyx_t_12);
   __pyx_t_12 = 0;
 
-  /* "fastprop/_engine.pyx":445
+  /* "fastprop/_engine.pyx":485
  *         self.net.opt_steps = <int64_t *>_data(steps)
  *         self._optimizer_state = (state, steps)
  *         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:             # <<<<<<<<<<<<<<
@@ -13670,7 +14355,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   if (__pyx_t_3) {
 
 
-    /* "fastprop/_engine.pyx":446
+    /* "fastprop/_engine.pyx":486
  *         self._optimizer_state = (state, steps)
  *         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:
  *             self.net.update = UPDATE_IN_GEMM             # <<<<<<<<<<<<<<
@@ -13679,7 +14364,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
 */
     __pyx_v_self->net.update = __pyx_e_8fastprop_7_engine_UPDATE_IN_GEMM;
 
-    /* "fastprop/_engine.pyx":445
+    /* "fastprop/_engine.pyx":485
  *         self.net.opt_steps = <int64_t *>_data(steps)
  *         self._optimizer_state = (state, steps)
  *         if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:             # <<<<<<<<<<<<<<
@@ -13689,7 +14374,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
     goto __pyx_L22;
   }
 
-  /* "fastprop/_engine.pyx":448
+  /* "fastprop/_engine.pyx":488
  *             self.net.update = UPDATE_IN_GEMM
  *         else:
  *             self.net.update = UPDATE_BY_OPTIMIZER             # <<<<<<<<<<<<<<
@@ -13701,7 +14386,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   }
   __pyx_L22:;
 
-  /* "fastprop/_engine.pyx":419
+  /* "fastprop/_engine.pyx":459
  *     # What the engine is handed: checked before any pass reads it.
  * 
  *     def bind_optimizer(self, dict hyper, list state, steps):             # <<<<<<<<<<<<<<
@@ -13732,7 +14417,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_6bind_optimizer(struct __py
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":450
+/* "fastprop/_engine.pyx":490
  *             self.net.update = UPDATE_BY_OPTIMIZER
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -13764,14 +14449,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_15updates_in_gemm___get__(s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "fastprop/_engine.pyx":454
+  /* "fastprop/_engine.pyx":494
  *         """True when the bound optimizer is plain SGD, applied inside the weight-gradient
  *         product: training steps then leave the gradient buffer as it was."""
  *         return self.net.update == UPDATE_IN_GEMM             # <<<<<<<<<<<<<<
  * 
  *     cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit) except *:
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((__pyx_v_self->net.update == __pyx_e_8fastprop_7_engine_UPDATE_IN_GEMM)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 454, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((__pyx_v_self->net.update == __pyx_e_8fastprop_7_engine_UPDATE_IN_GEMM)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -13784,7 +14469,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_15updates_in_gemm___get__(s
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":450
+  /* "fastprop/_engine.pyx":490
  *             self.net.update = UPDATE_BY_OPTIMIZER
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -13803,7 +14488,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_15updates_in_gemm___get__(s
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":456
+/* "fastprop/_engine.pyx":496
  *         return self.net.update == UPDATE_IN_GEMM
  * 
  *     cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit) except *:             # <<<<<<<<<<<<<<
@@ -13823,28 +14508,28 @@ static struct __pyx_t_8fastprop_7_engine_Batch __pyx_f_8fastprop_7_engine_6Engin
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "fastprop/_engine.pyx":460
+  /* "fastprop/_engine.pyx":500
  *         rows (0: any number)."""
  *         cdef Batch batch
  *         batch.n = self._rows(X, Y, labels, loss, limit)             # <<<<<<<<<<<<<<
  *         batch.X = _data(X)
  *         batch.Y = _data(Y) if Y is not None else NULL
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_limit); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1L))) __PYX_ERR(0, 460, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_limit); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1L))) __PYX_ERR(0, 500, __pyx_L1_error)
   __pyx_v_batch.n = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":461
+  /* "fastprop/_engine.pyx":501
  *         cdef Batch batch
  *         batch.n = self._rows(X, Y, labels, loss, limit)
  *         batch.X = _data(X)             # <<<<<<<<<<<<<<
  *         batch.Y = _data(Y) if Y is not None else NULL
  *         batch.labels = <int64_t *>_data(labels) if labels is not None else NULL
 */
-  if (!(likely(((__pyx_v_X) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_X, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 461, __pyx_L1_error)
-  __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_X)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 461, __pyx_L1_error)
+  if (!(likely(((__pyx_v_X) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_X, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 501, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_X)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 501, __pyx_L1_error)
   __pyx_v_batch.X = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":462
+  /* "fastprop/_engine.pyx":502
  *         batch.n = self._rows(X, Y, labels, loss, limit)
  *         batch.X = _data(X)
  *         batch.Y = _data(Y) if Y is not None else NULL             # <<<<<<<<<<<<<<
@@ -13853,8 +14538,8 @@ static struct __pyx_t_8fastprop_7_engine_Batch __pyx_f_8fastprop_7_engine_6Engin
 */
   __pyx_t_3 = (__pyx_v_Y != Py_None);
   if (__pyx_t_3) {
-    if (!(likely(((__pyx_v_Y) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_Y, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 462, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_Y)); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 462, __pyx_L1_error)
+    if (!(likely(((__pyx_v_Y) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_Y, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 502, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_Y)); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 502, __pyx_L1_error)
     __pyx_t_2 = __pyx_t_4;
   } else {
 
@@ -13863,7 +14548,7 @@ static struct __pyx_t_8fastprop_7_engine_Batch __pyx_f_8fastprop_7_engine_6Engin
 
   __pyx_v_batch.Y = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":463
+  /* "fastprop/_engine.pyx":503
  *         batch.X = _data(X)
  *         batch.Y = _data(Y) if Y is not None else NULL
  *         batch.labels = <int64_t *>_data(labels) if labels is not None else NULL             # <<<<<<<<<<<<<<
@@ -13872,8 +14557,8 @@ static struct __pyx_t_8fastprop_7_engine_Batch __pyx_f_8fastprop_7_engine_6Engin
 */
   __pyx_t_3 = (__pyx_v_labels != Py_None);
   if (__pyx_t_3) {
-    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 463, __pyx_L1_error)
-    __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 463, __pyx_L1_error)
+    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 503, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 503, __pyx_L1_error)
 
     __pyx_t_5 = ((int64_t *)__pyx_t_2);
 
@@ -13884,7 +14569,7 @@ static struct __pyx_t_8fastprop_7_engine_Batch __pyx_f_8fastprop_7_engine_6Engin
 
   __pyx_v_batch.labels = __pyx_t_5;
 
-  /* "fastprop/_engine.pyx":464
+  /* "fastprop/_engine.pyx":504
  *         batch.Y = _data(Y) if Y is not None else NULL
  *         batch.labels = <int64_t *>_data(labels) if labels is not None else NULL
  *         return batch             # <<<<<<<<<<<<<<
@@ -13897,7 +14582,7 @@ static struct __pyx_t_8fastprop_7_engine_Batch __pyx_f_8fastprop_7_engine_6Engin
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":456
+  /* "fastprop/_engine.pyx":496
  *         return self.net.update == UPDATE_IN_GEMM
  * 
  *     cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit) except *:             # <<<<<<<<<<<<<<
@@ -13915,7 +14600,7 @@ static struct __pyx_t_8fastprop_7_engine_Batch __pyx_f_8fastprop_7_engine_6Engin
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":466
+/* "fastprop/_engine.pyx":506
  *         return batch
  * 
  *     cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:             # <<<<<<<<<<<<<<
@@ -13950,7 +14635,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_rows", 0);
 
-  /* "fastprop/_engine.pyx":468
+  /* "fastprop/_engine.pyx":508
  *     cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers             # <<<<<<<<<<<<<<
@@ -13961,19 +14646,19 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
   __pyx_v_L = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":469
+  /* "fastprop/_engine.pyx":509
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 469, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 509, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 469, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 509, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_5 = PyObject_IsInstance(__pyx_v_X, __pyx_t_4); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 469, __pyx_L1_error)
+  __pyx_t_5 = PyObject_IsInstance(__pyx_v_X, __pyx_t_4); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 509, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (__pyx_t_5) {
 
@@ -13983,9 +14668,9 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 469, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 509, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_4, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 469, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_4, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 509, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (__pyx_t_5) {
 
@@ -13996,27 +14681,27 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":470
+  /* "fastprop/_engine.pyx":510
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
  *                              f"{self.net.layer[0].n_in} columns")
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 469, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 509, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
 
-  /* "fastprop/_engine.pyx":469
+  /* "fastprop/_engine.pyx":509
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 469, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 509, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 469, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 509, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_5) {
 
@@ -14027,16 +14712,16 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":470
+  /* "fastprop/_engine.pyx":510
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
  *                              f"{self.net.layer[0].n_in} columns")
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 510, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 510, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_5) {
 
@@ -14046,14 +14731,14 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 510, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_GetItemInt(__pyx_t_3, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_GetItemInt(__pyx_t_3, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 510, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[0]).n_in); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[0]).n_in); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 510, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_int(__pyx_t_4, __pyx_t_3, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_int(__pyx_t_4, __pyx_t_3, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 510, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_5) {
@@ -14064,19 +14749,19 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 510, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_GetItemInt(__pyx_t_3, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_GetItemInt(__pyx_t_3, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 510, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_5 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_t_4, __pyx_mstate_global->__pyx_int_1, Py_GE); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_t_4, __pyx_mstate_global->__pyx_int_1, Py_GE); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 510, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   __pyx_t_2 = __pyx_t_5;
 
   __pyx_L4_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":469
+  /* "fastprop/_engine.pyx":509
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -14089,7 +14774,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
   if (unlikely(__pyx_t_5)) {
 
 
-    /* "fastprop/_engine.pyx":471
+    /* "fastprop/_engine.pyx":511
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "             # <<<<<<<<<<<<<<
@@ -14097,17 +14782,17 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
  *         n = X.shape[0]
 */
     __pyx_t_3 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 471, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 511, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
 
-    /* "fastprop/_engine.pyx":472
+    /* "fastprop/_engine.pyx":512
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
  *                              f"{self.net.layer[0].n_in} columns")             # <<<<<<<<<<<<<<
  *         n = X.shape[0]
  *         if limit and n > limit:
 */
-    __pyx_t_7 = __Pyx_PyUnicode_From_int((__pyx_v_self->net.layer[0]).n_in, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 472, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_int((__pyx_v_self->net.layer[0]).n_in, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 512, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_X_expected_a_non_empty_C_contigu;
     __pyx_t_8[1] = __pyx_t_6;
@@ -14115,7 +14800,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     __pyx_t_8[3] = __pyx_t_7;
     __pyx_t_8[4] = __pyx_mstate_global->__pyx_kp_u_columns;
 
-    /* "fastprop/_engine.pyx":471
+    /* "fastprop/_engine.pyx":511
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
  *                 and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "             # <<<<<<<<<<<<<<
@@ -14131,7 +14816,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]);
     #endif
     __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_9, __pyx_t_1);
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 471, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 511, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -14141,14 +14826,14 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 471, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 511, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 471, __pyx_L1_error)
+    __PYX_ERR(0, 511, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":469
+    /* "fastprop/_engine.pyx":509
  *         """Checks a batch (X and its targets) and returns its number of rows."""
  *         cdef int L = self.net.n_layers
  *         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -14157,22 +14842,22 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 */
   }
 
-  /* "fastprop/_engine.pyx":473
+  /* "fastprop/_engine.pyx":513
  *             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
  *                              f"{self.net.layer[0].n_in} columns")
  *         n = X.shape[0]             # <<<<<<<<<<<<<<
  *         if limit and n > limit:
  *             raise ValueError(f"X: expected at most {limit} rows, got {n}")
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 473, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_X, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 513, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_4, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 473, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_4, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 513, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_v_n = __pyx_t_10;
   __pyx_t_10 = 0;
 
-  /* "fastprop/_engine.pyx":474
+  /* "fastprop/_engine.pyx":514
  *                              f"{self.net.layer[0].n_in} columns")
  *         n = X.shape[0]
  *         if limit and n > limit:             # <<<<<<<<<<<<<<
@@ -14189,9 +14874,9 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
     goto __pyx_L11_bool_binop_done;
   }
-  __pyx_t_10 = PyLong_FromSsize_t(__pyx_v_limit); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 474, __pyx_L1_error)
+  __pyx_t_10 = PyLong_FromSsize_t(__pyx_v_limit); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 514, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_n, __pyx_t_10, Py_GT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 474, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_n, __pyx_t_10, Py_GT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 514, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
   __pyx_t_5 = __pyx_t_2;
@@ -14200,7 +14885,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
   if (unlikely(__pyx_t_5)) {
 
 
-    /* "fastprop/_engine.pyx":475
+    /* "fastprop/_engine.pyx":515
  *         n = X.shape[0]
  *         if limit and n > limit:
  *             raise ValueError(f"X: expected at most {limit} rows, got {n}")             # <<<<<<<<<<<<<<
@@ -14208,9 +14893,9 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
  *             return n
 */
     __pyx_t_4 = NULL;
-    __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_limit, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 475, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_limit, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 515, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 475, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 515, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_12[0] = __pyx_mstate_global->__pyx_kp_u_X_expected_at_most;
     __pyx_t_12[1] = __pyx_t_3;
@@ -14225,7 +14910,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_12[3]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_12, 4, __pyx_t_9, __pyx_t_1);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 475, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 515, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -14235,14 +14920,14 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
       __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 475, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 515, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
     }
     __Pyx_Raise(__pyx_t_10, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __PYX_ERR(0, 475, __pyx_L1_error)
+    __PYX_ERR(0, 515, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":474
+    /* "fastprop/_engine.pyx":514
  *                              f"{self.net.layer[0].n_in} columns")
  *         n = X.shape[0]
  *         if limit and n > limit:             # <<<<<<<<<<<<<<
@@ -14251,7 +14936,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 */
   }
 
-  /* "fastprop/_engine.pyx":476
+  /* "fastprop/_engine.pyx":516
  *         if limit and n > limit:
  *             raise ValueError(f"X: expected at most {limit} rows, got {n}")
  *         if loss < 0:             # <<<<<<<<<<<<<<
@@ -14263,20 +14948,20 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
   if (__pyx_t_5) {
 
 
-    /* "fastprop/_engine.pyx":477
+    /* "fastprop/_engine.pyx":517
  *             raise ValueError(f"X: expected at most {limit} rows, got {n}")
  *         if loss < 0:
  *             return n             # <<<<<<<<<<<<<<
  *         if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:
  *             raise ValueError(f"loss: unknown loss code {loss}")
 */
-    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 477, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 517, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_9;
     }
     goto __pyx_L0;
 
-    /* "fastprop/_engine.pyx":476
+    /* "fastprop/_engine.pyx":516
  *         if limit and n > limit:
  *             raise ValueError(f"X: expected at most {limit} rows, got {n}")
  *         if loss < 0:             # <<<<<<<<<<<<<<
@@ -14285,7 +14970,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 */
   }
 
-  /* "fastprop/_engine.pyx":478
+  /* "fastprop/_engine.pyx":518
  *         if loss < 0:
  *             return n
  *         if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:             # <<<<<<<<<<<<<<
@@ -14302,7 +14987,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastprop/_engine.pyx":479
+    /* "fastprop/_engine.pyx":519
  *             return n
  *         if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:
  *             raise ValueError(f"loss: unknown loss code {loss}")             # <<<<<<<<<<<<<<
@@ -14310,9 +14995,9 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
  *         if labels is not None:
 */
     __pyx_t_6 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From_int(__pyx_v_loss, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 479, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From_int(__pyx_v_loss, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 519, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_loss_unknown_loss_code, __pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 479, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_loss_unknown_loss_code, __pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 519, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_11 = 1;
@@ -14321,14 +15006,14 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
       __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 479, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 519, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
     }
     __Pyx_Raise(__pyx_t_10, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __PYX_ERR(0, 479, __pyx_L1_error)
+    __PYX_ERR(0, 519, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":478
+    /* "fastprop/_engine.pyx":518
  *         if loss < 0:
  *             return n
  *         if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:             # <<<<<<<<<<<<<<
@@ -14337,7 +15022,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 */
   }
 
-  /* "fastprop/_engine.pyx":480
+  /* "fastprop/_engine.pyx":520
  *         if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:
  *             raise ValueError(f"loss: unknown loss code {loss}")
  *         cdef int n_out = self.net.layer[L - 1].n_out             # <<<<<<<<<<<<<<
@@ -14348,7 +15033,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
   __pyx_v_n_out = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":481
+  /* "fastprop/_engine.pyx":521
  *             raise ValueError(f"loss: unknown loss code {loss}")
  *         cdef int n_out = self.net.layer[L - 1].n_out
  *         if labels is not None:             # <<<<<<<<<<<<<<
@@ -14359,7 +15044,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
   if (__pyx_t_2) {
 
 
-    /* "fastprop/_engine.pyx":482
+    /* "fastprop/_engine.pyx":522
  *         cdef int n_out = self.net.layer[L - 1].n_out
  *         if labels is not None:
  *             if loss != FP_LOSS_SOFTMAX_XENT:             # <<<<<<<<<<<<<<
@@ -14371,7 +15056,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastprop/_engine.pyx":483
+      /* "fastprop/_engine.pyx":523
  *         if labels is not None:
  *             if loss != FP_LOSS_SOFTMAX_XENT:
  *                 raise ValueError("labels: only softmax cross-entropy takes integer labels")             # <<<<<<<<<<<<<<
@@ -14384,14 +15069,14 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
         PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_labels_only_softmax_cross_entrop};
         __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 483, __pyx_L1_error)
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 523, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_10);
       }
       __Pyx_Raise(__pyx_t_10, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __PYX_ERR(0, 483, __pyx_L1_error)
+      __PYX_ERR(0, 523, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":482
+      /* "fastprop/_engine.pyx":522
  *         cdef int n_out = self.net.layer[L - 1].n_out
  *         if labels is not None:
  *             if loss != FP_LOSS_SOFTMAX_XENT:             # <<<<<<<<<<<<<<
@@ -14400,19 +15085,19 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 */
     }
 
-    /* "fastprop/_engine.pyx":484
+    /* "fastprop/_engine.pyx":524
  *             if loss != FP_LOSS_SOFTMAX_XENT:
  *                 raise ValueError("labels: only softmax cross-entropy takes integer labels")
  *             if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and             # <<<<<<<<<<<<<<
  *                     labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 484, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 484, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_5 = PyObject_IsInstance(__pyx_v_labels, __pyx_t_7); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 484, __pyx_L1_error)
+    __pyx_t_5 = PyObject_IsInstance(__pyx_v_labels, __pyx_t_7); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_5) {
 
@@ -14422,14 +15107,14 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
       goto __pyx_L18_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 484, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 484, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 484, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 484, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_7, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_5) {
@@ -14441,16 +15126,16 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
       goto __pyx_L18_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":485
+    /* "fastprop/_engine.pyx":525
  *                 raise ValueError("labels: only softmax cross-entropy takes integer labels")
  *             if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and
  *                     labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 485, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 525, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 485, __pyx_L1_error)
+    __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 525, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_5) {
 
@@ -14460,12 +15145,12 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
       goto __pyx_L18_bool_binop_done;
     }
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 485, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 525, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 485, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 525, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 485, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 525, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_5) {
 
@@ -14475,19 +15160,19 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
       goto __pyx_L18_bool_binop_done;
     }
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 485, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_labels, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 525, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_7, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 485, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_7, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 525, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_6, __pyx_v_n, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 485, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_6, __pyx_v_n, Py_EQ); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 525, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
 
     __pyx_t_2 = __pyx_t_5;
 
     __pyx_L18_bool_binop_done:;
 
-    /* "fastprop/_engine.pyx":484
+    /* "fastprop/_engine.pyx":524
  *             if loss != FP_LOSS_SOFTMAX_XENT:
  *                 raise ValueError("labels: only softmax cross-entropy takes integer labels")
  *             if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -14500,7 +15185,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     if (unlikely(__pyx_t_5)) {
 
 
-      /* "fastprop/_engine.pyx":486
+      /* "fastprop/_engine.pyx":526
  *             if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and
  *                     labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")             # <<<<<<<<<<<<<<
@@ -14508,7 +15193,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
 */
       __pyx_t_7 = NULL;
-      __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 486, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 526, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_labels_expected_C_contiguous_int;
       __pyx_t_13[1] = __pyx_t_10;
@@ -14522,7 +15207,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
       __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[1]);
       #endif
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_13, 3, __pyx_t_9, __pyx_t_1);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 486, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 526, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __pyx_t_11 = 1;
@@ -14531,14 +15216,14 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 486, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 526, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_Raise(__pyx_t_6, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 486, __pyx_L1_error)
+      __PYX_ERR(0, 526, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":484
+      /* "fastprop/_engine.pyx":524
  *             if loss != FP_LOSS_SOFTMAX_XENT:
  *                 raise ValueError("labels: only softmax cross-entropy takes integer labels")
  *             if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -14547,16 +15232,16 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 */
     }
 
-    /* "fastprop/_engine.pyx":487
+    /* "fastprop/_engine.pyx":527
  *                     labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous
 */
-    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 487, __pyx_L1_error)
-    __pyx_t_14 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_14 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 487, __pyx_L1_error)
-    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 487, __pyx_L1_error)
+    if (!(likely(((__pyx_v_labels) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_labels, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 527, __pyx_L1_error)
+    __pyx_t_14 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_labels)); if (unlikely(__pyx_t_14 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 527, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 527, __pyx_L1_error)
     __pyx_t_5 = (!__pyx_f_8fastprop_7_engine__all_below(((int64_t *)__pyx_t_14), __pyx_t_9, __pyx_v_n_out));
 
 
@@ -14564,7 +15249,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     if (unlikely(__pyx_t_5)) {
 
 
-      /* "fastprop/_engine.pyx":488
+      /* "fastprop/_engine.pyx":528
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")             # <<<<<<<<<<<<<<
@@ -14572,7 +15257,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
 */
       __pyx_t_4 = NULL;
-      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 488, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 528, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_labels_expected_labels_in_0;
       __pyx_t_13[1] = __pyx_t_7;
@@ -14583,7 +15268,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
       #endif
       __pyx_t_1 = 0;
       __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_13, 3, __pyx_t_9, __pyx_t_1);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 488, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 528, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_11 = 1;
@@ -14592,14 +15277,14 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 488, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 528, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_Raise(__pyx_t_6, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 488, __pyx_L1_error)
+      __PYX_ERR(0, 528, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":487
+      /* "fastprop/_engine.pyx":527
  *                     labels.ndim == 1 and labels.flags.c_contiguous and labels.shape[0] == n):
  *                 raise ValueError(f"labels: expected C-contiguous int64 labels for {n} rows")
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):             # <<<<<<<<<<<<<<
@@ -14608,7 +15293,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 */
     }
 
-    /* "fastprop/_engine.pyx":481
+    /* "fastprop/_engine.pyx":521
  *             raise ValueError(f"loss: unknown loss code {loss}")
  *         cdef int n_out = self.net.layer[L - 1].n_out
  *         if labels is not None:             # <<<<<<<<<<<<<<
@@ -14618,19 +15303,19 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     goto __pyx_L15;
   }
 
-  /* "fastprop/_engine.pyx":489
+  /* "fastprop/_engine.pyx":529
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 529, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 529, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_t_2 = PyObject_IsInstance(__pyx_v_Y, __pyx_t_10); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_2 = PyObject_IsInstance(__pyx_v_Y, __pyx_t_10); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 529, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   if (__pyx_t_2) {
 
@@ -14640,9 +15325,9 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
     goto __pyx_L24_bool_binop_done;
   }
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 529, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_10, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_10, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 529, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   if (__pyx_t_2) {
 
@@ -14653,27 +15338,27 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     goto __pyx_L24_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":490
+  /* "fastprop/_engine.pyx":530
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
  *         return n
 */
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 529, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
 
-  /* "fastprop/_engine.pyx":489
+  /* "fastprop/_engine.pyx":529
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous             # <<<<<<<<<<<<<<
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
 */
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 529, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 529, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   if (__pyx_t_2) {
 
@@ -14684,16 +15369,16 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     goto __pyx_L24_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":490
+  /* "fastprop/_engine.pyx":530
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
  *         return n
 */
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 530, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_2 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_2 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 530, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   if (__pyx_t_2) {
 
@@ -14703,12 +15388,12 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
     goto __pyx_L24_bool_binop_done;
   }
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 530, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 530, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_10, __pyx_v_n, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_10, __pyx_v_n, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 530, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   if (__pyx_t_2) {
 
@@ -14718,14 +15403,14 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
     goto __pyx_L24_bool_binop_done;
   }
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_Y, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 530, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_10, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_10, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 530, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_n_out); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_n_out); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 530, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_int(__pyx_t_6, __pyx_t_10, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolEq_object_int(__pyx_t_6, __pyx_t_10, Py_EQ); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 530, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
@@ -14733,7 +15418,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
 
   __pyx_L24_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":489
+  /* "fastprop/_engine.pyx":529
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -14746,7 +15431,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastprop/_engine.pyx":491
+    /* "fastprop/_engine.pyx":531
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")             # <<<<<<<<<<<<<<
@@ -14754,11 +15439,11 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
  * 
 */
     __pyx_t_6 = NULL;
-    __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 491, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 531, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 491, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_n, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 531, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 491, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 531, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_Y_expected_a_C_contiguous;
     __pyx_t_15[1] = __pyx_t_4;
@@ -14776,7 +15461,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
     __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_15[3]);
     #endif
     __pyx_t_16 = __Pyx_PyUnicode_Join(__pyx_t_15, 7, __pyx_t_9, __pyx_t_1);
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 491, __pyx_L1_error)
+    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 531, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -14787,14 +15472,14 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
       __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 491, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 531, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
     }
     __Pyx_Raise(__pyx_t_10, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __PYX_ERR(0, 491, __pyx_L1_error)
+    __PYX_ERR(0, 531, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":489
+    /* "fastprop/_engine.pyx":529
  *             if not _all_below(<int64_t *>_data(labels), n, n_out):
  *                 raise ValueError(f"labels: expected labels in [0, {n_out})")
  *         elif not (isinstance(Y, np.ndarray) and Y.dtype == self.dtype and Y.flags.c_contiguous             # <<<<<<<<<<<<<<
@@ -14804,20 +15489,20 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
   }
   __pyx_L15:;
 
-  /* "fastprop/_engine.pyx":492
+  /* "fastprop/_engine.pyx":532
  *                   and Y.ndim == 2 and Y.shape[0] == n and Y.shape[1] == n_out):
  *             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
  *         return n             # <<<<<<<<<<<<<<
  * 
  *     cdef _begin(self):
 */
-  __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 492, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_v_n); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 532, __pyx_L1_error)
   {
     __pyx_r = __pyx_t_9;
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":466
+  /* "fastprop/_engine.pyx":506
  *         return batch
  * 
  *     cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:             # <<<<<<<<<<<<<<
@@ -14844,7 +15529,7 @@ static Py_ssize_t __pyx_f_8fastprop_7_engine_6Engine__rows(struct __pyx_obj_8fas
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":494
+/* "fastprop/_engine.pyx":534
  *         return n
  * 
  *     cdef _begin(self):             # <<<<<<<<<<<<<<
@@ -14863,7 +15548,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_begin", 0);
 
-  /* "fastprop/_engine.pyx":495
+  /* "fastprop/_engine.pyx":535
  * 
  *     cdef _begin(self):
  *         if self._busy:             # <<<<<<<<<<<<<<
@@ -14872,7 +15557,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
 */
   if (unlikely(__pyx_v_self->_busy)) {
 
-    /* "fastprop/_engine.pyx":496
+    /* "fastprop/_engine.pyx":536
  *     cdef _begin(self):
  *         if self._busy:
  *             raise RuntimeError("this model is already running a pass in another thread; a "             # <<<<<<<<<<<<<<
@@ -14885,14 +15570,14 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_this_model_is_already_running_a};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 496, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 536, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 496, __pyx_L1_error)
+    __PYX_ERR(0, 536, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":495
+    /* "fastprop/_engine.pyx":535
  * 
  *     cdef _begin(self):
  *         if self._busy:             # <<<<<<<<<<<<<<
@@ -14901,7 +15586,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
 */
   }
 
-  /* "fastprop/_engine.pyx":498
+  /* "fastprop/_engine.pyx":538
  *             raise RuntimeError("this model is already running a pass in another thread; a "
  *                                "model trains or predicts in one thread at a time")
  *         self._busy = True             # <<<<<<<<<<<<<<
@@ -14910,7 +15595,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
 */
   __pyx_v_self->_busy = 1;
 
-  /* "fastprop/_engine.pyx":494
+  /* "fastprop/_engine.pyx":534
  *         return n
  * 
  *     cdef _begin(self):             # <<<<<<<<<<<<<<
@@ -14932,7 +15617,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__begin(struct __pyx_obj_8fas
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":503
+/* "fastprop/_engine.pyx":543
  *     # The passes.
  * 
  *     def predict(self, X, out):             # <<<<<<<<<<<<<<
@@ -14981,39 +15666,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 503, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 543, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 503, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 543, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 503, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 543, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "predict", 0) < (0)) __PYX_ERR(0, 503, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "predict", 0) < (0)) __PYX_ERR(0, 543, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("predict", 1, 2, 2, i); __PYX_ERR(0, 503, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("predict", 1, 2, 2, i); __PYX_ERR(0, 543, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 503, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 543, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 503, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 543, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_out = values[1];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("predict", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 503, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("predict", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 543, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -15060,17 +15745,17 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("predict", 0);
 
-  /* "fastprop/_engine.pyx":505
+  /* "fastprop/_engine.pyx":545
  *     def predict(self, X, out):
  *         """out = the output layer's activation for X, in chunks of `capacity` rows."""
  *         cdef Batch batch = self._batch(X, None, None, -1, 0)             # <<<<<<<<<<<<<<
  *         cdef Py_ssize_t n = batch.n
  *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, Py_None, Py_None, -1, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 505, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, Py_None, Py_None, -1, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 545, __pyx_L1_error)
   __pyx_v_batch = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":506
+  /* "fastprop/_engine.pyx":546
  *         """out = the output layer's activation for X, in chunks of `capacity` rows."""
  *         cdef Batch batch = self._batch(X, None, None, -1, 0)
  *         cdef Py_ssize_t n = batch.n             # <<<<<<<<<<<<<<
@@ -15081,7 +15766,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
 
   __pyx_v_n = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":507
+  /* "fastprop/_engine.pyx":547
  *         cdef Batch batch = self._batch(X, None, None, -1, 0)
  *         cdef Py_ssize_t n = batch.n
  *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out             # <<<<<<<<<<<<<<
@@ -15092,19 +15777,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
 
   __pyx_v_n_out = __pyx_t_3;
 
-  /* "fastprop/_engine.pyx":508
+  /* "fastprop/_engine.pyx":548
  *         cdef Py_ssize_t n = batch.n
  *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)             # <<<<<<<<<<<<<<
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_7 = PyObject_IsInstance(__pyx_v_out, __pyx_t_6); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 508, __pyx_L1_error)
+  __pyx_t_7 = PyObject_IsInstance(__pyx_v_out, __pyx_t_6); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   if (__pyx_t_7) {
 
@@ -15114,9 +15799,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_7 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_6, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 508, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_6, __pyx_v_self->dtype, Py_EQ); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   if (__pyx_t_7) {
 
@@ -15127,36 +15812,36 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":509
+  /* "fastprop/_engine.pyx":549
  *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
  *                 and out.flags.c_contiguous and out.flags.writeable):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
  *                              f"({n}, {n_out})")
 */
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
 
-  /* "fastprop/_engine.pyx":508
+  /* "fastprop/_engine.pyx":548
  *         cdef Py_ssize_t n = batch.n
  *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)             # <<<<<<<<<<<<<<
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
 */
-  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_n_out); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_n_out); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 508, __pyx_L1_error)
+  __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 508, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 548, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_8) != (0)) __PYX_ERR(0, 508, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_8) != (0)) __PYX_ERR(0, 548, __pyx_L1_error);
   __pyx_t_5 = 0;
   __pyx_t_8 = 0;
-  __pyx_t_7 = __Pyx_PyObject_RichCompareBool(__pyx_t_6, __pyx_t_9, Py_EQ); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 508, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_RichCompareBool(__pyx_t_6, __pyx_t_9, Py_EQ); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
   if (__pyx_t_7) {
@@ -15168,19 +15853,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastprop/_engine.pyx":509
+  /* "fastprop/_engine.pyx":549
  *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
  *                 and out.flags.c_contiguous and out.flags.writeable):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
  *                              f"({n}, {n_out})")
 */
-  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 509, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 549, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 509, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 549, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 509, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 549, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   if (__pyx_t_7) {
 
@@ -15190,19 +15875,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 509, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 549, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 509, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 549, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_9); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 509, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_9); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 549, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
   __pyx_t_4 = __pyx_t_7;
 
   __pyx_L4_bool_binop_done:;
 
-  /* "fastprop/_engine.pyx":508
+  /* "fastprop/_engine.pyx":548
  *         cdef Py_ssize_t n = batch.n
  *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)             # <<<<<<<<<<<<<<
@@ -15215,7 +15900,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
   if (unlikely(__pyx_t_7)) {
 
 
-    /* "fastprop/_engine.pyx":510
+    /* "fastprop/_engine.pyx":550
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "             # <<<<<<<<<<<<<<
@@ -15223,19 +15908,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
  *         if np.may_share_memory(out, X):
 */
     __pyx_t_6 = NULL;
-    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 510, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 550, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
 
-    /* "fastprop/_engine.pyx":511
+    /* "fastprop/_engine.pyx":551
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
  *                              f"({n}, {n_out})")             # <<<<<<<<<<<<<<
  *         if np.may_share_memory(out, X):
  *             raise ValueError("out: must not share memory with X")
 */
-    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 511, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 551, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 511, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyUnicode_From_int(__pyx_v_n_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 551, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __pyx_t_11[0] = __pyx_mstate_global->__pyx_kp_u_out_expected_a_writable_C_contig;
     __pyx_t_11[1] = __pyx_t_8;
@@ -15245,7 +15930,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
     __pyx_t_11[5] = __pyx_t_10;
     __pyx_t_11[6] = __pyx_mstate_global->__pyx_kp_u__5;
 
-    /* "fastprop/_engine.pyx":510
+    /* "fastprop/_engine.pyx":550
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
  *                 and out.flags.c_contiguous and out.flags.writeable):
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "             # <<<<<<<<<<<<<<
@@ -15261,7 +15946,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
     __pyx_t_3 |= __Pyx_PyUnicode_KIND_04(__pyx_t_11[1]);
     #endif
     __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_11, 7, __pyx_t_2, __pyx_t_3);
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 510, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 550, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -15272,14 +15957,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 510, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 550, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(0, 510, __pyx_L1_error)
+    __PYX_ERR(0, 550, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":508
+    /* "fastprop/_engine.pyx":548
  *         cdef Py_ssize_t n = batch.n
  *         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
  *         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)             # <<<<<<<<<<<<<<
@@ -15288,7 +15973,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
 */
   }
 
-  /* "fastprop/_engine.pyx":512
+  /* "fastprop/_engine.pyx":552
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
  *                              f"({n}, {n_out})")
  *         if np.may_share_memory(out, X):             # <<<<<<<<<<<<<<
@@ -15296,9 +15981,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
  *         cdef char *o = <char *>_data(out)
 */
   __pyx_t_12 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 512, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 552, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 512, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_may_share_memory); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 552, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __pyx_t_13 = 1;
@@ -15318,15 +16003,15 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
     __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_13, (3-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 512, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 552, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
-  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_9); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 512, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_9); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 552, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
   if (unlikely(__pyx_t_7)) {
 
 
-    /* "fastprop/_engine.pyx":513
+    /* "fastprop/_engine.pyx":553
  *                              f"({n}, {n_out})")
  *         if np.may_share_memory(out, X):
  *             raise ValueError("out: must not share memory with X")             # <<<<<<<<<<<<<<
@@ -15339,14 +16024,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_out_must_not_share_memory_with_X};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 513, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 553, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(0, 513, __pyx_L1_error)
+    __PYX_ERR(0, 553, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":512
+    /* "fastprop/_engine.pyx":552
  *             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
  *                              f"({n}, {n_out})")
  *         if np.may_share_memory(out, X):             # <<<<<<<<<<<<<<
@@ -15355,30 +16040,30 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
 */
   }
 
-  /* "fastprop/_engine.pyx":514
+  /* "fastprop/_engine.pyx":554
  *         if np.may_share_memory(out, X):
  *             raise ValueError("out: must not share memory with X")
  *         cdef char *o = <char *>_data(out)             # <<<<<<<<<<<<<<
  *         self._begin()
  *         try:
 */
-  if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 514, __pyx_L1_error)
-  __pyx_t_14 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_out)); if (unlikely(__pyx_t_14 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 514, __pyx_L1_error)
+  if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 554, __pyx_L1_error)
+  __pyx_t_14 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_out)); if (unlikely(__pyx_t_14 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 554, __pyx_L1_error)
   __pyx_v_o = ((char *)__pyx_t_14);
 
 
-  /* "fastprop/_engine.pyx":515
+  /* "fastprop/_engine.pyx":555
  *             raise ValueError("out: must not share memory with X")
  *         cdef char *o = <char *>_data(out)
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_9 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 515, __pyx_L1_error)
+  __pyx_t_9 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 555, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-  /* "fastprop/_engine.pyx":516
+  /* "fastprop/_engine.pyx":556
  *         cdef char *o = <char *>_data(out)
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
@@ -15387,7 +16072,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":517
+    /* "fastprop/_engine.pyx":557
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -15400,7 +16085,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":518
+          /* "fastprop/_engine.pyx":558
  *         try:
  *             with nogil:
  *                 _forward_in_chunks(&self.net, &batch, -1, o, NULL)             # <<<<<<<<<<<<<<
@@ -15410,7 +16095,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
           (void)(__pyx_f_8fastprop_7_engine__forward_in_chunks((&__pyx_v_self->net), (&__pyx_v_batch), -1, __pyx_v_o, NULL));
         }
 
-        /* "fastprop/_engine.pyx":517
+        /* "fastprop/_engine.pyx":557
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -15428,7 +16113,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
     }
   }
 
-  /* "fastprop/_engine.pyx":520
+  /* "fastprop/_engine.pyx":560
  *                 _forward_in_chunks(&self.net, &batch, -1, o, NULL)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
@@ -15443,7 +16128,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
     __pyx_L12:;
   }
 
-  /* "fastprop/_engine.pyx":521
+  /* "fastprop/_engine.pyx":561
  *         finally:
  *             self._busy = False
  *         return out             # <<<<<<<<<<<<<<
@@ -15461,7 +16146,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":503
+  /* "fastprop/_engine.pyx":543
  *     # The passes.
  * 
  *     def predict(self, X, out):             # <<<<<<<<<<<<<<
@@ -15489,7 +16174,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8predict(struct __pyx_obj_8
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":523
+/* "fastprop/_engine.pyx":563
  *         return out
  * 
  *     def loss(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -15540,53 +16225,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_loss,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 523, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 563, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 523, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 563, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 523, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 563, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 523, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 563, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 523, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 563, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "loss", 0) < (0)) __PYX_ERR(0, 523, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "loss", 0) < (0)) __PYX_ERR(0, 563, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("loss", 1, 4, 4, i); __PYX_ERR(0, 523, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("loss", 1, 4, 4, i); __PYX_ERR(0, 563, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 523, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 563, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 523, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 563, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 523, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 563, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 523, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 563, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_Y = values[1];
     __pyx_v_labels = values[2];
-    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 523, __pyx_L3_error)
+    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 563, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("loss", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 523, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("loss", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 563, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -15623,17 +16308,17 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("loss", 0);
 
-  /* "fastprop/_engine.pyx":526
+  /* "fastprop/_engine.pyx":566
  *         """(sum over samples of the loss, number correct) for X, in chunks; dropout off. The
  *         mean is the sum divided by the number of rows."""
  *         cdef Batch batch = self._batch(X, Y, labels, loss, 0)             # <<<<<<<<<<<<<<
  *         cdef double total
  *         cdef int64_t n_correct = 0
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 526, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 566, __pyx_L1_error)
   __pyx_v_batch = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":528
+  /* "fastprop/_engine.pyx":568
  *         cdef Batch batch = self._batch(X, Y, labels, loss, 0)
  *         cdef double total
  *         cdef int64_t n_correct = 0             # <<<<<<<<<<<<<<
@@ -15642,18 +16327,18 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
 */
   __pyx_v_n_correct = 0;
 
-  /* "fastprop/_engine.pyx":529
+  /* "fastprop/_engine.pyx":569
  *         cdef double total
  *         cdef int64_t n_correct = 0
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 529, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 569, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":530
+  /* "fastprop/_engine.pyx":570
  *         cdef int64_t n_correct = 0
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
@@ -15662,7 +16347,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":531
+    /* "fastprop/_engine.pyx":571
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -15675,7 +16360,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":532
+          /* "fastprop/_engine.pyx":572
  *         try:
  *             with nogil:
  *                 total = _forward_in_chunks(&self.net, &batch, loss, NULL, &n_correct)             # <<<<<<<<<<<<<<
@@ -15685,7 +16370,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
           __pyx_v_total = __pyx_f_8fastprop_7_engine__forward_in_chunks((&__pyx_v_self->net), (&__pyx_v_batch), __pyx_v_loss, NULL, (&__pyx_v_n_correct));
         }
 
-        /* "fastprop/_engine.pyx":531
+        /* "fastprop/_engine.pyx":571
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -15703,7 +16388,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
     }
   }
 
-  /* "fastprop/_engine.pyx":534
+  /* "fastprop/_engine.pyx":574
  *                 total = _forward_in_chunks(&self.net, &batch, loss, NULL, &n_correct)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
@@ -15718,23 +16403,23 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
     __pyx_L5:;
   }
 
-  /* "fastprop/_engine.pyx":535
+  /* "fastprop/_engine.pyx":575
  *         finally:
  *             self._busy = False
  *         return total, n_correct             # <<<<<<<<<<<<<<
  * 
  *     def gradients(self, X, Y, labels, int loss):
 */
-  __pyx_t_2 = PyFloat_FromDouble(__pyx_v_total); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 535, __pyx_L1_error)
+  __pyx_t_2 = PyFloat_FromDouble(__pyx_v_total); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 575, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 535, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 575, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 535, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 575, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 535, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 575, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 535, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 575, __pyx_L1_error);
   __pyx_t_2 = 0;
   __pyx_t_3 = 0;
   {
@@ -15748,7 +16433,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
   __pyx_t_4 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":523
+  /* "fastprop/_engine.pyx":563
  *         return out
  * 
  *     def loss(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -15772,7 +16457,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_10loss(struct __pyx_obj_8fa
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":537
+/* "fastprop/_engine.pyx":577
  *         return total, n_correct
  * 
  *     def gradients(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -15823,53 +16508,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_loss,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 537, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 577, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 537, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 577, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 537, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 577, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 537, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 577, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 537, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 577, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gradients", 0) < (0)) __PYX_ERR(0, 537, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gradients", 0) < (0)) __PYX_ERR(0, 577, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gradients", 1, 4, 4, i); __PYX_ERR(0, 537, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gradients", 1, 4, 4, i); __PYX_ERR(0, 577, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 537, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 577, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 537, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 577, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 537, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 577, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 537, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 577, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_Y = values[1];
     __pyx_v_labels = values[2];
-    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 537, __pyx_L3_error)
+    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 577, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("gradients", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 537, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("gradients", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 577, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -15900,14 +16585,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_12gradients(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("gradients", 0);
 
-  /* "fastprop/_engine.pyx":540
+  /* "fastprop/_engine.pyx":580
  *         """Forward and backward on one batch (at most `capacity` rows), dropout off: the whole
  *         gradient into the gradient buffer, no update. Returns (mean loss, number correct)."""
  *         return self._gradients(X, Y, labels, loss, False)             # <<<<<<<<<<<<<<
  * 
  *     def trace(self, X, Y, labels, int loss):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_gradients(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 540, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_gradients(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 580, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -15920,7 +16605,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_12gradients(struct __pyx_ob
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":537
+  /* "fastprop/_engine.pyx":577
  *         return total, n_correct
  * 
  *     def gradients(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -15939,7 +16624,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_12gradients(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":542
+/* "fastprop/_engine.pyx":582
  *         return self._gradients(X, Y, labels, loss, False)
  * 
  *     def trace(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -15990,53 +16675,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_loss,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 542, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 582, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 542, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 582, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 542, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 582, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 542, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 582, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 542, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 582, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "trace", 0) < (0)) __PYX_ERR(0, 542, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "trace", 0) < (0)) __PYX_ERR(0, 582, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("trace", 1, 4, 4, i); __PYX_ERR(0, 542, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("trace", 1, 4, 4, i); __PYX_ERR(0, 582, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 542, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 582, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 542, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 582, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 542, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 582, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 542, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 582, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_Y = values[1];
     __pyx_v_labels = values[2];
-    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 542, __pyx_L3_error)
+    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 582, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("trace", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 542, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("trace", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 582, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -16111,7 +16796,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("trace", 0);
 
-  /* "fastprop/_engine.pyx":546
+  /* "fastprop/_engine.pyx":586
  *         layer a dict of copies: 'u' (Z), 'a', 'fprime' (f'(u)), 'dA' (dL/da), 'delta' (dL/du);
  *         'fprime' and 'dA' are None for an output whose loss is computed from its logits."""
  *         cdef int L = self.net.n_layers, l             # <<<<<<<<<<<<<<
@@ -16122,17 +16807,17 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 
   __pyx_v_L = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":547
+  /* "fastprop/_engine.pyx":587
  *         'fprime' and 'dA' are None for an output whose loss is computed from its logits."""
  *         cdef int L = self.net.n_layers, l
  *         n = self._rows(X, Y, labels, loss, self.capacity)             # <<<<<<<<<<<<<<
  *         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
  *         da = [np.empty_like(a) for a in u]
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1L))) __PYX_ERR(0, 547, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_rows(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1L))) __PYX_ERR(0, 587, __pyx_L1_error)
   __pyx_v_n = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":548
+  /* "fastprop/_engine.pyx":588
  *         cdef int L = self.net.n_layers, l
  *         n = self._rows(X, Y, labels, loss, self.capacity)
  *         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]             # <<<<<<<<<<<<<<
@@ -16140,7 +16825,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
  *         fprime = [np.ones_like(a) for a in u]
 */
   { /* enter inner scope */
-    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 548, __pyx_L5_error)
+    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 588, __pyx_L5_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_5 = ((PyObject *)__pyx_v_self);
     __Pyx_INCREF(__pyx_t_5);
@@ -16149,7 +16834,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
       __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_layer_shapes, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 548, __pyx_L5_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 588, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     if (likely(PyList_CheckExact(__pyx_t_4)) || PyTuple_CheckExact(__pyx_t_4)) {
@@ -16157,9 +16842,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __pyx_t_2 = 0;
       __pyx_t_7 = NULL;
     } else {
-      __pyx_t_2 = -1; __pyx_t_5 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 548, __pyx_L5_error)
+      __pyx_t_2 = -1; __pyx_t_5 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 588, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_7 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_5); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 548, __pyx_L5_error)
+      __pyx_t_7 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_5); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 588, __pyx_L5_error)
     }
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     for (;;) {
@@ -16168,7 +16853,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
           {
             Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_5);
             #if !CYTHON_ASSUME_SAFE_SIZE
-            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 548, __pyx_L5_error)
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 588, __pyx_L5_error)
             #endif
             if (__pyx_t_2 >= __pyx_temp) break;
           }
@@ -16178,7 +16863,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
           {
             Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_5);
             #if !CYTHON_ASSUME_SAFE_SIZE
-            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 548, __pyx_L5_error)
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 588, __pyx_L5_error)
             #endif
             if (__pyx_t_2 >= __pyx_temp) break;
           }
@@ -16189,13 +16874,13 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
           #endif
           ++__pyx_t_2;
         }
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 548, __pyx_L5_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 588, __pyx_L5_error)
       } else {
         __pyx_t_4 = __pyx_t_7(__pyx_t_5);
         if (unlikely(!__pyx_t_4)) {
           PyObject* exc_type = PyErr_Occurred();
           if (exc_type) {
-            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 548, __pyx_L5_error)
+            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 588, __pyx_L5_error)
             PyErr_Clear();
           }
           break;
@@ -16205,21 +16890,21 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __Pyx_XDECREF_SET(__pyx_7genexpr__pyx_v_s, __pyx_t_4);
       __pyx_t_4 = 0;
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 548, __pyx_L5_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 588, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 548, __pyx_L5_error)
+      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 588, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 548, __pyx_L5_error)
+      __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 588, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_7genexpr__pyx_v_s, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 548, __pyx_L5_error)
+      __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_7genexpr__pyx_v_s, __pyx_mstate_global->__pyx_n_u_n_out); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 588, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 548, __pyx_L5_error)
+      __pyx_t_12 = PyTuple_New(2); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 588, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_GIVEREF(__pyx_t_9);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_9) != (0)) __PYX_ERR(0, 548, __pyx_L5_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 0, __pyx_t_9) != (0)) __PYX_ERR(0, 588, __pyx_L5_error);
       __Pyx_GIVEREF(__pyx_t_11);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_t_11) != (0)) __PYX_ERR(0, 548, __pyx_L5_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_12, 1, __pyx_t_11) != (0)) __PYX_ERR(0, 588, __pyx_L5_error);
       __pyx_t_9 = 0;
       __pyx_t_11 = 0;
       __pyx_t_6 = 1;
@@ -16240,11 +16925,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 548, __pyx_L5_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 588, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_GIVEREF(__pyx_t_4);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_4))) __PYX_ERR(0, 548, __pyx_L5_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_4))) __PYX_ERR(0, 588, __pyx_L5_error)
       __pyx_t_4 = 0;
     }
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -16258,7 +16943,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   __pyx_v_u = ((PyObject*)__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "fastprop/_engine.pyx":549
+  /* "fastprop/_engine.pyx":589
  *         n = self._rows(X, Y, labels, loss, self.capacity)
  *         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
  *         da = [np.empty_like(a) for a in u]             # <<<<<<<<<<<<<<
@@ -16266,7 +16951,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
  *         cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))
 */
   { /* enter inner scope */
-    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 549, __pyx_L12_error)
+    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 589, __pyx_L12_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_5 = __pyx_v_u; __Pyx_INCREF(__pyx_t_5);
     __pyx_t_2 = 0;
@@ -16274,20 +16959,20 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       {
         Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_5);
         #if !CYTHON_ASSUME_SAFE_SIZE
-        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 549, __pyx_L12_error)
+        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 589, __pyx_L12_error)
         #endif
         if (__pyx_t_2 >= __pyx_temp) break;
       }
       __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_5, __pyx_t_2, __Pyx_ReferenceSharing_OwnStrongReference);
       ++__pyx_t_2;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 549, __pyx_L12_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 589, __pyx_L12_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_XDECREF_SET(__pyx_8genexpr1__pyx_v_a, __pyx_t_4);
       __pyx_t_4 = 0;
       __pyx_t_10 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 549, __pyx_L12_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 589, __pyx_L12_error)
       __Pyx_GOTREF(__pyx_t_12);
-      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 549, __pyx_L12_error)
+      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 589, __pyx_L12_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       __pyx_t_6 = 1;
@@ -16307,11 +16992,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 549, __pyx_L12_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 589, __pyx_L12_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_GIVEREF(__pyx_t_4);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_4))) __PYX_ERR(0, 549, __pyx_L12_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_4))) __PYX_ERR(0, 589, __pyx_L12_error)
       __pyx_t_4 = 0;
     }
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -16325,7 +17010,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   __pyx_v_da = ((PyObject*)__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "fastprop/_engine.pyx":550
+  /* "fastprop/_engine.pyx":590
  *         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
  *         da = [np.empty_like(a) for a in u]
  *         fprime = [np.ones_like(a) for a in u]             # <<<<<<<<<<<<<<
@@ -16333,7 +17018,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
  *         if pointers == NULL:
 */
   { /* enter inner scope */
-    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 550, __pyx_L19_error)
+    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 590, __pyx_L19_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_5 = __pyx_v_u; __Pyx_INCREF(__pyx_t_5);
     __pyx_t_2 = 0;
@@ -16341,20 +17026,20 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       {
         Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_5);
         #if !CYTHON_ASSUME_SAFE_SIZE
-        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 550, __pyx_L19_error)
+        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 590, __pyx_L19_error)
         #endif
         if (__pyx_t_2 >= __pyx_temp) break;
       }
       __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_5, __pyx_t_2, __Pyx_ReferenceSharing_OwnStrongReference);
       ++__pyx_t_2;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 550, __pyx_L19_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 590, __pyx_L19_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_XDECREF_SET(__pyx_8genexpr2__pyx_v_a, __pyx_t_4);
       __pyx_t_4 = 0;
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 550, __pyx_L19_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 590, __pyx_L19_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_ones_like); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 550, __pyx_L19_error)
+      __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_ones_like); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 590, __pyx_L19_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __pyx_t_6 = 1;
@@ -16374,11 +17059,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 550, __pyx_L19_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 590, __pyx_L19_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_GIVEREF(__pyx_t_4);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_4))) __PYX_ERR(0, 550, __pyx_L19_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_4))) __PYX_ERR(0, 590, __pyx_L19_error)
       __pyx_t_4 = 0;
     }
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -16392,7 +17077,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   __pyx_v_fprime = ((PyObject*)__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "fastprop/_engine.pyx":551
+  /* "fastprop/_engine.pyx":591
  *         da = [np.empty_like(a) for a in u]
  *         fprime = [np.ones_like(a) for a in u]
  *         cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))             # <<<<<<<<<<<<<<
@@ -16401,7 +17086,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
   __pyx_v_pointers = ((void **)calloc((3 * __pyx_v_L), (sizeof(void *))));
 
-  /* "fastprop/_engine.pyx":552
+  /* "fastprop/_engine.pyx":592
  *         fprime = [np.ones_like(a) for a in u]
  *         cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))
  *         if pointers == NULL:             # <<<<<<<<<<<<<<
@@ -16413,16 +17098,16 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   if (unlikely(__pyx_t_13)) {
 
 
-    /* "fastprop/_engine.pyx":553
+    /* "fastprop/_engine.pyx":593
  *         cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))
  *         if pointers == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for l in range(L):
  *             pointers[l] = _data(u[l])
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 553, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 593, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":552
+    /* "fastprop/_engine.pyx":592
  *         fprime = [np.ones_like(a) for a in u]
  *         cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))
  *         if pointers == NULL:             # <<<<<<<<<<<<<<
@@ -16431,7 +17116,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
   }
 
-  /* "fastprop/_engine.pyx":554
+  /* "fastprop/_engine.pyx":594
  *         if pointers == NULL:
  *             raise MemoryError()
  *         for l in range(L):             # <<<<<<<<<<<<<<
@@ -16445,7 +17130,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
     __pyx_v_l = __pyx_t_15;
 
-    /* "fastprop/_engine.pyx":555
+    /* "fastprop/_engine.pyx":595
  *             raise MemoryError()
  *         for l in range(L):
  *             pointers[l] = _data(u[l])             # <<<<<<<<<<<<<<
@@ -16454,13 +17139,13 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
     __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_u, __pyx_v_l);
     __Pyx_INCREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 555, __pyx_L1_error)
-    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_3)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 555, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 595, __pyx_L1_error)
+    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_3)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 595, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     (__pyx_v_pointers[__pyx_v_l]) = __pyx_t_16;
 
 
-    /* "fastprop/_engine.pyx":556
+    /* "fastprop/_engine.pyx":596
  *         for l in range(L):
  *             pointers[l] = _data(u[l])
  *             pointers[L + l] = _data(da[l])             # <<<<<<<<<<<<<<
@@ -16469,13 +17154,13 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
     __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_da, __pyx_v_l);
     __Pyx_INCREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 556, __pyx_L1_error)
-    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_3)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 556, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 596, __pyx_L1_error)
+    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_3)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 596, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     (__pyx_v_pointers[(__pyx_v_L + __pyx_v_l)]) = __pyx_t_16;
 
 
-    /* "fastprop/_engine.pyx":557
+    /* "fastprop/_engine.pyx":597
  *             pointers[l] = _data(u[l])
  *             pointers[L + l] = _data(da[l])
  *             pointers[2 * L + l] = _data(fprime[l])             # <<<<<<<<<<<<<<
@@ -16484,15 +17169,15 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
     __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_fprime, __pyx_v_l);
     __Pyx_INCREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 557, __pyx_L1_error)
-    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_3)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 557, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 597, __pyx_L1_error)
+    __pyx_t_16 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_t_3)); if (unlikely(__pyx_t_16 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 597, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     (__pyx_v_pointers[((2 * __pyx_v_L) + __pyx_v_l)]) = __pyx_t_16;
 
   }
 
 
-  /* "fastprop/_engine.pyx":558
+  /* "fastprop/_engine.pyx":598
  *             pointers[L + l] = _data(da[l])
  *             pointers[2 * L + l] = _data(fprime[l])
  *         self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,             # <<<<<<<<<<<<<<
@@ -16504,7 +17189,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   __pyx_t_18 = (__pyx_v_pointers + __pyx_v_L);
 
 
-  /* "fastprop/_engine.pyx":559
+  /* "fastprop/_engine.pyx":599
  *             pointers[2 * L + l] = _data(fprime[l])
  *         self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,
  *                                                                       pointers + 2 * L)             # <<<<<<<<<<<<<<
@@ -16514,7 +17199,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   __pyx_t_19 = (__pyx_v_pointers + (2 * __pyx_v_L));
 
 
-  /* "fastprop/_engine.pyx":558
+  /* "fastprop/_engine.pyx":598
  *             pointers[L + l] = _data(da[l])
  *             pointers[2 * L + l] = _data(fprime[l])
  *         self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,             # <<<<<<<<<<<<<<
@@ -16525,7 +17210,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   __pyx_v_self->net.trace_da = __pyx_t_18;
   __pyx_v_self->net.trace_fprime = __pyx_t_19;
 
-  /* "fastprop/_engine.pyx":560
+  /* "fastprop/_engine.pyx":600
  *         self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,
  *                                                                       pointers + 2 * L)
  *         try:             # <<<<<<<<<<<<<<
@@ -16534,14 +17219,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":561
+    /* "fastprop/_engine.pyx":601
  *                                                                       pointers + 2 * L)
  *         try:
  *             value, _ = self._gradients(X, Y, labels, loss, True)             # <<<<<<<<<<<<<<
  *         finally:
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
 */
-    __pyx_t_3 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_gradients(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 561, __pyx_L28_error)
+    __pyx_t_3 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_gradients(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 601, __pyx_L28_error)
     __Pyx_GOTREF(__pyx_t_3);
     if ((likely(PyTuple_CheckExact(__pyx_t_3))) || (PyList_CheckExact(__pyx_t_3))) {
       PyObject* sequence = __pyx_t_3;
@@ -16549,7 +17234,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 561, __pyx_L28_error)
+        __PYX_ERR(0, 601, __pyx_L28_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -16559,22 +17244,22 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
         __Pyx_INCREF(__pyx_t_4);
       } else {
         __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 561, __pyx_L28_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 601, __pyx_L28_error)
         __Pyx_XGOTREF(__pyx_t_5);
         __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 561, __pyx_L28_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 601, __pyx_L28_error)
         __Pyx_XGOTREF(__pyx_t_4);
       }
       #else
-      __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 561, __pyx_L28_error)
+      __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 601, __pyx_L28_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 561, __pyx_L28_error)
+      __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 601, __pyx_L28_error)
       __Pyx_GOTREF(__pyx_t_4);
       #endif
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_12 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 561, __pyx_L28_error)
+      __pyx_t_12 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 601, __pyx_L28_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __pyx_t_20 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_12);
@@ -16582,7 +17267,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __Pyx_GOTREF(__pyx_t_5);
       index = 1; __pyx_t_4 = __pyx_t_20(__pyx_t_12); if (unlikely(!__pyx_t_4)) goto __pyx_L30_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_4);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_20(__pyx_t_12), 2) < (0)) __PYX_ERR(0, 561, __pyx_L28_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_20(__pyx_t_12), 2) < (0)) __PYX_ERR(0, 601, __pyx_L28_error)
       __pyx_t_20 = NULL;
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       goto __pyx_L31_unpacking_done;
@@ -16590,7 +17275,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
       __pyx_t_20 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 561, __pyx_L28_error)
+      __PYX_ERR(0, 601, __pyx_L28_error)
       __pyx_L31_unpacking_done:;
     }
     __pyx_v_value = __pyx_t_5;
@@ -16599,7 +17284,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
     __pyx_t_4 = 0;
   }
 
-  /* "fastprop/_engine.pyx":563
+  /* "fastprop/_engine.pyx":603
  *             value, _ = self._gradients(X, Y, labels, loss, True)
  *         finally:
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL             # <<<<<<<<<<<<<<
@@ -16612,7 +17297,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __pyx_v_self->net.trace_da = NULL;
       __pyx_v_self->net.trace_fprime = NULL;
 
-      /* "fastprop/_engine.pyx":564
+      /* "fastprop/_engine.pyx":604
  *         finally:
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *             free(pointers)             # <<<<<<<<<<<<<<
@@ -16646,7 +17331,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __pyx_t_1 = __pyx_lineno; __pyx_t_14 = __pyx_clineno; __pyx_t_21 = __pyx_filename;
       {
 
-        /* "fastprop/_engine.pyx":563
+        /* "fastprop/_engine.pyx":603
  *             value, _ = self._gradients(X, Y, labels, loss, True)
  *         finally:
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL             # <<<<<<<<<<<<<<
@@ -16657,7 +17342,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
         __pyx_v_self->net.trace_da = NULL;
         __pyx_v_self->net.trace_fprime = NULL;
 
-        /* "fastprop/_engine.pyx":564
+        /* "fastprop/_engine.pyx":604
  *         finally:
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *             free(pointers)             # <<<<<<<<<<<<<<
@@ -16681,7 +17366,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
     __pyx_L29:;
   }
 
-  /* "fastprop/_engine.pyx":565
+  /* "fastprop/_engine.pyx":605
  *             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
  *             free(pointers)
  *         from_logits = _from_logits(loss)             # <<<<<<<<<<<<<<
@@ -16690,19 +17375,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
   __pyx_v_from_logits = __pyx_f_8fastprop_7_engine__from_logits(__pyx_v_loss);
 
-  /* "fastprop/_engine.pyx":566
+  /* "fastprop/_engine.pyx":606
  *             free(pointers)
  *         from_logits = _from_logits(loss)
  *         layers = []             # <<<<<<<<<<<<<<
  *         for l in range(L):
  *             d = self.net.layer[l]
 */
-  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 566, __pyx_L1_error)
+  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 606, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_v_layers = ((PyObject*)__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "fastprop/_engine.pyx":567
+  /* "fastprop/_engine.pyx":607
  *         from_logits = _from_logits(loss)
  *         layers = []
  *         for l in range(L):             # <<<<<<<<<<<<<<
@@ -16716,7 +17401,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_1; __pyx_t_15+=1) {
     __pyx_v_l = __pyx_t_15;
 
-    /* "fastprop/_engine.pyx":568
+    /* "fastprop/_engine.pyx":608
  *         layers = []
  *         for l in range(L):
  *             d = self.net.layer[l]             # <<<<<<<<<<<<<<
@@ -16725,41 +17410,41 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
 */
     __pyx_v_d = (__pyx_v_self->net.layer[__pyx_v_l]);
 
-    /* "fastprop/_engine.pyx":569
+    /* "fastprop/_engine.pyx":609
  *         for l in range(L):
  *             d = self.net.layer[l]
  *             out = l == L - 1             # <<<<<<<<<<<<<<
  *             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
  *                            "fprime": None if out and from_logits else fprime[l],
 */
-    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_l == (__pyx_v_L - 1))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 569, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_l == (__pyx_v_L - 1))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 609, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_XDECREF_SET(__pyx_v_out, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastprop/_engine.pyx":570
+    /* "fastprop/_engine.pyx":610
  *             d = self.net.layer[l]
  *             out = l == L - 1
  *             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),             # <<<<<<<<<<<<<<
  *                            "fprime": None if out and from_logits else fprime[l],
  *                            "dA": None if out and from_logits else da[l],
 */
-    __pyx_t_3 = __Pyx_PyDict_NewPresized(5); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 570, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyDict_NewPresized(5); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_u, __Pyx_PyList_GET_ITEM(__pyx_v_u, __pyx_v_l)) < (0)) __PYX_ERR(0, 570, __pyx_L1_error)
-    __pyx_t_4 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_copy(__pyx_v_self, (__pyx_v_self->net.A[__pyx_v_l]), __pyx_v_n, __pyx_v_d.n_out); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 570, __pyx_L1_error)
+    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_u, __Pyx_PyList_GET_ITEM(__pyx_v_u, __pyx_v_l)) < (0)) __PYX_ERR(0, 610, __pyx_L1_error)
+    __pyx_t_4 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_copy(__pyx_v_self, (__pyx_v_self->net.A[__pyx_v_l]), __pyx_v_n, __pyx_v_d.n_out); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_a, __pyx_t_4) < (0)) __PYX_ERR(0, 570, __pyx_L1_error)
+    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_a, __pyx_t_4) < (0)) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "fastprop/_engine.pyx":571
+    /* "fastprop/_engine.pyx":611
  *             out = l == L - 1
  *             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
  *                            "fprime": None if out and from_logits else fprime[l],             # <<<<<<<<<<<<<<
  *                            "dA": None if out and from_logits else da[l],
  *                            "delta": self._copy(self.net.dZ[l], n, d.n_out)})
 */
-    __pyx_t_28 = __Pyx_PyObject_IsTrue(__pyx_v_out); if (unlikely((__pyx_t_28 < 0))) __PYX_ERR(0, 571, __pyx_L1_error)
+    __pyx_t_28 = __Pyx_PyObject_IsTrue(__pyx_v_out); if (unlikely((__pyx_t_28 < 0))) __PYX_ERR(0, 611, __pyx_L1_error)
     if (__pyx_t_28) {
 
     } else {
@@ -16779,17 +17464,17 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __pyx_t_4 = __Pyx_PyList_GET_ITEM(__pyx_v_fprime, __pyx_v_l);
     }
 
-    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_fprime, __pyx_t_4) < (0)) __PYX_ERR(0, 570, __pyx_L1_error)
+    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_fprime, __pyx_t_4) < (0)) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "fastprop/_engine.pyx":572
+    /* "fastprop/_engine.pyx":612
  *             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
  *                            "fprime": None if out and from_logits else fprime[l],
  *                            "dA": None if out and from_logits else da[l],             # <<<<<<<<<<<<<<
  *                            "delta": self._copy(self.net.dZ[l], n, d.n_out)})
  *         return value, layers
 */
-    __pyx_t_28 = __Pyx_PyObject_IsTrue(__pyx_v_out); if (unlikely((__pyx_t_28 < 0))) __PYX_ERR(0, 572, __pyx_L1_error)
+    __pyx_t_28 = __Pyx_PyObject_IsTrue(__pyx_v_out); if (unlikely((__pyx_t_28 < 0))) __PYX_ERR(0, 612, __pyx_L1_error)
     if (__pyx_t_28) {
 
     } else {
@@ -16809,49 +17494,49 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
       __pyx_t_4 = __Pyx_PyList_GET_ITEM(__pyx_v_da, __pyx_v_l);
     }
 
-    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_dA, __pyx_t_4) < (0)) __PYX_ERR(0, 570, __pyx_L1_error)
+    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_dA, __pyx_t_4) < (0)) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "fastprop/_engine.pyx":573
+    /* "fastprop/_engine.pyx":613
  *                            "fprime": None if out and from_logits else fprime[l],
  *                            "dA": None if out and from_logits else da[l],
  *                            "delta": self._copy(self.net.dZ[l], n, d.n_out)})             # <<<<<<<<<<<<<<
  *         return value, layers
  * 
 */
-    __pyx_t_4 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_copy(__pyx_v_self, (__pyx_v_self->net.dZ[__pyx_v_l]), __pyx_v_n, __pyx_v_d.n_out); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 573, __pyx_L1_error)
+    __pyx_t_4 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_copy(__pyx_v_self, (__pyx_v_self->net.dZ[__pyx_v_l]), __pyx_v_n, __pyx_v_d.n_out); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 613, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_delta, __pyx_t_4) < (0)) __PYX_ERR(0, 570, __pyx_L1_error)
+    if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_delta, __pyx_t_4) < (0)) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "fastprop/_engine.pyx":570
+    /* "fastprop/_engine.pyx":610
  *             d = self.net.layer[l]
  *             out = l == L - 1
  *             layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),             # <<<<<<<<<<<<<<
  *                            "fprime": None if out and from_logits else fprime[l],
  *                            "dA": None if out and from_logits else da[l],
 */
-    __pyx_t_29 = __Pyx_PyList_Append(__pyx_v_layers, __pyx_t_3); if (unlikely(__pyx_t_29 == ((int)-1))) __PYX_ERR(0, 570, __pyx_L1_error)
+    __pyx_t_29 = __Pyx_PyList_Append(__pyx_v_layers, __pyx_t_3); if (unlikely(__pyx_t_29 == ((int)-1))) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   }
 
 
-  /* "fastprop/_engine.pyx":574
+  /* "fastprop/_engine.pyx":614
  *                            "dA": None if out and from_logits else da[l],
  *                            "delta": self._copy(self.net.dZ[l], n, d.n_out)})
  *         return value, layers             # <<<<<<<<<<<<<<
  * 
  *     def layer_shapes(self):
 */
-  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 574, __pyx_L1_error)
+  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 614, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_INCREF(__pyx_v_value);
   __Pyx_GIVEREF(__pyx_v_value);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_v_value) != (0)) __PYX_ERR(0, 574, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_v_value) != (0)) __PYX_ERR(0, 614, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_layers);
   __Pyx_GIVEREF(__pyx_v_layers);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_v_layers) != (0)) __PYX_ERR(0, 574, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_v_layers) != (0)) __PYX_ERR(0, 614, __pyx_L1_error);
   {
     PyObject *__pyx_temp;
     {
@@ -16863,7 +17548,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":542
+  /* "fastprop/_engine.pyx":582
  *         return self._gradients(X, Y, labels, loss, False)
  * 
  *     def trace(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
@@ -16905,7 +17590,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_14trace(struct __pyx_obj_8f
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":576
+/* "fastprop/_engine.pyx":616
  *         return value, layers
  * 
  *     def layer_shapes(self):             # <<<<<<<<<<<<<<
@@ -16974,7 +17659,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("layer_shapes", 0);
 
-  /* "fastprop/_engine.pyx":577
+  /* "fastprop/_engine.pyx":617
  * 
  *     def layer_shapes(self):
  *         return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)             # <<<<<<<<<<<<<<
@@ -16982,10 +17667,10 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
  * 
 */
   { /* enter inner scope */
-    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 577, __pyx_L1_error)
+    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 617, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
 
-    /* "fastprop/_engine.pyx":578
+    /* "fastprop/_engine.pyx":618
  *     def layer_shapes(self):
  *         return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)
  *                 for l in range(self.net.n_layers)]             # <<<<<<<<<<<<<<
@@ -16999,7 +17684,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
     for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
       __pyx_8genexpr3__pyx_v_l = __pyx_t_4;
 
-      /* "fastprop/_engine.pyx":577
+      /* "fastprop/_engine.pyx":617
  * 
  *     def layer_shapes(self):
  *         return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)             # <<<<<<<<<<<<<<
@@ -17007,11 +17692,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
  * 
 */
       __pyx_t_6 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 577, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Shape); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 617, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_8 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[__pyx_8genexpr3__pyx_v_l]).n_in); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 577, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[__pyx_8genexpr3__pyx_v_l]).n_in); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 617, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[__pyx_8genexpr3__pyx_v_l]).n_out); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 577, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyLong_From_int((__pyx_v_self->net.layer[__pyx_8genexpr3__pyx_v_l]).n_out); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 617, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __pyx_t_10 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -17032,11 +17717,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 577, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 617, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_GIVEREF(__pyx_t_5);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_5))) __PYX_ERR(0, 577, __pyx_L1_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_5))) __PYX_ERR(0, 617, __pyx_L1_error)
       __pyx_t_5 = 0;
     }
 
@@ -17052,7 +17737,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":576
+  /* "fastprop/_engine.pyx":616
  *         return value, layers
  * 
  *     def layer_shapes(self):             # <<<<<<<<<<<<<<
@@ -17077,7 +17762,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_16layer_shapes(struct __pyx
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":580
+/* "fastprop/_engine.pyx":620
  *                 for l in range(self.net.n_layers)]
  * 
  *     cdef object _copy(self, void *p, Py_ssize_t n, Py_ssize_t m):             # <<<<<<<<<<<<<<
@@ -17102,7 +17787,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fast
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_copy", 0);
 
-  /* "fastprop/_engine.pyx":581
+  /* "fastprop/_engine.pyx":621
  * 
  *     cdef object _copy(self, void *p, Py_ssize_t n, Py_ssize_t m):
  *         out = np.empty((n, m), self.dtype)             # <<<<<<<<<<<<<<
@@ -17110,21 +17795,21 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fast
  *         return out
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 581, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 621, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 581, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 621, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 581, __pyx_L1_error)
+  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 621, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_m); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 581, __pyx_L1_error)
+  __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_m); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 621, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 581, __pyx_L1_error)
+  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 621, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 581, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 621, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_5) != (0)) __PYX_ERR(0, 581, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_5) != (0)) __PYX_ERR(0, 621, __pyx_L1_error);
   __pyx_t_3 = 0;
   __pyx_t_5 = 0;
   __pyx_t_7 = 1;
@@ -17145,36 +17830,36 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fast
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 581, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 621, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_out = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":582
+  /* "fastprop/_engine.pyx":622
  *     cdef object _copy(self, void *p, Py_ssize_t n, Py_ssize_t m):
  *         out = np.empty((n, m), self.dtype)
  *         memcpy(_data(out), p, n * m * self.dtype.itemsize)             # <<<<<<<<<<<<<<
  *         return out
  * 
 */
-  if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 582, __pyx_L1_error)
-  __pyx_t_8 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_out)); if (unlikely(__pyx_t_8 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 582, __pyx_L1_error)
-  __pyx_t_1 = PyLong_FromSsize_t((__pyx_v_n * __pyx_v_m)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 582, __pyx_L1_error)
+  if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 622, __pyx_L1_error)
+  __pyx_t_8 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_out)); if (unlikely(__pyx_t_8 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 622, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t((__pyx_v_n * __pyx_v_m)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 622, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 582, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->dtype, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 622, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_6 = __Pyx_PyNumber_Multiply_int_object(__pyx_t_1, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 582, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyNumber_Multiply_int_object(__pyx_t_1, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 622, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_7 = __Pyx_PyLong_As_size_t(__pyx_t_6); if (unlikely((__pyx_t_7 == (size_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 582, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_As_size_t(__pyx_t_6); if (unlikely((__pyx_t_7 == (size_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 622, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   (void)(memcpy(__pyx_t_8, __pyx_v_p, __pyx_t_7));
 
 
 
-  /* "fastprop/_engine.pyx":583
+  /* "fastprop/_engine.pyx":623
  *         out = np.empty((n, m), self.dtype)
  *         memcpy(_data(out), p, n * m * self.dtype.itemsize)
  *         return out             # <<<<<<<<<<<<<<
@@ -17192,7 +17877,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fast
   }
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":580
+  /* "fastprop/_engine.pyx":620
  *                 for l in range(self.net.n_layers)]
  * 
  *     cdef object _copy(self, void *p, Py_ssize_t n, Py_ssize_t m):             # <<<<<<<<<<<<<<
@@ -17217,7 +17902,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__copy(struct __pyx_obj_8fast
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":585
+/* "fastprop/_engine.pyx":625
  *         return out
  * 
  *     cdef _gradients(self, X, Y, labels, int loss, bint trace):             # <<<<<<<<<<<<<<
@@ -17246,17 +17931,17 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_gradients", 0);
 
-  /* "fastprop/_engine.pyx":586
+  /* "fastprop/_engine.pyx":626
  * 
  *     cdef _gradients(self, X, Y, labels, int loss, bint trace):
  *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)             # <<<<<<<<<<<<<<
  *         cdef int n = <int>b.n, L = self.net.n_layers, l
  *         cdef int64_t n_correct = 0
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 586, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 626, __pyx_L1_error)
   __pyx_v_b = __pyx_t_1;
 
-  /* "fastprop/_engine.pyx":587
+  /* "fastprop/_engine.pyx":627
  *     cdef _gradients(self, X, Y, labels, int loss, bint trace):
  *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
  *         cdef int n = <int>b.n, L = self.net.n_layers, l             # <<<<<<<<<<<<<<
@@ -17268,7 +17953,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
 
   __pyx_v_L = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":588
+  /* "fastprop/_engine.pyx":628
  *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
  *         cdef int n = <int>b.n, L = self.net.n_layers, l
  *         cdef int64_t n_correct = 0             # <<<<<<<<<<<<<<
@@ -17277,18 +17962,18 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
 */
   __pyx_v_n_correct = 0;
 
-  /* "fastprop/_engine.pyx":590
+  /* "fastprop/_engine.pyx":630
  *         cdef int64_t n_correct = 0
  *         cdef double value
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 590, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 630, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastprop/_engine.pyx":591
+  /* "fastprop/_engine.pyx":631
  *         cdef double value
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
@@ -17297,7 +17982,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":592
+    /* "fastprop/_engine.pyx":632
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -17310,7 +17995,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":593
+          /* "fastprop/_engine.pyx":633
  *         try:
  *             with nogil:
  *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)             # <<<<<<<<<<<<<<
@@ -17319,7 +18004,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
 */
           __pyx_v_value = __pyx_f_8fastprop_7_engine__batch_step((&__pyx_v_self->net), (&__pyx_v_b), __pyx_v_loss, 0, 0.0, (&__pyx_v_n_correct));
 
-          /* "fastprop/_engine.pyx":594
+          /* "fastprop/_engine.pyx":634
  *             with nogil:
  *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
  *                 if trace:             # <<<<<<<<<<<<<<
@@ -17328,7 +18013,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
 */
           if (__pyx_v_trace) {
 
-            /* "fastprop/_engine.pyx":595
+            /* "fastprop/_engine.pyx":635
  *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
  *                 if trace:
  *                     for l in range(L):             # <<<<<<<<<<<<<<
@@ -17342,7 +18027,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
             for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
               __pyx_v_l = __pyx_t_5;
 
-              /* "fastprop/_engine.pyx":596
+              /* "fastprop/_engine.pyx":636
  *                 if trace:
  *                     for l in range(L):
  *                         fp_activation_backward(self.net.dtype, self.net.trace_fprime[l],             # <<<<<<<<<<<<<<
@@ -17353,7 +18038,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
             }
 
 
-            /* "fastprop/_engine.pyx":594
+            /* "fastprop/_engine.pyx":634
  *             with nogil:
  *                 value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
  *                 if trace:             # <<<<<<<<<<<<<<
@@ -17363,7 +18048,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
           }
         }
 
-        /* "fastprop/_engine.pyx":592
+        /* "fastprop/_engine.pyx":632
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -17381,7 +18066,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
     }
   }
 
-  /* "fastprop/_engine.pyx":602
+  /* "fastprop/_engine.pyx":642
  *                                                self.net.layer[l].negative_slope)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
@@ -17396,23 +18081,23 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
     __pyx_L5:;
   }
 
-  /* "fastprop/_engine.pyx":603
+  /* "fastprop/_engine.pyx":643
  *         finally:
  *             self._busy = False
  *         return value, n_correct             # <<<<<<<<<<<<<<
  * 
  *     cdef _check_training(self, double lr):
 */
-  __pyx_t_3 = PyFloat_FromDouble(__pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 603, __pyx_L1_error)
+  __pyx_t_3 = PyFloat_FromDouble(__pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 643, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_6 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 603, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 643, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 603, __pyx_L1_error)
+  __pyx_t_7 = PyTuple_New(2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 643, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 603, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 643, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_t_6) != (0)) __PYX_ERR(0, 603, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, __pyx_t_6) != (0)) __PYX_ERR(0, 643, __pyx_L1_error);
   __pyx_t_3 = 0;
   __pyx_t_6 = 0;
   {
@@ -17426,7 +18111,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
   __pyx_t_7 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":585
+  /* "fastprop/_engine.pyx":625
  *         return out
  * 
  *     cdef _gradients(self, X, Y, labels, int loss, bint trace):             # <<<<<<<<<<<<<<
@@ -17453,7 +18138,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__gradients(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":605
+/* "fastprop/_engine.pyx":645
  *         return value, n_correct
  * 
  *     cdef _check_training(self, double lr):             # <<<<<<<<<<<<<<
@@ -17477,7 +18162,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check_training", 0);
 
-  /* "fastprop/_engine.pyx":606
+  /* "fastprop/_engine.pyx":646
  * 
  *     cdef _check_training(self, double lr):
  *         if self.net.opt_steps == NULL:             # <<<<<<<<<<<<<<
@@ -17489,7 +18174,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "fastprop/_engine.pyx":607
+    /* "fastprop/_engine.pyx":647
  *     cdef _check_training(self, double lr):
  *         if self.net.opt_steps == NULL:
  *             raise ValueError("optimizer: none is bound; call bind_optimizer first")             # <<<<<<<<<<<<<<
@@ -17502,14 +18187,14 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_optimizer_none_is_bound_call_bin};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 607, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 647, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 607, __pyx_L1_error)
+    __PYX_ERR(0, 647, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":606
+    /* "fastprop/_engine.pyx":646
  * 
  *     cdef _check_training(self, double lr):
  *         if self.net.opt_steps == NULL:             # <<<<<<<<<<<<<<
@@ -17518,7 +18203,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
 */
   }
 
-  /* "fastprop/_engine.pyx":608
+  /* "fastprop/_engine.pyx":648
  *         if self.net.opt_steps == NULL:
  *             raise ValueError("optimizer: none is bound; call bind_optimizer first")
  *         if not (lr >= 0 and lr < float("inf")):             # <<<<<<<<<<<<<<
@@ -17535,7 +18220,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_6 = __Pyx_PyUnicode_AsDouble(__pyx_mstate_global->__pyx_n_u_inf); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_6, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 608, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyUnicode_AsDouble(__pyx_mstate_global->__pyx_n_u_inf); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_6, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 648, __pyx_L1_error)
   __pyx_t_5 = (__pyx_v_lr < __pyx_t_6);
 
 
@@ -17549,7 +18234,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
   if (unlikely(__pyx_t_5)) {
 
 
-    /* "fastprop/_engine.pyx":609
+    /* "fastprop/_engine.pyx":649
  *             raise ValueError("optimizer: none is bound; call bind_optimizer first")
  *         if not (lr >= 0 and lr < float("inf")):
  *             raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")             # <<<<<<<<<<<<<<
@@ -17557,9 +18242,9 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
  *     def step(self, X, Y, labels, int loss, double lr):
 */
     __pyx_t_3 = NULL;
-    __pyx_t_7 = __Pyx_PyUnicode_FromDouble(__pyx_v_lr, 'r', 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 609, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_FromDouble(__pyx_v_lr, 'r', 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 649, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_lr_expected_a_finite_learning_ra, __pyx_t_7); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 609, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_lr_expected_a_finite_learning_ra, __pyx_t_7); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 649, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_4 = 1;
@@ -17568,14 +18253,14 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 609, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 649, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 609, __pyx_L1_error)
+    __PYX_ERR(0, 649, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":608
+    /* "fastprop/_engine.pyx":648
  *         if self.net.opt_steps == NULL:
  *             raise ValueError("optimizer: none is bound; call bind_optimizer first")
  *         if not (lr >= 0 and lr < float("inf")):             # <<<<<<<<<<<<<<
@@ -17584,7 +18269,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
 */
   }
 
-  /* "fastprop/_engine.pyx":605
+  /* "fastprop/_engine.pyx":645
  *         return value, n_correct
  * 
  *     cdef _check_training(self, double lr):             # <<<<<<<<<<<<<<
@@ -17608,7 +18293,7 @@ static PyObject *__pyx_f_8fastprop_7_engine_6Engine__check_training(struct __pyx
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":611
+/* "fastprop/_engine.pyx":651
  *             raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
  * 
  *     def step(self, X, Y, labels, int loss, double lr):             # <<<<<<<<<<<<<<
@@ -17660,60 +18345,60 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_loss,&__pyx_mstate_global->__pyx_n_u_lr,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 611, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 651, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 611, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 651, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 611, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 651, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 611, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 651, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 611, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 651, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 611, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 651, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "step", 0) < (0)) __PYX_ERR(0, 611, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "step", 0) < (0)) __PYX_ERR(0, 651, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 5; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("step", 1, 5, 5, i); __PYX_ERR(0, 611, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("step", 1, 5, 5, i); __PYX_ERR(0, 651, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 5)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 611, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 651, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 611, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 651, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 611, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 651, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 611, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 651, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 611, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 651, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_Y = values[1];
     __pyx_v_labels = values[2];
-    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 611, __pyx_L3_error)
-    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[4]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 611, __pyx_L3_error)
+    __pyx_v_loss = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 651, __pyx_L3_error)
+    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[4]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 651, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("step", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 611, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("step", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 651, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -17751,28 +18436,28 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("step", 0);
 
-  /* "fastprop/_engine.pyx":614
+  /* "fastprop/_engine.pyx":654
  *         """One training step on a batch (at most `capacity` rows), dropout on, with the bound
  *         optimizer at learning rate `lr`. Returns (mean loss before the update, number correct)."""
  *         self._check_training(lr)             # <<<<<<<<<<<<<<
  *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
  *         cdef int64_t n_correct = 0
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 614, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 654, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":615
+  /* "fastprop/_engine.pyx":655
  *         optimizer at learning rate `lr`. Returns (mean loss before the update, number correct)."""
  *         self._check_training(lr)
  *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)             # <<<<<<<<<<<<<<
  *         cdef int64_t n_correct = 0
  *         cdef double value
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 615, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, __pyx_v_self->capacity); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 655, __pyx_L1_error)
   __pyx_v_b = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":616
+  /* "fastprop/_engine.pyx":656
  *         self._check_training(lr)
  *         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
  *         cdef int64_t n_correct = 0             # <<<<<<<<<<<<<<
@@ -17781,18 +18466,18 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
 */
   __pyx_v_n_correct = 0;
 
-  /* "fastprop/_engine.pyx":618
+  /* "fastprop/_engine.pyx":658
  *         cdef int64_t n_correct = 0
  *         cdef double value
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 618, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 658, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":619
+  /* "fastprop/_engine.pyx":659
  *         cdef double value
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
@@ -17801,7 +18486,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":620
+    /* "fastprop/_engine.pyx":660
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -17814,7 +18499,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":621
+          /* "fastprop/_engine.pyx":661
  *         try:
  *             with nogil:
  *                 value = _batch_step(&self.net, &b, loss, True, lr, &n_correct)             # <<<<<<<<<<<<<<
@@ -17824,7 +18509,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
           __pyx_v_value = __pyx_f_8fastprop_7_engine__batch_step((&__pyx_v_self->net), (&__pyx_v_b), __pyx_v_loss, 1, __pyx_v_lr, (&__pyx_v_n_correct));
         }
 
-        /* "fastprop/_engine.pyx":620
+        /* "fastprop/_engine.pyx":660
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -17842,7 +18527,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
     }
   }
 
-  /* "fastprop/_engine.pyx":623
+  /* "fastprop/_engine.pyx":663
  *                 value = _batch_step(&self.net, &b, loss, True, lr, &n_correct)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
@@ -17857,23 +18542,23 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
     __pyx_L5:;
   }
 
-  /* "fastprop/_engine.pyx":624
+  /* "fastprop/_engine.pyx":664
  *         finally:
  *             self._busy = False
  *         return value, n_correct             # <<<<<<<<<<<<<<
  * 
- *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr):
+ *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,
 */
-  __pyx_t_1 = PyFloat_FromDouble(__pyx_v_value); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 624, __pyx_L1_error)
+  __pyx_t_1 = PyFloat_FromDouble(__pyx_v_value); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 664, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 624, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 664, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 624, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 664, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 624, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 664, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 624, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 664, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_3 = 0;
   {
@@ -17887,7 +18572,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
   __pyx_t_4 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":611
+  /* "fastprop/_engine.pyx":651
  *             raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
  * 
  *     def step(self, X, Y, labels, int loss, double lr):             # <<<<<<<<<<<<<<
@@ -17911,12 +18596,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_18step(struct __pyx_obj_8fa
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":626
+/* "fastprop/_engine.pyx":666
  *         return value, n_correct
  * 
- *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr):             # <<<<<<<<<<<<<<
+ *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,             # <<<<<<<<<<<<<<
+ *               bint check_params=False):
  *         """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
- *         `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
 */
 
 /* Python wrapper */
@@ -17927,7 +18612,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8fastprop_7_engine_6Engine_20epoch, "Every step of an epoch over (X, targets) in batches of `batch_size` (at most\n        `capacity`), visiting rows in the order `order` (int64 row indices, or None for X\047s\n        order). Returns (sum of batch loss times batch size, number correct).");
+PyDoc_STRVAR(__pyx_doc_8fastprop_7_engine_6Engine_20epoch, "Every step of an epoch over (X, targets) in batches of `batch_size` (at most\n        `capacity`), visiting rows in the order `order` (int64 row indices, or None for X\047s\n        order). Returns (sum of batch loss times batch size, number correct, the index of the\n        batch at which training diverged or -1): it stops at the first batch whose loss is not\n        finite (its update is not applied) or, with check_params, after whose update a\n        parameter is not.");
 static PyMethodDef __pyx_mdef_8fastprop_7_engine_6Engine_21epoch = {"epoch", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_21epoch, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8fastprop_7_engine_6Engine_20epoch};
 static PyObject *__pyx_pw_8fastprop_7_engine_6Engine_21epoch(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
@@ -17943,11 +18628,12 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   int __pyx_v_batch_size;
   int __pyx_v_loss;
   double __pyx_v_lr;
+  int __pyx_v_check_params;
   #if !CYTHON_VECTORCALL
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   #endif
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[7] = {0,0,0,0,0,0,0};
+  PyObject* values[8] = {0,0,0,0,0,0,0,0};
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -17963,76 +18649,100 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   #endif
   __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
   {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_order,&__pyx_mstate_global->__pyx_n_u_batch_size,&__pyx_mstate_global->__pyx_n_u_loss,&__pyx_mstate_global->__pyx_n_u_lr,0};
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_Y,&__pyx_mstate_global->__pyx_n_u_labels,&__pyx_mstate_global->__pyx_n_u_order,&__pyx_mstate_global->__pyx_n_u_batch_size,&__pyx_mstate_global->__pyx_n_u_loss,&__pyx_mstate_global->__pyx_n_u_lr,&__pyx_mstate_global->__pyx_n_u_check_params,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 626, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 666, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
+        case  8:
+        values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 666, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 626, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 666, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 626, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 666, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 626, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 666, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 626, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 666, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 626, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 666, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 626, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 666, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 626, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 666, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "epoch", 0) < (0)) __PYX_ERR(0, 626, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "epoch", 0) < (0)) __PYX_ERR(0, 666, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 7; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("epoch", 1, 7, 7, i); __PYX_ERR(0, 626, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("epoch", 0, 7, 8, i); __PYX_ERR(0, 666, __pyx_L3_error) }
       }
-    } else if (unlikely(__pyx_nargs != 7)) {
-      goto __pyx_L5_argtuple_error;
     } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 626, __pyx_L3_error)
-      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 626, __pyx_L3_error)
-      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 626, __pyx_L3_error)
-      values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 626, __pyx_L3_error)
-      values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 626, __pyx_L3_error)
-      values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 626, __pyx_L3_error)
-      values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 626, __pyx_L3_error)
+      switch (__pyx_nargs) {
+        case  8:
+        values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 666, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  7:
+        values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 666, __pyx_L3_error)
+        values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 666, __pyx_L3_error)
+        values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 666, __pyx_L3_error)
+        values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 666, __pyx_L3_error)
+        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 666, __pyx_L3_error)
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 666, __pyx_L3_error)
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 666, __pyx_L3_error)
+        break;
+        default: goto __pyx_L5_argtuple_error;
+      }
     }
     __pyx_v_X = values[0];
     __pyx_v_Y = values[1];
     __pyx_v_labels = values[2];
     __pyx_v_order = values[3];
-    __pyx_v_batch_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_batch_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 626, __pyx_L3_error)
-    __pyx_v_loss = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 626, __pyx_L3_error)
-    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[6]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 626, __pyx_L3_error)
+    __pyx_v_batch_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_batch_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 666, __pyx_L3_error)
+    __pyx_v_loss = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_loss == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 666, __pyx_L3_error)
+    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[6]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 666, __pyx_L3_error)
+    if (values[7]) {
+      __pyx_v_check_params = __Pyx_PyObject_IsTrue(values[7]); if (unlikely((__pyx_v_check_params == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 667, __pyx_L3_error)
+    } else {
+
+      /* "fastprop/_engine.pyx":667
+ * 
+ *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,
+ *               bint check_params=False):             # <<<<<<<<<<<<<<
+ *         """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
+ *         `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
+*/
+      __pyx_v_check_params = ((int)0);
+    }
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("epoch", 1, 7, 7, __pyx_nargs); __PYX_ERR(0, 626, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("epoch", 0, 7, 8, __pyx_nargs); __PYX_ERR(0, 666, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18043,7 +18753,15 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8fastprop_7_engine_6Engine_20epoch(((struct __pyx_obj_8fastprop_7_engine_Engine *)__pyx_v_self), __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_order, __pyx_v_batch_size, __pyx_v_loss, __pyx_v_lr);
+  __pyx_r = __pyx_pf_8fastprop_7_engine_6Engine_20epoch(((struct __pyx_obj_8fastprop_7_engine_Engine *)__pyx_v_self), __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_order, __pyx_v_batch_size, __pyx_v_loss, __pyx_v_lr, __pyx_v_check_params);
+
+  /* "fastprop/_engine.pyx":666
+ *         return value, n_correct
+ * 
+ *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,             # <<<<<<<<<<<<<<
+ *               bint check_params=False):
+ *         """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
+*/
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -18052,15 +18770,17 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 
 
 
+
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, PyObject *__pyx_v_order, int __pyx_v_batch_size, int __pyx_v_loss, double __pyx_v_lr) {
+static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_Y, PyObject *__pyx_v_labels, PyObject *__pyx_v_order, int __pyx_v_batch_size, int __pyx_v_loss, double __pyx_v_lr, int __pyx_v_check_params) {
   struct __pyx_t_8fastprop_7_engine_Batch __pyx_v_b;
   Py_ssize_t __pyx_v_n;
   int64_t *__pyx_v_o;
   int64_t __pyx_v_n_correct;
+  Py_ssize_t __pyx_v_diverged;
   double __pyx_v_total;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -18083,28 +18803,28 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("epoch", 0);
 
-  /* "fastprop/_engine.pyx":630
- *         `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
- *         order). Returns (sum of batch loss times batch size, number correct)."""
+  /* "fastprop/_engine.pyx":674
+ *         finite (its update is not applied) or, with check_params, after whose update a
+ *         parameter is not."""
  *         self._check_training(lr)             # <<<<<<<<<<<<<<
  *         cdef Batch b = self._batch(X, Y, labels, loss, 0)
  *         cdef Py_ssize_t n = b.n
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 630, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 674, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":631
- *         order). Returns (sum of batch loss times batch size, number correct)."""
+  /* "fastprop/_engine.pyx":675
+ *         parameter is not."""
  *         self._check_training(lr)
  *         cdef Batch b = self._batch(X, Y, labels, loss, 0)             # <<<<<<<<<<<<<<
  *         cdef Py_ssize_t n = b.n
  *         if not 1 <= batch_size <= self.capacity:
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 631, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_batch(__pyx_v_self, __pyx_v_X, __pyx_v_Y, __pyx_v_labels, __pyx_v_loss, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 675, __pyx_L1_error)
   __pyx_v_b = __pyx_t_2;
 
-  /* "fastprop/_engine.pyx":632
+  /* "fastprop/_engine.pyx":676
  *         self._check_training(lr)
  *         cdef Batch b = self._batch(X, Y, labels, loss, 0)
  *         cdef Py_ssize_t n = b.n             # <<<<<<<<<<<<<<
@@ -18115,7 +18835,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 
   __pyx_v_n = __pyx_t_3;
 
-  /* "fastprop/_engine.pyx":633
+  /* "fastprop/_engine.pyx":677
  *         cdef Batch b = self._batch(X, Y, labels, loss, 0)
  *         cdef Py_ssize_t n = b.n
  *         if not 1 <= batch_size <= self.capacity:             # <<<<<<<<<<<<<<
@@ -18132,7 +18852,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
   if (unlikely(__pyx_t_5)) {
 
 
-    /* "fastprop/_engine.pyx":634
+    /* "fastprop/_engine.pyx":678
  *         cdef Py_ssize_t n = b.n
  *         if not 1 <= batch_size <= self.capacity:
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")             # <<<<<<<<<<<<<<
@@ -18140,9 +18860,9 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
  *         if order is not None:
 */
     __pyx_t_6 = NULL;
-    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 634, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 678, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyUnicode_From_int(__pyx_v_batch_size, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 634, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_int(__pyx_v_batch_size, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 678, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_batch_size_expected_1_to;
     __pyx_t_9[1] = __pyx_t_7;
@@ -18154,7 +18874,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
     #endif
     __pyx_t_10 = 0;
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_3, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 634, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 678, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -18164,14 +18884,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 634, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 678, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 634, __pyx_L1_error)
+    __PYX_ERR(0, 678, __pyx_L1_error)
 
-    /* "fastprop/_engine.pyx":633
+    /* "fastprop/_engine.pyx":677
  *         cdef Batch b = self._batch(X, Y, labels, loss, 0)
  *         cdef Py_ssize_t n = b.n
  *         if not 1 <= batch_size <= self.capacity:             # <<<<<<<<<<<<<<
@@ -18180,7 +18900,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
   }
 
-  /* "fastprop/_engine.pyx":635
+  /* "fastprop/_engine.pyx":679
  *         if not 1 <= batch_size <= self.capacity:
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
  *         cdef int64_t *o = NULL             # <<<<<<<<<<<<<<
@@ -18189,7 +18909,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
   __pyx_v_o = NULL;
 
-  /* "fastprop/_engine.pyx":636
+  /* "fastprop/_engine.pyx":680
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
  *         cdef int64_t *o = NULL
  *         if order is not None:             # <<<<<<<<<<<<<<
@@ -18200,19 +18920,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
   if (__pyx_t_5) {
 
 
-    /* "fastprop/_engine.pyx":637
+    /* "fastprop/_engine.pyx":681
  *         cdef int64_t *o = NULL
  *         if order is not None:
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and             # <<<<<<<<<<<<<<
  *                     order.ndim == 1 and order.flags.c_contiguous):
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 637, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 681, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 637, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 681, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_4 = PyObject_IsInstance(__pyx_v_order, __pyx_t_11); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 637, __pyx_L1_error)
+    __pyx_t_4 = PyObject_IsInstance(__pyx_v_order, __pyx_t_11); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 681, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
     if (__pyx_t_4) {
 
@@ -18222,14 +18942,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 
       goto __pyx_L6_bool_binop_done;
     }
-    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 637, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 681, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 637, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 681, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 637, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 681, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_4 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_11, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 637, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_11, __pyx_t_6, Py_EQ); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 681, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_4) {
@@ -18241,16 +18961,16 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
       goto __pyx_L6_bool_binop_done;
     }
 
-    /* "fastprop/_engine.pyx":638
+    /* "fastprop/_engine.pyx":682
  *         if order is not None:
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
  *                     order.ndim == 1 and order.flags.c_contiguous):             # <<<<<<<<<<<<<<
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
  *             o = <int64_t *>_data(order)
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 638, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 682, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_4 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 638, __pyx_L1_error)
+    __pyx_t_4 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 682, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_4) {
 
@@ -18260,19 +18980,19 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 
       goto __pyx_L6_bool_binop_done;
     }
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 638, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 682, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 638, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 682, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_11); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 638, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_11); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 682, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
 
     __pyx_t_5 = __pyx_t_4;
 
     __pyx_L6_bool_binop_done:;
 
-    /* "fastprop/_engine.pyx":637
+    /* "fastprop/_engine.pyx":681
  *         cdef int64_t *o = NULL
  *         if order is not None:
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -18285,7 +19005,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "fastprop/_engine.pyx":639
+      /* "fastprop/_engine.pyx":683
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
  *                     order.ndim == 1 and order.flags.c_contiguous):
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")             # <<<<<<<<<<<<<<
@@ -18298,14 +19018,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
         PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_order_expected_a_C_contiguous_in};
         __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 639, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 683, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
       }
       __Pyx_Raise(__pyx_t_11, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __PYX_ERR(0, 639, __pyx_L1_error)
+      __PYX_ERR(0, 683, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":637
+      /* "fastprop/_engine.pyx":681
  *         cdef int64_t *o = NULL
  *         if order is not None:
  *             if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and             # <<<<<<<<<<<<<<
@@ -18314,31 +19034,31 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
     }
 
-    /* "fastprop/_engine.pyx":640
+    /* "fastprop/_engine.pyx":684
  *                     order.ndim == 1 and order.flags.c_contiguous):
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
  *             o = <int64_t *>_data(order)             # <<<<<<<<<<<<<<
  *             if not _all_below(o, order.shape[0], n):
  *                 raise ValueError(f"order: expected row indices in [0, {n})")
 */
-    if (!(likely(((__pyx_v_order) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_order, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 640, __pyx_L1_error)
-    __pyx_t_13 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_order)); if (unlikely(__pyx_t_13 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 640, __pyx_L1_error)
+    if (!(likely(((__pyx_v_order) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_order, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 684, __pyx_L1_error)
+    __pyx_t_13 = __pyx_f_8fastprop_7_engine__data(((PyArrayObject *)__pyx_v_order)); if (unlikely(__pyx_t_13 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 684, __pyx_L1_error)
     __pyx_v_o = ((int64_t *)__pyx_t_13);
 
 
-    /* "fastprop/_engine.pyx":641
+    /* "fastprop/_engine.pyx":685
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
  *             o = <int64_t *>_data(order)
  *             if not _all_below(o, order.shape[0], n):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"order: expected row indices in [0, {n})")
  *             n = order.shape[0]
 */
-    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 641, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 685, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_11, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 641, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_GetItemInt(__pyx_t_11, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 685, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_6); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 641, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_6); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 685, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_4 = (!__pyx_f_8fastprop_7_engine__all_below(__pyx_v_o, __pyx_t_3, __pyx_v_n));
 
@@ -18346,7 +19066,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "fastprop/_engine.pyx":642
+      /* "fastprop/_engine.pyx":686
  *             o = <int64_t *>_data(order)
  *             if not _all_below(o, order.shape[0], n):
  *                 raise ValueError(f"order: expected row indices in [0, {n})")             # <<<<<<<<<<<<<<
@@ -18354,7 +19074,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
  *         cdef int64_t n_correct = 0
 */
       __pyx_t_11 = NULL;
-      __pyx_t_1 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 642, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 686, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __pyx_t_14[0] = __pyx_mstate_global->__pyx_kp_u_order_expected_row_indices_in_0;
       __pyx_t_14[1] = __pyx_t_1;
@@ -18365,7 +19085,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
       #endif
       __pyx_t_10 = 0;
       __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_14, 3, __pyx_t_3, __pyx_t_10);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 642, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 686, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_12 = 1;
@@ -18374,14 +19094,14 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 642, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 686, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_Raise(__pyx_t_6, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 642, __pyx_L1_error)
+      __PYX_ERR(0, 686, __pyx_L1_error)
 
-      /* "fastprop/_engine.pyx":641
+      /* "fastprop/_engine.pyx":685
  *                 raise ValueError("order: expected a C-contiguous int64 array of row indices")
  *             o = <int64_t *>_data(order)
  *             if not _all_below(o, order.shape[0], n):             # <<<<<<<<<<<<<<
@@ -18390,23 +19110,23 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
     }
 
-    /* "fastprop/_engine.pyx":643
+    /* "fastprop/_engine.pyx":687
  *             if not _all_below(o, order.shape[0], n):
  *                 raise ValueError(f"order: expected row indices in [0, {n})")
  *             n = order.shape[0]             # <<<<<<<<<<<<<<
  *         cdef int64_t n_correct = 0
- *         cdef double total
+ *         cdef Py_ssize_t diverged = -1
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 643, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_order, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 687, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_8 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 643, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_GetItemInt(__pyx_t_6, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 687, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_8); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 643, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_8); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 687, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_v_n = __pyx_t_3;
 
-    /* "fastprop/_engine.pyx":636
+    /* "fastprop/_engine.pyx":680
  *             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
  *         cdef int64_t *o = NULL
  *         if order is not None:             # <<<<<<<<<<<<<<
@@ -18415,27 +19135,36 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
   }
 
-  /* "fastprop/_engine.pyx":644
+  /* "fastprop/_engine.pyx":688
  *                 raise ValueError(f"order: expected row indices in [0, {n})")
  *             n = order.shape[0]
  *         cdef int64_t n_correct = 0             # <<<<<<<<<<<<<<
+ *         cdef Py_ssize_t diverged = -1
  *         cdef double total
- *         self._begin()
 */
   __pyx_v_n_correct = 0;
 
-  /* "fastprop/_engine.pyx":646
+  /* "fastprop/_engine.pyx":689
+ *             n = order.shape[0]
  *         cdef int64_t n_correct = 0
+ *         cdef Py_ssize_t diverged = -1             # <<<<<<<<<<<<<<
+ *         cdef double total
+ *         self._begin()
+*/
+  __pyx_v_diverged = -1L;
+
+  /* "fastprop/_engine.pyx":691
+ *         cdef Py_ssize_t diverged = -1
  *         cdef double total
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_8 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 646, __pyx_L1_error)
+  __pyx_t_8 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 691, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "fastprop/_engine.pyx":647
+  /* "fastprop/_engine.pyx":692
  *         cdef double total
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
@@ -18444,7 +19173,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":648
+    /* "fastprop/_engine.pyx":693
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -18457,59 +19186,59 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":649
+          /* "fastprop/_engine.pyx":694
  *         try:
  *             with nogil:
  *                 if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
  *                     total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,
- *                                    batch_size, loss, lr, &n_correct)
+ *                                    batch_size, loss, lr, check_params, &n_correct, &diverged)
 */
           __pyx_t_4 = (__pyx_v_self->net.dtype == FP_FLOAT32);
 
           if (__pyx_t_4) {
 
 
-            /* "fastprop/_engine.pyx":650
+            /* "fastprop/_engine.pyx":695
  *             with nogil:
  *                 if self.net.dtype == FP_FLOAT32:
  *                     total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,             # <<<<<<<<<<<<<<
- *                                    batch_size, loss, lr, &n_correct)
+ *                                    batch_size, loss, lr, check_params, &n_correct, &diverged)
  *                 else:
 */
-            __pyx_v_total = __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch((&__pyx_v_self->net), ((float *)__pyx_v_b.X), ((float *)__pyx_v_b.Y), __pyx_v_b.labels, __pyx_v_o, __pyx_v_n, __pyx_v_batch_size, __pyx_v_loss, __pyx_v_lr, (&__pyx_v_n_correct));
+            __pyx_v_total = __pyx_fuse_0__pyx_f_8fastprop_7_engine__epoch((&__pyx_v_self->net), ((float *)__pyx_v_b.X), ((float *)__pyx_v_b.Y), __pyx_v_b.labels, __pyx_v_o, __pyx_v_n, __pyx_v_batch_size, __pyx_v_loss, __pyx_v_lr, __pyx_v_check_params, (&__pyx_v_n_correct), (&__pyx_v_diverged));
 
-            /* "fastprop/_engine.pyx":649
+            /* "fastprop/_engine.pyx":694
  *         try:
  *             with nogil:
  *                 if self.net.dtype == FP_FLOAT32:             # <<<<<<<<<<<<<<
  *                     total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,
- *                                    batch_size, loss, lr, &n_correct)
+ *                                    batch_size, loss, lr, check_params, &n_correct, &diverged)
 */
             goto __pyx_L17;
           }
 
-          /* "fastprop/_engine.pyx":653
- *                                    batch_size, loss, lr, &n_correct)
+          /* "fastprop/_engine.pyx":698
+ *                                    batch_size, loss, lr, check_params, &n_correct, &diverged)
  *                 else:
  *                     total = _epoch(&self.net, <double *>b.X, <double *>b.Y, b.labels, o, n,             # <<<<<<<<<<<<<<
- *                                    batch_size, loss, lr, &n_correct)
+ *                                    batch_size, loss, lr, check_params, &n_correct, &diverged)
  *         finally:
 */
           /*else*/ {
 
-            /* "fastprop/_engine.pyx":654
+            /* "fastprop/_engine.pyx":699
  *                 else:
  *                     total = _epoch(&self.net, <double *>b.X, <double *>b.Y, b.labels, o, n,
- *                                    batch_size, loss, lr, &n_correct)             # <<<<<<<<<<<<<<
+ *                                    batch_size, loss, lr, check_params, &n_correct, &diverged)             # <<<<<<<<<<<<<<
  *         finally:
  *             self._busy = False
 */
-            __pyx_v_total = __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch((&__pyx_v_self->net), ((double *)__pyx_v_b.X), ((double *)__pyx_v_b.Y), __pyx_v_b.labels, __pyx_v_o, __pyx_v_n, __pyx_v_batch_size, __pyx_v_loss, __pyx_v_lr, (&__pyx_v_n_correct));
+            __pyx_v_total = __pyx_fuse_1__pyx_f_8fastprop_7_engine__epoch((&__pyx_v_self->net), ((double *)__pyx_v_b.X), ((double *)__pyx_v_b.Y), __pyx_v_b.labels, __pyx_v_o, __pyx_v_n, __pyx_v_batch_size, __pyx_v_loss, __pyx_v_lr, __pyx_v_check_params, (&__pyx_v_n_correct), (&__pyx_v_diverged));
           }
           __pyx_L17:;
         }
 
-        /* "fastprop/_engine.pyx":648
+        /* "fastprop/_engine.pyx":693
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -18527,11 +19256,11 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
     }
   }
 
-  /* "fastprop/_engine.pyx":656
- *                                    batch_size, loss, lr, &n_correct)
+  /* "fastprop/_engine.pyx":701
+ *                                    batch_size, loss, lr, check_params, &n_correct, &diverged)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
- *         return total, n_correct
+ *         return total, n_correct, diverged
  * 
 */
   /*finally:*/ {
@@ -18542,42 +19271,47 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
     __pyx_L13:;
   }
 
-  /* "fastprop/_engine.pyx":657
+  /* "fastprop/_engine.pyx":702
  *         finally:
  *             self._busy = False
- *         return total, n_correct             # <<<<<<<<<<<<<<
+ *         return total, n_correct, diverged             # <<<<<<<<<<<<<<
  * 
- *     def update(self, double lr):
+ *     def params_finite(self):
 */
-  __pyx_t_8 = PyFloat_FromDouble(__pyx_v_total); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 657, __pyx_L1_error)
+  __pyx_t_8 = PyFloat_FromDouble(__pyx_v_total); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 702, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_6 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 657, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_From_int64_t(__pyx_v_n_correct); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 702, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_11 = PyTuple_New(2); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 657, __pyx_L1_error)
+  __pyx_t_11 = PyLong_FromSsize_t(__pyx_v_diverged); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 702, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
+  __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 702, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 0, __pyx_t_8) != (0)) __PYX_ERR(0, 657, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_t_8) != (0)) __PYX_ERR(0, 702, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 1, __pyx_t_6) != (0)) __PYX_ERR(0, 657, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_t_6) != (0)) __PYX_ERR(0, 702, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_11);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, __pyx_t_11) != (0)) __PYX_ERR(0, 702, __pyx_L1_error);
   __pyx_t_8 = 0;
   __pyx_t_6 = 0;
+  __pyx_t_11 = 0;
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_11;
+      __pyx_r = __pyx_t_1;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_11 = 0;
+  __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastprop/_engine.pyx":626
+  /* "fastprop/_engine.pyx":666
  *         return value, n_correct
  * 
- *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr):             # <<<<<<<<<<<<<<
+ *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,             # <<<<<<<<<<<<<<
+ *               bint check_params=False):
  *         """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
- *         `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
 */
 
   /* function exit code */
@@ -18595,13 +19329,155 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 
 
 
+
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":659
- *         return total, n_correct
+/* "fastprop/_engine.pyx":704
+ *         return total, n_correct, diverged
+ * 
+ *     def params_finite(self):             # <<<<<<<<<<<<<<
+ *         """True if every parameter is finite."""
+ *         cdef bint ok
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_8fastprop_7_engine_6Engine_23params_finite(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_8fastprop_7_engine_6Engine_22params_finite, "True if every parameter is finite.");
+static PyMethodDef __pyx_mdef_8fastprop_7_engine_6Engine_23params_finite = {"params_finite", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_23params_finite, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8fastprop_7_engine_6Engine_22params_finite};
+static PyObject *__pyx_pw_8fastprop_7_engine_6Engine_23params_finite(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("params_finite (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("params_finite", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("params_finite", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_8fastprop_7_engine_6Engine_22params_finite(((struct __pyx_obj_8fastprop_7_engine_Engine *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22params_finite(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self) {
+  int __pyx_v_ok;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("params_finite", 0);
+
+  /* "fastprop/_engine.pyx":707
+ *         """True if every parameter is finite."""
+ *         cdef bint ok
+ *         with nogil:             # <<<<<<<<<<<<<<
+ *             ok = _params_finite(&self.net)
+ *         return ok
+*/
+  {
+      PyThreadState * _save;
+      _save = PyEval_SaveThread();
+      __Pyx_FastGIL_Remember();
+      /*try:*/ {
+
+        /* "fastprop/_engine.pyx":708
+ *         cdef bint ok
+ *         with nogil:
+ *             ok = _params_finite(&self.net)             # <<<<<<<<<<<<<<
+ *         return ok
+ * 
+*/
+        __pyx_v_ok = __pyx_f_8fastprop_7_engine__params_finite((&__pyx_v_self->net));
+      }
+
+      /* "fastprop/_engine.pyx":707
+ *         """True if every parameter is finite."""
+ *         cdef bint ok
+ *         with nogil:             # <<<<<<<<<<<<<<
+ *             ok = _params_finite(&self.net)
+ *         return ok
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_FastGIL_Forget();
+          PyEval_RestoreThread(_save);
+          goto __pyx_L5;
+        }
+        __pyx_L5:;
+      }
+  }
+
+  /* "fastprop/_engine.pyx":709
+ *         with nogil:
+ *             ok = _params_finite(&self.net)
+ *         return ok             # <<<<<<<<<<<<<<
+ * 
+ *     def update(self, double lr):
+*/
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_ok); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 709, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "fastprop/_engine.pyx":704
+ *         return total, n_correct, diverged
+ * 
+ *     def params_finite(self):             # <<<<<<<<<<<<<<
+ *         """True if every parameter is finite."""
+ *         cdef bint ok
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("fastprop._engine.Engine.params_finite", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastprop/_engine.pyx":711
+ *         return ok
  * 
  *     def update(self, double lr):             # <<<<<<<<<<<<<<
  *         """One step of the bound optimizer over the gradient buffer as it stands (plain SGD
@@ -18609,16 +19485,16 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_20epoch(struct __pyx_obj_8f
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_8fastprop_7_engine_6Engine_23update(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_8fastprop_7_engine_6Engine_25update(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_8fastprop_7_engine_6Engine_22update, "One step of the bound optimizer over the gradient buffer as it stands (plain SGD\n        included: here it reads the buffer).");
-static PyMethodDef __pyx_mdef_8fastprop_7_engine_6Engine_23update = {"update", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_23update, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8fastprop_7_engine_6Engine_22update};
-static PyObject *__pyx_pw_8fastprop_7_engine_6Engine_23update(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_8fastprop_7_engine_6Engine_24update, "One step of the bound optimizer over the gradient buffer as it stands (plain SGD\n        included: here it reads the buffer).");
+static PyMethodDef __pyx_mdef_8fastprop_7_engine_6Engine_25update = {"update", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_25update, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8fastprop_7_engine_6Engine_24update};
+static PyObject *__pyx_pw_8fastprop_7_engine_6Engine_25update(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -18648,32 +19524,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_lr,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 659, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 711, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 659, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 711, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "update", 0) < (0)) __PYX_ERR(0, 659, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "update", 0) < (0)) __PYX_ERR(0, 711, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("update", 1, 1, 1, i); __PYX_ERR(0, 659, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("update", 1, 1, 1, i); __PYX_ERR(0, 711, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 659, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 711, __pyx_L3_error)
     }
-    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[0]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 659, __pyx_L3_error)
+    __pyx_v_lr = __Pyx_PyFloat_AsDouble(values[0]); if (unlikely((__pyx_v_lr == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 711, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("update", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 659, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("update", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 711, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18684,7 +19560,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_8fastprop_7_engine_6Engine_22update(((struct __pyx_obj_8fastprop_7_engine_Engine *)__pyx_v_self), __pyx_v_lr);
+  __pyx_r = __pyx_pf_8fastprop_7_engine_6Engine_24update(((struct __pyx_obj_8fastprop_7_engine_Engine *)__pyx_v_self), __pyx_v_lr);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -18695,7 +19571,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, double __pyx_v_lr) {
+static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_24update(struct __pyx_obj_8fastprop_7_engine_Engine *__pyx_v_self, double __pyx_v_lr) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -18704,29 +19580,29 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("update", 0);
 
-  /* "fastprop/_engine.pyx":662
+  /* "fastprop/_engine.pyx":714
  *         """One step of the bound optimizer over the gradient buffer as it stands (plain SGD
  *         included: here it reads the buffer)."""
  *         self._check_training(lr)             # <<<<<<<<<<<<<<
  *         self._begin()
  *         try:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 662, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_check_training(__pyx_v_self, __pyx_v_lr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 714, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":663
+  /* "fastprop/_engine.pyx":715
  *         included: here it reads the buffer)."""
  *         self._check_training(lr)
  *         self._begin()             # <<<<<<<<<<<<<<
  *         try:
  *             with nogil:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 663, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_8fastprop_7_engine_Engine *)__pyx_v_self->__pyx_vtab)->_begin(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 715, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastprop/_engine.pyx":664
+  /* "fastprop/_engine.pyx":716
  *         self._check_training(lr)
  *         self._begin()
  *         try:             # <<<<<<<<<<<<<<
@@ -18735,7 +19611,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
 */
   /*try:*/ {
 
-    /* "fastprop/_engine.pyx":665
+    /* "fastprop/_engine.pyx":717
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -18748,7 +19624,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "fastprop/_engine.pyx":666
+          /* "fastprop/_engine.pyx":718
  *         try:
  *             with nogil:
  *                 _optimizer_pass(&self.net, lr)             # <<<<<<<<<<<<<<
@@ -18758,7 +19634,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
           __pyx_f_8fastprop_7_engine__optimizer_pass((&__pyx_v_self->net), __pyx_v_lr);
         }
 
-        /* "fastprop/_engine.pyx":665
+        /* "fastprop/_engine.pyx":717
  *         self._begin()
  *         try:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -18776,7 +19652,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
     }
   }
 
-  /* "fastprop/_engine.pyx":668
+  /* "fastprop/_engine.pyx":720
  *                 _optimizer_pass(&self.net, lr)
  *         finally:
  *             self._busy = False             # <<<<<<<<<<<<<<
@@ -18791,8 +19667,8 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
     __pyx_L5:;
   }
 
-  /* "fastprop/_engine.pyx":659
- *         return total, n_correct
+  /* "fastprop/_engine.pyx":711
+ *         return ok
  * 
  *     def update(self, double lr):             # <<<<<<<<<<<<<<
  *         """One step of the bound optimizer over the gradient buffer as it stands (plain SGD
@@ -18812,7 +19688,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_22update(struct __pyx_obj_8
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":304
+/* "fastprop/_engine.pyx":344
  *     cdef list _arrays
  *     cdef object _params, _grads, _dropout_state, _optimizer_state
  *     cdef readonly int capacity             # <<<<<<<<<<<<<<
@@ -18851,7 +19727,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8capacity___get__(struct __
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->capacity); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 304, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->capacity); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 344, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -18894,7 +19770,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_8capacity___get__(struct __
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":305
+/* "fastprop/_engine.pyx":345
  *     cdef object _params, _grads, _dropout_state, _optimizer_state
  *     cdef readonly int capacity
  *     cdef readonly object dtype             # <<<<<<<<<<<<<<
@@ -18961,7 +19837,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6Engine_5dtype___get__(struct __pyx
   return __pyx_r;
 }
 
-/* "fastprop/_engine.pyx":674
+/* "fastprop/_engine.pyx":726
  *     __slots__ = ("n_in", "n_out")
  * 
  *     def __init__(self, n_in, n_out):             # <<<<<<<<<<<<<<
@@ -19009,38 +19885,38 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_self,&__pyx_mstate_global->__pyx_n_u_n_in,&__pyx_mstate_global->__pyx_n_u_n_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 674, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 726, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 674, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 726, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 674, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 726, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 674, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 726, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 674, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 726, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 674, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 726, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 674, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 726, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 674, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 726, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 674, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 726, __pyx_L3_error)
     }
     __pyx_v_self = values[0];
     __pyx_v_n_in = values[1];
@@ -19048,7 +19924,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 674, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 726, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19079,7 +19955,7 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6_Shape___init__(CYTHON_UNUSED PyOb
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "fastprop/_engine.pyx":675
+  /* "fastprop/_engine.pyx":727
  * 
  *     def __init__(self, n_in, n_out):
  *         self.n_in, self.n_out = n_in, n_out             # <<<<<<<<<<<<<<
@@ -19088,12 +19964,12 @@ static PyObject *__pyx_pf_8fastprop_7_engine_6_Shape___init__(CYTHON_UNUSED PyOb
   __Pyx_INCREF(__pyx_t_1);
   __pyx_t_2 = __pyx_v_n_out;
   __Pyx_INCREF(__pyx_t_2);
-  if (__Pyx_PyObject_SetAttrStr(__pyx_v_self, __pyx_mstate_global->__pyx_n_u_n_in, __pyx_t_1) < (0)) __PYX_ERR(0, 675, __pyx_L1_error)
+  if (__Pyx_PyObject_SetAttrStr(__pyx_v_self, __pyx_mstate_global->__pyx_n_u_n_in, __pyx_t_1) < (0)) __PYX_ERR(0, 727, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  if (__Pyx_PyObject_SetAttrStr(__pyx_v_self, __pyx_mstate_global->__pyx_n_u_n_out, __pyx_t_2) < (0)) __PYX_ERR(0, 675, __pyx_L1_error)
+  if (__Pyx_PyObject_SetAttrStr(__pyx_v_self, __pyx_mstate_global->__pyx_n_u_n_out, __pyx_t_2) < (0)) __PYX_ERR(0, 727, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":674
+  /* "fastprop/_engine.pyx":726
  *     __slots__ = ("n_in", "n_out")
  * 
  *     def __init__(self, n_in, n_out):             # <<<<<<<<<<<<<<
@@ -19295,7 +20171,8 @@ static PyMethodDef __pyx_methods_8fastprop_7_engine_Engine[] = {
   {"layer_shapes", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_17layer_shapes, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
   {"step", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_19step, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8fastprop_7_engine_6Engine_18step},
   {"epoch", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_21epoch, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8fastprop_7_engine_6Engine_20epoch},
-  {"update", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_23update, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8fastprop_7_engine_6Engine_22update},
+  {"params_finite", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_23params_finite, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8fastprop_7_engine_6Engine_22params_finite},
+  {"update", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_8fastprop_7_engine_6Engine_25update, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_8fastprop_7_engine_6Engine_24update},
   {0, 0, 0, 0}
 };
 
@@ -19471,14 +20348,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8fastprop_7_engine_Engine(__pyx_mstat
   __pyx_vtable_8fastprop_7_engine_Engine._gradients = (PyObject *(*)(struct __pyx_obj_8fastprop_7_engine_Engine *, PyObject *, PyObject *, PyObject *, int, int))__pyx_f_8fastprop_7_engine_6Engine__gradients;
   __pyx_vtable_8fastprop_7_engine_Engine._check_training = (PyObject *(*)(struct __pyx_obj_8fastprop_7_engine_Engine *, double))__pyx_f_8fastprop_7_engine_6Engine__check_training;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8fastprop_7_engine_Engine_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine)) __PYX_ERR(0, 297, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8fastprop_7_engine_Engine_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine)) __PYX_ERR(0, 337, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine = &__pyx_type_8fastprop_7_engine_Engine;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 297, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 337, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine);
@@ -19488,8 +20365,8 @@ static int __Pyx_modinit_Exttype___pyx_obj_8fastprop_7_engine_Engine(__pyx_mstat
     __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_vtabptr_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 297, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_Engine, (PyObject *) __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 297, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_vtabptr_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 337, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_Engine, (PyObject *) __pyx_mstate->__pyx_ptype_8fastprop_7_engine_Engine) < (0)) __PYX_ERR(0, 337, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -20055,202 +20932,218 @@ __Pyx_RefNannySetupContext("PyInit__engine", 0);
 */
   __pyx_v_8fastprop_7_engine__INT_MAX = 0x7FFFFFFF;
 
-  /* "fastprop/_engine.pyx":413
+  /* "fastprop/_engine.pyx":453
  *         free(self.net.dropped)
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
  *         raise TypeError("an Engine is rebuilt from its model, not pickled: pickle the model")
  * 
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_5__reduce__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine___reduce, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 413, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_5__reduce__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine___reduce, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 453, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_reduce, __pyx_t_2) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_reduce, __pyx_t_2) < (0)) __PYX_ERR(0, 453, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":419
+  /* "fastprop/_engine.pyx":459
  *     # What the engine is handed: checked before any pass reads it.
  * 
  *     def bind_optimizer(self, dict hyper, list state, steps):             # <<<<<<<<<<<<<<
  *         """The optimizer that `step`, `epoch` and `update` apply: its hyperparameters, its state
  *         buffers (as many as its kind reads, each shaped like params) and its step count (a
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_7bind_optimizer, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_bind_optimizer, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_7bind_optimizer, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_bind_optimizer, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_bind_optimizer, __pyx_t_2) < (0)) __PYX_ERR(0, 419, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_bind_optimizer, __pyx_t_2) < (0)) __PYX_ERR(0, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":503
+  /* "fastprop/_engine.pyx":543
  *     # The passes.
  * 
  *     def predict(self, X, out):             # <<<<<<<<<<<<<<
  *         """out = the output layer's activation for X, in chunks of `capacity` rows."""
  *         cdef Batch batch = self._batch(X, None, None, -1, 0)
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_9predict, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_predict, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 503, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_9predict, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_predict, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_predict, __pyx_t_2) < (0)) __PYX_ERR(0, 503, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_predict, __pyx_t_2) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":523
+  /* "fastprop/_engine.pyx":563
  *         return out
  * 
  *     def loss(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
  *         """(sum over samples of the loss, number correct) for X, in chunks; dropout off. The
  *         mean is the sum divided by the number of rows."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_11loss, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_loss, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 523, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_11loss, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_loss, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 563, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_loss, __pyx_t_2) < (0)) __PYX_ERR(0, 523, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_loss, __pyx_t_2) < (0)) __PYX_ERR(0, 563, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":537
+  /* "fastprop/_engine.pyx":577
  *         return total, n_correct
  * 
  *     def gradients(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
  *         """Forward and backward on one batch (at most `capacity` rows), dropout off: the whole
  *         gradient into the gradient buffer, no update. Returns (mean loss, number correct)."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_13gradients, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_gradients, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 537, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_13gradients, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_gradients, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 577, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_gradients, __pyx_t_2) < (0)) __PYX_ERR(0, 537, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_gradients, __pyx_t_2) < (0)) __PYX_ERR(0, 577, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":542
+  /* "fastprop/_engine.pyx":582
  *         return self._gradients(X, Y, labels, loss, False)
  * 
  *     def trace(self, X, Y, labels, int loss):             # <<<<<<<<<<<<<<
  *         """`gradients`, keeping every layer's intermediates. Returns (mean loss, layers), each
  *         layer a dict of copies: 'u' (Z), 'a', 'fprime' (f'(u)), 'dA' (dL/da), 'delta' (dL/du);
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_15trace, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_trace, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 542, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_15trace, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_trace, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 582, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_trace, __pyx_t_2) < (0)) __PYX_ERR(0, 542, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_trace, __pyx_t_2) < (0)) __PYX_ERR(0, 582, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":576
+  /* "fastprop/_engine.pyx":616
  *         return value, layers
  * 
  *     def layer_shapes(self):             # <<<<<<<<<<<<<<
  *         return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)
  *                 for l in range(self.net.n_layers)]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_17layer_shapes, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_layer_shapes, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 576, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_17layer_shapes, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_layer_shapes, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 616, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_layer_shapes, __pyx_t_2) < (0)) __PYX_ERR(0, 576, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_layer_shapes, __pyx_t_2) < (0)) __PYX_ERR(0, 616, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":611
+  /* "fastprop/_engine.pyx":651
  *             raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
  * 
  *     def step(self, X, Y, labels, int loss, double lr):             # <<<<<<<<<<<<<<
  *         """One training step on a batch (at most `capacity` rows), dropout on, with the bound
  *         optimizer at learning rate `lr`. Returns (mean loss before the update, number correct)."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_19step, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_step, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 611, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_19step, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_step, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 651, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_step, __pyx_t_2) < (0)) __PYX_ERR(0, 611, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_step, __pyx_t_2) < (0)) __PYX_ERR(0, 651, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":626
+  /* "fastprop/_engine.pyx":666
  *         return value, n_correct
  * 
- *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr):             # <<<<<<<<<<<<<<
+ *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,             # <<<<<<<<<<<<<<
+ *               bint check_params=False):
  *         """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
- *         `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_21epoch, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_epoch, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 626, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_21epoch, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_epoch, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 666, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_epoch, __pyx_t_2) < (0)) __PYX_ERR(0, 626, __pyx_L1_error)
+  __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_2, __pyx_mstate_global->__pyx_tuple[2]);
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_epoch, __pyx_t_2) < (0)) __PYX_ERR(0, 666, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":659
- *         return total, n_correct
+  /* "fastprop/_engine.pyx":704
+ *         return total, n_correct, diverged
+ * 
+ *     def params_finite(self):             # <<<<<<<<<<<<<<
+ *         """True if every parameter is finite."""
+ *         cdef bint ok
+*/
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_23params_finite, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_params_finite, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 704, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
+  #endif
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_params_finite, __pyx_t_2) < (0)) __PYX_ERR(0, 704, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "fastprop/_engine.pyx":711
+ *         return ok
  * 
  *     def update(self, double lr):             # <<<<<<<<<<<<<<
  *         """One step of the bound optimizer over the gradient buffer as it stands (plain SGD
  *         included: here it reads the buffer)."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_23update, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_update, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 659, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6Engine_25update, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Engine_update, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 711, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_update, __pyx_t_2) < (0)) __PYX_ERR(0, 659, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8fastprop_7_engine_Engine, __pyx_mstate_global->__pyx_n_u_update, __pyx_t_2) < (0)) __PYX_ERR(0, 711, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastprop/_engine.pyx":671
+  /* "fastprop/_engine.pyx":723
  * 
  * 
  * class _Shape:             # <<<<<<<<<<<<<<
  *     __slots__ = ("n_in", "n_out")
  * 
 */
-  __pyx_t_2 = __Pyx_Py3MetaclassPrepare((PyObject *) NULL, __pyx_mstate_global->__pyx_empty_tuple, __pyx_mstate_global->__pyx_n_u_Shape, __pyx_mstate_global->__pyx_n_u_Shape, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, (PyObject *) NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 671, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Py3MetaclassPrepare((PyObject *) NULL, __pyx_mstate_global->__pyx_empty_tuple, __pyx_mstate_global->__pyx_n_u_Shape, __pyx_mstate_global->__pyx_n_u_Shape, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, (PyObject *) NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 723, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
-  /* "fastprop/_engine.pyx":672
+  /* "fastprop/_engine.pyx":724
  * 
  * class _Shape:
  *     __slots__ = ("n_in", "n_out")             # <<<<<<<<<<<<<<
  * 
  *     def __init__(self, n_in, n_out):
 */
-  if (__Pyx_SetNameInClass(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_slots, __pyx_mstate_global->__pyx_tuple[2]) < (0)) __PYX_ERR(0, 672, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_slots, __pyx_mstate_global->__pyx_tuple[3]) < (0)) __PYX_ERR(0, 724, __pyx_L1_error)
 
-  /* "fastprop/_engine.pyx":674
+  /* "fastprop/_engine.pyx":726
  *     __slots__ = ("n_in", "n_out")
  * 
  *     def __init__(self, n_in, n_out):             # <<<<<<<<<<<<<<
  *         self.n_in, self.n_out = n_in, n_out
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6_Shape_1__init__, 0, __pyx_mstate_global->__pyx_n_u_Shape___init, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 674, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_8fastprop_7_engine_6_Shape_1__init__, 0, __pyx_mstate_global->__pyx_n_u_Shape___init, NULL, __pyx_mstate_global->__pyx_n_u_fastprop__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 726, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetNameInClass(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init, __pyx_t_4) < (0)) __PYX_ERR(0, 674, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init, __pyx_t_4) < (0)) __PYX_ERR(0, 726, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastprop/_engine.pyx":671
+  /* "fastprop/_engine.pyx":723
  * 
  * 
  * class _Shape:             # <<<<<<<<<<<<<<
  *     __slots__ = ("n_in", "n_out")
  * 
 */
-  __pyx_t_4 = __Pyx_Py3ClassCreate(((PyObject*)&PyType_Type), __pyx_mstate_global->__pyx_n_u_Shape, __pyx_mstate_global->__pyx_empty_tuple, __pyx_t_2, NULL, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 671, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_Py3ClassCreate(((PyObject*)&PyType_Type), __pyx_mstate_global->__pyx_n_u_Shape, __pyx_mstate_global->__pyx_empty_tuple, __pyx_t_2, NULL, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 723, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Shape, __pyx_t_4) < (0)) __PYX_ERR(0, 671, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Shape, __pyx_t_4) < (0)) __PYX_ERR(0, 723, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
@@ -20304,7 +21197,7 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 347, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 387, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.type = (PyObject*)&PyDict_Type;
@@ -20327,7 +21220,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "fastprop/_engine.pyx":328
+  /* "fastprop/_engine.pyx":368
  *             raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
  *         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and
  *                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and             # <<<<<<<<<<<<<<
@@ -20336,12 +21229,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 328, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 368, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
 
-  /* "fastprop/_engine.pyx":438
+  /* "fastprop/_engine.pyx":478
  *                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
  *         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
  *                 steps.shape == (1,) and steps.flags.writeable):             # <<<<<<<<<<<<<<
@@ -20350,12 +21243,26 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_1};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 438, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 478, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "fastprop/_engine.pyx":672
+  /* "fastprop/_engine.pyx":666
+ *         return value, n_correct
+ * 
+ *     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,             # <<<<<<<<<<<<<<
+ *               bint check_params=False):
+ *         """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
+*/
+  {
+    PyObject* __pyx_temp[1] = {Py_False};
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 666, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
+
+  /* "fastprop/_engine.pyx":724
  * 
  * class _Shape:
  *     __slots__ = ("n_in", "n_out")             # <<<<<<<<<<<<<<
@@ -20364,14 +21271,14 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_n_in, __pyx_mstate_global->__pyx_n_u_n_out};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 672, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 724, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
-  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_tuple;
-    for (Py_ssize_t i=0; i<3; ++i) {
+    for (Py_ssize_t i=0; i<4; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -20405,38 +21312,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{1},{8},{16},{12},{33},{8},{18},{34},{5},{9},{11},{25},{1},{2},{6},{1},{63},{1},{4},{179},{37},{20},{27},{7},{8},{19},{65},{40},{36},{17},{26},{39},{8},{66},{26},{10},{39},{7},{60},{6},{163},{20},{2},{46},{40},{9},{47},{31},{55},{35},{7},{24},{46},{39},{34},{26},{16},{63},{51},{24},{57},{35},{38},{33},{17},{106},{6},{17},{21},{12},{16},{19},{11},{14},{11},{12},{13},{11},{13},{7},{10},{10},{7},{1},{1},{1},{1},{6},{15},{20},{12},{7},{8},{8},{8},{13},{10},{8},{11},{14},{12},{10},{12},{9},{8},{13},{1},{15},{18},{1},{5},{10},{14},{3},{12},{8},{18},{1},{2},{2},{5},{12},{13},{5},{5},{10},{9},{5},{16},{17},{5},{7},{7},{13},{6},{11},{9},{5},{5},{1},{3},{5},{8},{5},{8},{1},{6},{12},{6},{4},{2},{16},{1},{9},{4},{5},{7},{7},{4},{14},{2},{5},{1},{9},{3},{5},{3},{6},{8},{3},{7},{1},{4},{10},{5},{5},{4},{5},{5},{5},{1},{6},{6},{5},{6},{4},{8},{9},{5}};
-    const struct { const unsigned int length: 11; } bytes_length_index[] = {{1094},{1409},{15},{11},{50},{217},{47},{94},{23},{81},{339},{462},{433}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{1},{8},{16},{12},{33},{8},{18},{34},{5},{9},{11},{25},{1},{2},{6},{1},{63},{1},{4},{179},{37},{20},{27},{7},{8},{19},{65},{40},{36},{17},{26},{39},{8},{66},{26},{10},{39},{7},{60},{6},{163},{20},{2},{46},{40},{9},{47},{31},{55},{35},{7},{24},{46},{39},{34},{26},{16},{63},{51},{24},{57},{35},{38},{33},{17},{106},{6},{17},{21},{12},{16},{19},{11},{20},{14},{11},{12},{13},{11},{13},{7},{10},{10},{7},{1},{1},{1},{1},{6},{15},{20},{12},{7},{8},{8},{8},{13},{10},{8},{11},{14},{12},{10},{12},{9},{8},{13},{1},{15},{18},{1},{5},{10},{14},{3},{12},{8},{12},{18},{1},{2},{2},{5},{8},{12},{13},{5},{5},{10},{9},{5},{16},{17},{5},{7},{7},{13},{6},{11},{9},{5},{5},{1},{3},{5},{8},{5},{8},{1},{6},{12},{6},{4},{2},{16},{1},{9},{4},{5},{7},{7},{4},{14},{2},{5},{1},{2},{9},{3},{5},{3},{6},{13},{8},{3},{7},{1},{4},{10},{5},{5},{4},{5},{5},{5},{1},{6},{6},{5},{6},{4},{8},{9},{5}};
+    const struct { const unsigned int length: 11; } bytes_length_index[] = {{1094},{1409},{15},{11},{50},{365},{217},{47},{94},{23},{81},{25},{462},{433}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2811 bytes) */
-static const char cstring[] = "x\332\355VKw\324F\026\266\047\0161\257\204&\306\220\201$\325\266I\010c\034:\030\030\314Ir\032?\022\022b\334v\333\330x\034\235j\251d\013\253\245n\225\344v\047\263\310\322K-\265\324RK-\265\324\262\227Z\366\222\2370?anU\251\037j\014&\311\311.\034\334\252\307\255\373\370\356wo\025B\330\262p\023\335H\277\246\212\350\036\256\021\224\316\033\232\275\207P\305QUbQ\244\232\026\262\3674\212\314\232\255U\265_\2105\215vM\033!\331\324\235\252A\021l\0310?\300\272\246\240=b\021T\303\026\256\022\273w\232P\202t\334\204\205\364\254e6\250\370\001\343|\220n\200\026\207\300\352\001\261T\335l \234\372\361\3054\022\0223s\210\034\326\210l\023\0056\033\226f\343\212N\320\374-\3314lm\3271\035\212\n\267\026\020\234\306\366\235\257\020\330\347\303{\263\"\272o\227M\203,\2336\001\267\260\215\346\233\366\236i\260\030\024\242k\025ba\233\350MDmK\003\023\314wl\240\225\305\225[\263\377\006\005\206\202,\362\002\214SD\235\212\254cJ\t\017\241\342h\272\255\031\310n\326\010\235A\217U\3244\035d\020p\3226\001\017\2329\000\200\030\210\022\233\r\320\347\330\000\370\260\255\231\206\004\3075c\367s\244h\026\030\321\016\010;\275\204uJf63q\033\246q\213Tkv3\033xF\310FU\223\332h+s0#\276# M?7v\346\020fV\271/\220^\205\240\235\314a\3052k\246c#\006\022\202h\267oO\243\002d\006\274!\010\253\002/\202@\244\346\330\251\356\214\002U348j\220]\314\242\223\250n\002\355\276\371\032\335\336y\213\264\366\313\030\222f|\335\277\320\320\024{\217r\257\n\323L\264\352@\360\214\230\300m\340d\225TM+\3456s\262\n\341\351XQ$\020!\220\343EcW\203(\200\010\026\341\331D\252eV\221\006\251\346\242\323\\WM\223\367u\242\314\245\203\236\246\n\266\345=\211By\364\371T`\351\223q\r\313\232\335\234\353\033\365\205\312\017\"v\260\343\273\242Q\026{\n\266D\201\033\344xt\034\315\350\362\032mS`\33340\227\324v\210\301\366\211\341T\021\347\034RkR_jY$Z\265fZB\r\017T\305\324\256\201\311\031i\237X\006\321\201\305[@a\006\035,W@\260\211\034\n\354\004\007\344\232BT\304\325+\004\014X\340\0268\217\321L\355P\201$\353iq)&\021\275a\017\003\225\331v\023\261\202\204\357!\027""\233\351X\375R\"\034\177\266\263+\357ZX\241}!3\224E\207b\025\250\260\"cE\307\333\014E\251\364\033\362-\0045*`Qt\\\201\370\372\364gX&0\0252\274}\275\"\236\356\245\005\320\3316\r\3267L\325\256\342C$[&\245\267\210aClMd\343}\302\025\223]\322\321\047\332a\266^u\002p VL|W\210l\353\240j\0169\306\276a6\014\304f\2426u\353\270\332\002\035\226\301\322\304\213\224\225\226(DHV\2559#\311\246Ef\252\0164+\301\032\025C\032x\223\022\204\350\027s\252\030\300\033\224\350^\003h\220\231\003;\333\375sR\243\307s\270\237\302\220S\026<\321I\025\240\353\036\237\023\r\006J\263b:\206\362\020\nI\327QE3\024\251gB\325,\332\177\244\203\327>\210\001\347\024b\275\276\017\016\370\000\327\021,)\232L\350\340\301\276\255N\376\241F\337\242wq\2517PtSp4Cz-m=,r\254[\004+Md9\206!\212\220_*\254\352@\341\036\357\274L\342!\354\210C\266\2055\270\235\201\3005\250O\215\335Y \315\200\024\222\214p\030\001^D\264>\361;#I \355\310D\222\322\205,\316\351\"\251\231\362^:f\365\247A\276h:\347\264\225x\275v\227\200\264\3510u&\2351b\244C\360W\3568\341\324\024 \320\322\212\364xaq\271\374\270\274\005\303\047\213\305\037\267\244\325\305\047\3530I?k\217\277\373\351\351\343\0056z\272T\376\251\270\t\243rq\371\373\047\233[\222\264\306<\020\277\020\025\253\016\t\376\2554\017\341o\001\\\220\226\311\241\275JTIJo`\302\366\025Sf\037\3251\370\267s\254\n`\362/\2611o\251|b*\216\316O\031\360\336a_\210\016\022)\206`\350\2003\201\315\352\016\326;B\035\200%\t\336\000\335\243p\027\332\\\253M(3\251QV\205\300\033\000\004\367\232\267\304j\037\323\246!k\346LW\200V\370=\322\273\205\262Y\2037\224,\365\330\330\271\210d\035\216B\210\022\307\276\202\345}E)*\030\330c\343\316\365\303\332H\346*\342\355\227\277=\370\217\244k\373\374\246\341O\047\316\213\336U\"\232\372+W\213\252\343]\232>\320\322\307Y\346\202Rk\026\320\222]K\222n\356\302\025\334\245\030\357\365{\340\200\245i\206\312\353V\243\242\363\301\177\350\361\374\347\027\242\3675\331\224\212\242\2332&\352V\0257%^\203\222\250A\203\301j\2617\027{W\030\022\004k\210h\r\205\267\005(\371j\366\325b\324x\2534""\241\240(\307\000\300\346\335\202\275~x-\327L\326\361-\370\326:\025H\211\256B\316\341\366\304\320\202\205_\314\n\357\217\374\017x\250\363l8\342r\027\225\300_\305\342i\334\200\366\336\020-\236\262VC\030\303 \305&\005\010{\355\360\306J\363i\205\275T\321\315/\206\016Lx\231\337PL\207\265%\240\001t\241\233\323\254\353\245?\203;\351<3\352I\367\035\351}a\361\367\333\371S\036\364\235\373k,\237l\217s\3678\245\003\033b\332?\030P\313\327\273\237>,\337\326\302\0377\375\047\302:\331\350\311\266\216\2238\206`\003F\337\2608\220\301\023\355\364C?\240\360\265k\331\010\277\030\252\302\373\256W{C\242\367\253\016%R\241A\264\335=[\3524\260\314\036<.\241\222\025\211w\246\314\016\357\300\257\256\337~\203\266\333\257\325v\3735\332\n\273\244Z\315\010\262\205\277{\305\337\275\342\357^\361\327\365\212\201\022\336\026G\272~\014L_7H?;C\231\252?A\331I\272w\206\372:\305\037\323\265\363\232\370:\030dg\307~\305\357\361\221\035\257\346\215J\217\013\352w\250\331\031bMq;E\375m@\350\303\202\037\025A\235h\252k\360\267b{\364\334\321w\356\254\333\364O\371\230M\337?\322\334\2727\314\206\037\034\325\335S.vmo\326;\360K~%x/\260\303\331\360 *E\225x\270}a\314]\364.y\330\263\375Y\277\376[\361\345\350U\220l\370\330\247\301g\341{!\215\362\355\321k\336\242\237k\217~\344\215ye\177\334\257\007#\301Bx&\232\210\036E\270=z\366\350\256{\306\313{w\375\177\3707a\343\235\360~4\031\225\343\313\255\221\326|\253\221l<O\236\357$;?3[\363\356\201\367s0\033\320\360\263h\270}\356\242{\323+&\037/\306\245Xi\345\333\037#\177\330\037\003/\271\326\257\222\363\237\200c\216_L\005\275R{\364\262{\310V\374\222\010\272\320\036=\335\316]l_\230\360\363~\301_\010N\00588\004\257\047\243\322\313s\027\334\323^\216c\360[\361\177\247\206N\237O\316]\023j2g?\365\352\334\356FPH\317\014\212_\006\374\356\203\205;\276\034\\\t\307C;\202\303y?\3672\253\350\212w\026\234(\372\345`<\250\003\016\367\242\361\310\216\013q\261\317\225\206\213\205\366\013G\266\373\020\342\243\376\244\277\031l\204\005\261|\255\013\377d\260\031nD\205\227\314\320\200\307W\222+7\203|P""\000\264O\2058lDj\274\324\312\267\n\257\330\031}S\024u\226Y\276s\366h\366\310r?t\227\375)\300\276\223\226\007Q.\232J\276Yn\341\026\210\376\323\3133\301{\356e\0172\367\301\221\343\376\000\3367\200Qg\302\251\220D\367\343\311x5n\264p{\354#o\034\302\232\200t\274\313\002k_\030w_\000\302\2716\270w\026x\302\207\037@\374s^\311\223\375K\276\032\024\203r\230K\005\223\374R\214\343:\223~\327\335\360\n^\3618\260?\004\306\263x&\201\013c\327\274\245.\001\264\260\036\215D\217\005\247Z\017\222\362\263\344\331f{\362\313\340 ,CD\371\227\031\351\027\321p4\026=\217\353\300\326bk+\331\330J\266\236\367K\037\003\351\270[\206R\3404Z\340\325E\275Io\023\3703\033\324\331b\361h\365\350\300]\205\345\274\367\000\254\214\206#\341\"X\331\001\216\217\236?*\035U\000\206\2027\017Ew7\030n\217\346\334\234;\301\341\244\220\000\022@\214\237zM\316e+\274\030\336\ty=<\200\352\001P\3163\013\213\356%0\013\2631\267\350\256{\3279\203s~^,\254\272\026\3244\201\010\037\001\223\352\275\305\213\336W\336\272\177\035*\230\351\256\213\000\316xS\236\342\377\013\0220\226\334]\212_$+\000\301v\262\375\237\366\322\323\226\225\224\326\222\265\365d}\203\341~N\200\3760\303O\000h\304\375\2217\220\377Bg\261\223\207?\266\n,y\303.\3006\356\352\014k\036d\306svj\301;\005A\327\031\343& :\346`\201M>\207\001\247\t\207c\026rQ\n\225h\212u\254x,^k\r\267r\355\253\327\241lR\237UH]\251}5\357_\t\306\202rRx\024O\304\305\030V\246\322\226\300Z\036\264\262h6\242q>.d\262\231\367\337\027`\260*\370\0252\271\346\237\016r\335*\270\017tz\207\325\373\325\344\352\227\274\254\013L\364\316\021\006\025\262\227\313\224K\276=9\345\317\003\276\303,\326y\220\320Xjz\365\342@J^\000\035\346\241he\210e\263\365,)\257\267\307.\273\r\250\2041\377\031o\240\367\242Ob\273u\247\245\262\275NQ\334\t\013a\261\235\237d\304Mn|\033\325\343\221\370\373V\221\351\266\222\034k\200w\2411\377\020\312\321\305\344\341\023@d=Y\335H6\236\r(\350\366\353\373P\241?\004Jx\235\273r1\276\017\354\274p\311}\346-\370#\335\322\355u^F\225\367\334.g\030\345\336\205V\275\013,X\005\r\370\204\215\363""\3366\250,\005l\232\234\313\373\227\031D\014F\025\022\377+\344Y\016>\201\024MD\013\361;\361\\k-Y)\t\216\000j/;\203\377\003\326$\221\027";
-    PyObject *data = __Pyx_DecompressString(cstring, 2811, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2864 bytes) */
+static const char cstring[] = "x\332\355V\313w\323\306\032OnS\032 <LC\240\227\226\216\223\320RnHq\tp\t\247\3551y\264\2644\304\211\023\022rS\235\2614rDd\311\326Hq\334\336E\227Yj\251\245\226Zj\251\245\227^j\351%\177B\377\204~3#?\344\006B\333\323]9\304\232\3077\337\363\367\375f\020\302\226\205\033\350f\3625UD\367p\225\240d^\327\354=\204J\216\252\022\213\"\325\264\220\275\247QdVm\255\242\375D\254\031T6m\204dSw*\006E\260e\300\374\000\353\232\202\366\210EP\025[\270B\354\336iB\t\322q\003\026\222\263\226Y\247\342\007\214\363A\262\001Z\034\002\253\007\304Ru\263\216p\342\307g3HH\314\316#rX%\262M\024\330\254[\232\215K:A\013\267e\323\260\265\262c:\024\345n/\"8\215\355\273_ \260\317\207\367\347Dt_\257\230\006Y1m\002na\033-4\354=\323`1(D\327J\304\3026\321\033\210\332\226\006&\230\357\330@\253K\253\267\347\376\013\n\014\005Y\344%\030\247\210:%Y\307\224\022\036B\311\321t[3\220\335\250\022:\213\236\250\250a:\310 \340\244mB>h\352\000$\304@\224\330l\200>\305\006\244\017\333\232iHp\\3\312\237\"E\263\300\210v@\330\351e\254S2\273\225\212\3330\215\333\244R\265\033\351\300SB6\252\230\324F\333\251\203)\361]\221\322\344ssw\036af\225\373\002\345U\010\332M\035V,\263j:6bIB\020\355\316\235\031\224\203\312\2007\004aU\344\213 \020\251:v\242;\245@\325\014\r\216\032\244\214Yt\022\325M\200\335W_\242;\273oQ\326~\031C\322\214/\373\027\352\232b\357Q\356Un\206\211V\034\010\236\001\023\260\r\230\254\220\212i%\330fNV <\035+\212\004\"\004j\274d\2245\210\002\200`\021^M\244Zf\005iPj.:\303uU5y_\047\312|2\350i*a[\336\223(\264G\237O9V>\031W\261\254\331\215\371\276Q_\250\374 b\007;\276+\032e\261\047\311\226(`\203\034\237\035G3\272\270F;\024\3206\003\310%\325]b\260}b8\025\3041\207\324\252\324WZ\026\211V\251\232\226P\303\003U1\265\253`rV\332\047\226At@\3616@\230\245\016\226K \330@\016\005t\202\003rU!*\342\352\025\002\006,p\013\234\307h\266z\250@\221\365\244\271\024\223\010n\330\303\000e\266\335@\254!\341{\310\305f;V?\227\010\317?\333)\313e\013+\264/d\226e\301P\254\003\025\326d\254\3518\315P\224H\277\241\336BP\243\"-\212\216K\020_\237\376\024""\312DN\205\014\247\257\337\211\047{I\003t\266M\203\361\206\251\332\025|\210d\313\244\36461l\210\255\201l\274O\270bR&\035}\202\016\323\375\252\023H\007b\315\304w\205\310\216\016\252\346\221c\354\033f\335@l&zS\267\216\353-\320a\031\254L\274IYk\211F\204bU\033\263\222lZd\266\342\000Y\t\324\250\030\312\300IJ\000\242_\314\251`H\336\240D\367\032@\203\310\034\330\331\351\237\223*=\036\303\375\020\206\232\262\340\211N*\220\272\356\361yA0\320\232%\3231\224G\320H\272\216J\232\241H=\023\252f\321\376#\235|\355\203\030`N!\326\353yp\300\007\270\216`I\321dB\007\017\366mu\352\017=\372\026\334\305\245\336\000\321-\201\321\024\350\265\204zX\344X\267\010V\032\310r\014C4!\277TX\327\201\302=\316\274L\342\021\354\210C\266\2055\270\235\001\300U\350O\215\335Y \315\022)$\031\3400\202|\021A}\342wV\222@\332\221\211$%\013\351<\047\213\244j\312{\311\230\365\237\006\365\242\311\234\303V\342\375\332]\002\320&C\021\247$\320\332Y\023\016&3\006\226d\0101\310\035!\247\252\000\250\226W\245\047\213K+\305\047\305m\030>]\312\177\277-\255-=\335\200I\362Y\177\362\315\017\317\236,\262\321\263\345\342\017\371-\030\025\363+\337>\335\332\226\244u\346\225\370\205H\231\017\022\374[m\034\302\337\"\270 \255\220C{\215\250\222\224\334\312\204\355+\246\314>\252c\360o\347X\005\022\314\277\304\306\234f\371\304T\034\235\2372\340\r\304\276\020\035\004-\206`\350\200\243\203\315j\016\326;B\235\244K\022\274\013\272G\341~\264\271V\233PfR\243\2543\001K\220\020\334#t\211\361\001\246\rC\326\314\331\256\000-\361\273\245w3\245+\t\357*Y\352!\264s9\311{D\336\227D\225d\035\324@\270\022\257C\t\313\373\212\222W0\240\313\206\222\303\023\255L\224\3165\305\350&ueq\232\346o\024\376#\351\332>\277\221\370\023\213\343\247w\345\010\362\377\335\025\244\352\270L\223\207\\\362\210K]dj\325\002\370\262\353K\322\3152\\\325](\362;a\017\034\2604\315Py\177kT`\016\376\303]\300\177~\"z\037\031\047\220\025\254\313\020\253[\025\334\220x\257J\242W\r\226j\213\275\315\330\373\303\220 XCDk(\234>\200\032*\351\327\215Q\345\224j\232\373\320z\224g\001J\300y\205""\275\223x\236S=Q5\331Ea\321\252Y\3554.%\272\n\260\200K\027\003s\0137\231QN\253\374\017\240\252\363\"9\342M \232\205?\246\305\213\272\016\267B]\334\014\2241\024a \004\024\230\0242\332c\321\233\253\215g%\366\300E\267>\033:0\341A\177S1\035\306f\200\024 \257[3\214,\223\237\301\235d\236\032\365\244\373\216\364\276\260\370\307\355\374%\017\372\316\375=\226O\266\307\241|\234\322\201\r1\355\037\014\250\345\353\335O_.\337\326\302\2377\375\027\302:\331\350\311\266\216\2238\006`\003F\337\2608P\301\023\355\364\247~@\341k\327\322\021~6T\201ga\257\367\206\304\365\240:\224H\271:\321\312{\266\324\341\263\324\036\274I\241\223\025\211\023Uj\207\023\363\357\327\357\274A\333\235\327j\273\363\032m\2712\251TR\202l\341\037\256\370\207+\376\341\212\277\217+\006ZxG\034\351\37210}\335 \371\354\016\245\272\376\004e\047\351\336\035\352c\212?\247k\3675\361ur\220\236\035\373\025\277\307Gv\274\2327*=.\250?\240fw\210\221\342N\222\365\267IB_.\370Q\021\324\211\246\272\006\177\311\267G\307\216\276q\347\334\206\177\312\307lz\376Hsk\3360\033^8\252\271\247\\\354\332\336\234w\340\027\374R\360^`\207s\341AT\210J\315\341\366\305qw\311\273\354a\317\366\347\374\032\234@\331_\317\017\235>\027\217}\350\345\275B{\364\n\034}\340g\375\273\276\034\\\r\047\302Z{4\3319{4wd\271\357\273+\376\264\217\333c\227\334[^>\376\350a\224\211\246\343\257VZ\270\005\242\377\366\262L\360\276{\305\033n\217]8r\334\357\300V\035\3348\023N\207$z\320\234j\2565\353-\334\036\377\300\233\360\250?\351/\006\357\006\233a\256}q\302}\351\017\373\231\366\330E\367\254wO\014/\034\331\356\274W\360d\377\262\257\006\371\240\030f\022\3018\273\334\304\315\032\223~\327\335\364r\036\004\237\205#\243\323~\376\025OP\256=z\272\235\271\324\276\370>\344\212\0055\345\027\332\343\037z\313\020]\016\314\236\n\264\260\026\215DO\232\205\246\322\312\266\036\306\305\347\361\363\255\366\324\347\301AX\214\2567k\255\263\361z1.n\274J\235z\031\rG\343\321\013\330\036i\345[\333\361\346v\274\375\342\270S\340\332i/\303jRw\367\375\314/\340\3275(K\335\307>\r>\t\337\013i\224e\331]""bn\177\340\215{E\177\302\257\005#\301bx&\232\214\036G\230\345\362\236{\306\313B>\376\345\337\202\215w\302\007\321TTl^\001\343\013\255z\274\371\"~\261\033\357\376\310\n\273\340\036x?\006s\001\r?\211\206\273\005Z\022\341\265?B\220\322q\200\004\327\372E|\356:T\306\361\363\211\240\250\375![\2014\245\0238\331\215\035\007\207\340\365TT\350\013\016P\364\353\251~\010\245\316~\354\325\270\335\315 \227\234\031\024\037D\234\035\345x)\007\252x\325;\013N\344\375b0\021\324 \017\367\243\211\310n\346\232\371T\236\261\320~\021p\363\010\342\243P\364-\006/\261\374a7\375S\301V\270\031\345^\t\314\244\r\305Wo\005\331 \007\331>\025\342\260\036\251\315e\200G\356\030;\347/\264\3072\356\365$\304B\047\033\243C\247\047\334\"\024\224\047c\2217$\365\246\274-\310\302\\Pc\213\371\243\265\243\003w\r\226\263\336CH\355h8\022.\001\254v\241R\243\347\216\nG%h\202\234\267\000}z/\030n\217f\334\214;\311\233\211B\373\221\000\274\375\330k\360\212X\341\245\360n\310\253\372\0200\000-q\216YXr/\203Y\230\215\273yw\303\273\301\235\314\370Y\261\260\346Z@\003\0042\372\030\362Q\353-^\362\276\3606\374\033\200C\246\273&\0028\343M{\212\377\037h\277\361\370\336r\363e\274\n\230\337\211w\376\327^~\326\262\342\302z\274\276\021ol\262\014\216\211n{\224\3122dn\304\375\236s\316\377\201\214\354\370\321\367\255\034k\335a\027\3629\341\352\014`<\310\224\347\354\324\242w\n\202\2561\224NBt\314\301\034\233|\n\003N\022<\035s\320|\205P\211\246\031\3115\307\233\353\255\341V\246}\355\006\024?\361Y\205^-\264\257e\375\253\301xP\214s\217\233\223\315|\023V\246\023`3\226\204\206\214\346\"\332\3146s\2752C5\263\376y\221\014\306\201?C%\327\375\323A\246\333b\017\200G\336a\250\275\026_\373\234\2033\307D\357\036aP!{\231\024Yf\333S\323\376\002\344w\230\305\272\000\022\032+M\217-\035(\311K\200\303\002@O\206X\266Z\317\201M\332\343W\334:\360\340\270\377\234\323\300}\240\032\273u\267\245\262\275\016%\336\rsa\276\235\235b\335\032\337\374:\2525G\232\337\266\362L\267\025gX\033\337\003z\371.\224\243K\361\243\247\220\221\215xm3\336|>\240\240\313:\017\200\237""\277\013\224\360\006w\345R\363\001\240\363\342e\367\271\267\350\217t\211\273\307\037\014*\357\271]\3140\310\275\013\204S\006\024\254\201\006|\302\3069o\007T\026\0026\215\307\262\376\025\226\"\226F\025\n\3773\324Y\016\256C\211&\243\305\346;\315\371\326z\274Z\020\030\201\254\275\352\014~\003[Q\274!";
+    PyObject *data = __Pyx_DecompressString(cstring, 2864, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3744 bytes) */
-static const char cstring[] = "\377  array \375(\001\004of sha\373pe\020\005with \377 buffers\377 for thi\377s optimi\377zer, got\377  column\353s \030\000n\r\000val\377id here \177paramet4\007\177ese layL\000>5\004rows \000\002z\000\330\004\002N\004C\000uei\000ve\177rflow a\201\004\367), q\003.: e\177xpected\032\000\377writable\377 C-conti\377guous 1-\373D ;\000at32 \354\273\000\006\00264\360\003?No\277neNote\322\000a\377t Cython\376\300\001deliber\377ately st\363ri`\000\366\001an P\337EP-48>\000nd\357 rejz\000s s\177ubclass\251\001\375f\252 iltin \377types. I\377f you ne\326\242\000to\215 s$\nth\277en set\325 e\357 \047an\274 ati\367on_<\000ing\047o dir\337\000iv\242\000\377o False.\375X\353\nnon-em\347pty\353\013\030\nt m\237ost Y\244*\233*]\374\304C\000\004(]: ac\347tiv\207\002\334@de \375]\341*dropou\353t \241! \353\000[0,\363 1\227@\213\000e af8\356@\315\002 \000putU\004\242J\357fini\367 neg~\355\000ve_slo\364`\237>= 0]\264\202 \201\tn\357_in=\222\twid\267ths\221\0021,\264\001m\371u\372\000\225\204\001share\377 memory \360\327\204\002\375 \231 \356@add_\371n\211`\341@Engin\275e\311\204\001rebu\313@ \377from its\366%\003, \341\204\001pick_led: \003\003 A\006\377batch_si\333ze\225\204\0101 \372@ca\377pacity: \310\000\007\267\204\0104\002 5\001\264\005di\371s\317\204\001\346$_stat\275e\337\204\023uint\320\204\005 \373[s\353`, ste\357p]en\221\205\001enu{m \240\204\002 fp_\320H>\253\206\001impor\266\205\003\344\002\337fastp\335@._\377kernels.\237 You \267!\024\000b\377ably usi\377ng a cpd\367ef Z\002decl\372\334 d\213aa .px\337d fil\326\205\004do;es\262\"hav\236`\034\000{y \215\206\001.pyx\"\002\235.n\005/_e\373\"\026\001g?cgrads\335\206\010\254A\276\234\210\003and d\341\205\001 \033of\341\207\003s \047\004\325X\213\210\002\367sis\221#dlab\000\335\000\275\207\010\260\207\n\316#\036\003\370\210\002\036\016\025\004\354\372\204\004F\005on\264\207\001oft\377max cros\377s-entrop\277y take\227\204\001t\037eger y\003\211\211\003\301\210\t\357t le\202@ on\354\246\211\004\254\211\003[lH\000: u\177nknown ""\n\001f\226\206\003lr\310\205\021A\000rn\243A\360\240\206\002\327\205\001\251\212\003\211`py._\377core.mul[ti\376\212\003fa\253@d\244\204\001\374\213c\033\tumath \244\022\r\376\212\006 \212\204\r\013\014[\036\te\263ps\243\212\023\267\204\tof\370\002eglem\270 \347\213\006: \334\207\002\377is bound\377; call b\357ind_\203\007fir\323st(\010\250%k$\000 o\317rder\356\210\027u\014ro{w Z\000ices)\r\034\020\010\371\210\005out\360\213 !\002\370\207\030\311X\236\204\003\350\204\ni\364\207\004\336\215\001al\377ready ru\365n\331Ba\317\213\003in aonoth\324`th\036\001\367; a\325\210\003 tra\367ins\374\214\001pred\307ict\230\211\002\331a$\003 a\377t a time\334\365\210\003\373\210\003.__+\000uc\307e__\n\004\332+\037\004ep\347och+\004\252\206\001ien\223ts;\004\344\216\002_\315\217\002\n\006o\201s\026\005\206\004g\004\252\210\001r\004\255\000c\376\204\004.update\377FP_IDENT\367ITY\010\000LEAK?Y_RELU\025\000\000\004\177SIGMOID&\000\177SOFTMAX0\000\377TANHLXY_\303_S\320\220\001\000\003\323\000\366\213\001__\337__Pyx\001\000Di\377ct_NextR\317ef__\373\215\004\361\000__wdoc#\001fun\003\002\362/\005m\312 ;\001meta\274\363\216\002\010\002odul1\002nsam9\002\350 par\005\003\362f\000v\230\220\002s\001qual\374\035\005\331%__set_\2763\005slots\236\001t\267est\247\000is\251\206\001o\277utinea\216\216\007_\377codeasyn\177cio.cor\033\003\343sb\374\213\002\374\213\007\220\205\013buf\363c_\227\221\007\213\214\005clin\337e_in_\367\"ba\377ckddAdad\017elta\367\213\005\215\221\001\376\213\n\372\211\002|\367\217\002\374\217\002_like\346\213\001\340\266\221\002\223b\301\213\007\317\212\003\312\213\016fla\343gs\232\222\004\226\222\004\224\214\nfpr\367ime\374\215\001_log\347its\332f\225\213\002hyp\277eriinf\372\214\002i}s\320\217\003items\000\002\017izel\332\211\010\204\204\004\372\223\003\311\211\001\037lrmay\235\204\001\246@\221\217\003\343nn\225\211\001\360\221\001\324\217\001n_o\267utn\363\215\003nd\247\225\002n\267dim\250\220\013np\315\211\002o\357ones\377\002opt\370\342\207\002\372\220\001\374\224\001s""poin\356\200\225\001pop\372\205\005sel\377fsetdefa\207ult\235\205\003\333\216\001\261\216\001\265\216\001s_total\205\205\002u\327\216\003x\204\205\003\221\225\002\225\225\003warn\000\001\257ings\372\224\001e\373\224\001z\277erosfp\204\211\010(\357PyOb\246\224\001 *)\377\000void (d\373ou\246\225\001const\177 *, int\000\002\023, \n\r#\004*\021\006!\n3\002\000G\0033\005H\0026/E:|\010$S\226\047\010\232-\312%\337\227\002 \2760\n\014\"\003\360 \010\000\006M\014\250\230\002,\256\230\003\277*:%\302G\000K-\2640+G\241?\3211\316p\326,\266\204\022\000\205\204\013\333\204\004\365\204\005O\026\357)\274L\313Q\"\n~\277\205\003)\000make\201\220\007\377\000__pyx_f\377use_1wei\317ght_\234\215\005\017\nfo?rward_\225\235\002)\nT\375\211\002\006\01703\03005\02607\024_1gemm\241\t0\r\001\200\252\205\377\364\2101\252\205\377\304\213\r\353\210.\305\205\344\202\207\014[\200\211\216\003\351\215\006\000\014\201\216\006\212\216\006\362\215\004\307\216\003]1\000\267\207\n.\034<\035]\000\355\207\010\0263\003]\000\312\023\372\214\005\367\217\003\210\215\005\220\215\005\003\n\201,\265\246\002\304\0231\0238\032\301\021\034(]%\000\242\211\001[\350\220\004\211\202!,\266\221\0054\004\360\326\216\003\353\013\364\020\361\003 *]\200\377A\330\010\014\210G\2204\277\220y\240\006\240a\013\001\016\277\210i\220q\230\001\026\001\017\377\210q\220\006\220a\220t\377\2304\230v\240Q\240b\377\250\007\250t\2604\260v\377\270Q\270b\300\001\330\020\377\024\220E\230\025\230a\230\377t\2404\240q\200A\340\373\010\033\047\000w\240a\240s\377\250&\260\007\260s\270!\377\330\010\034\230E\240\021\330\377\010\031\230\024\230T\240\026\377\240q\250\004\250D\260\n\377\270\"\270B\270a\330\010\377\013\2105\220\n\230!\230\3375\240\002\240*\026\000\003\260\3777\270#\270T\300\027\310\377\004\310C\310w\320VZ\277\320Z]\320]^h\001C\377\220v\230^\2504\250s\377\260&\270\001\330\014\022\220\377*\230A\320\035E\300Q\377\300d\310!\330\035 \240\347\001\240\024\243\000Q\0022\320\r\335\036\226\000u\240A\"\004\230Q\277\330\010\027\220x\230\017\000\240""\375Q\357\0031\330\010\t\330\021\377\022\330\020\"\240!\2401\377\240D\250\006\250a\250x\376\263\000#\270Q\340\014\020\220\363\t\230\265\000\201 \200A\360\006\377\000\t\r\320\014\034\230A\335\230,\r\037\230qs\002V\250\2511-\004\037\r\027\275 7_\0003\377\240c\250\030\260\026\260t=\270v\000!\240\021\340\365\"|\006\367\030\230\013\202\000A\240T\250\377\026\250q\260\003\2606\270\177\026\270t\3001\300A\200\010\367w\220a\207\003\020\210t\220\375;\366 s\240#\240X\250\327V\2601\236\003\034\366&#\250\177X\260V\2701\340\010f\000\376\337\014\030\320\030*\250!\250\3751\204@\006\260a\260w\270\177f\300F\310!\3101W\016\311\010\351\t\266\rq\326A\212\"\013\210\3774\210r\220\023\220N\240\367$\240a\216F9\270\021\270\177$\320>N\310a\310(\000\373\032\230\207`\013\2106\220\027}\230\267@\017\210u\220J\264`\375w\317`\n\260$\260e\270\3777\300#\300R\300w\310\377a\330\024\031\230\026\230s\353\240\"\214@\005\325\001\330\020\026[\220j\327@\021\330\217@\013\245`\355\001\313`\014\017\375\000:\230Q\377\230c\240\025\240f\250A\357\250T\260\021\"\004\320!F\357\300a\300q*\001\005\220V\277\2301\230A\330\010\333/\023\353\2204\221B#\211`\024\034\230\375F\370Fi\260q\270\004\270\375I\316c\3109\320TW\320\377WX\330#/\250v\260\355T\317\000!\340!\nj\270\001\377\270\024\270Z\300q\310\004\377\310A\310Y\320VY\320\303YZ\"\t\274g\265C\320 \026\220\327T\230\024\301cD\331\205\002s\230\377#\230X\240V\2504\250\376\321 \014\210A\210R\210v\377\220R\220s\230!\2309\377\240D\250\010\260\004\260E\376c\000]\310!\330\010\r\210\337Q\210b\220\013\324\000C\230\377t\2405\250\001\330\010\021\257\220\021\220\"\312\"s\376 e\177\2501\330\010\037\230y\307\204\002\277r\260\022\2603\260\341\205\0029\327\220C\220\222 \r\353\206\001E\220\367\025\220a\n\001\024\220A\220\367U\230%\275\204\002\021\240!\330\375\014\r\001R\220r\230\025\230\377e\2401\240B\240a\240\375q\013\007\022\2302\230U\240\347%\240q\243\205\002\247\002D\220\n\277\230$\230d\240+\376 \024\177\3205F\300j\320P\200 \377[\320[\\\330FO\310\377r\320QS\320SU\320+UV\346\205\001\014""\357#;\232\207\002\230\204\005\277\014\020\220\004\220K\274\207\002|\377\2604\260t\320;K\310\3751\347A\001\220\021\330\010\026\303\220l\227\206\001\340\002\255\n2\001D\230\257\006\230a\230\347@\022\375\000C\366\263\000\022\2307\000\022\220\047\230\351\022\241c\212\"4\267@Q\260d\373\270$\256\210\001\300\024\300S\310\377\001\310\021\330\033%\240X\372\254\005f\270@Q\330\033!\240\377\030\250\024\250T\3201B_\300\"\300A\300\017\000$\214\207\004\376\357\210\001s\270!\2704\270s\377\300!\3001\330\010\017\210>\305F!\240\016\250a\265A\202\205\001}{\307@S\240\t\250\021\224\210\006\3657\314`\003\354\206\001\033\320\033/\272\322\206\0021\360\210\0013\210a@\000c\373\230\021\242\205\n!\330#$\240wC\240q\322A\014\210Cb\000\255i\331\207\001\330\014\250\205\005u\220@j\276\214`C\260w\270c\311\000X\377\310W\320TU\330\024\027\377\220w\230c\240\024\240W\376\274\211\0026\270\036\300t\3103\363\310f\030\001\270\205\003\320!3\260\2771\260A\330!#\344\210\001\320\377(?\270q\300\004\300H\273\310AX\001r\320\021\375\210\0015\377\250\004\250J\260c\270\022\377\320;L\310A\310U\320?RV\320VW\3303\013\247\212\006\3777\240\"\240J\250d\260\375%\206\002\022\3007\310!\330\377\020\025\220W\230D\240\004\230\262\206\006\235\212\003\344\204\005\007\220\253f\357a\005\377\240Q\240g\250X\260R\233\260w\205\213\001\014\210\311a\002\024\r\377\230[\250\005\250Q\250a\377\330\010\014\320\014!\240\027\376\365\204\001\013\2103\210f\220C\377\220{\240$\240c\250\036\377\260s\270\"\270D\300\003\177\300:\310S\320PQ\253\207\001\001\004\342\207\001\306\212\001\004\002";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3744, 7306);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3838 bytes) */
+static const char cstring[] = "\377  array \375(\001\004of sha\373pe\020\005with \377 buffers\377 for thi\377s optimi\377zer, got\377  column\353s \030\000n\r\000val\377id here \177paramet4\007\177ese layL\000>5\004rows \000\002z\000\330\004\002N\004C\000uei\000ve\177rflow a\201\004\367), q\003.: e\177xpected\032\000\377writable\377 C-conti\377guous 1-\373D ;\000at32 \354\273\000\006\00264\360\003?No\277neNote\322\000a\377t Cython\376\300\001deliber\377ately st\363ri`\000\366\001an P\337EP-48>\000nd\357 rejz\000s s\177ubclass\251\001\375f\252 iltin \377types. I\377f you ne\326\242\000to\215 s$\nth\277en set\325 e\357 \047an\274 ati\367on_<\000ing\047o dir\337\000iv\242\000\377o False.\375X\353\nnon-em\347pty\353\013\030\nt m\237ost Y\244*\233*]\374\304C\000\004(]: ac\347tiv\207\002\334@de \375]\341*dropou\353t \241! \353\000[0,\363 1\227@\213\000e af8\356@\315\002 \000putU\004\242J\357fini\367 neg~\355\000ve_slo\364`\237>= 0]\264\202 \201\tn\357_in=\222\twid\267ths\221\0021,\264\001m\371u\372\000\225\204\001share\377 memory \360\327\204\002\375 \231 \356@add_\371n\211`\341@Engin\275e\311\204\001rebu\313@ \377from its\366%\003, \341\204\001pick_led: \003\003 A\006\377batch_si\333ze\225\204\0101 \372@ca\377pacity: \310\000\007\267\204\0104\002 5\001\264\005di\371s\317\204\001\346$_stat\275e\337\204\023uint\320\204\005 \373[s\353`, ste\357p]en\221\205\001enu{m \240\204\002 fp_\320H>\253\206\001impor\266\205\003\344\002\337fastp\335@._\377kernels.\237 You \267!\024\000b\377ably usi\377ng a cpd\367ef Z\002decl\372\334 d\213aa .px\337d fil\326\205\004do;es\262\"hav\236`\034\000{y \215\206\001.pyx\"\002\235.n\005/_e\373\"\026\001g?cgrads\335\206\010\254A\276\234\210\003and d\341\205\001 \033of\341\207\003s \047\004\325X\213\210\002\367sis\221#dlab\000\335\000\275\207\010\260\207\n\316#\036\003\370\210\002\036\016\025\004\354\372\204\004F\005on\264\207\001oft\377max cros\377s-entrop\277y take\227\204\001t\037eger y\003\211\211\003\301\210\t\357t le\202@ on\354\246\211\004\254\211\003[lH\000: u\177nknown ""\n\001f\226\206\003lr\310\205\021A\000rn\243A\360\240\206\002\327\205\001\251\212\003\211`py._\377core.mul[ti\376\212\003fa\253@d\244\204\001\374\213c\033\tumath \244\022\r\376\212\006 \212\204\r\013\014[\036\te\263ps\243\212\023\267\204\tof\370\002eglem\270 \347\213\006: \334\207\002\377is bound\377; call b\357ind_\203\007fir\323st(\010\250%k$\000 o\317rder\356\210\027u\014ro{w Z\000ices)\r\034\020\010\371\210\005out\360\213 !\002\370\207\030\311X\236\204\003\350\204\ni\364\207\004\336\215\001al\377ready ru\365n\331Ba\317\213\003in aonoth\324`th\036\001\367; a\325\210\003 tra\367ins\374\214\001pred\307ict\230\211\002\331a$\003 a\377t a time\334\365\210\003\373\210\003.__+\000uc\307e__\n\004\332+\037\004ep\347och+\004\252\206\001ien\223ts;\004\344\216\002_\315\217\002\n\006o\ts\026\005\206\206\003_\204\213\003m\004\232\004{\004\350\276\210\001\206\004\301\000c\230\004.up\377dateFP_I\177DENTITY\010\000\377LEAKY_RE\363LU\025\000\000\004SIGM\367OID&\000SOFT\367MAX0\000TANH?LXY__S\344\220\001\000\003\374\347\000\212\214\001____Py\375x\001\000Dict_N\377extRef__|\217\216\004\205 __doc#\001\047fun\003\002/\005m\336 ;\001\317meta\207\217\002\010\002od;ul1\002nam9\002\374 \047par\005\003f\000v\254\220\002s\001\317qual\035\005\355%__\357set_3\005slo{ts\236\001test\247\000\373is\275\206\001outin\373ea\242\216\007_code\377asyncio.7cor\033\003sb\220\214\002\220\214\007>\244\205\013bufc_\253\221\007\237\214\005\277check_\254\211\003c\377line_in_\376\203BbackddA\377dadeltad\177iverged\237\214\005\340\265\221\001\246\214\n\242\212\002\237\220\002\244\220\002_li\003ke\216\214\001\336\221\002\273b\351\213\007\367\212\003\362\213\016\037flags\302\222\004\276\222\004\274\214\n\277fprime\244\216\001_?logits\202\204\006\275\213\002\377hyperiin\355f\242\215\002is\370\217\003ite{ms\000\002izel\202\212\010\370\254\204\004\242\224\003\361\211\001lrmay\030\305\204\001\272@\271\217\003nn\275\211\001\230\222\001\374\217\001\277n_outn\233\216\003n\275d\317\225\002ndim\320\220\013n\375p\365\211""\002ookone\035s\201\"opt\214\210\002\244\221\001\246\225\001\275s\207\205\npoin\267\225\001p\373op\261\206\005selfs\377etdefaul\341t\324\205\003\222\217\001\350\216\001\354\216\001sto\027tal\250\205\002u\216\217\003\247\205\003\310\225\002\336\314\225\003warn\000\001in\353gs\261\225\001e\262\225\001zer\357osfp\273\211\010(Py\373Ob\335\224\001 *)\000v\377oid (dou\376\335\225\001const *\337, int\000\002, \004\n\r#\004*\021\006!\n3\002G\0033\005\000H\0026/E:|\010$S\226\047\232-\312%\002\226\230\002 \2760\n\014\"\003\360 \000\006M\014\002\337\230\002,\345\230\003\277*:%\302GK-\2640\000+G\241?\3211\316p\326,\266\204\022\205\204\013\333\204\004\200\365\204\005O\026\357)\274L\313Q\"\n\277\205\003)\337\000make\270\220\007\000_\377_pyx_fus\377e_1weigh\363t_\323\215\005\017\nforw\017ard_\314\235\002)\n\224\212\002\006\017\32503\03005\02607\0241g\027emm\241\t0\r\001\252\205\377\364\2101 \252\205\377\304\213\r\353\210.\305\205\344\202\207\014[\211\216\003\351\215\006`\000\014\201\216\006\212\216\006\362\215\004\307\216\003]\000\267\207\n\314.\034<\035]\000\355\207\010\0263]\000@\312\023\372\214\005\367\217\003\210\215\005\220\215\005\003\n,\354\246\002`\304\0231\0238\032\301\021\034(]\000\242\211\001\t[\350\220\004\211\202!,\266\221\0054\004\326\216\003\353\013\374\364\020\361\003 *]\200A\330\377\010\014\210G\2204\220y\357\240\006\240a\013\001\016\210i\357\220q\230\001\026\001\017\210q\377\220\006\220a\220t\2304\377\230v\240Q\240b\250\007\377\250t\2604\260v\270Q\377\270b\300\001\330\020\024\220\377E\230\025\230a\230t\240\3674\240qI\000 !\360\016\377\000\t\r\320\014\034\230A\337\230Q\330\010\0278\0007\240\377!\2403\240c\250\030\260\337\026\260q\330\010\023\004\013\210\3774\210r\220\023\220N\240\377$\240a\330\014\022\220*\377\230A\320\0359\270\021\270\177$\320>N\310a\310(\000\377\032\230!\330\010\013\2106\377\220\027\230\001\330\014\017\210\327u\220Ji\000w\204\000\n\260\377$\260e\2707\300#\300\377R\300w\310a\330\024\031\377\230\026\230s\240\"\240D\377\250\005\250V\2601\330\020""\377\026\220j\240\001\240\021\330\277\014\020\220\013\2305\005\003\017\377\210t\220:\230Q\230c\377\240\025\240f\250A\250T\373\260\021\"\004\320!F\300a\373\300q*\001\005\220V\2301\365\230\224 !;\000\010$\240A\375\340\234\"1\330\010\t\330\021\357\022\330\020\023\251 t\2307\377\240#\240Q\330\024\034\230\365F\333\0001t\000\006\250i\260\377q\270\004\270I\300Q\300\377d\310!\3109\320TW\377\320WX\330#/\250v\377\260T\270\036\300q\310\013\177\320ST\320TU\340)\n\177j\270\001\270\024\270Z\034\000\377\004\310A\310Y\320VY\347\320YZ\"\021\306\000\t\230\021\377\330\010\017\210w\220k\240\353\021\200\225\000\033\224@w\240a\377\240s\250&\260\007\260s\335\270\253 \034\230E\263\001\031\230\377\024\230T\240\026\240q\250\377\004\250D\260\n\270\"\270\367B\270a\310!5\220\n\230\335!\215 \002\240*\026\000\003\260\3777\270#\270T\300\027\310\377\004\310C\310w\320VZ\277\320Z]\320]^\325AC\377\220v\230^\2504\250s\257\260&\270\001\230FE\331\003\330\313\035 \333 \024\220`Q\0022\320;\r\036\203`u\240A\303D\366C\243x\230\017\000\244 \263+\"\251&a{\250x\263\000#\270Q\340\323\007\306\303`\360\006\267i\232\204\001\364&\037\230\335qs\002V\2501-\004\200A\214!\013\342mt\270\267@\310@\267L\030\377\230\013\2401\240A\240T\377\250\026\250q\260\003\2606\377\270\026\270t\3001\300A\256\200\010w\220aX\003\020\265`;;\230a\336`#\240X\333ao\003\375\034\366&#\250X\260V\270\3471\340\010\257b\245\n\030\320\030\337*\250!\2501\204@\006\260\177a\260w\270f\300F\234`\3751U\020\016\017\330\014\021\220\345\036\334\004Q\347A\212!\010\000\tW\026\220T\316@Q\247\206\001D\214\206\002\177s\230#\230X\240V\234@\375q\274\206\001A\210R\210v\220\367R\220s\331@9\240D\250\337\010\260\004\260E\324`]\310\377!\330\010\r\210Q\210b\377\220\013\2301\230C\230t\377\2405\250\001\330\010\021\220\367\021\220\"\310\205\002s\240$\240\377e\2501\330\010\037\230y\377\250\006\250a\250r\260\022\367\2603\260\247b9\220C\220\357q\330\014\r\236\207\001E\220\025\373\220a\n\001\024\220A\220U\373\230%\203B\021\240!\330\014\376\r\001R\220r\230\025\230e\276\317 B\240a""\240q\013\007\022\377\2302\230U\240%\240q\364W\002\247\002D\377`$\230d\240\377+\250T\260\024\3205F\377\300j\320PY\320Y[\377\320[\\\330FO\310r\377\320QS\320SU\320U\225V\355\205\001\014\350\205\003;\340\204\002\336%\014\337\020\220\004\220K\357\207\002|\260\3774\260t\320;K\3101\376\345\206\001\001\220\021\330\010\026\220\341l\217\206\001\340\002\255\n2\001D\230\006\257\230a\230q\354\207\001\"\333\000rw\230\022\2307\000\022\220\047\006\000\374\240\207\002\212\"4\250v\260Q\260\367d\270$\341\210\001\300\024\300S\177\310\001\310\021\330\033%\372@\376\255\004f\310A\310Q\330\033\377!\240\030\250\024\250T\320\1771B\300\"\300A\300\017\000\365$\206\207\002a\241\211\002s\270!\270\1774\270s\300!\3001\261\206\003\\\313a\313@!\240\016\346 q\327\210\001\3674\210{\307@S\240\t\250}\021\373\210\0067\260q\270\003\262\204\001\257\033\320\033/\230\204\0021\202\211\0013\377\210a\210w\220c\230\021\376\240\211\n!\330#$\240C\240\375q\322A\014\210C\210w\220\371i\237\205\001\244\211\007u\240B\240j\352\214`C\370`c\311\000X\310W\377\320TU\330\024\027\220w\277\230c\240\024\240W\202\207\0026\377\270\036\300t\3103\310f\374\030\001\266\211\003\320!3\2601\260\377A\330!#\2401\240D\377\320(?\270q\300\004\300wH\310A\206\212\001r\320\021\303\206\001\3775\250\004\250J\260c\270\377\022\320;L\310A\310U\177\320RV\320VW\3303\013\367\010\013\210\360\207\0037\240\"\240\337J\250d\260%\206\002\022\300\3777\310!\330\020\025\220WO\230D\240\004\260\212\006\204\213\003\230\345\204\004\363\007\220\253f\357a\005\240Q\240\177g\250X\260R\260w\313\210\001\363\014\210\311a\002\024\r\230[\250\377\005\250Q\250a\330\010\014\337\320\014!\240\027\365\204\001\013\210\3773\210f\220C\220{\240\377$\240c\250\036\260s\270\377\"\270D\300\003\300:\310/S\320PQ\251\213\001\004\340\213\001\214\210\001\000\004\002";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3838, 7412);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (7306 bytes) */
-static const char bytes[] = "  array ( array of shape  array with  buffers for this optimizer, got  columns is not valid here parameters for these layers, got  rows rows of  rows, got  values overflow a buffer), , got .: expected a writable C-contiguous 1-D float32 or float64 array?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected a non-empty C-contiguous X: expected at most Y: expected a C-contiguous ], got ], got (]: activation code ]: expected a dropout rate in [0, 1), none after the output, got ]: expected a finite negative_slope >= 0]: expected a writable C-contiguous ]: expected n_in=]: expected widths in [1, ]: must not share memory with the modeladd_notean Engine is rebuilt from its model, not pickled: pickle the modelbatch_size: expected 1 to capacity: capacity: expected a batch size in [1, disabledropout_state: expected a writable uint64 array [seed, step]enableenum class fp_activation not importable from fastprop._kernels. You are probably using a cpdef enum declared in a .pxd file that does not have a .py  or .pyx file.fastprop/_engine.pyxgcgrads: expected the shape and dtype of params grads: must not share memory with paramsisenabledlabels: expected C-contiguous int64 labels for labels: expected labels in [0, labels: only softmax cross-entropy takes integer labelslayers: expected at least one layerlayers[loss: unknown loss code lr: expected a finite learning rate >= 0, got numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer state: expected optimizer state[optimizer steps: expected a writable int64 array of one elementoptimizer: none is bound; call bind_optimizer firstoptimizer: unknown kind order: expected a C-contiguous int64 array of row indicesorder: expected row indices in [0, out: expected a writable C-contiguous out: must not share memory with Xparams: expected this model is already running a pass"" in another thread; a model trains or predicts in one thread at a timeEngineEngine.__reduce__Engine.bind_optimizerEngine.epochEngine.gradientsEngine.layer_shapesEngine.lossEngine.predictEngine.stepEngine.traceEngine.updateFP_IDENTITYFP_LEAKY_RELUFP_RELUFP_SIGMOIDFP_SOFTMAXFP_TANHLXY__Shape_Shape.__init____Pyx_PyDict_NextRef__annotate____doc____func____init____main____metaclass____module____name____prepare____pyx_vtable____qualname____reduce____set_name____slots____test___is_coroutineaactivation_codeasyncio.coroutinesbbatchbatch_sizebind_optimizerbufc_contiguouscapacitycline_in_tracebackddAdadeltadropout_ratedropout_statedtypeemptyempty_likeenumerateepochfastprop._enginefastprop._kernelsflagsfloat32float64fp_activationfprimefrom_logitsgradientsgradshyperiinfint64isfiniteitemsitemsizellabelslayer_shapeslayerslosslrmay_share_memorynn_correctn_inn_outn_statendarrayndimnegative_slopenpnumpyoones_likeoptorderoutparamspointerspoppredictsselfsetdefaultshapestatestepstepstotaltraceuuint64updatevaluevalueswarnwarningswriteablezerosfp_optimizer (PyObject *)\000void (double const *, int, int, double const *, double *, double *, int, int, int, double, double, int)\000void (double const *, int, int, double const *, int, int, double const *, double *, double *, int, int, int, int, double)\000void (double const *, int, int, double const *, int, int, double const *, double *, int, int, int, int, double)\000void (float const *, int, int, float const *, float *, float *, int, int, int, float, float, int)\000void (float const *, int, int, float const *, int, int, float const *, float *, float *, int, int, int, int, double)\000void (float const *, int, int, float const *, int, int, float const *, float *, int, int, int, int, double)\000void (int, int, int, int, int, double, double const *, int, double const *, int, double, double *, int)\000void (int, int, int, int, int, float, float const *, int, float const *, int, float, float *, int)\000make_optimizer\000__pyx_fuse_1weight_gradient""\000__pyx_fuse_1forward_layer\000__pyx_fuse_1delta_layer\000__pyx_fuse_0weight_gradient\000__pyx_fuse_0forward_layer\000__pyx_fuse_0delta_layer\000__pyx_fuse_1gemm\000__pyx_fuse_0gemmvoid (double const *, int, int, double const *, double *, double *, int, int, int, double, double, int)\000void (double const *, int, int, double const *, int, int, double const *, double *, double *, int, int, int, int, double)\000void (double const *, int, int, double const *, int, int, double const *, double *, int, int, int, int, double)\000void (float const *, int, int, float const *, float *, float *, int, int, int, float, float, int)\000void (float const *, int, int, float const *, int, int, float const *, float *, float *, int, int, int, int, double)\000void (float const *, int, int, float const *, int, int, float const *, float *, int, int, int, int, double)\000void (int, int, int, int, int, double, double const *, int, double const *, int, double, double *, int)\000void (int, int, int, int, int, float, float const *, int, float const *, int, float, float *, int)\000weight_gradient[const double *,const double *,double *,double *,double,double]\000forward_layer[const double *,const double *,const double *,double *,double *]\000delta_layer[const double *,const double *,const double *,double *]\000weight_gradient[const float *,const float *,float *,float *,float,float]\000forward_layer[const float *,const float *,const float *,float *,float *]\000delta_layer[const float *,const float *,const float *,float *]\000gemm[double,const double *,const double *,double,double *]\000gemm[float,const float *,const float *,float,float *]\200A\330\010\014\210G\2204\220y\240\006\240a\200A\330\010\016\210i\220q\230\001\200A\330\010\017\210q\220\006\220a\220t\2304\230v\240Q\240b\250\007\250t\2604\260v\270Q\270b\300\001\330\020\024\220E\230\025\230a\230t\2404\240q\200A\340\010\033\2304\230w\240a\240s\250&\260\007\260s\270!\330\010\034\230E\240\021\330\010\031\230\024\230T\240\026\240q\250\004\250D""\260\n\270\"\270B\270a\330\010\013\2105\220\n\230!\2305\240\002\240*\250D\260\003\2607\270#\270T\300\027\310\004\310C\310w\320VZ\320Z]\320]^\330\020\024\220C\220v\230^\2504\250s\260&\270\001\330\014\022\220*\230A\320\035E\300Q\300d\310!\330\035 \240\001\240\024\240Q\240a\330\010\013\2102\320\r\036\230a\230u\240A\330\014\022\220*\230A\230Q\330\010\027\220x\230u\240A\240Q\330\010\014\210G\2201\330\010\t\330\021\022\330\020\"\240!\2401\240D\250\006\250a\250x\260s\270#\270Q\340\014\020\220\t\230\021\330\010\017\210q\200A\360\006\000\t\r\320\014\034\230A\230Q\330\010\014\210G\2201\330\010\t\330\021\022\330\020\037\230q\240\001\240\024\240V\2501\340\014\020\220\t\230\021\200A\360\006\000\t\r\320\014\034\230A\230Q\330\010\027\220t\2307\240!\2403\240c\250\030\260\026\260t\2701\330\010!\240\021\340\010\014\210G\2201\330\010\t\330\021\022\330\020\030\230\013\2401\240A\240T\250\026\250q\260\003\2606\270\026\270t\3001\300A\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\006\000\t\020\210t\220;\230a\230s\240#\240X\250V\2601\200A\360\006\000\t\034\2304\230w\240a\240s\250#\250X\260V\2701\340\010!\240\021\330\010\014\210G\2201\330\010\t\330\021\022\330\020\030\320\030*\250!\2501\250D\260\006\260a\260w\270f\300F\310!\3101\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\010\000\t\r\320\014\034\230A\230Q\330\010\027\220t\2307\240!\2403\240c\250\030\260\026\260q\330\010\034\230A\230Q\330\010\013\2104\210r\220\023\220N\240$\240a\330\014\022\220*\230A\320\0359\270\021\270$\320>N\310a\310q\330\010\032\230!\330\010\013\2106\220\027\230\001\330\014\017\210u\220J\230a\230w\240b\250\n\260$\260e\2707\300#\300R\300w\310a\330\024\031\230\026\230s\240\"\240D\250\005\250V\2601\330\020\026\220j\240\001\240\021\330\014\020\220\013\2305\240\001\240\021\330\014\017\210t\220:\230Q\230c\240\025\240f\250A\250T\260\021\330\020\026\220j\240\001\320!F\300a\300q\330\014\020\220\005\220V\2301\230A\330\010!\240\021\340\010\014\210G\2201\330\010\t\330\021\022\330\020\023\2204\220t\2307\240#""\240Q\330\024\034\230F\240!\2401\240D\250\006\250i\260q\270\004\270I\300Q\300d\310!\3109\320TW\320WX\330#/\250v\260T\270\021\270!\340\024\034\230F\240!\2401\240D\250\006\250j\270\001\270\024\270Z\300q\310\004\310A\310Y\320VY\320YZ\330#/\250v\260T\270\021\270!\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\010\000\t\026\220T\230\024\230Q\330\010\014\210D\220\006\220a\220s\230#\230X\240V\2504\250q\330\010\014\210A\210R\210v\220R\220s\230!\2309\240D\250\010\260\004\260E\270\024\270]\310!\330\010\r\210Q\210b\220\013\2301\230C\230t\2405\250\001\330\010\021\220\021\220\"\220J\230a\230s\240$\240e\2501\330\010\037\230y\250\006\250a\250r\260\022\2603\260a\330\010\013\2109\220C\220q\330\014\r\330\010\014\210E\220\025\220a\220q\330\014\024\220A\220U\230%\230q\240\001\240\021\240!\330\014\024\220A\220R\220r\230\025\230e\2401\240B\240a\240q\330\014\024\220A\220R\220r\230\022\2302\230U\240%\240q\250\006\250a\250q\330\010\014\210D\220\n\230$\230d\240+\250T\260\024\3205F\300j\320PY\320Y[\320[\\\330FO\310r\320QS\320SU\320UV\330\010\t\330\014\023\2204\220t\230;\240a\240s\250#\250X\260V\2701\340\014\020\220\004\220K\230t\2404\240|\2604\260t\320;K\3101\330\014\020\220\001\220\021\330\010\026\220l\240!\2401\330\010\021\220\021\330\010\014\210E\220\025\220a\220q\330\014\020\220\004\220D\230\006\230a\230q\330\014\022\220\"\220C\220r\230\022\2301\330\014\022\220\047\230\022\2305\240\001\240\021\240$\240e\2504\250v\260Q\260d\270$\270b\300\001\300\024\300S\310\001\310\021\330\033%\240X\250T\260\024\3205F\300f\310A\310Q\330\033!\240\030\250\024\250T\3201B\300\"\300A\300Q\330\033$\240D\250\006\250a\250t\2604\260s\270!\2704\270s\300!\3001\330\010\017\210w\220a\200A\360\010\000\t!\240\016\250a\250q\330\010\013\2104\210{\230#\230S\240\t\250\021\330\014\022\220*\230A\320\0357\260q\270\003\2701\330\010\033\320\033/\250q\260\003\2601\330\010\013\2103\210a\210w\220c\230\021\330\014\022\220*\230A\320\0359\270\021\270!\330#$\240C\240q\250\001\330\010\014\210C\210w\220i\230q\240\001\330\014""\017\210u\220J\230a\230u\240B\240j\260\004\260C\260w\270c\300\024\300X\310W\320TU\330\024\027\220w\230c\240\024\240W\250D\260\003\2606\270\036\300t\3103\310f\320TU\330\020\026\220j\240\001\320!3\2601\260A\330!#\2401\240D\320(?\270q\300\004\300H\310A\330\014\017\210r\320\021\"\240!\2405\250\004\250J\260c\270\022\320;L\310A\310U\320RV\320VW\330\020\026\220j\240\001\320!3\2601\260A\330\010\013\2105\220\n\230!\2307\240\"\240J\250d\260%\260w\270c\300\022\3007\310!\330\020\025\220W\230D\240\004\240D\250\005\250V\2601\330\014\022\220*\230A\230Q\330\010\014\210D\220\007\220q\330\010\014\210D\220\n\230%\230q\240\005\240Q\240g\250X\260R\260w\270a\330\010\014\210D\220\n\230%\230q\240\005\240Q\240g\250X\260R\260w\270a\330\010\014\210D\220\r\230[\250\005\250Q\250a\330\010\014\320\014!\240\027\250\001\330\010\013\2103\210f\220C\220{\240$\240c\250\036\260s\270\"\270D\300\003\300:\310S\320PQ\330\014\020\220\004\220J\230a\340\014\020\220\004\220J\230a";
+    #else /* compression: none (7412 bytes) */
+static const char bytes[] = "  array ( array of shape  array with  buffers for this optimizer, got  columns is not valid here parameters for these layers, got  rows rows of  rows, got  values overflow a buffer), , got .: expected a writable C-contiguous 1-D float32 or float64 array?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected a non-empty C-contiguous X: expected at most Y: expected a C-contiguous ], got ], got (]: activation code ]: expected a dropout rate in [0, 1), none after the output, got ]: expected a finite negative_slope >= 0]: expected a writable C-contiguous ]: expected n_in=]: expected widths in [1, ]: must not share memory with the modeladd_notean Engine is rebuilt from its model, not pickled: pickle the modelbatch_size: expected 1 to capacity: capacity: expected a batch size in [1, disabledropout_state: expected a writable uint64 array [seed, step]enableenum class fp_activation not importable from fastprop._kernels. You are probably using a cpdef enum declared in a .pxd file that does not have a .py  or .pyx file.fastprop/_engine.pyxgcgrads: expected the shape and dtype of params grads: must not share memory with paramsisenabledlabels: expected C-contiguous int64 labels for labels: expected labels in [0, labels: only softmax cross-entropy takes integer labelslayers: expected at least one layerlayers[loss: unknown loss code lr: expected a finite learning rate >= 0, got numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer state: expected optimizer state[optimizer steps: expected a writable int64 array of one elementoptimizer: none is bound; call bind_optimizer firstoptimizer: unknown kind order: expected a C-contiguous int64 array of row indicesorder: expected row indices in [0, out: expected a writable C-contiguous out: must not share memory with Xparams: expected this model is already running a pass"" in another thread; a model trains or predicts in one thread at a timeEngineEngine.__reduce__Engine.bind_optimizerEngine.epochEngine.gradientsEngine.layer_shapesEngine.lossEngine.params_finiteEngine.predictEngine.stepEngine.traceEngine.updateFP_IDENTITYFP_LEAKY_RELUFP_RELUFP_SIGMOIDFP_SOFTMAXFP_TANHLXY__Shape_Shape.__init____Pyx_PyDict_NextRef__annotate____doc____func____init____main____metaclass____module____name____prepare____pyx_vtable____qualname____reduce____set_name____slots____test___is_coroutineaactivation_codeasyncio.coroutinesbbatchbatch_sizebind_optimizerbufc_contiguouscapacitycheck_paramscline_in_tracebackddAdadeltadivergeddropout_ratedropout_statedtypeemptyempty_likeenumerateepochfastprop._enginefastprop._kernelsflagsfloat32float64fp_activationfprimefrom_logitsgradientsgradshyperiinfint64isfiniteitemsitemsizellabelslayer_shapeslayerslosslrmay_share_memorynn_correctn_inn_outn_statendarrayndimnegative_slopenpnumpyookones_likeoptorderoutparamsparams_finitepointerspoppredictsselfsetdefaultshapestatestepstepstotaltraceuuint64updatevaluevalueswarnwarningswriteablezerosfp_optimizer (PyObject *)\000void (double const *, int, int, double const *, double *, double *, int, int, int, double, double, int)\000void (double const *, int, int, double const *, int, int, double const *, double *, double *, int, int, int, int, double)\000void (double const *, int, int, double const *, int, int, double const *, double *, int, int, int, int, double)\000void (float const *, int, int, float const *, float *, float *, int, int, int, float, float, int)\000void (float const *, int, int, float const *, int, int, float const *, float *, float *, int, int, int, int, double)\000void (float const *, int, int, float const *, int, int, float const *, float *, int, int, int, int, double)\000void (int, int, int, int, int, double, double const *, int, double const *, int, double, double *, int)\000void (int, int, int, int, int, float, float const *, int, float const *, int, float, float *,"" int)\000make_optimizer\000__pyx_fuse_1weight_gradient\000__pyx_fuse_1forward_layer\000__pyx_fuse_1delta_layer\000__pyx_fuse_0weight_gradient\000__pyx_fuse_0forward_layer\000__pyx_fuse_0delta_layer\000__pyx_fuse_1gemm\000__pyx_fuse_0gemmvoid (double const *, int, int, double const *, double *, double *, int, int, int, double, double, int)\000void (double const *, int, int, double const *, int, int, double const *, double *, double *, int, int, int, int, double)\000void (double const *, int, int, double const *, int, int, double const *, double *, int, int, int, int, double)\000void (float const *, int, int, float const *, float *, float *, int, int, int, float, float, int)\000void (float const *, int, int, float const *, int, int, float const *, float *, float *, int, int, int, int, double)\000void (float const *, int, int, float const *, int, int, float const *, float *, int, int, int, int, double)\000void (int, int, int, int, int, double, double const *, int, double const *, int, double, double *, int)\000void (int, int, int, int, int, float, float const *, int, float const *, int, float, float *, int)\000weight_gradient[const double *,const double *,double *,double *,double,double]\000forward_layer[const double *,const double *,const double *,double *,double *]\000delta_layer[const double *,const double *,const double *,double *]\000weight_gradient[const float *,const float *,float *,float *,float,float]\000forward_layer[const float *,const float *,const float *,float *,float *]\000delta_layer[const float *,const float *,const float *,float *]\000gemm[double,const double *,const double *,double,double *]\000gemm[float,const float *,const float *,float,float *]\200A\330\010\014\210G\2204\220y\240\006\240a\200A\330\010\016\210i\220q\230\001\200A\330\010\017\210q\220\006\220a\220t\2304\230v\240Q\240b\250\007\250t\2604\260v\270Q\270b\300\001\330\020\024\220E\230\025\230a\230t\2404\240q\200A\330 !\360\016\000\t\r\320\014\034\230A\230Q\330\010\027\220t\2307\240!\2403""\240c\250\030\260\026\260q\330\010\034\230A\230Q\330\010\013\2104\210r\220\023\220N\240$\240a\330\014\022\220*\230A\320\0359\270\021\270$\320>N\310a\310q\330\010\032\230!\330\010\013\2106\220\027\230\001\330\014\017\210u\220J\230a\230w\240b\250\n\260$\260e\2707\300#\300R\300w\310a\330\024\031\230\026\230s\240\"\240D\250\005\250V\2601\330\020\026\220j\240\001\240\021\330\014\020\220\013\2305\240\001\240\021\330\014\017\210t\220:\230Q\230c\240\025\240f\250A\250T\260\021\330\020\026\220j\240\001\320!F\300a\300q\330\014\020\220\005\220V\2301\230A\330\010!\240\021\330\010$\240A\340\010\014\210G\2201\330\010\t\330\021\022\330\020\023\2204\220t\2307\240#\240Q\330\024\034\230F\240!\2401\240D\250\006\250i\260q\270\004\270I\300Q\300d\310!\3109\320TW\320WX\330#/\250v\260T\270\036\300q\310\013\320ST\320TU\340\024\034\230F\240!\2401\240D\250\006\250j\270\001\270\024\270Z\300q\310\004\310A\310Y\320VY\320YZ\330#/\250v\260T\270\036\300q\310\013\320ST\320TU\340\014\020\220\t\230\021\330\010\017\210w\220k\240\021\200A\340\010\033\2304\230w\240a\240s\250&\260\007\260s\270!\330\010\034\230E\240\021\330\010\031\230\024\230T\240\026\240q\250\004\250D\260\n\270\"\270B\270a\330\010\013\2105\220\n\230!\2305\240\002\240*\250D\260\003\2607\270#\270T\300\027\310\004\310C\310w\320VZ\320Z]\320]^\330\020\024\220C\220v\230^\2504\250s\260&\270\001\330\014\022\220*\230A\320\035E\300Q\300d\310!\330\035 \240\001\240\024\240Q\240a\330\010\013\2102\320\r\036\230a\230u\240A\330\014\022\220*\230A\230Q\330\010\027\220x\230u\240A\240Q\330\010\014\210G\2201\330\010\t\330\021\022\330\020\"\240!\2401\240D\250\006\250a\250x\260s\270#\270Q\340\014\020\220\t\230\021\330\010\017\210q\200A\360\006\000\t\r\320\014\034\230A\230Q\330\010\014\210G\2201\330\010\t\330\021\022\330\020\037\230q\240\001\240\024\240V\2501\340\014\020\220\t\230\021\200A\360\006\000\t\r\320\014\034\230A\230Q\330\010\027\220t\2307\240!\2403\240c\250\030\260\026\260t\2701\330\010!\240\021\340\010\014\210G\2201\330\010\t\330\021\022\330\020\030""\230\013\2401\240A\240T\250\026\250q\260\003\2606\270\026\270t\3001\300A\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\006\000\t\020\210t\220;\230a\230s\240#\240X\250V\2601\200A\360\006\000\t\034\2304\230w\240a\240s\250#\250X\260V\2701\340\010!\240\021\330\010\014\210G\2201\330\010\t\330\021\022\330\020\030\320\030*\250!\2501\250D\260\006\260a\260w\270f\300F\310!\3101\340\014\020\220\t\230\021\330\010\017\210w\220a\200A\360\006\000\016\017\330\014\021\220\036\230q\240\001\240\024\240Q\330\010\017\210q\200A\360\010\000\t\026\220T\230\024\230Q\330\010\014\210D\220\006\220a\220s\230#\230X\240V\2504\250q\330\010\014\210A\210R\210v\220R\220s\230!\2309\240D\250\010\260\004\260E\270\024\270]\310!\330\010\r\210Q\210b\220\013\2301\230C\230t\2405\250\001\330\010\021\220\021\220\"\220J\230a\230s\240$\240e\2501\330\010\037\230y\250\006\250a\250r\260\022\2603\260a\330\010\013\2109\220C\220q\330\014\r\330\010\014\210E\220\025\220a\220q\330\014\024\220A\220U\230%\230q\240\001\240\021\240!\330\014\024\220A\220R\220r\230\025\230e\2401\240B\240a\240q\330\014\024\220A\220R\220r\230\022\2302\230U\240%\240q\250\006\250a\250q\330\010\014\210D\220\n\230$\230d\240+\250T\260\024\3205F\300j\320PY\320Y[\320[\\\330FO\310r\320QS\320SU\320UV\330\010\t\330\014\023\2204\220t\230;\240a\240s\250#\250X\260V\2701\340\014\020\220\004\220K\230t\2404\240|\2604\260t\320;K\3101\330\014\020\220\001\220\021\330\010\026\220l\240!\2401\330\010\021\220\021\330\010\014\210E\220\025\220a\220q\330\014\020\220\004\220D\230\006\230a\230q\330\014\022\220\"\220C\220r\230\022\2301\330\014\022\220\047\230\022\2305\240\001\240\021\240$\240e\2504\250v\260Q\260d\270$\270b\300\001\300\024\300S\310\001\310\021\330\033%\240X\250T\260\024\3205F\300f\310A\310Q\330\033!\240\030\250\024\250T\3201B\300\"\300A\300Q\330\033$\240D\250\006\250a\250t\2604\260s\270!\2704\270s\300!\3001\330\010\017\210w\220a\200A\360\010\000\t!\240\016\250a\250q\330\010\013\2104\210{\230#\230S\240\t\250\021\330\014\022\220*\230A\320\0357\260q""\270\003\2701\330\010\033\320\033/\250q\260\003\2601\330\010\013\2103\210a\210w\220c\230\021\330\014\022\220*\230A\320\0359\270\021\270!\330#$\240C\240q\250\001\330\010\014\210C\210w\220i\230q\240\001\330\014\017\210u\220J\230a\230u\240B\240j\260\004\260C\260w\270c\300\024\300X\310W\320TU\330\024\027\220w\230c\240\024\240W\250D\260\003\2606\270\036\300t\3103\310f\320TU\330\020\026\220j\240\001\320!3\2601\260A\330!#\2401\240D\320(?\270q\300\004\300H\310A\330\014\017\210r\320\021\"\240!\2405\250\004\250J\260c\270\022\320;L\310A\310U\320RV\320VW\330\020\026\220j\240\001\320!3\2601\260A\330\010\013\2105\220\n\230!\2307\240\"\240J\250d\260%\260w\270c\300\022\3007\310!\330\020\025\220W\230D\240\004\240D\250\005\250V\2601\330\014\022\220*\230A\230Q\330\010\014\210D\220\007\220q\330\010\014\210D\220\n\230%\230q\240\005\240Q\240g\250X\260R\260w\270a\330\010\014\210D\220\n\230%\230q\240\005\240Q\240g\250X\260R\260w\270a\330\010\014\210D\220\r\230[\250\005\250Q\250a\330\010\014\320\014!\240\027\250\001\330\010\013\2103\210f\220C\220{\240$\240c\250\036\260s\270\"\270D\300\003\300:\310S\320PQ\330\014\020\220\004\220J\230a\340\014\020\220\004\220J\230a";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 189; i++) {
+    for (int i = 0; i < 194; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 66) PyUnicode_InternInPlace(&string);
@@ -20447,8 +21354,8 @@ static const char bytes[] = "  array ( array of shape  array with  buffers for t
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 189; i < 202; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-189].length;
+    for (int i = 194; i < 208; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-194].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -20458,15 +21365,15 @@ static const char bytes[] = "  array ( array of shape  array with  buffers for t
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 202; i++) {
+    for (Py_ssize_t i = 0; i < 208; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 189;
-      for (Py_ssize_t i=0; i<13; ++i) {
+      PyObject **table = stringtab + 194;
+      for (Py_ssize_t i=0; i<14; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -20552,59 +21459,64 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 413};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 453};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_reduce, __pyx_mstate->__pyx_kp_b_iso88591_A_iq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 419};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 459};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_hyper, __pyx_mstate->__pyx_n_u_state, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_opt, __pyx_mstate->__pyx_n_u_n_state, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_buf};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_bind_optimizer, __pyx_mstate->__pyx_kp_b_iso88591_A_aq_4_S_A_7q_1_q_1_3awc_A_9_Cq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 503};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 543};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_batch, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_n_out, __pyx_mstate->__pyx_n_u_o};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_predict, __pyx_mstate->__pyx_kp_b_iso88591_A_4was_s_E_T_q_D_Ba_5_5_D_7_T_Cw, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 523};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 563};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_batch, __pyx_mstate->__pyx_n_u_total, __pyx_mstate->__pyx_n_u_n_correct};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_kp_b_iso88591_A_4was_XV1_G1_1D_awfF_1_wa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 537};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 577};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_gradients, __pyx_mstate->__pyx_kp_b_iso88591_A_t_as_XV1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 21, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 542};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 21, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 582};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_L, __pyx_mstate->__pyx_n_u_l, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_u, __pyx_mstate->__pyx_n_u_da, __pyx_mstate->__pyx_n_u_fprime, __pyx_mstate->__pyx_n_u_pointers, __pyx_mstate->__pyx_n_u_value, __pyx_mstate->__pyx_n_u__6, __pyx_mstate->__pyx_n_u_from_logits, __pyx_mstate->__pyx_n_u_layers, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_a};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_kp_b_iso88591_A_T_Q_D_as_XV4q_ARvRs_9D_E_Qb_1C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 576};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 616};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_l};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_layer_shapes, __pyx_mstate->__pyx_kp_b_iso88591_A_q_at4vQb_t4vQb_E_at4q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 611};
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 651};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_lr, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_n_correct, __pyx_mstate->__pyx_n_u_value};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_kp_b_iso88591_A_AQ_t7_3c_t1_G1_1AT_q_6_t1A_wa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {8, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 626};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_order, __pyx_mstate->__pyx_n_u_batch_size, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_lr, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_n_correct, __pyx_mstate->__pyx_n_u_total};
+    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 15, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 666};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_Y, __pyx_mstate->__pyx_n_u_labels, __pyx_mstate->__pyx_n_u_order, __pyx_mstate->__pyx_n_u_batch_size, __pyx_mstate->__pyx_n_u_loss, __pyx_mstate->__pyx_n_u_lr, __pyx_mstate->__pyx_n_u_check_params, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_n_correct, __pyx_mstate->__pyx_n_u_diverged, __pyx_mstate->__pyx_n_u_total};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_epoch, __pyx_mstate->__pyx_kp_b_iso88591_A_AQ_t7_3c_q_AQ_4r_N_a_A_9_Naq_6, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 659};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_lr};
-    __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_update, __pyx_mstate->__pyx_kp_b_iso88591_A_AQ_G1_q_V1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 704};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ok};
+    __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_params_finite, __pyx_mstate->__pyx_kp_b_iso88591_A_q_Q_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 674};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 711};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_lr};
+    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_update, __pyx_mstate->__pyx_kp_b_iso88591_A_AQ_G1_q_V1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 726};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_n_in, __pyx_mstate->__pyx_n_u_n_out};
-    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_init, __pyx_mstate->__pyx_kp_b_iso88591_A_G4y_a, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastprop__engine_pyx, __pyx_mstate->__pyx_n_u_init, __pyx_mstate->__pyx_kp_b_iso88591_A_G4y_a, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;

@@ -151,6 +151,8 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
     else:
         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
                                  out.n_out, out.activation, out.negative_slope, n_correct)
+    if update != NO_UPDATE and not _finite(value):
+        return value  # a diverged batch updates nothing
     for l in range(L - 1, -1, -1):
         d = &net.layer[l]
         W = params + d.w_offset
@@ -203,7 +205,7 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
     _forward(net, X, n, training)
     value = _backward(net, X, Y, labels, n, loss, training,
                       net.update if training else NO_UPDATE, lr, n_correct)
-    if training:
+    if training and _finite(value):
         if net.update == UPDATE_BY_OPTIMIZER:
             _optimizer_pass(net, lr)
         else:  # the update ran inside the weight-gradient products
@@ -223,10 +225,13 @@ cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, doubl
 
 cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,
                    const int64_t *order, Py_ssize_t n, int batch_size, int loss, double lr,
-                   int64_t *n_correct) noexcept nogil:
+                   bint check_params, int64_t *n_correct, Py_ssize_t *diverged) noexcept nogil:
     """Every batch of one epoch; returns the sum over batches of (batch loss * batch size).
-    With `order`, batch rows are gathered into the workspace; without it, read in place."""
-    cdef Py_ssize_t lo = 0, i, r
+    With `order`, batch rows are gathered into the workspace; without it, read in place. Stops
+    at the first batch whose loss is not finite (or, with check_params, after which a parameter
+    is not), and sets *diverged to its index (else -1)."""
+    cdef Py_ssize_t lo = 0, i, r, batch = 0
+    cdef double value
     cdef int bs
     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
     cdef double total = 0
@@ -236,9 +241,8 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
     while lo < n:
         bs = <int>(batch_size if n - lo > batch_size else n - lo)
         if order == NULL:
-            total += bs * _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
-                                labels + lo if labels != NULL else NULL, bs, loss, True, lr,
-                                n_correct)
+            value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+                          labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
         else:
             for i in range(bs):
                 r = order[lo + i]
@@ -247,11 +251,47 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
                     memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)
                 else:
                     net.label_rows[i] = labels[r]
-            total += bs * _step(net, X_rows, Y_rows if Y != NULL else NULL,
-                                net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
-                                n_correct)
+            value = _step(net, X_rows, Y_rows if Y != NULL else NULL,
+                          net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
+                          n_correct)
+        if not _finite(value) or (check_params and not _params_finite(net)):
+            diverged[0] = batch
+            return total
+        total += bs * value
         lo += bs
+        batch += 1
+    diverged[0] = -1
     return total
+
+
+cdef inline bint _finite(double x) noexcept nogil:
+    return x - x == 0  # false for NaN and +-inf
+
+
+cdef bint _params_finite(Net *net) noexcept nogil:
+    """True if every parameter is finite (a sum is finite exactly when every term is, or it
+    overflowed: then the element-wise check decides)."""
+    cdef Py_ssize_t i, n = net.n_params
+    cdef const float *f = <const float *>net.params
+    cdef const double *d = <const double *>net.params
+    cdef double total = 0
+    if net.dtype == FP_FLOAT32:
+        for i in range(n):
+            total += f[i]
+    else:
+        for i in range(n):
+            total += d[i]
+    if _finite(total):
+        return True
+    if net.dtype == FP_FLOAT32:
+        for i in range(n):
+            if not _finite(f[i]):
+                return False
+    else:
+        for i in range(n):
+            if not _finite(d[i]):
+                return False
+    return True
 
 
 cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out,
@@ -623,10 +663,14 @@ cdef class Engine:
             self._busy = False
         return value, n_correct
 
-    def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr):
+    def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,
+              bint check_params=False):
         """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
         `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
-        order). Returns (sum of batch loss times batch size, number correct)."""
+        order). Returns (sum of batch loss times batch size, number correct, the index of the
+        batch at which training diverged or -1): it stops at the first batch whose loss is not
+        finite (its update is not applied) or, with check_params, after whose update a
+        parameter is not."""
         self._check_training(lr)
         cdef Batch b = self._batch(X, Y, labels, loss, 0)
         cdef Py_ssize_t n = b.n
@@ -642,19 +686,27 @@ cdef class Engine:
                 raise ValueError(f"order: expected row indices in [0, {n})")
             n = order.shape[0]
         cdef int64_t n_correct = 0
+        cdef Py_ssize_t diverged = -1
         cdef double total
         self._begin()
         try:
             with nogil:
                 if self.net.dtype == FP_FLOAT32:
                     total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,
-                                   batch_size, loss, lr, &n_correct)
+                                   batch_size, loss, lr, check_params, &n_correct, &diverged)
                 else:
                     total = _epoch(&self.net, <double *>b.X, <double *>b.Y, b.labels, o, n,
-                                   batch_size, loss, lr, &n_correct)
+                                   batch_size, loss, lr, check_params, &n_correct, &diverged)
         finally:
             self._busy = False
-        return total, n_correct
+        return total, n_correct, diverged
+
+    def params_finite(self):
+        """True if every parameter is finite."""
+        cdef bint ok
+        with nogil:
+            ok = _params_finite(&self.net)
+        return ok
 
     def update(self, double lr):
         """One step of the bound optimizer over the gradient buffer as it stands (plain SGD

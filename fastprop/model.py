@@ -94,6 +94,7 @@ class Sequential:
         self._dropout_state = np.array([self._rng.integers(2**63), 0], np.uint64)
         self._engine = None
         self._training = threading.Lock()  # held by fit: one training at a time
+        self._snapshot = None  # (optimizer state, training.Snapshot) for train_step
         self.optimizer = None            # the optimizer of the last training, with ...
         self._optimizer_state = None     # ... its state on this model
 
@@ -321,7 +322,16 @@ class Sequential:
         model.grads holds the batch's whole gradient afterwards (clipped, if clip_norm is set)."""
         X, Y, labels, loss = self._check_data(X, y, loss)
         engine = self._bind(optimizer, X.shape[0])
+        snapshot = self._snapshot
+        if snapshot is None or snapshot[0] is not self._optimizer_state:
+            snapshot = self._snapshot = (self._optimizer_state,
+                                         training.Snapshot(self, self._optimizer_state))
+        snapshot[1].take()
         value, _ = engine.step(X, Y, labels, LOSSES[loss], optimizer.lr)
+        if not (np.isfinite(value) and engine.params_finite()):
+            snapshot[1].restore()
+            raise training.diverged("train_step", "the model is as it was before the step",
+                                    optimizer.lr)
         return value
 
     def fit(self, X, y, loss, optimizer=None, epochs=1, batch_size=32, **options):

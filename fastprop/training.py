@@ -18,6 +18,32 @@ from .metrics import get_metric
 from .optimizers import SGD, Optimizer
 
 
+class Snapshot:
+    """A copy of what a training step changes: the parameters, the optimizer state and the
+    dropout counter; taken and restored without allocating."""
+
+    def __init__(self, model, state):
+        self._pairs = [(model.params, model.params.copy()),
+                       (model._dropout_state, model._dropout_state.copy()),
+                       (state.steps, state.steps.copy())]
+        self._pairs += [(buf, buf.copy()) for buf in state.buffers]
+
+    def take(self):
+        for live, saved in self._pairs:
+            np.copyto(saved, live)
+
+    def restore(self):
+        for live, saved in self._pairs:
+            np.copyto(live, saved)
+
+
+def diverged(where, snapshot_note, lr):
+    return FloatingPointError(
+        f"{where}: the loss or the update was not finite (nan or inf), so training stopped; "
+        f"{snapshot_note}. Lower the learning rate (lr={lr:g}) or clip the gradients "
+        f"(clip_norm=...)")
+
+
 def check_metrics(metrics):
     """{name: function} for a list of metric names (None: none)."""
     if metrics is None:
@@ -178,6 +204,8 @@ def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, se
             cb.on_train_begin(model, logs)
     engine = model._bind(optimizer, batch_size)
     state = model._optimizer_state
+    snapshot = Snapshot(model, state)  # the epoch's start, should it diverge
+    n_batches = -(-n // batch_size)
     try:
         for epoch in range(epochs):
             lr = rates[epoch]
@@ -189,14 +217,19 @@ def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, se
                 # a callback's predict rebuilt the engine larger, or trained with another
                 # optimizer: bind this fit's optimizer and state again
                 engine = model._bind(optimizer, batch_size, state)
+            snapshot.take()
             start = time.perf_counter()
             if shuffle:
                 rng.shuffle(order)  # in place: a new order each epoch, no allocation
             if watchers:
-                total, n_correct = _chunked_epoch(engine, model, X, Y, labels, order, batch_size,
-                                                  loss, lr, watchers)
+                total, n_correct, bad = _chunked_epoch(engine, model, X, Y, labels, order,
+                                                       batch_size, loss, lr, watchers)
             else:
-                total, n_correct = engine.epoch(X, Y, labels, order, batch_size, LOSSES[loss], lr)
+                total, n_correct, bad = engine.epoch(X, Y, labels, order, batch_size,
+                                                     LOSSES[loss], lr)
+            if bad >= 0 or not engine.params_finite():
+                _stop(engine, snapshot, X, Y, labels, order, batch_size, loss, lr, epoch,
+                      n_batches)
             seconds = time.perf_counter() - start
             logs = {"epoch": epoch + 1, "loss": total / n, "lr": lr, "seconds": seconds,
                     "samples_per_sec": n / seconds if seconds > 0 else float("inf"),
@@ -222,6 +255,16 @@ def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, se
     return history
 
 
+def _part(engine, X, Y, labels, order, lo, hi, batch_size, loss, lr, check_params=False):
+    """The batches of rows lo to hi of the epoch (of `order`, or of X in its order)."""
+    if order is not None:
+        return engine.epoch(X, Y, labels, order[lo:hi], batch_size, LOSSES[loss], lr,
+                            check_params)
+    return engine.epoch(X[lo:hi], None if Y is None else Y[lo:hi],
+                        None if labels is None else labels[lo:hi], None, batch_size,
+                        LOSSES[loss], lr, check_params)
+
+
 def _chunked_epoch(engine, model, X, Y, labels, order, batch_size, loss, lr, watchers):
     """One epoch in about 20 engine calls over whole batches, telling the watchers (a progress
     bar) how far it got: the same steps as one call."""
@@ -231,17 +274,31 @@ def _chunked_epoch(engine, model, X, Y, labels, order, batch_size, loss, lr, wat
     total, n_correct = 0.0, 0
     for lo in range(0, n, per_call):
         hi = min(n, lo + per_call)
-        if order is not None:
-            t, c = engine.epoch(X, Y, labels, order[lo:hi], batch_size, LOSSES[loss], lr)
-        else:
-            t, c = engine.epoch(X[lo:hi], None if Y is None else Y[lo:hi],
-                                None if labels is None else labels[lo:hi], None, batch_size,
-                                LOSSES[loss], lr)
+        t, c, bad = _part(engine, X, Y, labels, order, lo, hi, batch_size, loss, lr)
+        if bad >= 0:
+            return total, n_correct, lo // batch_size + bad
         total += t
         n_correct += c
         for cb in watchers:
             cb.on_progress(model, hi, n, total / hi)
-    return total, n_correct
+    return total, n_correct, -1
+
+
+def _stop(engine, snapshot, X, Y, labels, order, batch_size, loss, lr, epoch, n_batches):
+    """Training diverged in this epoch: replays it from its start, checking the parameters
+    after every step, to find the first batch whose loss or update is not finite; leaves the
+    model as it was before that batch and raises FloatingPointError."""
+    n = X.shape[0]
+    snapshot.restore()
+    _, _, bad = _part(engine, X, Y, labels, order, 0, n, batch_size, loss, lr, True)
+    snapshot.restore()
+    if bad > 0:  # the batches before it were fine: take them again
+        _part(engine, X, Y, labels, order, 0, bad * batch_size, batch_size, loss, lr)
+    where = (f"fit: epoch {epoch + 1}, batch {bad + 1} of {n_batches}" if bad >= 0 else
+             f"fit: epoch {epoch + 1}")
+    kept = ("the model keeps its weights and optimizer state from before that batch"
+            if bad >= 0 else f"the model keeps its weights from the start of epoch {epoch + 1}")
+    raise diverged(where, kept, lr)
 
 
 def partial_fit(model, X, y, loss, optimizer=None, batch_size=32, **options):

@@ -170,6 +170,7 @@ def test_the_engine_rejects_what_it_cannot_read():
     with pytest.raises(TypeError, match="rebuilt from its model"):
         import pickle
         pickle.dumps(t)
-    total, correct = t.epoch(X, None, labels, np.arange(5, dtype=np.int64), 4, CE, 0.0)
+    total, correct, diverged = t.epoch(X, None, labels, np.arange(5, dtype=np.int64), 4, CE, 0.0)
+    assert diverged == -1
     assert total == pytest.approx(5 * np.log(2), rel=1e-5)  # zero inputs: uniform softmax
     assert steps[0] == 2  # two batches: the step count advanced in place

@@ -69,15 +69,20 @@ def test_a_crash_mid_save_leaves_the_previous_file(tmp_path, monkeypatch):
     np.testing.assert_array_equal(fp.load(path).params, saved)
 
 
-def rewrite(path, out, header=None, **arrays):
-    """A copy of a saved file with its header edited and/or arrays replaced."""
+def rewrite(path, out, header=None, reseal=False, **arrays):
+    """A copy of a saved file with its header edited and/or arrays replaced; with `reseal`, its
+    checksum recomputed (as someone who edits a file on purpose would), so that the reader's
+    other checks are what must catch it."""
     with np.load(path) as f:
         files = {k: f[k] for k in f.files}
+    h = json.loads(files["header"].tobytes())
     if header is not None:
-        h = json.loads(files["header"].tobytes())
         header(h)
-        files["header"] = np.frombuffer(json.dumps(h).encode(), dtype=np.uint8)
     files.update(arrays)
+    if reseal:
+        h["sha256"] = fp.io.digest(h, [files[k] for k in ("params", "optimizer_state_0",
+                                                          "optimizer_state_1") if k in files])
+    files["header"] = np.frombuffer(json.dumps(h).encode(), dtype=np.uint8)
     np.savez(out, **files)
     return out
 
@@ -95,21 +100,30 @@ def test_damaged_and_foreign_files_give_clear_errors(tmp_path):
     flipped[len(data) // 3] ^= 0xFF  # a flipped byte inside the compressed members
     (tmp_path / "flipped.npz").write_bytes(bytes(flipped))
     cases.append(("flipped.npz", "not a valid fastprop model file"))
-    rewrite(good, tmp_path / "v2.npz", header=lambda h: h.update(version=2))
-    cases.append(("v2.npz", "format version 2; this fastprop reads version 1"))
+    rewrite(good, tmp_path / "v3.npz", header=lambda h: h.update(version=3))
+    cases.append(("v3.npz", "format version 3; this fastprop reads versions 1, 2"))
     rewrite(good, tmp_path / "other.npz", header=lambda h: h.update(format="keras"))
     cases.append(("other.npz", "expected format 'fastprop'"))
     edited = np.load(good)["params"].copy()
     edited[0] += 1
     rewrite(good, tmp_path / "edited.npz", params=edited)
     cases.append(("edited.npz", "do not match their checksum"))
-    rewrite(good, tmp_path / "short.npz", params=edited[:-1])
-    cases.append(("short.npz", "parameters for its layers, got"))
-    rewrite(good, tmp_path / "arch.npz", header=lambda h: h["layers"][1].update(n_in=5))
-    cases.append(("arch.npz", "architecture does not hold together"))
-    rewrite(good, tmp_path / "act.npz", header=lambda h: h["layers"][0].update(activation="gelu"))
+    # the checksum covers the header too: a different activation, slope or split is caught
+    for field, value in (("activation", "tanh"), ("negative_slope", 0.2), ("dropout", 0.5)):
+        rewrite(good, tmp_path / f"h_{field}.npz", header=lambda h: h["layers"][0].update(
+            {field: value}))
+        cases.append((f"h_{field}.npz", "do not match their checksum"))
+    # and behind a recomputed checksum, the structure is still checked
+    rewrite(good, tmp_path / "short.npz", params=edited[:-1], reseal=True)
+    cases.append(("short.npz", "member 'params' holds float32 (50,), expected float32 (51,)"))
+    rewrite(good, tmp_path / "arch.npz", header=lambda h: h["layers"][1].update(n_in=5),
+            reseal=True)
+    cases.append(("arch.npz", "n_params is 51, its layers hold 48"))
+    rewrite(good, tmp_path / "act.npz", reseal=True,
+            header=lambda h: h["layers"][0].update(activation="gelu"))
     cases.append(("act.npz", "architecture does not hold together"))
-    rewrite(good, tmp_path / "opt.npz", header=lambda h: h["optimizer"].update({"class": "Lion"}))
+    rewrite(good, tmp_path / "opt.npz", reseal=True,
+            header=lambda h: h["optimizer"].update({"class": "Lion"}))
     cases.append(("opt.npz", "unknown optimizer 'Lion'"))
     np.savez(tmp_path / "pickled.npz", header=np.array([{"a": 1}], dtype=object),
              params=np.zeros(3))
