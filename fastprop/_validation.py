@@ -43,6 +43,33 @@ def check_seed(name, seed):
     return int(seed)
 
 
+def check_int(name, value, low=0, high=INT_MAX):
+    """An integer in [low, high] (not a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer in [{low}, {high}], got "
+                        f"{type(value).__name__} {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}: expected an integer in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def check_path(name, value):
+    """A file path: str or os.PathLike."""
+    import os
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a file path (str or os.PathLike), got "
+                        f"{type(value).__name__}")
+    return os.fspath(value)
+
+
+def check_choice(name, value, choices):
+    """One of `choices` (compared only once its type is right)."""
+    if not any(type(value) is type(c) and value == c for c in choices):
+        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}"
+                         f"{did_you_mean(value, choices) if isinstance(value, str) else ''}")
+    return value
+
+
 def check_non_negative_float(name, value):
     """A finite number >= 0 (not a bool)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -139,5 +166,13 @@ def canonical_name(argument, value, table, aliases, example):
         raise TypeError(f"{argument}: expected a name such as {example!r}, got {type(value).__name__}")
     key = aliases.get(value.lower(), value.lower())
     if key not in table:
-        raise ValueError(f"{argument}: expected one of {sorted(table)}, got {value!r}")
+        raise ValueError(f"{argument}: expected one of {sorted(table)}, got {value!r}"
+                         f"{did_you_mean(value.lower(), list(table) + list(aliases))}")
     return key
+
+
+def did_you_mean(value, names):
+    """'; did you mean ...?' for the closest of `names`, or ''."""
+    import difflib
+    close = difflib.get_close_matches(str(value), [str(n) for n in names], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

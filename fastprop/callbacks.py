@@ -12,6 +12,9 @@ import math
 import sys
 import time
 
+from ._validation import (check_choice, check_int, check_non_negative_float, check_path,
+                          did_you_mean)
+
 
 class Callback:
     def on_train_begin(self, model, logs):
@@ -32,8 +35,7 @@ class Callback:
 
 
 def _mode(monitor, mode):
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
+    check_choice("mode", mode, ("auto", "min", "max"))
     if mode == "auto":
         return "max" if ("acc" in monitor or monitor.endswith("r2")) else "min"
     return mode
@@ -41,15 +43,22 @@ def _mode(monitor, mode):
 
 class _Monitor(Callback):
     def __init__(self, monitor, min_delta, mode):
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor: expected the name of a logged value such as 'val_loss', "
+                            f"got {type(monitor).__name__}")
         self.monitor = monitor
-        self.min_delta = float(min_delta)
+        self.min_delta = check_non_negative_float("min_delta", min_delta)
         self.mode = _mode(monitor, mode)
         self._best = None
 
     def _value(self, logs):
         if self.monitor not in logs:
-            raise ValueError(f"monitor: {self.monitor!r} is not among the logs {sorted(logs)}; "
-                             f"pass validation data to monitor val_ quantities")
+            hint = did_you_mean(self.monitor, logs)
+            if not hint and self.monitor.startswith("val_"):
+                hint = ("; pass validation_data or validation_split" if "val_loss" not in logs
+                        else f"; add {self.monitor[4:]!r} to fit's metrics")
+            raise ValueError(f"monitor: {self.monitor!r} is not among the logs {sorted(logs)}"
+                             f"{hint}")
         return logs[self.monitor]
 
     def _improved(self, value):
@@ -67,10 +76,8 @@ class EarlyStopping(_Monitor):
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, restore_best=True,
                  mode="auto"):
         super().__init__(monitor, min_delta, mode)
-        self.patience = int(patience)
-        if self.patience < 0:
-            raise ValueError(f"patience: expected an integer >= 0, got {patience!r}")
-        self.restore_best = bool(restore_best)
+        self.patience = check_int("patience", patience)
+        self.restore_best = _flag("restore_best", restore_best)
         self.best_epoch = None
         self.stopped_epoch = None
         self._wait = 0
@@ -103,8 +110,8 @@ class ModelCheckpoint(_Monitor):
 
     def __init__(self, path, monitor="val_loss", save_best_only=True, min_delta=0.0, mode="auto"):
         super().__init__(monitor, min_delta, mode)
-        self.path = path
-        self.save_best_only = bool(save_best_only)
+        self.path = check_path("path", path)
+        self.save_best_only = _flag("save_best_only", save_best_only)
         self.saved_epochs = []
 
     def on_epoch_end(self, model, epoch, logs):
@@ -127,15 +134,11 @@ class ReduceLROnPlateau(_Monitor):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0.0,
                  mode="auto"):
         super().__init__(monitor, min_delta, mode)
-        self.factor = float(factor)
+        self.factor = check_non_negative_float("factor", factor)
         if not 0 < self.factor < 1:
             raise ValueError(f"factor: expected a number in (0, 1), got {factor!r}")
-        self.patience = int(patience)
-        if self.patience < 0 or self.patience != patience:
-            raise ValueError(f"patience: expected an integer >= 0, got {patience!r}")
-        self.min_lr = float(min_lr)
-        if not (math.isfinite(self.min_lr) and self.min_lr >= 0):
-            raise ValueError(f"min_lr: expected a finite number >= 0, got {min_lr!r}")
+        self.patience = check_int("patience", patience)
+        self.min_lr = check_non_negative_float("min_lr", min_lr)
         self.lr_factor = 1.0
         self._wait = 0
 
@@ -154,6 +157,13 @@ class ReduceLROnPlateau(_Monitor):
                 self.lr_factor *= max(self.min_lr, lr * self.factor) / lr
             self._wait = 0
         return False
+
+
+def _flag(name, value):
+    import numpy as np
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def is_terminal():

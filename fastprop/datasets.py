@@ -1,13 +1,13 @@
 """Data sets the package generates, so that examples and the demo need no download."""
 import numpy as np
 
-from ._validation import check_positive_int
+from ._validation import check_non_negative_float, check_positive_int, check_seed
 
 
 def make_seed_dataset(n_samples=100, seed=42):
     """The seeds' data: X = randn(n_samples, 2) under np.random.seed(seed), y = x0 + x1 > 0."""
     n_samples = check_positive_int("n_samples", n_samples)
-    np.random.seed(seed)
+    np.random.seed(check_seed("seed", seed) if seed is not None else None)
     X = np.random.randn(n_samples, 2)
     y = (X[:, 0] + X[:, 1] > 0).astype(float).reshape(-1, 1)
     return X, y
@@ -20,6 +20,8 @@ def make_spirals(n_samples=3000, n_classes=3, noise=0.2, seed=0):
     """
     n_samples = check_positive_int("n_samples", n_samples)
     n_classes = check_positive_int("n_classes", n_classes)
+    noise = check_non_negative_float("noise", noise)
+    seed = check_seed("seed", seed)
     rng = np.random.default_rng(seed)
     y = np.arange(n_samples) % n_classes
     r = rng.uniform(0.05, 1.0, n_samples)

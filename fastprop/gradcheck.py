@@ -29,6 +29,16 @@ def gradcheck(model, X, y, loss="mse", eps=1e-6, rtol=1e-5, atol=1e-8, max_param
     |g - e| <= atol + rtol * max(|g|, |e|). `max_params` checks a random subset of that size.
     Returns a GradcheckResult (true when all pass); `worst` names the parameter that agreed least.
     """
+    from ._validation import check_non_negative_float, check_positive_float, check_positive_int, \
+        check_seed
+    if not hasattr(model, "loss_and_gradients") or not hasattr(model, "copy"):
+        raise TypeError(f"model: expected a fastprop.Sequential, got {type(model).__name__}")
+    eps = check_positive_float("eps", eps)
+    rtol = check_non_negative_float("rtol", rtol)
+    atol = check_non_negative_float("atol", atol)
+    if max_params is not None:
+        max_params = check_positive_int("max_params", max_params)
+    seed = check_seed("seed", seed)
     m64 = model.copy(dtype="float64")
     X, Y, labels, loss = m64._check_data(X, y, loss)
     m64.loss_and_gradients(X, y, loss)  # the engine's gradient pass, dropout off

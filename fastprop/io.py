@@ -106,7 +106,8 @@ def _pid_alive(pid):
 
 def save(model, path, optimizer=None):
     """Writes `model` with its optimizer state to `path`, atomically; returns the path."""
-    path = os.fspath(path)
+    from ._validation import check_path
+    path = check_path("path", path)
     arrays = _arrays(model, optimizer)
     directory = os.path.dirname(os.path.abspath(path))
     prefix = f".{os.path.basename(path)}."

@@ -13,6 +13,16 @@ def _labels(y_true, n_out):
     return y.argmax(axis=1) if y.ndim == 2 and n_out > 1 else y.reshape(-1)
 
 
+def _as_pred(y_true, y_pred):
+    """y_true shaped like y_pred: integer labels against several outputs become one-hot rows
+    (so that mse, mae and r2 work on a classifier's probabilities too)."""
+    p = np.asarray(y_pred, dtype=float)
+    y = np.asarray(y_true)
+    if y.ndim == 1 and p.ndim == 2 and p.shape[1] > 1 and y.shape[0] == p.shape[0]:
+        return np.eye(p.shape[1])[y.astype(np.int64)], p
+    return y.astype(float).reshape(p.shape), p
+
+
 def accuracy(y_true, y_pred):
     """Fraction of correct predictions: argmax for several outputs, p > 0.5 for a sigmoid
     output (per element for several labels)."""
@@ -33,19 +43,18 @@ def top_k_accuracy(y_true, y_pred, k=5):
 
 
 def mse(y_true, y_pred):
-    p = np.asarray(y_pred)
-    return float(np.mean((p - np.asarray(y_true).reshape(p.shape)) ** 2))
+    y, p = _as_pred(y_true, y_pred)
+    return float(np.mean((p - y) ** 2))
 
 
 def mae(y_true, y_pred):
-    p = np.asarray(y_pred)
-    return float(np.mean(np.abs(p - np.asarray(y_true).reshape(p.shape))))
+    y, p = _as_pred(y_true, y_pred)
+    return float(np.mean(np.abs(p - y)))
 
 
 def r2(y_true, y_pred):
     """Coefficient of determination, averaged over outputs (scikit-learn's r2_score)."""
-    p = np.asarray(y_pred)
-    y = np.asarray(y_true, dtype=float).reshape(p.shape)
+    y, p = _as_pred(y_true, y_pred)
     ss_res = ((y - p) ** 2).sum(axis=0)
     ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
     return float(np.mean(1 - ss_res / np.where(ss_tot == 0, np.nan, ss_tot)))
@@ -65,5 +74,6 @@ def get_metric(name):
     if m:
         k = 5 if m.group(1) == "k" else int(m.group(1))
         return lambda y_true, y_pred: top_k_accuracy(y_true, y_pred, k)
+    from ._validation import did_you_mean
     raise ValueError(f"metrics: expected names among {sorted(METRICS) + ['top_k_accuracy']}, "
-                     f"got {name!r}")
+                     f"got {name!r}{did_you_mean(name, list(METRICS) + ['top_k_accuracy'])}")

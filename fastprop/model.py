@@ -11,7 +11,8 @@ import numpy as np
 
 from . import io, torch_interop, training
 from ._engine import Engine
-from ._validation import as_numeric_array, check_dtype, check_finite, check_matrix, check_seed
+from ._validation import (as_numeric_array, check_dtype, check_finite, check_matrix, check_path,
+                          check_seed)
 from .layers import Dense, Dropout, LayerSpec
 from .losses import (CLASSIFICATION, LOSSES, PER_ELEMENT, canonical_loss, check_output_activation,
                      prepare_targets)
@@ -254,6 +255,9 @@ class Sequential:
     def _bind(self, optimizer, rows, state=None):
         """The engine for `rows`, with `optimizer` and this model's state for it bound; the
         model's optimizer becomes `optimizer`. Everything is checked before anything changes."""
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer: expected a fastprop optimizer such as fastprop.SGD, got "
+                            f"{type(optimizer).__name__}")
         hyper = optimizer._hyper()
         state = self._state_for(optimizer) if state is None else state
         engine = self._engine_for(rows)
@@ -370,7 +374,7 @@ class Sequential:
 def load(path):
     """The model saved at `path` by Sequential.save, with its optimizer and the optimizer's state
     (as `model.optimizer`) if one was saved. Damaged or foreign files raise a ValueError."""
-    return io.load(path, Sequential)
+    return io.load(check_path("path", path), Sequential)
 
 
 def _from_bytes(data):

@@ -8,6 +8,9 @@ fastprop.callbacks.ReduceLROnPlateau.
 """
 import math
 
+from ._validation import (check_int, check_non_negative_float, check_positive_float,
+                          check_positive_int)
+
 
 class Schedule:
     """Base class. epoch counts from 0; base_lr is the optimizer's lr."""
@@ -22,13 +25,8 @@ class Schedule:
 
 def _positive(name, value, integer=False):
     if integer:
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        return int(value)
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
-    return value
+        return check_positive_int(name, value)
+    return check_positive_float(name, value)
 
 
 class Constant(Schedule):
@@ -63,12 +61,8 @@ class Cosine(Schedule):
 
     def __init__(self, epochs, warmup=0, min_lr=0.0):
         self.epochs = _positive("epochs", epochs, integer=True)
-        self.warmup = int(warmup)
-        if not 0 <= self.warmup < self.epochs:
-            raise ValueError(f"warmup: expected 0 <= warmup < epochs={self.epochs}, got {warmup!r}")
-        self.min_lr = float(min_lr)
-        if not (math.isfinite(self.min_lr) and self.min_lr >= 0):
-            raise ValueError(f"min_lr: expected a finite number >= 0, got {min_lr!r}")
+        self.warmup = check_int("warmup", warmup, 0, self.epochs - 1)
+        self.min_lr = check_non_negative_float("min_lr", min_lr)
 
     def __call__(self, epoch, base_lr):
         if epoch < self.warmup:

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ._validation import check_positive_int, check_seed
+from ._validation import check_choice, check_positive_int, check_seed
 from .callbacks import Progress, is_terminal
 from .history import History
 from .losses import CLASSIFICATION, LOSSES, PER_ELEMENT
@@ -97,12 +97,16 @@ def _validation(model, data, split, X, Y, labels, loss):
         Xv, Yv, Lv, _ = model._check_data(Xv, yv, loss, names=("validation_data[0] (X_val)",
                                                                "validation_data[1] (y_val)"))
         return X, Y, labels, (Xv, Yv, Lv, yv)
+    if isinstance(split, (bool, np.bool_)) or not isinstance(split, (numbers.Real, type(None))):
+        raise TypeError(f"validation_split: expected a fraction in (0, 1), got "
+                        f"{type(split).__name__} {split!r}")
     if split is None or split == 0:
         return X, Y, labels, None
     if isinstance(split, (bool, np.bool_)) or not isinstance(split, numbers.Real):
         raise TypeError(f"validation_split: expected a fraction in (0, 1), got "
                         f"{type(split).__name__} {split!r}")
     n = X.shape[0]
+    split = float(split)
     n_val = int(round(split * n)) if np.isfinite(split) else 0
     if not 0 < split < 1 or n_val < 1 or n_val >= n:
         raise ValueError(f"validation_split: expected a fraction in (0, 1) leaving samples on "
@@ -165,10 +169,10 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     for name, flag in (("shuffle", shuffle), ("warm_start", warm_start)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name}: expected True or False, got {type(flag).__name__} {flag!r}")
-    if verbose not in (0, 1, 2, True, False):
-        raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
-    if progress not in (None, True, False):
-        raise ValueError(f"progress: expected None, True or False, got {progress!r}")
+    if isinstance(verbose, (bool, np.bool_)):
+        verbose = int(verbose)
+    check_choice("verbose", verbose, (0, 1, 2))
+    check_choice("progress", progress, (None, True, False))
     rates = _scheduled_rates(lr_schedule, epochs, optimizer.lr)
     X, Y, labels, val = _validation(model, validation_data, validation_split, X, Y, labels, loss)
     if not model._training.acquire(blocking=False):
@@ -237,7 +241,9 @@ def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, se
             if loss in CLASSIFICATION:
                 logs["accuracy"] = n_correct / (n * per_sample)
             if val is not None:
-                logs["val_loss"] = model._loss(val[0], val[1], val[2], loss)[0]
+                logs["val_loss"], val_correct = model._loss(val[0], val[1], val[2], loss)
+                if loss in CLASSIFICATION:  # from the same pass: no metric needed for it
+                    logs["val_accuracy"] = val_correct / (val[0].shape[0] * per_sample)
                 if metric_fns:
                     pred = model.predict(val[0])
                     for name, fn in metric_fns.items():
