@@ -290,6 +290,9 @@ def read(source, name, model_class):
 def _read(source, model_class):
     size = os.path.getsize(source) if isinstance(source, str) else len(source.getbuffer())
     with zipfile.ZipFile(source) as archive:
+        for info in archive.infolist():
+            _need(info.compress_type == zipfile.ZIP_STORED, f"member {info.filename!r} is "
+                  f"compressed; fastprop files store arrays uncompressed")
         _need(sum(i.file_size for i in archive.infolist()) <= size,
               "its members declare more bytes than the file holds")
         header, names = _header(archive)
