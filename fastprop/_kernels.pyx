@@ -82,15 +82,35 @@ cdef fp_optimizer make_optimizer(dict hyper) except *:
 
 
 # ---------------------------------------------------------------------------------------------
-# def twins: checked arrays in (fastprop.kernels checks them), GIL released around the kernel.
-# Matrices that BLAS reads come C-contiguous with a flag saying whether the logical operand is
-# their transpose.
+# def twins: arrays in (fastprop.kernels checks their values, layouts and overlaps first), GIL
+# released around the kernel. Matrices that BLAS reads come C-contiguous with a flag saying
+# whether the logical operand is their transpose. The memoryviews check dtype and contiguity;
+# each twin checks every size it dereferences, so that no call from Python reads or writes out
+# of bounds.
+
+cdef int _need(bint ok, str what) except -1:
+    if not ok:
+        raise ValueError(what)
+    return 0
+
+
+cdef int _rows_cols(object view, Py_ssize_t rows, Py_ssize_t cols, str name) except -1:
+    _need(view is not None and view.shape[0] == rows and view.shape[1] == cols and rows > 0
+          and cols > 0, f"{name}: expected a non-empty ({rows}, {cols}) array")
+    return 0
 
 def _forward(const floating[:, ::1] X, bint trans_x, const floating[:, ::1] W, bint trans_w,
              const floating[::1] b, floating[:, ::1] Z, floating[:, ::1] A,
              int activation, double negative_slope):
+    _need(A.shape[0] > 0 and A.shape[1] > 0 and A.shape[0] < 2**31 and A.shape[1] < 2**31,
+          "out: expected a non-empty array within C int dimensions")
     cdef int n_samples = A.shape[0], n_out = A.shape[1]
     cdef int n_in = X.shape[0] if trans_x else X.shape[1]
+    _rows_cols(X, n_in if trans_x else n_samples, n_samples if trans_x else n_in, "X")
+    _rows_cols(W, n_out if trans_w else n_in, n_in if trans_w else n_out, "W")
+    _need(b.shape[0] == n_out, f"b: expected ({n_out},)")
+    if Z is not None:
+        _rows_cols(Z, n_samples, n_out, "Z_out")
     cdef floating *z = &Z[0, 0] if Z is not None else NULL
     with nogil:
         forward_layer(&X[0, 0], X.shape[1], trans_x, &W[0, 0], W.shape[1], trans_w, &b[0],
@@ -100,8 +120,13 @@ def _forward(const floating[:, ::1] X, bint trans_x, const floating[:, ::1] W, b
 def _delta(const floating[:, ::1] dZ, bint trans_d, const floating[:, ::1] W, bint trans_w,
            const floating[:, ::1] A_prev, floating[:, ::1] dZ_prev, int activation_prev,
            double negative_slope):
+    _need(0 < dZ_prev.shape[0] < 2**31 and 0 < dZ_prev.shape[1] < 2**31,
+          "out: expected a non-empty array within C int dimensions")
     cdef int n_samples = dZ_prev.shape[0], n_in = dZ_prev.shape[1]
     cdef int n_out = W.shape[0] if trans_w else W.shape[1]
+    _rows_cols(W, n_out if trans_w else n_in, n_in if trans_w else n_out, "W")
+    _rows_cols(dZ, n_out if trans_d else n_samples, n_samples if trans_d else n_out, "dZ")
+    _rows_cols(A_prev, n_samples, n_in, "A_prev")
     with nogil:
         delta_layer(&dZ[0, 0], dZ.shape[1], trans_d, &W[0, 0], W.shape[1], trans_w,
                     &A_prev[0, 0], &dZ_prev[0, 0], n_samples, n_in, n_out, activation_prev,
@@ -110,7 +135,12 @@ def _delta(const floating[:, ::1] dZ, bint trans_d, const floating[:, ::1] W, bi
 
 def _weight_gradient(const floating[:, ::1] A_prev, bint trans_a, const floating[:, ::1] dZ,
                      floating[:, ::1] dW, floating[::1] db, bint accumulate):
+    _need(0 < dZ.shape[0] < 2**31 and 0 < dZ.shape[1] < 2**31 and 0 < dW.shape[0] < 2**31,
+          "dZ, dW: expected non-empty arrays within C int dimensions")
     cdef int n_samples = dZ.shape[0], n_out = dZ.shape[1], n_in = dW.shape[0]
+    _rows_cols(A_prev, n_in if trans_a else n_samples, n_samples if trans_a else n_in, "A_prev")
+    _rows_cols(dW, n_in, n_out, "dW")
+    _need(db.shape[0] == n_out, f"db: expected ({n_out},)")
     with nogil:
         weight_gradient(&A_prev[0, 0], A_prev.shape[1], trans_a, &dZ[0, 0], &dW[0, 0], &db[0],
                         n_samples, n_in, n_out, <floating>1, <floating>(1 if accumulate else 0),
@@ -121,6 +151,19 @@ def _loss_gradient(int loss, const floating[:, ::1] Z, const floating[:, ::1] A,
                    const floating[:, ::1] Y, const int64_t[::1] labels, floating[:, ::1] dZ,
                    int activation, double negative_slope):
     """Returns (mean loss, number of correct predictions)."""
+    cdef Py_ssize_t i, n = Z.shape[0], k = Z.shape[1]
+    _need(FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE, f"loss: unknown loss code {loss}")
+    _need(0 < n < 2**31 and 0 < k < 2**31, "Z: expected a non-empty array")
+    _rows_cols(A, n, k, "A")
+    if labels is not None:
+        _need(loss == FP_LOSS_SOFTMAX_XENT and labels.shape[0] == n,
+              f"labels: expected {n} labels for softmax cross-entropy")
+        for i in range(n):
+            _need(0 <= labels[i] < k, f"labels: expected labels in [0, {k})")
+    else:
+        _rows_cols(Y, n, k, "Y")
+    if dZ is not None:
+        _rows_cols(dZ, n, k, "dZ")
     cdef const floating *y = &Y[0, 0] if Y is not None else NULL
     cdef const int64_t *lab = &labels[0] if labels is not None else NULL
     cdef floating *dz = &dZ[0, 0] if dZ is not None else NULL
@@ -133,6 +176,8 @@ def _loss_gradient(int loss, const floating[:, ::1] Z, const floating[:, ::1] A,
 
 
 def _sgd_update(floating[::1] params, const floating[::1] grads, double lr):
+    _need(params.shape[0] == grads.shape[0] and params.shape[0] > 0,
+          "grads: expected the length of params")
     with nogil:
         fp_sgd_update(dtype_of(&params[0]), &params[0], &grads[0], params.shape[0], lr)
 
@@ -145,6 +190,10 @@ def _dropout_key(unsigned long long seed, long long step, int layer):
 def _dropout(const floating[:, ::1] A, floating[:, ::1] M, floating[:, ::1] D,
              unsigned long long key, double rate):
     """D = A * M with the inverted-dropout mask M of `key` (the engine's own generator)."""
+    _need(A.shape[0] > 0 and A.shape[1] > 0, "A: expected a non-empty array")
+    _rows_cols(M, A.shape[0], A.shape[1], "M")
+    _rows_cols(D, A.shape[0], A.shape[1], "D")
+    _need(0 <= rate < 1, f"rate: expected a dropout rate in [0, 1), got {rate}")
     with nogil:
         fp_dropout(dtype_of(&A[0, 0]), &A[0, 0], &M[0, 0], &D[0, 0], A.shape[0] * A.shape[1],
                    key, rate)
