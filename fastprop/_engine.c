@@ -6666,22 +6666,29 @@ static CYTHON_INLINE NPY_DATETIMEUNIT __pyx_f_5numpy_get_datetime64_unit(PyObjec
  * 
  * cdef inline int dtype_of(const floating *p) noexcept nogil:             # <<<<<<<<<<<<<<
  *     """The fastprop.h dtype code of a fused-type pointer (resolved at compile time)."""
- *     if floating is float:
+ *     return FP_FLOAT32 if floating is float else FP_FLOAT64
 */
 
 static CYTHON_INLINE int __pyx_fuse_0__pyx_f_8fastprop_8_kernels_dtype_of(CYTHON_UNUSED float const *__pyx_v_p) {
   int __pyx_r;
+  enum fp_dtype __pyx_t_1;
 
-  /* "fastprop/_kernels.pxd":67
+  /* "fastprop/_kernels.pxd":66
+ * cdef inline int dtype_of(const floating *p) noexcept nogil:
  *     """The fastprop.h dtype code of a fused-type pointer (resolved at compile time)."""
- *     if floating is float:
- *         return FP_FLOAT32             # <<<<<<<<<<<<<<
- *     return FP_FLOAT64
+ *     return FP_FLOAT32 if floating is float else FP_FLOAT64             # <<<<<<<<<<<<<<
+ * 
  * 
 */
-  {
+  if (1) {
 
-    __pyx_r = FP_FLOAT32;
+    __pyx_t_1 = FP_FLOAT32;
+  } else {
+
+    __pyx_t_1 = FP_FLOAT64;
+  }
+  {
+    __pyx_r = __pyx_t_1;
   }
   goto __pyx_L0;
 
@@ -6690,7 +6697,7 @@ static CYTHON_INLINE int __pyx_fuse_0__pyx_f_8fastprop_8_kernels_dtype_of(CYTHON
  * 
  * cdef inline int dtype_of(const floating *p) noexcept nogil:             # <<<<<<<<<<<<<<
  *     """The fastprop.h dtype code of a fused-type pointer (resolved at compile time)."""
- *     if floating is float:
+ *     return FP_FLOAT32 if floating is float else FP_FLOAT64
 */
 
   /* function exit code */
@@ -6700,17 +6707,24 @@ static CYTHON_INLINE int __pyx_fuse_0__pyx_f_8fastprop_8_kernels_dtype_of(CYTHON
 
 static CYTHON_INLINE int __pyx_fuse_1__pyx_f_8fastprop_8_kernels_dtype_of(CYTHON_UNUSED double const *__pyx_v_p) {
   int __pyx_r;
+  enum fp_dtype __pyx_t_1;
 
-  /* "fastprop/_kernels.pxd":68
- *     if floating is float:
- *         return FP_FLOAT32
- *     return FP_FLOAT64             # <<<<<<<<<<<<<<
+  /* "fastprop/_kernels.pxd":66
+ * cdef inline int dtype_of(const floating *p) noexcept nogil:
+ *     """The fastprop.h dtype code of a fused-type pointer (resolved at compile time)."""
+ *     return FP_FLOAT32 if floating is float else FP_FLOAT64             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  {
+  if (0) {
 
-    __pyx_r = FP_FLOAT64;
+    __pyx_t_1 = FP_FLOAT32;
+  } else {
+
+    __pyx_t_1 = FP_FLOAT64;
+  }
+  {
+    __pyx_r = __pyx_t_1;
   }
   goto __pyx_L0;
 
@@ -6719,7 +6733,7 @@ static CYTHON_INLINE int __pyx_fuse_1__pyx_f_8fastprop_8_kernels_dtype_of(CYTHON
  * 
  * cdef inline int dtype_of(const floating *p) noexcept nogil:             # <<<<<<<<<<<<<<
  *     """The fastprop.h dtype code of a fused-type pointer (resolved at compile time)."""
- *     if floating is float:
+ *     return FP_FLOAT32 if floating is float else FP_FLOAT64
 */
 
   /* function exit code */

@@ -63,9 +63,7 @@ cdef extern from "fastprop.h" nogil:
 
 cdef inline int dtype_of(const floating *p) noexcept nogil:
     """The fastprop.h dtype code of a fused-type pointer (resolved at compile time)."""
-    if floating is float:
-        return FP_FLOAT32
-    return FP_FLOAT64
+    return FP_FLOAT32 if floating is float else FP_FLOAT64
 
 
 # Row-major C (m, n) = alpha op(A) op(B) + beta C, op(A) (m, k), op(B) (k, n).
