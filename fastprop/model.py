@@ -81,12 +81,16 @@ class Sequential:
         folded = _fold_dropout(layers)
         self.dtype = check_dtype(dtype)
         self.seed = check_seed("seed", seed)
-        # every check has passed: from here on the layers become this model's
         self._rng = np.random.default_rng(self.seed)
         n_params = sum(layer.n_params for layer, _ in folded)
-        self._params = np.zeros(n_params, self.dtype)
-        self._grads = np.zeros(n_params, self.dtype)
-        offset = 0
+        try:
+            self._params = np.zeros(n_params, self.dtype)
+            self._grads = np.zeros(n_params, self.dtype)
+        except (MemoryError, ValueError):
+            raise ValueError(f"layers: a model of {n_params:,} parameters needs "
+                             f"{2 * n_params * self.dtype.itemsize / 2**30:,.1f} GiB for its "
+                             f"parameters and gradients, more than can be allocated") from None
+        offset = 0  # every check has passed: from here on the layers become this model's
         for layer, rate in folded:
             offset = layer._attach(self._params, self._grads, offset, rate)
             layer._initialize(self._rng)

@@ -201,3 +201,22 @@ def test_history_prints_as_a_table():
                                "samples_per_sec", "val_accuracy"]
     assert len(text) == 4
     assert repr(h).startswith("History(epochs=3, loss=")
+
+
+def test_classification_metrics_and_monitors_need_nothing_more():
+    X, y = blobs()
+    ck = fp.ModelCheckpoint("/tmp/fastprop-test-ck.npz", monitor="val_accuracy")
+    h = clf().fit(X, y, "softmax_cross_entropy", epochs=3, validation_split=0.25,
+                  metrics=["mse", "mae", "r2"], callbacks=[ck])  # integer labels, probabilities
+    assert ck.saved_epochs and len(h.metrics["val_accuracy"]) == 3
+    model = clf()
+    model.fit(X, y, "softmax_cross_entropy", epochs=2)
+    p, onehot = model.predict(X), np.eye(3)[y]
+    ev = model.evaluate(X, y, "softmax_cross_entropy", metrics=["mse", "mae", "r2"])
+    assert ev["mse"] == pytest.approx(np.mean((p - onehot) ** 2))
+    assert ev["mae"] == pytest.approx(np.mean(np.abs(p - onehot)))
+
+
+def test_a_model_too_large_to_allocate_is_a_clear_error():
+    with pytest.raises(ValueError, match="layers: a model of .* GiB"):
+        fp.Sequential([fp.Dense(2**31 - 1, 2**31 - 1)])
