@@ -237,3 +237,36 @@ def test_bad_argument_raises_a_clear_error(arg, call):
         call()
     message = str(info.value)
     assert message.startswith(arg) or f"{arg}:" in message or f"{arg} " in message, message
+
+
+def test_dimensions_beyond_a_c_int_are_refused_without_touching_memory():
+    huge = np.broadcast_to(np.float32(1), (1, 2**31))  # 8 GiB that are never allocated
+    with pytest.raises(ValueError, match="W: expected dimensions up to 2147483647"):
+        K.forward(np.ones((1, 1), np.float32), huge, np.ones(1, np.float32))
+    with pytest.raises(ValueError, match="X: dimensions above 2147483647"):
+        fp.Sequential([fp.Dense(3, 2)]).predict(np.broadcast_to(np.float32(1), (2**31, 3)))
+
+
+def test_the_compiled_twins_check_every_size_they_dereference():
+    from fastprop import _kernels
+    A = np.ones((40, 40))
+    with pytest.raises(ValueError, match=r"D: expected a non-empty \(40, 40\) array"):
+        _kernels._dropout(A, np.ones((40, 40)), np.ones((2, 2)), 1, 0.5)
+    with pytest.raises(ValueError, match=r"W: expected a non-empty \(40, 3\) array"):
+        _kernels._forward(A, False, np.ones((3, 3)), False, np.ones(3), None, np.ones((40, 3)),
+                          0, 0.0)
+    with pytest.raises(ValueError, match=r"labels: expected labels in \[0, 40\)"):
+        _kernels._loss_gradient(3, A, A, None, np.full(40, 99, np.int64), None, 5, 0.0)
+    with pytest.raises(ValueError, match="loss: unknown loss code 42"):
+        _kernels._loss_gradient(42, A, A, A, None, None, 0, 0.0)
+    with pytest.raises(ValueError, match="grads: expected the length of params"):
+        _kernels._sgd_update(np.ones(5), np.ones(3), 0.1)
+    with pytest.raises(ValueError, match=r"db: expected \(40,\)"):
+        _kernels._weight_gradient(A, False, A, np.ones((40, 40)), np.ones(3), False)
+
+
+def test_strings_are_not_numbers():
+    with pytest.raises(TypeError, match="rate: expected a number in"):
+        fp.Dropout("0.5")
+    with pytest.raises(TypeError, match="dtype: expected 'float32' or 'float64', got None"):
+        fp.Sequential([fp.Dense(2, 2)], dtype=None)
