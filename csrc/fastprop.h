@@ -68,10 +68,13 @@ void fp_column_sum(int dtype, const void *dZ, ptrdiff_t n_samples, ptrdiff_t n_o
 
 /* The mean loss of an output layer (Z its pre-activation, A = f(Z)) against targets Y, or integer
  * labels (softmax cross-entropy only; Y is then NULL); writes dL/dZ into dZ unless it is NULL and
- * adds the number of correct predictions to *n_correct (classification losses). */
+ * adds the number of correct predictions to *n_correct (classification losses). With
+ * sample_weight (NULL: none; else n_samples weights summing to n_samples), each sample's loss and
+ * gradient count that many times. */
 double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const void *Y,
-                        const int64_t *labels, void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out,
-                        int activation, double negative_slope, int64_t *n_correct);
+                        const int64_t *labels, const void *sample_weight, void *dZ,
+                        ptrdiff_t n_samples, ptrdiff_t n_out, int activation,
+                        double negative_slope, int64_t *n_correct);
 
 /* One optimizer step over the flat buffers: clipping (scales grads in place), weight decay, the
  * update; state0, state1 are its state buffers (the momentum buffer; Adam's first and second

@@ -83,11 +83,15 @@ void fp_column_sum(int dtype, const void *dZ, ptrdiff_t n_samples, ptrdiff_t n_o
 }
 
 double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const void *Y,
-                        const int64_t *labels, void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out,
-                        int activation, double negative_slope, int64_t *n_correct)
+                        const int64_t *labels, const void *sample_weight, void *dZ,
+                        ptrdiff_t n_samples, ptrdiff_t n_out, int activation,
+                        double negative_slope, int64_t *n_correct)
 {
     if (n_samples <= 0 || n_out <= 0)
         return 0.0;
+    if (sample_weight)
+        return FP_CALL(fp_loss_gradient_weighted, loss, Z, A, Y, labels, sample_weight, dZ,
+                       n_samples, n_out, activation, negative_slope, n_correct);
     return FP_CALL(fp_loss_gradient, loss, Z, A, Y, labels, dZ, n_samples, n_out, activation,
                    negative_slope, n_correct);
 }

@@ -220,3 +220,29 @@ static double FP_NAME(fp_loss_gradient)(int loss, const REAL *Z, const REAL *A, 
         return total / n_samples;
     }
 }
+
+/* The same with per-sample weights w (normalized by the caller to sum to n_samples): each row's
+ * loss and gradient count w[i] times. Row by row, through the unweighted kernel. */
+static double FP_NAME(fp_loss_gradient_weighted)(int loss, const REAL *Z, const REAL *A,
+                                                 const REAL *Y, const int64_t *labels,
+                                                 const REAL *w, REAL *dZ, ptrdiff_t n_samples,
+                                                 ptrdiff_t n_out, int activation,
+                                                 REAL negative_slope, int64_t *n_correct)
+{
+    double total = 0;
+    for (ptrdiff_t i = 0; i < n_samples; i++) {
+        const ptrdiff_t at = i * n_out;
+        REAL *d = dZ ? dZ + at : NULL;
+        total += (double)w[i] * FP_NAME(fp_loss_gradient)(loss, Z + at, A + at,
+                                                          Y ? Y + at : NULL,
+                                                          labels ? labels + i : NULL, d, 1,
+                                                          n_out, activation, negative_slope,
+                                                          n_correct);
+        if (d) {
+            const REAL scale = w[i] / (REAL)n_samples;
+            for (ptrdiff_t j = 0; j < n_out; j++)
+                d[j] *= scale;
+        }
+    }
+    return total / (double)n_samples;
+}

@@ -29,6 +29,7 @@ import numpy as np
 cimport numpy as cnp
 
 from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weight_gradient,
+                                axpy, sum_of_squares,
                                 make_optimizer, fp_optimizer, fp_optimizer_n_state,
                                 fp_activation_backward, fp_loss_gradient, fp_optimizer_step,
                                 fp_sgd_update, fp_dropout, fp_dropout_key, fp_mul,
@@ -73,6 +74,9 @@ cdef struct Net:
     void *X_rows              # a gathered batch (capacity, n_in)
     void *Y_rows              # its gathered targets (capacity, n_out)
     int64_t *label_rows       # or its gathered labels (capacity,)
+    void *sample_rows         # its gathered sample weights (capacity,)
+    void *weight_rows         # the same, normalized to sum to the batch size (capacity,)
+    double penalty            # L2 on the weights (not biases): penalty / 2 ||W||^2 / sum of w
     void **trace_u            # during a trace: per layer Z, dL/dA and f'(Z); else NULL
     void **trace_da
     void **trace_fprime
@@ -88,6 +92,7 @@ cdef struct Batch:          # a checked batch: its rows and targets
     void *X
     void *Y                   # targets, or NULL with labels
     int64_t *labels           # integer labels (softmax cross-entropy), or NULL
+    void *weights             # per-sample weights, or NULL
     Py_ssize_t n
 
 
@@ -124,8 +129,8 @@ cdef void _forward(Net *net, const floating *X, int n, bint training) noexcept n
 
 
 cdef double _backward(Net *net, const floating *X, const floating *Y, const int64_t *labels,
-                      int n, int loss, bint training, int update, double lr,
-                      int64_t *n_correct) noexcept nogil:
+                      const floating *w, double w_sum, int n, int loss, bint training,
+                      int update, double lr, int64_t *n_correct) noexcept nogil:
     """The loss of the last forward pass, and backward through every layer: the deltas, and the
     weight gradients into the gradient buffer or (UPDATE_IN_GEMM) straight into W and b."""
     cdef int l, L = net.n_layers, dt = net.dtype
@@ -141,16 +146,21 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
     cdef bint tracing = net.trace_da != NULL, dropped_prev
     cdef Py_ssize_t size = sizeof(floating)
     cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)
-    cdef double value
+    cdef double value, penalty = net.penalty / w_sum if update != NO_UPDATE else 0.0
     if tracing and not _from_logits(loss):  # keep dL/dA, then through f'
-        value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.trace_da[L - 1], n,
+        value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, w, net.trace_da[L - 1], n,
                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
         memcpy(net.dZ[L - 1], net.trace_da[L - 1], <size_t>(n * out.n_out * size))
         fp_activation_backward(dt, net.dZ[L - 1], net.A[L - 1], <Py_ssize_t>n * out.n_out,
                                out.activation, out.negative_slope)
     else:
-        value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, net.dZ[L - 1], n,
+        value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, w, net.dZ[L - 1], n,
                                  out.n_out, out.activation, out.negative_slope, n_correct)
+    if penalty > 0:  # scikit-learn's alpha: alpha / 2 ||W||^2 / (batch size or sum of weights)
+        for l in range(L):
+            d = &net.layer[l]
+            value += 0.5 * penalty * sum_of_squares(<Py_ssize_t>d.n_in * d.n_out,
+                                                    params + d.w_offset)
     if update != NO_UPDATE and not _finite(value):
         return value  # a diverged batch updates nothing
     for l in range(L - 1, -1, -1):
@@ -187,6 +197,8 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], G,
                             G + <Py_ssize_t>d.n_in * d.n_out, n, d.n_in, d.n_out, <floating>1,
                             <floating>0, False)
+            if penalty > 0:  # dW += penalty W, with W before its update
+                axpy(<Py_ssize_t>d.n_in * d.n_out, <floating>penalty, W, G)
     return value
 
 
@@ -197,13 +209,26 @@ cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:
                       net.opt_steps[0])
 
 
-cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels, int n,
-                  int loss, bint training, double lr, int64_t *n_correct) noexcept nogil:
+cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t *labels,
+                  const floating *weights, int n, int loss, bint training, double lr,
+                  int64_t *n_correct) noexcept nogil:
     """Forward and backward on one batch. Training: dropout on, the bound optimizer's update,
-    and the step counted; otherwise dropout off and the whole gradient into the buffer."""
-    cdef double value
+    and the step counted; otherwise dropout off and the whole gradient into the buffer.
+    `weights` (or NULL): the batch's sample weights, normalized here to sum to n."""
+    cdef double value, w_sum = n
+    cdef floating *w = NULL
+    cdef int i
+    if weights != NULL:
+        w = <floating *>net.weight_rows
+        w_sum = 0
+        for i in range(n):
+            w_sum += weights[i]
+        for i in range(n):
+            w[i] = <floating>(weights[i] * n / w_sum) if w_sum > 0 else <floating>0
+        if not w_sum > 0:
+            w_sum = 1  # an all-zero batch: no loss, no gradient, no division by zero
     _forward(net, X, n, training)
-    value = _backward(net, X, Y, labels, n, loss, training,
+    value = _backward(net, X, Y, labels, w, w_sum, n, loss, training,
                       net.update if training else NO_UPDATE, lr, n_correct)
     if training and _finite(value):
         if net.update == UPDATE_BY_OPTIMIZER:
@@ -217,14 +242,15 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
 cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,
                         int64_t *n_correct) noexcept nogil:
     if net.dtype == FP_FLOAT32:
-        return _step(net, <const float *>b.X, <const float *>b.Y, b.labels, <int>b.n, loss,
-                     training, lr, n_correct)
-    return _step(net, <const double *>b.X, <const double *>b.Y, b.labels, <int>b.n, loss,
-                 training, lr, n_correct)
+        return _step(net, <const float *>b.X, <const float *>b.Y, b.labels,
+                     <const float *>b.weights, <int>b.n, loss, training, lr, n_correct)
+    return _step(net, <const double *>b.X, <const double *>b.Y, b.labels,
+                 <const double *>b.weights, <int>b.n, loss, training, lr, n_correct)
 
 
 cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,
-                   const int64_t *order, Py_ssize_t n, int batch_size, int loss, double lr,
+                   const floating *weights, const int64_t *order, Py_ssize_t n, int batch_size,
+                   int loss, double lr,
                    bint check_params, int64_t *n_correct, Py_ssize_t *diverged) noexcept nogil:
     """Every batch of one epoch; returns the sum over batches of (batch loss * batch size).
     With `order`, batch rows are gathered into the workspace; without it, read in place. Stops
@@ -237,12 +263,15 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
     cdef double total = 0
     cdef floating *X_rows = <floating *>net.X_rows
     cdef floating *Y_rows = <floating *>net.Y_rows
+    cdef floating *W_rows = <floating *>net.sample_rows  # gathered raw weights
     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
     while lo < n:
         bs = <int>(batch_size if n - lo > batch_size else n - lo)
         if order == NULL:
             value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
-                          labels + lo if labels != NULL else NULL, bs, loss, True, lr, n_correct)
+                          labels + lo if labels != NULL else NULL,
+                          weights + lo if weights != NULL else NULL, bs, loss, True, lr,
+                          n_correct)
         else:
             for i in range(bs):
                 r = order[lo + i]
@@ -251,9 +280,11 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
                     memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)
                 else:
                     net.label_rows[i] = labels[r]
+                if weights != NULL:
+                    W_rows[i] = weights[r]
             value = _step(net, X_rows, Y_rows if Y != NULL else NULL,
-                          net.label_rows if labels != NULL else NULL, bs, loss, True, lr,
-                          n_correct)
+                          net.label_rows if labels != NULL else NULL,
+                          W_rows if weights != NULL else NULL, bs, loss, True, lr, n_correct)
         if not _finite(value) or (check_params and not _params_finite(net)):
             diverged[0] = batch
             return total
@@ -315,7 +346,7 @@ cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out
         if loss >= 0:
             total += rows * fp_loss_gradient(
                 net.dtype, loss, net.logits, net.A[L - 1], y + lo * n_out * size if y else NULL,
-                batch.labels + lo if batch.labels else NULL, NULL, rows, n_out,
+                batch.labels + lo if batch.labels else NULL, NULL, NULL, rows, n_out,
                 net.layer[L - 1].activation, net.layer[L - 1].negative_slope, n_correct)
         lo += rows
     return total
@@ -429,6 +460,9 @@ cdef class Engine:
         self.net.bias_grad = self._buffer((widest,))
         self.net.X_rows = self._buffer((capacity, n_in0))
         self.net.Y_rows = self._buffer((capacity, n_out_last))
+        self.net.sample_rows = self._buffer((capacity,))
+        self.net.weight_rows = self._buffer((capacity,))
+        self.net.penalty = 0.0
         labels = np.zeros(capacity, np.int64)
         self._arrays.append(labels)
         self.net.label_rows = <int64_t *>_data(labels)
@@ -456,11 +490,16 @@ cdef class Engine:
     # -----------------------------------------------------------------------------------------
     # What the engine is handed: checked before any pass reads it.
 
-    def bind_optimizer(self, dict hyper, list state, steps):
+    def bind_optimizer(self, dict hyper, list state, steps, double penalty=0.0):
         """The optimizer that `step`, `epoch` and `update` apply: its hyperparameters, its state
         buffers (as many as its kind reads, each shaped like params) and its step count (a
-        writable int64 array of one element, which the engine advances in place)."""
+        writable int64 array of one element, which the engine advances in place); and the L2
+        penalty of training steps on the weights (not the biases): penalty / 2 ||W||^2 per
+        batch, divided by its size (or by the sum of its sample weights), as scikit-learn's
+        alpha."""
         cdef fp_optimizer opt = make_optimizer(hyper)
+        if not (penalty >= 0 and penalty < float("inf")):
+            raise ValueError(f"penalty: expected a finite number >= 0, got {penalty!r}")
         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:
             raise ValueError(f"optimizer: unknown kind {opt.kind}")
         cdef int n_state = fp_optimizer_n_state(opt.kind)
@@ -482,7 +521,9 @@ cdef class Engine:
         self.net.state1 = _data(state[1]) if n_state > 1 else NULL
         self.net.opt_steps = <int64_t *>_data(steps)
         self._optimizer_state = (state, steps)
-        if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0:
+        self.net.penalty = penalty
+        if opt.kind == FP_OPT_SGD and opt.weight_decay == 0 and opt.max_norm == 0 and \
+                penalty == 0:
             self.net.update = UPDATE_IN_GEMM
         else:
             self.net.update = UPDATE_BY_OPTIMIZER
@@ -493,14 +534,23 @@ cdef class Engine:
         product: training steps then leave the gradient buffer as it was."""
         return self.net.update == UPDATE_IN_GEMM
 
-    cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit) except *:
-        """A batch (X and, unless loss < 0, its targets for `loss`), checked: at most `limit`
-        rows (0: any number)."""
+    cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit, weights=None) except *:
+        """A batch (X and, unless loss < 0, its targets for `loss`, and sample weights or None),
+        checked: at most `limit` rows (0: any number)."""
         cdef Batch batch
         batch.n = self._rows(X, Y, labels, loss, limit)
         batch.X = _data(X)
         batch.Y = _data(Y) if Y is not None else NULL
         batch.labels = <int64_t *>_data(labels) if labels is not None else NULL
+        batch.weights = NULL
+        if weights is not None:
+            if not (isinstance(weights, np.ndarray) and weights.dtype == self.dtype and
+                    weights.shape == (batch.n,) and weights.flags.c_contiguous):
+                raise ValueError(f"sample_weight: expected a C-contiguous {self.dtype} array "
+                                 f"({batch.n},)")
+            if not (np.isfinite(weights).all() and (weights >= 0).all()):
+                raise ValueError("sample_weight: expected finite weights >= 0")
+            batch.weights = _data(weights)
         return batch
 
     cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
@@ -648,11 +698,11 @@ cdef class Engine:
         if not (lr >= 0 and lr < float("inf")):
             raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
 
-    def step(self, X, Y, labels, int loss, double lr):
+    def step(self, X, Y, labels, int loss, double lr, weights=None):
         """One training step on a batch (at most `capacity` rows), dropout on, with the bound
         optimizer at learning rate `lr`. Returns (mean loss before the update, number correct)."""
         self._check_training(lr)
-        cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
+        cdef Batch b = self._batch(X, Y, labels, loss, self.capacity, weights)
         cdef int64_t n_correct = 0
         cdef double value
         self._begin()
@@ -664,7 +714,7 @@ cdef class Engine:
         return value, n_correct
 
     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,
-              bint check_params=False):
+              bint check_params=False, weights=None):
         """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
         `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
         order). Returns (sum of batch loss times batch size, number correct, the index of the
@@ -672,7 +722,7 @@ cdef class Engine:
         finite (its update is not applied) or, with check_params, after whose update a
         parameter is not."""
         self._check_training(lr)
-        cdef Batch b = self._batch(X, Y, labels, loss, 0)
+        cdef Batch b = self._batch(X, Y, labels, loss, 0, weights)
         cdef Py_ssize_t n = b.n
         if not 1 <= batch_size <= self.capacity:
             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
@@ -692,10 +742,12 @@ cdef class Engine:
         try:
             with nogil:
                 if self.net.dtype == FP_FLOAT32:
-                    total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels, o, n,
+                    total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels,
+                                   <float *>b.weights, o, n,
                                    batch_size, loss, lr, check_params, &n_correct, &diverged)
                 else:
-                    total = _epoch(&self.net, <double *>b.X, <double *>b.Y, b.labels, o, n,
+                    total = _epoch(&self.net, <double *>b.X, <double *>b.Y, b.labels,
+                                   <double *>b.weights, o, n,
                                    batch_size, loss, lr, check_params, &n_correct, &diverged)
         finally:
             self._busy = False

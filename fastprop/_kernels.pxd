@@ -49,9 +49,9 @@ cdef extern from "fastprop.h" nogil:
     void fp_column_sum(int dtype, const void *dZ, Py_ssize_t n_samples, Py_ssize_t n_out,
                        void *db, int accumulate)
     double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const void *Y,
-                            const int64_t *labels, void *dZ, Py_ssize_t n_samples,
-                            Py_ssize_t n_out, int activation, double negative_slope,
-                            int64_t *n_correct)
+                            const int64_t *labels, const void *sample_weight, void *dZ,
+                            Py_ssize_t n_samples, Py_ssize_t n_out, int activation,
+                            double negative_slope, int64_t *n_correct)
     void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads,
                            void *state0, void *state1, Py_ssize_t n, int64_t t)
     void fp_sgd_update(int dtype, void *params, const void *grads, Py_ssize_t n, double lr)
@@ -96,6 +96,10 @@ cdef void weight_gradient(const floating *A_prev, int lda, bint trans_a,  # IN  
                           floating *db,                                   # OUT (n_out,)
                           int n_samples, int n_in, int n_out,
                           floating alpha, floating beta, bint accumulate) noexcept nogil
+
+# y += alpha x over n values; and the sum of x_i^2 (both BLAS).
+cdef void axpy(Py_ssize_t n, floating alpha, const floating *x, floating *y) noexcept nogil
+cdef double sum_of_squares(Py_ssize_t n, const floating *x) noexcept nogil
 
 # The C description of an optimizer from fastprop.optimizers' hyperparameters (every key named).
 cdef fp_optimizer make_optimizer(dict hyper) except *

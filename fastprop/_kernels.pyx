@@ -7,7 +7,7 @@ underscore that releases the GIL around it, for fastprop.kernels, which checks t
 (C-contiguous, one dtype, matching shapes, no overlap between inputs and outputs).
 """
 from libc.stdint cimport int64_t, uint64_t
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from scipy.linalg.cython_blas cimport sgemm, dgemm, saxpy, daxpy, sdot, ddot
 
 
 # ---------------------------------------------------------------------------------------------
@@ -26,6 +26,33 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float *>B, &ldb, <float *>A, &lda, &beta, C, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *>B, &ldb, <double *>A, &lda, &beta, C, &ldc)
+
+
+cdef void axpy(Py_ssize_t n, floating alpha, const floating *x, floating *y) noexcept nogil:
+    cdef int one = 1, m
+    while n > 0:  # BLAS counts in ints
+        m = <int>(n if n < 1073741824 else 1073741824)
+        if floating is float:
+            saxpy(&m, &alpha, <float *>x, &one, y, &one)
+        else:
+            daxpy(&m, &alpha, <double *>x, &one, y, &one)
+        x += m
+        y += m
+        n -= m
+
+
+cdef double sum_of_squares(Py_ssize_t n, const floating *x) noexcept nogil:
+    cdef int one = 1, m
+    cdef double total = 0
+    while n > 0:
+        m = <int>(n if n < 1073741824 else 1073741824)
+        if floating is float:
+            total += sdot(&m, <float *>x, &one, <float *>x, &one)
+        else:
+            total += ddot(&m, <double *>x, &one, <double *>x, &one)
+        x += m
+        n -= m
+    return total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +197,7 @@ def _loss_gradient(int loss, const floating[:, ::1] Z, const floating[:, ::1] A,
     cdef int64_t n_correct = 0
     cdef double value
     with nogil:
-        value = fp_loss_gradient(dtype_of(&Z[0, 0]), loss, &Z[0, 0], &A[0, 0], y, lab, dz,
+        value = fp_loss_gradient(dtype_of(&Z[0, 0]), loss, &Z[0, 0], &A[0, 0], y, lab, NULL, dz,
                                  Z.shape[0], Z.shape[1], activation, negative_slope, &n_correct)
     return value, n_correct
 

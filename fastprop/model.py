@@ -256,7 +256,7 @@ class Sequential:
             state.steps[...] = steps
         return state
 
-    def _bind(self, optimizer, rows, state=None):
+    def _bind(self, optimizer, rows, state=None, penalty=0.0):
         """The engine for `rows`, with `optimizer` and this model's state for it bound; the
         model's optimizer becomes `optimizer`. Everything is checked before anything changes."""
         if not isinstance(optimizer, Optimizer):
@@ -265,7 +265,7 @@ class Sequential:
         hyper = optimizer._hyper()
         state = self._state_for(optimizer) if state is None else state
         engine = self._engine_for(rows)
-        engine.bind_optimizer(hyper, state.buffers, state.steps)
+        engine.bind_optimizer(hyper, state.buffers, state.steps, penalty)
         self.optimizer, self._optimizer_state, optimizer._state = optimizer, state, state
         return engine
 
@@ -323,19 +323,23 @@ class Sequential:
         value, _ = self._engine_for(X.shape[0]).gradients(X, Y, labels, LOSSES[loss])
         return value, [(l.dW.copy(), l.db.copy()) for l in self.layers]
 
-    def train_step(self, X, y, loss, optimizer):
+    def train_step(self, X, y, loss, optimizer, sample_weight=None, l2_penalty=0.0):
         """One training step on the batch (X, y), dropout on, exactly as fit takes it: returns
         the batch's mean loss (before the update). With plain SGD the update runs inside the
         weight-gradient product and model.grads is not written; with any other optimizer
-        model.grads holds the batch's whole gradient afterwards (clipped, if clip_norm is set)."""
+        model.grads holds the batch's whole gradient afterwards (clipped, if clip_norm is set).
+        sample_weight and l2_penalty are fit's."""
         X, Y, labels, loss = self._check_data(X, y, loss)
-        engine = self._bind(optimizer, X.shape[0])
+        weights = training.check_sample_weight(sample_weight, X.shape[0], self.dtype)
+        from ._validation import check_non_negative_float
+        l2_penalty = check_non_negative_float("l2_penalty", l2_penalty)
+        engine = self._bind(optimizer, X.shape[0], penalty=l2_penalty)
         snapshot = self._snapshot
         if snapshot is None or snapshot[0] is not self._optimizer_state:
             snapshot = self._snapshot = (self._optimizer_state,
                                          training.Snapshot(self, self._optimizer_state))
         snapshot[1].take()
-        value, _ = engine.step(X, Y, labels, LOSSES[loss], optimizer.lr)
+        value, _ = engine.step(X, Y, labels, LOSSES[loss], optimizer.lr, weights)
         if not (np.isfinite(value) and engine.params_finite()):
             snapshot[1].restore()
             raise training.diverged("train_step", "the model is as it was before the step",

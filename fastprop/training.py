@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from ._validation import check_choice, check_positive_int, check_seed
+from ._validation import (as_numeric_array, check_choice, check_finite, check_non_negative_float,
+                          check_positive_int, check_seed)
 from .callbacks import Progress, is_terminal
 from .history import History
 from .losses import CLASSIFICATION, LOSSES, PER_ELEMENT
@@ -42,6 +43,21 @@ def diverged(where, snapshot_note, lr):
         f"{where}: the loss or the update was not finite (nan or inf), so training stopped; "
         f"{snapshot_note}. Lower the learning rate (lr={lr:g}) or clip the gradients "
         f"(clip_norm=...)")
+
+
+def check_sample_weight(sample_weight, n, dtype):
+    """None, or n finite weights >= 0 as a C-contiguous array of `dtype`."""
+    if sample_weight is None:
+        return None
+    w = as_numeric_array("sample_weight", sample_weight)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight: expected shape ({n},), one weight per sample, got "
+                         f"shape {w.shape}")
+    w = np.ascontiguousarray(w, dtype=dtype)
+    check_finite("sample_weight", w)
+    if (w < 0).any():
+        raise ValueError(f"sample_weight: expected weights >= 0, got a minimum of {w.min()}")
+    return w
 
 
 def check_metrics(metrics):
@@ -121,7 +137,8 @@ def _validation(model, data, split, X, Y, labels, loss):
 
 def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
         verbose=0, n_threads=None, validation_data=None, validation_split=0.0, metrics=None,
-        lr_schedule=None, callbacks=None, progress=None, warm_start=True):
+        lr_schedule=None, callbacks=None, progress=None, warm_start=True, sample_weight=None,
+        l2_penalty=0.0):
     """Trains on (X, y) by mini-batch gradient descent; returns a History.
 
     Each epoch visits every sample once, in batches of `batch_size` (the last batch may be
@@ -145,6 +162,10 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     a terminal (or with progress=True) it also shows a live bar during the epoch (tqdm when
     installed), for which the epoch runs in about 20 engine calls instead of one. `n_threads`
     bounds the threads of BLAS and of the OpenMP loops during the fit (threadpoolctl).
+
+    sample_weight (n_samples,) weights each sample's loss and gradient (within a batch, the
+    weighted mean); l2_penalty adds l2_penalty / 2 * ||W||^2 (weights, not biases) divided by the
+    batch's size (or its sum of weights) to every batch's loss, as scikit-learn's alpha.
     """
     if n_threads is not None:
         n_threads = check_positive_int("n_threads", n_threads)
@@ -152,7 +173,7 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
         with threadpool_limits(limits=n_threads):
             return fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
                        None, validation_data, validation_split, metrics, lr_schedule, callbacks,
-                       progress, warm_start)
+                       progress, warm_start, sample_weight, l2_penalty)
     # Check everything first: a call that raises leaves the model as it was.
     X, Y, labels, loss = model._check_data(X, y, loss)
     if optimizer is None:
@@ -174,19 +195,24 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     check_choice("verbose", verbose, (0, 1, 2))
     check_choice("progress", progress, (None, True, False))
     rates = _scheduled_rates(lr_schedule, epochs, optimizer.lr)
+    weights = check_sample_weight(sample_weight, X.shape[0], model.dtype)
+    l2_penalty = check_non_negative_float("l2_penalty", l2_penalty)
     X, Y, labels, val = _validation(model, validation_data, validation_split, X, Y, labels, loss)
+    if weights is not None:
+        weights = weights[:X.shape[0]]  # a validation split holds out the last rows
     if not model._training.acquire(blocking=False):
         raise RuntimeError("this model is already being trained (in another thread); train a "
                            "model in one thread at a time, or train copies")
     try:
-        return _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, seed,
-                      verbose, val, metric_fns, rates, callbacks, progress, warm_start)
+        return _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle,
+                      seed, verbose, val, metric_fns, rates, callbacks, progress, warm_start,
+                      l2_penalty)
     finally:
         model._training.release()
 
 
-def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, seed, verbose, val,
-           metric_fns, rates, callbacks, progress, warm_start):
+def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle, seed,
+           verbose, val, metric_fns, rates, callbacks, progress, warm_start, l2_penalty):
     """fit's loop, on checked arguments."""
 
     if not warm_start:
@@ -206,7 +232,7 @@ def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, se
     for cb in callbacks:
         if hasattr(cb, "on_train_begin"):
             cb.on_train_begin(model, logs)
-    engine = model._bind(optimizer, batch_size)
+    engine = model._bind(optimizer, batch_size, penalty=l2_penalty)
     state = model._optimizer_state
     snapshot = Snapshot(model, state)  # the epoch's start, should it diverge
     n_batches = -(-n // batch_size)
@@ -220,20 +246,20 @@ def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, se
             if engine is not model._engine or model._optimizer_state is not state:
                 # a callback's predict rebuilt the engine larger, or trained with another
                 # optimizer: bind this fit's optimizer and state again
-                engine = model._bind(optimizer, batch_size, state)
+                engine = model._bind(optimizer, batch_size, state, l2_penalty)
             snapshot.take()
             start = time.perf_counter()
             if shuffle:
                 rng.shuffle(order)  # in place: a new order each epoch, no allocation
             if watchers:
-                total, n_correct, bad = _chunked_epoch(engine, model, X, Y, labels, order,
+                total, n_correct, bad = _chunked_epoch(engine, model, X, Y, labels, weights, order,
                                                        batch_size, loss, lr, watchers)
             else:
                 total, n_correct, bad = engine.epoch(X, Y, labels, order, batch_size,
-                                                     LOSSES[loss], lr)
+                                                     LOSSES[loss], lr, False, weights)
             if bad >= 0 or not engine.params_finite():
-                _stop(engine, snapshot, X, Y, labels, order, batch_size, loss, lr, epoch,
-                      n_batches)
+                _stop(engine, snapshot, X, Y, labels, weights, order, batch_size, loss, lr,
+                      epoch, n_batches)
             seconds = time.perf_counter() - start
             logs = {"epoch": epoch + 1, "loss": total / n, "lr": lr, "seconds": seconds,
                     "samples_per_sec": n / seconds if seconds > 0 else float("inf"),
@@ -261,17 +287,19 @@ def _train(model, X, Y, labels, loss, optimizer, epochs, batch_size, shuffle, se
     return history
 
 
-def _part(engine, X, Y, labels, order, lo, hi, batch_size, loss, lr, check_params=False):
+def _part(engine, X, Y, labels, weights, order, lo, hi, batch_size, loss, lr,
+          check_params=False):
     """The batches of rows lo to hi of the epoch (of `order`, or of X in its order)."""
     if order is not None:
         return engine.epoch(X, Y, labels, order[lo:hi], batch_size, LOSSES[loss], lr,
-                            check_params)
-    return engine.epoch(X[lo:hi], None if Y is None else Y[lo:hi],
-                        None if labels is None else labels[lo:hi], None, batch_size,
-                        LOSSES[loss], lr, check_params)
+                            check_params, weights)
+    cut = slice(lo, hi)
+    return engine.epoch(X[cut], None if Y is None else Y[cut],
+                        None if labels is None else labels[cut], None, batch_size,
+                        LOSSES[loss], lr, check_params, None if weights is None else weights[cut])
 
 
-def _chunked_epoch(engine, model, X, Y, labels, order, batch_size, loss, lr, watchers):
+def _chunked_epoch(engine, model, X, Y, labels, weights, order, batch_size, loss, lr, watchers):
     """One epoch in about 20 engine calls over whole batches, telling the watchers (a progress
     bar) how far it got: the same steps as one call."""
     n = X.shape[0]
@@ -280,7 +308,7 @@ def _chunked_epoch(engine, model, X, Y, labels, order, batch_size, loss, lr, wat
     total, n_correct = 0.0, 0
     for lo in range(0, n, per_call):
         hi = min(n, lo + per_call)
-        t, c, bad = _part(engine, X, Y, labels, order, lo, hi, batch_size, loss, lr)
+        t, c, bad = _part(engine, X, Y, labels, weights, order, lo, hi, batch_size, loss, lr)
         if bad >= 0:
             return total, n_correct, lo // batch_size + bad
         total += t
@@ -290,16 +318,17 @@ def _chunked_epoch(engine, model, X, Y, labels, order, batch_size, loss, lr, wat
     return total, n_correct, -1
 
 
-def _stop(engine, snapshot, X, Y, labels, order, batch_size, loss, lr, epoch, n_batches):
+def _stop(engine, snapshot, X, Y, labels, weights, order, batch_size, loss, lr, epoch,
+          n_batches):
     """Training diverged in this epoch: replays it from its start, checking the parameters
     after every step, to find the first batch whose loss or update is not finite; leaves the
     model as it was before that batch and raises FloatingPointError."""
     n = X.shape[0]
     snapshot.restore()
-    _, _, bad = _part(engine, X, Y, labels, order, 0, n, batch_size, loss, lr, True)
+    _, _, bad = _part(engine, X, Y, labels, weights, order, 0, n, batch_size, loss, lr, True)
     snapshot.restore()
     if bad > 0:  # the batches before it were fine: take them again
-        _part(engine, X, Y, labels, order, 0, bad * batch_size, batch_size, loss, lr)
+        _part(engine, X, Y, labels, weights, order, 0, bad * batch_size, batch_size, loss, lr)
     where = (f"fit: epoch {epoch + 1}, batch {bad + 1} of {n_batches}" if bad >= 0 else
              f"fit: epoch {epoch + 1}")
     kept = ("the model keeps its weights and optimizer state from before that batch"

@@ -86,17 +86,30 @@ def loss_and_output_delta(loss, Z, A, Y, name, slope=0.01):
     raise ValueError(loss)
 
 
-def backprop(weights, activations, X, Y, loss, slope=0.01):
-    """Loss and [(dW, db), ...] of a whole network, layer by layer, in the seeds' style."""
+def backprop(weights, activations, X, Y, loss, slope=0.01, sample_weight=None, l2=0.0):
+    """Loss and [(dW, db), ...] of a whole network, layer by layer, in the seeds' style. With
+    sample_weight, each sample's loss and gradient count w_i n / sum(w) times; l2 adds
+    l2 / 2 ||W||^2 / sum(w) (weights only), scikit-learn's alpha."""
     Zs, As = [], [X]
     for (W, b), name in zip(weights, activations):
         Z, A = forward(As[-1], W, b, name, slope)
         Zs.append(Z)
         As.append(A)
     value, dZ = loss_and_output_delta(loss, Zs[-1], As[-1], Y, activations[-1], slope)
+    n = X.shape[0]
+    w_sum = n
+    if sample_weight is not None:
+        w_sum = float(np.sum(sample_weight))
+        wn = np.asarray(sample_weight, float) * n / w_sum
+        value = sum(wn[i] * loss_and_output_delta(loss, Zs[-1][i:i + 1], As[-1][i:i + 1],
+                                                  Y[i:i + 1], activations[-1], slope)[0]
+                    for i in range(n)) / n
+        dZ = dZ * wn[:, None]
+    value += 0.5 * l2 * sum(np.sum(W * W) for W, _ in weights) / w_sum
     grads = [None] * len(weights)
     for l in range(len(weights) - 1, -1, -1):
-        grads[l] = weight_gradient(As[l], dZ)
+        dW, db = weight_gradient(As[l], dZ)
+        grads[l] = (dW + l2 * weights[l][0] / w_sum, db)
         if l:
             dZ = delta(dZ, weights[l][0], Zs[l - 1], activations[l - 1], slope)
     return value, grads, As[-1]
@@ -164,7 +177,8 @@ class Optimizer:
         raise ValueError(name)
 
 
-def train(weights, activations, X, y, loss, batches, optimizer, slope=0.01):
+def train(weights, activations, X, y, loss, batches, optimizer, slope=0.01, sample_weight=None,
+          l2=0.0):
     """Mini-batch training in float64: for each index array in `batches`, backprop on those rows
     and one optimizer step. Returns (final weights, the loss of each batch before its step)."""
     shapes = [W.shape for W, _ in weights]
@@ -175,7 +189,9 @@ def train(weights, activations, X, y, loss, batches, optimizer, slope=0.01):
     for idx in batches:
         Y = y[idx] if y.ndim == 1 and loss == "softmax_cross_entropy" else \
             np.asarray(y[idx], np.float64).reshape(len(idx), -1)
-        value, grads, _ = backprop(unflatten(p, shapes), activations, X[idx], Y, loss, slope)
+        w = None if sample_weight is None else np.asarray(sample_weight)[idx]
+        value, grads, _ = backprop(unflatten(p, shapes), activations, X[idx], Y, loss, slope, w,
+                                   l2)
         losses.append(value)
         p = optimizer.step(p, flatten(grads))
     return unflatten(p, shapes), losses

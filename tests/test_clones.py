@@ -66,14 +66,16 @@ def _run(lib, dtype, kernel, seed):
         d = Y.copy()
         lib.fp_activation_backward(dt, _ptr(d), _ptr(A), N(n * m), code, ctypes.c_double(0.1))
         return z.tobytes() + a.tobytes() + d.tobytes()
-    if kernel.startswith("loss"):
-        code = int(kernel[4:])
+    if kernel.startswith("loss") or kernel.startswith("wloss"):
+        code = int(kernel.split("loss")[1])
+        w = rng.random(n).astype(dtype) if kernel.startswith("w") else None
         dZ = np.empty_like(Z)
         labels = rng.integers(0, m, size=n).astype(np.int64)
         correct = ctypes.c_int64(0)
         Yt = np.eye(m, dtype=dtype)[labels] if code == 3 else (Y > 0.5).astype(dtype)
         lib.fp_loss_gradient.restype = ctypes.c_double
-        value = lib.fp_loss_gradient(dt, code, _ptr(Z), _ptr(A), _ptr(Yt), None, _ptr(dZ), N(n),
+        value = lib.fp_loss_gradient(dt, code, _ptr(Z), _ptr(A), _ptr(Yt), None, _ptr(w),
+                                     _ptr(dZ), N(n),
                                      N(m), 1 if code in (0, 1, 4, 5) else 0,
                                      ctypes.c_double(0.0), ctypes.byref(correct))
         return np.float64(value).tobytes() + dZ.tobytes() + bytes([correct.value % 256])
@@ -103,7 +105,7 @@ def _run(lib, dtype, kernel, seed):
     raise ValueError(kernel)
 
 
-KERNELS = [f"act{c}" for c in range(6)] + [f"loss{c}" for c in range(7)] + \
+KERNELS = [f"act{c}" for c in range(6)] + [f"{w}loss{c}" for c in range(7) for w in ("", "w")] + \
           ["column_sum", "dropout"] + [f"opt{k}" for k in range(5)]
 
 

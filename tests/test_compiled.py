@@ -174,3 +174,24 @@ def test_the_engine_rejects_what_it_cannot_read():
     assert diverged == -1
     assert total == pytest.approx(5 * np.log(2), rel=1e-5)  # zero inputs: uniform softmax
     assert steps[0] == 2  # two batches: the step count advanced in place
+
+
+@pytest.mark.parametrize("loss,out_act,targets", CASES[::2] + CASES[-1:])
+@pytest.mark.parametrize("opt", [("SGD", dict(lr=0.05)), ("Adam", dict(lr=0.01))])
+def test_sample_weights_and_l2_penalty_match_the_oracle(dtype, loss, out_act, targets, opt):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(30, 5))
+    y = targets(rng, 30, 3)
+    w = rng.random(30) * 3
+    w[:4] = 0  # zero weights count nothing
+    model = build(out_act, dtype)
+    start = model.get_weights()
+    h = model.fit(X, y, loss, getattr(fp, opt[0])(**opt[1]), epochs=2, batch_size=8, seed=2,
+                  sample_weight=w, l2_penalty=0.3)
+    batches = ref.epoch_batches(30, 8, 2, seed=2)
+    expected, losses = ref.train(start, ["relu", "leaky_relu", out_act], X, y, loss, batches,
+                                 ref.Optimizer(opt[0], **opt[1]), sample_weight=w, l2=0.3)
+    tol = dict(rtol=2e-4, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.params, ref.flatten(expected), **tol)
+    first = sum(v * len(b) for v, b in zip(losses[:4], batches[:4])) / 30
+    np.testing.assert_allclose(h.loss[0], first, **tol)
