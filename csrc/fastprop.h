@@ -49,6 +49,8 @@ typedef struct {
     int nesterov;
     double lr, momentum, beta1, beta2, eps, alpha, weight_decay;
     double max_norm; /* clip the gradients to this global L2 norm first; 0: no clipping */
+    int eps_outside; /* Adam: epsilon added to sqrt(v) before the bias correction (scikit-learn's
+                        form) instead of after it (torch's) */
 } fp_optimizer;
 
 /* The number of state buffers (shaped like the parameters) an optimizer of this kind reads. */

@@ -52,6 +52,9 @@ FP_MULTIVERSION static void FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, 
         const REAL bc1 = (REAL)(1 - pow(opt->beta1, (double)t));
         const REAL sqrt_bc2 = (REAL)sqrt(1 - pow(opt->beta2, (double)t));
         const REAL step = lr / bc1;
+        /* scikit-learn's lr sqrt(bc2) / bc1 m / (sqrt(v) + eps) is torch's with eps / sqrt(bc2) */
+        const REAL eps_t = opt->eps_outside ? (REAL)(opt->eps / sqrt(1 - pow(opt->beta2, (double)t)))
+                                            : eps;
         const REAL l2 = opt->kind == FP_OPT_ADAM ? wd : (REAL)0;
         const REAL decay = opt->kind == FP_OPT_ADAMW ? (REAL)1 - lr * wd : (REAL)1;
         for (ptrdiff_t i = 0; i < n; i++) {
@@ -60,7 +63,7 @@ FP_MULTIVERSION static void FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, 
             const REAL v = b2 * exp_avg_sq[i] + ((REAL)1 - b2) * gi * gi;
             exp_avg[i] = m;
             exp_avg_sq[i] = v;
-            p[i] = p[i] * decay - step * m / (sqrt(v) / sqrt_bc2 + eps);
+            p[i] = p[i] * decay - step * m / (sqrt(v) / sqrt_bc2 + eps_t);
         }
         break;
     }

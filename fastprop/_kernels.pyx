@@ -105,6 +105,7 @@ cdef fp_optimizer make_optimizer(dict hyper) except *:
     opt.alpha = hyper["alpha"]
     opt.weight_decay = hyper["weight_decay"]
     opt.max_norm = hyper["max_norm"]
+    opt.eps_outside = hyper["eps_outside"]
     return opt
 
 

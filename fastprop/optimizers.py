@@ -71,7 +71,8 @@ class Optimizer:
             setattr(self, name, getattr(self, name))
         return {"kind": int(self._kind), "nesterov": False, "lr": self.lr, "momentum": 0.0,
                 "beta1": 0.0, "beta2": 0.0, "eps": 0.0, "alpha": 0.0,
-                "weight_decay": self.weight_decay, "max_norm": self.clip_norm or 0.0}
+                "weight_decay": self.weight_decay, "max_norm": self.clip_norm or 0.0,
+                "eps_outside": False}
 
     def step(self, model):
         """One update of `model` from the gradients in model.grads (clipping scales them in
@@ -150,9 +151,13 @@ class Adam(Optimizer):
         self.eps = eps
         super().__init__(lr, weight_decay, clip_norm)
 
+    # scikit-learn's Adam adds eps to sqrt(v) before the bias correction (fastprop.sklearn)
+    _eps_outside = False
+
     def _hyper(self):
         hyper = super()._hyper()
-        return dict(hyper, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps)
+        return dict(hyper, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                    eps_outside=self._eps_outside)
 
     def get_config(self):
         return dict(super().get_config(), betas=list(self.betas), eps=self.eps)

@@ -89,8 +89,9 @@ def _run(lib, dtype, kernel, seed):
         class Opt(ctypes.Structure):
             _fields_ = [("kind", ctypes.c_int), ("nesterov", ctypes.c_int)] + \
                        [(f, ctypes.c_double) for f in ("lr", "momentum", "beta1", "beta2", "eps",
-                                                       "alpha", "weight_decay", "max_norm")]
-        opt = Opt(kind, 1, 0.01, 0.9, 0.9, 0.999, 1e-8, 0.99, 0.01, 1.0)
+                                                       "alpha", "weight_decay", "max_norm")] + \
+                       [("eps_outside", ctypes.c_int)]
+        opt = Opt(kind, 1, 0.01, 0.9, 0.9, 0.999, 1e-8, 0.99, 0.01, 1.0, kind % 2)
         p, g = Z.ravel().copy(), Y.ravel().copy()
         s0, s1 = np.abs(A.ravel()).copy(), np.abs(Y.ravel()).copy()
         for t in (1, 2, 3):

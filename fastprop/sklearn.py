@@ -1,0 +1,596 @@
+"""scikit-learn estimators trained by fastprop: MLPClassifier and MLPRegressor.
+
+Drop-in replacements for sklearn.neural_network's: the same parameters with the same defaults
+and meanings, the same fitted attributes, the same initialization (Glorot uniform drawn from
+random_state in scikit-learn's order), shuffling, early-stopping and tol rules; plus dropout,
+dtype, n_threads and (for the classifier) class_weight. They work in Pipeline, GridSearchCV and
+cross_val_score, and pickle. Needs scikit-learn: pip install "fastprop[sklearn]".
+
+Differences, documented: solver="lbfgs" is not offered; with a learning rate that changes
+(invscaling, adaptive) momentum follows torch's formula (lr times the velocity) rather than
+scikit-learn's (a velocity that carries earlier rates): the two agree exactly at a constant rate.
+For multi-output regression loss_ sums the squared errors over the outputs (the gradient
+scikit-learn follows); for one output it is scikit-learn's loss_.
+"""
+import numbers
+import warnings
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+    from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_random_state, shuffle as _shuffle
+    from sklearn.utils.class_weight import compute_sample_weight
+    from sklearn.utils.multiclass import type_of_target, unique_labels
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError('fastprop.sklearn needs scikit-learn: pip install "fastprop[sklearn]"') \
+        from exc
+
+from . import training
+from .layers import Dense, Dropout
+from .losses import LOSSES
+from .model import Sequential
+from .optimizers import SGD, Adam
+
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_PREDICT_CHUNK = 4096
+
+
+def expected_failed_checks(estimator):
+    """The scikit-learn estimator checks these estimators are expected to fail, with why (for
+    parametrize_with_checks(..., expected_failed_checks=...)): none."""
+    return {}
+
+
+def _need(ok, name, what, value):
+    if not ok:
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and \
+        np.isfinite(v)
+
+
+class _BaseMLP(BaseEstimator):
+    """What MLPClassifier and MLPRegressor share: parameters, checks, the training loop."""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dropout=0.0, dtype=None, n_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.dtype = dtype
+        self.n_threads = n_threads
+
+    # -----------------------------------------------------------------------------------------
+    # Checks
+
+    def _check_params(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if _is_int(sizes) else sizes
+        try:
+            sizes = list(sizes)
+        except TypeError:
+            raise ValueError(f"hidden_layer_sizes: expected a tuple of positive integers, got "
+                             f"{self.hidden_layer_sizes!r}") from None
+        _need(all(_is_int(s) and s >= 1 for s in sizes), "hidden_layer_sizes",
+              "a tuple of positive integers", self.hidden_layer_sizes)
+        _need(self.activation in _ACTIVATIONS, "activation", f"one of {list(_ACTIVATIONS)}",
+              self.activation)
+        if self.solver == "lbfgs":
+            raise ValueError("solver: 'lbfgs' is not offered by fastprop (its mini-batch engine "
+                             "is for 'sgd' and 'adam'); use scikit-learn's MLP for lbfgs")
+        _need(self.solver in ("sgd", "adam"), "solver", "'sgd' or 'adam'", self.solver)
+        _need(_is_real(self.alpha) and self.alpha >= 0, "alpha", "a number >= 0", self.alpha)
+        _need(self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1),
+              "batch_size", "'auto' or a positive integer", self.batch_size)
+        _need(self.learning_rate in ("constant", "invscaling", "adaptive"), "learning_rate",
+              "'constant', 'invscaling' or 'adaptive'", self.learning_rate)
+        for name in ("learning_rate_init", "epsilon"):
+            _need(_is_real(getattr(self, name)) and getattr(self, name) > 0, name,
+                  "a positive number", getattr(self, name))
+        _need(_is_real(self.power_t) and self.power_t >= 0, "power_t", "a number >= 0",
+              self.power_t)
+        for name in ("max_iter", "n_iter_no_change", "max_fun"):
+            _need(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name,
+                  "a positive integer", getattr(self, name))
+        _need(_is_real(self.tol) and self.tol >= 0, "tol", "a number >= 0", self.tol)
+        for name in ("momentum", "beta_1", "beta_2", "validation_fraction", "dropout"):
+            v = getattr(self, name)
+            low_ok = v > 0 if name == "validation_fraction" else v >= 0
+            upper = v <= 1 if name == "momentum" else v < 1
+            _need(_is_real(v) and low_ok and upper, name, "a number in [0, 1)", v)
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+            _need(isinstance(getattr(self, name), (bool, np.bool_)), name, "True or False",
+                  getattr(self, name))
+        _need(self.dtype in (None, "float32", "float64", np.float32, np.float64), "dtype",
+              "None (the dtype of X), 'float32' or 'float64'", self.dtype)
+        _need(self.n_threads is None or (_is_int(self.n_threads) and self.n_threads >= 1),
+              "n_threads", "None or a positive integer", self.n_threads)
+        return [int(s) for s in sizes]
+
+    def _dtype(self, X):
+        if self.dtype is not None:
+            return np.dtype(self.dtype)
+        return X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+    def _validate_X(self, X, reset):
+        return validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64,
+                                                                           np.float32),
+                             reset=reset)
+
+    # -----------------------------------------------------------------------------------------
+    # The network
+
+    def _build(self, sizes, n_in, n_out, out_activation, dtype, rng):
+        """A model with scikit-learn's initial weights: Glorot uniform for weights and biases
+        (factor 2 for logistic), drawn layer by layer from `rng` as scikit-learn draws them."""
+        widths = [n_in] + sizes + [n_out]
+        hidden = _ACTIVATIONS[self.activation]
+        layers = []
+        for k, (a, b) in enumerate(zip(widths, widths[1:])):
+            last = k == len(widths) - 2
+            layers.append(Dense(a, b, out_activation if last else hidden, init="zeros"))
+            if not last and self.dropout:
+                layers.append(Dropout(self.dropout))
+        # the model's own seed (dropout masks) comes from random_state without drawing from it,
+        # so that the draws below and the shuffles stay scikit-learn's
+        seed = self.random_state if _is_int(self.random_state) else \
+            int(rng.get_state()[1][0]) if hasattr(rng, "get_state") else None
+        model = Sequential(layers, dtype=dtype, seed=seed)
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        weights = []
+        for a, b in zip(widths, widths[1:]):
+            bound = np.sqrt(factor / (a + b))
+            weights.append((rng.uniform(-bound, bound, (a, b)), rng.uniform(-bound, bound, b)))
+        model.set_weights(weights)
+        return model
+
+    def _optimizer(self):
+        if self.solver == "adam":
+            adam = Adam(self.learning_rate_init, betas=(self.beta_1, self.beta_2),
+                        eps=self.epsilon)
+            adam._eps_outside = True  # scikit-learn's placement of epsilon
+            return adam
+        momentum = float(self.momentum) if self.momentum < 1 else 0.999999
+        return SGD(self.learning_rate_init, momentum=momentum,
+                   nesterov=bool(self.nesterovs_momentum and momentum > 0))
+
+    # -----------------------------------------------------------------------------------------
+    # Fitting
+
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
+        sizes = self._check_params()
+        if y is None:
+            raise ValueError(f"y: {type(self).__name__} requires y to be passed, but the target "
+                             f"y is None")
+        first = not (incremental or self.warm_start) or not hasattr(self, "model_")
+        X = self._validate_X(X, reset=first)
+        y = self._validate_targets(X, y, first, incremental, classes)
+        sample_weight = self._sample_weight(X, y, sample_weight)
+        if self.n_threads is not None:
+            from threadpoolctl import threadpool_limits
+            with threadpool_limits(limits=self.n_threads):
+                return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
+        return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
+
+    def _fit_checked(self, X, Y, sample_weight, incremental, sizes, first):
+        self._random_state = check_random_state(self.random_state)  # each call, as scikit-learn
+        if first:
+            dtype = self._dtype(X)
+            self.model_ = self._build(sizes, X.shape[1], Y.shape[1], self._out_activation(),
+                                      dtype, self._random_state)
+            self.n_iter_, self.t_ = 0, 0
+            self.n_layers_ = len(sizes) + 2
+            self.n_outputs_ = Y.shape[1]
+            self.out_activation_ = {"sigmoid": "logistic"}.get(self._out_activation(),
+                                                               self._out_activation())
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+            self._optimizer_ = self._optimizer()
+            self._lr = float(self.learning_rate_init)
+        elif not incremental or not hasattr(self, "_optimizer_"):
+            self._optimizer_ = self._optimizer()
+            self._lr = float(self.learning_rate_init)
+        model = self.model_
+        dtype = model.dtype
+        if self.early_stopping and incremental:
+            raise ValueError("early_stopping: partial_fit does not support early_stopping=True")
+        X_val = y_val = w_val = None
+        if self.early_stopping:
+            stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
+            arrays = [X, Y] + ([sample_weight] if sample_weight is not None else [])
+            parts = train_test_split(*arrays, random_state=self._random_state,
+                                     test_size=self.validation_fraction, stratify=stratify)
+            X, X_val, Y, Y_val = parts[:4]
+            if sample_weight is not None:
+                sample_weight, w_val = parts[4], parts[5]
+            if X_val.shape[0] < 2:
+                raise ValueError("validation_fraction: the validation set is too small; "
+                                 "increase validation_fraction or the size of the data set")
+            y_val = self._decode(Y_val)
+        n = X.shape[0]
+        batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
+        if batch_size > n:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going "
+                          "to be clipped")
+        batch_size = int(np.clip(batch_size, 1, n))
+        sparse = hasattr(X, "toarray")
+        if not sparse:
+            X = np.ascontiguousarray(X, dtype=dtype)
+        targets = self._engine_targets(Y, dtype)
+        weights = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype)
+        loss = self._loss()
+        optimizer = self._optimizer_
+        sample_idx = np.arange(n, dtype=int)
+        if not model._training.acquire(blocking=False):
+            raise RuntimeError("this estimator's model is already being trained in another "
+                               "thread")
+        try:
+            for _ in range(1 if incremental else self.max_iter):
+                if self.shuffle:
+                    sample_idx = _shuffle(sample_idx, random_state=self._random_state)
+                lr = self._lr if self.solver == "sgd" else float(self.learning_rate_init)
+                if sparse:
+                    total = self._sparse_epoch(X, targets, weights, sample_idx, batch_size,
+                                               loss, optimizer, lr)
+                else:
+                    total = self._dense_epoch(X, targets, weights, sample_idx, batch_size,
+                                              loss, optimizer, lr)
+                self.n_iter_ += 1
+                self.loss_ = total / n
+                self.t_ += n
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(X_val, y_val, w_val)
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    self._lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if self.solver == "sgd" and self.learning_rate == "adaptive" and \
+                            self._lr > 1e-6:
+                        self._lr /= 5.0
+                        self._no_improvement_count = 0
+                        if self.verbose:
+                            print("Setting learning rate to %f" % self._lr)
+                    else:
+                        if self.verbose:
+                            print("Training loss did not improve more than tol=%f for %d "
+                                  "consecutive epochs. Stopping." % (self.tol,
+                                                                     self.n_iter_no_change))
+                        break
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                                  "optimization hasn't converged yet." % self.max_iter,
+                                  ConvergenceWarning)
+        finally:
+            model._training.release()
+        if self.early_stopping and self._best_params is not None:
+            model.params = self._best_params
+        return self
+
+    def _dense_epoch(self, X, targets, weights, order, batch_size, loss, optimizer, lr):
+        """One epoch through the engine, in the order scikit-learn draws; divergence stops it as
+        fit does."""
+        model = self.model_
+        engine = model._bind(optimizer, batch_size, penalty=float(self.alpha))
+        snapshot = training.Snapshot(model, model._optimizer_state)
+        snapshot.take()
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        Y, labels = targets
+        total, _, bad = engine.epoch(X, Y, labels, order, batch_size, LOSSES[loss], lr, False,
+                                     weights)
+        if bad >= 0 or not engine.params_finite():
+            snapshot.restore()
+            raise training.diverged(f"fit: iteration {self.n_iter_ + 1}", "the model keeps its "
+                                    f"weights from the start of that iteration", lr)
+        return total
+
+    def _sparse_epoch(self, X, targets, weights, order, batch_size, loss, optimizer, lr):
+        """Sparse X: each batch's rows densified as it is taken, never the whole matrix."""
+        model = self.model_
+        Y, labels = targets
+        total = 0.0
+        for lo in range(0, X.shape[0], batch_size):
+            idx = order[lo:lo + batch_size]
+            Xb = np.ascontiguousarray(X[idx].toarray(), dtype=model.dtype)
+            value = model.train_step(Xb, Y[idx] if Y is not None else labels[idx], loss,
+                                     optimizer, None if weights is None else weights[idx],
+                                     float(self.alpha))
+            total += value * len(idx)
+        return total
+
+    def _update_no_improvement_count(self, X_val, y_val, w_val):
+        if self.early_stopping:
+            score = self._validation_score(X_val, y_val, w_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self.model_.params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    _best_params = None
+
+    def _sample_weight(self, X, y, sample_weight):
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, X, dtype=np.float64)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fits the network to (X, y), optionally weighting samples; returns self."""
+        self._best_params = None
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    # -----------------------------------------------------------------------------------------
+    # Predicting and attributes
+
+    def _output(self, X):
+        check_is_fitted(self, "model_")
+        X = self._validate_X(X, reset=False)
+        model = self.model_
+        if not hasattr(X, "toarray"):
+            return model.predict(np.ascontiguousarray(X, dtype=model.dtype))
+        out = np.empty((X.shape[0], model.n_out), model.dtype)
+        for lo in range(0, X.shape[0], _PREDICT_CHUNK):
+            rows = X[lo:lo + _PREDICT_CHUNK].toarray()
+            out[lo:lo + rows.shape[0]] = model.predict(rows)
+        return out
+
+    @property
+    def coefs_(self):
+        """The weight matrices (n_in, n_out) per layer (copies; assign a list to set them)."""
+        check_is_fitted(self, "model_")
+        return [l.W.copy() for l in self.model_.layers]
+
+    @coefs_.setter
+    def coefs_(self, values):
+        check_is_fitted(self, "model_")
+        self.model_.set_weights(list(zip(values, self.intercepts_)))
+
+    @property
+    def intercepts_(self):
+        """The bias vectors per layer (copies; assign a list to set them)."""
+        check_is_fitted(self, "model_")
+        return [l.b.copy() for l in self.model_.layers]
+
+    @intercepts_.setter
+    def intercepts_(self, values):
+        check_is_fitted(self, "model_")
+        self.model_.set_weights(list(zip(self.coefs_, values)))
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "model_")
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """A multilayer perceptron classifier, drop-in for sklearn.neural_network.MLPClassifier:
+    binary (one logistic output), multiclass (softmax) and multilabel (logistic outputs)
+    targets, string labels, sample_weight and class_weight ('balanced' or a dict)."""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dropout=0.0, dtype=None, n_threads=None, class_weight=None):
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha,
+                         batch_size=batch_size, learning_rate=learning_rate,
+                         learning_rate_init=learning_rate_init, power_t=power_t,
+                         max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+                         verbose=verbose, warm_start=warm_start, momentum=momentum,
+                         nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+                         dropout=dropout, dtype=dtype, n_threads=n_threads)
+        self.class_weight = class_weight
+
+    def _validate_targets(self, X, y, first, incremental, classes):
+        y = np.asarray(y) if not hasattr(y, "toarray") else y.toarray()
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected.",
+                          DataConversionWarning)
+            y = y.ravel()
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"y: expected {X.shape[0]} labels (one per row of X), got "
+                             f"{y.shape[0]}")
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        if kind not in ("binary", "multiclass", "multilabel-indicator"):
+            raise ValueError(f"y: expected class labels (binary, multiclass or multilabel), "
+                             f"got a target of type {kind!r}")
+        if first:
+            self._label_binarizer = LabelBinarizer()
+            if incremental:
+                if classes is None:
+                    raise ValueError("classes: expected the list of all classes on the first "
+                                     "call to partial_fit")
+                self._label_binarizer.fit(classes)
+                extra = set(unique_labels(y)) - set(self._label_binarizer.classes_)
+                if extra:
+                    raise ValueError(f"y: labels {sorted(extra)} are not in classes")
+            else:
+                self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            if classes is not None and not np.array_equal(np.sort(classes), self.classes_):
+                raise ValueError(f"classes: expected the classes of the first call "
+                                 f"{list(self.classes_)}, got {list(classes)}")
+            unseen = set(unique_labels(y)) - set(self.classes_)
+            if unseen:
+                raise ValueError(f"y: labels {sorted(unseen)} were not seen in the first fit; "
+                                 f"expected labels among {list(self.classes_)}")
+        self._y_raw = y
+        return self._label_binarizer.transform(y).astype(np.float64)
+
+    def _sample_weight(self, X, Y, sample_weight):
+        w = super()._sample_weight(X, Y, sample_weight)
+        if self.class_weight is not None:
+            if self._label_binarizer.y_type_ == "multilabel-indicator":
+                raise ValueError("class_weight: not supported for multilabel targets")
+            cw = compute_sample_weight(self.class_weight, self._y_raw)
+            w = cw if w is None else w * cw
+        return w
+
+    def _out_activation(self):
+        lb = self._label_binarizer
+        return "softmax" if lb.y_type_ == "multiclass" else "sigmoid"
+
+    def _loss(self):
+        lb = self._label_binarizer
+        return {"multiclass": "softmax_cross_entropy",
+                "multilabel-indicator": "multilabel_binary_cross_entropy"}.get(
+            lb.y_type_, "binary_cross_entropy")
+
+    def _engine_targets(self, Y, dtype):
+        if self._label_binarizer.y_type_ == "multiclass":
+            return None, np.ascontiguousarray(Y.argmax(axis=1), dtype=np.int64)
+        return np.ascontiguousarray(Y, dtype=dtype), None
+
+    def _decode(self, Y):
+        return self._label_binarizer.inverse_transform(Y)
+
+    def _validation_score(self, X, y, w):
+        return self.score(X, y, sample_weight=w)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch on (X, y); `classes` (all the classes) is needed on the first call."""
+        if self.solver not in ("sgd", "adam"):
+            self._check_params()
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def predict_proba(self, X):
+        """Class probabilities (n_samples, n_classes); for a binary problem [1 - p, p]."""
+        p = self._output(X)
+        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ == "binary":
+            p = p.ravel()
+            return np.column_stack([1 - p, p])
+        return p
+
+    def predict_log_proba(self, X):
+        """The log of predict_proba."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The predicted classes (labels as given to fit)."""
+        p = self._output(X)
+        if self._label_binarizer.y_type_ == "multiclass":
+            return self.classes_[np.argmax(p, axis=1)]
+        if self._label_binarizer.y_type_ == "binary":
+            return self.classes_[(p.ravel() > 0.5).astype(int)]
+        return (p > 0.5).astype(int)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """A multilayer perceptron regressor, drop-in for sklearn.neural_network.MLPRegressor:
+    identity output, squared error, single or multiple outputs, sample_weight."""
+
+    def _validate_targets(self, X, y, first, incremental, classes):
+        y = np.asarray(y, dtype=np.float64) if not hasattr(y, "toarray") else y.toarray()
+        if y.ndim == 0 or y.ndim > 2:
+            raise ValueError(f"y: expected a 1-D or 2-D array of targets, got shape {y.shape}")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"y: expected {X.shape[0]} targets (one per row of X), got "
+                             f"{y.shape[0]}")
+        if not np.isfinite(y).all():
+            raise ValueError("y: expected finite targets, got NaN or inf")
+        self._y_1d = y.ndim == 1
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if not first and Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y: expected {self.n_outputs_} outputs as in the first fit, got "
+                             f"{Y.shape[1]}")
+        return Y
+
+    def _out_activation(self):
+        return "identity"
+
+    def _loss(self):
+        return "half_squared_error"
+
+    def _engine_targets(self, Y, dtype):
+        return np.ascontiguousarray(Y, dtype=dtype), None
+
+    def _decode(self, Y):
+        return Y
+
+    def _validation_score(self, X, y, w):
+        return self.score(X, y.ravel() if y.shape[1] == 1 else y, sample_weight=w)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch on (X, y)."""
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """The predicted targets: (n_samples,) for one output, else (n_samples, n_outputs)."""
+        p = self._output(X)
+        return p.ravel() if self.n_outputs_ == 1 else p
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.target_tags.multi_output = True
+        return tags
+
