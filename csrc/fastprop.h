@@ -32,7 +32,9 @@ enum fp_loss {
     FP_LOSS_SOFTMAX_XENT = 3,  /* softmax cross-entropy, mean over samples */
     FP_LOSS_MAE = 4,           /* mean over all elements of |a - y| */
     FP_LOSS_HUBER = 5,         /* mean over all elements of Huber(a - y), delta 1 */
-    FP_LOSS_MULTILABEL_BCE = 6 /* binary cross-entropy summed over labels, mean over samples */
+    FP_LOSS_MULTILABEL_BCE = 6, /* binary cross-entropy summed over labels, mean over samples */
+    FP_LOSS_HALF_MSE = 7        /* mean over all elements of 1/2 (a - y)^2, with the gradient of
+                                   half_squared_error: scikit-learn's squared loss */
 };
 
 enum fp_optimizer_kind {

@@ -186,6 +186,9 @@ static double FP_NAME(fp_loss_gradient)(int loss, const REAL *Z, const REAL *A, 
     const ptrdiff_t n = n_samples * n_out;
     double total;
     switch (loss) {
+    case FP_LOSS_HALF_MSE: /* scikit-learn reports the mean over outputs too, steps as HALF_SE */
+        return FP_NAME(fp_loss_gradient)(FP_LOSS_HALF_SE, Z, A, Y, labels, dZ, n_samples, n_out,
+                                         activation, negative_slope, n_correct) / (double)n_out;
     case FP_LOSS_MSE:
     case FP_LOSS_HALF_SE:
     case FP_LOSS_MAE:

@@ -35,7 +35,7 @@ from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weig
                                 fp_sgd_update, fp_dropout, fp_dropout_key, fp_mul,
                                 FP_FLOAT32, FP_FLOAT64, FP_IDENTITY, FP_SOFTMAX, FP_LEAKY_RELU,
                                 FP_LOSS_MSE, FP_LOSS_HALF_SE, FP_LOSS_MAE, FP_LOSS_HUBER,
-                                FP_LOSS_SOFTMAX_XENT, FP_LOSS_MULTILABEL_BCE, FP_OPT_SGD,
+                                FP_LOSS_SOFTMAX_XENT, FP_LOSS_HALF_MSE, FP_OPT_SGD,
                                 FP_OPT_RMSPROP)
 
 cnp.import_array()
@@ -99,7 +99,7 @@ cdef struct Batch:          # a checked batch: its rows and targets
 cdef inline bint _from_logits(int loss) noexcept nogil:
     # the cross-entropies take their gradient from the logits: no dL/dA of their own
     return not (loss == FP_LOSS_MSE or loss == FP_LOSS_HALF_SE or loss == FP_LOSS_MAE
-                or loss == FP_LOSS_HUBER)
+                or loss == FP_LOSS_HUBER or loss == FP_LOSS_HALF_MSE)
 
 
 cdef void _forward(Net *net, const floating *X, int n, bint training) noexcept nogil:
@@ -565,7 +565,7 @@ cdef class Engine:
             raise ValueError(f"X: expected at most {limit} rows, got {n}")
         if loss < 0:
             return n
-        if not FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE:
+        if not FP_LOSS_MSE <= loss <= FP_LOSS_HALF_MSE:
             raise ValueError(f"loss: unknown loss code {loss}")
         cdef int n_out = self.net.layer[L - 1].n_out
         if labels is not None:

@@ -29,6 +29,7 @@ cdef extern from "fastprop.h" nogil:
         FP_LOSS_MAE
         FP_LOSS_HUBER
         FP_LOSS_MULTILABEL_BCE
+        FP_LOSS_HALF_MSE
     cpdef enum fp_optimizer_kind:
         FP_OPT_SGD
         FP_OPT_MOMENTUM

@@ -180,7 +180,7 @@ def _loss_gradient(int loss, const floating[:, ::1] Z, const floating[:, ::1] A,
                    int activation, double negative_slope):
     """Returns (mean loss, number of correct predictions)."""
     cdef Py_ssize_t i, n = Z.shape[0], k = Z.shape[1]
-    _need(FP_LOSS_MSE <= loss <= FP_LOSS_MULTILABEL_BCE, f"loss: unknown loss code {loss}")
+    _need(FP_LOSS_MSE <= loss <= FP_LOSS_HALF_MSE, f"loss: unknown loss code {loss}")
     _need(0 < n < 2**31 and 0 < k < 2**31, "Z: expected a non-empty array")
     _rows_cols(A, n, k, "A")
     if labels is not None:

@@ -11,7 +11,10 @@ Every loss is a mean over the batch, so the gradient of a batch does not grow wi
 - huber: mean over all elements of 1/2 r^2 for |r| <= 1, |r| - 1/2 beyond (torch.nn.HuberLoss
   with its default delta = 1);
 - multilabel_binary_cross_entropy: on a sigmoid output, summed over the labels and averaged
-  over the samples (scikit-learn's multi-label log-loss).
+  over the samples (scikit-learn's multi-label log-loss);
+- half_mean_squared_error: mean over all elements of 1/2 (a - y)^2, stepping with half_squared_error's gradient
+  ((a - y) / n_samples): scikit-learn's squared loss, exactly as its MLPRegressor reports and
+  follows it (the two differ for several outputs).
 """
 import numpy as np
 
@@ -27,6 +30,7 @@ LOSSES = {
     "mae": int(_code.FP_LOSS_MAE),
     "huber": int(_code.FP_LOSS_HUBER),
     "multilabel_binary_cross_entropy": int(_code.FP_LOSS_MULTILABEL_BCE),
+    "half_mean_squared_error": int(_code.FP_LOSS_HALF_MSE),
 }
 
 _ALIASES = {
@@ -50,6 +54,7 @@ _OUTPUT_ACTIVATION = {
     "mae": None,
     "huber": None,
     "multilabel_binary_cross_entropy": "sigmoid",
+    "half_mean_squared_error": None,
 }
 
 CLASSIFICATION = ("binary_cross_entropy", "softmax_cross_entropy", "multilabel_binary_cross_entropy")

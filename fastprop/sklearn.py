@@ -9,8 +9,7 @@ cross_val_score, and pickle. Needs scikit-learn: pip install "fastprop[sklearn]"
 Differences, documented: solver="lbfgs" is not offered; with a learning rate that changes
 (invscaling, adaptive) momentum follows torch's formula (lr times the velocity) rather than
 scikit-learn's (a velocity that carries earlier rates): the two agree exactly at a constant rate.
-For multi-output regression loss_ sums the squared errors over the outputs (the gradient
-scikit-learn follows); for one output it is scikit-learn's loss_.
+loss_ and loss_curve_ are scikit-learn's (for regression, the loss "half_mean_squared_error").
 """
 import numbers
 import warnings
@@ -215,7 +214,7 @@ class _BaseMLP(BaseEstimator):
             dtype = self._dtype(X)
             self.model_ = self._build(sizes, X.shape[1], Y.shape[1], self._out_activation(),
                                       dtype, self._random_state)
-            self.n_iter_, self.t_ = 0, 0
+            self.t_ = 0
             self.n_layers_ = len(sizes) + 2
             self.n_outputs_ = Y.shape[1]
             self.out_activation_ = {"sigmoid": "logistic"}.get(self._out_activation(),
@@ -237,6 +236,7 @@ class _BaseMLP(BaseEstimator):
             self._lr = float(self.learning_rate_init)
         model = self.model_
         dtype = model.dtype
+        self.n_iter_ = 0  # counts this call's epochs, as scikit-learn's does
         if self.early_stopping and incremental:
             raise ValueError("early_stopping: partial_fit does not support early_stopping=True")
         X_val = y_val = w_val = None
@@ -548,6 +548,30 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """A multilayer perceptron regressor, drop-in for sklearn.neural_network.MLPRegressor:
     identity output, squared error, single or multiple outputs, sample_weight."""
 
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dropout=0.0, dtype=None, n_threads=None):
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha,
+                         batch_size=batch_size, learning_rate=learning_rate,
+                         learning_rate_init=learning_rate_init, power_t=power_t,
+                         max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+                         verbose=verbose, warm_start=warm_start, momentum=momentum,
+                         nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+                         dropout=dropout, dtype=dtype, n_threads=n_threads)
+        self.loss = loss
+
+    def _check_params(self):
+        if self.loss == "poisson":
+            raise ValueError("loss: 'poisson' is not offered by fastprop; use 'squared_error'")
+        _need(self.loss == "squared_error", "loss", "'squared_error'", self.loss)
+        return super()._check_params()
+
     def _validate_targets(self, X, y, first, incremental, classes):
         y = np.asarray(y, dtype=np.float64) if not hasattr(y, "toarray") else y.toarray()
         if y.ndim == 0 or y.ndim > 2:
@@ -568,7 +592,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return "identity"
 
     def _loss(self):
-        return "half_squared_error"
+        return "half_mean_squared_error"
 
     def _engine_targets(self, Y, dtype):
         return np.ascontiguousarray(Y, dtype=dtype), None

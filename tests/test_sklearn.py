@@ -16,3 +16,183 @@ from fastprop.sklearn import MLPClassifier, MLPRegressor, expected_failed_checks
                          expected_failed_checks=expected_failed_checks)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+import warnings  # noqa: E402
+
+import joblib  # noqa: E402
+from scipy import sparse  # noqa: E402
+from sklearn.datasets import load_digits, make_multilabel_classification, make_regression  # noqa: E402,E501
+from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
+from sklearn.neural_network import MLPClassifier as SkClassifier, MLPRegressor as SkRegressor  # noqa: E402,E501
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def digits(n=600):
+    X, y = load_digits(return_X_y=True)
+    return X[:n] / 16.0, y[:n]
+
+
+@pytest.mark.parametrize("solver,extra", [
+    ("sgd", dict(learning_rate_init=0.05, momentum=0.9, nesterovs_momentum=True)),
+    ("sgd", dict(learning_rate_init=0.05, momentum=0.5, nesterovs_momentum=False, shuffle=False)),
+    ("sgd", dict(learning_rate_init=0.05, early_stopping=True, max_iter=15)),
+    ("adam", dict(learning_rate_init=0.005)),
+])
+def test_the_classifier_follows_scikit_learn_step_for_step(solver, extra):
+    X, y = digits()
+    kw = dict(hidden_layer_sizes=(32, 16), solver=solver, alpha=1e-3, batch_size=64,
+              max_iter=6, random_state=0, tol=0.0)
+    kw.update(extra)
+    theirs = SkClassifier(**kw).fit(X, y)
+    ours = MLPClassifier(**kw).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    if extra.get("early_stopping"):
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+        assert ours.best_validation_score_ == theirs.best_validation_score_
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-9,
+                               atol=1e-12)
+
+
+def test_the_regressor_and_the_tol_rule_follow_scikit_learn():
+    X, y = make_regression(300, 10, n_targets=2, random_state=0)
+    y = y / 100
+    kw = dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.01, alpha=1e-3,
+              batch_size=32, max_iter=300, random_state=0, tol=1e-3)
+    theirs = SkRegressor(**kw).fit(X, y)
+    ours = MLPRegressor(**kw).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 300  # stopped by the same tol rule
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+
+
+def test_coefs_copied_over_train_like_scikit_learn():
+    X, y = digits()
+    kw = dict(hidden_layer_sizes=(20,), solver="sgd", learning_rate_init=0.1, batch_size=50,
+              max_iter=1, shuffle=False, random_state=3)
+    theirs = SkClassifier(**kw).fit(X, y)
+    ours = MLPClassifier(**kw).fit(X, y)
+    ours.coefs_, ours.intercepts_ = theirs.coefs_, theirs.intercepts_
+    theirs.set_params(warm_start=True, max_iter=4)
+    ours.set_params(warm_start=True, max_iter=4)
+    theirs.fit(X, y)
+    ours.fit(X, y)
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_tasks():
+    X, y = digits()
+    # string labels, binary and multiclass
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                      "nine"])[y]
+    clf = MLPClassifier((32,), max_iter=60, random_state=0).fit(X, names)
+    assert set(clf.classes_) == set(names) and clf.predict(X).dtype == names.dtype
+    assert clf.score(X, names) > 0.9
+    binary = names == "seven"
+    b = MLPClassifier((16,), max_iter=60, random_state=0).fit(X, binary)
+    assert b.predict_proba(X).shape == (len(X), 2) and b.out_activation_ == "logistic"
+    np.testing.assert_allclose(b.predict_proba(X).sum(1), 1)
+    assert b.score(X, binary) > 0.95
+    Xm, Ym = make_multilabel_classification(300, 10, n_classes=4, random_state=0)
+    m = MLPClassifier((32,), max_iter=50, random_state=0).fit(Xm, Ym)
+    sk = SkClassifier((32,), max_iter=50, random_state=0).fit(Xm, Ym)
+    assert m.predict(Xm).shape == Ym.shape
+    np.testing.assert_allclose(m.predict_proba(Xm), sk.predict_proba(Xm), rtol=1e-7, atol=1e-9)
+    assert m.score(Xm, Ym) == sk.score(Xm, Ym)
+    Xr, Yr = make_regression(200, 5, n_targets=3, random_state=0)
+    r = MLPRegressor(hidden_layer_sizes=(32,), max_iter=200, random_state=0,
+                     learning_rate_init=0.01).fit(Xr, Yr / 100)
+    skr = SkRegressor(hidden_layer_sizes=(32,), max_iter=200, random_state=0,
+                      learning_rate_init=0.01).fit(Xr, Yr / 100)
+    assert r.predict(Xr).shape == (200, 3) and r.n_outputs_ == 3
+    np.testing.assert_allclose(r.predict(Xr), skr.predict(Xr), rtol=1e-6, atol=1e-9)
+    # sparse input: densified per batch; the same training as dense
+    kw = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0, solver="sgd")
+    dense = MLPClassifier(**kw).fit(X, y)
+    sp = MLPClassifier(**kw).fit(sparse.csr_matrix(X), y)
+    np.testing.assert_allclose(sp.coefs_[0], dense.coefs_[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(sp.predict(sparse.csr_matrix(X)), dense.predict(X))
+
+
+def test_beyond_scikit_learn_class_weight_dropout_dtype_threads():
+    X, y = digits()
+    clf = MLPClassifier((32,), max_iter=30, random_state=0, class_weight="balanced",
+                        dropout=0.2, dtype="float32", n_threads=1).fit(X, y)
+    assert clf.model_.dtype == np.float32 and clf.model_.architecture[0].dropout_rate == 0.2
+    assert clf.score(X, y) > 0.8
+    weighted = MLPClassifier((16,), max_iter=5, random_state=0, class_weight={0: 5.0}).fit(X, y)
+    plain = MLPClassifier((16,), max_iter=5, random_state=0).fit(X, y)
+    assert not np.allclose(weighted.coefs_[0], plain.coefs_[0])
+    sw = np.where(y == 0, 5.0, 1.0)
+    by_weight = MLPClassifier((16,), max_iter=5, random_state=0).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(weighted.coefs_[0], by_weight.coefs_[0], rtol=1e-12)
+
+
+def test_partial_fit():
+    X, y = digits()
+    clf = MLPClassifier((32,), random_state=0, solver="sgd", learning_rate_init=0.1)
+    sk = SkClassifier((32,), random_state=0, solver="sgd", learning_rate_init=0.1)
+    with pytest.raises(ValueError, match="classes: expected the list of all classes"):
+        clf.partial_fit(X[:100], y[:100])
+    for lo in range(0, 600, 100):
+        clf.partial_fit(X[lo:lo + 100], y[lo:lo + 100], classes=np.arange(10))
+        sk.partial_fit(X[lo:lo + 100], y[lo:lo + 100], classes=np.arange(10))
+    assert clf.n_iter_ == sk.n_iter_ == 1 and clf.t_ == sk.t_ == 600
+    np.testing.assert_allclose(clf.coefs_[0], sk.coefs_[0], rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="y: labels"):
+        clf.partial_fit(X[:5], np.array([11] * 5))
+
+
+def test_pipeline_grid_search_cross_validation_pickle_joblib(tmp_path):
+    X, y = digits(400)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=40, random_state=0))
+    theirs = make_pipeline(StandardScaler(), SkClassifier((16,), max_iter=40, random_state=0))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    np.testing.assert_allclose(scores, cross_val_score(theirs, X, y, cv=3))
+    grid = GridSearchCV(MLPClassifier(max_iter=30, random_state=0, n_threads=1),
+                        {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-2]}, cv=2,
+                        n_jobs=2)
+    grid.fit(X, y)
+    theirs = GridSearchCV(SkClassifier(max_iter=30, random_state=0),
+                          {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-2]}, cv=2)
+    theirs.fit(X, y)
+    np.testing.assert_allclose(grid.cv_results_["mean_test_score"],
+                               theirs.cv_results_["mean_test_score"])
+    fitted = grid.best_estimator_
+    for copy in (pickle.loads(pickle.dumps(fitted)),
+                 joblib.load(joblib.dump(fitted, tmp_path / "m.joblib")[0])):
+        np.testing.assert_array_equal(copy.predict_proba(X), fitted.predict_proba(X))
+        copy.partial_fit(X, y)
+        fitted_again = pickle.loads(pickle.dumps(fitted))
+        fitted_again.partial_fit(X, y)
+        np.testing.assert_array_equal(copy.coefs_[0], fitted_again.coefs_[0])
+
+
+def test_bad_parameters_name_themselves():
+    X, y = digits(100)
+    for params, name in [(dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
+                         (dict(activation="gelu"), "activation"),
+                         (dict(solver="newton"), "solver"), (dict(alpha=-1), "alpha"),
+                         (dict(batch_size=0), "batch_size"), (dict(momentum=2), "momentum"),
+                         (dict(dropout=1.0), "dropout"), (dict(dtype="int8"), "dtype"),
+                         (dict(learning_rate="cyclic"), "learning_rate")]:
+        with pytest.raises(ValueError, match=f"^{name}: expected"):
+            MLPClassifier(**params).fit(X, y)
+
+
+def test_a_clear_import_error_without_scikit_learn():
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['sklearn'] = None\n"
+            "try:\n    import fastprop.sklearn\nexcept ImportError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd="/")
+    assert 'pip install "fastprop[sklearn]"' in out.stdout, out.stdout + out.stderr
