@@ -266,6 +266,7 @@ class _BaseMLP(BaseEstimator):
         loss = self._loss()
         optimizer = self._optimizer_
         sample_idx = np.arange(n, dtype=int)
+        self._bound = None
         if not model._training.acquire(blocking=False):
             raise RuntimeError("this estimator's model is already being trained in another "
                                "thread")
@@ -310,16 +311,22 @@ class _BaseMLP(BaseEstimator):
                                   ConvergenceWarning)
         finally:
             model._training.release()
+            self._bound = None
         if self.early_stopping and self._best_params is not None:
             model.params = self._best_params
         return self
 
     def _dense_epoch(self, X, targets, weights, order, batch_size, loss, optimizer, lr):
         """One epoch through the engine, in the order scikit-learn draws; divergence stops it as
-        fit does."""
+        fit does. The engine is bound and the snapshot buffers made once per fit."""
         model = self.model_
-        engine = model._bind(optimizer, batch_size, penalty=float(self.alpha))
-        snapshot = training.Snapshot(model, model._optimizer_state)
+        bound = self._bound
+        if bound is None or bound[0] is not model._engine or bound[1] is not \
+                model._optimizer_state:
+            engine = model._bind(optimizer, batch_size, penalty=float(self.alpha))
+            bound = self._bound = (engine, model._optimizer_state,
+                                   training.Snapshot(model, model._optimizer_state))
+        engine, _, snapshot = bound
         snapshot.take()
         order = np.ascontiguousarray(order, dtype=np.int64)
         Y, labels = targets
@@ -367,6 +374,7 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = self.loss_curve_[-1]
 
     _best_params = None
+    _bound = None  # (engine, optimizer state, snapshot) during a fit
 
     def _sample_weight(self, X, y, sample_weight):
         if sample_weight is None:

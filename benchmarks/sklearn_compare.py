@@ -1,0 +1,126 @@
+"""fastprop.sklearn against scikit-learn's MLP, side by side, with the same hyperparameters on
+the same float32 data: fit time (median over interleaved rounds) and test accuracy.
+
+    python benchmarks/sklearn_compare.py            # both workloads
+    python benchmarks/sklearn_compare.py --quick    # fewer rounds and a quarter of MNIST
+
+- digits (scikit-learn's, 1,437 train / 360 test): 64-128-10, adam, 100 epochs;
+- MNIST-shaped synthetic data (60,000 train / 10,000 test x 784, 10 classes): 784-256-128-10,
+  sgd, 5 epochs.
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore", category=Warning, module="sklearn")
+
+import fastprop  # noqa: E402
+from fastprop.sklearn import MLPClassifier as FastMLP  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.neural_network import MLPClassifier as SkMLP  # noqa: E402
+
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
+
+
+def machine():
+    from threadpoolctl import threadpool_info
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        flags = open("/proc/cpuinfo").read()
+        isa = [f for f in ("avx2", "avx512f", "amx_bf16") if f" {f}" in flags]
+    except OSError:
+        isa = []
+    libs = [f"{i['internal_api']} {i.get('version')} ({i.get('threading_layer', '')}, "
+            f"{i['num_threads']} threads)" for i in threadpool_info()]
+    import sklearn
+    return (f"- CPU: {cpu}; {os.cpu_count()} logical cores; {', '.join(isa)}\n"
+            f"- Python {platform.python_version()}, NumPy {np.__version__}, fastprop "
+            f"{fastprop.__version__}, scikit-learn {sklearn.__version__}\n"
+            f"- thread pools: {'; '.join(libs)}")
+
+
+def digits_data():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    order = np.random.default_rng(0).permutation(len(X))
+    X, y = X[order], y[order]
+    return X[:1437], y[:1437], X[1437:], y[1437:]
+
+
+def mnist_like(n_train, n_test=10_000, seed=0):
+    """784 features from 10 classes: a random smooth prototype per class (a 28 x 28 blur of
+    noise), per-sample affine jitter and pixel noise, so that classes overlap and accuracy is
+    informative (neither trivial nor chance)."""
+    rng = np.random.default_rng(seed)
+    protos = rng.normal(size=(10, 28, 28))
+    for _ in range(3):  # smooth each prototype
+        protos = (protos + np.roll(protos, 1, 1) + np.roll(protos, 1, 2)) / 3
+    protos = protos.reshape(10, 784)
+    protos /= protos.std(axis=1, keepdims=True)
+    n = n_train + n_test
+    y = rng.integers(0, 10, size=n)
+    mix = rng.integers(0, 10, size=n)  # a second class blended in
+    w = rng.uniform(0.0, 0.45, size=(n, 1))
+    X = (1 - w) * protos[y] + w * protos[mix] + rng.normal(scale=2.5, size=(n, 784))
+    X = ((X - X.mean()) / X.std()).astype(np.float32)
+    return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+
+
+def compare(name, params, data, rounds):
+    X, y, Xt, yt = data
+    times = {"fastprop": [], "scikit-learn": []}
+    acc = {}
+    for _ in range(rounds):
+        for label, cls in (("fastprop", FastMLP), ("scikit-learn", SkMLP)):
+            est = cls(**params)
+            start = time.perf_counter()
+            est.fit(X, y)
+            times[label].append(time.perf_counter() - start)
+            acc[label] = est.score(Xt, yt)
+            time.sleep(0.5)  # let the other library's thread pool go idle
+    med = {k: statistics.median(v) for k, v in times.items()}
+    lines = [f"| {name} | fit seconds (median of {rounds}) | test accuracy |", "|---|---:|---:|"]
+    for label in ("fastprop", "scikit-learn"):
+        lines.append(f"| {label} | {med[label]:.3f} | {acc[label]:.4f} |")
+    lines.append(f"\nfastprop's fit is {med['scikit-learn'] / med['fastprop']:.2f}x faster; "
+                 f"accuracy difference {100 * (acc['fastprop'] - acc['scikit-learn']):+.2f} "
+                 f"points")
+    return "\n".join(lines), med, acc
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    start = time.time()
+    print(f"fastprop.sklearn against scikit-learn's MLPClassifier "
+          f"({'quick' if args.quick else 'full'} run)\n")
+    print(machine() + "\n")
+    digits = dict(hidden_layer_sizes=(128,), solver="adam", max_iter=100, tol=0.0,
+                  n_iter_no_change=100, random_state=0)
+    text, _, _ = compare("digits, 64-128-10, adam, 100 epochs", digits, digits_data(),
+                         3 if args.quick else 5)
+    print(text + "\n")
+    n = 15_000 if args.quick else 60_000
+    mnist = dict(hidden_layer_sizes=(256, 128), solver="sgd", learning_rate_init=0.01,
+                 max_iter=5, tol=0.0, n_iter_no_change=5, random_state=0)
+    text, _, _ = compare(f"MNIST-shaped {n:,} x 784, 784-256-128-10, sgd, 5 epochs", mnist,
+                         mnist_like(n), 1 if args.quick else 3)
+    print(text + "\n")
+    print(f"({time.time() - start:.0f} s; reproduce with `python benchmarks/sklearn_compare.py"
+          f"{' --quick' if args.quick else ''}`)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
