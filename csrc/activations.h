@@ -7,7 +7,7 @@
 
 #define FP_ACTIVATIONS(X)                                                                          \
     X(FP_SIGMOID, (REAL)1 / ((REAL)1 + FP_NAME(fp_exp)(-v)), d * (a * ((REAL)1 - a)))            \
-    X(FP_TANH, tanh(v), d * ((REAL)1 - a * a))                                                      \
+    X(FP_TANH, FP_NAME(fp_tanh)(v), d * ((REAL)1 - a * a))                                                      \
     X(FP_RELU, v > 0 ? v : (REAL)0, a > 0 ? d : (REAL)0)                                            \
     X(FP_LEAKY_RELU, v > 0 ? v : negative_slope * v, a > 0 ? d : negative_slope * d)
 

@@ -10,6 +10,14 @@ static const double FP_EXP_C[] = {
     1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
     1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
 
+/* The Taylor coefficients of tanh(x) / x in powers of x^2: 2^2n (2^2n - 1) B_2n / (2n)! */
+static const double FP_TANH_C[] = {
+    1.0, -0.3333333333333333, 0.13333333333333333, -0.05396825396825397, 0.021869488536155203,
+    -0.008863235529902197, 0.003592128036572481, -0.0014558343870513183, 0.000590027440945586,
+    -0.00023912911424355248, 9.691537956929451e-05, -3.927832388331683e-05,
+    1.5918905069328964e-05, -6.451689215655431e-06, 2.6147711512907546e-06,
+    -1.0597268320104654e-06, 4.294911078273806e-07, -1.7406618963571648e-07};
+
 
 #define REAL float
 #define SFX f32
@@ -23,6 +31,7 @@ static const double FP_EXP_C[] = {
 #define FP_LN2_LO 1.428606765330187045e-06
 #define FP_EXP_DEGREE 7
 #define FP_LOG1P_TERMS 6
+#define FP_TANH_TERMS 9
 #include "common.h"
 #include "activations.h"
 #include "losses.h"
@@ -40,6 +49,7 @@ static const double FP_EXP_C[] = {
 #undef FP_LN2_LO
 #undef FP_EXP_DEGREE
 #undef FP_LOG1P_TERMS
+#undef FP_TANH_TERMS
 #undef FP_ACTIVATIONS
 
 #define REAL double
@@ -54,6 +64,7 @@ static const double FP_EXP_C[] = {
 #define FP_LN2_LO 1.90821492927058770002e-10
 #define FP_EXP_DEGREE 13
 #define FP_LOG1P_TERMS 16
+#define FP_TANH_TERMS 18
 #include "common.h"
 #include "activations.h"
 #include "losses.h"

@@ -186,3 +186,14 @@ def test_exp_based_activations_are_accurate_over_the_whole_range(dtype, act):
     rel = np.abs((got[normal] - want[normal]) / want[normal])
     assert rel.max() <= 4 * eps, float(rel.max() / eps)
     assert np.all(got[~normal] <= 4 * tiny)
+
+
+def test_the_vectorized_tanh_is_within_a_few_ulp(dtype):
+    # dense around the switch at |x| = 1/2 between the series and 1 - 2 / (exp(2|x|) + 1)
+    z = np.concatenate([np.linspace(-25, 25, 500001), np.linspace(-0.6, 0.6, 240001),
+                        [0.5, -0.5, 1e-30, -1e-30, 0.0, 1e4, -1e4]]).astype(dtype)
+    got = K.forward(z.reshape(-1, 1), np.ones((1, 1), dtype), np.zeros(1, dtype), "tanh").ravel()
+    want = np.tanh(z.astype(np.longdouble))
+    ulps = np.abs(got - want) / np.spacing(np.abs(want).astype(dtype)).astype(np.longdouble)
+    assert float(np.max(np.where(want == 0, 0, ulps))) <= 4
+    assert np.all(np.abs(got) <= 1) and got[-1] == -1 and got[-2] == 1
