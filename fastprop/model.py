@@ -79,8 +79,8 @@ class Sequential:
 
     def __init__(self, layers, dtype="float32", seed=None):
         folded = _fold_dropout(layers)
-        self.dtype = check_dtype(dtype)
-        self.seed = check_seed("seed", seed)
+        self._dtype = check_dtype(dtype)
+        self._seed = check_seed("seed", seed)
         self._rng = np.random.default_rng(self.seed)
         n_params = sum(layer.n_params for layer, _ in folded)
         try:
@@ -94,7 +94,7 @@ class Sequential:
         for layer, rate in folded:
             offset = layer._attach(self._params, self._grads, offset, rate)
             layer._initialize(self._rng)
-        self.layers = [layer for layer, _ in folded]
+        self._layers = tuple(layer for layer, _ in folded)
         # [dropout seed, training steps taken]: the engine reads the seed and counts the steps
         self._dropout_state = np.array([self._rng.integers(2**63), 0], np.uint64)
         self._engine = None
@@ -105,6 +105,11 @@ class Sequential:
 
     # ---------------------------------------------------------------------------------------
     # Introspection and weights
+
+    # What the model is made of is fixed when it is built: the engine points into its buffers.
+    layers = property(lambda self: self._layers, doc="The Dense layers, in order (a tuple).")
+    dtype = property(lambda self: self._dtype, doc="The dtype of parameters and activations.")
+    seed = property(lambda self: self._seed, doc="The seed the model was built with.")
 
     @property
     def architecture(self):

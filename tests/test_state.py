@@ -224,3 +224,11 @@ def test_one_training_at_a_time():
         errors.append(str(exc))
     t.join()
     assert errors and "already being trained" in errors[0]
+
+
+def test_what_a_model_is_made_of_cannot_be_rebound():
+    model = net()
+    for name, value in (("layers", []), ("dtype", np.float16), ("seed", 3)):
+        with pytest.raises(AttributeError):
+            setattr(model, name, value)
+    assert isinstance(model.layers, tuple) and model.dtype == np.float32
