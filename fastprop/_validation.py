@@ -70,35 +70,28 @@ def check_choice(name, value, choices):
     return value
 
 
-def check_non_negative_float(name, value):
-    """A finite number >= 0 (not a bool)."""
+def check_real(name, value, what, in_range):
+    """A real number (not a bool) for which in_range(value) holds, as a float; `what` says what
+    is expected, in the messages."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a finite number >= 0, got {type(value).__name__} "
-                        f"{value!r}")
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
     value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    if not in_range(value):
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
     return value
+
+
+def check_non_negative_float(name, value):
+    return check_real(name, value, "a finite number >= 0", lambda v: np.isfinite(v) and v >= 0)
 
 
 def check_fraction(name, value):
-    """A number in [0, 1) (not a bool): a momentum, a beta, a dropout rate."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number in [0, 1), got {type(value).__name__} "
-                        f"{value!r}")
-    value = float(value)
-    if not 0 <= value < 1:
-        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
-    return value
+    """A momentum, a beta, a dropout rate."""
+    return check_real(name, value, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def check_positive_float(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a positive number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
-    return value
+    return check_real(name, value, "a positive finite number", lambda v: np.isfinite(v) and v > 0)
 
 
 def as_numeric_array(name, value):

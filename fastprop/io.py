@@ -109,6 +109,12 @@ def save(model, path, optimizer=None):
     from ._validation import check_path
     path = check_path("path", path)
     arrays = _arrays(model, optimizer)
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomically(path, write):
+    """Calls write(f) on a temporary file beside `path`, flushes, fsyncs and renames it over
+    `path` (with the umask's permissions), removing what a crashed write left; returns path."""
     directory = os.path.dirname(os.path.abspath(path))
     prefix = f".{os.path.basename(path)}."
     for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
@@ -121,7 +127,7 @@ def save(model, path, optimizer=None):
     fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp made it 0600
             os.fsync(f.fileno())

@@ -11,9 +11,6 @@ last activation: probabilities for sigmoid and softmax outputs). A classifier es
 (predict_proba's), as skl2onnx does with zipmap off; a regressor gives "variable". Needs the onnx
 package: pip install "fastprop[onnx]".
 """
-import os
-import tempfile
-
 import numpy as np
 
 _OPSET = 17
@@ -128,22 +125,7 @@ def _classifier_outputs(est, x, elem, nodes, inits, helper, numpy_helper, Tensor
 def save_onnx(model_or_estimator, path, *, name="fastprop"):
     """Writes the ONNX graph of `model_or_estimator` to `path`, atomically; returns the path."""
     from ._validation import check_path
+    from .io import write_atomically
     path = check_path("path", path)
     data = to_onnx(model_or_estimator, name=name).SerializeToString()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            mask = os.umask(0)
-            os.umask(mask)
-            os.fchmod(f.fileno(), 0o666 & ~mask)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomically(path, lambda f: f.write(data))
