@@ -202,6 +202,10 @@ def peer_floor(cfg, X, y, dtype):
     return lambda n_steps: gemm_floor(cfg["sizes"], cfg["batch"], n_steps, dtype)
 
 
+def peer_floor_written(cfg, X, y, dtype):
+    return lambda n_steps: gemm_floor(cfg["sizes"], cfg["batch"], n_steps, dtype, True)
+
+
 def step_flops(sizes, batch):
     """Multiply-adds x 2 of one step: forward, weight gradient, and delta but for layer 1."""
     prods = [a * b for a, b in zip(sizes, sizes[1:])]
@@ -248,6 +252,7 @@ def peers_for(dtype, full):
     if sklearn is not None and dtype == np.float32:
         peers["scikit-learn"] = peer_sklearn
     peers["GEMM floor"] = peer_floor
+    peers["GEMM floor, W written"] = peer_floor_written
     return peers
 
 
@@ -306,6 +311,7 @@ def epoch_peers(cfg, X, y, dtype):
             return time.perf_counter() - start
         peers["scikit-learn"] = sklearn_epoch
     peers["GEMM floor"] = lambda: gemm_floor(cfg["sizes"], b, n_steps, dtype)
+    peers["GEMM floor, W written"] = lambda: gemm_floor(cfg["sizes"], b, n_steps, dtype, True)
     return peers
 
 
@@ -441,7 +447,8 @@ def scaling_plot(args, path):
             for name, r in rates.items():
                 series.setdefault(name, []).append(r * cfg["batch"])
         for name, ys in series.items():
-            ax.plot(xs, ys, marker="o", label=name, linestyle="--" if name == "GEMM floor" else "-")
+            ax.plot(xs, ys, marker="o", label=name,
+                    linestyle="--" if name.startswith("GEMM floor") else "-")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel(label)
