@@ -19,11 +19,13 @@ dW_l = A_{l-1}^T dZ_l, db_l = sum dZ_l. The update is either inside that weight-
 (plain SGD: W += -lr A_{l-1}^T dZ_l, BLAS beta = 1, so the gradient buffer is not written) or
 one fused pass of the bound optimizer over the flat buffers, after the whole gradient is in the
 gradient buffer. The passes run without the GIL and never allocate. The engine checks every array
-it will dereference when it is built or handed one, and runs one pass at a time.
+it will dereference when it is built or handed one, and runs one pass at a time (a pass asked for while another runs waits for it).
 """
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 from libc.stdlib cimport calloc, free
+
+import threading
 
 import numpy as np
 cimport numpy as cnp
@@ -222,9 +224,9 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
         w = <floating *>net.weight_rows
         w_sum = 0
         for i in range(n):
-            w_sum += weights[i]
+            w_sum += <double>weights[i]
         for i in range(n):
-            w[i] = <floating>(weights[i] * n / w_sum) if w_sum > 0 else <floating>0
+            w[i] = <floating>(<double>weights[i] * n / w_sum) if w_sum > 0 else <floating>0
         if not w_sum > 0:
             w_sum = 1  # an all-zero batch: no loss, no gradient, no division by zero
     _forward(net, X, n, training)
@@ -374,7 +376,7 @@ cdef class Engine:
     cdef object _params, _grads, _dropout_state, _optimizer_state
     cdef readonly int capacity
     cdef readonly object dtype
-    cdef bint _busy
+    cdef object _lock
 
     def __cinit__(self, layers, params, grads, int capacity, dropout_state):
         self.net.layer = NULL
@@ -470,7 +472,7 @@ cdef class Engine:
         self.net.update = NO_UPDATE
         self.net.state0 = self.net.state1 = NULL
         self.net.opt_steps = NULL
-        self._busy = False
+        self._lock = threading.Lock()
 
     cdef void *_buffer(self, shape) except NULL:
         arr = np.zeros(shape, self.dtype)
@@ -498,6 +500,11 @@ cdef class Engine:
         batch, divided by its size (or by the sum of its sample weights), as scikit-learn's
         alpha."""
         cdef fp_optimizer opt = make_optimizer(hyper)
+        for name in ("lr", "momentum", "beta1", "beta2", "eps", "alpha", "weight_decay",
+                     "max_norm"):
+            if not (hyper[name] >= 0 and hyper[name] < float("inf")):
+                raise ValueError(f"optimizer: {name} must be a finite number >= 0, got "
+                                 f"{hyper[name]!r}")
         if not (penalty >= 0 and penalty < float("inf")):
             raise ValueError(f"penalty: expected a finite number >= 0, got {penalty!r}")
         if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:
@@ -506,16 +513,26 @@ cdef class Engine:
         if len(state) != n_state:
             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "
                              f"got {len(state)}")
+        cdef Py_ssize_t n = self.net.n_params
+        others = [self._params, self._grads]
         for i, buf in enumerate(state):
-            if not (isinstance(buf, np.ndarray) and buf.shape == self._params.shape and
+            if not (isinstance(buf, np.ndarray) and buf.shape == (n,) and
                     buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
-                                 f"{self.dtype} array of shape {self._params.shape}")
-            if np.may_share_memory(buf, self._params) or np.may_share_memory(buf, self._grads):
-                raise ValueError(f"optimizer state[{i}]: must not share memory with the model")
+                                 f"{self.dtype} array of shape ({n},)")
+            if any(np.may_share_memory(buf, other) for other in others):
+                raise ValueError(f"optimizer state[{i}]: must not share memory with the model "
+                                 f"or the other state buffer")
+            others.append(buf)
         if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
-                steps.shape == (1,) and steps.flags.writeable):
+                steps.shape == (1,) and steps.flags.writeable and steps.flags.c_contiguous):
             raise ValueError("optimizer steps: expected a writable int64 array of one element")
+        if any(np.may_share_memory(steps, other) for other in others):
+            raise ValueError("optimizer steps: must not share memory with the model or its state")
+        with self._lock:  # not while a pass runs in another thread
+            self._bind(opt, state, steps, penalty, n_state)
+
+    cdef _bind(self, fp_optimizer opt, list state, steps, double penalty, int n_state):
         self.net.opt = opt
         self.net.state0 = _data(state[0]) if n_state > 0 else NULL
         self.net.state1 = _data(state[1]) if n_state > 1 else NULL
@@ -581,11 +598,19 @@ cdef class Engine:
             raise ValueError(f"Y: expected a C-contiguous {self.dtype} array ({n}, {n_out})")
         return n
 
+    cdef bint _intact(self, cnp.ndarray buf, void *expected):
+        return (buf.dtype == self.dtype and buf.shape[0] == self.net.n_params and
+                buf.ndim == 1 and cnp.PyArray_DATA(buf) == expected)
+
     cdef _begin(self):
-        if self._busy:
-            raise RuntimeError("this model is already running a pass in another thread; a "
-                               "model trains or predicts in one thread at a time")
-        self._busy = True
+        """Takes the engine for one pass: a pass started in another thread finishes first (the
+        wait releases the GIL), so passes on one model never overlap."""
+        self._lock.acquire()
+        if not (self._intact(self._params, self.net.params) and
+                self._intact(self._grads, self.net.grads)):
+            self._lock.release()
+            raise ValueError("params, grads: a buffer this engine was built on was reshaped, "
+                             "resized or retyped; build a new engine")
 
     # -----------------------------------------------------------------------------------------
     # The passes.
@@ -599,15 +624,15 @@ cdef class Engine:
                 and out.flags.c_contiguous and out.flags.writeable):
             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
                              f"({n}, {n_out})")
-        if np.may_share_memory(out, X):
-            raise ValueError("out: must not share memory with X")
+        if any(np.may_share_memory(out, a) for a in (X, self._params, self._grads)):
+            raise ValueError("out: must not share memory with X or the model's buffers")
         cdef char *o = <char *>_data(out)
         self._begin()
         try:
             with nogil:
                 _forward_in_chunks(&self.net, &batch, -1, o, NULL)
         finally:
-            self._busy = False
+            self._lock.release()
         return out
 
     def loss(self, X, Y, labels, int loss):
@@ -621,20 +646,26 @@ cdef class Engine:
             with nogil:
                 total = _forward_in_chunks(&self.net, &batch, loss, NULL, &n_correct)
         finally:
-            self._busy = False
+            self._lock.release()
         return total, n_correct
 
     def gradients(self, X, Y, labels, int loss):
         """Forward and backward on one batch (at most `capacity` rows), dropout off: the whole
         gradient into the gradient buffer, no update. Returns (mean loss, number correct)."""
-        return self._gradients(X, Y, labels, loss, False)
+        cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
+        self._begin()
+        try:
+            return self._gradient_pass(&b, loss, False)
+        finally:
+            self._lock.release()
 
     def trace(self, X, Y, labels, int loss):
         """`gradients`, keeping every layer's intermediates. Returns (mean loss, layers), each
         layer a dict of copies: 'u' (Z), 'a', 'fprime' (f'(u)), 'dA' (dL/da), 'delta' (dL/du);
         'fprime' and 'dA' are None for an output whose loss is computed from its logits."""
         cdef int L = self.net.n_layers, l
-        n = self._rows(X, Y, labels, loss, self.capacity)
+        cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
+        n = b.n
         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
         da = [np.empty_like(a) for a in u]
         fprime = [np.ones_like(a) for a in u]
@@ -645,22 +676,28 @@ cdef class Engine:
             pointers[l] = _data(u[l])
             pointers[L + l] = _data(da[l])
             pointers[2 * L + l] = _data(fprime[l])
-        self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,
-                                                                      pointers + 2 * L)
         try:
-            value, _ = self._gradients(X, Y, labels, loss, True)
+            self._begin()  # before the trace pointers are set: no other pass may see them
+        except BaseException:
+            free(pointers)
+            raise
+        try:
+            self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,
+                                                                          pointers + 2 * L)
+            value, _ = self._gradient_pass(&b, loss, True)
+            from_logits = _from_logits(loss)
+            layers = []
+            for l in range(L):
+                d = self.net.layer[l]
+                out = l == L - 1
+                layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
+                               "fprime": None if out and from_logits else fprime[l],
+                               "dA": None if out and from_logits else da[l],
+                               "delta": self._copy(self.net.dZ[l], n, d.n_out)})
         finally:
             self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
             free(pointers)
-        from_logits = _from_logits(loss)
-        layers = []
-        for l in range(L):
-            d = self.net.layer[l]
-            out = l == L - 1
-            layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
-                           "fprime": None if out and from_logits else fprime[l],
-                           "dA": None if out and from_logits else da[l],
-                           "delta": self._copy(self.net.dZ[l], n, d.n_out)})
+            self._lock.release()
         return value, layers
 
     def layer_shapes(self):
@@ -672,24 +709,20 @@ cdef class Engine:
         memcpy(_data(out), p, n * m * self.dtype.itemsize)
         return out
 
-    cdef _gradients(self, X, Y, labels, int loss, bint trace):
-        cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
+    cdef _gradient_pass(self, Batch *b, int loss, bint trace):
+        """The gradient pass on a checked batch; the caller holds the engine (_begin)."""
         cdef int n = <int>b.n, L = self.net.n_layers, l
         cdef int64_t n_correct = 0
         cdef double value
-        self._begin()
-        try:
-            with nogil:
-                value = _batch_step(&self.net, &b, loss, False, 0.0, &n_correct)
-                if trace:
-                    for l in range(L):
-                        fp_activation_backward(self.net.dtype, self.net.trace_fprime[l],
-                                               self.net.A[l],
-                                               <Py_ssize_t>n * self.net.layer[l].n_out,
-                                               self.net.layer[l].activation,
-                                               self.net.layer[l].negative_slope)
-        finally:
-            self._busy = False
+        with nogil:
+            value = _batch_step(&self.net, b, loss, False, 0.0, &n_correct)
+            if trace:
+                for l in range(L):
+                    fp_activation_backward(self.net.dtype, self.net.trace_fprime[l],
+                                           self.net.A[l],
+                                           <Py_ssize_t>n * self.net.layer[l].n_out,
+                                           self.net.layer[l].activation,
+                                           self.net.layer[l].negative_slope)
         return value, n_correct
 
     cdef _check_training(self, double lr):
@@ -710,7 +743,7 @@ cdef class Engine:
             with nogil:
                 value = _batch_step(&self.net, &b, loss, True, lr, &n_correct)
         finally:
-            self._busy = False
+            self._lock.release()
         return value, n_correct
 
     def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,
@@ -750,7 +783,7 @@ cdef class Engine:
                                    <double *>b.weights, o, n,
                                    batch_size, loss, lr, check_params, &n_correct, &diverged)
         finally:
-            self._busy = False
+            self._lock.release()
         return total, n_correct, diverged
 
     def params_finite(self):
@@ -769,7 +802,7 @@ cdef class Engine:
             with nogil:
                 _optimizer_pass(&self.net, lr)
         finally:
-            self._busy = False
+            self._lock.release()
 
 
 class _Shape:

@@ -75,7 +75,11 @@ def check_real(name, value, what, in_range):
     is expected, in the messages."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise ValueError(f"{name}: expected {what}, got an integer of {len(str(value))} "
+                         f"digits") from None
     if not in_range(value):
         raise ValueError(f"{name}: expected {what}, got {value!r}")
     return value

@@ -41,6 +41,10 @@ def gradcheck(model, X, y, loss="mse", eps=1e-6, rtol=1e-5, atol=1e-8, max_param
     seed = check_seed("seed", seed)
     m64 = model.copy(dtype="float64")
     X, Y, labels, loss = m64._check_data(X, y, loss)
+    if loss == "half_mean_squared_error":
+        raise ValueError("loss: half_mean_squared_error steps with half_squared_error's gradient "
+                         "(scikit-learn's convention), not its own value's: check "
+                         "half_squared_error instead")
     m64.loss_and_gradients(X, y, loss)  # the engine's gradient pass, dropout off
     analytic = m64.grads.copy()
     n = m64.params.size

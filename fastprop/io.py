@@ -186,8 +186,12 @@ def _int(value, name, low, high):
 
 
 def _number(value, name):
-    _need(isinstance(value, (int, float)) and not isinstance(value, bool) and
-          np.isfinite(value), f"{name} must be a finite number, got {value!r}")
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    try:
+        ok = ok and bool(np.isfinite(float(value)))
+    except OverflowError:
+        ok = False
+    _need(ok, f"{name} must be a finite number, got {str(value)[:40]}")
     return float(value)
 
 
@@ -286,7 +290,7 @@ def read(source, name, model_class):
     except _Bad as exc:
         raise ValueError(f"{name}: not a valid fastprop model file: {exc}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError,
-            ValueError) as exc:
+            ValueError, OverflowError, RecursionError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise ValueError(f"{name}: not a valid fastprop model file: cannot read it as a .npz "
@@ -313,7 +317,8 @@ def _read(source, model_class):
         n_state = 0
         if opt is not None:
             _need(isinstance(opt, dict), "'optimizer' must be an object or null")
-            _need(opt.get("class") in OPTIMIZERS, f"unknown optimizer {opt.get('class')!r}")
+            _need(isinstance(opt.get("class"), str) and opt["class"] in OPTIMIZERS,
+                  f"unknown optimizer {str(opt.get('class'))[:40]!r}")
             n_state = _int(opt.get("n_state"), "optimizer.n_state", 0, 2)
         expected = {"header.npy", "params.npy"} | {s + ".npy" for s in _STATE[:n_state]}
         _need(names == expected, f"expected the members {sorted(expected)}, found "
@@ -345,7 +350,7 @@ def _read(source, model_class):
         _need(isinstance(config, dict), "optimizer.config must be an object")
         try:
             optimizer = OPTIMIZERS[opt["class"]](**config)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise _Bad(f"its optimizer's settings are invalid ({exc})") from None
         _need(optimizer.n_state == n_state, f"optimizer.n_state is {n_state}, a "
               f"{opt['class']} with these settings keeps {optimizer.n_state}")

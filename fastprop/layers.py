@@ -57,8 +57,9 @@ class Dense:
 
     def __init__(self, n_in, n_out, activation="identity", *, negative_slope=0.01, init=None):
         activation = canonical_activation(activation)
-        self.spec = LayerSpec(check_positive_int("n_in", n_in), check_positive_int("n_out", n_out),
-                              activation, check_non_negative_float("negative_slope", negative_slope))
+        self._spec = LayerSpec(check_positive_int("n_in", n_in), check_positive_int("n_out", n_out),
+                               activation, check_non_negative_float("negative_slope",
+                                                                    negative_slope))
         if activation == "softmax" and self.n_out < 2:
             raise ValueError("n_out: a softmax output needs at least 2 units (one unit's softmax "
                              "is always 1); for two classes use 1 sigmoid unit with "
@@ -79,6 +80,7 @@ class Dense:
         self._W = self._b = self._dW = self._db = None
 
     # The architecture, read-only: a model's engine is built from it.
+    spec = property(lambda self: self._spec, doc="This layer's LayerSpec (read-only).")
     n_in = property(lambda self: self.spec.n_in)
     n_out = property(lambda self: self.spec.n_out)
     activation = property(lambda self: self.spec.activation)
@@ -97,7 +99,7 @@ class Dense:
         the Dropout after it; returns the next offset. Called once, by Sequential, after every
         check has passed."""
         n_w = self.n_in * self.n_out
-        self.spec = self.spec._replace(dropout_rate=dropout_rate)
+        self._spec = self._spec._replace(dropout_rate=dropout_rate)
         self._W = params[offset:offset + n_w].reshape(self.n_in, self.n_out)
         self._b = params[offset + n_w:offset + self.n_params]
         self._dW = grads[offset:offset + n_w].reshape(self.n_in, self.n_out)
@@ -134,8 +136,10 @@ class Dense:
         arr = as_numeric_array(name, value)
         if arr.shape != shape:
             raise ValueError(f"{name}: expected shape {shape}, got shape {arr.shape}")
-        check_finite(name, arr)
-        return arr.astype(target.dtype, copy=False)
+        with np.errstate(over="ignore"):
+            arr = arr.astype(target.dtype, copy=False)
+        check_finite(name, arr)  # after the cast: 1e39 is inf in float32
+        return arr
 
     def _assign(self, name, value, shape):
         self._bound(name)[...] = self._checked(name, value, shape)

@@ -37,6 +37,9 @@ def accuracy(y_true, y_pred):
 def top_k_accuracy(y_true, y_pred, k=5):
     """Fraction of samples whose label is among the k highest predictions."""
     p = np.asarray(y_pred)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ValueError("metrics: top_k_accuracy needs a model with several outputs (one per "
+                         f"class), got predictions of shape {p.shape}")
     k = min(int(k), p.shape[1])
     top = np.argpartition(-p, k - 1, axis=1)[:, :k]
     return float(np.mean((top == _labels(y_true, p.shape[1])[:, None]).any(axis=1)))
@@ -73,6 +76,8 @@ def get_metric(name):
     m = re.fullmatch(r"top_(\d+|k)_accuracy", name)
     if m:
         k = 5 if m.group(1) == "k" else int(m.group(1))
+        if k < 1:
+            raise ValueError(f"metrics: expected top_k_accuracy with k >= 1, got {name!r}")
         return lambda y_true, y_pred: top_k_accuracy(y_true, y_pred, k)
     from ._validation import did_you_mean
     raise ValueError(f"metrics: expected names among {sorted(METRICS) + ['top_k_accuracy']}, "

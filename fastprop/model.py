@@ -82,6 +82,10 @@ class Sequential:
         self._dtype = check_dtype(dtype)
         self._seed = check_seed("seed", seed)
         self._rng = np.random.default_rng(self.seed)
+        for i, (layer, _) in enumerate(folded):
+            if layer._init_array is not None:
+                with np.errstate(over="ignore"):
+                    check_finite(f"layers[{i}].init", layer._init_array.astype(self._dtype))
         n_params = sum(layer.n_params for layer, _ in folded)
         try:
             self._params = np.zeros(n_params, self.dtype)
@@ -134,7 +138,9 @@ class Sequential:
         if arr.shape != target.shape:
             raise ValueError(f"{name}: expected shape {target.shape} (this model's flat buffer), "
                              f"got shape {arr.shape}")
-        check_finite(name, arr)
+        with np.errstate(over="ignore"):
+            arr = arr.astype(self.dtype)
+        check_finite(name, arr)  # after the cast: 1e39 is inf in float32
         target[...] = arr
 
     params = property(lambda self: self._params,
@@ -191,7 +197,10 @@ class Sequential:
         clone = Sequential.from_architecture(self.architecture, self.dtype if dtype is None
                                              else dtype, self.seed,
                                              [l.init for l in self.layers])
-        clone._params[...] = self._params
+        with np.errstate(over="ignore"):
+            params = self._params.astype(clone.dtype)
+        check_finite("dtype", params)  # float64 weights beyond float32's range
+        clone._params[...] = params
         clone._dropout_state[...] = self._dropout_state
         return clone
 
@@ -278,7 +287,24 @@ class Sequential:
         self._bind(optimizer, 1, OptimizerState(optimizer.n_state, self._params))
 
     def _apply_optimizer(self, optimizer):
-        self._bind(optimizer, 1).update(optimizer.lr)
+        with self._exclusive("Optimizer.step"):
+            self._bind(optimizer, 1).update(optimizer.lr)
+
+    def _exclusive(self, what):
+        """The training lock, taken without waiting: a second training call on a model refuses
+        instead of racing the first."""
+        lock = self._training
+        if not lock.acquire(blocking=False):
+            raise RuntimeError(f"{what}: this model is being trained in another thread; train "
+                               f"a model in one thread at a time, or train copies")
+
+        class _Held:
+            def __enter__(self):
+                return lock
+
+            def __exit__(self, *exc):
+                lock.release()
+        return _Held()
 
     def _loss(self, X, Y, labels, loss):
         """(mean loss, number correct) on checked data, dropout off."""
@@ -338,6 +364,10 @@ class Sequential:
         weights = training.check_sample_weight(sample_weight, X.shape[0], self.dtype)
         from ._validation import check_non_negative_float
         l2_penalty = check_non_negative_float("l2_penalty", l2_penalty)
+        with self._exclusive("train_step"):
+            return self._train_step(X, Y, labels, weights, loss, optimizer, l2_penalty)
+
+    def _train_step(self, X, Y, labels, weights, loss, optimizer, l2_penalty):
         engine = self._bind(optimizer, X.shape[0], penalty=l2_penalty)
         snapshot = self._snapshot
         if snapshot is None or snapshot[0] is not self._optimizer_state:

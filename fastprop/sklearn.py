@@ -55,8 +55,12 @@ def _is_int(v):
 
 
 def _is_real(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and \
-        np.isfinite(v)
+    if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        return bool(np.isfinite(float(v)))
+    except OverflowError:
+        return False
 
 
 def _store(estimator, params):
@@ -105,13 +109,14 @@ class _BaseMLP(BaseEstimator):
         _need(_is_real(self.tol) and self.tol >= 0, "tol", "a number >= 0", self.tol)
         for name in ("momentum", "beta_1", "beta_2", "validation_fraction", "dropout"):
             v = getattr(self, name)
-            low_ok = v > 0 if name == "validation_fraction" else v >= 0
-            upper = v <= 1 if name == "momentum" else v < 1
-            _need(_is_real(v) and low_ok and upper, name, "a number in [0, 1)", v)
+            ok = _is_real(v) and (v > 0 if name == "validation_fraction" else v >= 0) and \
+                (v <= 1 if name == "momentum" else v < 1)
+            _need(ok, name, "a number in [0, 1)", v)
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
             _need(isinstance(getattr(self, name), (bool, np.bool_)), name, "True or False",
                   getattr(self, name))
-        _need(self.dtype in (None, "float32", "float64", np.float32, np.float64), "dtype",
+        _need(any(self.dtype is d or (isinstance(self.dtype, (str, type)) and self.dtype == d)
+                  for d in (None, "float32", "float64", np.float32, np.float64)), "dtype",
               "None (the dtype of X), 'float32' or 'float64'", self.dtype)
         _need(self.n_threads is None or (_is_int(self.n_threads) and self.n_threads >= 1),
               "n_threads", "None or a positive integer", self.n_threads)
@@ -183,11 +188,34 @@ class _BaseMLP(BaseEstimator):
         return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
 
     def _fit_checked(self, X, Y, sample_weight, incremental, sizes, first):
-        self._random_state = check_random_state(self.random_state)  # each call, as scikit-learn
+        if self.early_stopping and incremental:
+            raise ValueError("early_stopping: partial_fit does not support early_stopping=True")
+        rng = check_random_state(self.random_state)  # each call, as scikit-learn's
+        # everything that can fail runs before the estimator changes: the network is built and
+        # the validation split drawn (in scikit-learn's order of draws) into locals first
+        model = self._build(sizes, X.shape[1], Y.shape[1], self._out_activation(),
+                            self._dtype(X), rng) if first else self.model_
+        X_val = y_val = w_val = None
+        if self.early_stopping:
+            stratify = Y if is_classifier(self) and Y.shape[1] == 1 else None
+            arrays = [X, Y] + ([sample_weight] if sample_weight is not None else [])
+            try:
+                parts = train_test_split(*arrays, random_state=rng,
+                                         test_size=self.validation_fraction, stratify=stratify)
+            except ValueError as exc:
+                raise ValueError(f"validation_fraction: cannot hold out "
+                                 f"{self.validation_fraction} of {X.shape[0]} samples for early "
+                                 f"stopping ({exc})") from None
+            X, X_val, Y, Y_val = parts[:4]
+            if sample_weight is not None:
+                sample_weight, w_val = parts[4], parts[5]
+            if X_val.shape[0] < 2:
+                raise ValueError("validation_fraction: the validation set is too small; "
+                                 "increase validation_fraction or the size of the data set")
+            y_val = self._decode(Y_val)
+        self._random_state = rng
         if first:
-            dtype = self._dtype(X)
-            self.model_ = self._build(sizes, X.shape[1], Y.shape[1], self._out_activation(),
-                                      dtype, self._random_state)
+            self.model_ = model
             self.t_ = 0
             self.n_layers_ = len(sizes) + 2
             self.n_outputs_ = Y.shape[1]
@@ -203,29 +231,11 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+        if first or not incremental or not hasattr(self, "_optimizer_"):
             self._optimizer_ = self._optimizer()
             self._lr = float(self.learning_rate_init)
-        elif not incremental or not hasattr(self, "_optimizer_"):
-            self._optimizer_ = self._optimizer()
-            self._lr = float(self.learning_rate_init)
-        model = self.model_
         dtype = model.dtype
         self.n_iter_ = 0  # counts this call's epochs, as scikit-learn's does
-        if self.early_stopping and incremental:
-            raise ValueError("early_stopping: partial_fit does not support early_stopping=True")
-        X_val = y_val = w_val = None
-        if self.early_stopping:
-            stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
-            arrays = [X, Y] + ([sample_weight] if sample_weight is not None else [])
-            parts = train_test_split(*arrays, random_state=self._random_state,
-                                     test_size=self.validation_fraction, stratify=stratify)
-            X, X_val, Y, Y_val = parts[:4]
-            if sample_weight is not None:
-                sample_weight, w_val = parts[4], parts[5]
-            if X_val.shape[0] < 2:
-                raise ValueError("validation_fraction: the validation set is too small; "
-                                 "increase validation_fraction or the size of the data set")
-            y_val = self._decode(Y_val)
         n = X.shape[0]
         batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
         if batch_size > n:
@@ -234,8 +244,14 @@ class _BaseMLP(BaseEstimator):
         batch_size = int(np.clip(batch_size, 1, n))
         sparse = hasattr(X, "toarray")
         if not sparse:
-            X = np.ascontiguousarray(X, dtype=dtype)
+            with np.errstate(over="ignore"):
+                X = np.ascontiguousarray(X, dtype=dtype)
+            if not np.isfinite(X).all():
+                raise ValueError(f"X: expected values that fit in {dtype}, got some beyond its "
+                                 f"range (they would be inf)")
         targets = self._engine_targets(Y, dtype)
+        if targets[0] is not None and not np.isfinite(targets[0]).all():
+            raise ValueError(f"y: expected targets that fit in {dtype}, got some beyond its range")
         weights = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype)
         loss = self._loss()
         optimizer = self._optimizer_
@@ -263,7 +279,10 @@ class _BaseMLP(BaseEstimator):
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
                 self._update_no_improvement_count(X_val, y_val, w_val)
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    self._lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+                    try:
+                        self._lr = self.learning_rate_init / float(self.t_ + 1) ** self.power_t
+                    except OverflowError:  # (t + 1) ** power_t beyond any float: the rate is 0
+                        self._lr = 0.0
                 if self._no_improvement_count > self.n_iter_no_change:
                     if self.solver == "sgd" and self.learning_rate == "adaptive" and \
                             self._lr > 1e-6:
@@ -320,9 +339,13 @@ class _BaseMLP(BaseEstimator):
         for lo in range(0, X.shape[0], batch_size):
             idx = order[lo:lo + batch_size]
             Xb = np.ascontiguousarray(X[idx].toarray(), dtype=model.dtype)
-            value = model.train_step(Xb, Y[idx] if Y is not None else labels[idx], loss,
-                                     optimizer, None if weights is None else weights[idx],
-                                     float(self.alpha))
+            # the training lock is held by this fit: the step goes straight to the model's
+            value = model._train_step(Xb, None if Y is None else np.ascontiguousarray(Y[idx]),
+                                      None if labels is None else
+                                      np.ascontiguousarray(labels[idx]),
+                                      None if weights is None else
+                                      np.ascontiguousarray(weights[idx]), loss, optimizer,
+                                      float(self.alpha))
             total += value * len(idx)
         return total
 

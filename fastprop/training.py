@@ -92,9 +92,14 @@ def _scheduled_rates(lr_schedule, epochs, base_lr):
                         f"{type(lr_schedule).__name__}")
     rates = []
     for epoch in range(epochs):
-        lr = lr_schedule(epoch, base_lr)
-        if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real) or \
-                not np.isfinite(lr) or lr < 0:
+        try:
+            lr = lr_schedule(epoch, base_lr)
+            ok = not isinstance(lr, (bool, np.bool_)) and isinstance(lr, numbers.Real) and \
+                np.isfinite(float(lr)) and lr >= 0
+        except (OverflowError, ZeroDivisionError) as exc:
+            raise ValueError(f"lr_schedule: its rate cannot be computed at epoch {epoch} "
+                             f"({exc})") from None
+        if not ok:
             raise ValueError(f"lr_schedule: expected a finite learning rate >= 0 for every "
                              f"epoch, got {lr!r} at epoch {epoch}")
         rates.append(float(lr))
@@ -122,7 +127,10 @@ def _validation(model, data, split, X, Y, labels, loss):
         raise TypeError(f"validation_split: expected a fraction in (0, 1), got "
                         f"{type(split).__name__} {split!r}")
     n = X.shape[0]
-    split = float(split)
+    try:
+        split = float(split)
+    except OverflowError:
+        split = float("inf")
     n_val = int(round(split * n)) if np.isfinite(split) else 0
     if not 0 < split < 1 or n_val < 1 or n_val >= n:
         raise ValueError(f"validation_split: expected a fraction in (0, 1) leaving samples on "
