@@ -97,6 +97,10 @@ void fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_
 /* x *= m, element-wise. */
 void fp_mul(int dtype, void *x, const void *m, ptrdiff_t n);
 
+/* Shuffles order[0..n) in place, a counter-based function of (seed, count): the same pair gives
+ * the same permutation on every machine; fit draws epoch k's order with count k. */
+void fp_shuffle(int64_t *order, ptrdiff_t n, uint64_t seed, uint64_t count);
+
 /* The key of one dropout mask, from the model's seed, the step count and the layer index. */
 uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer);
 

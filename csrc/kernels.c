@@ -142,6 +142,23 @@ int fp_optimizer_n_state(int kind)
     }
 }
 
+void fp_shuffle(int64_t *order, ptrdiff_t n, uint64_t seed, uint64_t count)
+{
+    /* Fisher-Yates from the top; draw i is splitmix64 of (key + i), mapped to [0, i] by a
+     * multiply-high (no modulo bias to speak of at these sizes) */
+    const uint64_t key = fp_dropout_key(seed ^ 0x5DEECE66Dull, (int64_t)count, 255);
+    for (ptrdiff_t i = n - 1; i > 0; i--) {
+        uint64_t z = key + (uint64_t)i * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        const ptrdiff_t j = (ptrdiff_t)(((unsigned __int128)z * (uint64_t)(i + 1)) >> 64);
+        const int64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
 uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer)
 {
     uint64_t z = seed ^ ((uint64_t)step * 0xD1B54A32D192ED03ull) ^ ((uint64_t)layer << 56);

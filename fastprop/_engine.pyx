@@ -24,6 +24,7 @@ it will dereference when it is built or handed one, and runs one pass at a time 
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 from libc.stdlib cimport calloc, free
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 import threading
 
@@ -34,7 +35,7 @@ from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weig
                                 axpy, sum_of_squares,
                                 make_optimizer, fp_optimizer, fp_optimizer_n_state,
                                 fp_activation_backward, fp_loss_gradient, fp_optimizer_step,
-                                fp_sgd_update, fp_dropout, fp_dropout_key, fp_mul,
+                                fp_sgd_update, fp_dropout, fp_dropout_key, fp_mul, fp_shuffle,
                                 FP_FLOAT32, FP_FLOAT64, FP_IDENTITY, FP_SOFTMAX, FP_LEAKY_RELU,
                                 FP_LOSS_MSE, FP_LOSS_HALF_SE, FP_LOSS_MAE, FP_LOSS_HUBER,
                                 FP_LOSS_SOFTMAX_XENT, FP_LOSS_HALF_MSE, FP_OPT_SGD,
@@ -295,6 +296,64 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
         batch += 1
     diverged[0] = -1
     return total
+
+
+cdef double _any_epoch(Net *net, const Batch *b, const int64_t *order, Py_ssize_t n,
+                       int batch_size, int loss, double lr, bint check_params,
+                       int64_t *n_correct, Py_ssize_t *diverged) noexcept nogil:
+    if net.dtype == FP_FLOAT32:
+        return _epoch(net, <const float *>b.X, <const float *>b.Y, b.labels,
+                      <const float *>b.weights, order, n, batch_size, loss, lr, check_params,
+                      n_correct, diverged)
+    return _epoch(net, <const double *>b.X, <const double *>b.Y, b.labels,
+                  <const double *>b.weights, order, n, batch_size, loss, lr, check_params,
+                  n_correct, diverged)
+
+
+cdef struct Copy:             # a snapshot pair: what a training epoch changes, and its copy
+    void *live
+    void *saved
+    size_t size
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef Py_ssize_t _epochs(Net *net, const Batch *b, int64_t *order, Py_ssize_t n,
+                        int batch_size, int loss, const double *lrs, Py_ssize_t n_epochs,
+                        uint64_t *shuffle, const Copy *copies, int n_copies, double *losses,
+                        int64_t *corrects, double *seconds, Py_ssize_t *diverged) noexcept nogil:
+    """Whole epochs in one call: per epoch, the snapshot copied, the rows shuffled in place
+    (counter-based, from shuffle = [seed, count]), every batch trained at lrs[e], the loss,
+    number correct and seconds recorded. Stops at an epoch whose loss or parameters are not
+    finite (*diverged: its bad batch, or -2 if only the parameters tell); returns the number of
+    epochs completed."""
+    cdef Py_ssize_t e, k
+    cdef int64_t n_correct
+    cdef double start, total
+    diverged[0] = -1
+    for e in range(n_epochs):
+        for k in range(n_copies):
+            memcpy(copies[k].saved, copies[k].live, copies[k].size)
+        if shuffle != NULL:
+            fp_shuffle(order, n, shuffle[0], shuffle[1])
+            shuffle[1] += 1
+        n_correct = 0
+        start = _now()
+        total = _any_epoch(net, b, order, n, batch_size, loss, lrs[e], False, &n_correct,
+                           diverged)
+        seconds[e] = _now() - start
+        if diverged[0] >= 0:
+            return e
+        if not _params_finite(net):
+            diverged[0] = -2
+            return e
+        losses[e] = total / n
+        corrects[e] = n_correct
+    return n_epochs
 
 
 cdef inline bint _finite(double x) noexcept nogil:
@@ -774,17 +833,83 @@ cdef class Engine:
         self._begin()
         try:
             with nogil:
-                if self.net.dtype == FP_FLOAT32:
-                    total = _epoch(&self.net, <float *>b.X, <float *>b.Y, b.labels,
-                                   <float *>b.weights, o, n,
-                                   batch_size, loss, lr, check_params, &n_correct, &diverged)
-                else:
-                    total = _epoch(&self.net, <double *>b.X, <double *>b.Y, b.labels,
-                                   <double *>b.weights, o, n,
-                                   batch_size, loss, lr, check_params, &n_correct, &diverged)
+                total = _any_epoch(&self.net, &b, o, n, batch_size, loss, lr, check_params,
+                                   &n_correct, &diverged)
         finally:
             self._lock.release()
         return total, n_correct, diverged
+
+    def epochs(self, X, Y, labels, weights, order, int batch_size, int loss, lrs,
+               shuffle_state, losses, corrects, seconds, list snapshot):
+        """len(lrs) epochs in one call, nothing in Python between them: per epoch, the
+        `snapshot` pairs (live, saved) are copied, `order` (int64, every row) is shuffled in place
+        from shuffle_state ([seed, count], uint64, advanced) unless that is None, and the epoch
+        runs at lrs[e]; losses, corrects and seconds (one per epoch) are filled. Returns (epochs
+        completed, the diverged epoch's bad batch or -2 if only its parameters went non-finite,
+        or -1)."""
+        self._check_training(0.0)
+        cdef Batch b = self._batch(X, Y, labels, loss, 0, weights)
+        cdef Py_ssize_t n = b.n, n_epochs, k
+        if not 1 <= batch_size <= self.capacity:
+            raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
+        for name, arr, dt in (("lrs", lrs, np.float64), ("losses", losses, np.float64),
+                              ("corrects", corrects, np.int64), ("seconds", seconds, np.float64)):
+            if not (isinstance(arr, np.ndarray) and arr.dtype == dt and arr.ndim == 1 and
+                    arr.flags.c_contiguous and (name == "lrs" or arr.flags.writeable)):
+                raise ValueError(f"{name}: expected a C-contiguous 1-D {np.dtype(dt)} array")
+        n_epochs = lrs.shape[0]
+        if not (losses.shape[0] == corrects.shape[0] == seconds.shape[0] == n_epochs):
+            raise ValueError("losses, corrects, seconds: expected one entry per epoch")
+        if not (np.isfinite(lrs).all() and (lrs >= 0).all()):
+            raise ValueError("lrs: expected finite learning rates >= 0")
+        if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and order.ndim == 1
+                and order.flags.c_contiguous and order.flags.writeable and order.shape[0] == n):
+            raise ValueError(f"order: expected a writable C-contiguous int64 array of {n} rows")
+        if not _all_below(<int64_t *>_data(order), n, n):
+            raise ValueError(f"order: expected row indices in [0, {n})")
+        cdef uint64_t *shuffle = NULL
+        if shuffle_state is not None:
+            if not (isinstance(shuffle_state, np.ndarray) and shuffle_state.dtype == np.uint64
+                    and shuffle_state.shape == (2,) and shuffle_state.flags.writeable):
+                raise ValueError("shuffle_state: expected a writable uint64 array [seed, count]")
+            shuffle = <uint64_t *>_data(shuffle_state)
+        cdef int n_copies = len(snapshot)
+        cdef Copy *copies = <Copy *>calloc(max(n_copies, 1), sizeof(Copy))
+        if copies == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t done, diverged = -1
+        cdef int64_t *o
+        cdef double *rates
+        cdef double *out_loss
+        cdef int64_t *out_correct
+        cdef double *out_seconds
+        try:
+            for k, (live, saved) in enumerate(snapshot):
+                if not (isinstance(live, np.ndarray) and isinstance(saved, np.ndarray) and
+                        live.nbytes == saved.nbytes and live.flags.c_contiguous and
+                        saved.flags.c_contiguous and saved.flags.writeable and
+                        not np.may_share_memory(live, saved)):
+                    raise ValueError(f"snapshot[{k}]: expected a (live, saved) pair of "
+                                     f"contiguous arrays of one size")
+                copies[k].live = _data(live)
+                copies[k].saved = _data(saved)
+                copies[k].size = live.nbytes
+            o = <int64_t *>_data(order)
+            rates = <double *>_data(lrs)
+            out_loss = <double *>_data(losses)
+            out_correct = <int64_t *>_data(corrects)
+            out_seconds = <double *>_data(seconds)
+            self._begin()
+            try:
+                with nogil:
+                    done = _epochs(&self.net, &b, o, n, batch_size, loss, rates, n_epochs,
+                                   shuffle, copies, n_copies, out_loss, out_correct, out_seconds,
+                                   &diverged)
+            finally:
+                self._lock.release()
+        finally:
+            free(copies)
+        return done, diverged
 
     def params_finite(self):
         """True if every parameter is finite."""

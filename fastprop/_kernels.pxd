@@ -61,6 +61,7 @@ cdef extern from "fastprop.h" nogil:
                     double rate)
     void fp_mul(int dtype, void *x, const void *m, Py_ssize_t n)
     uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer)
+    void fp_shuffle(int64_t *order, Py_ssize_t n, uint64_t seed, uint64_t count)
 
 
 cdef inline int dtype_of(const floating *p) noexcept nogil:

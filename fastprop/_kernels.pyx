@@ -227,6 +227,13 @@ def _dropout(const floating[:, ::1] A, floating[:, ::1] M, floating[:, ::1] D,
                    key, rate)
 
 
+def _shuffle(int64_t[::1] order, unsigned long long seed, unsigned long long count):
+    """Shuffles `order` in place as fit does for the epoch counted `count` of a shuffle `seed`."""
+    if order.shape[0] > 1:
+        with nogil:
+            fp_shuffle(&order[0], order.shape[0], seed, count)
+
+
 def _optimizer_n_state(int kind):
     """How many state buffers shaped like the parameters an optimizer of this kind reads."""
     return fp_optimizer_n_state(kind)

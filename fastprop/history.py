@@ -26,6 +26,17 @@ class History:
             if key.startswith("val_") and key != "val_loss":
                 self.metrics.setdefault(key, []).append(value)
 
+    def _extend(self, first_epoch, losses, accuracies, lrs, seconds, n_samples):
+        """Epochs run in one compiled call, from their arrays (no callbacks ran between them)."""
+        k = len(losses)
+        self.epoch.extend(range(first_epoch, first_epoch + k))
+        self.loss.extend(float(v) for v in losses)
+        if accuracies is not None:
+            self.accuracy.extend(float(v) for v in accuracies)
+        self.lr.extend(float(v) for v in lrs)
+        self.seconds.extend(float(v) for v in seconds)
+        self.samples_per_sec.extend(n_samples / s if s > 0 else float("inf") for s in seconds)
+
     def as_dict(self):
         """The history as a dict of lists (empty ones left out)."""
         keys = ("epoch", "loss", "accuracy", "val_loss", "lr", "seconds", "samples_per_sec")

@@ -3,9 +3,9 @@
 A fastprop file is a NumPy .npz archive of uncompressed members, read without pickle:
 - `header`: UTF-8 JSON as uint8 bytes: {"format": "fastprop", "version": 2, "dtype", "layers":
   [{"n_in", "n_out", "activation", "negative_slope", "init", "dropout"}], "seed", "rng_state"
-  (the shuffling generator, so that training resumes identically), "dropout_seed",
-  "dropout_step", "n_params", "optimizer": null or {"class", "config", "t", "n_state"},
-  "sha256"};
+  (the initialization generator), "dropout_seed", "dropout_step", "shuffle_seed",
+  "shuffle_count" (fit's counter-based shuffles, so that training resumes identically),
+  "n_params", "optimizer": null or {"class", "config", "t", "n_state"}, "sha256"};
 - `params`: the flat parameter buffer;
 - `optimizer_state_0`, `optimizer_state_1`: the optimizer's state buffers, when it has them.
 "sha256" is the SHA-256 of the header without it (as canonical JSON) followed by every array's
@@ -78,6 +78,7 @@ def _arrays(model, optimizer=None):
                     "negative_slope": s.negative_slope, "init": l.init, "dropout": s.dropout_rate}
                    for s, l in zip(model.architecture, model.layers)],
         "dropout_seed": model._dropout_seed, "dropout_step": model._dropout_step,
+        "shuffle_seed": int(model._shuffle_state[0]), "shuffle_count": int(model._shuffle_state[1]),
         "seed": model.seed,
         "rng_state": model._rng.bit_generator.state,
         "n_params": int(model.params.size),
@@ -341,6 +342,11 @@ def _read(source, model_class):
         rng.bit_generator.state = header["rng_state"]
         dropout = np.array([_int(header["dropout_seed"], "dropout_seed", 0, 2**64 - 1),
                             _int(header["dropout_step"], "dropout_step", 0, 2**62)], np.uint64)
+        shuffle = None
+        if "shuffle_seed" in header or version >= 2:
+            shuffle = np.array([_int(header["shuffle_seed"], "shuffle_seed", 0, 2**64 - 1),
+                                _int(header["shuffle_count"], "shuffle_count", 0, 2**62)],
+                               np.uint64)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise _Bad(f"its random generator state is unreadable ({type(exc).__name__}: "
                    f"{str(exc)[:100]})") from None
@@ -367,6 +373,8 @@ def _read(source, model_class):
     model.params[...] = params
     model._rng = rng
     model._dropout_state[...] = dropout
+    if shuffle is not None:
+        model._shuffle_state[...] = shuffle
     if optimizer is not None:
         model._bind(optimizer, 1, state)
     return model

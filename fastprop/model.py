@@ -101,6 +101,8 @@ class Sequential:
         self._layers = tuple(layer for layer, _ in folded)
         # [dropout seed, training steps taken]: the engine reads the seed and counts the steps
         self._dropout_state = np.array([self._rng.integers(2**63), 0], np.uint64)
+        # [seed, epochs shuffled]: fit's counter-based shuffles, saved and resumed with the model
+        self._shuffle_state = np.array([self._rng.integers(2**63), 0], np.uint64)
         self._engine = None
         self._training = threading.Lock()  # held by fit: one training at a time
         self._snapshot = None  # (optimizer state, training.Snapshot) for train_step
@@ -202,6 +204,7 @@ class Sequential:
         check_finite("dtype", params)  # float64 weights beyond float32's range
         clone._params[...] = params
         clone._dropout_state[...] = self._dropout_state
+        clone._shuffle_state[...] = self._shuffle_state
         return clone
 
     @classmethod

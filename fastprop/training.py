@@ -13,6 +13,7 @@ import numpy as np
 from ._validation import (as_numeric_array, check_choice, check_finite, check_non_negative_float,
                           check_positive_int, check_seed)
 from .callbacks import Progress, is_terminal
+from . import _kernels
 from .history import History
 from .losses import CLASSIFICATION, LOSSES, PER_ELEMENT
 from .metrics import get_metric
@@ -23,11 +24,11 @@ class Snapshot:
     """A copy of what a training step changes: the parameters, the optimizer state and the
     dropout counter; taken and restored without allocating."""
 
-    def __init__(self, model, state):
+    def __init__(self, model, state, extra=()):
         self._pairs = [(model.params, model.params.copy()),
                        (model._dropout_state, model._dropout_state.copy()),
                        (state.steps, state.steps.copy())]
-        self._pairs += [(buf, buf.copy()) for buf in state.buffers]
+        self._pairs += [(buf, buf.copy()) for buf in list(state.buffers) + list(extra)]
 
     def take(self):
         for live, saved in self._pairs:
@@ -227,7 +228,8 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
         for layer in model.layers:
             layer._initialize(model._rng)
         model._reset_optimizer_state(optimizer)
-    rng = model._rng if seed is None else np.random.default_rng(seed)
+    # the shuffles are counter-based: the model's [seed, epochs shuffled], or this fit's seed
+    shuffles = model._shuffle_state if seed is None else np.array([seed, 0], np.uint64)
     n = X.shape[0]
     batch_size = min(batch_size, n)
     order = np.arange(n, dtype=np.int64) if shuffle else None
@@ -242,8 +244,12 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
             cb.on_train_begin(model, logs)
     engine = model._bind(optimizer, batch_size, penalty=l2_penalty)
     state = model._optimizer_state
-    snapshot = Snapshot(model, state)  # the epoch's start, should it diverge
+    snapshot = Snapshot(model, state, [shuffles])  # the epoch's start, should it diverge
     n_batches = -(-n // batch_size)
+    if not callbacks and val is None:  # nothing in Python between epochs: one compiled call
+        return _compiled_epochs(engine, snapshot, history, X, Y, labels, weights, order,
+                                shuffles if shuffle else None, batch_size, loss, rates,
+                                per_sample, n_batches)
     try:
         for epoch in range(epochs):
             lr = rates[epoch]
@@ -257,8 +263,9 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
                 engine = model._bind(optimizer, batch_size, state, l2_penalty)
             snapshot.take()
             start = time.perf_counter()
-            if shuffle:
-                rng.shuffle(order)  # in place: a new order each epoch, no allocation
+            if shuffle:  # in place: a new order each epoch, no allocation
+                _kernels._shuffle(order, shuffles[0], shuffles[1])
+                shuffles[1] += 1
             if watchers:
                 total, n_correct, bad = _chunked_epoch(engine, model, X, Y, labels, weights, order,
                                                        batch_size, loss, lr, watchers)
@@ -292,6 +299,25 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
         for cb in callbacks:
             if hasattr(cb, "on_train_end"):
                 cb.on_train_end(model, logs)
+    return history
+
+
+def _compiled_epochs(engine, snapshot, history, X, Y, labels, weights, order, shuffles,
+                     batch_size, loss, rates, per_sample, n_batches):
+    """Every epoch in one engine call (no callbacks or validation run between them); History
+    filled from its arrays once."""
+    n, epochs = X.shape[0], len(rates)
+    order = np.arange(n, dtype=np.int64) if order is None else order
+    lrs = np.asarray(rates, dtype=np.float64)
+    losses, seconds = np.empty(epochs), np.empty(epochs)
+    corrects = np.empty(epochs, np.int64)
+    done, bad = engine.epochs(X, Y, labels, weights, order, batch_size, LOSSES[loss], lrs,
+                              shuffles, losses, corrects, seconds, snapshot._pairs)
+    history._extend(1, losses[:done], corrects[:done] / (n * per_sample)
+                    if loss in CLASSIFICATION else None, lrs[:done], seconds[:done], n)
+    if done < epochs:  # epoch `done` diverged: the snapshot holds its start
+        _stop(engine, snapshot, X, Y, labels, weights, order, batch_size, loss, lrs[done],
+              done, n_batches)
     return history
 
 

@@ -198,14 +198,16 @@ def train(weights, activations, X, y, loss, batches, optimizer, slope=0.01, samp
 
 
 def epoch_batches(n, batch_size, epochs, seed=None):
-    """The batches of fit: each epoch in batches of batch_size (the last one smaller), in the
-    order of np.random.default_rng(seed).shuffle applied in place to arange(n) each epoch (no
-    shuffling when seed is None)."""
-    rng = np.random.default_rng(seed) if seed is not None else None
-    order = np.arange(n)
+    """The batches of fit: each epoch in batches of batch_size (the last one smaller); with a
+    seed, fit(seed=seed)'s order: the previous epoch's order shuffled in place, epoch k by
+    fastprop's counter-based generator at (seed, k). The permutations are fastprop's own random
+    draws, as its dropout masks are; everything computed on them here is the oracle's."""
+    from fastprop import _kernels
+
+    order = np.arange(n, dtype=np.int64)
     out = []
-    for _ in range(epochs):
-        if rng is not None:
-            rng.shuffle(order)
+    for epoch in range(epochs):
+        if seed is not None:
+            _kernels._shuffle(order, seed, epoch)
         out += [order[lo:lo + batch_size].copy() for lo in range(0, n, batch_size)]
     return out

@@ -195,3 +195,47 @@ def test_sample_weights_and_l2_penalty_match_the_oracle(dtype, loss, out_act, ta
     np.testing.assert_allclose(model.params, ref.flatten(expected), **tol)
     first = sum(v * len(b) for v, b in zip(losses[:4], batches[:4])) / 30
     np.testing.assert_allclose(h.loss[0], first, **tol)
+
+
+def test_whole_fits_in_one_call_equal_fits_with_python_between_epochs(dtype):
+    from fastprop import schedules
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(57, 5))
+    y = rng.integers(0, 3, size=57)
+
+    class Nothing(fp.Callback):  # any callback keeps fit in Python between epochs
+        pass
+
+    runs = []
+    for callbacks in (None, [Nothing()]):
+        model = build("softmax", dtype)
+        h = model.fit(X, y, "softmax_cross_entropy", fp.Adam(0.01), epochs=6, batch_size=8,
+                      lr_schedule=schedules.StepDecay(2, 0.5), callbacks=callbacks)
+        runs.append((model.params.copy(), h, model._shuffle_state.copy()))
+    (pa, ha, sa), (pb, hb, sb) = runs
+    np.testing.assert_array_equal(pa, pb)
+    assert ha.loss == hb.loss and ha.accuracy == hb.accuracy and ha.lr == hb.lr
+    assert ha.epoch == hb.epoch == [1, 2, 3, 4, 5, 6] and len(ha.seconds) == 6
+    np.testing.assert_array_equal(sa, sb)
+    assert sa[1] == 6  # six epochs shuffled, counted in the model's state
+
+
+def test_the_shuffles_are_permutations_seeded_and_uniform():
+    from fastprop import _kernels
+    order = np.arange(10, dtype=np.int64)
+    seen = np.zeros((10, 10))
+    previous = order.copy()
+    for epoch in range(4000):
+        _kernels._shuffle(order, 123, epoch)
+        assert sorted(order) == list(range(10))
+        seen[order, np.arange(10)] += 1
+    # every value lands in every place about equally often (4000 / 10 = 400 each)
+    assert np.abs(seen - 400).max() < 100
+    again = np.arange(10, dtype=np.int64)
+    _kernels._shuffle(again, 123, 0)
+    first = np.arange(10, dtype=np.int64)
+    _kernels._shuffle(first, 123, 0)
+    np.testing.assert_array_equal(again, first)  # the same (seed, count), the same order
+    other = np.arange(10, dtype=np.int64)
+    _kernels._shuffle(other, 124, 0)
+    assert not np.array_equal(other, first)
