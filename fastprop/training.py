@@ -151,8 +151,10 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     """Trains on (X, y) by mini-batch gradient descent; returns a History.
 
     Each epoch visits every sample once, in batches of `batch_size` (the last batch may be
-    smaller); with `shuffle`, in a new random order each epoch, drawn from `seed` (or from the
-    model's generator). Training continues from the current weights and, when `optimizer` is the
+    smaller); with `shuffle`, in a new random order each epoch: the previous order shuffled by a
+    counter-based generator keyed by `seed` and the epoch (or by the model's shuffle state, which
+    advances and is saved with the model). Without callbacks or validation, all the epochs run
+    in one compiled call. Training continues from the current weights and, when `optimizer` is the
     one the model trained with last (or None), from its state (moments and step count): fit is
     warm by default; warm_start=False draws fresh weights and starts the optimizer afresh.
 
