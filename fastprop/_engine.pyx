@@ -842,7 +842,7 @@ cdef class Engine:
     def epochs(self, X, Y, labels, weights, order, int batch_size, int loss, lrs,
                shuffle_state, losses, corrects, seconds, list snapshot):
         """len(lrs) epochs in one call, nothing in Python between them: per epoch, the
-        `snapshot` pairs (live, saved) are copied, `order` (int64, every row) is shuffled in place
+        `snapshot` pairs (live, saved) are copied, `order` (int64, every row; None: X in its order) is shuffled in place
         from shuffle_state ([seed, count], uint64, advanced) unless that is None, and the epoch
         runs at lrs[e]; losses, corrects and seconds (one per epoch) are filled. Returns (epochs
         completed, the diverged epoch's bad batch or -2 if only its parameters went non-finite,
@@ -862,11 +862,16 @@ cdef class Engine:
             raise ValueError("losses, corrects, seconds: expected one entry per epoch")
         if not (np.isfinite(lrs).all() and (lrs >= 0).all()):
             raise ValueError("lrs: expected finite learning rates >= 0")
-        if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and order.ndim == 1
-                and order.flags.c_contiguous and order.flags.writeable and order.shape[0] == n):
-            raise ValueError(f"order: expected a writable C-contiguous int64 array of {n} rows")
-        if not _all_below(<int64_t *>_data(order), n, n):
-            raise ValueError(f"order: expected row indices in [0, {n})")
+        if order is None and shuffle_state is not None:
+            raise ValueError("order: expected the rows' order array to shuffle")
+        if order is not None:
+            if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
+                    order.ndim == 1 and order.flags.c_contiguous and order.flags.writeable and
+                    order.shape[0] == n):
+                raise ValueError(f"order: expected a writable C-contiguous int64 array of {n} "
+                                 f"rows")
+            if not _all_below(<int64_t *>_data(order), n, n):
+                raise ValueError(f"order: expected row indices in [0, {n})")
         cdef uint64_t *shuffle = NULL
         if shuffle_state is not None:
             if not (isinstance(shuffle_state, np.ndarray) and shuffle_state.dtype == np.uint64
@@ -894,7 +899,7 @@ cdef class Engine:
                 copies[k].live = _data(live)
                 copies[k].saved = _data(saved)
                 copies[k].size = live.nbytes
-            o = <int64_t *>_data(order)
+            o = <int64_t *>_data(order) if order is not None else NULL
             rates = <double *>_data(lrs)
             out_loss = <double *>_data(losses)
             out_correct = <int64_t *>_data(corrects)

@@ -309,7 +309,6 @@ def _compiled_epochs(engine, snapshot, history, X, Y, labels, weights, order, sh
     """Every epoch in one engine call (no callbacks or validation run between them); History
     filled from its arrays once."""
     n, epochs = X.shape[0], len(rates)
-    order = np.arange(n, dtype=np.int64) if order is None else order
     lrs = np.asarray(rates, dtype=np.float64)
     losses, seconds = np.empty(epochs), np.empty(epochs)
     corrects = np.empty(epochs, np.int64)
