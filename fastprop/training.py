@@ -153,8 +153,9 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     Each epoch visits every sample once, in batches of `batch_size` (the last batch may be
     smaller); with `shuffle`, in a new random order each epoch: the previous order shuffled by a
     counter-based generator keyed by `seed` and the epoch (or by the model's shuffle state, which
-    advances and is saved with the model). Without callbacks or validation, all the epochs run
-    in one compiled call. Training continues from the current weights and, when `optimizer` is the
+    advances and is saved with the model); a batch that holds every sample is not shuffled (its
+    order would change only the order of the sums). Without callbacks or validation, all the
+    epochs run in one compiled call. Training continues from the current weights and, when `optimizer` is the
     one the model trained with last (or None), from its state (moments and step count): fit is
     warm by default; warm_start=False draws fresh weights and starts the optimizer afresh.
 
@@ -234,6 +235,8 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
     shuffles = model._shuffle_state if seed is None else np.array([seed, 0], np.uint64)
     n = X.shape[0]
     batch_size = min(batch_size, n)
+    # one batch per epoch: its order changes only the order of the step's sums, not the step
+    shuffle = shuffle and batch_size < n
     order = np.arange(n, dtype=np.int64) if shuffle else None
     per_sample = model.n_out if loss in PER_ELEMENT else 1
     if verbose:
