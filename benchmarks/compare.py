@@ -514,7 +514,7 @@ def main():
     if "plot" in wanted:
         path = scaling_plot(args, os.path.join(HERE, "results", "scaling.png"))
         if path:
-            parts.append(f"Throughput against the work: `benchmarks/results/scaling.png`.\n")
+            parts.append("Throughput against the work: `benchmarks/results/scaling.png`.\n")
     parts.append(f"({time.perf_counter() - start:.0f} s; reproduce with "
                  f"`python benchmarks/compare.py{' --quick' if args.quick else ''}`)")
     text = "\n".join(parts)

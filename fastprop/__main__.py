@@ -3,7 +3,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
 
 
 def demo(args):

@@ -16,7 +16,6 @@ from ._validation import (as_numeric_array, check_dtype, check_finite, check_mat
 from .layers import Dense, Dropout, LayerSpec
 from .losses import (CLASSIFICATION, LOSSES, PER_ELEMENT, canonical_loss, check_output_activation,
                      prepare_targets)
-from .metrics import get_metric
 from .optimizers import Optimizer, OptimizerState
 
 

@@ -328,7 +328,7 @@ class _BaseMLP(BaseEstimator):
         if bad >= 0 or not engine.params_finite():
             snapshot.restore()
             raise training.diverged(f"fit: iteration {self.n_iter_ + 1}", "the model keeps its "
-                                    f"weights from the start of that iteration", lr)
+                                    "weights from the start of that iteration", lr)
         return total
 
     def _sparse_epoch(self, X, targets, weights, order, batch_size, loss, optimizer, lr):

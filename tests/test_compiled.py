@@ -101,11 +101,6 @@ def test_n_threads_bounds_blas_and_gives_the_same_numbers():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 64))
     y = rng.normal(size=(300, 8))
-    seen = []
-
-    class Probe(fp.SGD):
-        pass
-
     a = fp.Sequential([fp.Dense(64, 128, "tanh"), fp.Dense(128, 8)], dtype="float64", seed=0)
     b = a.copy()
     a.fit(X, y, "mse", epochs=2, batch_size=32, seed=0, n_threads=1)
@@ -224,7 +219,6 @@ def test_the_shuffles_are_permutations_seeded_and_uniform():
     from fastprop import _kernels
     order = np.arange(10, dtype=np.int64)
     seen = np.zeros((10, 10))
-    previous = order.copy()
     for epoch in range(4000):
         _kernels._shuffle(order, 123, epoch)
         assert sorted(order) == list(range(10))

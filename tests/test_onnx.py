@@ -44,7 +44,7 @@ def test_save_onnx_writes_a_loadable_file(tmp_path):
 
 
 def test_estimators_export_labels_and_probabilities():
-    sk = pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn")
     from sklearn.datasets import load_digits, make_multilabel_classification, make_regression
     from fastprop.sklearn import MLPClassifier, MLPRegressor
     X, y = load_digits(return_X_y=True)

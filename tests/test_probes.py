@@ -1,7 +1,6 @@
 """Faults found by probing the landed code as an attacker would, each kept fixed: passes that
 overlap across threads, tampered buffers under the engine, values that overflow float32 after
 a check, integers beyond any float, and calls that failed half-way."""
-import json
 import threading
 
 import numpy as np

@@ -18,8 +18,6 @@ def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 
-import warnings  # noqa: E402
-
 import joblib  # noqa: E402
 from scipy import sparse  # noqa: E402
 from sklearn.datasets import load_digits, make_multilabel_classification, make_regression  # noqa: E402,E501
