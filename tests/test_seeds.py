@@ -1,8 +1,15 @@
 """The worked examples of the seed documents (../shared/seeds), reproduced exactly."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
 import fastprop as fp
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "benchmarks"))
+from seed_network import SimpleNeuralNetwork  # noqa: E402  (the seed's own code)
 
 
 def four_layer_model(dtype):
@@ -62,42 +69,6 @@ def test_four_layer_scalar_network(dtype, rtol):
     assert model.layers[3].W[0, 0] == pytest.approx(1.899463, abs=1e-6)
     np.testing.assert_allclose(model.layers[3].W[0, 0], 1 - 0.1 * grads_hand[3][0], rtol=rtol)
     np.testing.assert_allclose(model.layers[0].b[0], -0.1 * grads_hand[0][1], rtol=rtol)
-
-
-class SimpleNeuralNetwork:
-    """The seed's code (002, section 5), verbatim but for the unused loss method."""
-
-    def __init__(self, input_size, hidden_size, output_size):
-        self.W1 = np.random.randn(input_size, hidden_size) * 0.01
-        self.b1 = np.zeros(hidden_size)
-        self.W2 = np.random.randn(hidden_size, output_size) * 0.01
-        self.b2 = np.zeros(output_size)
-
-    def sigmoid(self, x):
-        return 1 / (1 + np.exp(-x))
-
-    def sigmoid_derivative(self, x):
-        return x * (1 - x)
-
-    def forward(self, X):
-        self.z1 = X @ self.W1 + self.b1
-        self.a1 = self.sigmoid(self.z1)
-        self.z2 = self.a1 @ self.W2 + self.b2
-        self.a2 = self.sigmoid(self.z2)
-        return self.a2
-
-    def backward(self, X, y, learning_rate=0.1):
-        m = X.shape[0]
-        dz2 = self.a2 - y
-        dW2 = (self.a1.T @ dz2) / m
-        db2 = np.sum(dz2, axis=0) / m
-        dz1 = (dz2 @ self.W2.T) * self.sigmoid_derivative(self.a1)
-        dW1 = (X.T @ dz1) / m
-        db1 = np.sum(dz1, axis=0) / m
-        self.W2 -= learning_rate * dW2
-        self.b2 -= learning_rate * db2
-        self.W1 -= learning_rate * dW1
-        self.b1 -= learning_rate * db1
 
 
 def seed_setup():
