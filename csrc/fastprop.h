@@ -87,6 +87,9 @@ double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const
 void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *state0,
                        void *state1, ptrdiff_t n, int64_t t);
 
+/* 1 if every one of the n values is finite, else 0. */
+int fp_all_finite(int dtype, const void *x, ptrdiff_t n);
+
 /* params -= lr * grads over one flat buffer. */
 void fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, double lr);
 

@@ -118,6 +118,11 @@ void fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, doub
     FP_CALL(fp_sgd_update, params, grads, n, lr);
 }
 
+int fp_all_finite(int dtype, const void *x, ptrdiff_t n)
+{
+    return FP_CALL(fp_all_finite, x, n);
+}
+
 void fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_t key, double rate)
 {
     FP_CALL(fp_dropout, A, M, D, n, key, rate);

@@ -2,6 +2,22 @@
  * AdamW, RMSprop): one fused pass each over the flat parameter, gradient and state buffers.
  * Included once per dtype by kernels.c. */
 
+/* 1 if every x[i] is finite: a vectorized lane sum is finite exactly when every term is, unless
+ * it overflowed, when the element-wise test decides. (What fit checks after each epoch.) */
+FP_MULTIVERSION static int FP_NAME(fp_all_finite)(const REAL *x, ptrdiff_t n)
+{
+    double total = 0;
+#define FP_X(i) (x[i])
+    FP_LANE_SUM(total, n, FP_X);
+#undef FP_X
+    if (total - total == 0)
+        return 1;
+    for (ptrdiff_t i = 0; i < n; i++)
+        if (!(x[i] - x[i] == 0))
+            return 0;
+    return 1;
+}
+
 FP_MULTIVERSION static void FP_NAME(fp_sgd_update)(REAL *params, const REAL *grads, ptrdiff_t n,
                                                    REAL lr)
 {

@@ -36,6 +36,7 @@ from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weig
                                 make_optimizer, fp_optimizer, fp_optimizer_n_state,
                                 fp_activation_backward, fp_loss_gradient, fp_optimizer_step,
                                 fp_sgd_update, fp_dropout, fp_dropout_key, fp_mul, fp_shuffle,
+                                fp_all_finite,
                                 FP_FLOAT32, FP_FLOAT64, FP_IDENTITY, FP_SOFTMAX, FP_LEAKY_RELU,
                                 FP_LOSS_MSE, FP_LOSS_HALF_SE, FP_LOSS_MAE, FP_LOSS_HUBER,
                                 FP_LOSS_SOFTMAX_XENT, FP_LOSS_HALF_MSE, FP_OPT_SGD,
@@ -360,30 +361,9 @@ cdef inline bint _finite(double x) noexcept nogil:
     return x - x == 0  # false for NaN and +-inf
 
 
-cdef bint _params_finite(Net *net) noexcept nogil:
-    """True if every parameter is finite (a sum is finite exactly when every term is, or it
-    overflowed: then the element-wise check decides)."""
-    cdef Py_ssize_t i, n = net.n_params
-    cdef const float *f = <const float *>net.params
-    cdef const double *d = <const double *>net.params
-    cdef double total = 0
-    if net.dtype == FP_FLOAT32:
-        for i in range(n):
-            total += f[i]
-    else:
-        for i in range(n):
-            total += d[i]
-    if _finite(total):
-        return True
-    if net.dtype == FP_FLOAT32:
-        for i in range(n):
-            if not _finite(f[i]):
-                return False
-    else:
-        for i in range(n):
-            if not _finite(d[i]):
-                return False
-    return True
+cdef inline bint _params_finite(Net *net) noexcept nogil:
+    """True if every parameter is finite."""
+    return fp_all_finite(net.dtype, net.params, net.n_params)
 
 
 cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out,

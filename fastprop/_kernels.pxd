@@ -57,6 +57,7 @@ cdef extern from "fastprop.h" nogil:
     void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads,
                            void *state0, void *state1, Py_ssize_t n, int64_t t)
     void fp_sgd_update(int dtype, void *params, const void *grads, Py_ssize_t n, double lr)
+    int fp_all_finite(int dtype, const void *x, Py_ssize_t n)
     void fp_dropout(int dtype, const void *A, void *M, void *D, Py_ssize_t n, uint64_t key,
                     double rate)
     void fp_mul(int dtype, void *x, const void *m, Py_ssize_t n)
