@@ -402,6 +402,33 @@ cdef bint _all_below(const int64_t *values, Py_ssize_t n, int64_t high) noexcept
     return ok
 
 
+cdef int64_t *_order(order, Py_ssize_t n, Py_ssize_t length, bint writable) except? NULL:
+    """The row order array (int64 indices into n rows; `length` of them unless -1; writable when
+    it is shuffled in place), checked; NULL for None."""
+    if order is None:
+        return NULL
+    if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and order.ndim == 1 and
+            order.flags.c_contiguous and (order.flags.writeable or not writable) and
+            (length < 0 or order.shape[0] == length)):
+        raise ValueError("order: expected a " + ("writable " if writable else "")
+                         + "C-contiguous int64 array of row indices"
+                         + (f" for {length} rows" if length >= 0 else ""))
+    if not _all_below(<int64_t *>_data(order), order.shape[0], n):
+        raise ValueError(f"order: expected row indices in [0, {n})")
+    return <int64_t *>_data(order)
+
+
+cdef bint _weights_ok(const void *weights, Py_ssize_t n, int dtype) noexcept nogil:
+    """True if every sample weight is finite and >= 0 (a loop: no temporary array)."""
+    cdef Py_ssize_t i
+    cdef double w
+    for i in range(n):
+        w = (<const float *>weights)[i] if dtype == FP_FLOAT32 else (<const double *>weights)[i]
+        if not (w >= 0 and _finite(w)):
+            return False
+    return True
+
+
 cdef inline void *_data(cnp.ndarray arr):
     return cnp.PyArray_DATA(arr)
 
@@ -604,9 +631,9 @@ cdef class Engine:
                     weights.shape == (batch.n,) and weights.flags.c_contiguous):
                 raise ValueError(f"sample_weight: expected a C-contiguous {self.dtype} array "
                                  f"({batch.n},)")
-            if not (np.isfinite(weights).all() and (weights >= 0).all()):
-                raise ValueError("sample_weight: expected finite weights >= 0")
             batch.weights = _data(weights)
+            if not _weights_ok(batch.weights, batch.n, self.net.dtype):
+                raise ValueError("sample_weight: expected finite weights >= 0")
         return batch
 
     cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
@@ -798,14 +825,8 @@ cdef class Engine:
         cdef Py_ssize_t n = b.n
         if not 1 <= batch_size <= self.capacity:
             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
-        cdef int64_t *o = NULL
+        cdef int64_t *o = _order(order, n, -1, False)
         if order is not None:
-            if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
-                    order.ndim == 1 and order.flags.c_contiguous):
-                raise ValueError("order: expected a C-contiguous int64 array of row indices")
-            o = <int64_t *>_data(order)
-            if not _all_below(o, order.shape[0], n):
-                raise ValueError(f"order: expected row indices in [0, {n})")
             n = order.shape[0]
         cdef int64_t n_correct = 0
         cdef Py_ssize_t diverged = -1
@@ -844,14 +865,7 @@ cdef class Engine:
             raise ValueError("lrs: expected finite learning rates >= 0")
         if order is None and shuffle_state is not None:
             raise ValueError("order: expected the rows' order array to shuffle")
-        if order is not None:
-            if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
-                    order.ndim == 1 and order.flags.c_contiguous and order.flags.writeable and
-                    order.shape[0] == n):
-                raise ValueError(f"order: expected a writable C-contiguous int64 array of {n} "
-                                 f"rows")
-            if not _all_below(<int64_t *>_data(order), n, n):
-                raise ValueError(f"order: expected row indices in [0, {n})")
+        _order(order, n, n, shuffle_state is not None)
         cdef uint64_t *shuffle = NULL
         if shuffle_state is not None:
             if not (isinstance(shuffle_state, np.ndarray) and shuffle_state.dtype == np.uint64
@@ -879,7 +893,7 @@ cdef class Engine:
                 copies[k].live = _data(live)
                 copies[k].saved = _data(saved)
                 copies[k].size = live.nbytes
-            o = <int64_t *>_data(order) if order is not None else NULL
+            o = _order(order, n, n, shuffle_state is not None)
             rates = <double *>_data(lrs)
             out_loss = <double *>_data(losses)
             out_correct = <int64_t *>_data(corrects)

@@ -5,6 +5,7 @@ All parameters live in `model.params` (and their gradients in `model.grads`), so
 optimizer step, a save or an all-reduce is one operation over one buffer. Training loops live in
 training.py, the file format in io.py, PyTorch conversion in torch_interop.py.
 """
+import contextlib
 import threading
 
 import numpy as np
@@ -292,21 +293,18 @@ class Sequential:
         with self._exclusive("Optimizer.step"):
             self._bind(optimizer, 1).update(optimizer.lr)
 
+    @contextlib.contextmanager
     def _exclusive(self, what):
-        """The training lock, taken without waiting: a second training call on a model refuses
-        instead of racing the first."""
-        lock = self._training
-        if not lock.acquire(blocking=False):
-            raise RuntimeError(f"{what}: this model is being trained in another thread; train "
-                               f"a model in one thread at a time, or train copies")
-
-        class _Held:
-            def __enter__(self):
-                return lock
-
-            def __exit__(self, *exc):
-                lock.release()
-        return _Held()
+        """Holds the training lock, taken without waiting: a second training call on a model
+        (fit, train_step, Optimizer.step, an estimator's fit) refuses instead of racing the
+        first."""
+        if not self._training.acquire(blocking=False):
+            raise RuntimeError(f"{what}: this model is already being trained in another thread; "
+                               f"train a model in one thread at a time, or train copies")
+        try:
+            yield
+        finally:
+            self._training.release()
 
     def _loss(self, X, Y, labels, loss):
         """(mean loss, number correct) on checked data, dropout off."""

@@ -257,57 +257,60 @@ class _BaseMLP(BaseEstimator):
         optimizer = self._optimizer_
         sample_idx = np.arange(n, dtype=int)
         self._bound = None
-        if not model._training.acquire(blocking=False):
-            raise RuntimeError("this estimator's model is already being trained in another "
-                               "thread")
         try:
-            for _ in range(1 if incremental else self.max_iter):
-                if self.shuffle:
-                    sample_idx = _shuffle(sample_idx, random_state=self._random_state)
-                lr = self._lr if self.solver == "sgd" else float(self.learning_rate_init)
-                if sparse:
-                    total = self._sparse_epoch(X, targets, weights, sample_idx, batch_size,
-                                               loss, optimizer, lr)
-                else:
-                    total = self._dense_epoch(X, targets, weights, sample_idx, batch_size,
-                                              loss, optimizer, lr)
-                self.n_iter_ += 1
-                self.loss_ = total / n
-                self.t_ += n
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                self._update_no_improvement_count(X_val, y_val, w_val)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    try:
-                        self._lr = self.learning_rate_init / float(self.t_ + 1) ** self.power_t
-                    except OverflowError:  # (t + 1) ** power_t beyond any float: the rate is 0
-                        self._lr = 0.0
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if self.solver == "sgd" and self.learning_rate == "adaptive" and \
-                            self._lr > 1e-6:
-                        self._lr /= 5.0
-                        self._no_improvement_count = 0
-                        if self.verbose:
-                            print("Setting learning rate to %f" % self._lr)
-                    else:
-                        if self.verbose:
-                            print("Training loss did not improve more than tol=%f for %d "
-                                  "consecutive epochs. Stopping." % (self.tol,
-                                                                     self.n_iter_no_change))
-                        break
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                                  "optimization hasn't converged yet." % self.max_iter,
-                                  ConvergenceWarning)
+            with model._exclusive("fit"):
+                self._epochs(X, targets, weights, X_val, y_val, w_val, sample_idx, n,
+                             batch_size, sparse, loss, optimizer, incremental)
         finally:
-            model._training.release()
             self._bound = None
         if self.early_stopping and self._best_params is not None:
             model.params = self._best_params
         return self
+
+    def _epochs(self, X, targets, weights, X_val, y_val, w_val, sample_idx, n, batch_size,
+                sparse, loss, optimizer, incremental):
+        """scikit-learn's epoch loop: shuffles, the tol / early-stopping / adaptive rules."""
+        for _ in range(1 if incremental else self.max_iter):
+            if self.shuffle:
+                sample_idx = _shuffle(sample_idx, random_state=self._random_state)
+            lr = self._lr if self.solver == "sgd" else float(self.learning_rate_init)
+            if sparse:
+                total = self._sparse_epoch(X, targets, weights, sample_idx, batch_size,
+                                           loss, optimizer, lr)
+            else:
+                total = self._dense_epoch(X, targets, weights, sample_idx, batch_size,
+                                          loss, optimizer, lr)
+            self.n_iter_ += 1
+            self.loss_ = total / n
+            self.t_ += n
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            self._update_no_improvement_count(X_val, y_val, w_val)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                try:
+                    self._lr = self.learning_rate_init / float(self.t_ + 1) ** self.power_t
+                except OverflowError:  # (t + 1) ** power_t beyond any float: the rate is 0
+                    self._lr = 0.0
+            if self._no_improvement_count > self.n_iter_no_change:
+                if self.solver == "sgd" and self.learning_rate == "adaptive" and \
+                        self._lr > 1e-6:
+                    self._lr /= 5.0
+                    self._no_improvement_count = 0
+                    if self.verbose:
+                        print("Setting learning rate to %f" % self._lr)
+                else:
+                    if self.verbose:
+                        print("Training loss did not improve more than tol=%f for %d "
+                              "consecutive epochs. Stopping." % (self.tol,
+                                                                 self.n_iter_no_change))
+                    break
+            if incremental:
+                break
+            if self.n_iter_ == self.max_iter:
+                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                              "optimization hasn't converged yet." % self.max_iter,
+                              ConvergenceWarning)
 
     def _dense_epoch(self, X, targets, weights, order, batch_size, loss, optimizer, lr):
         """One epoch through the engine, in the order scikit-learn draws; divergence stops it as

@@ -212,15 +212,10 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     X, Y, labels, val = _validation(model, validation_data, validation_split, X, Y, labels, loss)
     if weights is not None:
         weights = weights[:X.shape[0]]  # a validation split holds out the last rows
-    if not model._training.acquire(blocking=False):
-        raise RuntimeError("this model is already being trained (in another thread); train a "
-                           "model in one thread at a time, or train copies")
-    try:
+    with model._exclusive("fit"):
         return _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle,
                       seed, verbose, val, metric_fns, rates, callbacks, progress, warm_start,
                       l2_penalty)
-    finally:
-        model._training.release()
 
 
 def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle, seed,

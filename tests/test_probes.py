@@ -177,9 +177,6 @@ def test_crafted_files_with_huge_numbers_are_value_errors(tmp_path):
              lambda h: h["optimizer"].update({"class": ["Adam"]})]
     for k, edit in enumerate(edits):
         path = tmp_path / f"bad{k}.npz"
-        try:
-            rewrite(good, path, header=edit, reseal=True)
-        except (OverflowError, ValueError):  # json cannot even write some of them
-            continue
+        rewrite(good, path, header=edit, reseal=True)
         with pytest.raises(ValueError, match="not a valid fastprop model file"):
             fp.load(path)
