@@ -105,7 +105,7 @@ class Sequential:
         self._shuffle_state = np.array([self._rng.integers(2**63), 0], np.uint64)
         self._engine = None
         self._training = threading.Lock()  # held by fit: one training at a time
-        self._snapshot = None  # (optimizer state, training.Snapshot) for train_step
+        self._snapshot = None  # training.Snapshot of the current optimizer state (_snapshot_for)
         self.optimizer = None            # the optimizer of the last training, with ...
         self._optimizer_state = None     # ... its state on this model
 
@@ -289,6 +289,14 @@ class Sequential:
     def _reset_optimizer_state(self, optimizer):
         self._bind(optimizer, 1, OptimizerState(optimizer.n_state, self._params))
 
+    def _snapshot_for(self):
+        """A Snapshot of the parameters and the current optimizer state, its buffers made once
+        per state and reused (a step's rollback allocates nothing)."""
+        state = self._optimizer_state
+        if self._snapshot is None or self._snapshot.state is not state:
+            self._snapshot = training.Snapshot(self, state)
+        return self._snapshot
+
     def _apply_optimizer(self, optimizer):
         with self._exclusive("Optimizer.step"):
             self._bind(optimizer, 1).update(optimizer.lr)
@@ -369,14 +377,11 @@ class Sequential:
 
     def _train_step(self, X, Y, labels, weights, loss, optimizer, l2_penalty):
         engine = self._bind(optimizer, X.shape[0], penalty=l2_penalty)
-        snapshot = self._snapshot
-        if snapshot is None or snapshot[0] is not self._optimizer_state:
-            snapshot = self._snapshot = (self._optimizer_state,
-                                         training.Snapshot(self, self._optimizer_state))
-        snapshot[1].take()
+        snapshot = self._snapshot_for()
+        snapshot.take()
         value, _ = engine.step(X, Y, labels, LOSSES[loss], optimizer.lr, weights)
         if not (np.isfinite(value) and engine.params_finite()):
-            snapshot[1].restore()
+            snapshot.restore()
             raise training.diverged("train_step", "the model is as it was before the step",
                                     optimizer.lr)
         return value

@@ -314,15 +314,12 @@ class _BaseMLP(BaseEstimator):
 
     def _dense_epoch(self, X, targets, weights, order, batch_size, loss, optimizer, lr):
         """One epoch through the engine, in the order scikit-learn draws; divergence stops it as
-        fit does. The engine is bound and the snapshot buffers made once per fit."""
+        fit does. The engine is bound once per fit (again only if it was rebuilt)."""
         model = self.model_
-        bound = self._bound
-        if bound is None or bound[0] is not model._engine or bound[1] is not \
-                model._optimizer_state:
-            engine = model._bind(optimizer, batch_size, penalty=float(self.alpha))
-            bound = self._bound = (engine, model._optimizer_state,
-                                   training.Snapshot(model, model._optimizer_state))
-        engine, _, snapshot = bound
+        engine = self._bound
+        if engine is None or engine is not model._engine:
+            engine = self._bound = model._bind(optimizer, batch_size, penalty=float(self.alpha))
+        snapshot = model._snapshot_for()
         snapshot.take()
         order = np.ascontiguousarray(order, dtype=np.int64)
         Y, labels = targets
@@ -374,7 +371,7 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = self.loss_curve_[-1]
 
     _best_params = None
-    _bound = None  # (engine, optimizer state, snapshot) during a fit
+    _bound = None  # the engine bound for this fit
 
     def _sample_weight(self, X, y, sample_weight):
         if sample_weight is None:

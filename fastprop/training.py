@@ -25,6 +25,7 @@ class Snapshot:
     dropout counter; taken and restored without allocating."""
 
     def __init__(self, model, state, extra=()):
+        self.state = state
         self._pairs = [(model.params, model.params.copy()),
                        (model._dropout_state, model._dropout_state.copy()),
                        (state.steps, state.steps.copy())]
