@@ -22,7 +22,7 @@ gradient buffer. The passes run without the GIL and never allocate. The engine c
 it will dereference when it is built or handed one, and runs one pass at a time (a pass asked for while another runs waits for it).
 """
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -50,6 +50,7 @@ cdef enum Update:
     UPDATE_BY_OPTIMIZER = 2 # gradients into the buffer, then the optimizer's pass
 
 cdef int _INT_MAX = 2147483647
+cdef uint64_t _MASK_STRIDE = 0x9E3779B97F4A7C15ULL  # csrc/dropout.h's step between elements
 
 
 cdef struct LayerDesc:
@@ -106,8 +107,10 @@ cdef inline bint _from_logits(int loss) noexcept nogil:
                 or loss == FP_LOSS_HUBER or loss == FP_LOSS_HALF_MSE)
 
 
-cdef void _forward(Net *net, const floating *X, int n, bint training) noexcept nogil:
-    """A_l = f(A_{l-1} W_l + b_l) for every layer; inverted dropout after a layer when training."""
+cdef void _forward(Net *net, const floating *X, int n, bint training,
+                   Py_ssize_t row0) noexcept nogil:
+    """A_l = f(A_{l-1} W_l + b_l) for every layer; inverted dropout after a layer when training,
+    its mask that of rows row0, row0 + 1, ... of the step's batch (row0 > 0: a part of it)."""
     cdef int l, L = net.n_layers
     cdef LayerDesc *d
     cdef floating *params = <floating *>net.params
@@ -126,17 +129,22 @@ cdef void _forward(Net *net, const floating *X, int n, bint training) noexcept n
                       d.negative_slope)
         A_prev = <floating *>net.A[l]
         if training and d.dropout_rate > 0:
+            # element i of the mask is drawn from key + i * _MASK_STRIDE: a part starting at
+            # row row0 starts its key row0 * n_out elements further on
             fp_dropout(net.dtype, A_prev, net.mask[l], net.dropped[l], <Py_ssize_t>n * d.n_out,
-                       fp_dropout_key(net.dropout[0], <int64_t>net.dropout[1], l),
-                       d.dropout_rate)
+                       fp_dropout_key(net.dropout[0], <int64_t>net.dropout[1], l)
+                       + <uint64_t>(row0 * d.n_out) * _MASK_STRIDE, d.dropout_rate)
             A_prev = <floating *>net.dropped[l]
 
 
 cdef double _backward(Net *net, const floating *X, const floating *Y, const int64_t *labels,
-                      const floating *w, double w_sum, int n, int loss, bint training,
-                      int update, double lr, int64_t *n_correct) noexcept nogil:
+                      const floating *w, int n, int loss, bint training, int update, double lr,
+                      double penalty, double scale, int64_t *n_correct) noexcept nogil:
     """The loss of the last forward pass, and backward through every layer: the deltas, and the
-    weight gradients into the gradient buffer or (UPDATE_IN_GEMM) straight into W and b."""
+    weight gradients into the gradient buffer or (UPDATE_IN_GEMM) straight into W and b.
+    `scale` multiplies the loss and its gradient (1: the batch's mean; a part of a batch passes
+    its share); `penalty`: the coefficient of the L2 term added to the loss (penalty / 2
+    ||W||^2) and to the weight gradients (penalty W), 0 for none."""
     cdef int l, L = net.n_layers, dt = net.dtype
     cdef LayerDesc *d
     cdef LayerDesc *p
@@ -147,10 +155,12 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
     cdef floating *G
     cdef floating *A_prev
     cdef floating *target
+    cdef floating *dZ_out
+    cdef Py_ssize_t i
     cdef bint tracing = net.trace_da != NULL, dropped_prev
     cdef Py_ssize_t size = sizeof(floating)
     cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)
-    cdef double value, penalty = net.penalty / w_sum if update != NO_UPDATE else 0.0
+    cdef double value
     if tracing and not _from_logits(loss):  # keep dL/dA, then through f'
         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, w, net.trace_da[L - 1], n,
                                  out.n_out, FP_IDENTITY, 0.0, n_correct)
@@ -160,6 +170,11 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
     else:
         value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, w, net.dZ[L - 1], n,
                                  out.n_out, out.activation, out.negative_slope, n_correct)
+    if scale != 1:
+        value *= scale
+        dZ_out = <floating *>net.dZ[L - 1]
+        for i in range(<Py_ssize_t>n * out.n_out):
+            dZ_out[i] *= <floating>scale
     if penalty > 0:  # scikit-learn's alpha: alpha / 2 ||W||^2 / (batch size or sum of weights)
         for l in range(L):
             d = &net.layer[l]
@@ -231,9 +246,10 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
             w[i] = <floating>(<double>weights[i] * n / w_sum) if w_sum > 0 else <floating>0
         if not w_sum > 0:
             w_sum = 1  # an all-zero batch: no loss, no gradient, no division by zero
-    _forward(net, X, n, training)
-    value = _backward(net, X, Y, labels, w, w_sum, n, loss, training,
-                      net.update if training else NO_UPDATE, lr, n_correct)
+    _forward(net, X, n, training, 0)
+    value = _backward(net, X, Y, labels, w, n, loss, training,
+                      net.update if training else NO_UPDATE, lr,
+                      net.penalty / w_sum if training else 0.0, 1.0, n_correct)
     if training and _finite(value):
         if net.update == UPDATE_BY_OPTIMIZER:
             _optimizer_pass(net, lr)
@@ -252,6 +268,88 @@ cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, doubl
                  <const double *>b.weights, <int>b.n, loss, training, lr, n_correct)
 
 
+cdef double _part_step(Net *net, const floating *X, const floating *Y, const int64_t *labels,
+                       const floating *weights, const int64_t *order, Py_ssize_t lo, int rows,
+                       int part_lo, int part_hi, int loss, bint penalty,
+                       int64_t *n_correct) noexcept nogil:
+    """A part of a data-parallel step. Of the batch of `rows` rows starting at `lo` (in `order`,
+    or in X's order), the rows part_lo to part_hi: their gradient into the gradient buffer,
+    scaled by their share of the batch (their number of rows, or their sum of sample weights,
+    over the batch's), so that the parts' gradients sum to the gradient of the whole batch; the
+    loss returned is likewise the part's share of the batch's loss. Dropout is on, each row's
+    mask that of the same row in the whole batch; with `penalty`, the part carries the batch's
+    L2 term (one part of each batch must). No update, and the step is not counted (see
+    _commit). A part whose loss is not finite sets the first gradient to NaN: the sum of the
+    parts tells every rank."""
+    cdef int i, n = part_hi - part_lo, n_in = net.layer[0].n_in
+    cdef int n_y = net.layer[net.n_layers - 1].n_out
+    cdef double value, total = rows
+    cdef const floating *Xp
+    cdef const floating *Yp = NULL
+    cdef const int64_t *Lp = NULL
+    cdef const floating *Wp = NULL
+    cdef floating *w = NULL
+    if weights != NULL:
+        total = 0
+        for i in range(rows):
+            total += <double>weights[order[lo + i] if order != NULL else lo + i]
+        if not total > 0:
+            total = 1  # an all-zero batch: no loss, no gradient, no division by zero
+    if n == 0:  # more parts than rows: this one adds nothing
+        memset(net.grads, 0, <size_t>net.n_params * sizeof(floating))
+        return 0.0
+    if order != NULL:
+        _gather(net, X, Y, labels, weights, order + lo + part_lo, n)
+        Xp = <floating *>net.X_rows
+        Yp = <floating *>net.Y_rows if Y != NULL else NULL
+        Lp = net.label_rows if labels != NULL else NULL
+        Wp = <floating *>net.sample_rows if weights != NULL else NULL
+    else:
+        Xp = X + (lo + part_lo) * n_in
+        Yp = Y + (lo + part_lo) * n_y if Y != NULL else NULL
+        Lp = labels + lo + part_lo if labels != NULL else NULL
+        Wp = weights + lo + part_lo if weights != NULL else NULL
+    if Wp != NULL:  # normalized to sum to n over the part as its share of the batch's sum
+        w = <floating *>net.weight_rows
+        for i in range(n):
+            w[i] = <floating>(<double>Wp[i] * n / total)
+    _forward(net, Xp, n, True, part_lo)
+    value = _backward(net, Xp, Yp, Lp, w, n, loss, True, NO_UPDATE, 0.0,
+                      net.penalty / total if penalty else 0.0,
+                      1.0 if w != NULL else <double>n / rows, n_correct)
+    if not _finite(value):
+        (<floating *>net.grads)[0] = <floating>(value - value)  # NaN
+    return value
+
+
+cdef void _commit(Net *net, double lr) noexcept nogil:
+    """The end of a data-parallel step, once the gradient buffer holds the sum of its parts: the
+    bound optimizer's update, and the step counted."""
+    _optimizer_pass(net, lr)
+    net.dropout[1] += 1
+
+
+cdef void _gather(Net *net, const floating *X, const floating *Y, const int64_t *labels,
+                  const floating *weights, const int64_t *rows, int n) noexcept nogil:
+    """Copies rows rows[0..n) of X and of its targets (and sample weights) into the workspace:
+    X_rows, Y_rows or label_rows, sample_rows."""
+    cdef int i, n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
+    cdef Py_ssize_t r
+    cdef floating *X_rows = <floating *>net.X_rows
+    cdef floating *Y_rows = <floating *>net.Y_rows
+    cdef floating *W_rows = <floating *>net.sample_rows
+    cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
+    for i in range(n):
+        r = rows[i]
+        memcpy(X_rows + i * n_in, X + r * n_in, x_row)
+        if Y != NULL:
+            memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)
+        else:
+            net.label_rows[i] = labels[r]
+        if weights != NULL:
+            W_rows[i] = weights[r]
+
+
 cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t *labels,
                    const floating *weights, const int64_t *order, Py_ssize_t n, int batch_size,
                    int loss, double lr,
@@ -260,15 +358,11 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
     With `order`, batch rows are gathered into the workspace; without it, read in place. Stops
     at the first batch whose loss is not finite (or, with check_params, after which a parameter
     is not), and sets *diverged to its index (else -1)."""
-    cdef Py_ssize_t lo = 0, i, r, batch = 0
+    cdef Py_ssize_t lo = 0, batch = 0
     cdef double value
     cdef int bs
     cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
     cdef double total = 0
-    cdef floating *X_rows = <floating *>net.X_rows
-    cdef floating *Y_rows = <floating *>net.Y_rows
-    cdef floating *W_rows = <floating *>net.sample_rows  # gathered raw weights
-    cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
     while lo < n:
         bs = <int>(batch_size if n - lo > batch_size else n - lo)
         if order == NULL:
@@ -277,18 +371,12 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
                           weights + lo if weights != NULL else NULL, bs, loss, True, lr,
                           n_correct)
         else:
-            for i in range(bs):
-                r = order[lo + i]
-                memcpy(X_rows + i * n_in, X + r * n_in, x_row)
-                if Y != NULL:
-                    memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)
-                else:
-                    net.label_rows[i] = labels[r]
-                if weights != NULL:
-                    W_rows[i] = weights[r]
-            value = _step(net, X_rows, Y_rows if Y != NULL else NULL,
+            _gather(net, X, Y, labels, weights, order + lo, bs)
+            value = _step(net, <floating *>net.X_rows,
+                          <floating *>net.Y_rows if Y != NULL else NULL,
                           net.label_rows if labels != NULL else NULL,
-                          W_rows if weights != NULL else NULL, bs, loss, True, lr, n_correct)
+                          <floating *>net.sample_rows if weights != NULL else NULL, bs, loss,
+                          True, lr, n_correct)
         if not _finite(value) or (check_params and not _params_finite(net)):
             diverged[0] = batch
             return total
@@ -379,9 +467,9 @@ cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out
     while lo < batch.n:
         rows = min(batch.n - lo, net.capacity)
         if net.dtype == FP_FLOAT32:
-            _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False)
+            _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False, 0)
         else:
-            _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False)
+            _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False, 0)
         if out != NULL:
             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
         if loss >= 0:
@@ -610,6 +698,11 @@ cdef class Engine:
             self.net.update = UPDATE_IN_GEMM
         else:
             self.net.update = UPDATE_BY_OPTIMIZER
+
+    @property
+    def gradient_buffer(self):
+        """The flat gradient buffer the passes write (the model's grads)."""
+        return self._grads
 
     @property
     def updates_in_gemm(self):
@@ -910,6 +1003,25 @@ cdef class Engine:
             free(copies)
         return done, diverged
 
+    def shards(self, X, Y, labels, weights, int loss, order):
+        """The training data of a data-parallel fit, checked once, for its steps: see Shards.
+        `order`: the rows' order (int64, every row once; copied), which Shards.shuffle permutes
+        each epoch, or None to take the batches in X's order."""
+        self._check_training(0.0)
+        cdef Batch b = self._batch(X, Y, labels, loss, 0, weights)
+        if order is not None:
+            _order(order, b.n, b.n, False)
+            if not np.array_equal(np.bincount(order, minlength=b.n), np.ones(b.n, np.int64)):
+                raise ValueError("order: expected every row exactly once")
+        cdef Shards shards = Shards.__new__(Shards)
+        shards.engine = self
+        shards.b = b
+        shards.loss = loss
+        shards._refs = (X, Y, labels, weights)
+        shards._order = None if order is None else order.copy()
+        shards.order_ptr = NULL if order is None else <int64_t *>_data(shards._order)
+        return shards
+
     def params_finite(self):
         """True if every parameter is finite."""
         cdef bint ok
@@ -927,6 +1039,73 @@ cdef class Engine:
                 _optimizer_pass(&self.net, lr)
         finally:
             self._lock.release()
+
+
+cdef class Shards:
+    """One rank's share of data-parallel training (fastprop.distributed): the training data,
+    checked once when made (Engine.shards), and the row order of the current epoch, which only
+    `shuffle` changes. Each step of a global batch is `gradients` of this rank's part of it (the
+    gradient buffer then holds the part's share of the batch's gradient), the sum of every
+    rank's buffer (an Allreduce, by the caller), and `commit`."""
+    cdef Engine engine
+    cdef Batch b
+    cdef int loss
+    cdef int64_t *order_ptr
+    cdef object _order
+    cdef object _refs
+
+    @property
+    def order(self):
+        """A copy of the current row order (None: X's order)."""
+        return None if self._order is None else self._order.copy()
+
+    def shuffle(self, uint64_t seed, uint64_t count):
+        """The row order permuted in place by the counter-based generator (seed, count), as
+        fit's shuffle of one epoch."""
+        if self.order_ptr == NULL:
+            raise ValueError("shuffle: these shards take the rows in X's order")
+        with nogil:
+            fp_shuffle(self.order_ptr, self.b.n, seed, count)
+
+    def gradients(self, Py_ssize_t lo, int rows, int part_lo, int part_hi, bint penalty):
+        """The part part_lo:part_hi of the batch of `rows` rows from position `lo` of the
+        epoch's order: its share of the batch's gradient into the gradient buffer (see
+        _part_step). Returns (its share of the batch's mean loss, its number correct)."""
+        cdef Engine e = self.engine
+        if not (0 <= lo and 1 <= rows and lo + rows <= self.b.n and 0 <= part_lo <= part_hi
+                <= rows and part_hi - part_lo <= e.capacity):
+            raise ValueError(f"gradients: the part {part_lo}:{part_hi} of the batch {lo}:"
+                             f"{lo + rows} is outside the {self.b.n} rows, or larger than the "
+                             f"engine's {e.capacity} rows")
+        cdef int64_t n_correct = 0
+        cdef double value
+        cdef Batch *b = &self.b
+        e._begin()
+        try:
+            with nogil:
+                if e.net.dtype == FP_FLOAT32:
+                    value = _part_step(&e.net, <const float *>b.X, <const float *>b.Y, b.labels,
+                                       <const float *>b.weights, self.order_ptr, lo, rows, part_lo,
+                                       part_hi, self.loss, penalty, &n_correct)
+                else:
+                    value = _part_step(&e.net, <const double *>b.X, <const double *>b.Y,
+                                       b.labels, <const double *>b.weights, self.order_ptr, lo, rows,
+                                       part_lo, part_hi, self.loss, penalty, &n_correct)
+        finally:
+            e._lock.release()
+        return value, n_correct
+
+    def commit(self, double lr):
+        """The step's update by the bound optimizer at `lr`, from the gradient buffer (now the
+        sum of every part), and the step counted (dropout masks move on)."""
+        cdef Engine e = self.engine
+        e._check_training(lr)
+        e._begin()
+        try:
+            with nogil:
+                _commit(&e.net, lr)
+        finally:
+            e._lock.release()
 
 
 class _Shape:

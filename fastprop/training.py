@@ -148,7 +148,7 @@ def _validation(model, data, split, X, Y, labels, loss):
 def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
         verbose=0, n_threads=None, validation_data=None, validation_split=0.0, metrics=None,
         lr_schedule=None, callbacks=None, progress=None, warm_start=True, sample_weight=None,
-        l2_penalty=0.0):
+        l2_penalty=0.0, comm=None):
     """Trains on (X, y) by mini-batch gradient descent; returns a History.
 
     Each epoch visits every sample once, in batches of `batch_size` (the last batch may be
@@ -179,14 +179,34 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     sample_weight (n_samples,) weights each sample's loss and gradient (within a batch, the
     weighted mean); l2_penalty adds l2_penalty / 2 * ||W||^2 (weights, not biases) divided by the
     batch's size (or its sum of weights) to every batch's loss, as scikit-learn's alpha.
+
+    comm (an mpi4py communicator such as MPI.COMM_WORLD, or a fastprop.distributed.Communicator)
+    trains data-parallel: every rank calls fit with the same data and arguments, batch_size is
+    the global batch, each rank computes the gradient of its part of every batch and one
+    in-place Allreduce sums them, so the fit equals a single-process one with the same batch
+    (to rounding) and every rank ends with the same weights. Only rank 0 prints, validates and
+    runs the callbacks; n_threads defaults to the node's cores divided by its ranks. See
+    fastprop.distributed.
     """
-    if n_threads is not None:
-        n_threads = check_positive_int("n_threads", n_threads)
-        from threadpoolctl import threadpool_limits
-        with threadpool_limits(limits=n_threads):
-            return fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
-                       None, validation_data, validation_split, metrics, lr_schedule, callbacks,
-                       progress, warm_start, sample_weight, l2_penalty)
+    if comm is not None:
+        from . import distributed
+        comm = distributed.as_communicator(comm)
+        if n_threads is None:
+            n_threads = distributed.default_threads(comm)
+    args = (model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
+            validation_data, validation_split, metrics, lr_schedule, callbacks, progress,
+            warm_start, sample_weight, l2_penalty, comm)
+    if n_threads is None:
+        return _fit(*args)
+    n_threads = check_positive_int("n_threads", n_threads)
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=n_threads):
+        return _fit(*args)
+
+
+def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
+         validation_data, validation_split, metrics, lr_schedule, callbacks, progress, warm_start,
+         sample_weight, l2_penalty, comm):
     # Check everything first: a call that raises leaves the model as it was.
     X, Y, labels, loss = model._check_data(X, y, loss)
     if optimizer is None:
@@ -213,15 +233,24 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     X, Y, labels, val = _validation(model, validation_data, validation_split, X, Y, labels, loss)
     if weights is not None:
         weights = weights[:X.shape[0]]  # a validation split holds out the last rows
+    if comm is not None:
+        from .distributed import check_same
+        check_same(
+            comm, rows=X.shape[0], n_params=model.n_params, n_in=model.n_in, n_out=model.n_out,
+            itemsize=model.dtype.itemsize, loss=LOSSES[loss], epochs=epochs,
+            batch_size=batch_size, shuffle=shuffle, seed=seed, warm_start=warm_start,
+            optimizer=optimizer.n_state, lr=optimizer.lr, weighted=weights is not None,
+            l2_penalty=l2_penalty, validation=None if val is None else val[0].shape[0],
+            rates=float(np.sum(rates)))
     with model._exclusive("fit"):
         return _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle,
                       seed, verbose, val, metric_fns, rates, callbacks, progress, warm_start,
-                      l2_penalty)
+                      l2_penalty, comm)
 
 
 def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle, seed,
-           verbose, val, metric_fns, rates, callbacks, progress, warm_start, l2_penalty):
-    """fit's loop, on checked arguments."""
+           verbose, val, metric_fns, rates, callbacks, progress, warm_start, l2_penalty, comm):
+    """fit's loop, on checked arguments (comm: a Communicator, or None)."""
 
     if not warm_start:
         for layer in model.layers:
@@ -233,24 +262,37 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
     batch_size = min(batch_size, n)
     # one batch per epoch: its order changes only the order of the step's sums, not the step
     shuffle = shuffle and batch_size < n
-    order = np.arange(n, dtype=np.int64) if shuffle else None
     per_sample = model.n_out if loss in PER_ELEMENT else 1
-    if verbose:
+    root = comm is None or comm.rank == 0
+    if not root:
+        callbacks = []  # rank 0 prints, validates, checkpoints and decides for every rank
+    if verbose and root:
         callbacks.append(Progress(bar=progress if progress is not None else is_terminal()))
-    watchers = [cb for cb in callbacks if callable(getattr(cb, "on_progress", None))]
+    watchers = [cb for cb in callbacks if callable(getattr(cb, "on_progress", None))
+                and comm is None]
     history = History()
     logs = {"samples_seen": 0}
     for cb in callbacks:
         if hasattr(cb, "on_train_begin"):
             cb.on_train_begin(model, logs)
-    engine = model._bind(optimizer, batch_size, penalty=l2_penalty)
+    parts = 1 if comm is None else comm.size
+    engine = model._bind(optimizer, -(-batch_size // parts), penalty=l2_penalty)
     state = model._optimizer_state
     snapshot = Snapshot(model, state, [shuffles])  # the epoch's start, should it diverge
     n_batches = -(-n // batch_size)
-    if not callbacks and val is None:  # nothing in Python between epochs: one compiled call
+    order = np.arange(n, dtype=np.int64) if shuffle else None
+    if comm is None and not callbacks and val is None:  # nothing in Python between epochs
         return _compiled_epochs(engine, snapshot, history, X, Y, labels, weights, order,
                                 shuffles if shuffle else None, batch_size, loss, rates,
                                 per_sample, n_batches)
+    if comm is None:
+        steps = _Steps(engine, X, Y, labels, weights, order, batch_size, loss)
+    else:
+        from .distributed import broadcast_model, ShardedSteps
+        broadcast_model(comm, model, [shuffles])  # every rank starts from rank 0's state
+        steps = ShardedSteps(comm, engine, X, Y, labels, weights, order, batch_size, loss)
+    val_keys = [] if val is None else (["val_loss"] + ["val_accuracy"] * (loss in CLASSIFICATION)
+                                       + ["val_" + name for name in metric_fns])
     try:
         for epoch in range(epochs):
             lr = rates[epoch]
@@ -258,49 +300,108 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
                 lr *= getattr(cb, "lr_factor", 1.0)
                 if hasattr(cb, "on_epoch_begin"):
                     cb.on_epoch_begin(model, epoch, {"epoch": epoch + 1, "epochs": epochs})
+            lr = steps.agree([lr])[0]  # rank 0's callbacks set every rank's rate
             if engine is not model._engine or model._optimizer_state is not state:
                 # a callback's predict rebuilt the engine larger, or trained with another
                 # optimizer: bind this fit's optimizer and state again
-                engine = model._bind(optimizer, batch_size, state, l2_penalty)
+                engine = model._bind(optimizer, -(-batch_size // parts), state, l2_penalty)
+                steps.rebind(engine)
             snapshot.take()
             start = time.perf_counter()
             if shuffle:  # in place: a new order each epoch, no allocation
-                _kernels._shuffle(order, shuffles[0], shuffles[1])
-                shuffles[1] += 1
+                steps.shuffle(shuffles)
             if watchers:
-                total, n_correct, bad = _chunked_epoch(engine, model, X, Y, labels, weights, order,
-                                                       batch_size, loss, lr, watchers)
+                total, n_correct, bad = _chunked_epoch(steps, model, n, batch_size, lr, watchers)
             else:
-                total, n_correct, bad = engine.epoch(X, Y, labels, order, batch_size,
-                                                     LOSSES[loss], lr, False, weights)
+                total, n_correct, bad = steps.run(0, n, lr)
             if bad >= 0 or not engine.params_finite():
-                _stop(engine, snapshot, X, Y, labels, weights, order, batch_size, loss, lr,
-                      epoch, n_batches)
+                _stop(steps, snapshot, n, batch_size, lr, epoch, n_batches)
+            total, n_correct = steps.totals(total, n_correct)
             seconds = time.perf_counter() - start
             logs = {"epoch": epoch + 1, "loss": total / n, "lr": lr, "seconds": seconds,
                     "samples_per_sec": n / seconds if seconds > 0 else float("inf"),
                     "samples_seen": logs["samples_seen"] + n}
             if loss in CLASSIFICATION:
                 logs["accuracy"] = n_correct / (n * per_sample)
-            if val is not None:
-                logs["val_loss"], val_correct = model._loss(val[0], val[1], val[2], loss)
-                if loss in CLASSIFICATION:  # from the same pass: no metric needed for it
-                    logs["val_accuracy"] = val_correct / (val[0].shape[0] * per_sample)
-                if metric_fns:
-                    pred = model.predict(val[0])
-                    for name, fn in metric_fns.items():
-                        logs["val_" + name] = fn(val[3], pred)
-            history._append(logs)
             stop = False
-            for cb in callbacks:
-                stop = bool(cb.on_epoch_end(model, epoch, logs)) or stop
-            if stop:
+            if root:
+                try:
+                    if val is not None:
+                        logs.update(_validate(model, val, loss, per_sample, metric_fns))
+                    history._append(logs)
+                    for cb in callbacks:
+                        stop = bool(cb.on_epoch_end(model, epoch, logs)) or stop
+                except BaseException:
+                    steps.agree([1.0, 1.0] + [0.0] * len(val_keys))  # the others stop too
+                    raise
+            decided = steps.agree([float(stop), 0.0]
+                                  + [float(logs.get(k, 0.0)) for k in val_keys])
+            if decided[1]:
+                raise RuntimeError("fit: rank 0 raised an exception in validation or a callback "
+                                   "(see its output); every rank stops")
+            if not root:
+                logs.update(zip(val_keys, map(float, decided[2:])))
+                history._append(logs)
+            if decided[0]:
                 break
     finally:
         for cb in callbacks:
             if hasattr(cb, "on_train_end"):
                 cb.on_train_end(model, logs)
+    if comm is not None:  # e.g. the best weights rank 0's EarlyStopping restored
+        broadcast_model(comm, model)
     return history
+
+
+def _validate(model, val, loss, per_sample, metric_fns):
+    """The validation logs: val_loss, val_accuracy (classification), val_<metric>."""
+    logs = {}
+    logs["val_loss"], val_correct = model._loss(val[0], val[1], val[2], loss)
+    if loss in CLASSIFICATION:  # from the same pass: no metric needed for it
+        logs["val_accuracy"] = val_correct / (val[0].shape[0] * per_sample)
+    if metric_fns:
+        pred = model.predict(val[0])
+        for name, fn in metric_fns.items():
+            logs["val_" + name] = fn(val[3], pred)
+    return logs
+
+
+class _Steps:
+    """The steps of fit's epochs in this process: engine.epoch over the rows' order (or X's
+    order)."""
+
+    def __init__(self, engine, X, Y, labels, weights, order, batch_size, loss):
+        self.engine, self.X, self.Y, self.labels, self.weights = engine, X, Y, labels, weights
+        self.order, self.batch_size, self.loss = order, batch_size, LOSSES[loss]
+
+    def rebind(self, engine):
+        self.engine = engine
+
+    def shuffle(self, shuffles):
+        _kernels._shuffle(self.order, shuffles[0], shuffles[1])
+        shuffles[1] += 1
+
+    def run(self, lo, hi, lr, check_params=False):
+        """The batches of rows lo to hi of the epoch: (sum of batch loss times batch size,
+        number correct, index of the batch at which training diverged or -1)."""
+        engine, X, Y, labels, weights, order = (self.engine, self.X, self.Y, self.labels,
+                                                self.weights, self.order)
+        if order is not None:
+            return engine.epoch(X, Y, labels, order[lo:hi], self.batch_size, self.loss, lr,
+                                check_params, weights)
+        cut = slice(lo, hi)
+        return engine.epoch(X[cut], None if Y is None else Y[cut],
+                            None if labels is None else labels[cut], None, self.batch_size,
+                            self.loss, lr, check_params,
+                            None if weights is None else weights[cut])
+
+    @staticmethod
+    def totals(total, n_correct):
+        return total, n_correct
+
+    @staticmethod
+    def agree(values):
+        return values
 
 
 def _compiled_epochs(engine, snapshot, history, X, Y, labels, weights, order, shuffles,
@@ -316,33 +417,20 @@ def _compiled_epochs(engine, snapshot, history, X, Y, labels, weights, order, sh
     history._extend(1, losses[:done], corrects[:done] / (n * per_sample)
                     if loss in CLASSIFICATION else None, lrs[:done], seconds[:done], n)
     if done < epochs:  # epoch `done` diverged: the snapshot holds its start
-        _stop(engine, snapshot, X, Y, labels, weights, order, batch_size, loss, lrs[done],
-              done, n_batches)
+        _stop(_Steps(engine, X, Y, labels, weights, order, batch_size, loss), snapshot, n,
+              batch_size, lrs[done], done, n_batches)
     return history
 
 
-def _part(engine, X, Y, labels, weights, order, lo, hi, batch_size, loss, lr,
-          check_params=False):
-    """The batches of rows lo to hi of the epoch (of `order`, or of X in its order)."""
-    if order is not None:
-        return engine.epoch(X, Y, labels, order[lo:hi], batch_size, LOSSES[loss], lr,
-                            check_params, weights)
-    cut = slice(lo, hi)
-    return engine.epoch(X[cut], None if Y is None else Y[cut],
-                        None if labels is None else labels[cut], None, batch_size,
-                        LOSSES[loss], lr, check_params, None if weights is None else weights[cut])
-
-
-def _chunked_epoch(engine, model, X, Y, labels, weights, order, batch_size, loss, lr, watchers):
+def _chunked_epoch(steps, model, n, batch_size, lr, watchers):
     """One epoch in about 20 engine calls over whole batches, telling the watchers (a progress
     bar) how far it got: the same steps as one call."""
-    n = X.shape[0]
     n_batches = -(-n // batch_size)
     per_call = max(1, n_batches // 20) * batch_size
     total, n_correct = 0.0, 0
     for lo in range(0, n, per_call):
         hi = min(n, lo + per_call)
-        t, c, bad = _part(engine, X, Y, labels, weights, order, lo, hi, batch_size, loss, lr)
+        t, c, bad = steps.run(lo, hi, lr)
         if bad >= 0:
             return total, n_correct, lo // batch_size + bad
         total += t
@@ -352,17 +440,15 @@ def _chunked_epoch(engine, model, X, Y, labels, weights, order, batch_size, loss
     return total, n_correct, -1
 
 
-def _stop(engine, snapshot, X, Y, labels, weights, order, batch_size, loss, lr, epoch,
-          n_batches):
+def _stop(steps, snapshot, n, batch_size, lr, epoch, n_batches):
     """Training diverged in this epoch: replays it from its start, checking the parameters
     after every step, to find the first batch whose loss or update is not finite; leaves the
     model as it was before that batch and raises FloatingPointError."""
-    n = X.shape[0]
     snapshot.restore()
-    _, _, bad = _part(engine, X, Y, labels, weights, order, 0, n, batch_size, loss, lr, True)
+    _, _, bad = steps.run(0, n, lr, True)
     snapshot.restore()
     if bad > 0:  # the batches before it were fine: take them again
-        _part(engine, X, Y, labels, weights, order, 0, bad * batch_size, batch_size, loss, lr)
+        steps.run(0, bad * batch_size, lr)
     where = (f"fit: epoch {epoch + 1}, batch {bad + 1} of {n_batches}" if bad >= 0 else
              f"fit: epoch {epoch + 1}")
     kept = ("the model keeps its weights and optimizer state from before that batch"

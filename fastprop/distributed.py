@@ -1,0 +1,196 @@
+"""Data-parallel training: `model.fit(X, y, ..., comm=MPI.COMM_WORLD)`.
+
+Every rank is given the same data and the same arguments. `batch_size` is the global batch:
+rank r of p computes the gradient of rows [rows * r // p, rows * (r + 1) // p) of each batch,
+scaled by its share of the batch (its rows, or its sum of sample weights, over the batch's),
+so that one in-place sum over the ranks (an Allreduce of the model's flat gradient buffer) is
+exactly the gradient of the whole batch; every rank then applies the same update. The weights,
+the optimizer state and the dropout and shuffle counters are broadcast from rank 0 when the fit
+begins, the shuffles come from the same counter-based generator on every rank, and each row's
+dropout mask is the one it has in single-process training: a run is reproducible, equals a
+single-process fit with the same global batch to rounding, and every rank holds the same
+weights at every step.
+
+Only rank 0 prints progress, validates and runs the callbacks (checkpoints, early stopping,
+learning-rate factors); what they decide, and the validation figures, are broadcast each epoch,
+so every rank stops at the same epoch and no rank waits alone in a collective. When the fit
+ends, rank 0's weights and optimizer state (say, the best weights that EarlyStopping restored)
+are broadcast again.
+
+The communication engine sits behind `Communicator` (rank, size, allreduce, broadcast);
+`MPICommunicator` wraps an mpi4py communicator (`pip install "fastprop[mpi]"`), the one
+implemented. Under MPI each rank's BLAS and OpenMP threads default to the cores of its node
+divided by the ranks on that node (`default_threads`), so ranks do not oversubscribe a machine.
+"""
+import os
+
+import numpy as np
+
+from .losses import LOSSES
+
+
+class Communicator:
+    """What data-parallel training needs of a communication engine. Every method is a
+    collective: every rank calls it, in the same order, with arrays of the same shape and
+    dtype."""
+
+    rank = 0  # this process's index, 0 to size - 1
+    size = 1  # the number of processes
+    local_size = 1  # the number of processes on this machine
+
+    def allreduce(self, buf):
+        """Replaces `buf` (a C-contiguous NumPy array) by its elementwise sum over the ranks."""
+        raise NotImplementedError
+
+    def broadcast(self, buf, root=0):
+        """Replaces `buf` on every rank by rank `root`'s."""
+        raise NotImplementedError
+
+
+class MPICommunicator(Communicator):
+    """A Communicator over an mpi4py intracommunicator (such as MPI.COMM_WORLD): the buffer-based
+    calls (Allreduce in place, Bcast), which move NumPy memory without pickling it."""
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+        if not isinstance(comm, MPI.Intracomm):
+            raise TypeError(f"comm: expected an mpi4py intracommunicator such as "
+                            f"MPI.COMM_WORLD, got {type(comm).__name__}")
+        if MPI.Query_thread() < MPI.THREAD_FUNNELED:
+            raise ValueError("comm: MPI was initialized with MPI_THREAD_SINGLE, but the ranks "
+                             "run OpenMP and BLAS threads; initialize it with "
+                             "fastprop.distributed.world() or set mpi4py.rc.thread_level = "
+                             "'funneled' before importing mpi4py.MPI")
+        self._MPI, self.comm = MPI, comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        try:
+            self.local_size = node.Get_size()
+        finally:
+            node.Free()
+
+    def allreduce(self, buf):
+        self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+
+    def broadcast(self, buf, root=0):
+        self.comm.Bcast(buf, root=root)
+
+
+def world():
+    """A Communicator over MPI.COMM_WORLD, MPI initialized (if it is not yet) with
+    MPI_THREAD_FUNNELED: only the main thread calls MPI, while OpenMP and BLAS threads compute."""
+    try:
+        import mpi4py
+    except ImportError:
+        raise ImportError('fastprop.distributed needs mpi4py: pip install "fastprop[mpi]"') \
+            from None
+    import sys
+    if "mpi4py.MPI" not in sys.modules:
+        mpi4py.rc.thread_level = "funneled"
+    from mpi4py import MPI
+    return MPICommunicator(MPI.COMM_WORLD)
+
+
+def as_communicator(comm):
+    """A Communicator for fit's `comm` argument: one already, or an mpi4py communicator."""
+    if isinstance(comm, Communicator):
+        return comm
+    if type(comm).__module__.startswith("mpi4py"):
+        return MPICommunicator(comm)
+    raise TypeError(f"comm: expected an mpi4py communicator such as MPI.COMM_WORLD or a "
+                    f"fastprop.distributed.Communicator, got {type(comm).__name__}")
+
+
+def default_threads(comm):
+    """The threads for each rank: this machine's cores (those this process may run on) divided
+    by the ranks on it, at least 1."""
+    cores = os.cpu_count() or 1
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = cores
+    return max(1, min(allowed, cores // max(1, comm.local_size)))
+
+
+def check_same(comm, **arguments):
+    """Raises the same ValueError on every rank if the ranks were given different arguments
+    (numbers, or None): a fit whose ranks disagree would hang or drift apart."""
+    names = sorted(arguments)
+    mine = np.array([np.nan if arguments[k] is None else float(arguments[k]) for k in names])
+    root = mine.copy()
+    comm.broadcast(root)
+    differs = np.array([0.0 if np.array_equal(mine, root, equal_nan=True) else 1.0])
+    comm.allreduce(differs)
+    if differs[0]:
+        diff = [k for k, a, b in zip(names, mine, root) if not np.array_equal(a, b, equal_nan=True)]
+        where = f"rank {comm.rank} differs from rank 0 in {', '.join(diff)}" if diff else \
+            "another rank differs from rank 0"
+        raise ValueError(f"comm: every rank must be given the same data and arguments; "
+                         f"{int(differs[0])} of {comm.size} ranks were not ({where})")
+
+
+def broadcast_model(comm, model, extra=()):
+    """Rank 0's parameters, optimizer state (buffers and step count), dropout and shuffle
+    counters, and `extra` arrays, on every rank."""
+    state = model._optimizer_state
+    for buf in [model.params, model._dropout_state, model._shuffle_state, state.steps,
+                *state.buffers, *extra]:
+        comm.broadcast(buf)
+
+
+class ShardedSteps:
+    """The steps of fit's epochs on one rank: for each global batch, this rank's part of its
+    gradient (Engine.shards), the sum over the ranks, and the update, the same on every rank.
+    Decisions (divergence, learning rates, stopping) come from values every rank holds: the
+    summed gradient, or what rank 0 broadcasts (`agree`)."""
+
+    def __init__(self, comm, engine, X, Y, labels, weights, order, batch_size, loss):
+        self.comm, self.batch_size, self.data = comm, batch_size, (X, Y, labels, weights,
+                                                                     LOSSES[loss])
+        self.rebind(engine, order)
+
+    def rebind(self, engine, order=None):
+        """The same steps on another engine of the model, from the current row order."""
+        if order is None and getattr(self, "shards", None) is not None:
+            order = self.shards.order
+        X, Y, labels, weights, loss = self.data
+        self.engine, self.grads = engine, engine.gradient_buffer
+        self.shards = engine.shards(X, Y, labels, weights, loss, order)
+
+    def shuffle(self, shuffles):
+        self.shards.shuffle(shuffles[0], shuffles[1])
+        shuffles[1] += 1
+
+    def run(self, lo, hi, lr, check_params=False):
+        """The steps of the batches of rows lo to hi of the epoch. Returns (this rank's share
+        of the sum of batch loss times batch size, its number correct, the index of the batch
+        at which training diverged or -1), divergence decided from the summed gradient: a part
+        whose loss is not finite makes its first element NaN."""
+        comm, shards, grads, engine = self.comm, self.shards, self.grads, self.engine
+        r, p, batch_size = comm.rank, comm.size, self.batch_size
+        total, n_correct = 0.0, 0
+        for batch, start in enumerate(range(lo, hi, batch_size)):
+            rows = min(batch_size, hi - start)
+            value, correct = shards.gradients(start, rows, rows * r // p, rows * (r + 1) // p,
+                                              r == 0)
+            comm.allreduce(grads)
+            if not np.isfinite(grads[0]):
+                return total, n_correct, batch
+            shards.commit(lr)
+            if check_params and not engine.params_finite():
+                return total, n_correct, batch
+            total += rows * value
+            n_correct += correct
+        return total, n_correct, -1
+
+    def totals(self, total, n_correct):
+        """(the sums over the ranks of an epoch's loss total and number correct)."""
+        sums = np.array([total, n_correct], np.float64)
+        self.comm.allreduce(sums)
+        return float(sums[0]), int(round(sums[1]))
+
+    def agree(self, values):
+        """Rank 0's values (floats), on every rank."""
+        buf = np.array(values, np.float64)
+        self.comm.broadcast(buf)
+        return buf
