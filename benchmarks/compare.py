@@ -15,7 +15,6 @@ against layer width and batch size (benchmarks/results/scaling.png, with matplot
 import argparse
 import json
 import os
-import platform
 import statistics
 import importlib
 import subprocess
@@ -376,27 +375,11 @@ def mib(n):
 # The machine, the table, the plot
 
 def machine():
-    from threadpoolctl import threadpool_info
-    cpu = platform.processor()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if "model name" in l)
-    except (OSError, StopIteration):
-        pass
-    blas = [f"{i['internal_api']} {i['version']} ({i['prefix']}, {i.get('architecture', '?')}, "
-            f"{i['num_threads']} threads, {i.get('threading_layer', '?')})"
-            for i in threadpool_info() if i["user_api"] == "blas"]
-    omp = [f"{i['prefix']} {i['num_threads']} threads" for i in threadpool_info()
-           if i["user_api"] == "openmp"]
-    lines = [f"- CPU: {cpu}; {os.cpu_count()} logical cores "
-             f"({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'} usable)",
-             f"- Python {platform.python_version()}, NumPy {np.__version__}, fastprop {fp.__version__}"
-             + (f", PyTorch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else
-                ", PyTorch not installed")
-             + (f", scikit-learn {sklearn.__version__}" if sklearn else ", scikit-learn not installed"),
-             "- BLAS: " + "; ".join(blas)]
-    if omp:
-        lines.append("- OpenMP: " + "; ".join(omp))
-    return "\n".join(lines)
+    from machine import describe
+    return describe((f", PyTorch {torch.__version__} ({torch.get_num_threads()} threads)" if torch
+                     else ", PyTorch not installed")
+                    + (f", scikit-learn {sklearn.__version__}" if sklearn
+                       else ", scikit-learn not installed"))
 
 
 def table(title, rates, unit, flops=None, memory=None):

@@ -13,7 +13,6 @@ its optimizer is RMSprop and its hidden layer relu, so only its time compares).
 import ctypes
 import ctypes.util
 import os
-import platform
 import statistics
 import sys
 import time
@@ -117,18 +116,10 @@ def fastprop_fit(X, y, dtype):
 
 
 def main():
-    from threadpoolctl import threadpool_info
+    from machine import describe
     X, y = fp.datasets.make_seed_dataset()
-    cpu = platform.processor()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if "model name" in l)
-    except (OSError, StopIteration):
-        pass
-    print(f"seed 002 workload: 2-4-1 sigmoid, 100 samples, full batch, 1,000 epochs\n"
-          f"- CPU: {cpu}; {os.cpu_count()} logical cores; Python {platform.python_version()}, "
-          f"NumPy {np.__version__}, fastprop {fp.__version__}\n- BLAS: "
-          + "; ".join(f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
-                      for i in threadpool_info() if i["user_api"] == "blas") + "\n")
+    print("seed 002 workload: 2-4-1 sigmoid, 100 samples, full batch, 1,000 epochs\n"
+          + describe() + "\n")
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)  # one thread for everyone: the peers below are single-threaded
     peers = {"the seed's NumPy code": lambda: seed_code(X, y),

@@ -9,8 +9,6 @@ the same float32 data: fit time (median over interleaved rounds) and test accura
   sgd, 5 epochs.
 """
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -20,7 +18,6 @@ import numpy as np
 
 warnings.filterwarnings("ignore", category=Warning, module="sklearn")
 
-import fastprop  # noqa: E402
 from fastprop.sklearn import MLPClassifier as FastMLP  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
@@ -30,24 +27,9 @@ warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 
 def machine():
-    from threadpoolctl import threadpool_info
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        flags = open("/proc/cpuinfo").read()
-        isa = [f for f in ("avx2", "avx512f", "amx_bf16") if f" {f}" in flags]
-    except OSError:
-        isa = []
-    libs = [f"{i['internal_api']} {i.get('version')} ({i.get('threading_layer', '')}, "
-            f"{i['num_threads']} threads)" for i in threadpool_info()]
     import sklearn
-    return (f"- CPU: {cpu}; {os.cpu_count()} logical cores; {', '.join(isa)}\n"
-            f"- Python {platform.python_version()}, NumPy {np.__version__}, fastprop "
-            f"{fastprop.__version__}, scikit-learn {sklearn.__version__}\n"
-            f"- thread pools: {'; '.join(libs)}")
+    from machine import describe
+    return describe(f", scikit-learn {sklearn.__version__}")
 
 
 def digits_data():
