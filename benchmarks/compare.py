@@ -74,12 +74,20 @@ EPOCH = dict(title="epoch: 60,000 x 784, batch 64, 784-256-128-10, shuffled",
              loss="softmax_cross_entropy", batch=64, n=60000)
 EPOCH_TANH = dict(EPOCH, title="epoch: 60,000 x 784, batch 64, 784-256-128-10 tanh, shuffled",
                   acts=["tanh", "tanh", "softmax"])
+# scikit-learn's handwritten digits (1,797 x 64; synthetic of that shape without scikit-learn)
+DIGITS = dict(title="digits: 1,797 x 64, 64-128-10 tanh, batch 32, 30 epochs, shuffled",
+              sizes=[64, 128, 10], acts=["tanh", "softmax"], loss="softmax_cross_entropy",
+              batch=32, n=1797, epochs=30, data="digits")
 
 
 # ----------------------------------------------------------------------------------------------
 # Data and the peers. Each peer is a function run(n_steps) -> seconds for n_steps SGD steps.
 
 def make_data(cfg, n, dtype, seed=0):
+    if cfg.get("data") == "digits" and sklearn is not None:
+        from sklearn.datasets import load_digits
+        X, y = load_digits(return_X_y=True)
+        return (X / 16.0).astype(dtype), y
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, cfg["sizes"][0])).astype(dtype)
     n_out = cfg["sizes"][-1]
@@ -265,14 +273,16 @@ def bench_step(key, dtype, args):
 
 
 def epoch_peers(cfg, X, y, dtype):
+    """Each peer's run() -> seconds for cfg's epochs (1 unless given) over (X, y)."""
     b = cfg["batch"]
     n = len(X)
-    n_steps = -(-n // b)
+    epochs = cfg.get("epochs", 1)
+    n_steps = -(-n // b) * epochs
     model = fastprop_model(cfg, dtype)
 
     def fp_epoch():
         start = time.perf_counter()
-        model.fit(X, y, cfg["loss"], fp.SGD(LR), epochs=1, batch_size=b, seed=0)
+        model.fit(X, y, cfg["loss"], fp.SGD(LR), epochs=epochs, batch_size=b, seed=0)
         return time.perf_counter() - start
 
     net = NumpyMLP(fastprop_model(cfg, dtype).get_weights(), cfg["acts"], cfg["loss"], dtype)
@@ -280,7 +290,8 @@ def epoch_peers(cfg, X, y, dtype):
 
     def np_epoch():
         start = time.perf_counter()
-        net.train_epoch(X, y, b, LR, rng)
+        for _ in range(epochs):
+            net.train_epoch(X, y, b, LR, rng)
         return time.perf_counter() - start
 
     peers = {"fastprop": fp_epoch, "NumPy loop": np_epoch}
@@ -291,12 +302,13 @@ def epoch_peers(cfg, X, y, dtype):
 
         def torch_epoch():
             start = time.perf_counter()
-            order = torch.randperm(n)
-            for lo in range(0, n, b):
-                idx = order[lo:lo + b]
-                opt.zero_grad()
-                crit(tnet(Xt[idx]), yt[idx]).backward()
-                opt.step()
+            for _ in range(epochs):
+                order = torch.randperm(n)
+                for lo in range(0, n, b):
+                    idx = order[lo:lo + b]
+                    opt.zero_grad()
+                    crit(tnet(Xt[idx]), yt[idx]).backward()
+                    opt.step()
             return time.perf_counter() - start
         peers["PyTorch"] = torch_epoch
     if sklearn is not None and dtype == np.float32:
@@ -306,7 +318,8 @@ def epoch_peers(cfg, X, y, dtype):
 
         def sklearn_epoch():
             start = time.perf_counter()
-            skl.partial_fit(X, y)  # one pass over the data in batches of b
+            for _ in range(epochs):
+                skl.partial_fit(X, y)  # one pass over the data in batches of b
             return time.perf_counter() - start
         peers["scikit-learn"] = sklearn_epoch
     peers["GEMM floor"] = lambda: gemm_floor(cfg["sizes"], b, n_steps, dtype)
@@ -315,7 +328,8 @@ def epoch_peers(cfg, X, y, dtype):
 
 
 def bench_epoch(dtype, args, cfg=EPOCH):
-    X, y = make_data(cfg, cfg["n"] if not args.quick else cfg["n"] // 4, dtype)
+    X, y = make_data(cfg, cfg["n"] if not args.quick or "epochs" in cfg else cfg["n"] // 4,
+                     dtype)
     peers = epoch_peers(cfg, X, y, dtype)
     for run in peers.values():  # the warm-up epoch (PyTorch's first is 3x slower)
         settle()
@@ -324,7 +338,7 @@ def bench_epoch(dtype, args, cfg=EPOCH):
     for _ in range(max(3, args.rounds - 2)):
         for name, run in peers.items():
             settle()
-            rates[name].append(len(X) / run())
+            rates[name].append(len(X) * cfg.get("epochs", 1) / run())
     return {name: statistics.median(r) for name, r in rates.items()}, len(X)
 
 
@@ -485,7 +499,7 @@ def main():
             parts.append(table(f"{cfg['title']} ({np.dtype(dtype).name})", rates, "steps/s",
                                step_flops(cfg["sizes"], cfg["batch"]), mem))
             print(parts[-1], flush=True)
-        for cfg in (EPOCH, EPOCH_TANH) if "epoch" in wanted else ():
+        for cfg in (EPOCH, EPOCH_TANH, DIGITS) if "epoch" in wanted else ():
             rates, n = bench_epoch(dtype, args, cfg)
             mem = measure_memory("epoch", dtype) if dtype == np.float32 and cfg is EPOCH \
                 else None

@@ -1054,6 +1054,11 @@ cdef class Shards:
     cdef object _order
     cdef object _refs
 
+    cdef Engine _engine(self):
+        if self.engine is None:
+            raise ValueError("Shards: made by Engine.shards, not directly")
+        return self.engine
+
     @property
     def order(self):
         """A copy of the current row order (None: X's order)."""
@@ -1062,6 +1067,7 @@ cdef class Shards:
     def shuffle(self, uint64_t seed, uint64_t count):
         """The row order permuted in place by the counter-based generator (seed, count), as
         fit's shuffle of one epoch."""
+        self._engine()
         if self.order_ptr == NULL:
             raise ValueError("shuffle: these shards take the rows in X's order")
         with nogil:
@@ -1071,7 +1077,7 @@ cdef class Shards:
         """The part part_lo:part_hi of the batch of `rows` rows from position `lo` of the
         epoch's order: its share of the batch's gradient into the gradient buffer (see
         _part_step). Returns (its share of the batch's mean loss, its number correct)."""
-        cdef Engine e = self.engine
+        cdef Engine e = self._engine()
         if not (0 <= lo and 1 <= rows and lo + rows <= self.b.n and 0 <= part_lo <= part_hi
                 <= rows and part_hi - part_lo <= e.capacity):
             raise ValueError(f"gradients: the part {part_lo}:{part_hi} of the batch {lo}:"
@@ -1098,7 +1104,7 @@ cdef class Shards:
     def commit(self, double lr):
         """The step's update by the bound optimizer at `lr`, from the gradient buffer (now the
         sum of every part), and the step counted (dropout masks move on)."""
-        cdef Engine e = self.engine
+        cdef Engine e = self._engine()
         e._check_training(lr)
         e._begin()
         try:

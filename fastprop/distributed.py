@@ -23,6 +23,7 @@ implemented. Under MPI each rank's BLAS and OpenMP threads default to the cores 
 divided by the ranks on that node (`default_threads`), so ranks do not oversubscribe a machine.
 """
 import os
+import zlib
 
 import numpy as np
 
@@ -112,11 +113,36 @@ def default_threads(comm):
     return max(1, min(allowed, cores // max(1, comm.local_size)))
 
 
-def check_same(comm, **arguments):
-    """Raises the same ValueError on every rank if the ranks were given different arguments
-    (numbers, or None): a fit whose ranks disagree would hang or drift apart."""
-    names = sorted(arguments)
-    mine = np.array([np.nan if arguments[k] is None else float(arguments[k]) for k in names])
+def all_accept(comm, error):
+    """Collective: raises on every rank if any rank refused its arguments (`error`, or None):
+    that rank raises its error, the others a ValueError, so none waits alone in a collective."""
+    refused = np.array([0.0 if error is None else 1.0])
+    comm.allreduce(refused)
+    if error is not None:
+        raise error
+    if refused[0]:
+        raise ValueError(f"comm: {int(refused[0])} of {comm.size} ranks refused their arguments "
+                         f"(see their errors); every rank must be given the same data and "
+                         f"arguments")
+
+
+def _sample(arr):
+    """A checksum of an array's shape and of its first, middle and last rows."""
+    rows = arr[[0, arr.shape[0] // 2, arr.shape[0] - 1]]
+    return zlib.crc32(np.ascontiguousarray(rows).tobytes() + repr(arr.shape).encode())
+
+
+def check_same(comm, model, optimizer, arrays, **numbers):
+    """Raises the same ValueError on every rank if the ranks were given different arguments:
+    the `numbers` (or None), the optimizer's hyperparameters, the model's architecture and
+    dtype, and samples of the `arrays` (or None). A fit whose ranks disagree would hang or
+    drift apart."""
+    numbers = dict(numbers, architecture=zlib.crc32(repr(model.architecture).encode()),
+                   itemsize=model.dtype.itemsize)
+    numbers.update({f"optimizer {k}": v for k, v in optimizer._hyper().items()})
+    numbers.update({name: None if arr is None else _sample(arr) for name, arr in arrays.items()})
+    names = sorted(numbers)
+    mine = np.array([np.nan if numbers[k] is None else float(numbers[k]) for k in names])
     root = mine.copy()
     comm.broadcast(root)
     differs = np.array([0.0 if np.array_equal(mine, root, equal_nan=True) else 1.0])
@@ -171,8 +197,9 @@ class ShardedSteps:
         total, n_correct = 0.0, 0
         for batch, start in enumerate(range(lo, hi, batch_size)):
             rows = min(batch_size, hi - start)
+            # the last rank's part is never empty: it carries the batch's L2 term
             value, correct = shards.gradients(start, rows, rows * r // p, rows * (r + 1) // p,
-                                              r == 0)
+                                              r == p - 1)
             comm.allreduce(grads)
             if not np.isfinite(grads[0]):
                 return total, n_correct, batch
@@ -189,8 +216,20 @@ class ShardedSteps:
         self.comm.allreduce(sums)
         return float(sums[0]), int(round(sums[1]))
 
-    def agree(self, values):
-        """Rank 0's values (floats), on every rank."""
-        buf = np.array(values, np.float64)
-        self.comm.broadcast(buf)
-        return buf
+    def on_root(self, fn, n):
+        """fn() -> n numbers, run on rank 0 only (its callbacks, validation); the numbers on
+        every rank. If fn raises on rank 0, every rank raises (the others a RuntimeError), so
+        none is left waiting in a collective."""
+        values = np.zeros(n + 1)
+        if self.comm.rank == 0:
+            try:
+                values[1:] = [float(v) for v in fn()]
+            except BaseException:
+                values[0] = 1.0
+                self.comm.broadcast(values)
+                raise
+        self.comm.broadcast(values)
+        if values[0]:
+            raise RuntimeError("fit: rank 0 raised an exception in a callback or in validation "
+                               "(see its output); every rank stops")
+        return values[1:]

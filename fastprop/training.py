@@ -5,6 +5,7 @@ Every argument is checked (and every scheduled learning rate computed) before th
 optimizer state changes. The optimizer's own `lr` is the base rate: schedules and callbacks
 scale what each epoch uses and never write it back.
 """
+import contextlib
 import numbers
 import time
 
@@ -155,15 +156,15 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     smaller); with `shuffle`, in a new random order each epoch: the previous order shuffled by a
     counter-based generator keyed by `seed` and the epoch (or by the model's shuffle state, which
     advances and is saved with the model); a batch that holds every sample is not shuffled (its
-    order would change only the order of the sums). Without callbacks or validation, all the
-    epochs run in one compiled call. Training continues from the current weights and, when `optimizer` is the
+    order would change only the order of the sums). Without callbacks, validation or comm, all
+    the epochs run in one compiled call. Training continues from the current weights and, when `optimizer` is the
     one the model trained with last (or None), from its state (moments and step count): fit is
     warm by default; warm_start=False draws fresh weights and starts the optimizer afresh.
 
     Each epoch is one call into the engine, which gathers every batch's rows, runs its step
     (forward, loss, deltas, weight gradients, update) and releases the GIL throughout. With plain
-    SGD the update runs inside the weight-gradient product and model.grads is not written; with
-    any other optimizer (momentum, Adam, AdamW, RMSprop, weight decay, clipping) model.grads holds
+    SGD the update runs inside the weight-gradient product and model.grads is not written
+    (except with comm, where it holds the summed gradient); with any other optimizer (momentum, Adam, AdamW, RMSprop, weight decay, clipping) model.grads holds
     the last batch's whole gradient when fit returns.
 
     validation_data=(X_val, y_val), or validation_split=f (the last fraction f of the data,
@@ -207,6 +208,36 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
 def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
          validation_data, validation_split, metrics, lr_schedule, callbacks, progress, warm_start,
          sample_weight, l2_penalty, comm):
+    with contextlib.ExitStack() as held:
+        try:
+            args = _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
+                            verbose, validation_data, validation_split, metrics, lr_schedule,
+                            callbacks, progress, warm_start, sample_weight, l2_penalty)
+            held.enter_context(model._exclusive("fit"))
+            error = None
+        except Exception as exc:
+            if comm is None:
+                raise
+            error = exc
+        if comm is not None:  # every rank refuses if any does, and they must agree
+            from .distributed import all_accept, check_same
+            all_accept(comm, error)
+            (X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle, seed, _, val,
+             _, rates, _, _, warm_start, l2_penalty) = args
+            check_same(comm, model, optimizer,
+                       {"X": X, "y": Y if labels is None else labels, "sample_weight": weights,
+                        "validation X": None if val is None else val[0]},
+                       loss=LOSSES[loss], epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                       seed=seed, warm_start=warm_start, l2_penalty=l2_penalty,
+                       rates=float(np.sum(rates)))
+        return _train(model, *args, comm)
+
+
+def _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
+             validation_data, validation_split, metrics, lr_schedule, callbacks, progress,
+             warm_start, sample_weight, l2_penalty):
+    """fit's arguments, checked (a call that raises leaves the model as it was), in _train's
+    order."""
     # Check everything first: a call that raises leaves the model as it was.
     X, Y, labels, loss = model._check_data(X, y, loss)
     if optimizer is None:
@@ -233,19 +264,8 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbos
     X, Y, labels, val = _validation(model, validation_data, validation_split, X, Y, labels, loss)
     if weights is not None:
         weights = weights[:X.shape[0]]  # a validation split holds out the last rows
-    if comm is not None:
-        from .distributed import check_same
-        check_same(
-            comm, rows=X.shape[0], n_params=model.n_params, n_in=model.n_in, n_out=model.n_out,
-            itemsize=model.dtype.itemsize, loss=LOSSES[loss], epochs=epochs,
-            batch_size=batch_size, shuffle=shuffle, seed=seed, warm_start=warm_start,
-            optimizer=optimizer.n_state, lr=optimizer.lr, weighted=weights is not None,
-            l2_penalty=l2_penalty, validation=None if val is None else val[0].shape[0],
-            rates=float(np.sum(rates)))
-    with model._exclusive("fit"):
-        return _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle,
-                      seed, verbose, val, metric_fns, rates, callbacks, progress, warm_start,
-                      l2_penalty, comm)
+    return (X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
+            val, metric_fns, rates, callbacks, progress, warm_start, l2_penalty)
 
 
 def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle, seed,
@@ -272,9 +292,6 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
                 and comm is None]
     history = History()
     logs = {"samples_seen": 0}
-    for cb in callbacks:
-        if hasattr(cb, "on_train_begin"):
-            cb.on_train_begin(model, logs)
     parts = 1 if comm is None else comm.size
     engine = model._bind(optimizer, -(-batch_size // parts), penalty=l2_penalty)
     state = model._optimizer_state
@@ -289,18 +306,36 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
         steps = _Steps(engine, X, Y, labels, weights, order, batch_size, loss)
     else:
         from .distributed import broadcast_model, ShardedSteps
-        broadcast_model(comm, model, [shuffles])  # every rank starts from rank 0's state
         steps = ShardedSteps(comm, engine, X, Y, labels, weights, order, batch_size, loss)
+    # rank 0's callbacks may change the model: then its state is sent to every rank
+    changes = any(not isinstance(cb, Progress) for cb in callbacks)
+    steps.on_root(lambda: _hook(callbacks, "on_train_begin", model, logs), 0)
+    if comm is not None:
+        broadcast_model(comm, model, [shuffles])  # every rank starts from rank 0's state
     val_keys = [] if val is None else (["val_loss"] + ["val_accuracy"] * (loss in CLASSIFICATION)
                                        + ["val_" + name for name in metric_fns])
+
+    def epoch_begins(epoch):  # -> [the epoch's learning rate]
+        lr = rates[epoch]
+        for cb in callbacks:
+            lr *= getattr(cb, "lr_factor", 1.0)
+            if hasattr(cb, "on_epoch_begin"):
+                cb.on_epoch_begin(model, epoch, {"epoch": epoch + 1, "epochs": epochs})
+        return [lr]
+
+    def epoch_ends(epoch, logs):  # -> [stop?, changed?, validation figures]
+        if val is not None:
+            logs.update(_validate(model, val, loss, per_sample, metric_fns))
+        history._append(logs)
+        stop = False
+        for cb in callbacks:
+            stop = bool(cb.on_epoch_end(model, epoch, logs)) or stop
+        return [stop, changes] + [logs[k] for k in val_keys]
+
     try:
         for epoch in range(epochs):
-            lr = rates[epoch]
-            for cb in callbacks:
-                lr *= getattr(cb, "lr_factor", 1.0)
-                if hasattr(cb, "on_epoch_begin"):
-                    cb.on_epoch_begin(model, epoch, {"epoch": epoch + 1, "epochs": epochs})
-            lr = steps.agree([lr])[0]  # rank 0's callbacks set every rank's rate
+            # rank 0's callbacks set every rank's rate
+            lr = float(steps.on_root(lambda: epoch_begins(epoch), 1)[0])
             if engine is not model._engine or model._optimizer_state is not state:
                 # a callback's predict rebuilt the engine larger, or trained with another
                 # optimizer: bind this fit's optimizer and state again
@@ -323,34 +358,27 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
                     "samples_seen": logs["samples_seen"] + n}
             if loss in CLASSIFICATION:
                 logs["accuracy"] = n_correct / (n * per_sample)
-            stop = False
-            if root:
-                try:
-                    if val is not None:
-                        logs.update(_validate(model, val, loss, per_sample, metric_fns))
-                    history._append(logs)
-                    for cb in callbacks:
-                        stop = bool(cb.on_epoch_end(model, epoch, logs)) or stop
-                except BaseException:
-                    steps.agree([1.0, 1.0] + [0.0] * len(val_keys))  # the others stop too
-                    raise
-            decided = steps.agree([float(stop), 0.0]
-                                  + [float(logs.get(k, 0.0)) for k in val_keys])
-            if decided[1]:
-                raise RuntimeError("fit: rank 0 raised an exception in validation or a callback "
-                                   "(see its output); every rank stops")
+            decided = steps.on_root(lambda: epoch_ends(epoch, logs), 2 + len(val_keys))
             if not root:
                 logs.update(zip(val_keys, map(float, decided[2:])))
                 history._append(logs)
+            if comm is not None and decided[1]:
+                broadcast_model(comm, model)  # what rank 0's callbacks did to the model
             if decided[0]:
                 break
     finally:
-        for cb in callbacks:
-            if hasattr(cb, "on_train_end"):
-                cb.on_train_end(model, logs)
-    if comm is not None:  # e.g. the best weights rank 0's EarlyStopping restored
-        broadcast_model(comm, model)
+        steps.on_root(lambda: _hook(callbacks, "on_train_end", model, logs), 0)
+        if comm is not None:  # e.g. the best weights rank 0's EarlyStopping restored
+            broadcast_model(comm, model)
     return history
+
+
+def _hook(callbacks, name, *args):
+    """cb.<name>(*args) for every callback that has it; no values (for on_root)."""
+    for cb in callbacks:
+        if hasattr(cb, name):
+            getattr(cb, name)(*args)
+    return []
 
 
 def _validate(model, val, loss, per_sample, metric_fns):
@@ -400,8 +428,9 @@ class _Steps:
         return total, n_correct
 
     @staticmethod
-    def agree(values):
-        return values
+    def on_root(fn, n):
+        """fn() (a list of n values): in one process, simply run."""
+        return fn()
 
 
 def _compiled_epochs(engine, snapshot, history, X, Y, labels, weights, order, shuffles,

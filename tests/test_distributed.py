@@ -119,20 +119,85 @@ def test_divergence_stops_every_rank_before_the_bad_batch():
     np.testing.assert_allclose(m0.params, alone.params, rtol=1e-9)
 
 
-def test_a_callback_error_on_rank_0_stops_every_rank():
+@pytest.mark.parametrize("hook", ["on_train_begin", "on_epoch_begin", "on_epoch_end",
+                                  "on_train_end"])
+def test_a_callback_error_on_rank_0_stops_every_rank(hook):
+    """Whichever hook raises on rank 0, every rank raises (none waits alone in a collective),
+    and every rank ends with the same weights (EarlyStopping's best, restored on rank 0)."""
     X, labels, _, _ = data()
 
     class Broken:
         def on_epoch_end(self, model, epoch, logs):
-            raise KeyError("broken callback")
+            if hook == "on_epoch_end" and epoch == 2:
+                raise KeyError("broken callback")
+
+    def broken(*args):
+        raise KeyError("broken callback")
+
+    if hook != "on_epoch_end":
+        setattr(Broken, hook, broken)
+
+    def run(comm):
+        m = model(CASES["adam"], "float64")
+        with pytest.raises((KeyError, RuntimeError)) as info:
+            m.fit(X, labels, "softmax_cross_entropy", optimizer=fp.Adam(lr=0.3), epochs=6,
+                  validation_split=0.2, comm=comm,
+                  callbacks=[fp.EarlyStopping(patience=5, restore_best=True), Broken()])
+        return type(info.value), m
+
+    (e0, m0), (e1, m1) = ThreadGroup(2).run(run)
+    assert (e0, e1) == (KeyError, RuntimeError)
+    if hook != "on_train_end":
+        assert np.array_equal(m0.params, m1.params)
+
+
+def test_bad_input_on_one_rank_is_refused_on_every_rank():
+    X, labels, _, _ = data()
 
     def run(comm):
         m = model(CASES["sgd"], "float64")
-        with pytest.raises((KeyError, RuntimeError)) as info:
-            m.fit(X, labels, "softmax_cross_entropy", epochs=3, callbacks=[Broken()], comm=comm)
-        return type(info.value)
+        y = labels[:-1] if comm.rank == 1 else labels
+        with pytest.raises(ValueError) as info:
+            m.fit(X, y, "softmax_cross_entropy", comm=comm)
+        return str(info.value)
 
-    assert ThreadGroup(2).run(run) == [KeyError, RuntimeError]
+    m0, m1 = ThreadGroup(2).run(run)
+    assert "1 of 2 ranks refused their arguments" in m0
+    assert m1.startswith("y:")
+
+
+def test_different_optimizer_settings_are_refused():
+    X, labels, _, _ = data()
+
+    def run(comm):
+        m = model(CASES["sgd"], "float64")
+        with pytest.raises(ValueError, match="every rank must be given the same") as info:
+            m.fit(X, labels, "softmax_cross_entropy", comm=comm,
+                  optimizer=fp.SGD(lr=0.1, momentum=0.9 if comm.rank == 0 else 0.5))
+        return str(info.value)
+
+    assert "optimizer momentum" in ThreadGroup(2).run(run)[1]
+
+
+def test_rank_0_callbacks_that_change_the_weights_reach_every_rank():
+    X, labels, _, _ = data()
+
+    class Halve:
+        def on_epoch_end(self, model, epoch, logs):
+            model.params = model.params * 0.5
+
+    def run(comm):
+        m = model(CASES["sgd"], "float64")
+        m.fit(X, labels, "softmax_cross_entropy", epochs=3, batch_size=10, seed=1,
+              callbacks=[Halve()], comm=comm)
+        return m
+
+    m0, m1 = ThreadGroup(2).run(run)
+    single = model(CASES["sgd"], "float64")
+    single.fit(X, labels, "softmax_cross_entropy", epochs=3, batch_size=10, seed=1,
+               callbacks=[Halve()])
+    assert np.array_equal(m0.params, m1.params)
+    np.testing.assert_allclose(m0.params, single.params, rtol=1e-9, atol=1e-12)
 
 
 def test_ranks_given_different_arguments_refuse_before_training():
