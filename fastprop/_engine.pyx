@@ -279,7 +279,7 @@ cdef double _part_step(Net *net, const floating *X, const floating *Y, const int
     loss returned is likewise the part's share of the batch's loss. Dropout is on, each row's
     mask that of the same row in the whole batch; with `penalty`, the part carries the batch's
     L2 term (one part of each batch must). No update, and the step is not counted (see
-    _commit). A part whose loss is not finite sets the first gradient to NaN: the sum of the
+    Shards.commit). A part whose loss is not finite sets the first gradient to NaN: the sum of the
     parts tells every rank."""
     cdef int i, n = part_hi - part_lo, n_in = net.layer[0].n_in
     cdef int n_y = net.layer[net.n_layers - 1].n_out
@@ -320,13 +320,6 @@ cdef double _part_step(Net *net, const floating *X, const floating *Y, const int
     if not _finite(value):
         (<floating *>net.grads)[0] = <floating>(value - value)  # NaN
     return value
-
-
-cdef void _commit(Net *net, double lr) noexcept nogil:
-    """The end of a data-parallel step, once the gradient buffer holds the sum of its parts: the
-    bound optimizer's update, and the step counted."""
-    _optimizer_pass(net, lr)
-    net.dropout[1] += 1
 
 
 cdef void _gather(Net *net, const floating *X, const floating *Y, const int64_t *labels,
@@ -1029,14 +1022,17 @@ cdef class Engine:
             ok = _params_finite(&self.net)
         return ok
 
-    def update(self, double lr):
+    def update(self, double lr, bint count_step=False):
         """One step of the bound optimizer over the gradient buffer as it stands (plain SGD
-        included: here it reads the buffer)."""
+        included: here it reads the buffer); with count_step, a training step is also counted
+        (dropout masks move on), as at the end of a data-parallel step."""
         self._check_training(lr)
         self._begin()
         try:
             with nogil:
                 _optimizer_pass(&self.net, lr)
+                if count_step:
+                    self.net.dropout[1] += 1
         finally:
             self._lock.release()
 
@@ -1104,14 +1100,7 @@ cdef class Shards:
     def commit(self, double lr):
         """The step's update by the bound optimizer at `lr`, from the gradient buffer (now the
         sum of every part), and the step counted (dropout masks move on)."""
-        cdef Engine e = self._engine()
-        e._check_training(lr)
-        e._begin()
-        try:
-            with nogil:
-                _commit(&e.net, lr)
-        finally:
-            e._lock.release()
+        self._engine().update(lr, True)
 
 
 class _Shape:
