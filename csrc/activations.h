@@ -41,9 +41,12 @@ FP_MULTIVERSION static void FP_NAME(fp_bias_activation)(REAL *Z, REAL *A, const 
      * the chunk's length, so that they vectorize too. */
     REAL tiled[FP_TILE];
     const ptrdiff_t reps = n_out < 16 ? FP_TILE / n_out : 0, L = reps * n_out;
-    for (ptrdiff_t r = 0; r < reps; r++) /* no % in the loop: integer division is slow */
-        for (ptrdiff_t j = 0; j < n_out; j++)
-            tiled[r * n_out + j] = b[j];
+    /* no % in the loop (integer division is slow), and no row copies (the compiler makes them
+     * `rep movs`, whose start-up costs more than a row of a narrow layer) */
+    for (ptrdiff_t t = 0, j = 0; t < L; t++) {
+        tiled[t] = b[j];
+        j = j + 1 == n_out ? 0 : j + 1;
+    }
 #define FP_BIAS_ACT(EXPR)                                                                          \
     if (L == 0) {                                                                                   \
         FP_MAYBE_PARALLEL(n, for (ptrdiff_t r = 0; r < n_samples; r++) {                           \

@@ -55,6 +55,24 @@ typedef struct {
                         form) instead of after it (torch's) */
 } fp_optimizer;
 
+/* The products of a narrow layer without BLAS (csrc/small.h): fp_small_layer says whether a layer
+ * of n_in inputs and n_out outputs is narrow enough for them to beat BLAS (at most 32 weights, or
+ * one output of at most FP_SMALL_MAX inputs); the kernels take any layer of at most FP_SMALL_MAX
+ * weights and FP_SMALL_MAX_OUT outputs (their scratch lives on the stack). All matrices dense and
+ * row-major.
+ * Forward: Z = A W. Delta: dA = dZ W^T. Weight gradient: dW = alpha A^T dZ + beta dW (dW not read
+ * when beta is 0), db = the column sums of dZ (+ db if accumulate). */
+#define FP_SMALL_MAX 64
+#define FP_SMALL_MAX_OUT 64
+int fp_small_layer(ptrdiff_t n_in, ptrdiff_t n_out);
+void fp_small_forward(int dtype, const void *A, const void *W, void *Z, ptrdiff_t n_samples,
+                      ptrdiff_t n_in, ptrdiff_t n_out);
+void fp_small_delta(int dtype, const void *dZ, const void *W, void *dA, ptrdiff_t n_samples,
+                    ptrdiff_t n_in, ptrdiff_t n_out);
+void fp_small_weight_gradient(int dtype, const void *A, const void *dZ, void *dW, void *db,
+                              ptrdiff_t n_samples, ptrdiff_t n_in, ptrdiff_t n_out, double alpha,
+                              double beta, int accumulate);
+
 /* The number of state buffers (shaped like the parameters) an optimizer of this kind reads. */
 int fp_optimizer_n_state(int kind);
 

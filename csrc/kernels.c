@@ -37,6 +37,7 @@ static const double FP_TANH_C[] = {
 #include "losses.h"
 #include "optimizers.h"
 #include "dropout.h"
+#include "small.h"
 #undef REAL
 #undef SFX
 #undef FP_UINT
@@ -70,6 +71,7 @@ static const double FP_TANH_C[] = {
 #include "losses.h"
 #include "optimizers.h"
 #include "dropout.h"
+#include "small.h"
 
 /* The dtype's instantiation of `name`, called with the same arguments (void pointers convert to
  * the dtype's pointers, double scalars round to it). */
@@ -131,6 +133,33 @@ void fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_
 void fp_mul(int dtype, void *x, const void *m, ptrdiff_t n)
 {
     FP_CALL(fp_mul, x, m, n);
+}
+
+int fp_small_layer(ptrdiff_t n_in, ptrdiff_t n_out)
+{
+    /* measured against OpenBLAS (benchmarks/small_products.py): these loops win for up to 32
+     * weights, and for one output of up to 64 inputs; BLAS wins above (8 x 8 already) */
+    return n_in > 0 && n_out > 0 && (n_in * n_out <= 32 || (n_out == 1 && n_in <= FP_SMALL_MAX));
+}
+
+void fp_small_forward(int dtype, const void *A, const void *W, void *Z, ptrdiff_t n_samples,
+                      ptrdiff_t n_in, ptrdiff_t n_out)
+{
+    FP_CALL(fp_small_forward, A, W, Z, n_samples, n_in, n_out);
+}
+
+void fp_small_delta(int dtype, const void *dZ, const void *W, void *dA, ptrdiff_t n_samples,
+                    ptrdiff_t n_in, ptrdiff_t n_out)
+{
+    FP_CALL(fp_small_delta, dZ, W, dA, n_samples, n_in, n_out);
+}
+
+void fp_small_weight_gradient(int dtype, const void *A, const void *dZ, void *dW, void *db,
+                              ptrdiff_t n_samples, ptrdiff_t n_in, ptrdiff_t n_out, double alpha,
+                              double beta, int accumulate)
+{
+    FP_CALL(fp_small_weight_gradient, A, dZ, dW, db, n_samples, n_in, n_out, alpha, beta,
+            accumulate);
 }
 
 int fp_optimizer_n_state(int kind)

@@ -63,6 +63,16 @@ cdef extern from "fastprop.h" nogil:
     void fp_mul(int dtype, void *x, const void *m, Py_ssize_t n)
     uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer)
     void fp_shuffle(int64_t *order, Py_ssize_t n, uint64_t seed, uint64_t count)
+    enum: FP_SMALL_MAX
+    enum: FP_SMALL_MAX_OUT
+    int fp_small_layer(Py_ssize_t n_in, Py_ssize_t n_out)
+    void fp_small_forward(int dtype, const void *A, const void *W, void *Z, Py_ssize_t n_samples,
+                          Py_ssize_t n_in, Py_ssize_t n_out)
+    void fp_small_delta(int dtype, const void *dZ, const void *W, void *dA,
+                        Py_ssize_t n_samples, Py_ssize_t n_in, Py_ssize_t n_out)
+    void fp_small_weight_gradient(int dtype, const void *A, const void *dZ, void *dW, void *db,
+                                  Py_ssize_t n_samples, Py_ssize_t n_in, Py_ssize_t n_out,
+                                  double alpha, double beta, int accumulate)
 
 
 cdef inline int dtype_of(const floating *p) noexcept nogil:

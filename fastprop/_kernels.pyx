@@ -63,10 +63,15 @@ cdef void forward_layer(const floating *X, int ldx, bint trans_x,
                         const floating *b, floating *Z, floating *A,
                         int n_samples, int n_in, int n_out,
                         int activation, double negative_slope) noexcept nogil:
-    # Z = X W by BLAS, then one fused pass: Z += b, A = f(Z).
+    # Z = X W by BLAS (or, for a narrow layer, csrc/small.h), then one fused pass: Z += b,
+    # A = f(Z).
     cdef floating *out = Z if Z != NULL else A
-    gemm(trans_x, trans_w, n_samples, n_out, n_in, <floating>1, X, ldx, W, ldw,
-         <floating>0, out, n_out)
+    if not trans_x and not trans_w and ldx == n_in and ldw == n_out \
+            and fp_small_layer(n_in, n_out):
+        fp_small_forward(dtype_of(A), X, W, out, n_samples, n_in, n_out)
+    else:
+        gemm(trans_x, trans_w, n_samples, n_out, n_in, <floating>1, X, ldx, W, ldw,
+             <floating>0, out, n_out)
     fp_bias_activation(dtype_of(A), out, A, b, n_samples, n_out, activation, negative_slope)
 
 
@@ -75,9 +80,13 @@ cdef void delta_layer(const floating *dZ, int ldd, bint trans_d,
                       const floating *A_prev, floating *dZ_prev,
                       int n_samples, int n_in, int n_out,
                       int activation_prev, double negative_slope) noexcept nogil:
-    # dA_prev = dZ W^T by BLAS, then dZ_prev = dA_prev * f'(Z_prev) in place.
-    gemm(trans_d, not trans_w, n_samples, n_in, n_out, <floating>1, dZ, ldd, W, ldw,
-         <floating>0, dZ_prev, n_in)
+    # dA_prev = dZ W^T by BLAS (or csrc/small.h), then dZ_prev = dA_prev * f'(Z_prev) in place.
+    if not trans_d and not trans_w and ldd == n_out and ldw == n_out \
+            and fp_small_layer(n_in, n_out):
+        fp_small_delta(dtype_of(dZ), dZ, W, dZ_prev, n_samples, n_in, n_out)
+    else:
+        gemm(trans_d, not trans_w, n_samples, n_in, n_out, <floating>1, dZ, ldd, W, ldw,
+             <floating>0, dZ_prev, n_in)
     fp_activation_backward(dtype_of(dZ_prev), dZ_prev, A_prev, <Py_ssize_t>n_samples * n_in,
                            activation_prev, negative_slope)
 
@@ -86,7 +95,12 @@ cdef void weight_gradient(const floating *A_prev, int lda, bint trans_a,
                           const floating *dZ, floating *dW, floating *db,
                           int n_samples, int n_in, int n_out,
                           floating alpha, floating beta, bint accumulate) noexcept nogil:
-    # dW = alpha A_prev^T dZ + beta dW: the transpose is a BLAS flag, not a copy.
+    # dW = alpha A_prev^T dZ + beta dW: the transpose is a BLAS flag, not a copy. A narrow
+    # layer's product and bias sums are one pass of csrc/small.h.
+    if not trans_a and lda == n_in and fp_small_layer(n_in, n_out):
+        fp_small_weight_gradient(dtype_of(dZ), A_prev, dZ, dW, db, n_samples, n_in, n_out, alpha,
+                                 beta, accumulate)
+        return
     gemm(not trans_a, False, n_in, n_out, n_samples, alpha, A_prev, lda, dZ, n_out, beta, dW,
          n_out)
     fp_column_sum(dtype_of(dZ), dZ, n_samples, n_out, db, accumulate)
@@ -237,3 +251,50 @@ def _shuffle(int64_t[::1] order, unsigned long long seed, unsigned long long cou
 def _optimizer_n_state(int kind):
     """How many state buffers shaped like the parameters an optimizer of this kind reads."""
     return fp_optimizer_n_state(kind)
+
+
+def _small_layer(Py_ssize_t n_in, Py_ssize_t n_out):
+    """Whether the kernels above take csrc/small.h's products for a layer of this shape."""
+    return bool(fp_small_layer(n_in, n_out))
+
+
+cdef int _small_shape(Py_ssize_t n_in, Py_ssize_t n_out, str name) except -1:
+    # what csrc/small.h can take (its scratch is on the stack), beyond what the engine gives it
+    _need(0 < n_in <= FP_SMALL_MAX and 0 < n_out <= FP_SMALL_MAX_OUT
+          and n_in * n_out <= FP_SMALL_MAX,
+          f"{name}: expected at most {FP_SMALL_MAX} weights and {FP_SMALL_MAX_OUT} outputs, "
+          f"got ({n_in}, {n_out})")
+    return 0
+
+
+def _small_forward(const floating[:, ::1] A, const floating[:, ::1] W, floating[:, ::1] Z):
+    """Z = A W by csrc/small.h (for the tests and benchmarks against BLAS)."""
+    _small_shape(W.shape[0], W.shape[1], "W")
+    _rows_cols(A, A.shape[0], W.shape[0], "A")
+    _rows_cols(Z, A.shape[0], W.shape[1], "Z")
+    with nogil:
+        fp_small_forward(dtype_of(&A[0, 0]), &A[0, 0], &W[0, 0], &Z[0, 0], A.shape[0],
+                         W.shape[0], W.shape[1])
+
+
+def _small_delta(const floating[:, ::1] dZ, const floating[:, ::1] W, floating[:, ::1] dA):
+    """dA = dZ W^T by csrc/small.h (for the tests and benchmarks against BLAS)."""
+    _small_shape(W.shape[0], W.shape[1], "W")
+    _rows_cols(dZ, dZ.shape[0], W.shape[1], "dZ")
+    _rows_cols(dA, dZ.shape[0], W.shape[0], "dA")
+    with nogil:
+        fp_small_delta(dtype_of(&dZ[0, 0]), &dZ[0, 0], &W[0, 0], &dA[0, 0], dZ.shape[0],
+                       W.shape[0], W.shape[1])
+
+
+def _small_weight_gradient(const floating[:, ::1] A, const floating[:, ::1] dZ,
+                           floating[:, ::1] dW, floating[::1] db, double alpha, double beta,
+                           bint accumulate):
+    """dW = alpha A^T dZ + beta dW, db = column sums of dZ (+ db) by csrc/small.h."""
+    _small_shape(dW.shape[0], dW.shape[1], "dW")
+    _rows_cols(A, A.shape[0], dW.shape[0], "A")
+    _rows_cols(dZ, A.shape[0], dW.shape[1], "dZ")
+    _need(db.shape[0] == dW.shape[1], f"db: expected ({dW.shape[1]},)")
+    with nogil:
+        fp_small_weight_gradient(dtype_of(&A[0, 0]), &A[0, 0], &dZ[0, 0], &dW[0, 0], &db[0],
+                                 A.shape[0], dW.shape[0], dW.shape[1], alpha, beta, accumulate)

@@ -197,3 +197,65 @@ def test_the_vectorized_tanh_is_within_a_few_ulp(dtype):
     ulps = np.abs(got - want) / np.spacing(np.abs(want).astype(dtype)).astype(np.longdouble)
     assert float(np.max(np.where(want == 0, 0, ulps))) <= 4
     assert np.all(np.abs(got) <= 1) and got[-1] == -1 and got[-2] == 1
+
+
+# Narrow layers take csrc/small.h's loops instead of BLAS: every width they are compiled for
+# (1-8 outputs, 1-8 inputs of one output) and the runtime widths above, with row counts that
+# leave each remainder of their four-sample chains, against BLAS (NumPy's matmul) and float64.
+SMALL_SHAPES = [(K, M) for K in (1, 2, 3, 4, 5, 8) for M in (1, 2, 3, 4, 6, 7, 8)] + \
+    [(2, 16), (3, 12), (1, 40), (4, 16), (16, 4), (9, 7), (63, 1), (64, 1), (32, 2), (1, 64)]
+
+
+def _small_tol(dtype, K):
+    # a sum of K products (or n, for the weight gradient) in another order than BLAS's
+    return dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("K,M", SMALL_SHAPES)
+@pytest.mark.parametrize("n", [1, 3, 4, 6, 101])
+def test_small_products_match_blas(dtype, K, M, n):
+    from fastprop import _kernels as C
+    rng = np.random.default_rng(K * 100 + M + n)
+    A = rng.normal(size=(n, K)).astype(dtype)
+    W = rng.normal(size=(K, M)).astype(dtype)
+    dZ = rng.normal(size=(n, M)).astype(dtype)
+    t = _small_tol(dtype, K)
+    Z = np.full((n, M), np.nan, dtype)
+    C._small_forward(A, W, Z)
+    np.testing.assert_allclose(Z, A @ W, **t)
+    np.testing.assert_allclose(Z, A.astype(float) @ W.astype(float), **t)
+    dA = np.full((n, K), np.nan, dtype)
+    C._small_delta(dZ, W, dA)
+    np.testing.assert_allclose(dA, dZ @ W.T, **t)
+    # dW = A^T dZ (dW not read with beta 0: NaN there stays out), db = the column sums
+    dW = np.full((K, M), np.nan, dtype)
+    db = np.full(M, np.nan, dtype)
+    C._small_weight_gradient(A, dZ, dW, db, 1.0, 0.0, False)
+    np.testing.assert_allclose(dW, A.T @ dZ, **t)
+    np.testing.assert_allclose(db, dZ.sum(axis=0), **t)
+    # plain SGD's form: W += -lr A^T dZ, and the bias sums accumulated
+    W2, db2 = W.copy(), db.copy()
+    C._small_weight_gradient(A, dZ, W2, db2, -0.1, 1.0, True)
+    np.testing.assert_allclose(W2, W - dtype(0.1) * (A.T @ dZ), **t)
+    np.testing.assert_allclose(db2, 2 * dZ.sum(axis=0), **t)
+
+
+def test_small_products_are_taken_for_narrow_layers_only():
+    from fastprop import _kernels as C
+    assert C._small_layer(2, 4) and C._small_layer(4, 1) and C._small_layer(64, 1)
+    assert C._small_layer(4, 8) and not C._small_layer(8, 8) and not C._small_layer(65, 1)
+    assert not C._small_layer(784, 256) and not C._small_layer(0, 4)
+    with pytest.raises(ValueError, match="at most 64 weights"):
+        C._small_forward(np.ones((3, 65)), np.ones((65, 1)), np.ones((3, 1)))
+    with pytest.raises(ValueError, match="Z"):
+        C._small_forward(np.ones((3, 2)), np.ones((2, 4)), np.ones((4, 4)))
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_a_narrow_layer_through_the_public_kernels_matches_a_wide_one(dtype, act):
+    # the same product through csrc/small.h (C-ordered W) and BLAS (Fortran-ordered W)
+    X, W, b = data((50, 4, 3), dtype, seed=7)
+    Z1, A1 = K.forward(X, W, b, act, negative_slope=0.05, Z_out=True)
+    Z2, A2 = K.forward(X, np.asfortranarray(W), b, act, negative_slope=0.05, Z_out=True)
+    np.testing.assert_allclose(Z1, Z2, **_small_tol(dtype, 4))
+    np.testing.assert_allclose(A1, A2, **_small_tol(dtype, 4))
