@@ -30,6 +30,8 @@ static const double FP_TANH_C[] = {
 #define FP_LN2_HI 0.693145751953125
 #define FP_LN2_LO 1.428606765330187045e-06
 #define FP_EXP_DEGREE 7
+#define FP_EXP_SPLIT 4
+#define FP_EXP_SPLIT_SQUARINGS 2
 #define FP_LOG1P_TERMS 6
 #define FP_TANH_TERMS 9
 #include "common.h"
@@ -49,6 +51,8 @@ static const double FP_TANH_C[] = {
 #undef FP_LN2_HI
 #undef FP_LN2_LO
 #undef FP_EXP_DEGREE
+#undef FP_EXP_SPLIT
+#undef FP_EXP_SPLIT_SQUARINGS
 #undef FP_LOG1P_TERMS
 #undef FP_TANH_TERMS
 #undef FP_ACTIVATIONS
@@ -64,6 +68,8 @@ static const double FP_TANH_C[] = {
 #define FP_LN2_HI 6.93147180369123816490e-01
 #define FP_LN2_LO 1.90821492927058770002e-10
 #define FP_EXP_DEGREE 13
+#define FP_EXP_SPLIT 8
+#define FP_EXP_SPLIT_SQUARINGS 3
 #define FP_LOG1P_TERMS 16
 #define FP_TANH_TERMS 18
 #include "common.h"
