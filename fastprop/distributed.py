@@ -105,12 +105,8 @@ def as_communicator(comm):
 def default_threads(comm):
     """The threads for each rank: this machine's cores (those this process may run on) divided
     by the ranks on it, at least 1."""
-    cores = os.cpu_count() or 1
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        allowed = cores
-    return max(1, min(allowed, cores // max(1, comm.local_size)))
+    from .training import usable_cores
+    return max(1, min(usable_cores(), (os.cpu_count() or 1) // max(1, comm.local_size)))
 
 
 def all_accept(comm, error):

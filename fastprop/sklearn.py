@@ -182,8 +182,8 @@ class _BaseMLP(BaseEstimator):
         y = self._validate_targets(X, y, first, incremental, classes)
         sample_weight = self._sample_weight(X, y, sample_weight)
         if self.n_threads is not None:
-            from threadpoolctl import threadpool_limits
-            with threadpool_limits(limits=self.n_threads):
+            from .training import limit_threads
+            with limit_threads(self.n_threads):
                 return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
         return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
 

@@ -7,6 +7,8 @@ scale what each epoch uses and never write it back.
 """
 import contextlib
 import numbers
+import os
+import sys
 import time
 
 import numpy as np
@@ -198,11 +200,79 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
             validation_data, validation_split, metrics, lr_schedule, callbacks, progress,
             warm_start, sample_weight, l2_penalty, comm)
     if n_threads is None:
-        return _fit(*args)
+        n_threads = default_threads(model, batch_size)
     n_threads = check_positive_int("n_threads", n_threads)
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=n_threads):
+    with limit_threads(n_threads):
         return _fit(*args)
+
+
+# Below this many multiply-adds in a step's forward pass (batch x sum of n_in x n_out), a fit
+# runs on one thread: measured by benchmarks/threads.py (README, "Threads"), two threads lose
+# or tie below it (OpenBLAS itself keeps such products on one thread) and win by 1.3-1.9x above.
+THREADS_MIN_WORK = 500_000
+
+
+def step_work(model, batch_size):
+    """The multiply-adds of one step's forward pass: batch x sum over layers of n_in x n_out."""
+    try:  # before the arguments are checked: anything odd counts as small (fit then refuses it)
+        return max(1, int(batch_size)) * sum(s.n_in * s.n_out for s in model.architecture)
+    except Exception:
+        return 0
+
+
+def usable_cores():
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_controller = [None, -1]  # threadpoolctl's view of the loaded thread pools, and len(sys.modules)
+
+
+def limit_threads(n_threads):
+    """A context that bounds BLAS and OpenMP to n_threads. threadpoolctl's ThreadpoolController
+    finds the thread pools by walking the loaded libraries (about 0.8 ms, longer than a small
+    fit); it is kept, and found again only after new modules were imported (which may have
+    loaded another BLAS or OpenMP)."""
+    from threadpoolctl import ThreadpoolController
+    if _controller[0] is None or _controller[1] != len(sys.modules):
+        _controller[0], _controller[1] = ThreadpoolController(), len(sys.modules)
+    return _controller[0].limit(limits=n_threads)
+
+
+_own_cpu = [(time.monotonic(), time.process_time())]  # this process's (wall, CPU) samples
+
+
+def others_load():
+    """How many cores other processes keep busy: the 1-minute load average less this process's
+    own CPU use over about the same minute (its threads count in the load average too)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+    now, cpu = time.monotonic(), time.process_time()
+    _own_cpu.append((now, cpu))
+    while len(_own_cpu) > 2 and now - _own_cpu[1][0] >= 60:
+        del _own_cpu[0]  # keep the newest sample at least a minute old, and the ones after it
+    if len(_own_cpu) > 64:
+        del _own_cpu[1:-32]
+    t0, c0 = _own_cpu[0]
+    own = (cpu - c0) / (now - t0) if now - t0 > 0.5 else 0.0
+    return max(0.0, load - own)
+
+
+def default_threads(model, batch_size):
+    """The threads of a fit when n_threads is not given: 1 for a step of fewer than
+    THREADS_MIN_WORK multiply-adds; else every usable core not kept busy by other processes
+    (others_load), at least 1. On a machine whose cores are all taken, BLAS threads that wait for
+    each other at every product collapse a fit (measured: 20 to 300 times slower, README
+    "Threads"), so a fit then runs on one."""
+    cores = usable_cores()
+    if cores == 1 or step_work(model, batch_size) < THREADS_MIN_WORK:
+        return 1
+    return int(max(1, min(cores, round(cores - others_load()))))
 
 
 def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,

@@ -233,3 +233,69 @@ def test_the_shuffles_are_permutations_seeded_and_uniform():
     other = np.arange(10, dtype=np.int64)
     _kernels._shuffle(other, 124, 0)
     assert not np.array_equal(other, first)
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_default_threads_follow_the_work_and_the_other_processes(monkeypatch):
+    import fastprop.training as T
+
+    small = fp.Sequential([fp.Dense(2, 4, "sigmoid"), fp.Dense(4, 1, "sigmoid")])
+    big = fp.Sequential([fp.Dense(784, 256, "relu"), fp.Dense(256, 10)])
+    assert T.step_work(small, 100) == 100 * (2 * 4 + 4 * 1)
+    assert T.step_work(big, 64) == 64 * (784 * 256 + 256 * 10)
+    assert T.step_work(big, "many") == 0  # unchecked arguments count as small; fit refuses them
+    monkeypatch.setattr(T, "usable_cores", lambda: 4)
+    monkeypatch.setattr(T, "others_load", lambda: 0.2)
+    assert T.default_threads(small, 100) == 1  # below THREADS_MIN_WORK: one thread
+    assert T.default_threads(big, 64) == 4
+    assert T.default_threads(big, 1) == 1  # 200K multiply-adds
+    monkeypatch.setattr(T, "others_load", lambda: 2.4)
+    assert T.default_threads(big, 64) == 2  # the cores the others leave
+    monkeypatch.setattr(T, "others_load", lambda: 7.0)
+    assert T.default_threads(big, 64) == 1
+    monkeypatch.setattr(T, "usable_cores", lambda: 1)
+    monkeypatch.setattr(T, "others_load", lambda: 0.0)
+    assert T.default_threads(big, 64) == 1
+
+
+def test_others_load_subtracts_this_process(monkeypatch):
+    import fastprop.training as T
+
+    monkeypatch.setattr(T.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    # this process used one core for the last two seconds: the others keep about two busy
+    monkeypatch.setattr(T, "_own_cpu", [(T.time.monotonic() - 2.0, T.time.process_time() - 2.0)])
+    assert T.others_load() == pytest.approx(2.0, abs=0.2)
+    monkeypatch.setattr(T, "_own_cpu", [(T.time.monotonic() - 2.0, T.time.process_time())])
+    assert T.others_load() == pytest.approx(3.0, abs=0.2)
+
+
+def test_a_default_fit_runs_with_the_threads_default_threads_picks(monkeypatch):
+    import fastprop.training as T
+
+    seen = []
+
+    class Watch:
+        def on_epoch_end(self, model, epoch, logs):
+            seen.append(_blas_threads())
+
+    before = _blas_threads()
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 4)), rng.normal(size=(64, 1))
+    model = fp.Sequential([fp.Dense(4, 8, "tanh"), fp.Dense(8, 1)], dtype="float64")
+    model.fit(X, y, "mse", epochs=1, batch_size=16, callbacks=[Watch()])
+    assert seen and all(n == 1 for n in seen[0])  # a small step: one thread
+    assert _blas_threads() == before  # restored
+    monkeypatch.setattr(T, "default_threads", lambda model, batch: 2)
+    seen.clear()
+    model.fit(X, y, "mse", epochs=1, batch_size=16, callbacks=[Watch()])
+    assert seen and all(n == min(2, m) for n, m in zip(seen[0], before))  # BLAS caps at its own
+    # a thread pool loaded after the first fit is found: the cached controller is rebuilt when
+    # new modules were imported
+    T._controller[1] = -5
+    seen.clear()
+    model.fit(X, y, "mse", epochs=1, batch_size=16, callbacks=[Watch()], n_threads=1)
+    assert seen and all(n == 1 for n in seen[0])
