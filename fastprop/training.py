@@ -242,25 +242,43 @@ def limit_threads(n_threads):
     return _controller[0].limit(limits=n_threads)
 
 
-_own_cpu = [(time.monotonic(), time.process_time())]  # this process's (wall, CPU) samples
+def _running_now():
+    """(threads runnable on the machine now, those of them that are this process's), from
+    /proc/loadavg and /proc/self/task; None where there is no /proc."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:  # the thread ended meanwhile
+                continue
+            own += stat[stat.rindex(")") + 2] == "R"
+        return running, own
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-def others_load():
-    """How many cores other processes keep busy: the 1-minute load average less this process's
-    own CPU use over about the same minute (its threads count in the load average too)."""
+def others_load(cores):
+    """About how many cores other processes keep busy now. Cheap when the machine is not loaded:
+    a 1-minute load average below cores - 1/2 (this process's own threads included) counts as
+    none. Otherwise the threads runnable right now less this process's own, the median of three
+    looks (the load average alone cannot tell this process's past threads from others')."""
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return 0.0
-    now, cpu = time.monotonic(), time.process_time()
-    _own_cpu.append((now, cpu))
-    while len(_own_cpu) > 2 and now - _own_cpu[1][0] >= 60:
-        del _own_cpu[0]  # keep the newest sample at least a minute old, and the ones after it
-    if len(_own_cpu) > 64:
-        del _own_cpu[1:-32]
-    t0, c0 = _own_cpu[0]
-    own = (cpu - c0) / (now - t0) if now - t0 > 0.5 else 0.0
-    return max(0.0, load - own)
+    if load < cores - 0.5:
+        return 0.0
+    looks = []
+    for _ in range(3):
+        now = _running_now()
+        if now is None:
+            return 0.0
+        looks.append(max(0, now[0] - now[1]))
+    return float(sorted(looks)[1])
 
 
 def default_threads(model, batch_size):
@@ -272,7 +290,7 @@ def default_threads(model, batch_size):
     cores = usable_cores()
     if cores == 1 or step_work(model, batch_size) < THREADS_MIN_WORK:
         return 1
-    return int(max(1, min(cores, round(cores - others_load()))))
+    return int(max(1, min(cores, round(cores - others_load(cores)))))
 
 
 def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,

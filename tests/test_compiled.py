@@ -249,28 +249,43 @@ def test_default_threads_follow_the_work_and_the_other_processes(monkeypatch):
     assert T.step_work(big, 64) == 64 * (784 * 256 + 256 * 10)
     assert T.step_work(big, "many") == 0  # unchecked arguments count as small; fit refuses them
     monkeypatch.setattr(T, "usable_cores", lambda: 4)
-    monkeypatch.setattr(T, "others_load", lambda: 0.2)
+    monkeypatch.setattr(T, "others_load", lambda cores: 0.2)
     assert T.default_threads(small, 100) == 1  # below THREADS_MIN_WORK: one thread
     assert T.default_threads(big, 64) == 4
     assert T.default_threads(big, 1) == 1  # 200K multiply-adds
-    monkeypatch.setattr(T, "others_load", lambda: 2.4)
+    monkeypatch.setattr(T, "others_load", lambda cores: 2.4)
     assert T.default_threads(big, 64) == 2  # the cores the others leave
-    monkeypatch.setattr(T, "others_load", lambda: 7.0)
+    monkeypatch.setattr(T, "others_load", lambda cores: 7.0)
     assert T.default_threads(big, 64) == 1
     monkeypatch.setattr(T, "usable_cores", lambda: 1)
-    monkeypatch.setattr(T, "others_load", lambda: 0.0)
+    monkeypatch.setattr(T, "others_load", lambda cores: 0.0)
     assert T.default_threads(big, 64) == 1
 
 
-def test_others_load_subtracts_this_process(monkeypatch):
+def test_others_load_counts_the_other_processes_threads(monkeypatch):
     import fastprop.training as T
 
-    monkeypatch.setattr(T.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
-    # this process used one core for the last two seconds: the others keep about two busy
-    monkeypatch.setattr(T, "_own_cpu", [(T.time.monotonic() - 2.0, T.time.process_time() - 2.0)])
-    assert T.others_load() == pytest.approx(2.0, abs=0.2)
-    monkeypatch.setattr(T, "_own_cpu", [(T.time.monotonic() - 2.0, T.time.process_time())])
-    assert T.others_load() == pytest.approx(3.0, abs=0.2)
+    monkeypatch.setattr(T.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    monkeypatch.setattr(T, "_running_now", lambda: pytest.fail("not looked at when not loaded"))
+    assert T.others_load(2) == 0.0  # the load average leaves a core free: no closer look
+    monkeypatch.setattr(T.os, "getloadavg", lambda: (3.5, 3.0, 3.0))
+    looks = iter([(5, 2), (4, 2), (9, 1)])  # (runnable now, this process's): 3, 2, 8 others
+    monkeypatch.setattr(T, "_running_now", lambda: next(looks))
+    assert T.others_load(2) == 3.0  # the median
+    monkeypatch.setattr(T, "_running_now", lambda: (3, 3))  # only this process's threads
+    assert T.others_load(2) == 0.0
+    monkeypatch.setattr(T, "_running_now", lambda: None)  # no /proc
+    assert T.others_load(2) == 0.0
+
+
+def test_running_now_reads_this_machine():
+    import fastprop.training as T
+
+    now = T._running_now()
+    if now is None:
+        pytest.skip("no /proc on this system")
+    running, own = now
+    assert running >= 1 and own >= 1  # at least this thread runs
 
 
 def test_a_default_fit_runs_with_the_threads_default_threads_picks(monkeypatch):
