@@ -3,8 +3,9 @@ cores for networks from the seeds' 2-4-1 to the wide 1024-2048-2048-1024, idle a
 
 Each row trains the same model for a fixed number of steps with n_threads=1 and n_threads=<all
 cores>, alternating, median of 5, and reports steps/s, the ratio, the work of a step (multiply-
-adds of its forward pass: batch x sum of n_in x n_out) and what fastprop's default
-(fastprop.training.default_threads) picks at the end of the row. With --busy, as many spinning processes as cores
+adds of its forward pass: batch x sum of n_in x n_out) and the limit fastprop's default
+(fastprop.training.default_threads) sets at the end of the row ("as set": none, the thread pools
+are left as they are). With --busy, as many spinning processes as cores
 load the machine first (and the table waits until the 1-minute load average shows them). The threshold in
 fastprop/training.py comes from this table.
 
@@ -88,7 +89,7 @@ def main():
                 one.append(steps_per_second(sizes, act, batch, 1, steps))
                 many.append(steps_per_second(sizes, act, batch, cores, steps))
             a, b = statistics.median(one), statistics.median(many)
-            picked = default_threads(model_for(sizes, act), batch)
+            picked = default_threads(model_for(sizes, act), batch) or "as set"
             print(f"| {'-'.join(map(str, sizes))} {act} | {batch} | {macs / 1e6:.3f} | {a:,.0f} "
                   f"| {b:,.0f} | {b / a:.2f} | {picked} |")
     finally:

@@ -201,6 +201,9 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
             warm_start, sample_weight, l2_penalty, comm)
     if n_threads is None:
         n_threads = default_threads(model, batch_size)
+        if n_threads is None:
+            return _fit(*args)
+        n_threads = min(n_threads, _current_threads())  # never more than the user allowed
     n_threads = check_positive_int("n_threads", n_threads)
     with limit_threads(n_threads):
         return _fit(*args)
@@ -236,10 +239,14 @@ def limit_threads(n_threads):
     finds the thread pools by walking the loaded libraries (about 0.8 ms, longer than a small
     fit); it is kept, and found again only after new modules were imported (which may have
     loaded another BLAS or OpenMP)."""
+    return _controller_now().limit(limits=n_threads)
+
+
+def _controller_now():
     from threadpoolctl import ThreadpoolController
     if _controller[0] is None or _controller[1] != len(sys.modules):
         _controller[0], _controller[1] = ThreadpoolController(), len(sys.modules)
-    return _controller[0].limit(limits=n_threads)
+    return _controller[0]
 
 
 def _running_now():
@@ -282,15 +289,26 @@ def others_load(cores):
 
 
 def default_threads(model, batch_size):
-    """The threads of a fit when n_threads is not given: 1 for a step of fewer than
-    THREADS_MIN_WORK multiply-adds; else every usable core not kept busy by other processes
-    (others_load), at least 1. On a machine whose cores are all taken, BLAS threads that wait for
-    each other at every product collapse a fit (measured: 20 to 300 times slower, README
-    "Threads"), so a fit then runs on one."""
+    """The thread limit of a fit when n_threads is not given, or None to leave the thread pools as
+    they are (all cores unless the user or the environment set fewer). None for a step of fewer
+    than THREADS_MIN_WORK multiply-adds (BLAS runs such products on one thread by itself, and
+    fastprop's own loops thread only far above it) and on a machine with no other load; else the
+    usable cores that other processes leave free (others_load), at least 1. On a machine whose
+    cores are all taken, BLAS threads that wait for each other at every product collapse a fit
+    (measured: 2 to 300 times slower, README "Threads"), so a fit then runs on the cores left."""
+    if step_work(model, batch_size) < THREADS_MIN_WORK:
+        return None
     cores = usable_cores()
-    if cores == 1 or step_work(model, batch_size) < THREADS_MIN_WORK:
-        return 1
-    return int(max(1, min(cores, round(cores - others_load(cores)))))
+    if cores == 1:
+        return None
+    free = int(round(cores - others_load(cores)))
+    return None if free >= cores else max(1, free)
+
+
+def _current_threads():
+    """The largest thread count of the loaded BLAS and OpenMP pools (1 if there are none)."""
+    _controller_now()
+    return max([p.num_threads for p in _controller[0].lib_controllers] + [1])
 
 
 def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
