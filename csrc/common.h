@@ -66,7 +66,7 @@
 #endif /* FP_COMMON_ONCE */
 
 /* exp(x) in a form the compiler vectorizes: x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite),
- * exp(r) by its Taylor polynomial (within two units in the last place), and 2^n added to the
+ * exp(r) by a polynomial (kernels.c: within two units in the last place), and 2^n added to the
  * exponent bits. Above FP_EXP_MAX the result is inf, below FP_EXP_MIN (where it would be
  * denormal) it is 0, as with flush-to-zero; NaN stays NaN. */
 static inline REAL FP_NAME(fp_exp)(REAL x)

@@ -415,7 +415,7 @@ cdef Py_ssize_t _epochs(Net *net, const Batch *b, int64_t *order, Py_ssize_t n,
     epochs completed."""
     cdef Py_ssize_t e, k
     cdef int64_t n_correct
-    cdef double start, total
+    cdef double start = _now(), end, total
     diverged[0] = -1
     for e in range(n_epochs):
         for k in range(n_copies):
@@ -424,10 +424,11 @@ cdef Py_ssize_t _epochs(Net *net, const Batch *b, int64_t *order, Py_ssize_t n,
             fp_shuffle(order, n, shuffle[0], shuffle[1])
             shuffle[1] += 1
         n_correct = 0
-        start = _now()
         total = _any_epoch(net, b, order, n, batch_size, loss, lrs[e], False, &n_correct,
                            diverged)
-        seconds[e] = _now() - start
+        end = _now()  # one clock reading per epoch: its end is the next one's start
+        seconds[e] = end - start
+        start = end
         if diverged[0] >= 0:
             return e
         if not _params_finite(net):

@@ -3,6 +3,7 @@
 Every check raises before any kernel runs, with a message that names the argument, what was
 expected and what was given: the compiled code trusts what it is handed.
 """
+import math
 import numbers
 
 import numpy as np
@@ -24,7 +25,8 @@ def check_dtype(dtype):
 
 
 def check_positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+    if type(value) is not int and (isinstance(value, (bool, np.bool_))
+                                   or not isinstance(value, numbers.Integral)) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     if value > INT_MAX:
         raise ValueError(f"{name}: expected at most {INT_MAX}, got {value!r}")
@@ -73,7 +75,8 @@ def check_choice(name, value, choices):
 def check_real(name, value, what, in_range):
     """A real number (not a bool) for which in_range(value) holds, as a float; `what` says what
     is expected, in the messages."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (isinstance(value, (bool, np.bool_))  # float: no ABC checks
+                                     or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
     try:
         value = float(value)
@@ -86,7 +89,7 @@ def check_real(name, value, what, in_range):
 
 
 def check_non_negative_float(name, value):
-    return check_real(name, value, "a finite number >= 0", lambda v: np.isfinite(v) and v >= 0)
+    return check_real(name, value, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
 
 
 def check_fraction(name, value):
@@ -95,7 +98,7 @@ def check_fraction(name, value):
 
 
 def check_positive_float(name, value):
-    return check_real(name, value, "a positive finite number", lambda v: np.isfinite(v) and v > 0)
+    return check_real(name, value, "a positive finite number", lambda v: math.isfinite(v) and v > 0)
 
 
 def as_numeric_array(name, value):
