@@ -4,19 +4,33 @@ import numpy as np
 _COLUMNS = ("loss", "accuracy", "val_loss")
 
 
+_LISTS = ("epoch", "loss", "accuracy", "val_loss", "lr", "seconds", "samples_per_sec")
+
+
+def _column(name):
+    def get(self):
+        if self._pending:
+            self._flush()
+        return self._lists[name]
+
+    def set(self, value):
+        if self._pending:
+            self._flush()
+        self._lists[name] = value
+
+    return property(get, set, doc=f"Per epoch: {name.replace('_', ' ')} (a list).")
+
+
 class History:
     """Per epoch: train loss, accuracy (classification losses, from the training pass), val_loss
     and val_<metric> (with validation data), learning rate, seconds and samples per second."""
 
     def __init__(self):
-        self.epoch = []
-        self.loss = []
-        self.accuracy = []
-        self.val_loss = []
-        self.lr = []
-        self.seconds = []
-        self.samples_per_sec = []
+        self._lists = {name: [] for name in _LISTS}
+        self._pending = []  # epochs run in one compiled call, as arrays until a list is read
         self.metrics = {}  # 'val_<metric>' -> list
+
+    epoch, loss, accuracy, val_loss, lr, seconds, samples_per_sec = (_column(n) for n in _LISTS)
 
     def _append(self, logs):
         self.epoch.append(logs["epoch"])
@@ -28,18 +42,26 @@ class History:
                 self.metrics.setdefault(key, []).append(value)
 
     def _extend(self, first_epoch, losses, accuracies, lrs, seconds, n_samples):
-        """Epochs run in one compiled call, from their arrays (no callbacks ran between them)."""
-        k = len(losses)  # tolist() makes the Python floats at C speed: per epoch, float(v)
-        self.epoch.extend(range(first_epoch, first_epoch + k))  # cost more than the seeds' step
-        self.loss.extend(np.asarray(losses, np.float64).tolist())
-        if accuracies is not None:
-            self.accuracy.extend(np.asarray(accuracies, np.float64).tolist())
-        self.lr.extend(np.asarray(lrs, np.float64).tolist())
-        seconds = np.asarray(seconds, np.float64)
-        self.seconds.extend(seconds.tolist())
-        rate = np.full(k, np.inf)
-        np.divide(n_samples, seconds, out=rate, where=seconds > 0)
-        self.samples_per_sec.extend(rate.tolist())
+        """Epochs run in one compiled call, from their arrays (no callbacks ran between them),
+        kept as they are until a list is read: making a Python float per value per epoch costs
+        more than a step of the seeds' network."""
+        self._pending.append((first_epoch, losses, accuracies, lrs, seconds, n_samples))
+
+    def _flush(self):
+        pending, self._pending = self._pending, []
+        lists = self._lists
+        for first_epoch, losses, accuracies, lrs, seconds, n_samples in pending:
+            k = len(losses)
+            lists["epoch"].extend(range(first_epoch, first_epoch + k))
+            lists["loss"].extend(np.asarray(losses, np.float64).tolist())
+            if accuracies is not None:
+                lists["accuracy"].extend(np.asarray(accuracies, np.float64).tolist())
+            lists["lr"].extend(np.asarray(lrs, np.float64).tolist())
+            seconds = np.asarray(seconds, np.float64)
+            lists["seconds"].extend(seconds.tolist())
+            rate = np.full(k, np.inf)
+            np.divide(n_samples, seconds, out=rate, where=seconds > 0)
+            lists["samples_per_sec"].extend(rate.tolist())
 
     def as_dict(self):
         """The history as a dict of lists (empty ones left out)."""
