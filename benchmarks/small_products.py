@@ -43,9 +43,9 @@ def compare(n, K, M, dtype, rng):
     dZ = rng.standard_normal((n, M)).astype(dtype)
     b, Z, dA = np.zeros(M, dtype), np.empty((n, M), dtype), np.empty((n, K), dtype)
     dW, db = np.empty((K, M), dtype), np.empty(M, dtype)
-    pairs = [(lambda: C._small_forward(A, W, Z),
+    pairs = [(lambda: C._small_product(A, W, Z, False),
               lambda: C._forward(A, False, Wt, True, b, None, Z, 0, 0.0)),
-             (lambda: C._small_delta(dZ, W, dA),
+             (lambda: C._small_product(dZ, W, dA, True),
               lambda: C._delta(dZ, False, Wt, True, A, dA, 0, 0.0)),
              (lambda: C._small_weight_gradient(A, dZ, dW, db, 1.0, 0.0, False),
               lambda: C._weight_gradient(At, True, dZ, dW, db, False))]

@@ -267,24 +267,21 @@ cdef int _small_shape(Py_ssize_t n_in, Py_ssize_t n_out, str name) except -1:
     return 0
 
 
-def _small_forward(const floating[:, ::1] A, const floating[:, ::1] W, floating[:, ::1] Z):
-    """Z = A W by csrc/small.h (for the tests and benchmarks against BLAS)."""
+def _small_product(const floating[:, ::1] A, const floating[:, ::1] W, floating[:, ::1] out,
+                   bint transposed):
+    """out = A W (the forward product) or, transposed, A W^T (the delta's) by csrc/small.h, for
+    the tests and benchmarks against BLAS."""
     _small_shape(W.shape[0], W.shape[1], "W")
-    _rows_cols(A, A.shape[0], W.shape[0], "A")
-    _rows_cols(Z, A.shape[0], W.shape[1], "Z")
+    cdef Py_ssize_t k = W.shape[1] if transposed else W.shape[0]
+    _rows_cols(A, A.shape[0], k, "A")
+    _rows_cols(out, A.shape[0], W.shape[0] if transposed else W.shape[1], "out")
     with nogil:
-        fp_small_forward(dtype_of(&A[0, 0]), &A[0, 0], &W[0, 0], &Z[0, 0], A.shape[0],
-                         W.shape[0], W.shape[1])
-
-
-def _small_delta(const floating[:, ::1] dZ, const floating[:, ::1] W, floating[:, ::1] dA):
-    """dA = dZ W^T by csrc/small.h (for the tests and benchmarks against BLAS)."""
-    _small_shape(W.shape[0], W.shape[1], "W")
-    _rows_cols(dZ, dZ.shape[0], W.shape[1], "dZ")
-    _rows_cols(dA, dZ.shape[0], W.shape[0], "dA")
-    with nogil:
-        fp_small_delta(dtype_of(&dZ[0, 0]), &dZ[0, 0], &W[0, 0], &dA[0, 0], dZ.shape[0],
-                       W.shape[0], W.shape[1])
+        if transposed:
+            fp_small_delta(dtype_of(&A[0, 0]), &A[0, 0], &W[0, 0], &out[0, 0], A.shape[0],
+                           W.shape[0], W.shape[1])
+        else:
+            fp_small_forward(dtype_of(&A[0, 0]), &A[0, 0], &W[0, 0], &out[0, 0], A.shape[0],
+                             W.shape[0], W.shape[1])
 
 
 def _small_weight_gradient(const floating[:, ::1] A, const floating[:, ::1] dZ,

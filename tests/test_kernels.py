@@ -221,11 +221,11 @@ def test_small_products_match_blas(dtype, K, M, n):
     dZ = rng.normal(size=(n, M)).astype(dtype)
     t = _small_tol(dtype, K)
     Z = np.full((n, M), np.nan, dtype)
-    C._small_forward(A, W, Z)
+    C._small_product(A, W, Z, False)
     np.testing.assert_allclose(Z, A @ W, **t)
     np.testing.assert_allclose(Z, A.astype(float) @ W.astype(float), **t)
     dA = np.full((n, K), np.nan, dtype)
-    C._small_delta(dZ, W, dA)
+    C._small_product(dZ, W, dA, True)
     np.testing.assert_allclose(dA, dZ @ W.T, **t)
     # dW = A^T dZ (dW not read with beta 0: NaN there stays out), db = the column sums
     dW = np.full((K, M), np.nan, dtype)
@@ -246,9 +246,11 @@ def test_small_products_are_taken_for_narrow_layers_only():
     assert C._small_layer(4, 8) and not C._small_layer(8, 8) and not C._small_layer(65, 1)
     assert not C._small_layer(784, 256) and not C._small_layer(0, 4)
     with pytest.raises(ValueError, match="at most 64 weights"):
-        C._small_forward(np.ones((3, 65)), np.ones((65, 1)), np.ones((3, 1)))
-    with pytest.raises(ValueError, match="Z"):
-        C._small_forward(np.ones((3, 2)), np.ones((2, 4)), np.ones((4, 4)))
+        C._small_product(np.ones((3, 65)), np.ones((65, 1)), np.ones((3, 1)), False)
+    with pytest.raises(ValueError, match="out"):
+        C._small_product(np.ones((3, 2)), np.ones((2, 4)), np.ones((4, 4)), False)
+    with pytest.raises(ValueError, match="A"):
+        C._small_product(np.ones((3, 2)), np.ones((2, 4)), np.ones((3, 2)), True)
 
 
 @pytest.mark.parametrize("act", ACTS)
