@@ -20,7 +20,7 @@ from . import _kernels
 from .history import History
 from .losses import CLASSIFICATION, LOSSES, PER_ELEMENT
 from .metrics import get_metric
-from .optimizers import SGD, Optimizer
+from .optimizers import SGD, Optimizer, OptimizerState
 
 
 class Snapshot:
@@ -378,10 +378,11 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
            verbose, val, metric_fns, rates, callbacks, progress, warm_start, l2_penalty, comm):
     """fit's loop, on checked arguments (comm: a Communicator, or None)."""
 
+    fresh = None  # a fit from scratch: new weights and a new optimizer state (bound below)
     if not warm_start:
         for layer in model.layers:
             layer._initialize(model._rng)
-        model._reset_optimizer_state(optimizer)
+        fresh = OptimizerState(optimizer.n_state, model._params)
     # the shuffles are counter-based: the model's [seed, epochs shuffled], or this fit's seed
     shuffles = model._shuffle_state if seed is None else np.array([seed, 0], np.uint64)
     n = X.shape[0]
@@ -399,7 +400,7 @@ def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, sh
     history = History()
     logs = {"samples_seen": 0}
     parts = 1 if comm is None else comm.size
-    engine = model._bind(optimizer, -(-batch_size // parts), penalty=l2_penalty)
+    engine = model._bind(optimizer, -(-batch_size // parts), fresh, penalty=l2_penalty)
     state = model._optimizer_state
     snapshot = Snapshot(model, state, [shuffles])  # the epoch's start, should it diverge
     n_batches = -(-n // batch_size)
