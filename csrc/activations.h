@@ -47,14 +47,18 @@ FP_MULTIVERSION static void FP_NAME(fp_bias_activation)(REAL *Z, REAL *A, const 
         tiled[t] = b[j];
         j = j + 1 == n_out ? 0 : j + 1;
     }
-#define FP_BIAS_ACT(EXPR)                                                                          \
+/* The pass, reading v from SRC and writing it to Z unless Z is A (a hidden layer keeps only
+ * f(v), and the loop then names A alone): a loop that reads Z and stores to A is vectorized only
+ * behind a check that they do not overlap, which the same array fails, so that it ran one
+ * element at a time. */
+#define FP_BIAS_ACT_PASS(SRC, STORE_Z, EXPR)                                                            \
     if (L == 0) {                                                                                   \
         FP_MAYBE_PARALLEL(n, for (ptrdiff_t r = 0; r < n_samples; r++) {                           \
-            REAL *z = Z + r * n_out;                                                                \
+            REAL *z = SRC + r * n_out;                                                              \
             REAL *a_ = A + r * n_out;                                                               \
             for (ptrdiff_t j = 0; j < n_out; j++) {                                                 \
                 const REAL v = z[j] + b[j];                                                         \
-                z[j] = v;                                                                           \
+                STORE_Z(z[j] = v);                                                                  \
                 a_[j] = (EXPR);                                                                     \
             }                                                                                       \
         })                                                                                          \
@@ -62,15 +66,23 @@ FP_MULTIVERSION static void FP_NAME(fp_bias_activation)(REAL *Z, REAL *A, const 
         ptrdiff_t i = 0;                                                                            \
         for (; i + L <= n; i += L)                                                                  \
             for (ptrdiff_t t = 0; t < L; t++) {                                                     \
-                const REAL v = Z[i + t] + tiled[t];                                                 \
-                Z[i + t] = v;                                                                       \
+                const REAL v = SRC[i + t] + tiled[t];                                               \
+                STORE_Z(Z[i + t] = v);                                                              \
                 A[i + t] = (EXPR);                                                                  \
             }                                                                                       \
         for (ptrdiff_t t = 0; i < n; i++, t++) { /* i is a whole number of rows: t % n_out */       \
-            const REAL v = Z[i] + tiled[t];                                                         \
-            Z[i] = v;                                                                               \
+            const REAL v = SRC[i] + tiled[t];                                                       \
+            STORE_Z(Z[i] = v);                                                                      \
             A[i] = (EXPR);                                                                          \
         }                                                                                           \
+    }
+#define FP_STORE(S) S
+#define FP_SKIP(S)
+#define FP_BIAS_ACT(EXPR)                                                                          \
+    if (Z == A) {                                                                                   \
+        FP_BIAS_ACT_PASS(A, FP_SKIP, EXPR)                                                          \
+    } else {                                                                                        \
+        FP_BIAS_ACT_PASS(Z, FP_STORE, EXPR)                                                         \
     }
     switch (activation) {
 #define FP_CASE(CODE, F, DF)                                                                       \
@@ -88,6 +100,9 @@ FP_MULTIVERSION static void FP_NAME(fp_bias_activation)(REAL *Z, REAL *A, const 
         break;
     }
 #undef FP_BIAS_ACT
+#undef FP_BIAS_ACT_PASS
+#undef FP_STORE
+#undef FP_SKIP
 }
 
 FP_MULTIVERSION static void FP_NAME(fp_activation_backward)(REAL *dA, const REAL *A, ptrdiff_t n,
