@@ -101,8 +101,8 @@ static inline REAL FP_NAME(fp_exp)(REAL x)
 }
 
 /* tanh(x) in a form the compiler vectorizes: for |x| >= 1/2, 1 - 2 / (exp(2|x|) + 1) (its
- * cancellation costs at most about a bit there); below, the Taylor series of tanh(x) / x in x^2,
- * whose terms shrink tenfold each; the sign restored at the end. Both are computed and one is
+ * cancellation costs at most about a bit there); below, a polynomial in x^2 for tanh(x) / x
+ * (kernels.c); the sign restored at the end. Both are computed and one is
  * selected, so the loop has no branch. NaN stays NaN; +-inf give +-1. */
 static inline REAL FP_NAME(fp_tanh)(REAL x)
 {

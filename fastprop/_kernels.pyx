@@ -295,3 +295,24 @@ def _small_weight_gradient(const floating[:, ::1] A, const floating[:, ::1] dZ,
     with nogil:
         fp_small_weight_gradient(dtype_of(&A[0, 0]), &A[0, 0], &dZ[0, 0], &dW[0, 0], &db[0],
                                  A.shape[0], dW.shape[0], dW.shape[1], alpha, beta, accumulate)
+
+
+def _bias_activation(floating[:, ::1] Z, floating[:, ::1] A, const floating[::1] b,
+                     int activation, double negative_slope):
+    """Z += b, A = f(Z) (Z may be A: in place), the element-wise pass alone (for benchmarks)."""
+    _rows_cols(A, Z.shape[0], Z.shape[1], "A")
+    _need(b.shape[0] == Z.shape[1], f"b: expected ({Z.shape[1]},)")
+    _need(FP_IDENTITY <= activation <= FP_SOFTMAX, f"activation: unknown code {activation}")
+    with nogil:
+        fp_bias_activation(dtype_of(&Z[0, 0]), &Z[0, 0], &A[0, 0], &b[0], Z.shape[0], Z.shape[1],
+                           activation, negative_slope)
+
+
+def _activation_backward(floating[:, ::1] dA, const floating[:, ::1] A, int activation,
+                         double negative_slope):
+    """dA *= f'(.) through A = f(Z), the derivative pass alone (for benchmarks)."""
+    _rows_cols(A, dA.shape[0], dA.shape[1], "A")
+    _need(FP_IDENTITY <= activation <= FP_LEAKY_RELU, f"activation: unknown code {activation}")
+    with nogil:
+        fp_activation_backward(dtype_of(&dA[0, 0]), &dA[0, 0], &A[0, 0],
+                               dA.shape[0] * dA.shape[1], activation, negative_slope)
