@@ -398,6 +398,52 @@ cdef struct Copy:             # a snapshot pair: what a training epoch changes, 
     size_t size
 
 
+cdef class Copies:
+    """Pairs (live, saved) of contiguous arrays of one size, checked once: take() copies every
+    live array into its saved one, restore() back; compiled loops of memcpy, no allocation. A
+    training epoch's snapshot (the parameters, optimizer state and counters it changes), taken
+    before each epoch so that a diverged one can be replayed from its start."""
+    cdef Copy *copies
+    cdef int n
+    cdef list _arrays
+
+    def __cinit__(self, pairs):
+        pairs = list(pairs)
+        self.copies = <Copy *>calloc(max(len(pairs), 1), sizeof(Copy))
+        if self.copies == NULL:
+            raise MemoryError()
+        self._arrays = []
+        for k, pair in enumerate(pairs):
+            live, saved = pair
+            if not (isinstance(live, np.ndarray) and isinstance(saved, np.ndarray) and
+                    live.nbytes == saved.nbytes and live.flags.c_contiguous and
+                    saved.flags.c_contiguous and saved.flags.writeable and
+                    live.flags.writeable and not np.may_share_memory(live, saved)):
+                raise ValueError(f"pairs[{k}]: expected a (live, saved) pair of writable "
+                                 f"contiguous arrays of one size")
+            self.copies[k].live = _data(live)
+            self.copies[k].saved = _data(saved)
+            self.copies[k].size = live.nbytes
+            self._arrays += [live, saved]  # kept alive while the pointers are
+        self.n = len(pairs)
+
+    def __dealloc__(self):
+        free(self.copies)
+
+    def __reduce__(self):
+        raise TypeError("Copies holds raw pointers: it is not pickled")
+
+    def take(self):
+        cdef int k
+        for k in range(self.n):
+            memcpy(self.copies[k].saved, self.copies[k].live, self.copies[k].size)
+
+    def restore(self):
+        cdef int k
+        for k in range(self.n):
+            memcpy(self.copies[k].live, self.copies[k].saved, self.copies[k].size)
+
+
 cdef inline double _now() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -928,9 +974,9 @@ cdef class Engine:
         return total, n_correct, diverged
 
     def epochs(self, X, Y, labels, weights, order, int batch_size, int loss, lrs,
-               shuffle_state, losses, corrects, seconds, list snapshot):
+               shuffle_state, losses, corrects, seconds, snapshot):
         """len(lrs) epochs in one call, nothing in Python between them: per epoch, the
-        `snapshot` pairs (live, saved) are copied, `order` (int64, every row; None: X in its order) is shuffled in place
+        `snapshot` (a Copies) is taken, `order` (int64, every row; None: X in its order) is shuffled in place
         from shuffle_state ([seed, count], uint64, advanced) unless that is None, and the epoch
         runs at lrs[e]; losses, corrects and seconds (one per epoch) are filled. Returns (epochs
         completed, the diverged epoch's bad batch or -2 if only its parameters went non-finite,
@@ -959,42 +1005,28 @@ cdef class Engine:
                     and shuffle_state.shape == (2,) and shuffle_state.flags.writeable):
                 raise ValueError("shuffle_state: expected a writable uint64 array [seed, count]")
             shuffle = <uint64_t *>_data(shuffle_state)
-        cdef int n_copies = len(snapshot)
-        cdef Copy *copies = <Copy *>calloc(max(n_copies, 1), sizeof(Copy))
-        if copies == NULL:
-            raise MemoryError()
+        if not isinstance(snapshot, Copies):
+            raise TypeError(f"snapshot: expected a Copies, got {type(snapshot).__name__}")
+        cdef Copies pairs = <Copies>snapshot
         cdef Py_ssize_t done, diverged = -1
         cdef int64_t *o
         cdef double *rates
         cdef double *out_loss
         cdef int64_t *out_correct
         cdef double *out_seconds
+        o = _order(order, n, n, shuffle_state is not None)
+        rates = <double *>_data(lrs)
+        out_loss = <double *>_data(losses)
+        out_correct = <int64_t *>_data(corrects)
+        out_seconds = <double *>_data(seconds)
+        self._begin()
         try:
-            for k, (live, saved) in enumerate(snapshot):
-                if not (isinstance(live, np.ndarray) and isinstance(saved, np.ndarray) and
-                        live.nbytes == saved.nbytes and live.flags.c_contiguous and
-                        saved.flags.c_contiguous and saved.flags.writeable and
-                        not np.may_share_memory(live, saved)):
-                    raise ValueError(f"snapshot[{k}]: expected a (live, saved) pair of "
-                                     f"contiguous arrays of one size")
-                copies[k].live = _data(live)
-                copies[k].saved = _data(saved)
-                copies[k].size = live.nbytes
-            o = _order(order, n, n, shuffle_state is not None)
-            rates = <double *>_data(lrs)
-            out_loss = <double *>_data(losses)
-            out_correct = <int64_t *>_data(corrects)
-            out_seconds = <double *>_data(seconds)
-            self._begin()
-            try:
-                with nogil:
-                    done = _epochs(&self.net, &b, o, n, batch_size, loss, rates, n_epochs,
-                                   shuffle, copies, n_copies, out_loss, out_correct, out_seconds,
-                                   &diverged)
-            finally:
-                self._lock.release()
+            with nogil:
+                done = _epochs(&self.net, &b, o, n, batch_size, loss, rates, n_epochs, shuffle,
+                               pairs.copies, pairs.n, out_loss, out_correct, out_seconds,
+                               &diverged)
         finally:
-            free(copies)
+            self._lock.release()
         return done, diverged
 
     def shards(self, X, Y, labels, weights, int loss, order):

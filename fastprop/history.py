@@ -33,12 +33,15 @@ class History:
     epoch, loss, accuracy, val_loss, lr, seconds, samples_per_sec = (_column(n) for n in _LISTS)
 
     def _append(self, logs):
-        self.epoch.append(logs["epoch"])
-        for key in ("loss", "accuracy", "val_loss", "lr", "seconds", "samples_per_sec"):
+        """One epoch from its logs (run after each epoch with callbacks: kept short)."""
+        if self._pending:
+            self._flush()
+        lists = self._lists
+        for key, column in lists.items():
             if key in logs:
-                getattr(self, key).append(logs[key])
+                column.append(logs[key])
         for key, value in logs.items():
-            if key.startswith("val_") and key != "val_loss":
+            if key[:4] == "val_" and key != "val_loss":
                 self.metrics.setdefault(key, []).append(value)
 
     def _extend(self, first_epoch, losses, accuracies, lrs, seconds, n_samples):

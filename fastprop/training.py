@@ -17,6 +17,7 @@ from ._validation import (as_numeric_array, check_choice, check_finite, check_no
                           check_positive_int, check_seed)
 from .callbacks import Progress, is_terminal
 from . import _kernels
+from ._engine import Copies
 from .history import History
 from .losses import CLASSIFICATION, LOSSES, PER_ELEMENT
 from .metrics import get_metric
@@ -33,14 +34,8 @@ class Snapshot:
                        (model._dropout_state, model._dropout_state.copy()),
                        (state.steps, state.steps.copy())]
         self._pairs += [(buf, buf.copy()) for buf in list(state.buffers) + list(extra)]
-
-    def take(self):
-        for live, saved in self._pairs:
-            np.copyto(saved, live)
-
-    def restore(self):
-        for live, saved in self._pairs:
-            np.copyto(live, saved)
+        self.copies = Copies(self._pairs)  # compiled: a take per epoch costs no Python loop
+        self.take, self.restore = self.copies.take, self.copies.restore
 
 
 def diverged(where, snapshot_note, lr):
@@ -549,7 +544,7 @@ def _compiled_epochs(engine, snapshot, history, X, Y, labels, weights, order, sh
     losses, seconds = np.empty(epochs), np.empty(epochs)
     corrects = np.empty(epochs, np.int64)
     done, bad = engine.epochs(X, Y, labels, weights, order, batch_size, LOSSES[loss], lrs,
-                              shuffles, losses, corrects, seconds, snapshot._pairs)
+                              shuffles, losses, corrects, seconds, snapshot.copies)
     history._extend(1, losses[:done], corrects[:done] / (n * per_sample)
                     if loss in CLASSIFICATION else None, lrs[:done], seconds[:done], n)
     if done < epochs:  # epoch `done` diverged: the snapshot holds its start

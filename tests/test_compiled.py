@@ -321,3 +321,31 @@ def test_a_default_fit_runs_with_the_threads_default_threads_picks(monkeypatch):
     seen.clear()
     model.fit(X, y, "mse", epochs=1, batch_size=16, callbacks=[Watch()], n_threads=1)
     assert seen and all(n == 1 for n in seen[0])
+
+
+def test_copies_take_and_restore_their_pairs_and_refuse_bad_ones():
+    import pickle
+    from fastprop._engine import Copies
+
+    live = [np.arange(5.0), np.arange(3, dtype=np.uint64)]
+    saved = [np.zeros(5), np.zeros(3, np.uint64)]
+    c = Copies(list(zip(live, saved)))
+    c.take()
+    np.testing.assert_array_equal(saved[0], live[0])
+    np.testing.assert_array_equal(saved[1], live[1])
+    live[0][:] = -1
+    live[1][:] = 7
+    c.restore()
+    np.testing.assert_array_equal(live[0], np.arange(5.0))
+    np.testing.assert_array_equal(live[1], np.arange(3))
+    a = np.zeros(4)
+    for bad in ([(np.zeros(4), np.zeros(5))], [(a, a)], [(np.zeros(4), np.zeros(8)[::2])],
+                [(np.zeros(4), [0.0] * 4)]):
+        with pytest.raises(ValueError, match="pairs"):
+            Copies(bad)
+    ro = np.zeros(4)
+    ro.setflags(write=False)
+    with pytest.raises(ValueError, match="pairs"):
+        Copies([(np.zeros(4), ro)])
+    with pytest.raises(TypeError, match="not pickled"):
+        pickle.dumps(c)
