@@ -418,9 +418,10 @@ cdef class Copies:
             if not (isinstance(live, np.ndarray) and isinstance(saved, np.ndarray) and
                     live.nbytes == saved.nbytes and live.flags.c_contiguous and
                     saved.flags.c_contiguous and saved.flags.writeable and
-                    live.flags.writeable and not np.may_share_memory(live, saved)):
+                    live.flags.writeable and not live.dtype.hasobject and
+                    not saved.dtype.hasobject and not np.may_share_memory(live, saved)):
                 raise ValueError(f"pairs[{k}]: expected a (live, saved) pair of writable "
-                                 f"contiguous arrays of one size")
+                                 f"contiguous numeric arrays of one size")
             self.copies[k].live = _data(live)
             self.copies[k].saved = _data(saved)
             self.copies[k].size = live.nbytes
@@ -461,20 +462,19 @@ cdef Py_ssize_t _epochs(Net *net, const Batch *b, int64_t *order, Py_ssize_t n,
     epochs completed."""
     cdef Py_ssize_t e, k
     cdef int64_t n_correct
-    cdef double start = _now(), end, total
+    cdef double start, total
     diverged[0] = -1
     for e in range(n_epochs):
         for k in range(n_copies):
             memcpy(copies[k].saved, copies[k].live, copies[k].size)
+        start = _now()  # the epoch's time, as fit's per-epoch loop counts it: shuffle and steps
         if shuffle != NULL:
             fp_shuffle(order, n, shuffle[0], shuffle[1])
             shuffle[1] += 1
         n_correct = 0
         total = _any_epoch(net, b, order, n, batch_size, loss, lrs[e], False, &n_correct,
                            diverged)
-        end = _now()  # one clock reading per epoch: its end is the next one's start
-        seconds[e] = end - start
-        start = end
+        seconds[e] = _now() - start
         if diverged[0] >= 0:
             return e
         if not _params_finite(net):

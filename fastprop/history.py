@@ -32,6 +32,21 @@ class History:
 
     epoch, loss, accuracy, val_loss, lr, seconds, samples_per_sec = (_column(n) for n in _LISTS)
 
+    def __getstate__(self):
+        """Lists only (pending arrays made lists first): what pickle and copy take. A copy gets
+        its own dict of the columns, so assigning a column of one does not change the other."""
+        if self._pending:
+            self._flush()
+        return {"lists": dict(self._lists), "metrics": self.metrics}
+
+    def __setstate__(self, state):
+        if "lists" not in state:  # pickled by an earlier fastprop: the columns as attributes
+            state = {"lists": {name: state.get(name, []) for name in _LISTS},
+                     "metrics": state.get("metrics", {})}
+        self._lists = {name: state["lists"].get(name, []) for name in _LISTS}
+        self._pending = []
+        self.metrics = state["metrics"]
+
     def _append(self, logs):
         """One epoch from its logs (run after each epoch with callbacks: kept short)."""
         if self._pending:

@@ -181,11 +181,17 @@ class _BaseMLP(BaseEstimator):
         X = self._validate_X(X, reset=first)
         y = self._validate_targets(X, y, first, incremental, classes)
         sample_weight = self._sample_weight(X, y, sample_weight)
-        if self.n_threads is not None:
-            from .training import limit_threads
-            with limit_threads(self.n_threads):
-                return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
-        return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
+        from .training import limit_threads, threads_for_work
+        threads, lower_only = self.n_threads, False
+        if threads is None:  # the default, as fastprop's fit: by a step's work and the load
+            widths = [X.shape[1]] + list(sizes) + [y.shape[1] if y.ndim == 2 else 1]
+            batch = min(200 if self.batch_size == "auto" else self.batch_size, X.shape[0])
+            threads = threads_for_work(batch * sum(a * b for a, b in zip(widths, widths[1:])))
+            lower_only = True
+        if threads is None:
+            return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
+        with limit_threads(threads, lower_only=lower_only):
+            return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
 
     def _fit_checked(self, X, Y, sample_weight, incremental, sizes, first):
         if self.early_stopping and incremental:

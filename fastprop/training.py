@@ -9,6 +9,7 @@ import contextlib
 import numbers
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -195,11 +196,11 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
             validation_data, validation_split, metrics, lr_schedule, callbacks, progress,
             warm_start, sample_weight, l2_penalty, comm)
     if n_threads is None:
-        n_threads = default_threads(model, batch_size)
+        n_threads = default_threads(model, batch_size, _rows_of(X))
         if n_threads is None:
             return _fit(*args)
-        n_threads = min(n_threads, _current_threads())  # never more than the user allowed
-    n_threads = check_positive_int("n_threads", n_threads)
+        with limit_threads(n_threads, lower_only=True):  # never above what the user allowed
+            return _fit(*args)
     with limit_threads(n_threads):
         return _fit(*args)
 
@@ -227,14 +228,40 @@ def usable_cores():
 
 
 _controller = [None, -1]  # threadpoolctl's view of the loaded thread pools, and len(sys.modules)
+_limit_lock = threading.Lock()
+_limit = {"depth": 0, "limiter": None}  # fits inside a fastprop thread limit, and that limit
 
 
-def limit_threads(n_threads):
-    """A context that bounds BLAS and OpenMP to n_threads. threadpoolctl's ThreadpoolController
-    finds the thread pools by walking the loaded libraries (about 0.8 ms, longer than a small
-    fit); it is kept, and found again only after new modules were imported (which may have
-    loaded another BLAS or OpenMP)."""
-    return _controller_now().limit(limits=n_threads)
+@contextlib.contextmanager
+def limit_threads(n_threads, lower_only=False):
+    """A context that bounds BLAS and OpenMP to n_threads (lower_only: each pool to the smaller
+    of n_threads and its current limit, so a limit the user set is never raised). The limit is
+    process-wide: while fits overlap in several threads, the first one's limit holds and the
+    pools are restored when the last one ends (each restoring what it found would leave the
+    pools at a limit an overlapping fit had set). threadpoolctl's ThreadpoolController finds the
+    pools by walking the loaded libraries (about 0.8 ms, longer than a small fit): it is kept,
+    and found again only after new modules were imported (which may have loaded another BLAS or
+    OpenMP)."""
+    n_threads = check_positive_int("n_threads", n_threads)
+    with _limit_lock:
+        if _limit["depth"] == 0:
+            controller = _controller_now()
+            limits = n_threads
+            if lower_only:
+                limits = {}
+                for lib in controller.lib_controllers:
+                    limits[lib.user_api] = min(limits.get(lib.user_api, n_threads),
+                                               lib.num_threads)
+            _limit["limiter"] = controller.limit(limits=limits)
+        _limit["depth"] += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit["depth"] -= 1
+            if _limit["depth"] == 0:
+                limiter, _limit["limiter"] = _limit["limiter"], None
+                limiter.restore_original_limits()
 
 
 def _controller_now():
@@ -264,12 +291,14 @@ def _running_now():
 
 
 def others_load(cores):
-    """About how many cores other processes keep busy now. Cheap when the machine is not loaded:
-    a 1-minute load average below cores - 1/2 (this process's own threads included) counts as
-    none. Otherwise the threads runnable right now less this process's own, the median of three
+    """About how many of this process's `cores` other processes keep busy now (the machine's
+    load counted in proportion to the share of its CPUs this process may use). Cheap when the
+    machine is not loaded: a 1-minute load average below cores - 1/2 (this process's own
+    threads included) counts as none. Otherwise the threads runnable right now less this process's own, the median of three
     looks (the load average alone cannot tell this process's past threads from others')."""
+    share = cores / max(cores, os.cpu_count() or cores)
     try:
-        load = os.getloadavg()[0]
+        load = os.getloadavg()[0] * share
     except (AttributeError, OSError):
         return 0.0
     if load < cores - 0.5:
@@ -280,30 +309,42 @@ def others_load(cores):
         if now is None:
             return 0.0
         looks.append(max(0, now[0] - now[1]))
-    return float(sorted(looks)[1])
+    # /proc counts the whole machine's threads, a container's host's too: spread over all its
+    # CPUs, the share that lands on this process's cores (all of them, outside a container)
+    return float(sorted(looks)[1]) * share
 
 
-def default_threads(model, batch_size):
+def _rows_of(X):
+    """len(X) for an array-like with a shape, else None (before X is checked)."""
+    try:
+        return int(X.shape[0])
+    except Exception:
+        return None
+
+
+def default_threads(model, batch_size, n_rows=None):
     """The thread limit of a fit when n_threads is not given, or None to leave the thread pools as
-    they are (all cores unless the user or the environment set fewer). None for a step of fewer
-    than THREADS_MIN_WORK multiply-adds (BLAS runs such products on one thread by itself, and
-    fastprop's own loops thread only far above it) and on a machine with no other load; else the
-    usable cores that other processes leave free (others_load), at least 1. On a machine whose
-    cores are all taken, BLAS threads that wait for each other at every product collapse a fit
-    (measured: 2 to 300 times slower, README "Threads"), so a fit then runs on the cores left."""
-    if step_work(model, batch_size) < THREADS_MIN_WORK:
+    they are (all cores unless the user or the environment set fewer): threads_for_work for a
+    step of min(batch_size, n_rows) rows."""
+    if n_rows is not None and isinstance(batch_size, numbers.Integral):
+        batch_size = min(batch_size, n_rows)
+    return threads_for_work(step_work(model, batch_size))
+
+
+def threads_for_work(work):
+    """None for a step of fewer than THREADS_MIN_WORK multiply-adds in its forward pass (BLAS
+    runs such products on one thread by itself, and fastprop's own loops thread only far above
+    it) and on a machine with no other load; else the usable cores that other processes leave
+    free (others_load), at least 1. On a machine whose cores are all taken, BLAS threads that
+    wait for each other at every product collapse a fit (measured: 2 to 300 times slower,
+    README "Threads"), so a fit then runs on the cores left."""
+    if work < THREADS_MIN_WORK:
         return None
     cores = usable_cores()
     if cores == 1:
         return None
     free = int(round(cores - others_load(cores)))
     return None if free >= cores else max(1, free)
-
-
-def _current_threads():
-    """The largest thread count of the loaded BLAS and OpenMP pools (1 if there are none)."""
-    _controller_now()
-    return max([p.num_threads for p in _controller[0].lib_controllers] + [1])
 
 
 def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,

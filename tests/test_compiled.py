@@ -258,6 +258,8 @@ def test_default_threads_follow_the_work_and_the_other_processes(monkeypatch):
     assert T.default_threads(big, 64) == 2  # the cores the others leave
     monkeypatch.setattr(T, "others_load", lambda cores: 7.0)
     assert T.default_threads(big, 64) == 1
+    monkeypatch.setattr(T, "others_load", lambda cores: 2.4)
+    assert T.default_threads(big, 10**6, n_rows=1) is None  # a step of the data's 1 row
     monkeypatch.setattr(T, "usable_cores", lambda: 1)
     assert T.default_threads(big, 64) is None
 
@@ -276,6 +278,81 @@ def test_others_load_counts_the_other_processes_threads(monkeypatch):
     assert T.others_load(2) == 0.0
     monkeypatch.setattr(T, "_running_now", lambda: None)  # no /proc
     assert T.others_load(2) == 0.0
+
+
+def test_others_load_counts_this_process_share_of_the_machine(monkeypatch):
+    import fastprop.training as T
+
+    # a container with 2 of the host's 16 CPUs: the host's load lands on them in proportion
+    monkeypatch.setattr(T.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(T.os, "getloadavg", lambda: (10.0, 10.0, 10.0))
+    monkeypatch.setattr(T, "_running_now", lambda: pytest.fail("1.25 of 2 cores: no look"))
+    assert T.others_load(2) == 0.0
+    monkeypatch.setattr(T.os, "getloadavg", lambda: (40.0, 40.0, 40.0))
+    monkeypatch.setattr(T, "_running_now", lambda: (33, 1))  # 32 others on 16 CPUs: 4 on ours
+    assert T.others_load(2) == pytest.approx(4.0)
+
+
+def test_limit_threads_never_raises_a_limit_and_survives_overlapping_fits():
+    import fastprop.training as T
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def pools():
+        return sorted((i["user_api"], i["filepath"], i["num_threads"]) for i in threadpool_info())
+
+    before = pools()
+    with pytest.raises(ValueError, match="n_threads: expected a positive integer, got 0"):
+        with T.limit_threads(0):
+            pass
+    assert pools() == before
+    # the user limits BLAS alone to 1: a default limit of 2 leaves it at 1
+    with threadpool_limits(limits=1, user_api="blas"):
+        with T.limit_threads(2, lower_only=True):
+            assert all(n == 1 for api, _, n in pools() if api == "blas")
+    assert pools() == before
+    # two fits overlapping in threads, A enters, B enters, A leaves, B leaves: the first one's
+    # limit holds until the last leaves, and then the pools are as they were
+    a, b = T.limit_threads(1), T.limit_threads(2)
+    a.__enter__()
+    b.__enter__()
+    assert all(n == 1 for _, _, n in pools())
+    a.__exit__(None, None, None)
+    assert all(n == 1 for _, _, n in pools())
+    b.__exit__(None, None, None)
+    assert pools() == before
+
+
+def test_overlapping_default_fits_in_threads_restore_the_pools(monkeypatch):
+    import threading
+    import fastprop.training as T
+    from threadpoolctl import threadpool_info
+
+    before = sorted((i["filepath"], i["num_threads"]) for i in threadpool_info())
+    monkeypatch.setattr(T, "default_threads", lambda model, batch, rows=None: 1)  # busy
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 4)), rng.normal(size=(64, 1))
+    started, release = threading.Event(), threading.Event()
+
+    class Hold:  # keeps fit A running until B has started and finished its first epoch
+        def on_epoch_end(self, model, epoch, logs):
+            started.set()
+            release.wait(10)
+
+    class Go:
+        def on_epoch_end(self, model, epoch, logs):
+            release.set()
+
+    def fit_a():
+        fp.Sequential([fp.Dense(4, 1)], dtype="float64").fit(
+            X, y, "mse", epochs=1, callbacks=[Hold()])
+
+    t = threading.Thread(target=fit_a)
+    t.start()
+    assert started.wait(10)
+    fp.Sequential([fp.Dense(4, 1)], dtype="float64").fit(X, y, "mse", epochs=2,
+                                                         callbacks=[Go()])
+    t.join(10)
+    assert sorted((i["filepath"], i["num_threads"]) for i in threadpool_info()) == before
 
 
 def test_running_now_reads_this_machine():
@@ -304,13 +381,13 @@ def test_a_default_fit_runs_with_the_threads_default_threads_picks(monkeypatch):
     model = fp.Sequential([fp.Dense(4, 8, "tanh"), fp.Dense(8, 1)], dtype="float64")
     model.fit(X, y, "mse", epochs=1, batch_size=16, callbacks=[Watch()])
     assert seen == [before]  # a small step: the pools as they were
-    monkeypatch.setattr(T, "default_threads", lambda model, batch: 1)  # a busy machine
+    monkeypatch.setattr(T, "default_threads", lambda model, batch, rows=None: 1)  # busy
     seen.clear()
     model.fit(X, y, "mse", epochs=1, batch_size=16, callbacks=[Watch()])
     assert seen and all(n == 1 for n in seen[0])
     assert _blas_threads() == before  # restored
     # a limit the user set around the fit is never raised
-    monkeypatch.setattr(T, "default_threads", lambda model, batch: 2)
+    monkeypatch.setattr(T, "default_threads", lambda model, batch, rows=None: 2)
     with threadpool_limits(limits=1):
         seen.clear()
         model.fit(X, y, "mse", epochs=1, batch_size=16, callbacks=[Watch()])
@@ -340,7 +417,7 @@ def test_copies_take_and_restore_their_pairs_and_refuse_bad_ones():
     np.testing.assert_array_equal(live[1], np.arange(3))
     a = np.zeros(4)
     for bad in ([(np.zeros(4), np.zeros(5))], [(a, a)], [(np.zeros(4), np.zeros(8)[::2])],
-                [(np.zeros(4), [0.0] * 4)]):
+                [(np.zeros(4), [0.0] * 4)], [(np.array([None]), np.array([None]))]):
         with pytest.raises(ValueError, match="pairs"):
             Copies(bad)
     ro = np.zeros(4)

@@ -220,3 +220,31 @@ def test_classification_metrics_and_monitors_need_nothing_more():
 def test_a_model_too_large_to_allocate_is_a_clear_error():
     with pytest.raises(ValueError, match="layers: a model of .* GiB"):
         fp.Sequential([fp.Dense(2**31 - 1, 2**31 - 1)])
+
+
+def test_a_history_copies_and_pickles_as_lists():
+    import copy
+    import pickle
+
+    from fastprop.history import History
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), (rng.random((40, 1)) > 0.5).astype(float)
+    model = fp.Sequential([fp.Dense(3, 4, "tanh"), fp.Dense(4, 1, "sigmoid")], dtype="float64")
+    h = model.fit(X, y, "binary_cross_entropy", epochs=3)  # one compiled call: arrays pending
+    c = copy.copy(h)
+    assert c.loss == h.loss and len(c.loss) == 3
+    assert h.epoch == [1, 2, 3] and c.epoch == [1, 2, 3]  # read in either order, never twice
+    c.loss = [0.0]
+    assert len(h.loss) == 3  # a copy's column assigned: the original keeps its own
+    d = copy.deepcopy(h)
+    assert d.loss == h.loss and d.loss is not h.loss
+    p = pickle.loads(pickle.dumps(h))
+    assert p.as_dict() == h.as_dict() and len(p) == 3
+    # a History pickled by an earlier version (its columns as plain attributes)
+    old = History.__new__(History)
+    old.__setstate__({"epoch": [1, 2], "loss": [0.5, 0.4], "accuracy": [], "val_loss": [],
+                      "lr": [0.1, 0.1], "seconds": [1.0, 1.0], "samples_per_sec": [40.0, 40.0],
+                      "metrics": {"val_mae": [0.3, 0.2]}})
+    assert len(old) == 2 and old.loss == [0.5, 0.4]
+    assert old.metrics == {"val_mae": [0.3, 0.2]} and "loss=0.4" in repr(old)

@@ -194,3 +194,26 @@ def test_a_clear_import_error_without_scikit_learn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd="/")
     assert 'pip install "fastprop[sklearn]"' in out.stdout, out.stdout + out.stderr
+
+
+def test_estimators_take_fits_default_thread_limit(monkeypatch):
+    import contextlib
+    import fastprop.training as T
+
+    calls = []
+
+    @contextlib.contextmanager
+    def record(n, lower_only=False):
+        calls.append((n, lower_only))
+        yield
+
+    monkeypatch.setattr(T, "limit_threads", record)
+    monkeypatch.setattr(T, "threads_for_work", lambda work: 1 if work >= 10_000 else None)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 20)), rng.integers(0, 2, 300)
+    MLPClassifier(hidden_layer_sizes=(50,), max_iter=2).fit(X, y)  # 200 x (20x50 + 50x1) rows
+    assert calls == [(1, True)]  # a busy machine: lowered, never raised
+    MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, batch_size=10).fit(X, y)
+    assert calls == [(1, True)]  # a small step: left as they are
+    MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, n_threads=2).fit(X, y)
+    assert calls == [(1, True), (2, False)]  # asked for
