@@ -4,7 +4,7 @@ cores for networks from the seeds' 2-4-1 to the wide 1024-2048-2048-1024, idle a
 Each row trains the same model for a fixed number of steps with n_threads=1 and n_threads=<all
 cores>, alternating, median of 5, and reports steps/s, the ratio, the work of a step (multiply-
 adds of its forward pass: batch x sum of n_in x n_out) and the limit fastprop's default
-(fastprop.training.default_threads) sets at the end of the row ("as set": none, the thread pools
+(fastprop.threads.default_threads) sets at the end of the row ("as set": none, the thread pools
 are left as they are). With --busy, as many spinning processes as cores
 load the machine first (and the table waits until the 1-minute load average shows them). The threshold in
 fastprop/training.py comes from this table.
@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import fastprop as fp
-from fastprop.training import default_threads, step_work
+from fastprop.threads import default_threads, step_work
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import describe  # noqa: E402

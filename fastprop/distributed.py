@@ -28,6 +28,7 @@ import zlib
 import numpy as np
 
 from .losses import LOSSES
+from .threads import usable_cores
 
 
 class Communicator:
@@ -105,7 +106,6 @@ def as_communicator(comm):
 def default_threads(comm):
     """The threads for each rank: this machine's cores (those this process may run on) divided
     by the ranks on it, at least 1."""
-    from .training import usable_cores
     return max(1, min(usable_cores(), (os.cpu_count() or 1) // max(1, comm.local_size)))
 
 

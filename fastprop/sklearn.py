@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('fastprop.sklearn needs scikit-learn: pip install "fastprop[sklearn]"') \
         from exc
 
-from . import training
+from . import threads, training
 from .layers import Dense, Dropout
 from .losses import LOSSES
 from .model import Sequential
@@ -181,16 +181,9 @@ class _BaseMLP(BaseEstimator):
         X = self._validate_X(X, reset=first)
         y = self._validate_targets(X, y, first, incremental, classes)
         sample_weight = self._sample_weight(X, y, sample_weight)
-        from .training import limit_threads, threads_for_work
-        threads, lower_only = self.n_threads, False
-        if threads is None:  # the default, as fastprop's fit: by a step's work and the load
-            widths = [X.shape[1]] + list(sizes) + [y.shape[1] if y.ndim == 2 else 1]
-            batch = min(200 if self.batch_size == "auto" else self.batch_size, X.shape[0])
-            threads = threads_for_work(batch * sum(a * b for a, b in zip(widths, widths[1:])))
-            lower_only = True
-        if threads is None:
-            return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
-        with limit_threads(threads, lower_only=lower_only):
+        batch = min(200 if self.batch_size == "auto" else self.batch_size, X.shape[0])
+        widths = [X.shape[1]] + list(sizes) + [y.shape[1] if y.ndim == 2 else 1]
+        with threads.fit_limit(self.n_threads, threads.work_of(widths, batch)):
             return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
 
     def _fit_checked(self, X, Y, sample_weight, incremental, sizes, first):

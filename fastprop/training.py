@@ -7,9 +7,6 @@ scale what each epoch uses and never write it back.
 """
 import contextlib
 import numbers
-import os
-import sys
-import threading
 import time
 
 import numpy as np
@@ -17,7 +14,7 @@ import numpy as np
 from ._validation import (as_numeric_array, check_choice, check_finite, check_non_negative_float,
                           check_positive_int, check_seed)
 from .callbacks import Progress, is_terminal
-from . import _kernels
+from . import _kernels, threads
 from ._engine import Copies
 from .history import History
 from .losses import CLASSIFICATION, LOSSES, PER_ELEMENT
@@ -31,11 +28,11 @@ class Snapshot:
 
     def __init__(self, model, state, extra=()):
         self.state = state
-        self._pairs = [(model.params, model.params.copy()),
-                       (model._dropout_state, model._dropout_state.copy()),
-                       (state.steps, state.steps.copy())]
-        self._pairs += [(buf, buf.copy()) for buf in list(state.buffers) + list(extra)]
-        self.copies = Copies(self._pairs)  # compiled: a take per epoch costs no Python loop
+        pairs = [(model.params, model.params.copy()),
+                 (model._dropout_state, model._dropout_state.copy()),
+                 (state.steps, state.steps.copy())]
+        pairs += [(buf, buf.copy()) for buf in list(state.buffers) + list(extra)]
+        self.copies = Copies(pairs)  # compiled: a take per epoch costs no Python loop
         self.take, self.restore = self.copies.take, self.copies.restore
 
 
@@ -195,123 +192,8 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     args = (model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
             validation_data, validation_split, metrics, lr_schedule, callbacks, progress,
             warm_start, sample_weight, l2_penalty, comm)
-    if n_threads is None:
-        n_threads = default_threads(model, batch_size, _rows_of(X))
-        if n_threads is None:
-            return _fit(*args)
-        with limit_threads(n_threads, lower_only=True):  # never above what the user allowed
-            return _fit(*args)
-    with limit_threads(n_threads):
+    with threads.fit_limit(n_threads, threads.step_work(model, batch_size, _rows_of(X))):
         return _fit(*args)
-
-
-# Below this many multiply-adds in a step's forward pass (batch x sum of n_in x n_out), a fit
-# runs on one thread: measured by benchmarks/threads.py (README, "Threads"), two threads lose
-# or tie below it (OpenBLAS itself keeps such products on one thread) and win by 1.3-1.9x above.
-THREADS_MIN_WORK = 500_000
-
-
-def step_work(model, batch_size):
-    """The multiply-adds of one step's forward pass: batch x sum over layers of n_in x n_out."""
-    try:  # before the arguments are checked: anything odd counts as small (fit then refuses it)
-        return max(1, int(batch_size)) * sum(s.n_in * s.n_out for s in model.architecture)
-    except Exception:
-        return 0
-
-
-def usable_cores():
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-_controller = [None, -1]  # threadpoolctl's view of the loaded thread pools, and len(sys.modules)
-_limit_lock = threading.Lock()
-_limit = {"depth": 0, "limiter": None}  # fits inside a fastprop thread limit, and that limit
-
-
-@contextlib.contextmanager
-def limit_threads(n_threads, lower_only=False):
-    """A context that bounds BLAS and OpenMP to n_threads (lower_only: each pool to the smaller
-    of n_threads and its current limit, so a limit the user set is never raised). The limit is
-    process-wide: while fits overlap in several threads, the first one's limit holds and the
-    pools are restored when the last one ends (each restoring what it found would leave the
-    pools at a limit an overlapping fit had set). threadpoolctl's ThreadpoolController finds the
-    pools by walking the loaded libraries (about 0.8 ms, longer than a small fit): it is kept,
-    and found again only after new modules were imported (which may have loaded another BLAS or
-    OpenMP)."""
-    n_threads = check_positive_int("n_threads", n_threads)
-    with _limit_lock:
-        if _limit["depth"] == 0:
-            controller = _controller_now()
-            limits = n_threads
-            if lower_only:
-                limits = {}
-                for lib in controller.lib_controllers:
-                    limits[lib.user_api] = min(limits.get(lib.user_api, n_threads),
-                                               lib.num_threads)
-            _limit["limiter"] = controller.limit(limits=limits)
-        _limit["depth"] += 1
-    try:
-        yield
-    finally:
-        with _limit_lock:
-            _limit["depth"] -= 1
-            if _limit["depth"] == 0:
-                limiter, _limit["limiter"] = _limit["limiter"], None
-                limiter.restore_original_limits()
-
-
-def _controller_now():
-    from threadpoolctl import ThreadpoolController
-    if _controller[0] is None or _controller[1] != len(sys.modules):
-        _controller[0], _controller[1] = ThreadpoolController(), len(sys.modules)
-    return _controller[0]
-
-
-def _running_now():
-    """(threads runnable on the machine now, those of them that are this process's), from
-    /proc/loadavg and /proc/self/task; None where there is no /proc."""
-    try:
-        with open("/proc/loadavg") as f:
-            running = int(f.read().split()[3].split("/")[0])
-        own = 0
-        for tid in os.listdir("/proc/self/task"):
-            try:
-                with open(f"/proc/self/task/{tid}/stat") as f:
-                    stat = f.read()
-            except OSError:  # the thread ended meanwhile
-                continue
-            own += stat[stat.rindex(")") + 2] == "R"
-        return running, own
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def others_load(cores):
-    """About how many of this process's `cores` other processes keep busy now (the machine's
-    load counted in proportion to the share of its CPUs this process may use). Cheap when the
-    machine is not loaded: a 1-minute load average below cores - 1/2 (this process's own
-    threads included) counts as none. Otherwise the threads runnable right now less this process's own, the median of three
-    looks (the load average alone cannot tell this process's past threads from others')."""
-    share = cores / max(cores, os.cpu_count() or cores)
-    try:
-        load = os.getloadavg()[0] * share
-    except (AttributeError, OSError):
-        return 0.0
-    if load < cores - 0.5:
-        return 0.0
-    looks = []
-    for _ in range(3):
-        now = _running_now()
-        if now is None:
-            return 0.0
-        looks.append(max(0, now[0] - now[1]))
-    # /proc counts the whole machine's threads, a container's host's too: spread over all its
-    # CPUs, the share that lands on this process's cores (all of them, outside a container)
-    return float(sorted(looks)[1]) * share
 
 
 def _rows_of(X):
@@ -320,31 +202,6 @@ def _rows_of(X):
         return int(X.shape[0])
     except Exception:
         return None
-
-
-def default_threads(model, batch_size, n_rows=None):
-    """The thread limit of a fit when n_threads is not given, or None to leave the thread pools as
-    they are (all cores unless the user or the environment set fewer): threads_for_work for a
-    step of min(batch_size, n_rows) rows."""
-    if n_rows is not None and isinstance(batch_size, numbers.Integral):
-        batch_size = min(batch_size, n_rows)
-    return threads_for_work(step_work(model, batch_size))
-
-
-def threads_for_work(work):
-    """None for a step of fewer than THREADS_MIN_WORK multiply-adds in its forward pass (BLAS
-    runs such products on one thread by itself, and fastprop's own loops thread only far above
-    it) and on a machine with no other load; else the usable cores that other processes leave
-    free (others_load), at least 1. On a machine whose cores are all taken, BLAS threads that
-    wait for each other at every product collapse a fit (measured: 2 to 300 times slower,
-    README "Threads"), so a fit then runs on the cores left."""
-    if work < THREADS_MIN_WORK:
-        return None
-    cores = usable_cores()
-    if cores == 1:
-        return None
-    free = int(round(cores - others_load(cores)))
-    return None if free >= cores else max(1, free)
 
 
 def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,

@@ -241,7 +241,7 @@ def _blas_threads():
 
 
 def test_default_threads_follow_the_work_and_the_other_processes(monkeypatch):
-    import fastprop.training as T
+    import fastprop.threads as T
 
     small = fp.Sequential([fp.Dense(2, 4, "sigmoid"), fp.Dense(4, 1, "sigmoid")])
     big = fp.Sequential([fp.Dense(784, 256, "relu"), fp.Dense(256, 10)])
@@ -265,7 +265,7 @@ def test_default_threads_follow_the_work_and_the_other_processes(monkeypatch):
 
 
 def test_others_load_counts_the_other_processes_threads(monkeypatch):
-    import fastprop.training as T
+    import fastprop.threads as T
 
     monkeypatch.setattr(T.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
     monkeypatch.setattr(T, "_running_now", lambda: pytest.fail("not looked at when not loaded"))
@@ -281,7 +281,7 @@ def test_others_load_counts_the_other_processes_threads(monkeypatch):
 
 
 def test_others_load_counts_this_process_share_of_the_machine(monkeypatch):
-    import fastprop.training as T
+    import fastprop.threads as T
 
     # a container with 2 of the host's 16 CPUs: the host's load lands on them in proportion
     monkeypatch.setattr(T.os, "cpu_count", lambda: 16)
@@ -294,7 +294,7 @@ def test_others_load_counts_this_process_share_of_the_machine(monkeypatch):
 
 
 def test_limit_threads_never_raises_a_limit_and_survives_overlapping_fits():
-    import fastprop.training as T
+    import fastprop.threads as T
     from threadpoolctl import threadpool_info, threadpool_limits
 
     def pools():
@@ -324,11 +324,11 @@ def test_limit_threads_never_raises_a_limit_and_survives_overlapping_fits():
 
 def test_overlapping_default_fits_in_threads_restore_the_pools(monkeypatch):
     import threading
-    import fastprop.training as T
+    import fastprop.threads as T
     from threadpoolctl import threadpool_info
 
     before = sorted((i["filepath"], i["num_threads"]) for i in threadpool_info())
-    monkeypatch.setattr(T, "default_threads", lambda model, batch, rows=None: 1)  # busy
+    monkeypatch.setattr(T, "threads_for_work", lambda work: 1)  # a busy machine
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(64, 4)), rng.normal(size=(64, 1))
     started, release = threading.Event(), threading.Event()
@@ -356,7 +356,7 @@ def test_overlapping_default_fits_in_threads_restore_the_pools(monkeypatch):
 
 
 def test_running_now_reads_this_machine():
-    import fastprop.training as T
+    import fastprop.threads as T
 
     now = T._running_now()
     if now is None:
@@ -366,7 +366,7 @@ def test_running_now_reads_this_machine():
 
 
 def test_a_default_fit_runs_with_the_threads_default_threads_picks(monkeypatch):
-    import fastprop.training as T
+    import fastprop.threads as T
     from threadpoolctl import threadpool_limits
 
     seen = []
@@ -381,13 +381,13 @@ def test_a_default_fit_runs_with_the_threads_default_threads_picks(monkeypatch):
     model = fp.Sequential([fp.Dense(4, 8, "tanh"), fp.Dense(8, 1)], dtype="float64")
     model.fit(X, y, "mse", epochs=1, batch_size=16, callbacks=[Watch()])
     assert seen == [before]  # a small step: the pools as they were
-    monkeypatch.setattr(T, "default_threads", lambda model, batch, rows=None: 1)  # busy
+    monkeypatch.setattr(T, "threads_for_work", lambda work: 1)  # a busy machine
     seen.clear()
     model.fit(X, y, "mse", epochs=1, batch_size=16, callbacks=[Watch()])
     assert seen and all(n == 1 for n in seen[0])
     assert _blas_threads() == before  # restored
     # a limit the user set around the fit is never raised
-    monkeypatch.setattr(T, "default_threads", lambda model, batch, rows=None: 2)
+    monkeypatch.setattr(T, "threads_for_work", lambda work: 2)
     with threadpool_limits(limits=1):
         seen.clear()
         model.fit(X, y, "mse", epochs=1, batch_size=16, callbacks=[Watch()])

@@ -198,7 +198,7 @@ def test_a_clear_import_error_without_scikit_learn():
 
 def test_estimators_take_fits_default_thread_limit(monkeypatch):
     import contextlib
-    import fastprop.training as T
+    import fastprop.threads as T
 
     calls = []
 
