@@ -151,24 +151,36 @@ def check_same(comm, model, optimizer, arrays, **numbers):
                          f"{int(differs[0])} of {comm.size} ranks were not ({where})")
 
 
+def agree_on_plan(comm, model, plan, error):
+    """Collective, before a data-parallel fit: every rank raises if any refused its arguments
+    (`error`, or None), and the same ValueError if they were given different ones."""
+    all_accept(comm, error)
+    check_same(comm, model, plan.optimizer,
+               {"X": plan.X, "y": plan.Y if plan.labels is None else plan.labels,
+                "sample_weight": plan.weights,
+                "validation X": None if plan.val is None else plan.val[0]},
+               loss=LOSSES[plan.loss], epochs=plan.epochs, batch_size=plan.batch_size,
+               shuffle=plan.shuffle, seed=plan.seed, warm_start=plan.warm_start,
+               l2_penalty=plan.l2_penalty, rates=float(np.sum(plan.rates)))
+
+
 def broadcast_model(comm, model, extra=()):
-    """Rank 0's parameters, optimizer state (buffers and step count), dropout and shuffle
-    counters, and `extra` arrays, on every rank."""
-    state = model._optimizer_state
-    for buf in [model.params, model._dropout_state, model._shuffle_state, state.steps,
-                *state.buffers, *extra]:
+    """Rank 0's training state (model._state(): parameters, gradients, optimizer state,
+    dropout and shuffle counters) and `extra` arrays, on every rank."""
+    for _, buf in model._state():
+        comm.broadcast(buf)
+    for buf in extra:
         comm.broadcast(buf)
 
 
 class ShardedSteps:
-    """The steps of fit's epochs on one rank: for each global batch, this rank's part of its
-    gradient (Engine.shards), the sum over the ranks, and the update, the same on every rank.
-    Decisions (divergence, learning rates, stopping) come from values every rank holds: the
-    summed gradient, or what rank 0 broadcasts (`agree`)."""
+    """The steps of fit's epochs on one rank (the loop.Steps of a data-parallel fit): for each
+    global batch, this rank's part of its gradient (Engine.shards), the sum over the ranks, and
+    the update, the same on every rank. Decisions (divergence, learning rates, stopping) come
+    from values every rank holds: the summed gradient, or what rank 0 broadcasts (`on_root`)."""
 
-    def __init__(self, comm, engine, X, Y, labels, weights, order, batch_size, loss):
-        self.comm, self.batch_size, self.data = comm, batch_size, (X, Y, labels, weights,
-                                                                     LOSSES[loss])
+    def __init__(self, comm, engine, data, order, batch_size):
+        self.comm, self.batch_size, self.data = comm, batch_size, data
         self.rebind(engine, order)
 
     def rebind(self, engine, order=None):
@@ -178,6 +190,9 @@ class ShardedSteps:
         X, Y, labels, weights, loss = self.data
         self.engine, self.grads = engine, engine.gradient_buffer
         self.shards = engine.shards(X, Y, labels, weights, loss, order)
+
+    def params_finite(self):
+        return self.engine.params_finite()
 
     def shuffle(self, shuffles):
         self.shards.shuffle(shuffles[0], shuffles[1])

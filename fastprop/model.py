@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from . import io, torch_interop, training
+from . import io, loop, torch_interop, training
 from ._engine import Engine
 from ._validation import (as_numeric_array, check_dtype, check_finite, check_matrix, check_path,
                           check_seed)
@@ -105,7 +105,7 @@ class Sequential:
         self._shuffle_state = np.array([self._rng.integers(2**63), 0], np.uint64)
         self._engine = None
         self._training = threading.Lock()  # held by fit: one training at a time
-        self._snapshot = None  # training.Snapshot of the current optimizer state (_snapshot_for)
+        self._snapshot = None  # loop.Snapshot of the current training state (_snapshot_for)
         self.optimizer = None            # the optimizer of the last training, with ...
         self._optimizer_state = None     # ... its state on this model
 
@@ -289,12 +289,25 @@ class Sequential:
     def _reset_optimizer_state(self, optimizer):
         self._bind(optimizer, 1, OptimizerState(optimizer.n_state, self._params))
 
-    def _snapshot_for(self):
-        """A Snapshot of the parameters and the current optimizer state, its buffers made once
-        per state and reused (a step's rollback allocates nothing)."""
+    def _state(self):
+        """The training state, listed once: (name, array) for everything training changes,
+        the parameters, gradients, dropout and shuffle counters, and the optimizer's step count
+        and buffers. Snapshots, the data-parallel broadcast and the file format iterate it."""
+        items = [("params", self._params), ("grads", self._grads),
+                 ("dropout_state", self._dropout_state), ("shuffle_state", self._shuffle_state)]
         state = self._optimizer_state
-        if self._snapshot is None or self._snapshot.state is not state:
-            self._snapshot = training.Snapshot(self, state)
+        if state is not None:
+            items.append(("optimizer_steps", state.steps))
+            items += [(f"optimizer_state_{i}", buf) for i, buf in enumerate(state.buffers)]
+        return items
+
+    def _snapshot_for(self, extra=()):
+        """A loop.Snapshot of the training state (and of `extra` arrays); without extra, made
+        once per optimizer state and reused, so that a step's rollback allocates nothing."""
+        if extra:
+            return loop.Snapshot(self, extra)
+        if self._snapshot is None or self._snapshot.state is not self._optimizer_state:
+            self._snapshot = loop.Snapshot(self)
         return self._snapshot
 
     def _apply_optimizer(self, optimizer):
@@ -376,15 +389,12 @@ class Sequential:
             return self._train_step(X, Y, labels, weights, loss, optimizer, l2_penalty)
 
     def _train_step(self, X, Y, labels, weights, loss, optimizer, l2_penalty):
-        engine = self._bind(optimizer, X.shape[0], penalty=l2_penalty)
-        snapshot = self._snapshot_for()
-        snapshot.take()
-        value, _ = engine.step(X, Y, labels, LOSSES[loss], optimizer.lr, weights)
-        if not (np.isfinite(value) and engine.params_finite()):
-            snapshot.restore()
-            raise training.diverged("train_step", "the model is as it was before the step",
-                                    optimizer.lr)
-        return value
+        """One step through the training loop: a single batch of every row, in place."""
+        n = X.shape[0]
+        steps = loop.Steps(self._bind(optimizer, n, penalty=l2_penalty),
+                           (X, Y, labels, weights, LOSSES[loss]), None, n)
+        total, _ = loop.Epochs(self, steps, n, n, "train_step").run(optimizer.lr)
+        return total / n
 
     def fit(self, X, y, loss, optimizer=None, epochs=1, batch_size=32, **options):
         """Trains on (X, y) by mini-batch gradient descent; returns a History. See

@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('fastprop.sklearn needs scikit-learn: pip install "fastprop[sklearn]"') \
         from exc
 
-from . import threads, training
+from . import loop, threads
 from .layers import Dense, Dropout
 from .losses import LOSSES
 from .model import Sequential
@@ -248,37 +248,32 @@ class _BaseMLP(BaseEstimator):
             if not np.isfinite(X).all():
                 raise ValueError(f"X: expected values that fit in {dtype}, got some beyond its "
                                  f"range (they would be inf)")
+        else:
+            X = X.tocsr()  # batches are rows
         targets = self._engine_targets(Y, dtype)
         if targets[0] is not None and not np.isfinite(targets[0]).all():
             raise ValueError(f"y: expected targets that fit in {dtype}, got some beyond its range")
         weights = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype)
-        loss = self._loss()
-        optimizer = self._optimizer_
-        sample_idx = np.arange(n, dtype=int)
-        self._bound = None
-        try:
-            with model._exclusive("fit"):
-                self._epochs(X, targets, weights, X_val, y_val, w_val, sample_idx, n,
-                             batch_size, sparse, loss, optimizer, incremental)
-        finally:
-            self._bound = None
+        data = targets + (weights, LOSSES[self._loss()])
+        with model._exclusive("fit"):
+            engine = model._bind(self._optimizer_, batch_size, penalty=float(self.alpha))
+            steps = (loop.SparseSteps if sparse else loop.Steps)(engine, (X,) + data, None,
+                                                                  batch_size)
+            self._epochs(loop.Epochs(model, steps, n, batch_size, "fit"), X_val, y_val, w_val,
+                         np.arange(n, dtype=int), incremental)
         if self.early_stopping and self._best_params is not None:
             model.params = self._best_params
         return self
 
-    def _epochs(self, X, targets, weights, X_val, y_val, w_val, sample_idx, n, batch_size,
-                sparse, loss, optimizer, incremental):
-        """scikit-learn's epoch loop: shuffles, the tol / early-stopping / adaptive rules."""
+    def _epochs(self, epochs, X_val, y_val, w_val, sample_idx, incremental):
+        """scikit-learn's rules around the training loop's epochs: its shuffles, the tol,
+        early-stopping and adaptive rules."""
+        n = epochs.n
         for _ in range(1 if incremental else self.max_iter):
             if self.shuffle:
                 sample_idx = _shuffle(sample_idx, random_state=self._random_state)
             lr = self._lr if self.solver == "sgd" else float(self.learning_rate_init)
-            if sparse:
-                total = self._sparse_epoch(X, targets, weights, sample_idx, batch_size,
-                                           loss, optimizer, lr)
-            else:
-                total = self._dense_epoch(X, targets, weights, sample_idx, batch_size,
-                                          loss, optimizer, lr)
+            total = self._epoch(epochs, sample_idx, lr)
             self.n_iter_ += 1
             self.loss_ = total / n
             self.t_ += n
@@ -311,41 +306,16 @@ class _BaseMLP(BaseEstimator):
                               "optimization hasn't converged yet." % self.max_iter,
                               ConvergenceWarning)
 
-    def _dense_epoch(self, X, targets, weights, order, batch_size, loss, optimizer, lr):
-        """One epoch through the engine, in the order scikit-learn draws; divergence stops it as
-        fit does. The engine is bound once per fit (again only if it was rebuilt)."""
-        model = self.model_
-        engine = self._bound
-        if engine is None or engine is not model._engine:
-            engine = self._bound = model._bind(optimizer, batch_size, penalty=float(self.alpha))
-        snapshot = model._snapshot_for()
-        snapshot.take()
-        order = np.ascontiguousarray(order, dtype=np.int64)
-        Y, labels = targets
-        total, _, bad = engine.epoch(X, Y, labels, order, batch_size, LOSSES[loss], lr, False,
-                                     weights)
-        if bad >= 0 or not engine.params_finite():
-            snapshot.restore()
-            raise training.diverged(f"fit: iteration {self.n_iter_ + 1}", "the model keeps its "
-                                    "weights from the start of that iteration", lr)
-        return total
-
-    def _sparse_epoch(self, X, targets, weights, order, batch_size, loss, optimizer, lr):
-        """Sparse X: each batch's rows densified as it is taken, never the whole matrix."""
-        model = self.model_
-        Y, labels = targets
-        total = 0.0
-        for lo in range(0, X.shape[0], batch_size):
-            idx = order[lo:lo + batch_size]
-            Xb = np.ascontiguousarray(X[idx].toarray(), dtype=model.dtype)
-            # the training lock is held by this fit: the step goes straight to the model's
-            value = model._train_step(Xb, None if Y is None else np.ascontiguousarray(Y[idx]),
-                                      None if labels is None else
-                                      np.ascontiguousarray(labels[idx]),
-                                      None if weights is None else
-                                      np.ascontiguousarray(weights[idx]), loss, optimizer,
-                                      float(self.alpha))
-            total += value * len(idx)
+    def _epoch(self, epochs, order, lr):
+        """One epoch through the training loop, in the order scikit-learn draws; divergence
+        stops it as it stops fit. The engine is bound once per fit (again only if it was
+        rebuilt)."""
+        model, steps = self.model_, epochs.steps
+        if steps.engine is not model._engine:
+            steps.rebind(model._bind(self._optimizer_, epochs.batch_size,
+                                     penalty=float(self.alpha)))
+        steps.order = np.ascontiguousarray(order, dtype=np.int64)
+        total, _ = epochs.run(lr, self.n_iter_)
         return total
 
     def _update_no_improvement_count(self, X_val, y_val, w_val):
@@ -370,7 +340,6 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = self.loss_curve_[-1]
 
     _best_params = None
-    _bound = None  # the engine bound for this fit
 
     def _sample_weight(self, X, y, sample_weight):
         if sample_weight is None:

@@ -6,6 +6,7 @@ optimizer state changes. The optimizer's own `lr` is the base rate: schedules an
 scale what each epoch uses and never write it back.
 """
 import contextlib
+import dataclasses
 import numbers
 import time
 
@@ -14,33 +15,11 @@ import numpy as np
 from ._validation import (as_numeric_array, check_choice, check_finite, check_non_negative_float,
                           check_positive_int, check_seed)
 from .callbacks import Progress, is_terminal
-from . import _kernels, threads
-from ._engine import Copies
+from . import loop, threads
 from .history import History
 from .losses import CLASSIFICATION, LOSSES, PER_ELEMENT
 from .metrics import get_metric
 from .optimizers import SGD, Optimizer, OptimizerState
-
-
-class Snapshot:
-    """A copy of what a training step changes: the parameters, the optimizer state and the
-    dropout counter; taken and restored without allocating."""
-
-    def __init__(self, model, state, extra=()):
-        self.state = state
-        pairs = [(model.params, model.params.copy()),
-                 (model._dropout_state, model._dropout_state.copy()),
-                 (state.steps, state.steps.copy())]
-        pairs += [(buf, buf.copy()) for buf in list(state.buffers) + list(extra)]
-        self.copies = Copies(pairs)  # compiled: a take per epoch costs no Python loop
-        self.take, self.restore = self.copies.take, self.copies.restore
-
-
-def diverged(where, snapshot_note, lr):
-    return FloatingPointError(
-        f"{where}: the loss or the update was not finite (nan or inf), so training stopped; "
-        f"{snapshot_note}. Lower the learning rate (lr={lr:g}) or clip the gradients "
-        f"(clip_norm=...)")
 
 
 def check_sample_weight(sample_weight, n, dtype):
@@ -189,11 +168,11 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
         comm = distributed.as_communicator(comm)
         if n_threads is None:
             n_threads = distributed.default_threads(comm)
-    args = (model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
-            validation_data, validation_split, metrics, lr_schedule, callbacks, progress,
-            warm_start, sample_weight, l2_penalty, comm)
+    args = (X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose, validation_data,
+            validation_split, metrics, lr_schedule, callbacks, progress, warm_start,
+            sample_weight, l2_penalty)
     with threads.fit_limit(n_threads, threads.step_work(model, batch_size, _rows_of(X))):
-        return _fit(*args)
+        return _fit(model, args, comm)
 
 
 def _rows_of(X):
@@ -204,14 +183,39 @@ def _rows_of(X):
         return None
 
 
-def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
-         validation_data, validation_split, metrics, lr_schedule, callbacks, progress, warm_start,
-         sample_weight, l2_penalty, comm):
+@dataclasses.dataclass
+class Plan:
+    """A fit's arguments, checked: what _train runs."""
+    X: np.ndarray
+    Y: object              # targets (n, n_out), or None with labels
+    labels: object         # int64 labels (softmax cross-entropy), or None
+    weights: object        # sample weights, or None
+    loss: str
+    optimizer: Optimizer
+    epochs: int
+    batch_size: int
+    shuffle: bool
+    seed: object
+    verbose: int
+    val: object            # (X, Y, labels, y as given) of the validation data, or None
+    metrics: dict
+    rates: list            # every epoch's scheduled learning rate
+    callbacks: list
+    progress: object
+    warm_start: bool
+    l2_penalty: float
+
+    @property
+    def data(self):
+        """What the engine's steps read: (X, Y, labels, weights, loss code)."""
+        return self.X, self.Y, self.labels, self.weights, LOSSES[self.loss]
+
+
+def _fit(model, args, comm):
+    plan = None
     with contextlib.ExitStack() as held:
         try:
-            args = _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
-                            verbose, validation_data, validation_split, metrics, lr_schedule,
-                            callbacks, progress, warm_start, sample_weight, l2_penalty)
+            plan = _checked(model, *args)
             held.enter_context(model._exclusive("fit"))
             error = None
         except Exception as exc:
@@ -219,25 +223,15 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbos
                 raise
             error = exc
         if comm is not None:  # every rank refuses if any does, and they must agree
-            from .distributed import all_accept, check_same
-            all_accept(comm, error)
-            (X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle, seed, _, val,
-             _, rates, _, _, warm_start, l2_penalty) = args
-            check_same(comm, model, optimizer,
-                       {"X": X, "y": Y if labels is None else labels, "sample_weight": weights,
-                        "validation X": None if val is None else val[0]},
-                       loss=LOSSES[loss], epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                       seed=seed, warm_start=warm_start, l2_penalty=l2_penalty,
-                       rates=float(np.sum(rates)))
-        return _train(model, *args, comm)
+            from .distributed import agree_on_plan
+            agree_on_plan(comm, model, plan, error)
+        return _train(model, plan, comm)
 
 
 def _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
              validation_data, validation_split, metrics, lr_schedule, callbacks, progress,
              warm_start, sample_weight, l2_penalty):
-    """fit's arguments, checked (a call that raises leaves the model as it was), in _train's
-    order."""
-    # Check everything first: a call that raises leaves the model as it was.
+    """fit's arguments, checked (a call that raises leaves the model as it was), as a Plan."""
     X, Y, labels, loss = model._check_data(X, y, loss)
     if optimizer is None:
         optimizer = model.optimizer if model.optimizer is not None else SGD()
@@ -245,11 +239,6 @@ def _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, ve
         raise TypeError(f"optimizer: expected an optimizer such as fastprop.SGD, got "
                         f"{type(optimizer).__name__}")
     optimizer._hyper()
-    epochs = check_positive_int("epochs", epochs)
-    batch_size = check_positive_int("batch_size", batch_size)
-    seed = check_seed("seed", seed)
-    metric_fns = check_metrics(metrics)
-    callbacks = _check_callbacks(callbacks)
     for name, flag in (("shuffle", shuffle), ("warm_start", warm_start)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name}: expected True or False, got {type(flag).__name__} {flag!r}")
@@ -257,120 +246,157 @@ def _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, ve
         verbose = int(verbose)
     check_choice("verbose", verbose, (0, 1, 2))
     check_choice("progress", progress, (None, True, False))
-    rates = _scheduled_rates(lr_schedule, epochs, optimizer.lr)
+    epochs = check_positive_int("epochs", epochs)
     weights = check_sample_weight(sample_weight, X.shape[0], model.dtype)
-    l2_penalty = check_non_negative_float("l2_penalty", l2_penalty)
     X, Y, labels, val = _validation(model, validation_data, validation_split, X, Y, labels, loss)
     if weights is not None:
         weights = weights[:X.shape[0]]  # a validation split holds out the last rows
-    return (X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
-            val, metric_fns, rates, callbacks, progress, warm_start, l2_penalty)
+    return Plan(X, Y, labels, weights, loss, optimizer, epochs,
+                check_positive_int("batch_size", batch_size), bool(shuffle),
+                check_seed("seed", seed), verbose, val, check_metrics(metrics),
+                _scheduled_rates(lr_schedule, epochs, optimizer.lr),
+                _check_callbacks(callbacks), progress, bool(warm_start),
+                check_non_negative_float("l2_penalty", l2_penalty))
 
 
-def _train(model, X, Y, labels, weights, loss, optimizer, epochs, batch_size, shuffle, seed,
-           verbose, val, metric_fns, rates, callbacks, progress, warm_start, l2_penalty, comm):
-    """fit's loop, on checked arguments (comm: a Communicator, or None)."""
-
+def _train(model, plan, comm):
+    """fit's loop over epochs, on a checked plan (comm: a Communicator, or None)."""
     fresh = None  # a fit from scratch: new weights and a new optimizer state (bound below)
-    if not warm_start:
+    if not plan.warm_start:
         for layer in model.layers:
             layer._initialize(model._rng)
-        fresh = OptimizerState(optimizer.n_state, model._params)
+        fresh = OptimizerState(plan.optimizer.n_state, model._params)
     # the shuffles are counter-based: the model's [seed, epochs shuffled], or this fit's seed
-    shuffles = model._shuffle_state if seed is None else np.array([seed, 0], np.uint64)
-    n = X.shape[0]
-    batch_size = min(batch_size, n)
+    own = plan.seed is not None
+    shuffles = np.array([plan.seed, 0], np.uint64) if own else model._shuffle_state
+    n = plan.X.shape[0]
+    batch_size = min(plan.batch_size, n)
     # one batch per epoch: its order changes only the order of the step's sums, not the step
-    shuffle = shuffle and batch_size < n
-    per_sample = model.n_out if loss in PER_ELEMENT else 1
-    root = comm is None or comm.rank == 0
-    if not root:
-        callbacks = []  # rank 0 prints, validates, checkpoints and decides for every rank
-    if verbose and root:
-        callbacks.append(Progress(bar=progress if progress is not None else is_terminal()))
-    watchers = [cb for cb in callbacks if callable(getattr(cb, "on_progress", None))
-                and comm is None]
-    history = History()
-    logs = {"samples_seen": 0}
+    shuffled = plan.shuffle and batch_size < n
     parts = 1 if comm is None else comm.size
-    engine = model._bind(optimizer, -(-batch_size // parts), fresh, penalty=l2_penalty)
-    state = model._optimizer_state
-    snapshot = Snapshot(model, state, [shuffles])  # the epoch's start, should it diverge
-    n_batches = -(-n // batch_size)
-    order = np.arange(n, dtype=np.int64) if shuffle else None
-    if comm is None and not callbacks and val is None:  # nothing in Python between epochs
-        return _compiled_epochs(engine, snapshot, history, X, Y, labels, weights, order,
-                                shuffles if shuffle else None, batch_size, loss, rates,
-                                per_sample, n_batches)
+    engine = model._bind(plan.optimizer, -(-batch_size // parts), fresh, plan.l2_penalty)
+    order = np.arange(n, dtype=np.int64) if shuffled else None
     if comm is None:
-        steps = _Steps(engine, X, Y, labels, weights, order, batch_size, loss)
+        steps = loop.Steps(engine, plan.data, order, batch_size)
     else:
-        from .distributed import broadcast_model, ShardedSteps
-        steps = ShardedSteps(comm, engine, X, Y, labels, weights, order, batch_size, loss)
-    # rank 0's callbacks may change the model: then its state is sent to every rank
-    changes = any(not isinstance(cb, Progress) for cb in callbacks)
-    steps.on_root(lambda: _hook(callbacks, "on_train_begin", model, logs), 0)
-    if comm is not None:
-        broadcast_model(comm, model, [shuffles])  # every rank starts from rank 0's state
-    val_keys = [] if val is None else (["val_loss"] + ["val_accuracy"] * (loss in CLASSIFICATION)
-                                       + ["val_" + name for name in metric_fns])
+        from .distributed import ShardedSteps
+        steps = ShardedSteps(comm, engine, plan.data, order, batch_size)
+    epochs = loop.Epochs(model, steps, n, batch_size, "fit", [shuffles] if own else ())
+    history = History()
+    if comm is None and not plan.callbacks and plan.val is None and not plan.verbose:
+        _compiled_epochs(epochs, plan, shuffles if shuffled else None, history)
+    else:
+        _EpochsWithPython(model, plan, comm, epochs, history).run(shuffles if shuffled else None)
+    return history
 
-    def epoch_begins(epoch):  # -> [the epoch's learning rate]
-        lr = rates[epoch]
-        for cb in callbacks:
+
+def _compiled_epochs(epochs, plan, shuffles, history):
+    """Every epoch in one engine call (no callbacks or validation run between them); History
+    filled from its arrays once."""
+    n, count = plan.X.shape[0], plan.epochs
+    lrs = np.asarray(plan.rates, dtype=np.float64)
+    losses, seconds = np.empty(count), np.empty(count)
+    corrects = np.empty(count, np.int64)
+    epochs.run_compiled(lrs, shuffles, losses, corrects, seconds)
+    history._extend(1, losses, corrects / (n * _per_sample(plan))
+                    if plan.loss in CLASSIFICATION else None, lrs, seconds, n)
+
+
+def _per_sample(plan):
+    """The outputs that accuracy counts per sample: every one for the per-element losses."""
+    return plan.Y.shape[1] if plan.loss in PER_ELEMENT else 1
+
+
+class _EpochsWithPython:
+    """fit's epochs with Python between them: callbacks, validation, progress, or the ranks'
+    agreement. With comm, rank 0 alone prints, validates and runs the callbacks, and every rank
+    gets what they decided."""
+
+    def __init__(self, model, plan, comm, epochs, history):
+        self.model, self.plan, self.comm, self.epochs, self.history = (model, plan, comm,
+                                                                        epochs, history)
+        self.root = comm is None or comm.rank == 0
+        callbacks = list(plan.callbacks) if self.root else []
+        if plan.verbose and self.root:
+            callbacks.append(Progress(bar=plan.progress if plan.progress is not None
+                                      else is_terminal()))
+        self.callbacks = callbacks
+        self.watchers = [cb for cb in callbacks if callable(getattr(cb, "on_progress", None))
+                         and comm is None]
+        # rank 0's callbacks may change the model: then its state is sent to every rank
+        self.changes = any(not isinstance(cb, Progress) for cb in callbacks)
+        self.val_keys = [] if plan.val is None else (
+            ["val_loss"] + ["val_accuracy"] * (plan.loss in CLASSIFICATION)
+            + ["val_" + name for name in plan.metrics])
+        self.logs = {"samples_seen": 0}
+
+    def run(self, shuffles):
+        steps, comm, model = self.epochs.steps, self.comm, self.model
+        steps.on_root(lambda: _hook(self.callbacks, "on_train_begin", model, self.logs), 0)
+        if comm is not None:
+            from .distributed import broadcast_model
+            broadcast_model(comm, model, self.epochs.extra)  # every rank starts from rank 0's state
+        try:
+            for epoch in range(self.plan.epochs):
+                if self._epoch(epoch, shuffles):
+                    break
+        finally:
+            steps.on_root(lambda: _hook(self.callbacks, "on_train_end", model, self.logs), 0)
+            if comm is not None:  # e.g. the best weights rank 0's EarlyStopping restored
+                broadcast_model(comm, model)
+
+    def _epoch(self, epoch, shuffles):
+        """One epoch and what follows it; True when a callback stops training."""
+        epochs, plan, model, n = self.epochs, self.plan, self.model, self.plan.X.shape[0]
+        lr = float(epochs.steps.on_root(lambda: self._begins(epoch), 1)[0])
+        self._rebind()
+        start = time.perf_counter()
+        total, n_correct = epochs.run(lr, epoch, shuffles, self.watchers)
+        seconds = time.perf_counter() - start
+        logs = {"epoch": epoch + 1, "loss": total / n, "lr": lr, "seconds": seconds,
+                "samples_per_sec": n / seconds if seconds > 0 else float("inf"),
+                "samples_seen": self.logs["samples_seen"] + n}
+        if plan.loss in CLASSIFICATION:
+            logs["accuracy"] = n_correct / (n * _per_sample(plan))
+        self.logs = logs
+        decided = epochs.steps.on_root(lambda: self._ends(epoch, logs), 2 + len(self.val_keys))
+        if not self.root:
+            logs.update(zip(self.val_keys, map(float, decided[2:])))
+            self.history._append(logs)
+        if self.comm is not None and decided[1]:
+            from .distributed import broadcast_model
+            broadcast_model(self.comm, model)  # what rank 0's callbacks did to the model
+        return bool(decided[0])
+
+    def _rebind(self):
+        """A callback's predict may have rebuilt the engine larger, or trained with another
+        optimizer: this fit's optimizer and state are bound again."""
+        model, epochs, plan = self.model, self.epochs, self.plan
+        engine, state = epochs.steps.engine, epochs.snapshot.state
+        if engine is not model._engine or model._optimizer_state is not state:
+            parts = 1 if self.comm is None else self.comm.size
+            epochs.steps.rebind(model._bind(plan.optimizer, -(-epochs.batch_size // parts),
+                                            state, plan.l2_penalty))
+
+    def _begins(self, epoch):  # -> [the epoch's learning rate]
+        lr = self.plan.rates[epoch]
+        for cb in self.callbacks:
             lr *= getattr(cb, "lr_factor", 1.0)
             if hasattr(cb, "on_epoch_begin"):
-                cb.on_epoch_begin(model, epoch, {"epoch": epoch + 1, "epochs": epochs})
+                cb.on_epoch_begin(self.model, epoch, {"epoch": epoch + 1,
+                                                      "epochs": self.plan.epochs})
         return [lr]
 
-    def epoch_ends(epoch, logs):  # -> [stop?, changed?, validation figures]
-        if val is not None:
-            logs.update(_validate(model, val, loss, per_sample, metric_fns))
-        history._append(logs)
+    def _ends(self, epoch, logs):  # -> [stop?, changed?, validation figures]
+        plan = self.plan
+        if plan.val is not None:
+            logs.update(_validate(self.model, plan.val, plan.loss, _per_sample(plan),
+                                  plan.metrics))
+        self.history._append(logs)
         stop = False
-        for cb in callbacks:
-            stop = bool(cb.on_epoch_end(model, epoch, logs)) or stop
-        return [stop, changes] + [logs[k] for k in val_keys]
-
-    try:
-        for epoch in range(epochs):
-            # rank 0's callbacks set every rank's rate
-            lr = float(steps.on_root(lambda: epoch_begins(epoch), 1)[0])
-            if engine is not model._engine or model._optimizer_state is not state:
-                # a callback's predict rebuilt the engine larger, or trained with another
-                # optimizer: bind this fit's optimizer and state again
-                engine = model._bind(optimizer, -(-batch_size // parts), state, l2_penalty)
-                steps.rebind(engine)
-            snapshot.take()
-            start = time.perf_counter()
-            if shuffle:  # in place: a new order each epoch, no allocation
-                steps.shuffle(shuffles)
-            if watchers:
-                total, n_correct, bad = _chunked_epoch(steps, model, n, batch_size, lr, watchers)
-            else:
-                total, n_correct, bad = steps.run(0, n, lr)
-            if bad >= 0 or not engine.params_finite():
-                _stop(steps, snapshot, n, batch_size, lr, epoch, n_batches)
-            total, n_correct = steps.totals(total, n_correct)
-            seconds = time.perf_counter() - start
-            logs = {"epoch": epoch + 1, "loss": total / n, "lr": lr, "seconds": seconds,
-                    "samples_per_sec": n / seconds if seconds > 0 else float("inf"),
-                    "samples_seen": logs["samples_seen"] + n}
-            if loss in CLASSIFICATION:
-                logs["accuracy"] = n_correct / (n * per_sample)
-            decided = steps.on_root(lambda: epoch_ends(epoch, logs), 2 + len(val_keys))
-            if not root:
-                logs.update(zip(val_keys, map(float, decided[2:])))
-                history._append(logs)
-            if comm is not None and decided[1]:
-                broadcast_model(comm, model)  # what rank 0's callbacks did to the model
-            if decided[0]:
-                break
-    finally:
-        steps.on_root(lambda: _hook(callbacks, "on_train_end", model, logs), 0)
-        if comm is not None:  # e.g. the best weights rank 0's EarlyStopping restored
-            broadcast_model(comm, model)
-    return history
+        for cb in self.callbacks:
+            stop = bool(cb.on_epoch_end(self.model, epoch, logs)) or stop
+        return [stop, self.changes] + [logs[k] for k in self.val_keys]
 
 
 def _hook(callbacks, name, *args):
@@ -392,97 +418,6 @@ def _validate(model, val, loss, per_sample, metric_fns):
         for name, fn in metric_fns.items():
             logs["val_" + name] = fn(val[3], pred)
     return logs
-
-
-class _Steps:
-    """The steps of fit's epochs in this process: engine.epoch over the rows' order (or X's
-    order)."""
-
-    def __init__(self, engine, X, Y, labels, weights, order, batch_size, loss):
-        self.engine, self.X, self.Y, self.labels, self.weights = engine, X, Y, labels, weights
-        self.order, self.batch_size, self.loss = order, batch_size, LOSSES[loss]
-
-    def rebind(self, engine):
-        self.engine = engine
-
-    def shuffle(self, shuffles):
-        _kernels._shuffle(self.order, shuffles[0], shuffles[1])
-        shuffles[1] += 1
-
-    def run(self, lo, hi, lr, check_params=False):
-        """The batches of rows lo to hi of the epoch: (sum of batch loss times batch size,
-        number correct, index of the batch at which training diverged or -1)."""
-        engine, X, Y, labels, weights, order = (self.engine, self.X, self.Y, self.labels,
-                                                self.weights, self.order)
-        if order is not None:
-            return engine.epoch(X, Y, labels, order[lo:hi], self.batch_size, self.loss, lr,
-                                check_params, weights)
-        cut = slice(lo, hi)
-        return engine.epoch(X[cut], None if Y is None else Y[cut],
-                            None if labels is None else labels[cut], None, self.batch_size,
-                            self.loss, lr, check_params,
-                            None if weights is None else weights[cut])
-
-    @staticmethod
-    def totals(total, n_correct):
-        return total, n_correct
-
-    @staticmethod
-    def on_root(fn, n):
-        """fn() (a list of n values): in one process, simply run."""
-        return fn()
-
-
-def _compiled_epochs(engine, snapshot, history, X, Y, labels, weights, order, shuffles,
-                     batch_size, loss, rates, per_sample, n_batches):
-    """Every epoch in one engine call (no callbacks or validation run between them); History
-    filled from its arrays once."""
-    n, epochs = X.shape[0], len(rates)
-    lrs = np.asarray(rates, dtype=np.float64)
-    losses, seconds = np.empty(epochs), np.empty(epochs)
-    corrects = np.empty(epochs, np.int64)
-    done, bad = engine.epochs(X, Y, labels, weights, order, batch_size, LOSSES[loss], lrs,
-                              shuffles, losses, corrects, seconds, snapshot.copies)
-    history._extend(1, losses[:done], corrects[:done] / (n * per_sample)
-                    if loss in CLASSIFICATION else None, lrs[:done], seconds[:done], n)
-    if done < epochs:  # epoch `done` diverged: the snapshot holds its start
-        _stop(_Steps(engine, X, Y, labels, weights, order, batch_size, loss), snapshot, n,
-              batch_size, lrs[done], done, n_batches)
-    return history
-
-
-def _chunked_epoch(steps, model, n, batch_size, lr, watchers):
-    """One epoch in about 20 engine calls over whole batches, telling the watchers (a progress
-    bar) how far it got: the same steps as one call."""
-    n_batches = -(-n // batch_size)
-    per_call = max(1, n_batches // 20) * batch_size
-    total, n_correct = 0.0, 0
-    for lo in range(0, n, per_call):
-        hi = min(n, lo + per_call)
-        t, c, bad = steps.run(lo, hi, lr)
-        if bad >= 0:
-            return total, n_correct, lo // batch_size + bad
-        total += t
-        n_correct += c
-        for cb in watchers:
-            cb.on_progress(model, hi, n, total / hi)
-    return total, n_correct, -1
-
-
-def _stop(steps, snapshot, n, batch_size, lr, epoch, n_batches):
-    """Training diverged in this epoch: replays it from its start, checking the parameters
-    after every step, to find the first batch whose loss or update is not finite; leaves the
-    model as it was before that batch and raises FloatingPointError."""
-    snapshot.restore()
-    _, _, bad = steps.run(0, n, lr, True)
-    snapshot.restore()
-    if bad > 0:  # the batches before it were fine: take them again
-        steps.run(0, bad * batch_size, lr)
-    where = (f"fit: epoch {epoch + 1}, batch {bad + 1} of {n_batches}" if bad >= 0 else
-             f"fit: epoch {epoch + 1}")
-    kept = ("the model keeps its weights and optimizer state from before that batch"
-            if bad >= 0 else f"the model keeps its weights from the start of epoch {epoch + 1}")
-    raise diverged(where, kept, lr)
 
 
 def partial_fit(model, X, y, loss, optimizer=None, batch_size=32, **options):

@@ -1,0 +1,171 @@
+"""The one training loop. An epoch is: a snapshot of the training state, the batches, and, should
+a loss or an update stop being finite, the replay that finds the first bad batch and stops with
+the model as it was before that batch.
+
+Every way to train feeds it: fit and partial_fit (training.py), train_step (model.py), the
+scikit-learn estimators' solvers (sklearn.py) and data-parallel fits (distributed.py). They
+differ only in where a batch's rows come from, which their Steps object says:
+
+    Steps          the engine's epoch over rows in an order (or in X's order)
+    SparseSteps    rows of a scipy.sparse matrix, made dense one batch at a time
+    ShardedSteps   (distributed.py) this rank's part of every batch, summed over the ranks
+"""
+import numpy as np
+
+from ._engine import Copies
+
+
+class Snapshot:
+    """A copy of the model's training state (model._state(): parameters, gradients, optimizer
+    buffers and step count, dropout and shuffle counters) and of `extra` arrays, taken and
+    restored by compiled memcpy loops: no allocation per epoch."""
+
+    def __init__(self, model, extra=()):
+        self.state = model._optimizer_state
+        live = [arr for _, arr in model._state()] + list(extra)
+        self.copies = Copies([(arr, arr.copy()) for arr in live])
+        self.take, self.restore = self.copies.take, self.copies.restore
+
+
+def diverged(where, kept, lr):
+    return FloatingPointError(
+        f"{where}: the loss or the update was not finite (nan or inf), so training stopped; "
+        f"{kept}. Lower the learning rate (lr={lr:g}) or clip the gradients (clip_norm=...)")
+
+
+class Steps:
+    """The steps of an epoch in this process: engine.epoch over the rows in `order` (int64 row
+    indices, or None for X's order). `data` is (X, Y, labels, sample weights, loss code), checked."""
+
+    def __init__(self, engine, data, order, batch_size):
+        self.engine, self.data, self.order, self.batch_size = engine, data, order, batch_size
+
+    def rebind(self, engine):
+        self.engine = engine
+
+    def shuffle(self, shuffles):
+        """The order shuffled in place by the counter-based generator shuffles = [seed, count]."""
+        from ._kernels import _shuffle
+        _shuffle(self.order, shuffles[0], shuffles[1])
+        shuffles[1] += 1
+
+    def run(self, lo, hi, lr, check_params=False):
+        """The batches of rows lo to hi of the epoch: (sum of batch loss times batch size,
+        number correct, index of the batch at which training diverged or -1)."""
+        X, Y, labels, weights, loss = self.data
+        if self.order is not None:
+            return self.engine.epoch(X, Y, labels, self.order[lo:hi], self.batch_size, loss, lr,
+                                     check_params, weights)
+        cut = slice(lo, hi)
+        return self.engine.epoch(X[cut], None if Y is None else Y[cut],
+                                 None if labels is None else labels[cut], None, self.batch_size,
+                                 loss, lr, check_params, None if weights is None else weights[cut])
+
+    def params_finite(self):
+        return self.engine.params_finite()
+
+    @staticmethod
+    def totals(total, n_correct):
+        return total, n_correct
+
+    @staticmethod
+    def on_root(fn, n):
+        """fn() (a list of n values): in one process, simply run."""
+        return fn()
+
+
+class SparseSteps(Steps):
+    """Steps over the rows of a scipy.sparse X (CSR), each batch made dense as it is taken,
+    never the whole matrix."""
+
+    def run(self, lo, hi, lr, check_params=False):
+        X, Y, labels, weights, loss = self.data
+        total, n_correct = 0.0, 0
+        for batch, start in enumerate(range(lo, hi, self.batch_size)):
+            rows = self.order[start:min(hi, start + self.batch_size)]
+            Xb = np.ascontiguousarray(X[rows].toarray(), dtype=self.engine.dtype)
+            t, c, bad = self.engine.epoch(
+                Xb, None if Y is None else Y[rows], None if labels is None else labels[rows],
+                None, len(rows), loss, lr, check_params, None if weights is None else weights[rows])
+            if bad >= 0:
+                return total, n_correct, batch
+            total += t
+            n_correct += c
+        return total, n_correct, -1
+
+
+class Epochs:
+    """The loop over epochs of one training call: `run` one epoch at a time (with Python
+    between them), or `run_compiled` many in one engine call; either stops on divergence the
+    same way. `where` names the caller in the error ('fit', 'train_step', ...)."""
+
+    def __init__(self, model, steps, n, batch_size, where, extra=()):
+        self.model, self.steps, self.n, self.batch_size = model, steps, n, batch_size
+        self.where, self.extra = where, list(extra)
+        self.snapshot = model._snapshot_for(self.extra)
+        self.n_batches = -(-n // batch_size)
+
+    def run(self, lr, epoch=None, shuffles=None, watchers=()):
+        """One epoch at `lr` (`epoch`: its index, for the error; None for a single step), the
+        order shuffled first (shuffles: [seed, count], or None): (sum over batches of loss times
+        batch size, number correct), summed over the ranks."""
+        steps = self.steps
+        self.snapshot.take()
+        if shuffles is not None:  # in place: a new order each epoch, no allocation
+            steps.shuffle(shuffles)
+        if watchers:
+            total, n_correct, bad = self._chunked(lr, watchers)
+        else:
+            total, n_correct, bad = steps.run(0, self.n, lr)
+        if bad >= 0 or not steps.params_finite():
+            self.stop(lr, epoch)
+        return steps.totals(total, n_correct)
+
+    def run_compiled(self, rates, shuffles, losses, corrects, seconds):
+        """len(rates) epochs in one engine call (local steps only; nothing runs in Python
+        between them); fills losses, corrects and seconds and returns the epochs done."""
+        steps = self.steps
+        X, Y, labels, weights, loss = steps.data
+        done, _ = steps.engine.epochs(X, Y, labels, weights, steps.order, self.batch_size, loss,
+                                      rates, shuffles, losses, corrects, seconds,
+                                      self.snapshot.copies)
+        if done < len(rates):  # epoch `done` diverged: the snapshot holds its start
+            self.stop(rates[done], done)
+        return done
+
+    def _chunked(self, lr, watchers):
+        """The epoch in about 20 calls over whole batches, telling the watchers (a progress
+        bar) how far it got: the same steps as one call."""
+        n, batch_size, model = self.n, self.batch_size, self.model
+        per_call = max(1, self.n_batches // 20) * batch_size
+        total, n_correct = 0.0, 0
+        for lo in range(0, n, per_call):
+            hi = min(n, lo + per_call)
+            t, c, bad = self.steps.run(lo, hi, lr)
+            if bad >= 0:
+                return total, n_correct, lo // batch_size + bad
+            total += t
+            n_correct += c
+            for cb in watchers:
+                cb.on_progress(model, hi, n, total / hi)
+        return total, n_correct, -1
+
+    def stop(self, lr, epoch):
+        """Training diverged in this epoch: replays it from its start, checking the parameters
+        after every step, to find the first batch whose loss or update is not finite; leaves
+        the model as it was before that batch and raises FloatingPointError."""
+        steps, snapshot = self.steps, self.snapshot
+        snapshot.restore()
+        _, _, bad = steps.run(0, self.n, lr, True)
+        snapshot.restore()
+        if bad > 0:  # the batches before it were fine: take them again
+            steps.run(0, bad * self.batch_size, lr)
+        place = [] if epoch is None else [f"epoch {epoch + 1}"]
+        if bad >= 0:
+            place.append(f"batch {bad + 1} of {self.n_batches}")
+            kept = "the model keeps its weights and optimizer state from before that batch"
+        else:
+            kept = "the model keeps its weights from the start of " + \
+                ("the step" if epoch is None else f"epoch {epoch + 1}")
+        where = f"{self.where}: {', '.join(place)}"
+        raise diverged(where, kept, lr)
