@@ -64,21 +64,19 @@ def _arrays(model, optimizer=None):
     if not np.isfinite(model.params).all():
         raise ValueError("params: expected finite values to save, got NaN or inf (written into "
                          "model.params directly?)")
-    optimizer, state = model.optimizer, model._optimizer_state
-    arrays = {"params": model.params}
+    arrays, fields = _state_members(model)
+    optimizer = model.optimizer
     opt = None
     if optimizer is not None:
-        for name, buf in zip(_STATE, state.buffers):
-            arrays[name] = buf
+        n_state = len(model._optimizer_state.buffers)
         opt = {"class": type(optimizer).__name__, "config": optimizer.get_config(),
-               "t": state.t, "n_state": len(state.buffers)}
+               "t": fields.pop("t"), "n_state": n_state}
     header = {
         "format": FORMAT, "version": VERSION, "dtype": model.dtype.name,
         "layers": [{"n_in": s.n_in, "n_out": s.n_out, "activation": s.activation,
                     "negative_slope": s.negative_slope, "init": l.init, "dropout": s.dropout_rate}
                    for s, l in zip(model.architecture, model.layers)],
-        "dropout_seed": model._dropout_seed, "dropout_step": model._dropout_step,
-        "shuffle_seed": int(model._shuffle_state[0]), "shuffle_count": int(model._shuffle_state[1]),
+        **fields,
         "seed": model.seed,
         "rng_state": model._rng.bit_generator.state,
         "n_params": int(model.params.size),
@@ -87,6 +85,25 @@ def _arrays(model, optimizer=None):
     header["sha256"] = digest(header, arrays.values())
     arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     return arrays
+
+
+def _state_members(model):
+    """The training state as the file holds it, iterating model._state(): its buffers shaped
+    like the parameters as members, its counters as header fields; the gradients are not saved
+    (the next step computes them anew). A state the format has no place for is an error."""
+    members, fields = {}, {}
+    for name, arr in model._state():
+        if name == "params" or name.startswith("optimizer_state_"):
+            members[name] = arr
+        elif name in ("dropout_state", "shuffle_state"):
+            kind = name.split("_")[0]
+            fields[f"{kind}_seed"] = int(arr[0])
+            fields[f"{kind}_step" if kind == "dropout" else f"{kind}_count"] = int(arr[1])
+        elif name == "optimizer_steps":
+            fields["t"] = int(arr[0])
+        elif name != "grads":
+            raise ValueError(f"training state {name!r}: the file format has no place for it")
+    return members, fields
 
 
 def _umask():
