@@ -316,6 +316,26 @@ def read(source, name, model_class):
 
 
 def _read(source, model_class):
+    header, specs, inits, params, state_arrays = _contents(source)
+    try:
+        model = model_class.from_architecture(specs, header["dtype"], header.get("seed"), inits)
+    except (TypeError, ValueError) as exc:
+        raise _Bad(f"its architecture does not hold together ({exc})") from None
+    rng, dropout, shuffle = _counters(header)
+    optimizer, state = _optimizer_state(header.get("optimizer"), state_arrays, model.params)
+    # everything read and checked: fill the model
+    model.params[...] = params
+    model._rng = rng
+    model._dropout_state[...] = dropout
+    if shuffle is not None:
+        model._shuffle_state[...] = shuffle
+    if optimizer is not None:
+        model._bind(optimizer, 1, state)
+    return model
+
+
+def _contents(source):
+    """(header, layer specs, inits, params, optimizer state arrays), read and checked."""
     size = os.path.getsize(source) if isinstance(source, str) else len(source.getbuffer())
     with zipfile.ZipFile(source) as archive:
         for info in archive.infolist():
@@ -324,7 +344,6 @@ def _read(source, model_class):
         _need(sum(i.file_size for i in archive.infolist()) <= size,
               "its members declare more bytes than the file holds")
         header, names = _header(archive)
-        version = header["version"]
         dtype = header.get("dtype")
         _need(dtype in ("float32", "float64"), f"dtype must be 'float32' or 'float64', got "
               f"{dtype!r}")
@@ -343,55 +362,55 @@ def _read(source, model_class):
               f"{sorted(names)}")
         params = _member(archive, "params", (n_params,), dtype)
         state_arrays = [_member(archive, s, (n_params,), dtype) for s in _STATE[:n_state]]
-    if version == 1:
+    if header["version"] == 1:
         _need(hashlib.sha256(params.tobytes()).hexdigest() == header.get("params_sha256"),
               "the parameters do not match their checksum (edited or damaged)")
     else:
         _need(digest(header, [params] + state_arrays) == header.get("sha256"),
               "its contents do not match their checksum (edited or damaged)")
     _need(np.isfinite(params).all(), "its parameters are not all finite")
-    try:
-        model = model_class.from_architecture(specs, dtype, header.get("seed"), inits)
-    except (TypeError, ValueError) as exc:
-        raise _Bad(f"its architecture does not hold together ({exc})") from None
+    return header, specs, inits, params, state_arrays
+
+
+def _counters(header):
+    """(the model's generator, dropout state, shuffle state or None) from the header."""
     try:
         rng = np.random.default_rng()
         rng.bit_generator.state = header["rng_state"]
         dropout = np.array([_int(header["dropout_seed"], "dropout_seed", 0, 2**64 - 1),
                             _int(header["dropout_step"], "dropout_step", 0, 2**62)], np.uint64)
         shuffle = None
-        if "shuffle_seed" in header or version >= 2:
+        if "shuffle_seed" in header or header["version"] >= 2:
             shuffle = np.array([_int(header["shuffle_seed"], "shuffle_seed", 0, 2**64 - 1),
                                 _int(header["shuffle_count"], "shuffle_count", 0, 2**62)],
                                np.uint64)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise _Bad(f"its random generator state is unreadable ({type(exc).__name__}: "
                    f"{str(exc)[:100]})") from None
-    optimizer = state = None
-    if opt is not None:
-        config = opt.get("config")
-        _need(isinstance(config, dict), "optimizer.config must be an object")
-        try:
-            optimizer = OPTIMIZERS[opt["class"]](**config)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise _Bad(f"its optimizer's settings are invalid ({exc})") from None
-        _need(optimizer.n_state == n_state, f"optimizer.n_state is {n_state}, a "
-              f"{opt['class']} with these settings keeps {optimizer.n_state}")
-        state = OptimizerState(n_state, model.params)
-        for i, (buf, saved) in enumerate(zip(state.buffers, state_arrays)):
-            _need(np.isfinite(saved).all(), f"optimizer state {i} is not all finite")
-            buf[...] = saved
-        squares = {"Adam": 1, "AdamW": 1, "RMSprop": 0}.get(opt["class"])
-        if squares is not None:
-            _need((state.buffers[squares] >= 0).all(),
-                  f"optimizer state {squares} (a mean of squares) has negative values")
-        state.steps[0] = _int(opt.get("t"), "optimizer.t", 0, 2**62)
-    # everything read and checked: fill the model
-    model.params[...] = params
-    model._rng = rng
-    model._dropout_state[...] = dropout
-    if shuffle is not None:
-        model._shuffle_state[...] = shuffle
-    if optimizer is not None:
-        model._bind(optimizer, 1, state)
-    return model
+    return rng, dropout, shuffle
+
+
+def _optimizer_state(opt, state_arrays, params):
+    """(optimizer, its OptimizerState) from the header's 'optimizer' and the state arrays, or
+    (None, None)."""
+    if opt is None:
+        return None, None
+    config = opt.get("config")
+    _need(isinstance(config, dict), "optimizer.config must be an object")
+    try:
+        optimizer = OPTIMIZERS[opt["class"]](**config)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _Bad(f"its optimizer's settings are invalid ({exc})") from None
+    n_state = len(state_arrays)
+    _need(optimizer.n_state == n_state, f"optimizer.n_state is {n_state}, a "
+          f"{opt['class']} with these settings keeps {optimizer.n_state}")
+    state = OptimizerState(n_state, params)
+    for i, (buf, saved) in enumerate(zip(state.buffers, state_arrays)):
+        _need(np.isfinite(saved).all(), f"optimizer state {i} is not all finite")
+        buf[...] = saved
+    squares = {"Adam": 1, "AdamW": 1, "RMSprop": 0}.get(opt["class"])
+    if squares is not None:
+        _need((state.buffers[squares] >= 0).all(),
+              f"optimizer state {squares} (a mean of squares) has negative values")
+    state.steps[0] = _int(opt.get("t"), "optimizer.t", 0, 2**62)
+    return optimizer, state

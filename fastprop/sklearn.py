@@ -190,29 +190,69 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("early_stopping: partial_fit does not support early_stopping=True")
         rng = check_random_state(self.random_state)  # each call, as scikit-learn's
-        # everything that can fail runs before the estimator changes: the network is built and
-        # the validation split drawn (in scikit-learn's order of draws) into locals first
+        # everything that can fail runs before the estimator changes: the network is built, the
+        # validation split drawn (in scikit-learn's order of draws) and the data cast first
         model = self._build(sizes, X.shape[1], Y.shape[1], self._out_activation(),
                             self._dtype(X), rng) if first else self.model_
-        X_val = y_val = w_val = None
-        if self.early_stopping:
-            stratify = Y if is_classifier(self) and Y.shape[1] == 1 else None
-            arrays = [X, Y] + ([sample_weight] if sample_weight is not None else [])
-            try:
-                parts = train_test_split(*arrays, random_state=rng,
-                                         test_size=self.validation_fraction, stratify=stratify)
-            except ValueError as exc:
-                raise ValueError(f"validation_fraction: cannot hold out "
-                                 f"{self.validation_fraction} of {X.shape[0]} samples for early "
-                                 f"stopping ({exc})") from None
-            X, X_val, Y, Y_val = parts[:4]
-            if sample_weight is not None:
-                sample_weight, w_val = parts[4], parts[5]
-            if X_val.shape[0] < 2:
-                raise ValueError("validation_fraction: the validation set is too small; "
-                                 "increase validation_fraction or the size of the data set")
-            y_val = self._decode(Y_val)
+        X, Y, sample_weight, held_out = self._held_out(X, Y, sample_weight, rng)
+        n = X.shape[0]
+        batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
+        if batch_size > n:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going "
+                          "to be clipped")
+        batch_size = int(np.clip(batch_size, 1, n))
+        data = self._engine_data(X, Y, sample_weight, model.dtype)
         self._random_state = rng
+        self._begin(first, incremental, model, sizes, Y)
+        with model._exclusive("fit"):
+            engine = model._bind(self._optimizer_, batch_size, penalty=float(self.alpha))
+            steps = (loop.Steps if isinstance(data[0], np.ndarray) else loop.SparseSteps)(
+                engine, data, None, batch_size)
+            self._epochs(loop.Epochs(model, steps, n, batch_size, "fit"), *held_out,
+                         np.arange(n, dtype=int), incremental)
+        if self.early_stopping and self._best_params is not None:
+            model.params = self._best_params
+        return self
+
+    def _held_out(self, X, Y, sample_weight, rng):
+        """(X, Y, sample_weight, (X_val, y_val, w_val)): with early stopping, the validation
+        fraction held out as scikit-learn draws it; else all the data and Nones."""
+        if not self.early_stopping:
+            return X, Y, sample_weight, (None, None, None)
+        stratify = Y if is_classifier(self) and Y.shape[1] == 1 else None
+        arrays = [X, Y] + ([sample_weight] if sample_weight is not None else [])
+        try:
+            parts = train_test_split(*arrays, random_state=rng,
+                                     test_size=self.validation_fraction, stratify=stratify)
+        except ValueError as exc:
+            raise ValueError(f"validation_fraction: cannot hold out {self.validation_fraction} "
+                             f"of {X.shape[0]} samples for early stopping ({exc})") from None
+        X, X_val, Y, Y_val = parts[:4]
+        w, w_val = (parts[4], parts[5]) if sample_weight is not None else (None, None)
+        if X_val.shape[0] < 2:
+            raise ValueError("validation_fraction: the validation set is too small; "
+                             "increase validation_fraction or the size of the data set")
+        return X, Y, w, (X_val, self._decode(Y_val), w_val)
+
+    def _engine_data(self, X, Y, sample_weight, dtype):
+        """What the training loop's steps read: (X, Y, labels, weights, loss code), cast to the
+        model's dtype once (sparse X as CSR, its batches made dense as they are taken)."""
+        if hasattr(X, "toarray"):
+            X = X.tocsr()  # batches are rows
+        else:
+            with np.errstate(over="ignore"):
+                X = np.ascontiguousarray(X, dtype=dtype)
+            if not np.isfinite(X).all():
+                raise ValueError(f"X: expected values that fit in {dtype}, got some beyond its "
+                                 f"range (they would be inf)")
+        Y, labels = self._engine_targets(Y, dtype)
+        if Y is not None and not np.isfinite(Y).all():
+            raise ValueError(f"y: expected targets that fit in {dtype}, got some beyond its range")
+        weights = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype)
+        return X, Y, labels, weights, LOSSES[self._loss()]
+
+    def _begin(self, first, incremental, model, sizes, Y):
+        """The fitted attributes a fit starts from: all anew on a first fit."""
         if first:
             self.model_ = model
             self.t_ = 0
@@ -222,48 +262,14 @@ class _BaseMLP(BaseEstimator):
                                                                self._out_activation())
             self.loss_curve_ = []
             self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
+            early = self.early_stopping
+            self.validation_scores_ = [] if early else None
+            self.best_validation_score_ = -np.inf if early else None
+            self.best_loss_ = None if early else np.inf
         if first or not incremental or not hasattr(self, "_optimizer_"):
             self._optimizer_ = self._optimizer()
             self._lr = float(self.learning_rate_init)
-        dtype = model.dtype
         self.n_iter_ = 0  # counts this call's epochs, as scikit-learn's does
-        n = X.shape[0]
-        batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
-        if batch_size > n:
-            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going "
-                          "to be clipped")
-        batch_size = int(np.clip(batch_size, 1, n))
-        sparse = hasattr(X, "toarray")
-        if not sparse:
-            with np.errstate(over="ignore"):
-                X = np.ascontiguousarray(X, dtype=dtype)
-            if not np.isfinite(X).all():
-                raise ValueError(f"X: expected values that fit in {dtype}, got some beyond its "
-                                 f"range (they would be inf)")
-        else:
-            X = X.tocsr()  # batches are rows
-        targets = self._engine_targets(Y, dtype)
-        if targets[0] is not None and not np.isfinite(targets[0]).all():
-            raise ValueError(f"y: expected targets that fit in {dtype}, got some beyond its range")
-        weights = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype)
-        data = targets + (weights, LOSSES[self._loss()])
-        with model._exclusive("fit"):
-            engine = model._bind(self._optimizer_, batch_size, penalty=float(self.alpha))
-            steps = (loop.SparseSteps if sparse else loop.Steps)(engine, (X,) + data, None,
-                                                                  batch_size)
-            self._epochs(loop.Epochs(model, steps, n, batch_size, "fit"), X_val, y_val, w_val,
-                         np.arange(n, dtype=int), incremental)
-        if self.early_stopping and self._best_params is not None:
-            model.params = self._best_params
-        return self
 
     def _epochs(self, epochs, X_val, y_val, w_val, sample_idx, incremental):
         """scikit-learn's rules around the training loop's epochs: its shuffles, the tol,
