@@ -144,8 +144,9 @@ def check_matrix(name, value, dtype, n_cols=None, n_rows=None, cols_name="n_in")
         raise ValueError(f"{name}: expected {n_rows} rows (one per sample), got shape {arr.shape}")
     if max(arr.shape) > INT_MAX:
         raise ValueError(f"{name}: dimensions above {INT_MAX} are not supported, got {arr.shape}")
-    with np.errstate(over="ignore"):  # reported below, naming the argument
-        arr = arr.astype(dtype, copy=False)
+    if arr.dtype != dtype:
+        with np.errstate(over="ignore"):  # reported below, naming the argument
+            arr = arr.astype(dtype)
     check_finite(name, arr)  # after the cast: 1e39 becomes inf in float32
     if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
         arr = np.ascontiguousarray(arr)

@@ -117,6 +117,8 @@ def prepare_targets(loss, y, n_samples, n_out, dtype, name="y"):
         if abs(sums[worst] - 1) > 1e-4:
             raise ValueError(f"{name}: expected one-hot or probability rows summing to 1 for "
                              f"softmax_cross_entropy, got row {worst} summing to {sums[worst]:g}")
+    if arr.dtype == dtype:  # checked above
+        return np.ascontiguousarray(arr), None
     with np.errstate(over="ignore"):
         arr = np.ascontiguousarray(arr, dtype=dtype)
     check_finite(name, arr)  # after the cast: 1e39 is inf in float32

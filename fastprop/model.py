@@ -5,7 +5,6 @@ All parameters live in `model.params` (and their gradients in `model.grads`), so
 optimizer step, a save or an all-reduce is one operation over one buffer. Training loops live in
 training.py, the file format in io.py, PyTorch conversion in torch_interop.py.
 """
-import contextlib
 import threading
 
 import numpy as np
@@ -99,11 +98,13 @@ class Sequential:
             offset = layer._attach(self._params, self._grads, offset, rate)
             layer._initialize(self._rng)
         self._layers = tuple(layer for layer, _ in folded)
+        self._widths = [self._layers[0].n_in] + [layer.n_out for layer in self._layers]
         # [dropout seed, training steps taken]: the engine reads the seed and counts the steps
         self._dropout_state = np.array([self._rng.integers(2**63), 0], np.uint64)
         # [seed, epochs shuffled]: fit's counter-based shuffles, saved and resumed with the model
         self._shuffle_state = np.array([self._rng.integers(2**63), 0], np.uint64)
         self._engine = None
+        self._bound = None  # (engine, hyperparameters, state, penalty) bound last (_bind)
         self._training = threading.Lock()  # held by fit: one training at a time
         self._snapshot = None  # loop.Snapshot of the current training state (_snapshot_for)
         self.optimizer = None            # the optimizer of the last training, with ...
@@ -282,7 +283,10 @@ class Sequential:
         hyper = optimizer._hyper()
         state = self._state_for(optimizer) if state is None else state
         engine = self._engine_for(rows)
-        engine.bind_optimizer(hyper, state.buffers, state.steps, penalty)
+        bound = (engine, hyper, state, penalty)  # hyper: a new dict whenever a value changes
+        if self._bound != bound:
+            engine.bind_optimizer(hyper, state.buffers, state.steps, penalty)
+            self._bound = bound
         self.optimizer, self._optimizer_state, optimizer._state = optimizer, state, state
         return engine
 
@@ -314,18 +318,11 @@ class Sequential:
         with self._exclusive("Optimizer.step"):
             self._bind(optimizer, 1).update(optimizer.lr)
 
-    @contextlib.contextmanager
     def _exclusive(self, what):
-        """Holds the training lock, taken without waiting: a second training call on a model
-        (fit, train_step, Optimizer.step, an estimator's fit) refuses instead of racing the
-        first."""
-        if not self._training.acquire(blocking=False):
-            raise RuntimeError(f"{what}: this model is already being trained in another thread; "
-                               f"train a model in one thread at a time, or train copies")
-        try:
-            yield
-        finally:
-            self._training.release()
+        """The training lock, as a context taken without waiting: a second training call on a
+        model (fit, train_step, Optimizer.step, an estimator's fit) refuses instead of racing
+        the first."""
+        return _Exclusive(self._training, what)
 
     def _loss(self, X, Y, labels, loss):
         """(mean loss, number correct) on checked data, dropout off."""
@@ -427,6 +424,21 @@ class Sequential:
         """Sets the weights from a PyTorch state dict (see fastprop.torch_interop)."""
         torch_interop.load_state_dict(self, state_dict)
         return self
+
+
+class _Exclusive:
+    __slots__ = ("lock", "what")
+
+    def __init__(self, lock, what):
+        self.lock, self.what = lock, what
+
+    def __enter__(self):
+        if not self.lock.acquire(blocking=False):
+            raise RuntimeError(f"{self.what}: this model is already being trained in another "
+                               f"thread; train a model in one thread at a time, or train copies")
+
+    def __exit__(self, *exc):
+        self.lock.release()
 
 
 def load(path):

@@ -44,10 +44,13 @@ class Optimizer:
         self.clip_norm = clip_norm
         self._state = None  # the state of the model this optimizer trained last
 
-    # Every hyperparameter is checked on assignment, so `opt.lr = -0.1` raises there.
+    # Every hyperparameter is checked on assignment, so `opt.lr = -0.1` raises there; any
+    # assignment also drops the C description made from them (_hyper).
     def __setattr__(self, name, value):
         check = self._CHECKS.get(name)
         super().__setattr__(name, value if check is None else check(self, name, value))
+        if name != "_state":
+            super().__setattr__("_hyper_made", None)
 
     _CHECKS = {
         "lr": lambda self, name, v: check_positive_float(name, v),
@@ -65,10 +68,18 @@ class Optimizer:
         """How many buffers shaped like the parameters its state holds."""
         return _kernels._optimizer_n_state(self._kind)
 
+    _hyper_made = None
+
     def _hyper(self):
-        """Every field of the C description, checked again: the engine reads all of them."""
-        for name in self._CHECKS:
-            setattr(self, name, getattr(self, name))
+        """Every field of the C description (the engine reads all of them), made from the
+        checked hyperparameters once and kept until one is assigned again. Not to be changed."""
+        hyper = self._hyper_made
+        if hyper is None:
+            hyper = self._fields()
+            object.__setattr__(self, "_hyper_made", hyper)
+        return hyper
+
+    def _fields(self):
         return {"kind": int(self._kind), "nesterov": False, "lr": self.lr, "momentum": 0.0,
                 "beta1": 0.0, "beta2": 0.0, "eps": 0.0, "alpha": 0.0,
                 "weight_decay": self.weight_decay, "max_norm": self.clip_norm or 0.0,
@@ -110,11 +121,10 @@ class SGD(Optimizer):
     def _kind(self):
         return _KIND.FP_OPT_MOMENTUM if self.momentum else _KIND.FP_OPT_SGD
 
-    def _hyper(self):
-        hyper = super()._hyper()
+    def _fields(self):
         if self.nesterov and not self.momentum:
             raise ValueError("nesterov: needs a momentum > 0, got momentum=0")
-        return dict(hyper, momentum=self.momentum, nesterov=self.nesterov)
+        return dict(super()._fields(), momentum=self.momentum, nesterov=self.nesterov)
 
     def get_config(self):
         return dict(super().get_config(), momentum=self.momentum, nesterov=self.nesterov)
@@ -154,9 +164,8 @@ class Adam(Optimizer):
     # scikit-learn's Adam adds eps to sqrt(v) before the bias correction (fastprop.sklearn)
     _eps_outside = False
 
-    def _hyper(self):
-        hyper = super()._hyper()
-        return dict(hyper, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+    def _fields(self):
+        return dict(super()._fields(), beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
                     eps_outside=self._eps_outside)
 
     def get_config(self):
@@ -187,8 +196,8 @@ class RMSprop(Optimizer):
         self.eps = eps
         super().__init__(lr, weight_decay, clip_norm)
 
-    def _hyper(self):
-        return dict(super()._hyper(), alpha=self.alpha, eps=self.eps)
+    def _fields(self):
+        return dict(super()._fields(), alpha=self.alpha, eps=self.eps)
 
     def get_config(self):
         return dict(super().get_config(), alpha=self.alpha, eps=self.eps)

@@ -30,8 +30,7 @@ def step_work(model, batch_size, n_rows=None):
     min(batch_size, n_rows) rows."""
     try:  # before the arguments are checked: anything odd counts as small (fit then refuses it)
         rows = max(1, int(batch_size))
-        specs = model.architecture
-        widths = [spec.n_in for spec in specs] + [specs[-1].n_out]
+        widths = model._widths
     except Exception:
         return 0
     return work_of(widths, rows if n_rows is None else min(rows, n_rows))

@@ -212,19 +212,19 @@ class Plan:
 
 
 def _fit(model, args, comm):
-    plan = None
+    if comm is None:
+        plan = _checked(model, *args)
+        with model._exclusive("fit"):
+            return _train(model, plan, None)
+    plan = error = None
     with contextlib.ExitStack() as held:
         try:
             plan = _checked(model, *args)
             held.enter_context(model._exclusive("fit"))
-            error = None
         except Exception as exc:
-            if comm is None:
-                raise
             error = exc
-        if comm is not None:  # every rank refuses if any does, and they must agree
-            from .distributed import agree_on_plan
-            agree_on_plan(comm, model, plan, error)
+        from .distributed import agree_on_plan  # every rank refuses if any does
+        agree_on_plan(comm, model, plan, error)
         return _train(model, plan, comm)
 
 
