@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """fastprop against a NumPy loop, PyTorch, scikit-learn and the GEMM floor, side by side.
 
+    pip install ".[bench]"                    # Cython and setuptools (the floor), matplotlib
     python benchmarks/compare.py --quick      # about a minute and a half (under two minutes)
     python benchmarks/compare.py              # the full run, float64 too (under fifteen minutes)
 
@@ -25,6 +26,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _need import need  # noqa: E402
+
+need("bench", "Cython", "setuptools")  # the GEMM floor is built on first use
 
 import fastprop as fp  # noqa: E402
 from numpy_mlp import NumpyMLP  # noqa: E402

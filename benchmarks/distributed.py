@@ -2,7 +2,8 @@
 """Data-parallel training on MPI: samples/s on 1 and 2 ranks of this machine, the time each step
 spends in its Allreduce and in compute, and a projection to more machines.
 
-    python benchmarks/distributed.py              # about a minute; needs fastprop[mpi]
+    pip install ".[mpi]"                          # mpi4py, and Open MPI's wheel with mpirun
+    python benchmarks/distributed.py              # about a minute
     python benchmarks/distributed.py --steps 40   # more steps per run
 
 The wide configuration (1024-2048-2048-1024 relu, MSE, float32, global batch 512) is trained
@@ -26,6 +27,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _need import need  # noqa: E402
+
+need("mpi", "mpi4py")
 
 import fastprop as fp  # noqa: E402
 
@@ -124,10 +128,8 @@ def main():
     args = ap.parse_args()
     if args.worker:
         return worker(args.steps, args.threads or None)
-    import importlib.util
-    if importlib.util.find_spec("mpi4py") is None or not (shutil.which("mpirun")
-                                                          or shutil.which("mpiexec")):
-        sys.exit('distributed.py needs mpi4py and Open MPI: pip install "fastprop[mpi]"')
+    if not (shutil.which("mpirun") or shutil.which("mpiexec")):
+        sys.exit('distributed.py needs mpirun (Open MPI) on the PATH: pip install ".[mpi]"')
     from machine import describe
     print(f"data-parallel fit: {'-'.join(map(str, SIZES))} relu, MSE, float32, global batch "
           f"{BATCH}, {args.steps} steps per fit, {args.rounds} rounds\n" + describe() + "\n")

@@ -1,10 +1,15 @@
-"""Builds benchmarks/gemm_floor.pyx into benchmarks/build/ (compare.py calls it on first use)."""
+"""Builds benchmarks/gemm_floor.pyx into benchmarks/build/ (compare.py calls it on first use;
+Cython and setuptools come with pip install ".[bench]")."""
 import os
 import sys
 
-import numpy
-from Cython.Build import cythonize
-from setuptools import Extension, setup
+from _need import need
+
+need("bench", "Cython", "setuptools")
+
+import numpy  # noqa: E402
+from Cython.Build import cythonize  # noqa: E402
+from setuptools import Extension, setup  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -1,6 +1,7 @@
 """fastprop.sklearn against scikit-learn's MLP, side by side, with the same hyperparameters on
 the same float32 data: fit time (median over interleaved rounds) and test accuracy.
 
+    pip install ".[bench]"                          # scikit-learn
     python benchmarks/sklearn_compare.py            # both workloads
     python benchmarks/sklearn_compare.py --quick    # fewer rounds and a quarter of MNIST
 
@@ -15,6 +16,10 @@ import time
 import warnings
 
 import numpy as np
+
+from _need import need
+
+need("bench", "sklearn")
 
 warnings.filterwarnings("ignore", category=Warning, module="sklearn")
 

@@ -7,7 +7,7 @@ adds of its forward pass: batch x sum of n_in x n_out) and the limit fastprop's 
 (fastprop.threads.default_threads) sets at the end of the row ("as set": none, the thread pools
 are left as they are). With --busy, as many spinning processes as cores
 load the machine first (and the table waits until the 1-minute load average shows them). The threshold in
-fastprop/training.py comes from this table.
+fastprop/threads.py (THREADS_MIN_WORK) comes from this table.
 
     python benchmarks/threads.py [--busy] [--quick]
 """
