@@ -468,7 +468,7 @@ def main():
     parser.add_argument("--threads", type=int, default=None,
                         help="bound BLAS, OpenMP and PyTorch to this many threads")
     parser.add_argument("--only", nargs="*", choices=list(CONFIGS) + ["epoch", "plot"])
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--readme", action="store_true", help="write the table into docs/performance.md")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=5, help=argparse.SUPPRESS)
@@ -523,7 +523,7 @@ def main():
         f.write(text + "\n")
     print(parts[0], "\n", parts[2], "\n", parts[-1], sep="")
     if args.readme:
-        readme = os.path.join(HERE, os.pardir, "README.md")
+        readme = os.path.join(HERE, os.pardir, "docs/performance.md")
         content = open(readme).read()
         a, b = "<!-- benchmark table: start -->", "<!-- benchmark table: end -->"
         if a in content and b in content:

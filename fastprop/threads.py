@@ -14,7 +14,7 @@ import threading
 from ._validation import check_positive_int
 
 # Below this many multiply-adds in a step's forward pass (batch x sum of n_in x n_out), a fit
-# runs on one thread: measured by benchmarks/threads.py (README, "Threads"), two threads lose
+# runs on one thread: measured by benchmarks/threads.py (docs/performance.md, "Threads"), two threads lose
 # or tie below it (OpenBLAS itself keeps such products on one thread) and win by 1.3-1.9x above.
 THREADS_MIN_WORK = 500_000
 
@@ -154,7 +154,7 @@ def threads_for_work(work):
     it) and on a machine with no other load; else the usable cores that other processes leave
     free (others_load), at least 1. On a machine whose cores are all taken, BLAS threads that
     wait for each other at every product collapse a fit (measured: 2 to 300 times slower,
-    README "Threads"), so a fit then runs on the cores left."""
+    docs/performance.md, "Threads"), so a fit then runs on the cores left."""
     if work < THREADS_MIN_WORK:
         return None
     cores = usable_cores()
