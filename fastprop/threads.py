@@ -45,40 +45,71 @@ def usable_cores():
 
 
 _controller = [None, -1]  # threadpoolctl's view of the loaded thread pools, and len(sys.modules)
-_limit_lock = threading.Lock()
-_limit = {"depth": 0, "limiter": None}  # fits inside a fastprop thread limit, and that limit
+_lock = threading.Lock()
+_active = {}    # the thread limits in force in this process: token -> (n_threads, lower_only)
+_original = {}  # each process-wide pool's limit before the first of them (by library path)
+_fits = [0]     # fits running in this process (fit_limit)
+
+
+def _per_thread(lib):
+    """True for a pool whose limit is per calling thread (OpenMP's, and a BLAS threaded by
+    OpenMP); OpenBLAS's own pthreads pool and the others are process-wide."""
+    return lib.user_api == "openmp" or getattr(lib, "threading_layer", None) == "openmp"
+
+
+def _set(lib, n_threads):
+    """Sets a pool's limit from any thread. threadpoolctl lets only one "controlling" thread set
+    OpenBLAS's process-wide limit and silently ignores the others (its context manager hands
+    control on, its direct calls do not): control is taken for the call and released after."""
+    clear = getattr(type(lib), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    lib.set_num_threads(n_threads)
+    if clear is not None:
+        clear(force=True)
+
+
+def _apply(shared):
+    """The process-wide pools at the smallest limit in force (a fit that asked for k threads
+    never runs on more), or back where they were when none is."""
+    for lib in shared:
+        original = _original.get(lib.filepath, lib.num_threads)
+        target = min((min(n, original) if lower else n for n, lower in _active.values()),
+                     default=original)
+        if lib.num_threads != target:
+            _set(lib, target)
 
 
 @contextlib.contextmanager
 def limit_threads(n_threads, lower_only=False):
     """A context that bounds BLAS and OpenMP to n_threads (lower_only: each pool to the smaller
-    of n_threads and its current limit, so a limit the user set is never raised). The limit is
-    process-wide: while fits overlap in several threads, the first one's limit holds and the
-    pools are restored when the last one ends (each restoring what it found would leave the
-    pools at a limit an overlapping fit had set). threadpoolctl's ThreadpoolController finds the
-    pools by walking the loaded libraries (about 0.8 ms, longer than a small fit): it is kept,
-    and found again only after new modules were imported (which may have loaded another BLAS or
-    OpenMP)."""
+    of n_threads and the limit it had, so a limit the user set is never raised), from whatever
+    thread it is entered. Per-thread pools (OpenMP) are set in this thread and restored when it
+    ends. Process-wide pools (OpenBLAS's) hold the smallest limit of the contexts in force in
+    any thread, and return to their own limit when the last one ends. threadpoolctl's
+    ThreadpoolController finds the pools by walking the loaded libraries (about 0.8 ms, longer
+    than a small fit): it is kept, and found again only after new modules were imported."""
     n_threads = check_positive_int("n_threads", n_threads)
-    with _limit_lock:
-        if _limit["depth"] == 0:
-            controller = _controller_now()
-            limits = n_threads
-            if lower_only:
-                limits = {}
-                for lib in controller.lib_controllers:
-                    limits[lib.user_api] = min(limits.get(lib.user_api, n_threads),
-                                               lib.num_threads)
-            _limit["limiter"] = controller.limit(limits=limits)
-        _limit["depth"] += 1
+    token = object()
+    with _lock:
+        libs = _controller_now().lib_controllers
+        shared = [lib for lib in libs if not _per_thread(lib)]
+        if not _active:
+            _original.clear()
+            _original.update((lib.filepath, lib.num_threads) for lib in shared)
+        _active[token] = (n_threads, lower_only)
+        _apply(shared)
+    own = [(lib, lib.num_threads) for lib in libs if _per_thread(lib)]
+    for lib, found in own:
+        _set(lib, min(n_threads, found) if lower_only else n_threads)
     try:
         yield
     finally:
-        with _limit_lock:
-            _limit["depth"] -= 1
-            if _limit["depth"] == 0:
-                limiter, _limit["limiter"] = _limit["limiter"], None
-                limiter.restore_original_limits()
+        for lib, found in own:
+            _set(lib, found)
+        with _lock:
+            del _active[token]
+            _apply(shared)
 
 
 def _controller_now():
@@ -141,11 +172,39 @@ def default_threads(model, batch_size, n_rows=None):
 
 def fit_limit(n_threads, work):
     """The thread limit of a fit (fastprop's and the scikit-learn estimators'), as a context:
-    n_threads when given; else threads_for_work(work), lowering the pools only; else none."""
+    n_threads when given; else threads_for_work(work), lowering the pools only; else, while
+    other fits run in this process, the cores shared out between them; else none."""
     if n_threads is not None:
         return limit_threads(n_threads)
-    default = threads_for_work(work)
-    return contextlib.nullcontext() if default is None else limit_threads(default, lower_only=True)
+    return _DefaultLimit(work)
+
+
+class _DefaultLimit:
+    """fit_limit's context without n_threads: counts the running fits, and limits only when
+    the load or an overlapping fit calls for it."""
+    __slots__ = ("work", "limit")
+
+    def __init__(self, work):
+        self.work, self.limit = work, None
+
+    def __enter__(self):
+        with _lock:
+            _fits[0] += 1
+            overlapping = _fits[0]
+        default = threads_for_work(self.work)
+        if overlapping > 1 and self.work >= THREADS_MIN_WORK:
+            default = max(1, min(default or usable_cores(), usable_cores() // overlapping))
+        if default is not None:
+            self.limit = limit_threads(default, lower_only=True)
+            self.limit.__enter__()
+
+    def __exit__(self, *exc):
+        try:
+            if self.limit is not None:
+                self.limit.__exit__(*exc)
+        finally:
+            with _lock:
+                _fits[0] -= 1
 
 
 def threads_for_work(work):
