@@ -95,6 +95,8 @@ def to_onnx(model_or_estimator, *, name="fastprop"):
 def _classifier_outputs(est, x, elem, nodes, inits, helper, numpy_helper, TensorProto):
     kind = est._label_binarizer.y_type_
     classes = np.asarray(est.classes_)
+    if len(classes) == 1:  # one class seen in fit: both columns of [1 - p, p] name it
+        classes = np.repeat(classes, 2)
     if kind == "multilabel-indicator":
         inits.append(numpy_helper.from_array(np.array(0.5, est.model_.dtype), "half"))
         nodes += [helper.make_node("Greater", [x, "half"], ["above"]),

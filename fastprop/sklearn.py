@@ -501,11 +501,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict(self, X):
         """The predicted classes (labels as given to fit)."""
         p = self._output(X)
-        if self._label_binarizer.y_type_ == "multiclass":
-            return self.classes_[np.argmax(p, axis=1)]
-        if self._label_binarizer.y_type_ == "binary":
-            return self.classes_[(p.ravel() > 0.5).astype(int)]
-        return (p > 0.5).astype(int)
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            return (p > 0.5).astype(int)
+        # scikit-learn's decoding: argmax, or p > 0.5 for one logistic output; a single class
+        # seen in fit is predicted throughout
+        return self._label_binarizer.inverse_transform(p)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -217,3 +217,26 @@ def test_estimators_take_fits_default_thread_limit(monkeypatch):
     assert calls == [(1, True)]  # a small step: left as they are
     MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, n_threads=2).fit(X, y)
     assert calls == [(1, True), (2, False)]  # asked for
+
+
+@pytest.mark.parametrize("label", ["a", 7])
+def test_a_single_class_is_predicted_as_scikit_learn_does(label):
+    import warnings
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    y = np.array([label] * 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = MLPClassifier((5,), max_iter=5, random_state=0).fit(X, y)
+        theirs = SkClassifier((5,), max_iter=5, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    assert ours.score(X, y) == theirs.score(X, y) == 1.0
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-6)
+    # the output leaning either way: still the one class
+    ours.intercepts_ = [b + s for b, s in zip(ours.intercepts_, [0.0, 50.0])]
+    assert (ours.predict(X) == label).all()
+    ort = pytest.importorskip("onnxruntime")
+    from fastprop.onnx import to_onnx
+    session = ort.InferenceSession(to_onnx(ours).SerializeToString())
+    labels, proba = session.run(None, {"X": X.astype(np.float64)})
+    assert (labels == label).all()
+    np.testing.assert_allclose(proba, ours.predict_proba(X), rtol=1e-6)
