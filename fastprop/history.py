@@ -88,6 +88,35 @@ class History:
         out.update({k: list(v) for k, v in self.metrics.items()})
         return out
 
+    def plot(self, ax=None):
+        """Draws the loss and every recorded metric per epoch on `ax` (a matplotlib Axes; by
+        default a new figure's), each validation curve dashed in its training curve's colour,
+        and returns the Axes. Needs matplotlib: pip install "fastprop[plot]"."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError('History.plot needs matplotlib: pip install "fastprop[plot]"') \
+                from None
+        if ax is None:
+            ax = plt.figure().add_subplot()
+        curves = self.as_dict()
+        epochs = curves.pop("epoch", [])
+        for key in ("lr", "seconds", "samples_per_sec"):
+            curves.pop(key, None)
+        drawn = set()
+        for name in [k for k in curves if not k.startswith("val_")]:
+            line, = ax.plot(epochs, curves[name], label=name)
+            drawn.add(name)
+            if "val_" + name in curves:  # beside its training curve, dashed
+                ax.plot(epochs, curves["val_" + name], linestyle="--", color=line.get_color(),
+                        label="val_" + name)
+                drawn.add("val_" + name)
+        for name in [k for k in curves if k not in drawn]:  # validation-only metrics
+            ax.plot(epochs, curves[name], linestyle="--", label=name)
+        ax.set_xlabel("epoch")
+        ax.legend()
+        return ax
+
     def __len__(self):
         return len(self.epoch)
 

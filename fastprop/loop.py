@@ -111,12 +111,16 @@ class Epochs:
         batch size, number correct), summed over the ranks."""
         steps = self.steps
         self.snapshot.take()
-        if shuffles is not None:  # in place: a new order each epoch, no allocation
-            steps.shuffle(shuffles)
-        if watchers:
-            total, n_correct, bad = self._chunked(lr, watchers)
-        else:
-            total, n_correct, bad = steps.run(0, self.n, lr)
+        try:
+            if shuffles is not None:  # in place: a new order each epoch, no allocation
+                steps.shuffle(shuffles)
+            if watchers:
+                total, n_correct, bad = self._chunked(lr, watchers)
+            else:
+                total, n_correct, bad = steps.run(0, self.n, lr)
+        except KeyboardInterrupt:  # the model goes back to the end of the last whole epoch
+            self.snapshot.restore()
+            raise
         if bad >= 0 or not steps.params_finite():
             self.stop(lr, epoch)
         return steps.totals(total, n_correct)

@@ -274,6 +274,12 @@ class _BaseMLP(BaseEstimator):
     def _epochs(self, epochs, X_val, y_val, w_val, sample_idx, incremental):
         """scikit-learn's rules around the training loop's epochs: its shuffles, the tol,
         early-stopping and adaptive rules."""
+        try:
+            self._iterate(epochs, X_val, y_val, w_val, sample_idx, incremental)
+        except KeyboardInterrupt:  # as scikit-learn: the estimator keeps its whole epochs
+            warnings.warn("Training interrupted by user.")
+
+    def _iterate(self, epochs, X_val, y_val, w_val, sample_idx, incremental):
         n = epochs.n
         for _ in range(1 if incremental else self.max_iter):
             if self.shuffle:
