@@ -56,12 +56,19 @@ def check_int(name, value, low=0, high=INT_MAX):
 
 
 def check_path(name, value):
-    """A file path: str or os.PathLike."""
+    """A file path: str or os.PathLike, neither empty nor a directory (an existing one, or a
+    path ending in a separator)."""
     import os
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name}: expected a file path (str or os.PathLike), got "
                         f"{type(value).__name__}")
-    return os.fspath(value)
+    path = os.fspath(value)
+    text = os.fsdecode(path)
+    if not text:
+        raise ValueError(f"{name}: expected a file path, got an empty string")
+    if text.endswith(tuple(s for s in (os.sep, os.altsep) if s)) or os.path.isdir(path):
+        raise ValueError(f"{name}: expected a file path, got {text!r}, a directory")
+    return path
 
 
 def check_choice(name, value, choices):

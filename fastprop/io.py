@@ -18,16 +18,20 @@ every value is checked (finite parameters; optimizer state finite, second moment
 count >= 0). Every failure is a ValueError that names the file and what is wrong.
 
 The write is atomic: a temporary file beside the target, flushed and fsync'ed, then renamed over
-it, with the permissions an ordinary write gets (the umask); a crash leaves the previous file
-whole, and the next save to that path removes a temporary file a crashed save left behind.
-Pickling a model (and so copy.deepcopy and joblib) stores the same bytes.
+it. A new file gets the permissions an ordinary write gets (the umask), an existing one keeps its
+mode, and a symlink keeps pointing to the file it names, which is the one replaced. A crash
+leaves the previous file whole, and the next save to that path removes a temporary file a
+crashed save left behind. Pickling a model (and so copy.deepcopy and joblib) stores the same
+bytes.
 """
+import errno
 import glob
 import hashlib
 import io as _io
 import json
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 
 import numpy as np
@@ -106,12 +110,6 @@ def _state_members(model):
     return members, fields
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -131,29 +129,39 @@ def save(model, path, optimizer=None):
 
 
 def write_atomically(path, write):
-    """Calls write(f) on a temporary file beside `path`, flushes, fsyncs and renames it over
-    `path` (with the umask's permissions), removing what a crashed write left; returns path."""
-    directory = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)}."
-    for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
-        try:  # a temporary file of a save that crashed: its process is gone
-            pid = int(os.path.basename(stale)[len(prefix):].split(".")[0])
-            if not _pid_alive(pid):
-                os.unlink(stale)
-        except (ValueError, OSError):
-            pass
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=directory)
+    """Calls write(f) on a temporary file beside the file `path` names, flushes, fsyncs and
+    renames it over that file, removing what a crashed write left; returns `path`.
+
+    Through a symlink, the file it points to is replaced and the link kept; an existing file
+    keeps its mode, a new one gets the umask's. An empty or directory path is refused before
+    anything is written, and an OSError names `path`, not the temporary file."""
+    from ._validation import check_path
+    path = check_path("path", path)
+    target = os.path.realpath(path)  # the file itself: renaming over a link would replace it
+    directory, name = os.path.split(target)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp made it 0600
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        _remove_stale(directory, name)
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            mode = None  # a new file: os.open's 0o666 less the umask
+        fd, tmp = _create_beside(directory, name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                if mode is not None:
+                    os.fchmod(f.fileno(), mode)
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, path) from exc  # FileNotFoundError etc. again
     try:  # make the rename itself durable
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
@@ -163,6 +171,32 @@ def write_atomically(path, write):
     except OSError:
         pass
     return path
+
+
+def _remove_stale(directory, name):
+    """Removes the temporary files of saves to `name` whose process is gone (they crashed)."""
+    prefix = f".{name}."
+    for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
+        try:
+            pid = int(os.path.basename(stale)[len(prefix):].split(".")[0])
+            if not _pid_alive(pid):
+                os.unlink(stale)
+        except (ValueError, OSError):
+            pass
+
+
+def _create_beside(directory, name):
+    """(fd, path) of a new file .<name>.<pid>.<random>.tmp in `directory`, created with mode
+    0o666 less the umask, as open() would (mkstemp's 0o600 would need the umask read, which
+    means setting it, process-wide)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", tmp)
 
 
 def to_bytes(model):
