@@ -215,11 +215,15 @@ def from_bytes(data, model_class):
 
 def load(path, model_class):
     """The model saved at `path`, rebuilt as a `model_class`; its optimizer, if one was saved,
-    as `model.optimizer`, with its state."""
+    as `model.optimizer`, with its state. The file is opened once: its size and contents are
+    those of one file, even while another process saves a new one to `path`."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    return read(path, path, model_class)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    with f:
+        return read(f, path, model_class)
 
 
 class _Bad(Exception):
@@ -335,18 +339,32 @@ def _architecture(header):
 
 
 def read(source, name, model_class):
-    """The model in `source` (a path or a file object; `name` names it in errors), rebuilt as a
-    `model_class` (Sequential) once everything in the file has been checked."""
+    """The model in `source` (a binary file object, open for reading; `name` names it in
+    errors), rebuilt as a `model_class` (Sequential) once everything in the file has been
+    checked."""
     try:
         return _read(source, model_class)
     except _Bad as exc:
         raise ValueError(f"{name}: not a valid fastprop model file: {exc}") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError,
-            ValueError, OverflowError, RecursionError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+    except MemoryError:
+        raise  # the process's limit, not the file's fault: sizes are checked before allocating
+    except Exception as exc:
+        # What zipfile and numpy raise on a damaged archive varies with the damage and the
+        # Python version: BadZipFile, EOFError, OSError, KeyError, ValueError, struct.error,
+        # NotImplementedError (an unknown zip version), RuntimeError (an encryption flag), ...
         raise ValueError(f"{name}: not a valid fastprop model file: cannot read it as a .npz "
                          f"archive ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _size(f):
+    """The size of the open file `f` (not of whatever its path names by now)."""
+    try:
+        return os.fstat(f.fileno()).st_size
+    except (AttributeError, OSError):  # in memory: io.UnsupportedOperation is an OSError
+        at = f.tell()
+        size = f.seek(0, os.SEEK_END)
+        f.seek(at)
+        return size
 
 
 def _read(source, model_class):
@@ -370,7 +388,7 @@ def _read(source, model_class):
 
 def _contents(source):
     """(header, layer specs, inits, params, optimizer state arrays), read and checked."""
-    size = os.path.getsize(source) if isinstance(source, str) else len(source.getbuffer())
+    size = _size(source)
     with zipfile.ZipFile(source) as archive:
         for info in archive.infolist():
             _need(info.compress_type == zipfile.ZIP_STORED, f"member {info.filename!r} is "

@@ -1,14 +1,176 @@
-"""Files as the operating system sees them: saves over an existing path (its mode, a symlink,
-an empty or directory path, the path named in errors), for every writer that goes through
-io.write_atomically."""
+"""Files as the operating system sees them: a load that races a save to the same path, damaged
+archives that make zipfile raise unusual exceptions, and saves over an existing path (its mode,
+a symlink, an empty or directory path, the path named in errors), for every atomic writer."""
+import io
 import json
 import os
 import stat
+import subprocess
+import sys
+import time
+import zipfile
 
 import numpy as np
 import pytest
 
 import fastprop as fp
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def two_models():
+    """Two models of different sizes: a reader that sized one file and read the other fails."""
+    a = fp.Sequential([fp.Dense(3, 4, "tanh"), fp.Dense(4, 2)], seed=1)
+    b = fp.Sequential([fp.Dense(30, 40, "relu"), fp.Dropout(0.5), fp.Dense(40, 2)], seed=2)
+    return a, b
+
+
+WRITER = """
+import os, sys, time
+sys.path.insert(0, sys.argv[3])
+from test_files import two_models
+models = two_models()
+path, seconds = sys.argv[1], float(sys.argv[2])
+print("ready", flush=True)
+n, end = 0, time.monotonic() + seconds
+while time.monotonic() < end and not os.path.exists(path + ".stop"):
+    models[n % 2].save(path)
+    n += 1
+print(n, flush=True)
+"""
+
+
+def test_loads_racing_saves_to_the_same_path_all_succeed(tmp_path):
+    models = two_models()
+    path = str(tmp_path / "m.npz")
+    models[0].save(path)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, path, "30", TESTS],
+                              stdout=subprocess.PIPE, text=True)
+    loads, failures, seen = 0, [], set()
+    try:
+        assert writer.stdout.readline() == "ready\n"
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            try:
+                loaded = fp.load(path)
+            except ValueError as exc:
+                failures.append(str(exc))
+                continue
+            loads += 1
+            k = 0 if loaded.n_params == models[0].n_params else 1
+            np.testing.assert_array_equal(loaded.params, models[k].params)
+            assert repr(loaded) == repr(models[k])
+            seen.add(k)
+    finally:
+        open(path + ".stop", "w").close()
+        saves = int(writer.communicate(timeout=60)[0])
+    assert not failures, (f"{len(failures)} of {loads + len(failures)} loads failed while "
+                          f"{saves} saves ran; the first: {failures[0]}")
+    assert seen == {0, 1} and saves >= 20 and loads >= 50, (seen, saves, loads)
+
+
+# -------------------------------------------------------------------------------------------
+# Damaged archives: whatever zipfile or numpy raises becomes the reader's ValueError
+
+def _saved_bytes():
+    rng = np.random.default_rng(0)
+    model = fp.Sequential([fp.Dense(2, 3, "tanh"), fp.Dense(3, 2, "softmax")], seed=1)
+    model.fit(rng.normal(size=(10, 2)), rng.integers(0, 2, 10), "softmax_cross_entropy",
+              fp.Adam(0.01), epochs=1, batch_size=4)
+    return model, fp.io.to_bytes(model)
+
+
+MODEL, GOOD = _saved_bytes()
+
+
+def _first_central_entry(data):
+    at = data.find(b"PK\x01\x02")
+    assert at > 0
+    return at
+
+
+def _crafted(kind):
+    data = bytearray(GOOD)
+    entry = _first_central_entry(data)
+    if kind == "version":  # "version needed to extract" beyond what zipfile reads
+        data[entry + 6] ^= 0x40
+    else:  # the general purpose flags: encrypted
+        data[entry + 8] |= 0x01
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind,raised", [("version", NotImplementedError),
+                                         ("encrypted", RuntimeError)])
+def test_zipfile_exceptions_become_value_errors_naming_the_file(tmp_path, kind, raised):
+    data = _crafted(kind)
+    with pytest.raises(raised):  # what zipfile itself makes of this file
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for name in z.namelist():
+                z.read(name)
+    path = tmp_path / f"{kind}.npz"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as info:
+        fp.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a valid fastprop model file: "), message
+    assert raised.__name__ in message, message
+    with pytest.raises(ValueError, match="pickled fastprop model: not a valid fastprop model"):
+        fp.io.from_bytes(data, fp.Sequential)
+
+
+def _members(model):
+    """What a model saves, member by member (the header includes the checksum of everything),
+    without the zip around them."""
+    return fp.io._arrays(model)
+
+
+def _member_data():
+    """The byte ranges of GOOD that hold the members (npy header and array): what the format
+    covers, where no flip may go unnoticed."""
+    ranges = []
+    with zipfile.ZipFile(io.BytesIO(GOOD)) as z:
+        for info in z.infolist():
+            at = info.header_offset
+            name_len, extra_len = np.frombuffer(GOOD[at + 26:at + 30], "<u2")
+            start = at + 30 + int(name_len) + int(extra_len)
+            ranges.append(range(start, start + info.compress_size))
+    return ranges
+
+
+def test_every_byte_flipped_is_refused_or_changes_nothing():
+    """Every byte of a small file flipped, one bit at a time: all eight bits of the zip
+    structure (where zipfile's own exceptions come from), one bit of each byte of the members
+    (the bit rotating with the position; the checksum covers them all)."""
+    expected = _members(MODEL)
+    covered = set().union(*_member_data())
+    flips = [(at, 1 << bit) for at in range(len(GOOD))
+             for bit in ([at % 8] if at in covered else range(8))]
+    loaded, refused, others = [], 0, []
+    for at, xor in flips:
+        data = bytearray(GOOD)
+        data[at] ^= xor
+        try:
+            model = fp.io.from_bytes(bytes(data), fp.Sequential)
+        except ValueError as exc:
+            if not str(exc).startswith("pickled fastprop model: not a valid fastprop model "
+                                       "file: "):
+                others.append((at, xor, str(exc)))
+            refused += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 -- what the test is looking for
+            others.append((at, xor, f"{type(exc).__name__}: {exc}"))
+            continue
+        got = _members(model)  # what it saves again: header (and so checksum) and arrays
+        assert got.keys() == expected.keys()
+        for k in expected:
+            np.testing.assert_array_equal(got[k], expected[k], err_msg=f"byte {at} ^ {xor}")
+        loaded.append(at)
+    assert not others, f"{len(others)} flips raised otherwise, e.g. {others[:3]}"
+    assert refused + len(loaded) == len(flips) and len(covered) > 0.7 * len(GOOD)
+    # what loads was damaged where nothing reads (timestamps, the local headers' copies of the
+    # central directory, "version made by", ...), never in a member's npy header or data
+    assert not set(loaded) & covered, sorted(set(loaded) & covered)
+    assert refused > 0.6 * len(flips), (refused, len(flips))
 
 
 # -------------------------------------------------------------------------------------------
