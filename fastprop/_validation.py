@@ -121,14 +121,19 @@ def as_numeric_array(name, value):
     return arr
 
 
-def check_finite(name, arr):
-    """ValueError if a float array holds NaN or inf, without a temporary the size of the array:
-    a float64 sum is finite exactly when every value is (unless float64 data overflows it, for
-    which the full check runs)."""
+def count_not_finite(arr):
+    """The number of NaN and inf in an array, without a temporary the size of the array: a
+    float64 sum is finite exactly when every value is (unless float64 data overflows it, for
+    which the values are counted, a chunk at a time)."""
     if arr.dtype.kind != "f" or np.isfinite(np.add.reduce(arr, axis=None, dtype=np.float64)):
-        return
-    n_bad = sum(int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
-                for chunk in np.array_split(arr.reshape(-1), max(1, arr.size // 65536)))
+        return 0
+    return sum(int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
+               for chunk in np.array_split(arr.reshape(-1), max(1, arr.size // 65536)))
+
+
+def check_finite(name, arr):
+    """ValueError if a float array holds NaN or inf (counted by count_not_finite)."""
+    n_bad = count_not_finite(arr)
     if n_bad:
         raise ValueError(f"{name}: expected finite values, got {n_bad} NaN or inf")
 
