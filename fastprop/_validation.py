@@ -56,12 +56,19 @@ def check_int(name, value, low=0, high=INT_MAX):
 
 
 def check_path(name, value):
-    """A file path: str or os.PathLike."""
+    """A file path: str or os.PathLike, neither empty nor a directory (an existing one, or a
+    path ending in a separator)."""
     import os
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name}: expected a file path (str or os.PathLike), got "
                         f"{type(value).__name__}")
-    return os.fspath(value)
+    path = os.fspath(value)
+    text = os.fsdecode(path)
+    if not text:
+        raise ValueError(f"{name}: expected a file path, got an empty string")
+    if text.endswith(tuple(s for s in (os.sep, os.altsep) if s)) or os.path.isdir(path):
+        raise ValueError(f"{name}: expected a file path, got {text!r}, a directory")
+    return path
 
 
 def check_choice(name, value, choices):
@@ -114,14 +121,19 @@ def as_numeric_array(name, value):
     return arr
 
 
-def check_finite(name, arr):
-    """ValueError if a float array holds NaN or inf, without a temporary the size of the array:
-    a float64 sum is finite exactly when every value is (unless float64 data overflows it, for
-    which the full check runs)."""
+def count_not_finite(arr):
+    """The number of NaN and inf in an array, without a temporary the size of the array: a
+    float64 sum is finite exactly when every value is (unless float64 data overflows it, for
+    which the values are counted, a chunk at a time)."""
     if arr.dtype.kind != "f" or np.isfinite(np.add.reduce(arr, axis=None, dtype=np.float64)):
-        return
-    n_bad = sum(int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
-                for chunk in np.array_split(arr.reshape(-1), max(1, arr.size // 65536)))
+        return 0
+    return sum(int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
+               for chunk in np.array_split(arr.reshape(-1), max(1, arr.size // 65536)))
+
+
+def check_finite(name, arr):
+    """ValueError if a float array holds NaN or inf (counted by count_not_finite)."""
+    n_bad = count_not_finite(arr)
     if n_bad:
         raise ValueError(f"{name}: expected finite values, got {n_bad} NaN or inf")
 

@@ -15,23 +15,31 @@ checksum covers the parameters alone) are read too.
 Reading trusts nothing: only the expected members are read, their sizes and shapes are checked
 against the header, against the file and against sane limits before anything is allocated, and
 every value is checked (finite parameters; optimizer state finite, second moments >= 0, a step
-count >= 0). Every failure is a ValueError that names the file and what is wrong.
+count >= 0). Every failure is a ValueError that names the file and what is wrong. The arrays are
+read straight into the new model's buffers (whose weights are never drawn), so that loading
+needs little more memory than the model itself.
 
 The write is atomic: a temporary file beside the target, flushed and fsync'ed, then renamed over
-it, with the permissions an ordinary write gets (the umask); a crash leaves the previous file
-whole, and the next save to that path removes a temporary file a crashed save left behind.
-Pickling a model (and so copy.deepcopy and joblib) stores the same bytes.
+it. A new file gets the permissions an ordinary write gets (the umask), an existing one keeps its
+mode, and a symlink keeps pointing to the file it names, which is the one replaced. A crash
+leaves the previous file whole, and the next save to that path removes a temporary file a
+crashed save left behind. Pickling a model (and so copy.deepcopy and joblib) stores the same
+bytes.
 """
+import contextlib
+import errno
 import glob
 import hashlib
 import io as _io
 import json
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 
 import numpy as np
 
+from ._validation import count_not_finite
 from .layers import LayerSpec
 from .optimizers import OPTIMIZERS, Optimizer, OptimizerState
 
@@ -49,7 +57,7 @@ def digest(header, arrays):
     h = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "sha256"},
                                   sort_keys=True, separators=(",", ":")).encode("utf-8"))
     for array in arrays:
-        h.update(np.ascontiguousarray(array).tobytes())
+        h.update(memoryview(np.ascontiguousarray(array)).cast("B"))  # no copy
     return h.hexdigest()
 
 
@@ -61,7 +69,7 @@ def _arrays(model, optimizer=None):
                             f"{type(optimizer).__name__}")
         raise ValueError("optimizer: expected the optimizer this model trained with last (its "
                          "state belongs to the model) or None; this one has not trained it")
-    if not np.isfinite(model.params).all():
+    if count_not_finite(model.params):
         raise ValueError("params: expected finite values to save, got NaN or inf (written into "
                          "model.params directly?)")
     arrays, fields = _state_members(model)
@@ -106,12 +114,6 @@ def _state_members(model):
     return members, fields
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -131,29 +133,39 @@ def save(model, path, optimizer=None):
 
 
 def write_atomically(path, write):
-    """Calls write(f) on a temporary file beside `path`, flushes, fsyncs and renames it over
-    `path` (with the umask's permissions), removing what a crashed write left; returns path."""
-    directory = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)}."
-    for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
-        try:  # a temporary file of a save that crashed: its process is gone
-            pid = int(os.path.basename(stale)[len(prefix):].split(".")[0])
-            if not _pid_alive(pid):
-                os.unlink(stale)
-        except (ValueError, OSError):
-            pass
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=directory)
+    """Calls write(f) on a temporary file beside the file `path` names, flushes, fsyncs and
+    renames it over that file, removing what a crashed write left; returns `path`.
+
+    Through a symlink, the file it points to is replaced and the link kept; an existing file
+    keeps its mode, a new one gets the umask's. An empty or directory path is refused before
+    anything is written, and an OSError names `path`, not the temporary file."""
+    from ._validation import check_path
+    path = check_path("path", path)
+    target = os.path.realpath(path)  # the file itself: renaming over a link would replace it
+    directory, name = os.path.split(target)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp made it 0600
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        _remove_stale(directory, name)
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            mode = None  # a new file: os.open's 0o666 less the umask
+        fd, tmp = _create_beside(directory, name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                if mode is not None:
+                    os.fchmod(f.fileno(), mode)
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, path) from exc  # FileNotFoundError etc. again
     try:  # make the rename itself durable
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
@@ -163,6 +175,32 @@ def write_atomically(path, write):
     except OSError:
         pass
     return path
+
+
+def _remove_stale(directory, name):
+    """Removes the temporary files of saves to `name` whose process is gone (they crashed)."""
+    prefix = f".{name}."
+    for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
+        try:
+            pid = int(os.path.basename(stale)[len(prefix):].split(".")[0])
+            if not _pid_alive(pid):
+                os.unlink(stale)
+        except (ValueError, OSError):
+            pass
+
+
+def _create_beside(directory, name):
+    """(fd, path) of a new file .<name>.<pid>.<random>.tmp in `directory`, created with mode
+    0o666 less the umask, as open() would (mkstemp's 0o600 would need the umask read, which
+    means setting it, process-wide)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", tmp)
 
 
 def to_bytes(model):
@@ -176,16 +214,20 @@ def from_bytes(data, model_class):
     """The model that to_bytes wrote, rebuilt as a `model_class`."""
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError(f"data: expected the bytes of a fastprop model, got {type(data).__name__}")
-    return read(_io.BytesIO(data), "pickled fastprop model", model_class)
+    return read(_io.BytesIO(data), "pickled fastprop model", model_class)  # shares bytes' memory
 
 
 def load(path, model_class):
     """The model saved at `path`, rebuilt as a `model_class`; its optimizer, if one was saved,
-    as `model.optimizer`, with its state."""
+    as `model.optimizer`, with its state. The file is opened once: its size and contents are
+    those of one file, even while another process saves a new one to `path`."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    return read(path, path, model_class)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    with f:
+        return read(f, path, model_class)
 
 
 class _Bad(Exception):
@@ -213,33 +255,52 @@ def _number(value, name):
     return float(value)
 
 
-def _member(archive, name, expected_shape, dtype):
-    """An array member, read only after its size, npy header, dtype and shape are checked."""
+def _open_array(archive, name, opened):
+    """(the member `name`.npy, open in the ExitStack `opened` and positioned at its data, the
+    shape, dtype and C order its npy header declares, the number of bytes after the header):
+    nothing of the data is read yet."""
     info = archive.getinfo(name + ".npy")
-    _need(info.compress_type == zipfile.ZIP_STORED,
-          f"member {name!r} is compressed; fastprop files store arrays uncompressed")
-    with archive.open(info) as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            _need(version in ((1, 0), (2, 0)), f"member {name!r} has npy version {version}")
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
-                           np.lib.format.read_array_header_2_0)
-            shape, fortran, got_dtype = read_header(f, max_header_size=10000)
-        except ValueError as exc:
-            raise _Bad(f"member {name!r} is not a NumPy array ({exc})") from None
-        _need(not got_dtype.hasobject and got_dtype == dtype and not fortran and
-              tuple(shape) == tuple(expected_shape),
-              f"member {name!r} holds {got_dtype} {tuple(shape)}, expected {np.dtype(dtype)} "
-              f"{tuple(expected_shape)}")
-        n_bytes = int(np.prod(expected_shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        _need(info.file_size - f.tell() == n_bytes,
-              f"member {name!r} has {info.file_size - f.tell()} bytes of data, expected {n_bytes}")
-        data = f.read(n_bytes)
-    _need(len(data) == n_bytes, f"member {name!r} is truncated")
-    return np.frombuffer(data, dtype=dtype).reshape(expected_shape).copy()
+    f = opened.enter_context(archive.open(info))
+    try:
+        version = np.lib.format.read_magic(f)
+        _need(version in ((1, 0), (2, 0)), f"member {name!r} has npy version {version}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                       np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(f, max_header_size=10000)
+    except ValueError as exc:
+        raise _Bad(f"member {name!r} is not a NumPy array ({exc})") from None
+    return f, tuple(shape), dtype, not fortran, info.file_size - f.tell()
 
 
-def _header(archive):
+def _open_member(archive, name, expected_shape, dtype, opened):
+    """An array member, open at its data, once its npy header, dtype, shape and size are
+    checked: nothing is allocated for it before."""
+    f, shape, got_dtype, c_order, n_data = _open_array(archive, name, opened)
+    _need(not got_dtype.hasobject and got_dtype == dtype and c_order and
+          shape == tuple(expected_shape),
+          f"member {name!r} holds {got_dtype} {shape}, expected {np.dtype(dtype)} "
+          f"{tuple(expected_shape)}")
+    n_bytes = int(np.prod(expected_shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    _need(n_data == n_bytes, f"member {name!r} has {n_data} bytes of data, expected {n_bytes}")
+    return f
+
+
+_CHUNK_BYTES = 1 << 20
+
+
+def _read_member(f, name, out):
+    """Reads an open member's data straight into `out` (C-contiguous), a chunk at a time: the
+    whole array is never held twice."""
+    view = memoryview(out).cast("B")
+    done = 0
+    while done < len(view):
+        chunk = f.read(min(_CHUNK_BYTES, len(view) - done))
+        _need(chunk, f"member {name!r} is truncated")
+        view[done:done + len(chunk)] = chunk
+        done += len(chunk)
+
+
+def _header(archive, opened):
     names = set(archive.namelist())
     _need("header.npy" in names and "params.npy" in names,
           f"expected the arrays 'header' and 'params', found "
@@ -247,12 +308,10 @@ def _header(archive):
     info = archive.getinfo("header.npy")
     _need(info.file_size <= MAX_HEADER_BYTES, f"its header is {info.file_size} bytes, more than "
           f"{MAX_HEADER_BYTES}")
-    with archive.open(info) as f:
-        try:
-            np.lib.format.read_magic(f)
-        except ValueError as exc:
-            raise _Bad(f"member 'header' is not a NumPy array ({exc})") from None
-    raw = _member_bytes(archive, info)
+    f, shape, dtype, _, n_data = _open_array(archive, "header", opened)
+    _need(dtype == np.uint8 and len(shape) == 1 and shape[0] == n_data,
+          "member 'header' is not the header's bytes")
+    raw = f.read(n_data)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
@@ -263,21 +322,6 @@ def _header(archive):
     _need(header.get("version") in READS, f"format version {header.get('version')!r}; this "
           f"fastprop reads versions {', '.join(map(str, READS))}")
     return header, names
-
-
-def _member_bytes(archive, info):
-    """The data bytes of the uint8 header member (a 1-D uint8 npy array)."""
-    with archive.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
-                       np.lib.format.read_array_header_2_0)
-        try:
-            shape, fortran, dtype = read_header(f, max_header_size=10000)
-        except ValueError as exc:
-            raise _Bad(f"member 'header' is not a NumPy array ({exc})") from None
-        _need(dtype == np.uint8 and len(shape) == 1 and
-              shape[0] == info.file_size - f.tell(), "member 'header' is not the header's bytes")
-        return f.read(shape[0])
 
 
 def _architecture(header):
@@ -301,30 +345,66 @@ def _architecture(header):
 
 
 def read(source, name, model_class):
-    """The model in `source` (a path or a file object; `name` names it in errors), rebuilt as a
-    `model_class` (Sequential) once everything in the file has been checked."""
+    """The model in `source` (a binary file object, open for reading; `name` names it in
+    errors), rebuilt as a `model_class` (Sequential) once everything in the file has been
+    checked."""
     try:
         return _read(source, model_class)
     except _Bad as exc:
         raise ValueError(f"{name}: not a valid fastprop model file: {exc}") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError,
-            ValueError, OverflowError, RecursionError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+    except MemoryError:
+        raise  # the process's limit, not the file's fault: sizes are checked before allocating
+    except Exception as exc:
+        # What zipfile and numpy raise on a damaged archive varies with the damage and the
+        # Python version: BadZipFile, EOFError, OSError, KeyError, ValueError, struct.error,
+        # NotImplementedError (an unknown zip version), RuntimeError (an encryption flag), ...
         raise ValueError(f"{name}: not a valid fastprop model file: cannot read it as a .npz "
                          f"archive ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
-def _read(source, model_class):
-    header, specs, inits, params, state_arrays = _contents(source)
+def _size(f):
+    """The size of the open file `f` (not of whatever its path names by now)."""
     try:
-        model = model_class.from_architecture(specs, header["dtype"], header.get("seed"), inits)
-    except (TypeError, ValueError) as exc:
-        raise _Bad(f"its architecture does not hold together ({exc})") from None
+        return os.fstat(f.fileno()).st_size
+    except (AttributeError, OSError):  # in memory: io.UnsupportedOperation is an OSError
+        at = f.tell()
+        size = f.seek(0, os.SEEK_END)
+        f.seek(at)
+        return size
+
+
+def _read(source, model_class):
+    """Checks the archive's structure and header, builds the model without drawing weights,
+    reads the arrays straight into its buffers, then checks their checksum and values; the
+    model is returned only if all of it holds."""
+    size = _size(source)
+    with zipfile.ZipFile(source) as archive, contextlib.ExitStack() as opened:
+        header, specs, inits, n_params, n_state = _layout(archive, size, opened)
+        dtype = header["dtype"]
+        names = ("params",) + _STATE[:n_state]
+        members = [_open_member(archive, name, (n_params,), dtype, opened) for name in names]
+        try:  # a version 1 file has no shuffle state: the model keeps the one drawn after the
+            # weights from its seed, as it always did
+            model = model_class.from_architecture(specs, dtype, header.get("seed"), inits,
+                                                  _initialize=header["version"] == 1)
+        except (TypeError, ValueError) as exc:
+            raise _Bad(f"its architecture does not hold together ({exc})") from None
+        state = (None if header.get("optimizer") is None else
+                 OptimizerState(n_state, model.params))
+        buffers = [model.params] + (state.buffers if state is not None else [])
+        for name, f, buffer in zip(names, members, buffers):
+            _read_member(f, name, buffer)
+    if header["version"] == 1:
+        _need(hashlib.sha256(memoryview(model.params).cast("B")).hexdigest() ==
+              header.get("params_sha256"),
+              "the parameters do not match their checksum (edited or damaged)")
+    else:
+        _need(digest(header, buffers) == header.get("sha256"),
+              "its contents do not match their checksum (edited or damaged)")
+    _need(not count_not_finite(model.params), "its parameters are not all finite")
     rng, dropout, shuffle = _counters(header)
-    optimizer, state = _optimizer_state(header.get("optimizer"), state_arrays, model.params)
-    # everything read and checked: fill the model
-    model.params[...] = params
+    optimizer = _optimizer(header.get("optimizer"), state)
+    # everything read and checked: complete the model
     model._rng = rng
     model._dropout_state[...] = dropout
     if shuffle is not None:
@@ -334,42 +414,33 @@ def _read(source, model_class):
     return model
 
 
-def _contents(source):
-    """(header, layer specs, inits, params, optimizer state arrays), read and checked."""
-    size = os.path.getsize(source) if isinstance(source, str) else len(source.getbuffer())
-    with zipfile.ZipFile(source) as archive:
-        for info in archive.infolist():
-            _need(info.compress_type == zipfile.ZIP_STORED, f"member {info.filename!r} is "
-                  f"compressed; fastprop files store arrays uncompressed")
-        _need(sum(i.file_size for i in archive.infolist()) <= size,
-              "its members declare more bytes than the file holds")
-        header, names = _header(archive)
-        dtype = header.get("dtype")
-        _need(dtype in ("float32", "float64"), f"dtype must be 'float32' or 'float64', got "
-              f"{dtype!r}")
-        specs, inits, n_params = _architecture(header)
-        _need(header.get("n_params", n_params) == n_params,
-              f"n_params is {header.get('n_params')!r}, its layers hold {n_params}")
-        opt = header.get("optimizer")
-        n_state = 0
-        if opt is not None:
-            _need(isinstance(opt, dict), "'optimizer' must be an object or null")
-            _need(isinstance(opt.get("class"), str) and opt["class"] in OPTIMIZERS,
-                  f"unknown optimizer {str(opt.get('class'))[:40]!r}")
-            n_state = _int(opt.get("n_state"), "optimizer.n_state", 0, 2)
-        expected = {"header.npy", "params.npy"} | {s + ".npy" for s in _STATE[:n_state]}
-        _need(names == expected, f"expected the members {sorted(expected)}, found "
-              f"{sorted(names)}")
-        params = _member(archive, "params", (n_params,), dtype)
-        state_arrays = [_member(archive, s, (n_params,), dtype) for s in _STATE[:n_state]]
-    if header["version"] == 1:
-        _need(hashlib.sha256(params.tobytes()).hexdigest() == header.get("params_sha256"),
-              "the parameters do not match their checksum (edited or damaged)")
-    else:
-        _need(digest(header, [params] + state_arrays) == header.get("sha256"),
-              "its contents do not match their checksum (edited or damaged)")
-    _need(np.isfinite(params).all(), "its parameters are not all finite")
-    return header, specs, inits, params, state_arrays
+def _layout(archive, size, opened):
+    """(header, layer specs, inits, n_params, number of optimizer state arrays): the archive's
+    members and header checked against each other, against the file's `size` and against the
+    format's limits."""
+    for info in archive.infolist():
+        _need(info.compress_type == zipfile.ZIP_STORED, f"member {info.filename!r} is "
+              f"compressed; fastprop files store arrays uncompressed")
+    _need(sum(i.file_size for i in archive.infolist()) <= size,
+          "its members declare more bytes than the file holds")
+    header, names = _header(archive, opened)
+    dtype = header.get("dtype")
+    _need(dtype in ("float32", "float64"), f"dtype must be 'float32' or 'float64', got "
+          f"{dtype!r}")
+    specs, inits, n_params = _architecture(header)
+    _need(header.get("n_params", n_params) == n_params,
+          f"n_params is {header.get('n_params')!r}, its layers hold {n_params}")
+    opt = header.get("optimizer")
+    n_state = 0
+    if opt is not None:
+        _need(isinstance(opt, dict), "'optimizer' must be an object or null")
+        _need(isinstance(opt.get("class"), str) and opt["class"] in OPTIMIZERS,
+              f"unknown optimizer {str(opt.get('class'))[:40]!r}")
+        n_state = _int(opt.get("n_state"), "optimizer.n_state", 0, 2)
+    expected = {"header.npy", "params.npy"} | {s + ".npy" for s in _STATE[:n_state]}
+    _need(names == expected, f"expected the members {sorted(expected)}, found "
+          f"{sorted(names)}")
+    return header, specs, inits, n_params, n_state
 
 
 def _counters(header):
@@ -390,27 +461,25 @@ def _counters(header):
     return rng, dropout, shuffle
 
 
-def _optimizer_state(opt, state_arrays, params):
-    """(optimizer, its OptimizerState) from the header's 'optimizer' and the state arrays, or
-    (None, None)."""
+def _optimizer(opt, state):
+    """The optimizer the header's 'optimizer' describes, or None, once `state` (an
+    OptimizerState, read from the file) has been checked against it; sets its step count."""
     if opt is None:
-        return None, None
+        return None
     config = opt.get("config")
     _need(isinstance(config, dict), "optimizer.config must be an object")
     try:
         optimizer = OPTIMIZERS[opt["class"]](**config)
     except (TypeError, ValueError, OverflowError) as exc:
         raise _Bad(f"its optimizer's settings are invalid ({exc})") from None
-    n_state = len(state_arrays)
+    n_state = len(state.buffers)
     _need(optimizer.n_state == n_state, f"optimizer.n_state is {n_state}, a "
           f"{opt['class']} with these settings keeps {optimizer.n_state}")
-    state = OptimizerState(n_state, params)
-    for i, (buf, saved) in enumerate(zip(state.buffers, state_arrays)):
-        _need(np.isfinite(saved).all(), f"optimizer state {i} is not all finite")
-        buf[...] = saved
+    for i, buf in enumerate(state.buffers):
+        _need(not count_not_finite(buf), f"optimizer state {i} is not all finite")
     squares = {"Adam": 1, "AdamW": 1, "RMSprop": 0}.get(opt["class"])
-    if squares is not None:
-        _need((state.buffers[squares] >= 0).all(),
+    if squares is not None:  # min(): no temporary the size of the buffer
+        _need(state.buffers[squares].min() >= 0,
               f"optimizer state {squares} (a mean of squares) has negative values")
     state.steps[0] = _int(opt.get("t"), "optimizer.t", 0, 2**62)
-    return optimizer, state
+    return optimizer

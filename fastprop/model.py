@@ -76,7 +76,7 @@ class Sequential:
     # predict and evaluate run in chunks of this many rows (or the training batch, if larger)
     _CHUNK_ROWS = 1024
 
-    def __init__(self, layers, dtype="float32", seed=None):
+    def __init__(self, layers, dtype="float32", seed=None, *, _initialize=True):
         folded = _fold_dropout(layers)
         self._dtype = check_dtype(dtype)
         self._seed = check_seed("seed", seed)
@@ -96,7 +96,8 @@ class Sequential:
         offset = 0  # every check has passed: from here on the layers become this model's
         for layer, rate in folded:
             offset = layer._attach(self._params, self._grads, offset, rate)
-            layer._initialize(self._rng)
+            if _initialize:
+                layer._initialize(self._rng)
         self._layers = tuple(layer for layer, _ in folded)
         self._widths = [self._layers[0].n_in] + [layer.n_out for layer in self._layers]
         # [dropout seed, training steps taken]: the engine reads the seed and counts the steps
@@ -209,8 +210,11 @@ class Sequential:
         return clone
 
     @classmethod
-    def from_architecture(cls, architecture, dtype="float32", seed=None, inits=None):
-        """A model of fresh layers built from LayerSpecs (see `architecture`)."""
+    def from_architecture(cls, architecture, dtype="float32", seed=None, inits=None, *,
+                          _initialize=True):
+        """A model of fresh layers built from LayerSpecs (see `architecture`). With
+        _initialize=False (for a reader that fills every parameter) no weights are drawn: the
+        parameters stay at zero, their pages untouched until written."""
         layers = []
         for k, spec in enumerate(architecture):
             spec = LayerSpec(*spec)
@@ -219,7 +223,7 @@ class Sequential:
                                 negative_slope=spec.negative_slope, init=init))
             if spec.dropout_rate:
                 layers.append(Dropout(spec.dropout_rate))
-        return cls(layers, dtype=dtype, seed=seed)
+        return cls(layers, dtype=dtype, seed=seed, _initialize=_initialize)
 
     def __repr__(self):
         inner = ",\n".join(f"    {l!r}" + (f",\n    Dropout({l.dropout_rate})" if l.dropout_rate

@@ -137,3 +137,81 @@ def test_damaged_and_foreign_files_give_clear_errors(tmp_path):
         assert name in str(info.value)  # the error names the file
     with pytest.raises(FileNotFoundError):
         fp.load(tmp_path / "missing.npz")
+
+
+def _traced_peak(fn):
+    """(fn(), the peak of memory traced while it ran, in bytes): numpy reports its buffers to
+    tracemalloc, including those np.zeros allocates and nothing has touched yet."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    """A float32 model of 32 MB and its file."""
+    model = fp.Sequential([fp.Dense(2000, 4000, "relu"), fp.Dense(4000, 10, "softmax")], seed=0)
+    return model, model.save(tmp_path_factory.mktemp("large") / "large.npz")
+
+
+def test_loading_needs_little_more_memory_than_the_model(large):
+    model, path = large
+    n_bytes = model.params.nbytes
+    loaded, peak = _traced_peak(lambda: fp.load(path))
+    np.testing.assert_array_equal(loaded.params, model.params)
+    # the new model's params and grads (allocated, never touched) and a chunk being read
+    assert peak <= 2.2 * n_bytes, f"peak {peak / n_bytes:.2f}x the parameters' bytes"
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "unpickle"])
+def test_copies_hold_one_serialized_copy_at_most(large, how):
+    import copy
+    import pickle
+    model, _ = large
+    n_bytes = model.params.nbytes
+    if how == "deepcopy":
+        clone, peak = _traced_peak(lambda: copy.deepcopy(model))
+    else:
+        data = pickle.dumps(model)
+        clone, peak = _traced_peak(lambda: pickle.loads(data))
+    np.testing.assert_array_equal(clone.params, model.params)
+    # the file's bytes, then the new params and grads (the grads never touched: in resident
+    # memory the peak is about 2x)
+    assert peak <= 3.2 * n_bytes, f"{how}: peak {peak / n_bytes:.2f}x the parameters' bytes"
+
+
+def test_loading_draws_no_weights(tmp_path, monkeypatch):
+    model, _, _ = trained(optimizer=fp.Adam(0.01))
+    path = model.save(tmp_path / "m.npz")
+
+    def no_draws(self, rng):
+        raise AssertionError("loading drew initial weights that the file then overwrites")
+
+    monkeypatch.setattr(fp.Dense, "_initialize", no_draws)
+    loaded = fp.load(path)
+    np.testing.assert_array_equal(loaded.params, model.params)
+    np.testing.assert_array_equal(loaded._optimizer_state.buffers[1],
+                                  model._optimizer_state.buffers[1])
+
+
+def test_version_1_files_load_with_the_shuffle_state_their_seed_draws(tmp_path):
+    import hashlib
+    model, _, _ = trained(seed=5)
+    good = model.save(tmp_path / "v2.npz")
+
+    def to_version_1(h):  # its checksum covered the parameters alone; no shuffle state
+        for key in ("sha256", "shuffle_seed", "shuffle_count"):
+            del h[key]
+        h.update(version=1, params_sha256=hashlib.sha256(model.params.tobytes()).hexdigest())
+
+    loaded = fp.load(rewrite(good, tmp_path / "v1.npz", header=to_version_1))
+    np.testing.assert_array_equal(loaded.params, model.params)
+    fresh = fp.Sequential([fp.Dense(4, 6, "leaky_relu", negative_slope=0.1),
+                           fp.Dense(6, 3, "softmax")], seed=5)
+    assert loaded._shuffle_state.tolist() == fresh._shuffle_state.tolist()
+    assert loaded._dropout_state.tolist() == model._dropout_state.tolist()
