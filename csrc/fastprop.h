@@ -14,7 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum fp_dtype { FP_FLOAT32 = 0, FP_FLOAT64 = 1 };
+/* Every entry point that takes a code (a dtype, an activation, a loss, an optimizer kind)
+ * returns FP_OK, or FP_ERR_CODE for a code it does not know, having changed nothing; a value it
+ * computes is written through a pointer. FP_ERR_NULL: a buffer it needs is NULL. */
+enum fp_status { FP_OK = 0, FP_ERR_CODE = -1, FP_ERR_NULL = -2 };
+
+/* Each kind of code counts from 0; its last member is the number of codes (a code is valid
+ * exactly when 0 <= code < that number). */
+enum fp_dtype { FP_FLOAT32 = 0, FP_FLOAT64 = 1, FP_N_DTYPES };
 
 enum fp_activation {
     FP_IDENTITY = 0,
@@ -22,7 +29,13 @@ enum fp_activation {
     FP_TANH = 2,
     FP_RELU = 3,
     FP_LEAKY_RELU = 4,
-    FP_SOFTMAX = 5 /* row-wise; only as the output of a softmax cross-entropy loss */
+    FP_SOFTMAX = 5, /* row-wise; only as the output of a softmax cross-entropy loss */
+    FP_GELU = 6,    /* v Phi(v), Phi the standard normal CDF (erf) */
+    FP_GELU_TANH = 7, /* torch's GELU(approximate="tanh") */
+    FP_SILU = 8,    /* v sigmoid(v) */
+    FP_ELU = 9,     /* v > 0 ? v : alpha (exp(v) - 1) */
+    FP_SOFTPLUS = 10, /* log(1 + exp(v)), v above 20 (torch's threshold) */
+    FP_N_ACTIVATIONS
 };
 
 enum fp_loss {
@@ -33,8 +46,9 @@ enum fp_loss {
     FP_LOSS_MAE = 4,           /* mean over all elements of |a - y| */
     FP_LOSS_HUBER = 5,         /* mean over all elements of Huber(a - y), delta 1 */
     FP_LOSS_MULTILABEL_BCE = 6, /* binary cross-entropy summed over labels, mean over samples */
-    FP_LOSS_HALF_MSE = 7        /* mean over all elements of 1/2 (a - y)^2, with the gradient of
+    FP_LOSS_HALF_MSE = 7,       /* mean over all elements of 1/2 (a - y)^2, with the gradient of
                                    half_squared_error: scikit-learn's squared loss */
+    FP_N_LOSSES
 };
 
 enum fp_optimizer_kind {
@@ -42,7 +56,8 @@ enum fp_optimizer_kind {
     FP_OPT_MOMENTUM = 1,
     FP_OPT_ADAM = 2,
     FP_OPT_ADAMW = 3,
-    FP_OPT_RMSPROP = 4
+    FP_OPT_RMSPROP = 4,
+    FP_N_OPTIMIZERS
 };
 
 /* An optimizer's hyperparameters (fastprop/optimizers.py fills it). */
@@ -55,6 +70,22 @@ typedef struct {
                         form) instead of after it (torch's) */
 } fp_optimizer;
 
+/* What the tables know of a code, for the callers that must not keep lists of their own:
+ * an activation's derivative reads its pre-activation Z (else only its output A); a loss's
+ * gradient is taken from the output's logits (the output activation's derivative folded into
+ * it), it counts correct predictions (classification), per output element rather than per
+ * sample, and the activation its output layer must have (-1: any element-wise one). */
+typedef struct {
+    const char *name; /* the code's name here, "FP_GELU": Python finds its codes by these */
+    int needs_z;
+} fp_activation_info;
+typedef struct {
+    const char *name; /* "FP_LOSS_MSE", ... */
+    int from_logits, classification, per_element, output_activation;
+} fp_loss_info;
+int fp_activation_describe(int activation, fp_activation_info *info);
+int fp_loss_describe(int loss, fp_loss_info *info);
+
 /* The products of a narrow layer without BLAS (csrc/small.h): fp_small_layer says whether a layer
  * of n_in inputs and n_out outputs is narrow enough for them to beat BLAS (at most 32 weights, or
  * one output of at most FP_SMALL_MAX inputs); the kernels take any layer of at most FP_SMALL_MAX
@@ -65,64 +96,70 @@ typedef struct {
 #define FP_SMALL_MAX 64
 #define FP_SMALL_MAX_OUT 64
 int fp_small_layer(ptrdiff_t n_in, ptrdiff_t n_out);
-void fp_small_forward(int dtype, const void *A, const void *W, void *Z, ptrdiff_t n_samples,
-                      ptrdiff_t n_in, ptrdiff_t n_out);
-void fp_small_delta(int dtype, const void *dZ, const void *W, void *dA, ptrdiff_t n_samples,
-                    ptrdiff_t n_in, ptrdiff_t n_out);
-void fp_small_weight_gradient(int dtype, const void *A, const void *dZ, void *dW, void *db,
-                              ptrdiff_t n_samples, ptrdiff_t n_in, ptrdiff_t n_out, double alpha,
-                              double beta, int accumulate);
+int fp_small_forward(int dtype, const void *A, const void *W, void *Z, ptrdiff_t n_samples,
+                     ptrdiff_t n_in, ptrdiff_t n_out);
+int fp_small_delta(int dtype, const void *dZ, const void *W, void *dA, ptrdiff_t n_samples,
+                   ptrdiff_t n_in, ptrdiff_t n_out);
+int fp_small_weight_gradient(int dtype, const void *A, const void *dZ, void *dW, void *db,
+                             ptrdiff_t n_samples, ptrdiff_t n_in, ptrdiff_t n_out, double alpha,
+                             double beta, int accumulate);
 
 /* The number of state buffers (shaped like the parameters) an optimizer of this kind reads. */
-int fp_optimizer_n_state(int kind);
+int fp_optimizer_n_state(int kind, int *n_state);
 
-/* Z += b (per column), then A = f(Z); Z may equal A (in place). */
-void fp_bias_activation(int dtype, void *Z, void *A, const void *b, ptrdiff_t n_samples,
-                        ptrdiff_t n_out, int activation, double negative_slope);
+/* Z += b (per column), then A = f(Z); Z may equal A (in place). `param` is the activation's one
+ * parameter: leaky_relu's negative slope, elu's alpha (others ignore it). */
+int fp_bias_activation(int dtype, void *Z, void *A, const void *b, ptrdiff_t n_samples,
+                       ptrdiff_t n_out, int activation, double param);
 
-/* dA *= f'(.), the derivative written through the activation's output A. */
-void fp_activation_backward(int dtype, void *dA, const void *A, ptrdiff_t n, int activation,
-                            double negative_slope);
+/* dA *= f'(.), from the activation's output A and, for an activation whose derivative needs
+ * it (fp_activation_describe), its pre-activation Z (else Z may be NULL). */
+int fp_activation_backward(int dtype, void *dA, const void *A, const void *Z, ptrdiff_t n,
+                           int activation, double param);
 
 /* db = sum over rows of dZ (+ db if accumulate). */
-void fp_column_sum(int dtype, const void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, void *db,
-                   int accumulate);
+int fp_column_sum(int dtype, const void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, void *db,
+                  int accumulate);
 
 /* The mean loss of an output layer (Z its pre-activation, A = f(Z)) against targets Y, or integer
- * labels (softmax cross-entropy only; Y is then NULL); writes dL/dZ into dZ unless it is NULL and
- * adds the number of correct predictions to *n_correct (classification losses). With
+ * labels (softmax cross-entropy only; Y is then NULL), into *value; writes dL/dZ into dZ unless it
+ * is NULL and adds the number of correct predictions to *n_correct (classification losses). With
  * sample_weight (NULL: none; else n_samples weights summing to n_samples), each sample's loss and
  * gradient count that many times. */
-double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const void *Y,
-                        const int64_t *labels, const void *sample_weight, void *dZ,
-                        ptrdiff_t n_samples, ptrdiff_t n_out, int activation,
-                        double negative_slope, int64_t *n_correct);
+int fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const void *Y,
+                     const int64_t *labels, const void *sample_weight, void *dZ,
+                     ptrdiff_t n_samples, ptrdiff_t n_out, int activation, double param,
+                     double *value, int64_t *n_correct);
 
 /* One optimizer step over the flat buffers: clipping (scales grads in place), weight decay, the
  * update; state0, state1 are its state buffers (the momentum buffer; Adam's first and second
  * moments; RMSprop's square average; NULL when the kind reads fewer); t >= 1 counts the steps,
  * this one included. */
-void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *state0,
-                       void *state1, ptrdiff_t n, int64_t t);
+int fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *state0,
+                      void *state1, ptrdiff_t n, int64_t t);
 
-/* 1 if every one of the n values is finite, else 0. */
-int fp_all_finite(int dtype, const void *x, ptrdiff_t n);
+/* *finite = 1 if every one of the n values is finite, else 0. */
+int fp_all_finite(int dtype, const void *x, ptrdiff_t n, int *finite);
 
 /* params -= lr * grads over one flat buffer. */
-void fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, double lr);
+int fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, double lr);
 
-/* Inverted dropout: M = 1/(1 - rate) where a hash of (key, i) is >= rate, else 0; D = A * M. */
-void fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_t key,
-                double rate);
+/* Inverted dropout: M = 1/(1 - rate) where draw i of `key` (csrc/random.h) is >= rate, else 0;
+ * D = A * M. */
+int fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_t key,
+               double rate);
 
 /* x *= m, element-wise. */
-void fp_mul(int dtype, void *x, const void *m, ptrdiff_t n);
+int fp_mul(int dtype, void *x, const void *m, ptrdiff_t n);
 
 /* Shuffles order[0..n) in place, a counter-based function of (seed, count): the same pair gives
  * the same permutation on every machine; fit draws epoch k's order with count k. */
 void fp_shuffle(int64_t *order, ptrdiff_t n, uint64_t seed, uint64_t count);
 
-/* The key of one dropout mask, from the model's seed, the step count and the layer index. */
+/* The key of one dropout mask, from the model's seed, the step count and the layer index; and
+ * the key from which the mask's element `first` on is drawn (a part of a batch starting at row
+ * r of a layer n_out wide starts at element r n_out): masks of parts equal the whole's. */
 uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer);
+uint64_t fp_dropout_key_at(uint64_t seed, int64_t step, int layer, int64_t first);
 
 #endif

@@ -1,9 +1,11 @@
 /* The one place that names a dtype: each kernel body (activations.h, losses.h, optimizers.h,
  * dropout.h) is instantiated for float (_f32) and double (_f64), with the constants of each
- * dtype's exp and log1p, and fastprop.h's entry points dispatch on the dtype argument. */
+ * dtype's exp, log1p and normal CDF, and fastprop.h's entry points dispatch on the dtype argument
+ * (an unknown dtype is FP_ERR_CODE, as every unknown code). */
 #include <string.h>
 #include <tgmath.h>
 #include "fastprop.h"
+#include "random.h"
 
 /* exp(r) on |r| <= ln2 / 2. float: 1 / k!, its Taylor coefficients, to degree 7 (within 6e-9,
  * a tenth of float's unit in the last place). double: a Chebyshev fit of degree 11 (mpmath's
@@ -27,6 +29,31 @@ static const double FP_TANH_C64[] = {
     -0.008863220134250503, 0.0035919465020130574, -0.0014544509176344551,
     0.0005831792400007558, -0.00021761442156422375, 5.663500915911182e-05};
 
+/* The normal CDF Phi (common.h's fp_ncdf), by Chebyshev fits (mpmath's chebyfit at 40 digits):
+ * (Phi(v) - 1/2) / v as a polynomial in v^2 on |v| < 3/4 (within 1.2e-17 and 2.5e-9 of it,
+ * relative, for double and float), and S(u) = u Phi(-u) exp(u^2 / 2) (nearly flat: its terms
+ * cancel little, at most a factor 2.5) as a polynomial in t = (u - c) / (u + c) on [3/4, 38]
+ * with c = 5 (double: within 2e-18) and on [3/4, 13.3] with c = 3 (float: within 6e-9); beyond
+ * those ends exp(-u^2 / 2) is 0 in the dtype. */
+static const double FP_PHI_SMALL_C64[] = {
+    0.39894228040143265, -0.06649038006690419, 0.009973557009976547, -0.001187328214396983,
+    0.00011543467768540948, -9.444605057900199e-06, 6.658139159575593e-07,
+    -4.0950399522417176e-08, 2.005713145365612e-09,};
+static const double FP_PHI_SMALL_C32[] = {
+    0.3989422803921482, -0.06649037887790578, 0.009973532286919138, -0.0011871397032966816,
+    0.00011478187349990901, -8.390892710221637e-06,};
+static const double FP_PHI_TAIL_C64[] = {
+    0.3845965248750315, 0.05190527343000305, -0.0850384434600403, 0.09088622964934517,
+    -0.07425639525044622, 0.04795086373171991, -0.02416178595365726, 0.008900845019722188,
+    -0.0018956230774703974, -0.00012648521105501187, 0.00024276160584809544,
+    -5.456903608627274e-05, -1.654046133156715e-05, 1.033026776058811e-05, 6.046591144002011e-07,
+    -1.551243507132281e-06, 5.077153245316256e-08, 2.3542558367471177e-07, -1.517194652871758e-08,
+    -3.5832716213591484e-08, 1.6649751932206933e-09, 4.00873296420958e-09,};
+static const double FP_PHI_TAIL_C32[] = {
+    0.36454184660998723, 0.10987586104874185, -0.13965733360909788, 0.0913770260935766,
+    -0.02885865421833121, -0.0017411062901259331, 0.003967954997366183, -2.8814763242812368e-05,
+    -0.0005509495300972865, -1.038210958027426e-05,};
+
 
 #define REAL float
 #define SFX f32
@@ -45,6 +72,13 @@ static const double FP_TANH_C64[] = {
 #define FP_LOG1P_TERMS 6
 #define FP_TANH_TERMS 6
 #define FP_TANH_C FP_TANH_C32
+#define FP_SPLITTER 4097.0f /* 2^12 + 1: Veltkamp's split of a float into two 12-bit halves */
+#define FP_PHI_SMALL_C FP_PHI_SMALL_C32
+#define FP_PHI_SMALL_TERMS 6
+#define FP_PHI_TAIL_C FP_PHI_TAIL_C32
+#define FP_PHI_TAIL_TERMS 10
+#define FP_PHI_TAIL_SHIFT 3.0
+#define FP_PHI_TAIL_MAX 13.3
 #include "common.h"
 #include "activations.h"
 #include "losses.h"
@@ -68,7 +102,15 @@ static const double FP_TANH_C64[] = {
 #undef FP_LOG1P_TERMS
 #undef FP_TANH_TERMS
 #undef FP_TANH_C
+#undef FP_SPLITTER
+#undef FP_PHI_SMALL_C
+#undef FP_PHI_SMALL_TERMS
+#undef FP_PHI_TAIL_C
+#undef FP_PHI_TAIL_TERMS
+#undef FP_PHI_TAIL_SHIFT
+#undef FP_PHI_TAIL_MAX
 #undef FP_ACTIVATIONS
+#undef FP_LOSSES
 
 #define REAL double
 #define SFX f64
@@ -87,6 +129,13 @@ static const double FP_TANH_C64[] = {
 #define FP_LOG1P_TERMS 16
 #define FP_TANH_TERMS 11
 #define FP_TANH_C FP_TANH_C64
+#define FP_SPLITTER 134217729.0 /* 2^27 + 1 */
+#define FP_PHI_SMALL_C FP_PHI_SMALL_C64
+#define FP_PHI_SMALL_TERMS 9
+#define FP_PHI_TAIL_C FP_PHI_TAIL_C64
+#define FP_PHI_TAIL_TERMS 22
+#define FP_PHI_TAIL_SHIFT 5.0
+#define FP_PHI_TAIL_MAX 38.0
 #include "common.h"
 #include "activations.h"
 #include "losses.h"
@@ -95,65 +144,148 @@ static const double FP_TANH_C64[] = {
 #include "small.h"
 
 /* The dtype's instantiation of `name`, called with the same arguments (void pointers convert to
- * the dtype's pointers, double scalars round to it). */
-#define FP_CALL(name, ...) (dtype == FP_FLOAT32 ? name##_f32(__VA_ARGS__) : name##_f64(__VA_ARGS__))
+ * the dtype's pointers, double scalars round to it): FP_RETURN returns the status of a kernel
+ * that has one, FP_RUN runs one that has none; an unknown dtype is FP_ERR_CODE. */
+#define FP_RETURN(name, ...)                                                                       \
+    switch (dtype) {                                                                                \
+    case FP_FLOAT32:                                                                                \
+        return name##_f32(__VA_ARGS__);                                                             \
+    case FP_FLOAT64:                                                                                \
+        return name##_f64(__VA_ARGS__);                                                             \
+    default:                                                                                        \
+        return FP_ERR_CODE;                                                                         \
+    }
+#define FP_RUN(name, ...)                                                                          \
+    switch (dtype) {                                                                                \
+    case FP_FLOAT32:                                                                                \
+        name##_f32(__VA_ARGS__);                                                                    \
+        return FP_OK;                                                                               \
+    case FP_FLOAT64:                                                                                \
+        name##_f64(__VA_ARGS__);                                                                    \
+        return FP_OK;                                                                               \
+    default:                                                                                        \
+        return FP_ERR_CODE;                                                                         \
+    }
 
-void fp_bias_activation(int dtype, void *Z, void *A, const void *b, ptrdiff_t n_samples,
-                        ptrdiff_t n_out, int activation, double negative_slope)
+int fp_activation_describe(int activation, fp_activation_info *info)
 {
-    FP_CALL(fp_bias_activation, Z, A, b, n_samples, n_out, activation, negative_slope);
+    switch (activation) {
+#define FP_CASE(CODE, F, DF, NEEDS_Z)                                                              \
+    case CODE:                                                                                      \
+        info->name = #CODE;                                                                         \
+        info->needs_z = NEEDS_Z;                                                                    \
+        return FP_OK;
+        FP_ACTIVATIONS(FP_CASE)
+#undef FP_CASE
+    case FP_IDENTITY:
+        info->name = "FP_IDENTITY";
+        info->needs_z = 0;
+        return FP_OK;
+    case FP_SOFTMAX:
+        info->name = "FP_SOFTMAX";
+        info->needs_z = 0;
+        return FP_OK;
+    default:
+        return FP_ERR_CODE;
+    }
 }
 
-void fp_activation_backward(int dtype, void *dA, const void *A, ptrdiff_t n, int activation,
-                            double negative_slope)
+int fp_loss_describe(int loss, fp_loss_info *info)
 {
-    FP_CALL(fp_activation_backward, dA, A, n, activation, negative_slope);
+    switch (loss) {
+#define FP_CASE(CODE, KERNEL, DIVISOR, SCALE, FROM_LOGITS, CLASSIFICATION, PER_ELEMENT, OUTPUT)    \
+    case CODE:                                                                                      \
+        info->name = #CODE;                                                                         \
+        info->from_logits = FROM_LOGITS;                                                            \
+        info->classification = CLASSIFICATION;                                                      \
+        info->per_element = PER_ELEMENT;                                                            \
+        info->output_activation = OUTPUT;                                                           \
+        return FP_OK;
+        FP_LOSSES(FP_CASE)
+#undef FP_CASE
+    default:
+        return FP_ERR_CODE;
+    }
 }
 
-void fp_column_sum(int dtype, const void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, void *db,
-                   int accumulate)
+int fp_bias_activation(int dtype, void *Z, void *A, const void *b, ptrdiff_t n_samples,
+                       ptrdiff_t n_out, int activation, double param)
 {
-    FP_CALL(fp_column_sum, dZ, n_samples, n_out, db, accumulate);
+    FP_RETURN(fp_bias_activation, Z, A, b, n_samples, n_out, activation, param);
 }
 
-double fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const void *Y,
-                        const int64_t *labels, const void *sample_weight, void *dZ,
-                        ptrdiff_t n_samples, ptrdiff_t n_out, int activation,
-                        double negative_slope, int64_t *n_correct)
+int fp_activation_backward(int dtype, void *dA, const void *A, const void *Z, ptrdiff_t n,
+                           int activation, double param)
 {
-    if (n_samples <= 0 || n_out <= 0)
-        return 0.0;
-    if (sample_weight)
-        return FP_CALL(fp_loss_gradient_weighted, loss, Z, A, Y, labels, sample_weight, dZ,
-                       n_samples, n_out, activation, negative_slope, n_correct);
-    return FP_CALL(fp_loss_gradient, loss, Z, A, Y, labels, dZ, n_samples, n_out, activation,
-                   negative_slope, n_correct);
+    FP_RETURN(fp_activation_backward, dA, A, Z, n, activation, param);
 }
 
-void fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *state0,
-                       void *state1, ptrdiff_t n, int64_t t)
+int fp_column_sum(int dtype, const void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, void *db,
+                  int accumulate)
 {
-    FP_CALL(fp_optimizer_step, opt, params, grads, state0, state1, n, t);
+    FP_RUN(fp_column_sum, dZ, n_samples, n_out, db, accumulate);
 }
 
-void fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, double lr)
+int fp_loss_gradient(int dtype, int loss, const void *Z, const void *A, const void *Y,
+                     const int64_t *labels, const void *sample_weight, void *dZ,
+                     ptrdiff_t n_samples, ptrdiff_t n_out, int activation, double param,
+                     double *value, int64_t *n_correct)
 {
-    FP_CALL(fp_sgd_update, params, grads, n, lr);
+    fp_loss_info info;
+    fp_activation_info act;
+    if (fp_loss_describe(loss, &info) != FP_OK || fp_activation_describe(activation, &act) !=
+        FP_OK || (dtype != FP_FLOAT32 && dtype != FP_FLOAT64))
+        return FP_ERR_CODE;
+    if (n_samples <= 0 || n_out <= 0) {
+        *value = 0.0;
+        return FP_OK;
+    }
+    if (sample_weight) {
+        FP_RETURN(fp_loss_gradient_weighted, loss, Z, A, Y, labels, sample_weight, dZ, n_samples,
+                  n_out, activation, param, value, n_correct);
+    }
+    FP_RETURN(fp_loss_gradient, loss, Z, A, Y, labels, dZ, n_samples, n_out, activation, param,
+              value, n_correct);
 }
 
-int fp_all_finite(int dtype, const void *x, ptrdiff_t n)
+int fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *grads, void *state0,
+                      void *state1, ptrdiff_t n, int64_t t)
 {
-    return FP_CALL(fp_all_finite, x, n);
+    int n_state;
+    if (fp_optimizer_n_state(opt->kind, &n_state) != FP_OK)
+        return FP_ERR_CODE;
+    if ((n_state > 0 && state0 == NULL) || (n_state > 1 && state1 == NULL))
+        return FP_ERR_NULL;
+    FP_RETURN(fp_optimizer_step, opt, params, grads, state0, state1, n, t);
 }
 
-void fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_t key, double rate)
+int fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, double lr)
 {
-    FP_CALL(fp_dropout, A, M, D, n, key, rate);
+    FP_RUN(fp_sgd_update, params, grads, n, lr);
 }
 
-void fp_mul(int dtype, void *x, const void *m, ptrdiff_t n)
+int fp_all_finite(int dtype, const void *x, ptrdiff_t n, int *finite)
 {
-    FP_CALL(fp_mul, x, m, n);
+    switch (dtype) {
+    case FP_FLOAT32:
+        *finite = fp_all_finite_f32(x, n);
+        return FP_OK;
+    case FP_FLOAT64:
+        *finite = fp_all_finite_f64(x, n);
+        return FP_OK;
+    default:
+        return FP_ERR_CODE;
+    }
+}
+
+int fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_t key, double rate)
+{
+    FP_RUN(fp_dropout, A, M, D, n, key, rate);
+}
+
+int fp_mul(int dtype, void *x, const void *m, ptrdiff_t n)
+{
+    FP_RUN(fp_mul, x, m, n);
 }
 
 int fp_small_layer(ptrdiff_t n_in, ptrdiff_t n_out)
@@ -163,50 +295,52 @@ int fp_small_layer(ptrdiff_t n_in, ptrdiff_t n_out)
     return n_in > 0 && n_out > 0 && (n_in * n_out <= 32 || (n_out == 1 && n_in <= FP_SMALL_MAX));
 }
 
-void fp_small_forward(int dtype, const void *A, const void *W, void *Z, ptrdiff_t n_samples,
-                      ptrdiff_t n_in, ptrdiff_t n_out)
+int fp_small_forward(int dtype, const void *A, const void *W, void *Z, ptrdiff_t n_samples,
+                     ptrdiff_t n_in, ptrdiff_t n_out)
 {
-    FP_CALL(fp_small_forward, A, W, Z, n_samples, n_in, n_out);
+    FP_RUN(fp_small_forward, A, W, Z, n_samples, n_in, n_out);
 }
 
-void fp_small_delta(int dtype, const void *dZ, const void *W, void *dA, ptrdiff_t n_samples,
-                    ptrdiff_t n_in, ptrdiff_t n_out)
+int fp_small_delta(int dtype, const void *dZ, const void *W, void *dA, ptrdiff_t n_samples,
+                   ptrdiff_t n_in, ptrdiff_t n_out)
 {
-    FP_CALL(fp_small_delta, dZ, W, dA, n_samples, n_in, n_out);
+    FP_RUN(fp_small_delta, dZ, W, dA, n_samples, n_in, n_out);
 }
 
-void fp_small_weight_gradient(int dtype, const void *A, const void *dZ, void *dW, void *db,
-                              ptrdiff_t n_samples, ptrdiff_t n_in, ptrdiff_t n_out, double alpha,
-                              double beta, int accumulate)
+int fp_small_weight_gradient(int dtype, const void *A, const void *dZ, void *dW, void *db,
+                             ptrdiff_t n_samples, ptrdiff_t n_in, ptrdiff_t n_out, double alpha,
+                             double beta, int accumulate)
 {
-    FP_CALL(fp_small_weight_gradient, A, dZ, dW, db, n_samples, n_in, n_out, alpha, beta,
-            accumulate);
+    FP_RUN(fp_small_weight_gradient, A, dZ, dW, db, n_samples, n_in, n_out, alpha, beta,
+           accumulate);
 }
 
-int fp_optimizer_n_state(int kind)
+int fp_optimizer_n_state(int kind, int *n_state)
 {
     switch (kind) {
+    case FP_OPT_SGD:
+        *n_state = 0;
+        return FP_OK;
     case FP_OPT_MOMENTUM:
     case FP_OPT_RMSPROP:
-        return 1;
+        *n_state = 1;
+        return FP_OK;
     case FP_OPT_ADAM:
     case FP_OPT_ADAMW:
-        return 2;
+        *n_state = 2;
+        return FP_OK;
     default:
-        return 0;
+        return FP_ERR_CODE;
     }
 }
 
 void fp_shuffle(int64_t *order, ptrdiff_t n, uint64_t seed, uint64_t count)
 {
-    /* Fisher-Yates from the top; draw i is splitmix64 of (key + i), mapped to [0, i] by a
-     * multiply-high (no modulo bias to speak of at these sizes) */
-    const uint64_t key = fp_dropout_key(seed ^ 0x5DEECE66Dull, (int64_t)count, 255);
+    /* Fisher-Yates from the top; draw i mapped to [0, i] by a multiply-high (no modulo bias to
+     * speak of at these sizes) */
+    const uint64_t key = fp_random_key(seed ^ 0x5DEECE66Dull, (int64_t)count, 255);
     for (ptrdiff_t i = n - 1; i > 0; i--) {
-        uint64_t z = key + (uint64_t)i * 0x9E3779B97F4A7C15ull;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
+        const uint64_t z = fp_random_draw(key, (uint64_t)i);
         const ptrdiff_t j = (ptrdiff_t)(((unsigned __int128)z * (uint64_t)(i + 1)) >> 64);
         const int64_t t = order[i];
         order[i] = order[j];
@@ -216,8 +350,10 @@ void fp_shuffle(int64_t *order, ptrdiff_t n, uint64_t seed, uint64_t count)
 
 uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer)
 {
-    uint64_t z = seed ^ ((uint64_t)step * 0xD1B54A32D192ED03ull) ^ ((uint64_t)layer << 56);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return fp_random_key(seed, step, layer);
+}
+
+uint64_t fp_dropout_key_at(uint64_t seed, int64_t step, int layer, int64_t first)
+{
+    return fp_random_key(seed, step, layer) + (uint64_t)first * FP_RANDOM_STRIDE;
 }

@@ -178,74 +178,121 @@ FP_MULTIVERSION static double FP_NAME(fp_softmax_xent_labels)(const REAL *Z, con
     return total;
 }
 
-static double FP_NAME(fp_loss_gradient)(int loss, const REAL *Z, const REAL *A, const REAL *Y,
-                                        const int64_t *labels, REAL *dZ, ptrdiff_t n_samples,
-                                        ptrdiff_t n_out, int activation, REAL negative_slope,
-                                        int64_t *n_correct)
+/* The kernels in the one signature of the table: (Z, A, Y, labels, n_samples, n_out, dZ, scale,
+ * n_correct), each reading what it needs. */
+static double FP_NAME(fp_loss_squared)(const REAL *Z, const REAL *A, const REAL *Y,
+                                       const int64_t *labels, ptrdiff_t n_samples, ptrdiff_t n_out,
+                                       REAL *dZ, REAL scale, int64_t *n_correct)
 {
-    const ptrdiff_t n = n_samples * n_out;
+    (void)Z, (void)labels, (void)n_correct;
+    return FP_NAME(fp_squared_error)(A, Y, n_samples * n_out, dZ, scale);
+}
+
+static double FP_NAME(fp_loss_abs)(const REAL *Z, const REAL *A, const REAL *Y,
+                                   const int64_t *labels, ptrdiff_t n_samples, ptrdiff_t n_out,
+                                   REAL *dZ, REAL scale, int64_t *n_correct)
+{
+    (void)Z, (void)labels, (void)n_correct;
+    return FP_NAME(fp_abs_error)(A, Y, n_samples * n_out, dZ, scale);
+}
+
+static double FP_NAME(fp_loss_huber)(const REAL *Z, const REAL *A, const REAL *Y,
+                                     const int64_t *labels, ptrdiff_t n_samples, ptrdiff_t n_out,
+                                     REAL *dZ, REAL scale, int64_t *n_correct)
+{
+    (void)Z, (void)labels, (void)n_correct;
+    return FP_NAME(fp_huber)(A, Y, n_samples * n_out, dZ, scale);
+}
+
+static double FP_NAME(fp_loss_bce)(const REAL *Z, const REAL *A, const REAL *Y,
+                                   const int64_t *labels, ptrdiff_t n_samples, ptrdiff_t n_out,
+                                   REAL *dZ, REAL scale, int64_t *n_correct)
+{
+    (void)A, (void)labels;
+    return FP_NAME(fp_bce_logits)(Z, Y, n_samples * n_out, dZ, scale, n_correct);
+}
+
+static double FP_NAME(fp_loss_softmax_xent)(const REAL *Z, const REAL *A, const REAL *Y,
+                                            const int64_t *labels, ptrdiff_t n_samples,
+                                            ptrdiff_t n_out, REAL *dZ, REAL scale,
+                                            int64_t *n_correct)
+{
+    (void)A;
+    if (labels)
+        return FP_NAME(fp_softmax_xent_labels)(Z, labels, n_samples, n_out, dZ, scale, n_correct);
+    return FP_NAME(fp_softmax_xent)(Z, Y, n_samples, n_out, dZ, scale, n_correct);
+}
+
+/* One row per loss: X(CODE, KERNEL, DIVISOR, SCALE, FROM_LOGITS, CLASSIFICATION, PER_ELEMENT,
+ * OUTPUT_ACTIVATION). The mean loss is the kernel's sum / DIVISOR; its gradient is the kernel's
+ * per-element gradient times SCALE (both of n, the number of elements, and n_samples), and, for
+ * a loss not FROM_LOGITS, then taken through the output activation's derivative like any other
+ * layer's. CLASSIFICATION: it counts correct predictions, PER_ELEMENT: per output element (else
+ * per sample). OUTPUT_ACTIVATION: the activation its output must have (the one whose derivative
+ * it folds in), or -1 for any element-wise one. */
+#define FP_LOSSES(X)                                                                               \
+    X(FP_LOSS_MSE, fp_loss_squared, n, 2.0 / n, 0, 0, 0, -1)                                       \
+    X(FP_LOSS_HALF_SE, fp_loss_squared, 2.0 * n_samples, 1.0 / n_samples, 0, 0, 0, -1)             \
+    X(FP_LOSS_BCE, fp_loss_bce, n, 1.0 / n, 1, 1, 1, FP_SIGMOID)                                   \
+    X(FP_LOSS_SOFTMAX_XENT, fp_loss_softmax_xent, n_samples, 1.0 / n_samples, 1, 1, 0, FP_SOFTMAX) \
+    X(FP_LOSS_MAE, fp_loss_abs, n, 1.0 / n, 0, 0, 0, -1)                                           \
+    X(FP_LOSS_HUBER, fp_loss_huber, n, 1.0 / n, 0, 0, 0, -1)                                       \
+    X(FP_LOSS_MULTILABEL_BCE, fp_loss_bce, n_samples, 1.0 / n_samples, 1, 1, 1, FP_SIGMOID)        \
+    /* scikit-learn's squared loss: the mean over every element, the gradient of HALF_SE */        \
+    X(FP_LOSS_HALF_MSE, fp_loss_squared, 2.0 * n, 1.0 / n_samples, 0, 0, 0, -1)
+
+static int FP_NAME(fp_loss_gradient)(int loss, const REAL *Z, const REAL *A, const REAL *Y,
+                                     const int64_t *labels, REAL *dZ, ptrdiff_t n_samples,
+                                     ptrdiff_t n_out, int activation, REAL param, double *value,
+                                     int64_t *n_correct)
+{
+    const double n = (double)(n_samples * n_out);
     double total;
     switch (loss) {
-    case FP_LOSS_HALF_MSE: /* scikit-learn reports the mean over outputs too, steps as HALF_SE */
-        return FP_NAME(fp_loss_gradient)(FP_LOSS_HALF_SE, Z, A, Y, labels, dZ, n_samples, n_out,
-                                         activation, negative_slope, n_correct) / (double)n_out;
-    case FP_LOSS_MSE:
-    case FP_LOSS_HALF_SE:
-    case FP_LOSS_MAE:
-    case FP_LOSS_HUBER: {
-        /* dL/dA, then through f'(.) of the output layer like any other layer */
-        const double norm = loss == FP_LOSS_HALF_SE ? (double)n_samples : (double)n;
-        const REAL scale = (REAL)((loss == FP_LOSS_MSE ? 2.0 : 1.0) / norm);
-        if (loss == FP_LOSS_MSE || loss == FP_LOSS_HALF_SE)
-            total = FP_NAME(fp_squared_error)(A, Y, n, dZ, scale);
-        else if (loss == FP_LOSS_MAE)
-            total = FP_NAME(fp_abs_error)(A, Y, n, dZ, scale);
-        else
-            total = FP_NAME(fp_huber)(A, Y, n, dZ, scale);
-        if (dZ)
-            FP_NAME(fp_activation_backward)(dZ, A, n, activation, negative_slope);
-        return loss == FP_LOSS_HALF_SE ? total / (2.0 * norm) : total / norm;
-    }
-    case FP_LOSS_BCE:
-    case FP_LOSS_MULTILABEL_BCE: {
-        /* dL/dZ = (sigmoid(Z) - Y) / (n, or n_samples for the multi-label loss, summed over
-         * labels) */
-        const double norm = loss == FP_LOSS_BCE ? (double)n : (double)n_samples;
-        return FP_NAME(fp_bce_logits)(Z, Y, n, dZ, (REAL)(1.0 / norm), n_correct) / norm;
-    }
-    default: /* softmax cross-entropy: dL/dZ = (softmax(Z) - Y) / n_samples */
-        if (labels)
-            total = FP_NAME(fp_softmax_xent_labels)(Z, labels, n_samples, n_out, dZ,
-                                                    (REAL)(1.0 / n_samples), n_correct);
-        else
-            total = FP_NAME(fp_softmax_xent)(Z, Y, n_samples, n_out, dZ, (REAL)(1.0 / n_samples),
-                                             n_correct);
-        return total / n_samples;
+#define FP_CASE(CODE, KERNEL, DIVISOR, SCALE, FROM_LOGITS, CLASSIFICATION, PER_ELEMENT, OUTPUT)    \
+    case CODE:                                                                                      \
+        if ((OUTPUT) >= 0 && activation != (OUTPUT))                                                \
+            return FP_ERR_CODE;                                                                     \
+        total = FP_NAME(KERNEL)(Z, A, Y, labels, n_samples, n_out, dZ, (REAL)(SCALE), n_correct);  \
+        if (!(FROM_LOGITS) && dZ) {                                                                 \
+            const int status = FP_NAME(fp_activation_backward)(dZ, A, Z, n_samples * n_out,        \
+                                                               activation, param);                  \
+            if (status != FP_OK)                                                                    \
+                return status;                                                                      \
+        }                                                                                           \
+        *value = total / (DIVISOR);                                                                 \
+        return FP_OK;
+        FP_LOSSES(FP_CASE)
+#undef FP_CASE
+    default:
+        return FP_ERR_CODE;
     }
 }
 
 /* The same with per-sample weights w (normalized by the caller to sum to n_samples): each row's
  * loss and gradient count w[i] times. Row by row, through the unweighted kernel. */
-static double FP_NAME(fp_loss_gradient_weighted)(int loss, const REAL *Z, const REAL *A,
-                                                 const REAL *Y, const int64_t *labels,
-                                                 const REAL *w, REAL *dZ, ptrdiff_t n_samples,
-                                                 ptrdiff_t n_out, int activation,
-                                                 REAL negative_slope, int64_t *n_correct)
+static int FP_NAME(fp_loss_gradient_weighted)(int loss, const REAL *Z, const REAL *A,
+                                              const REAL *Y, const int64_t *labels, const REAL *w,
+                                              REAL *dZ, ptrdiff_t n_samples, ptrdiff_t n_out,
+                                              int activation, REAL param, double *value,
+                                              int64_t *n_correct)
 {
-    double total = 0;
+    double total = 0, row;
     for (ptrdiff_t i = 0; i < n_samples; i++) {
         const ptrdiff_t at = i * n_out;
         REAL *d = dZ ? dZ + at : NULL;
-        total += (double)w[i] * FP_NAME(fp_loss_gradient)(loss, Z + at, A + at,
-                                                          Y ? Y + at : NULL,
-                                                          labels ? labels + i : NULL, d, 1,
-                                                          n_out, activation, negative_slope,
-                                                          n_correct);
+        const int status = FP_NAME(fp_loss_gradient)(loss, Z + at, A + at, Y ? Y + at : NULL,
+                                                     labels ? labels + i : NULL, d, 1, n_out,
+                                                     activation, param, &row, n_correct);
+        if (status != FP_OK)
+            return status;
+        total += (double)w[i] * row;
         if (d) {
             const REAL scale = w[i] / (REAL)n_samples;
             for (ptrdiff_t j = 0; j < n_out; j++)
                 d[j] *= scale;
         }
     }
-    return total / (double)n_samples;
+    *value = total / (double)n_samples;
+    return FP_OK;
 }

@@ -25,9 +25,10 @@ FP_MULTIVERSION static void FP_NAME(fp_sgd_update)(REAL *params, const REAL *gra
         params[i] -= lr * grads[i];
 }
 
-FP_MULTIVERSION static void FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, REAL *p, REAL *g,
-                                                       REAL *state0, REAL *state1, ptrdiff_t n,
-                                                       int64_t t)
+/* The caller (kernels.c) has checked the kind: clipping changes g before the switch. */
+FP_MULTIVERSION static int FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, REAL *p, REAL *g,
+                                                      REAL *state0, REAL *state1, ptrdiff_t n,
+                                                      int64_t t)
 {
     if (opt->max_norm > 0) { /* clip by the global L2 norm, as torch.nn.utils.clip_grad_norm_ */
         double sq = 0;
@@ -94,9 +95,12 @@ FP_MULTIVERSION static void FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, 
         }
         break;
     }
-    default: /* plain SGD, with weight decay */
+    case FP_OPT_SGD: /* with weight decay */
         for (ptrdiff_t i = 0; i < n; i++)
             p[i] -= lr * (g[i] + wd * p[i]);
         break;
+    default:
+        return FP_ERR_CODE;
     }
+    return FP_OK;
 }

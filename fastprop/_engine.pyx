@@ -8,7 +8,7 @@ to `capacity` rows, and offers the passes that every public method drives:
     predict    forward only, in chunks of `capacity` rows, dropout off    (predict)
     loss       forward and the loss, no gradients                          (evaluate, gradcheck)
     gradients  forward and backward into the gradient buffer, no update    (loss_and_gradients)
-    trace      the same, keeping each layer's intermediates                (explain)
+    trace      the same, keeping each layer's Z; then dL/da and f'(Z)       (explain)
     step       one training step: forward, backward, update, dropout on    (train_step)
     epoch      every step of an epoch, rows gathered by a permutation      (fit)
     update     the bound optimizer's step over the gradient buffer         (Optimizer.step)
@@ -21,6 +21,7 @@ one fused pass of the bound optimizer over the flat buffers, after the whole gra
 gradient buffer. The passes run without the GIL and never allocate. The engine checks every array
 it will dereference when it is built or handed one, and runs one pass at a time (a pass asked for while another runs waits for it).
 """
+from libc.limits cimport INT_MAX
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free
@@ -32,15 +33,14 @@ import numpy as np
 cimport numpy as cnp
 
 from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weight_gradient,
-                                axpy, sum_of_squares,
-                                make_optimizer, fp_optimizer, fp_optimizer_n_state,
+                                axpy, sum_of_squares, make_optimizer, check_activation,
+                                check_loss, check_optimizer, check_status,
+                                fp_optimizer, fp_optimizer_n_state, fp_activation_info,
+                                fp_activation_describe, fp_loss_info, fp_loss_describe,
                                 fp_activation_backward, fp_loss_gradient, fp_optimizer_step,
-                                fp_sgd_update, fp_dropout, fp_dropout_key, fp_mul, fp_shuffle,
-                                fp_all_finite,
-                                FP_FLOAT32, FP_FLOAT64, FP_IDENTITY, FP_SOFTMAX, FP_LEAKY_RELU,
-                                FP_LOSS_MSE, FP_LOSS_HALF_SE, FP_LOSS_MAE, FP_LOSS_HUBER,
-                                FP_LOSS_SOFTMAX_XENT, FP_LOSS_HALF_MSE, FP_OPT_SGD,
-                                FP_OPT_RMSPROP)
+                                fp_sgd_update, fp_dropout, fp_dropout_key_at, fp_shuffle,
+                                fp_all_finite, FP_FLOAT32, FP_FLOAT64, FP_IDENTITY, FP_SOFTMAX,
+                                FP_LOSS_SOFTMAX_XENT, FP_OPT_SGD)
 
 cnp.import_array()
 
@@ -49,15 +49,13 @@ cdef enum Update:
     UPDATE_IN_GEMM = 1      # plain SGD inside the weight-gradient product
     UPDATE_BY_OPTIMIZER = 2 # gradients into the buffer, then the optimizer's pass
 
-cdef int _INT_MAX = 2147483647
-cdef uint64_t _MASK_STRIDE = 0x9E3779B97F4A7C15ULL  # csrc/dropout.h's step between elements
 
 
 cdef struct LayerDesc:
     int n_in
     int n_out
     int activation
-    double negative_slope
+    double param              # the activation's parameter (leaky_relu's slope, elu's alpha)
     double dropout_rate       # of the Dropout after this layer; 0: none
     Py_ssize_t w_offset       # W at params + w_offset, b right after it
 
@@ -71,10 +69,11 @@ cdef struct Net:
     void *grads
     Py_ssize_t n_params
     void **A                  # per layer (capacity, n_out): activations
+    void **Z                  # per layer (capacity, n_out): pre-activations, kept for the output
+                              # (its logits) and for layers whose derivative reads them; else NULL
     void **dZ                 # per layer (capacity, n_out): deltas dL/dZ
     void **mask               # per layer followed by dropout: its mask, else NULL
     void **dropped            # per layer followed by dropout: A * mask, else NULL
-    void *logits              # the output layer's Z (capacity, n_out)
     void *bias_grad           # the bias gradient of one layer, when the update is in the GEMM
     void *X_rows              # a gathered batch (capacity, n_in)
     void *Y_rows              # its gathered targets (capacity, n_out)
@@ -82,9 +81,6 @@ cdef struct Net:
     void *sample_rows         # its gathered sample weights (capacity,)
     void *weight_rows         # the same, normalized to sum to the batch size (capacity,)
     double penalty            # L2 on the weights (not biases): penalty / 2 ||W||^2 / sum of w
-    void **trace_u            # during a trace: per layer Z, dL/dA and f'(Z); else NULL
-    void **trace_da
-    void **trace_fprime
     int update
     fp_optimizer opt
     void *state0              # the bound optimizer's state buffers (momentum, moments), or NULL
@@ -101,12 +97,6 @@ cdef struct Batch:          # a checked batch: its rows and targets
     Py_ssize_t n
 
 
-cdef inline bint _from_logits(int loss) noexcept nogil:
-    # the cross-entropies take their gradient from the logits: no dL/dA of their own
-    return not (loss == FP_LOSS_MSE or loss == FP_LOSS_HALF_SE or loss == FP_LOSS_MAE
-                or loss == FP_LOSS_HUBER or loss == FP_LOSS_HALF_MSE)
-
-
 cdef void _forward(Net *net, const floating *X, int n, bint training,
                    Py_ssize_t row0) noexcept nogil:
     """A_l = f(A_{l-1} W_l + b_l) for every layer; inverted dropout after a layer when training,
@@ -120,20 +110,15 @@ cdef void _forward(Net *net, const floating *X, int n, bint training,
     for l in range(L):
         d = &net.layer[l]
         W = params + d.w_offset
-        if net.trace_u != NULL:
-            Z = <floating *>net.trace_u[l]
-        else:
-            Z = <floating *>net.logits if l == L - 1 else NULL
         forward_layer(A_prev, d.n_in, False, W, d.n_out, False, W + <Py_ssize_t>d.n_in * d.n_out,
-                      Z, <floating *>net.A[l], n, d.n_in, d.n_out, d.activation,
-                      d.negative_slope)
+                      <floating *>net.Z[l], <floating *>net.A[l], n, d.n_in, d.n_out,
+                      d.activation, d.param)
         A_prev = <floating *>net.A[l]
         if training and d.dropout_rate > 0:
-            # element i of the mask is drawn from key + i * _MASK_STRIDE: a part starting at
-            # row row0 starts its key row0 * n_out elements further on
+            # a part starting at row row0 draws its mask from element row0 * n_out on
             fp_dropout(net.dtype, A_prev, net.mask[l], net.dropped[l], <Py_ssize_t>n * d.n_out,
-                       fp_dropout_key(net.dropout[0], <int64_t>net.dropout[1], l)
-                       + <uint64_t>(row0 * d.n_out) * _MASK_STRIDE, d.dropout_rate)
+                       fp_dropout_key_at(net.dropout[0], <int64_t>net.dropout[1], l,
+                                         row0 * d.n_out), d.dropout_rate)
             A_prev = <floating *>net.dropped[l]
 
 
@@ -154,22 +139,12 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
     cdef floating *W
     cdef floating *G
     cdef floating *A_prev
-    cdef floating *target
     cdef floating *dZ_out
     cdef Py_ssize_t i
-    cdef bint tracing = net.trace_da != NULL, dropped_prev
-    cdef Py_ssize_t size = sizeof(floating)
-    cdef const floating *Z = <floating *>(net.trace_u[L - 1] if tracing else net.logits)
+    cdef bint dropped_prev
     cdef double value
-    if tracing and not _from_logits(loss):  # keep dL/dA, then through f'
-        value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, w, net.trace_da[L - 1], n,
-                                 out.n_out, FP_IDENTITY, 0.0, n_correct)
-        memcpy(net.dZ[L - 1], net.trace_da[L - 1], <size_t>(n * out.n_out * size))
-        fp_activation_backward(dt, net.dZ[L - 1], net.A[L - 1], <Py_ssize_t>n * out.n_out,
-                               out.activation, out.negative_slope)
-    else:
-        value = fp_loss_gradient(dt, loss, Z, net.A[L - 1], Y, labels, w, net.dZ[L - 1], n,
-                                 out.n_out, out.activation, out.negative_slope, n_correct)
+    fp_loss_gradient(dt, loss, net.Z[L - 1], net.A[L - 1], Y, labels, w, net.dZ[L - 1], n,
+                     out.n_out, out.activation, out.param, &value, n_correct)
     if scale != 1:
         value *= scale
         dZ_out = <floating *>net.dZ[L - 1]
@@ -192,20 +167,10 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
             A_prev = <floating *>(net.dropped[l - 1] if dropped_prev else net.A[l - 1])
         if l > 0:  # dZ_{l-1} = (dZ_l W_l^T) [* mask] * f'(.), with W_l before its update
             p = &net.layer[l - 1]
-            if tracing or dropped_prev:
-                target = <floating *>(net.trace_da[l - 1] if tracing else net.dZ[l - 1])
-                gemm(False, True, n, d.n_in, d.n_out, <floating>1, <floating *>net.dZ[l],
-                     d.n_out, W, d.n_out, <floating>0, target, d.n_in)
-                if tracing:
-                    memcpy(net.dZ[l - 1], target, <size_t>(n * d.n_in * size))
-                if dropped_prev:
-                    fp_mul(dt, net.dZ[l - 1], net.mask[l - 1], <Py_ssize_t>n * d.n_in)
-                fp_activation_backward(dt, net.dZ[l - 1], net.A[l - 1], <Py_ssize_t>n * d.n_in,
-                                       p.activation, p.negative_slope)
-            else:
-                delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,
-                            <floating *>net.A[l - 1], <floating *>net.dZ[l - 1], n, d.n_in,
-                            d.n_out, p.activation, p.negative_slope)
+            delta_layer(<floating *>net.dZ[l], d.n_out, False, W, d.n_out, False,
+                        <floating *>net.A[l - 1], <floating *>net.Z[l - 1],
+                        <floating *>net.mask[l - 1] if dropped_prev else NULL,
+                        <floating *>net.dZ[l - 1], n, d.n_in, d.n_out, p.activation, p.param)
         if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)
             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], W,
                             <floating *>net.bias_grad, n, d.n_in, d.n_out, <floating>(-lr),
@@ -491,19 +456,21 @@ cdef inline bint _finite(double x) noexcept nogil:
 
 cdef inline bint _params_finite(Net *net) noexcept nogil:
     """True if every parameter is finite."""
-    return fp_all_finite(net.dtype, net.params, net.n_params)
+    cdef int finite = 0
+    fp_all_finite(net.dtype, net.params, net.n_params, &finite)
+    return finite
 
 
-cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out,
+cdef double _forward_in_chunks(Net *net, const Batch *batch, bint with_loss, int loss, char *out,
                               int64_t *n_correct) noexcept nogil:
     """Forward over a batch of any size, `capacity` rows at a time, dropout off: copies the
-    output into `out` (unless NULL) and, for loss >= 0, returns the sum over rows of the loss."""
+    output into `out` (unless NULL) and, with_loss, returns the sum over rows of the loss."""
     cdef int L = net.n_layers, n_in = net.layer[0].n_in, n_out = net.layer[L - 1].n_out
     cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)
     cdef const char *x = <const char *>batch.X
     cdef const char *y = <const char *>batch.Y
     cdef Py_ssize_t lo = 0, rows
-    cdef double total = 0
+    cdef double total = 0, value
     while lo < batch.n:
         rows = min(batch.n - lo, net.capacity)
         if net.dtype == FP_FLOAT32:
@@ -512,11 +479,13 @@ cdef double _forward_in_chunks(Net *net, const Batch *batch, int loss, char *out
             _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False, 0)
         if out != NULL:
             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
-        if loss >= 0:
-            total += rows * fp_loss_gradient(
-                net.dtype, loss, net.logits, net.A[L - 1], y + lo * n_out * size if y else NULL,
-                batch.labels + lo if batch.labels else NULL, NULL, NULL, rows, n_out,
-                net.layer[L - 1].activation, net.layer[L - 1].negative_slope, n_correct)
+        if with_loss:
+            fp_loss_gradient(net.dtype, loss, net.Z[L - 1], net.A[L - 1],
+                             y + lo * n_out * size if y else NULL,
+                             batch.labels + lo if batch.labels else NULL, NULL, NULL, rows, n_out,
+                             net.layer[L - 1].activation, net.layer[L - 1].param, &value,
+                             n_correct)
+            total += rows * value
         lo += rows
     return total
 
@@ -574,7 +543,7 @@ cdef class Engine:
 
     def __cinit__(self, layers, params, grads, int capacity, dropout_state):
         self.net.layer = NULL
-        self.net.A = self.net.dZ = self.net.mask = self.net.dropped = NULL
+        self.net.A = self.net.Z = self.net.dZ = self.net.mask = self.net.dropped = NULL
         layers = list(layers)
         cdef int L = len(layers), l
         if L < 1:
@@ -589,8 +558,8 @@ cdef class Engine:
                              f"{params.dtype}, got {grads.shape} {grads.dtype}")
         if np.may_share_memory(params, grads):
             raise ValueError("grads: must not share memory with params")
-        if not 1 <= capacity <= _INT_MAX:
-            raise ValueError(f"capacity: expected a batch size in [1, {_INT_MAX}], got {capacity}")
+        if not 1 <= capacity <= INT_MAX:
+            raise ValueError(f"capacity: expected a batch size in [1, {INT_MAX}], got {capacity}")
         if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and
                 dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
                 dropout_state.flags.writeable):
@@ -602,28 +571,34 @@ cdef class Engine:
         self.net.capacity = capacity
         self.net.layer = <LayerDesc *>calloc(L, sizeof(LayerDesc))
         self.net.A = <void **>calloc(L, sizeof(void *))
+        self.net.Z = <void **>calloc(L, sizeof(void *))
         self.net.dZ = <void **>calloc(L, sizeof(void *))
         self.net.mask = <void **>calloc(L, sizeof(void *))
         self.net.dropped = <void **>calloc(L, sizeof(void *))
-        if (self.net.layer == NULL or self.net.A == NULL or self.net.dZ == NULL or
+        if (self.net.layer == NULL or self.net.A == NULL or self.net.Z == NULL or
+                self.net.dZ == NULL or
                 self.net.mask == NULL or self.net.dropped == NULL):
             raise MemoryError()
         cdef Py_ssize_t offset = 0
         cdef int widest = 1
+        cdef fp_activation_info info
         self._arrays = []
         for l, spec in enumerate(layers):
             n_in, n_out = spec.n_in, spec.n_out
-            activation, slope, rate = spec.activation_code, spec.negative_slope, spec.dropout_rate
-            if not (1 <= n_in <= _INT_MAX and 1 <= n_out <= _INT_MAX):
-                raise ValueError(f"layers[{l}]: expected widths in [1, {_INT_MAX}], got "
+            activation, param, rate = (spec.activation_code, spec.activation_param,
+                                       spec.dropout_rate)
+            if not (1 <= n_in <= INT_MAX and 1 <= n_out <= INT_MAX):
+                raise ValueError(f"layers[{l}]: expected widths in [1, {INT_MAX}], got "
                                  f"({n_in}, {n_out})")
             if l and n_in != layers[l - 1].n_out:
                 raise ValueError(f"layers[{l}]: expected n_in={layers[l - 1].n_out}, got {n_in}")
-            if not FP_IDENTITY <= activation <= FP_SOFTMAX or (activation == FP_SOFTMAX
-                                                              and l != L - 1):
-                raise ValueError(f"layers[{l}]: activation code {activation} is not valid here")
-            if not (np.isfinite(slope) and slope >= 0):
-                raise ValueError(f"layers[{l}]: expected a finite negative_slope >= 0")
+            check_activation(activation)
+            if activation == FP_SOFTMAX and l != L - 1:
+                raise ValueError(f"layers[{l}]: softmax (code {activation}) is only an output")
+            check_status(fp_activation_describe(activation, &info), "activation", activation)
+            if not (np.isfinite(param) and param >= 0):
+                raise ValueError(f"layers[{l}]: expected a finite activation parameter >= 0, "
+                                 f"got {param!r}")
             if not (0 <= rate < 1) or (rate > 0 and l == L - 1):
                 raise ValueError(f"layers[{l}]: expected a dropout rate in [0, 1), none after "
                                  f"the output, got {rate}")
@@ -633,12 +608,14 @@ cdef class Engine:
             self.net.layer[l].n_in = n_in
             self.net.layer[l].n_out = n_out
             self.net.layer[l].activation = activation
-            self.net.layer[l].negative_slope = slope
+            self.net.layer[l].param = param
             self.net.layer[l].dropout_rate = rate
             self.net.layer[l].w_offset = offset
             offset += <Py_ssize_t>n_in * n_out + n_out
             widest = max(widest, n_out)
             self.net.A[l] = self._buffer((capacity, n_out))
+            if info.needs_z or l == L - 1:  # other layers keep no Z: their pass is in place
+                self.net.Z[l] = self._buffer((capacity, n_out))
             self.net.dZ[l] = self._buffer((capacity, n_out))
             if rate > 0:
                 self.net.mask[l] = self._buffer((capacity, n_out))
@@ -652,7 +629,6 @@ cdef class Engine:
         self.net.n_params = offset
         self.net.dropout = <uint64_t *>_data(dropout_state)
         cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out
-        self.net.logits = self._buffer((capacity, n_out_last))
         self.net.bias_grad = self._buffer((widest,))
         self.net.X_rows = self._buffer((capacity, n_in0))
         self.net.Y_rows = self._buffer((capacity, n_out_last))
@@ -662,7 +638,6 @@ cdef class Engine:
         labels = np.zeros(capacity, np.int64)
         self._arrays.append(labels)
         self.net.label_rows = <int64_t *>_data(labels)
-        self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
         self.net.update = NO_UPDATE
         self.net.state0 = self.net.state1 = NULL
         self.net.opt_steps = NULL
@@ -676,6 +651,7 @@ cdef class Engine:
     def __dealloc__(self):
         free(self.net.layer)
         free(self.net.A)
+        free(self.net.Z)
         free(self.net.dZ)
         free(self.net.mask)
         free(self.net.dropped)
@@ -701,9 +677,9 @@ cdef class Engine:
                                  f"{hyper[name]!r}")
         if not (penalty >= 0 and penalty < float("inf")):
             raise ValueError(f"penalty: expected a finite number >= 0, got {penalty!r}")
-        if not FP_OPT_SGD <= opt.kind <= FP_OPT_RMSPROP:
-            raise ValueError(f"optimizer: unknown kind {opt.kind}")
-        cdef int n_state = fp_optimizer_n_state(opt.kind)
+        check_optimizer(opt.kind)
+        cdef int n_state = 0
+        check_status(fp_optimizer_n_state(opt.kind, &n_state), "optimizer kind", opt.kind)
         if len(state) != n_state:
             raise ValueError(f"optimizer state: expected {n_state} buffers for this optimizer, "
                              f"got {len(state)}")
@@ -745,16 +721,23 @@ cdef class Engine:
         return self._grads
 
     @property
+    def keeps_z(self):
+        """Per layer, whether the engine keeps its pre-activation Z: the output's (its logits)
+        and those whose derivative reads it; the others' forward pass is in place."""
+        return [self.net.Z[l] != NULL for l in range(self.net.n_layers)]
+
+    @property
     def updates_in_gemm(self):
         """True when the bound optimizer is plain SGD, applied inside the weight-gradient
         product: training steps then leave the gradient buffer as it was."""
         return self.net.update == UPDATE_IN_GEMM
 
-    cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit, weights=None) except *:
-        """A batch (X and, unless loss < 0, its targets for `loss`, and sample weights or None),
+    cdef Batch _batch(self, X, Y, labels, int loss, Py_ssize_t limit, weights=None,
+                      bint targets=True) except *:
+        """A batch (X and, with targets, its targets for `loss`, and sample weights or None),
         checked: at most `limit` rows (0: any number)."""
         cdef Batch batch
-        batch.n = self._rows(X, Y, labels, loss, limit)
+        batch.n = self._rows(X, Y, labels, loss, limit, targets)
         batch.X = _data(X)
         batch.Y = _data(Y) if Y is not None else NULL
         batch.labels = <int64_t *>_data(labels) if labels is not None else NULL
@@ -769,7 +752,7 @@ cdef class Engine:
                 raise ValueError("sample_weight: expected finite weights >= 0")
         return batch
 
-    cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit) except -1:
+    cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit, bint targets) except -1:
         """Checks a batch (X and its targets) and returns its number of rows."""
         cdef int L = self.net.n_layers
         if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
@@ -779,10 +762,16 @@ cdef class Engine:
         n = X.shape[0]
         if limit and n > limit:
             raise ValueError(f"X: expected at most {limit} rows, got {n}")
-        if loss < 0:
+        if not targets:
             return n
-        if not FP_LOSS_MSE <= loss <= FP_LOSS_HALF_MSE:
-            raise ValueError(f"loss: unknown loss code {loss}")
+        check_loss(loss)
+        cdef fp_loss_info info
+        fp_loss_describe(loss, &info)
+        cdef int out_act = self.net.layer[L - 1].activation
+        if (info.output_activation >= 0 and out_act != info.output_activation) or \
+                (info.output_activation < 0 and out_act == FP_SOFTMAX):
+            raise ValueError(f"loss: code {loss} does not take an output of activation code "
+                             f"{out_act}")
         cdef int n_out = self.net.layer[L - 1].n_out
         if labels is not None:
             if loss != FP_LOSS_SOFTMAX_XENT:
@@ -816,7 +805,7 @@ cdef class Engine:
 
     def predict(self, X, out):
         """out = the output layer's activation for X, in chunks of `capacity` rows."""
-        cdef Batch batch = self._batch(X, None, None, -1, 0)
+        cdef Batch batch = self._batch(X, None, None, 0, 0, None, False)
         cdef Py_ssize_t n = batch.n
         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
         if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
@@ -829,7 +818,7 @@ cdef class Engine:
         self._begin()
         try:
             with nogil:
-                _forward_in_chunks(&self.net, &batch, -1, o, NULL)
+                _forward_in_chunks(&self.net, &batch, False, 0, o, NULL)
         finally:
             self._lock.release()
         return out
@@ -843,7 +832,7 @@ cdef class Engine:
         self._begin()
         try:
             with nogil:
-                total = _forward_in_chunks(&self.net, &batch, loss, NULL, &n_correct)
+                total = _forward_in_chunks(&self.net, &batch, True, loss, NULL, &n_correct)
         finally:
             self._lock.release()
         return total, n_correct
@@ -854,50 +843,75 @@ cdef class Engine:
         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
         self._begin()
         try:
-            return self._gradient_pass(&b, loss, False)
+            return self._gradient_pass(&b, loss)
         finally:
             self._lock.release()
 
     def trace(self, X, Y, labels, int loss):
-        """`gradients`, keeping every layer's intermediates. Returns (mean loss, layers), each
-        layer a dict of copies: 'u' (Z), 'a', 'fprime' (f'(u)), 'dA' (dL/da), 'delta' (dL/du);
-        'fprime' and 'dA' are None for an output whose loss is computed from its logits."""
-        cdef int L = self.net.n_layers, l
+        """`gradients`, keeping every layer's Z; then, outside the pass, dL/da and f'(Z) from
+        Z, A, dZ and W. Returns (mean loss, layers), each layer a dict of copies: 'u' (Z), 'a',
+        'fprime' (f'(u)), 'dA' (dL/da), 'delta' (dL/du); 'fprime' and 'dA' are None for an
+        output whose loss is computed from its logits."""
+        cdef int L = self.net.n_layers, l, n_out
         cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
-        n = b.n
+        cdef Py_ssize_t n = b.n
+        cdef fp_loss_info info
+        fp_loss_describe(loss, &info)
         u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
-        da = [np.empty_like(a) for a in u]
-        fprime = [np.ones_like(a) for a in u]
-        cdef void **pointers = <void **>calloc(3 * L, sizeof(void *))
-        if pointers == NULL:
-            raise MemoryError()
-        for l in range(L):
-            pointers[l] = _data(u[l])
-            pointers[L + l] = _data(da[l])
-            pointers[2 * L + l] = _data(fprime[l])
+        own = []
+        self._begin()
         try:
-            self._begin()  # before the trace pointers are set: no other pass may see them
-        except BaseException:
-            free(pointers)
-            raise
-        try:
-            self.net.trace_u, self.net.trace_da, self.net.trace_fprime = (pointers, pointers + L,
-                                                                          pointers + 2 * L)
-            value, _ = self._gradient_pass(&b, loss, True)
-            from_logits = _from_logits(loss)
+            own[:] = [self.net.Z[l] != NULL for l in range(L)]
+            for l in range(L):  # a layer that keeps no Z of its own keeps it in u[l] for now
+                if not own[l]:
+                    self.net.Z[l] = _data(u[l])
+            value, _ = self._gradient_pass(&b, loss)
             layers = []
             for l in range(L):
-                d = self.net.layer[l]
+                n_out = self.net.layer[l].n_out
+                if own[l]:
+                    memcpy(_data(u[l]), self.net.Z[l], n * n_out * self.dtype.itemsize)
                 out = l == L - 1
-                layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, d.n_out),
-                               "fprime": None if out and from_logits else fprime[l],
-                               "dA": None if out and from_logits else da[l],
-                               "delta": self._copy(self.net.dZ[l], n, d.n_out)})
+                da = None if out and info.from_logits else np.empty_like(u[l])
+                fprime = None if out and info.from_logits else np.ones_like(u[l])
+                if da is not None:
+                    self._trace_layer(&b, loss, l, _data(u[l]), _data(da), _data(fprime))
+                layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, n_out),
+                               "fprime": fprime, "dA": da,
+                               "delta": self._copy(self.net.dZ[l], n, n_out)})
         finally:
-            self.net.trace_u = self.net.trace_da = self.net.trace_fprime = NULL
-            free(pointers)
+            for l in range(len(own)):
+                if not own[l]:
+                    self.net.Z[l] = NULL
             self._lock.release()
         return value, layers
+
+    cdef _trace_layer(self, Batch *b, int loss, int l, void *Z, void *da, void *fprime):
+        """A traced layer's dL/da (from the next layer's delta, or for the output from the loss
+        with the activation left out) and f'(Z), after the gradient pass."""
+        cdef Net *net = &self.net
+        cdef LayerDesc *d = &net.layer[l]
+        cdef LayerDesc *nxt
+        cdef Py_ssize_t n = b.n
+        cdef int64_t n_correct = 0
+        cdef double value
+        cdef void *W
+        with nogil:
+            if l == net.n_layers - 1:
+                fp_loss_gradient(net.dtype, loss, Z, net.A[l], b.Y, b.labels, NULL, da, n,
+                                 d.n_out, FP_IDENTITY, 0.0, &value, &n_correct)
+            else:
+                nxt = &net.layer[l + 1]
+                if net.dtype == FP_FLOAT32:
+                    gemm(False, True, <int>n, nxt.n_in, nxt.n_out, <float>1,
+                         <float *>net.dZ[l + 1], nxt.n_out, <float *>net.params + nxt.w_offset,
+                         nxt.n_out, <float>0, <float *>da, nxt.n_in)
+                else:
+                    gemm(False, True, <int>n, nxt.n_in, nxt.n_out, <double>1,
+                         <double *>net.dZ[l + 1], nxt.n_out, <double *>net.params + nxt.w_offset,
+                         nxt.n_out, <double>0, <double *>da, nxt.n_in)
+        check_status(fp_activation_backward(net.dtype, fprime, net.A[l], Z, n * d.n_out,
+                                            d.activation, d.param), "activation", d.activation)
 
     def layer_shapes(self):
         return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)
@@ -908,20 +922,12 @@ cdef class Engine:
         memcpy(_data(out), p, n * m * self.dtype.itemsize)
         return out
 
-    cdef _gradient_pass(self, Batch *b, int loss, bint trace):
+    cdef _gradient_pass(self, Batch *b, int loss):
         """The gradient pass on a checked batch; the caller holds the engine (_begin)."""
-        cdef int n = <int>b.n, L = self.net.n_layers, l
         cdef int64_t n_correct = 0
         cdef double value
         with nogil:
             value = _batch_step(&self.net, b, loss, False, 0.0, &n_correct)
-            if trace:
-                for l in range(L):
-                    fp_activation_backward(self.net.dtype, self.net.trace_fprime[l],
-                                           self.net.A[l],
-                                           <Py_ssize_t>n * self.net.layer[l].n_out,
-                                           self.net.layer[l].activation,
-                                           self.net.layer[l].negative_slope)
         return value, n_correct
 
     cdef _check_training(self, double lr):

@@ -6,8 +6,72 @@ The cdef kernels (declared in _kernels.pxd) run without the GIL and never alloca
 underscore that releases the GIL around it, for fastprop.kernels, which checks the arrays first
 (C-contiguous, one dtype, matching shapes, no overlap between inputs and outputs).
 """
+from libc.limits cimport INT_MAX
 from libc.stdint cimport int64_t, uint64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm, saxpy, daxpy, sdot, ddot
+
+import enum
+
+C_INT_MAX = INT_MAX  # the largest dimension the kernels (and BLAS) take
+# how many codes of each kind there are: a code is valid when 0 <= code < its count
+N_CODES = {"dtype": FP_N_DTYPES, "activation": FP_N_ACTIVATIONS, "loss": FP_N_LOSSES,
+           "optimizer": FP_N_OPTIMIZERS}
+
+
+cdef dict _activation_names():
+    cdef fp_activation_info info
+    cdef int code
+    names = {}
+    for code in range(FP_N_ACTIVATIONS):
+        if fp_activation_describe(code, &info) != FP_OK:
+            raise ImportError(f"fastprop._kernels: activation code {code} has no row")
+        names[info.name.decode()] = code
+    return names
+
+
+cdef dict _loss_names():
+    cdef fp_loss_info info
+    cdef int code
+    names = {}
+    for code in range(FP_N_LOSSES):
+        if fp_loss_describe(code, &info) != FP_OK:
+            raise ImportError(f"fastprop._kernels: loss code {code} has no row")
+        names[info.name.decode()] = code
+    return names
+
+
+# The codes of the C tables, by their C names (fp_activation.FP_GELU, fp_loss.FP_LOSS_MSE)
+fp_activation = enum.IntEnum("fp_activation", _activation_names())
+fp_loss = enum.IntEnum("fp_loss", _loss_names())
+
+
+# ---------------------------------------------------------------------------------------------
+# Codes: one check per kind, against the count its enum ends with; and the C status.
+
+cdef int _check_code(int code, int count, str what) except -1:
+    if not 0 <= code < count:
+        raise ValueError(f"{what}: unknown code {code} (expected 0 to {count - 1})")
+    return 0
+
+
+cdef int check_activation(int code) except -1:
+    return _check_code(code, FP_N_ACTIVATIONS, "activation")
+
+
+cdef int check_loss(int code) except -1:
+    return _check_code(code, FP_N_LOSSES, "loss")
+
+
+cdef int check_optimizer(int kind) except -1:
+    return _check_code(kind, FP_N_OPTIMIZERS, "optimizer kind")
+
+
+cdef int check_status(int status, str what, int code) except -1:
+    if status == FP_ERR_CODE:
+        raise ValueError(f"{what}: code {code} is unknown or not valid here")
+    if status != FP_OK:
+        raise ValueError(f"{what}: the kernel refused its arguments (status {status})")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,11 +122,11 @@ cdef double sum_of_squares(Py_ssize_t n, const floating *x) noexcept nogil:
 # ---------------------------------------------------------------------------------------------
 # The three kernels of the chain rule.
 
-cdef void forward_layer(const floating *X, int ldx, bint trans_x,
-                        const floating *W, int ldw, bint trans_w,
-                        const floating *b, floating *Z, floating *A,
-                        int n_samples, int n_in, int n_out,
-                        int activation, double negative_slope) noexcept nogil:
+cdef int forward_layer(const floating *X, int ldx, bint trans_x,
+                       const floating *W, int ldw, bint trans_w,
+                       const floating *b, floating *Z, floating *A,
+                       int n_samples, int n_in, int n_out,
+                       int activation, double param) noexcept nogil:
     # Z = X W by BLAS (or, for a narrow layer, csrc/small.h), then one fused pass: Z += b,
     # A = f(Z).
     cdef floating *out = Z if Z != NULL else A
@@ -72,23 +136,27 @@ cdef void forward_layer(const floating *X, int ldx, bint trans_x,
     else:
         gemm(trans_x, trans_w, n_samples, n_out, n_in, <floating>1, X, ldx, W, ldw,
              <floating>0, out, n_out)
-    fp_bias_activation(dtype_of(A), out, A, b, n_samples, n_out, activation, negative_slope)
+    return fp_bias_activation(dtype_of(A), out, A, b, n_samples, n_out, activation, param)
 
 
-cdef void delta_layer(const floating *dZ, int ldd, bint trans_d,
-                      const floating *W, int ldw, bint trans_w,
-                      const floating *A_prev, floating *dZ_prev,
-                      int n_samples, int n_in, int n_out,
-                      int activation_prev, double negative_slope) noexcept nogil:
-    # dA_prev = dZ W^T by BLAS (or csrc/small.h), then dZ_prev = dA_prev * f'(Z_prev) in place.
+cdef int delta_layer(const floating *dZ, int ldd, bint trans_d,
+                     const floating *W, int ldw, bint trans_w,
+                     const floating *A_prev, const floating *Z_prev, const floating *mask_prev,
+                     floating *dZ_prev, int n_samples, int n_in, int n_out,
+                     int activation_prev, double param) noexcept nogil:
+    # dA_prev = dZ W^T by BLAS (or csrc/small.h), the dropout mask's factor, then
+    # dZ_prev = dA_prev * f'(Z_prev) in place.
+    cdef Py_ssize_t n = <Py_ssize_t>n_samples * n_in
     if not trans_d and not trans_w and ldd == n_out and ldw == n_out \
             and fp_small_layer(n_in, n_out):
         fp_small_delta(dtype_of(dZ), dZ, W, dZ_prev, n_samples, n_in, n_out)
     else:
         gemm(trans_d, not trans_w, n_samples, n_in, n_out, <floating>1, dZ, ldd, W, ldw,
              <floating>0, dZ_prev, n_in)
-    fp_activation_backward(dtype_of(dZ_prev), dZ_prev, A_prev, <Py_ssize_t>n_samples * n_in,
-                           activation_prev, negative_slope)
+    if mask_prev != NULL:
+        fp_mul(dtype_of(dZ_prev), dZ_prev, mask_prev, n)
+    return fp_activation_backward(dtype_of(dZ_prev), dZ_prev, A_prev, Z_prev, n, activation_prev,
+                                  param)
 
 
 cdef void weight_gradient(const floating *A_prev, int lda, bint trans_a,
@@ -143,8 +211,9 @@ cdef int _rows_cols(object view, Py_ssize_t rows, Py_ssize_t cols, str name) exc
 
 def _forward(const floating[:, ::1] X, bint trans_x, const floating[:, ::1] W, bint trans_w,
              const floating[::1] b, floating[:, ::1] Z, floating[:, ::1] A,
-             int activation, double negative_slope):
-    _need(A.shape[0] > 0 and A.shape[1] > 0 and A.shape[0] < 2**31 and A.shape[1] < 2**31,
+             int activation, double param):
+    check_activation(activation)
+    _need(0 < A.shape[0] <= INT_MAX and 0 < A.shape[1] <= INT_MAX,
           "out: expected a non-empty array within C int dimensions")
     cdef int n_samples = A.shape[0], n_out = A.shape[1]
     cdef int n_in = X.shape[0] if trans_x else X.shape[1]
@@ -154,30 +223,47 @@ def _forward(const floating[:, ::1] X, bint trans_x, const floating[:, ::1] W, b
     if Z is not None:
         _rows_cols(Z, n_samples, n_out, "Z_out")
     cdef floating *z = &Z[0, 0] if Z is not None else NULL
+    cdef int status
     with nogil:
-        forward_layer(&X[0, 0], X.shape[1], trans_x, &W[0, 0], W.shape[1], trans_w, &b[0],
-                      z, &A[0, 0], n_samples, n_in, n_out, activation, negative_slope)
+        status = forward_layer(&X[0, 0], X.shape[1], trans_x, &W[0, 0], W.shape[1], trans_w,
+                               &b[0], z, &A[0, 0], n_samples, n_in, n_out, activation, param)
+    check_status(status, "activation", activation)
 
 
 def _delta(const floating[:, ::1] dZ, bint trans_d, const floating[:, ::1] W, bint trans_w,
-           const floating[:, ::1] A_prev, floating[:, ::1] dZ_prev, int activation_prev,
-           double negative_slope):
-    _need(0 < dZ_prev.shape[0] < 2**31 and 0 < dZ_prev.shape[1] < 2**31,
+           const floating[:, ::1] A_prev, const floating[:, ::1] Z_prev,
+           floating[:, ::1] dZ_prev, int activation_prev, double param):
+    """Z_prev: the previous layer's pre-activation, or None for an activation whose derivative
+    reads only A_prev."""
+    cdef fp_activation_info info
+    check_activation(activation_prev)
+    fp_activation_describe(activation_prev, &info)
+    _need(activation_prev != FP_SOFTMAX,
+          "activation_prev: softmax's derivative is fused with its loss")
+    _need(0 < dZ_prev.shape[0] <= INT_MAX and 0 < dZ_prev.shape[1] <= INT_MAX,
           "out: expected a non-empty array within C int dimensions")
     cdef int n_samples = dZ_prev.shape[0], n_in = dZ_prev.shape[1]
     cdef int n_out = W.shape[0] if trans_w else W.shape[1]
     _rows_cols(W, n_out if trans_w else n_in, n_in if trans_w else n_out, "W")
     _rows_cols(dZ, n_out if trans_d else n_samples, n_samples if trans_d else n_out, "dZ")
     _rows_cols(A_prev, n_samples, n_in, "A_prev")
+    if Z_prev is not None:
+        _rows_cols(Z_prev, n_samples, n_in, "Z_prev")
+    _need(Z_prev is not None or not info.needs_z,
+          f"Z_prev: activation code {activation_prev}'s derivative reads the pre-activation")
+    cdef const floating *z = &Z_prev[0, 0] if Z_prev is not None else NULL
+    cdef int status
     with nogil:
-        delta_layer(&dZ[0, 0], dZ.shape[1], trans_d, &W[0, 0], W.shape[1], trans_w,
-                    &A_prev[0, 0], &dZ_prev[0, 0], n_samples, n_in, n_out, activation_prev,
-                    negative_slope)
+        status = delta_layer(&dZ[0, 0], dZ.shape[1], trans_d, &W[0, 0], W.shape[1], trans_w,
+                             &A_prev[0, 0], z, NULL, &dZ_prev[0, 0], n_samples, n_in, n_out,
+                             activation_prev, param)
+    check_status(status, "activation_prev", activation_prev)
 
 
 def _weight_gradient(const floating[:, ::1] A_prev, bint trans_a, const floating[:, ::1] dZ,
                      floating[:, ::1] dW, floating[::1] db, bint accumulate):
-    _need(0 < dZ.shape[0] < 2**31 and 0 < dZ.shape[1] < 2**31 and 0 < dW.shape[0] < 2**31,
+    _need(0 < dZ.shape[0] <= INT_MAX and 0 < dZ.shape[1] <= INT_MAX and
+          0 < dW.shape[0] <= INT_MAX,
           "dZ, dW: expected non-empty arrays within C int dimensions")
     cdef int n_samples = dZ.shape[0], n_out = dZ.shape[1], n_in = dW.shape[0]
     _rows_cols(A_prev, n_in if trans_a else n_samples, n_samples if trans_a else n_in, "A_prev")
@@ -191,11 +277,12 @@ def _weight_gradient(const floating[:, ::1] A_prev, bint trans_a, const floating
 
 def _loss_gradient(int loss, const floating[:, ::1] Z, const floating[:, ::1] A,
                    const floating[:, ::1] Y, const int64_t[::1] labels, floating[:, ::1] dZ,
-                   int activation, double negative_slope):
+                   int activation, double param):
     """Returns (mean loss, number of correct predictions)."""
     cdef Py_ssize_t i, n = Z.shape[0], k = Z.shape[1]
-    _need(FP_LOSS_MSE <= loss <= FP_LOSS_HALF_MSE, f"loss: unknown loss code {loss}")
-    _need(0 < n < 2**31 and 0 < k < 2**31, "Z: expected a non-empty array")
+    check_loss(loss)
+    check_activation(activation)
+    _need(0 < n <= INT_MAX and 0 < k <= INT_MAX, "Z: expected a non-empty array")
     _rows_cols(A, n, k, "A")
     if labels is not None:
         _need(loss == FP_LOSS_SOFTMAX_XENT and labels.shape[0] == n,
@@ -211,9 +298,11 @@ def _loss_gradient(int loss, const floating[:, ::1] Z, const floating[:, ::1] A,
     cdef floating *dz = &dZ[0, 0] if dZ is not None else NULL
     cdef int64_t n_correct = 0
     cdef double value
+    cdef int status
     with nogil:
-        value = fp_loss_gradient(dtype_of(&Z[0, 0]), loss, &Z[0, 0], &A[0, 0], y, lab, NULL, dz,
-                                 Z.shape[0], Z.shape[1], activation, negative_slope, &n_correct)
+        status = fp_loss_gradient(dtype_of(&Z[0, 0]), loss, &Z[0, 0], &A[0, 0], y, lab, NULL, dz,
+                                  Z.shape[0], Z.shape[1], activation, param, &value, &n_correct)
+    check_status(status, "loss or activation", loss)
     return value, n_correct
 
 
@@ -227,6 +316,11 @@ def _sgd_update(floating[::1] params, const floating[::1] grads, double lr):
 def _dropout_key(unsigned long long seed, long long step, int layer):
     """The key of the dropout mask of `layer` at training step `step` for a model's seed."""
     return fp_dropout_key(seed, step, layer)
+
+
+def _dropout_key_at(unsigned long long seed, long long step, int layer, long long first):
+    """The key from which that mask is drawn from its element `first` on."""
+    return fp_dropout_key_at(seed, step, layer, first)
 
 
 def _dropout(const floating[:, ::1] A, floating[:, ::1] M, floating[:, ::1] D,
@@ -250,7 +344,29 @@ def _shuffle(int64_t[::1] order, unsigned long long seed, unsigned long long cou
 
 def _optimizer_n_state(int kind):
     """How many state buffers shaped like the parameters an optimizer of this kind reads."""
-    return fp_optimizer_n_state(kind)
+    cdef int n_state = 0
+    check_optimizer(kind)
+    check_status(fp_optimizer_n_state(kind, &n_state), "optimizer kind", kind)
+    return n_state
+
+
+def _activation_describe(int activation):
+    """What the C table knows of an activation: {'needs_z': bool}."""
+    cdef fp_activation_info info
+    check_activation(activation)
+    check_status(fp_activation_describe(activation, &info), "activation", activation)
+    return {"needs_z": bool(info.needs_z)}
+
+
+def _loss_describe(int loss):
+    """What the C table knows of a loss: {'from_logits', 'classification', 'per_element':
+    bool, 'output_activation': its required activation code or None}."""
+    cdef fp_loss_info info
+    check_loss(loss)
+    check_status(fp_loss_describe(loss, &info), "loss", loss)
+    return {"from_logits": bool(info.from_logits), "classification": bool(info.classification),
+            "per_element": bool(info.per_element),
+            "output_activation": None if info.output_activation < 0 else info.output_activation}
 
 
 def _small_layer(Py_ssize_t n_in, Py_ssize_t n_out):
@@ -298,21 +414,30 @@ def _small_weight_gradient(const floating[:, ::1] A, const floating[:, ::1] dZ,
 
 
 def _bias_activation(floating[:, ::1] Z, floating[:, ::1] A, const floating[::1] b,
-                     int activation, double negative_slope):
-    """Z += b, A = f(Z) (Z may be A: in place), the element-wise pass alone (for benchmarks)."""
+                     int activation, double param):
+    """Z += b, A = f(Z) (Z may be A: in place), the element-wise pass alone (for benchmarks and
+    the accuracy tests)."""
+    check_activation(activation)
     _rows_cols(A, Z.shape[0], Z.shape[1], "A")
     _need(b.shape[0] == Z.shape[1], f"b: expected ({Z.shape[1]},)")
-    _need(FP_IDENTITY <= activation <= FP_SOFTMAX, f"activation: unknown code {activation}")
+    cdef int status
     with nogil:
-        fp_bias_activation(dtype_of(&Z[0, 0]), &Z[0, 0], &A[0, 0], &b[0], Z.shape[0], Z.shape[1],
-                           activation, negative_slope)
+        status = fp_bias_activation(dtype_of(&Z[0, 0]), &Z[0, 0], &A[0, 0], &b[0], Z.shape[0],
+                                    Z.shape[1], activation, param)
+    check_status(status, "activation", activation)
 
 
-def _activation_backward(floating[:, ::1] dA, const floating[:, ::1] A, int activation,
-                         double negative_slope):
-    """dA *= f'(.) through A = f(Z), the derivative pass alone (for benchmarks)."""
+def _activation_backward(floating[:, ::1] dA, const floating[:, ::1] A,
+                         const floating[:, ::1] Z, int activation, double param):
+    """dA *= f'(.) from A = f(Z) and Z (None for an activation whose derivative reads only A),
+    the derivative pass alone (for benchmarks and the accuracy tests)."""
+    check_activation(activation)
     _rows_cols(A, dA.shape[0], dA.shape[1], "A")
-    _need(FP_IDENTITY <= activation <= FP_LEAKY_RELU, f"activation: unknown code {activation}")
+    if Z is not None:
+        _rows_cols(Z, dA.shape[0], dA.shape[1], "Z")
+    cdef const floating *z = &Z[0, 0] if Z is not None else NULL
+    cdef int status
     with nogil:
-        fp_activation_backward(dtype_of(&dA[0, 0]), &dA[0, 0], &A[0, 0],
-                               dA.shape[0] * dA.shape[1], activation, negative_slope)
+        status = fp_activation_backward(dtype_of(&dA[0, 0]), &dA[0, 0], &A[0, 0], z,
+                                        dA.shape[0] * dA.shape[1], activation, param)
+    check_status(status, "activation", activation)

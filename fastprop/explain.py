@@ -8,7 +8,7 @@ For each layer l (1 = closest to the input), with a_0 = x:
 """
 import numpy as np
 
-from .losses import FROM_LOGITS
+from .losses import TABLE as _LOSSES
 
 
 class LayerTrace:
@@ -86,4 +86,4 @@ def explain(model, X, y, loss):
         dW, db = layer.dW.copy(), layer.db.copy()
         traces.append(LayerTrace(i + 1, layer.activation, t["u"], t["a"], t["fprime"], t["dA"],
                                  t["delta"], dW, db))
-    return Trace(loss, value, X, traces, loss in FROM_LOGITS)
+    return Trace(loss, value, X, traces, _LOSSES[loss].from_logits)

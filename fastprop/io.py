@@ -2,7 +2,8 @@
 
 A fastprop file is a NumPy .npz archive of uncompressed members, read without pickle:
 - `header`: UTF-8 JSON as uint8 bytes: {"format": "fastprop", "version": 2, "dtype", "layers":
-  [{"n_in", "n_out", "activation", "negative_slope", "init", "dropout"}], "seed", "rng_state"
+  [{"n_in", "n_out", "activation", "negative_slope", "alpha", "init", "dropout"}] (a file
+  without "alpha" reads as 1.0), "seed", "rng_state"
   (the initialization generator), "dropout_seed", "dropout_step", "shuffle_seed",
   "shuffle_count" (fit's counter-based shuffles, so that training resumes identically),
   "n_params", "optimizer": null or {"class", "config", "t", "n_state"}, "sha256"};
@@ -82,7 +83,8 @@ def _arrays(model, optimizer=None):
     header = {
         "format": FORMAT, "version": VERSION, "dtype": model.dtype.name,
         "layers": [{"n_in": s.n_in, "n_out": s.n_out, "activation": s.activation,
-                    "negative_slope": s.negative_slope, "init": l.init, "dropout": s.dropout_rate}
+                    "negative_slope": s.negative_slope, "alpha": s.alpha, "init": l.init,
+                    "dropout": s.dropout_rate}
                    for s, l in zip(model.architecture, model.layers)],
         **fields,
         "seed": model.seed,
@@ -337,9 +339,10 @@ def _architecture(header):
               f"layers[{i}]: activation and init must be names")
         slope = _number(d.get("negative_slope"), f"layers[{i}].negative_slope")
         rate = _number(d.get("dropout", 0.0), f"layers[{i}].dropout")
+        alpha = _number(d.get("alpha", 1.0), f"layers[{i}].alpha")
         n_params += n_in * n_out + n_out
         _need(n_params <= MAX_PARAMS, f"its layers hold more than {MAX_PARAMS} parameters")
-        specs.append(LayerSpec(n_in, n_out, d["activation"], slope, rate))
+        specs.append(LayerSpec(n_in, n_out, d["activation"], slope, rate, alpha))
         inits.append(d["init"])
     return specs, inits, n_params
 

@@ -19,9 +19,10 @@ argument before any compiled code runs.
 import numpy as np
 
 from . import _kernels
-from ._validation import (INT_MAX, as_numeric_array, blas_operand, check_dtype, check_finite,
+from ._kernels import C_INT_MAX as INT_MAX
+from ._validation import (as_numeric_array, blas_operand, check_dtype, check_finite,
                           check_matrix, check_positive_float)
-from .activations import ACTIVATIONS, canonical_activation
+from .activations import activation_row
 from .losses import LOSSES, canonical_loss, check_output_activation, prepare_targets
 
 __all__ = ["forward", "delta", "weight_gradient", "loss_gradient", "sgd_update"]
@@ -77,15 +78,20 @@ def _out(name, out, shape, dtype, inputs=()):
     return out
 
 
-def _activation(activation, negative_slope):
-    name = canonical_activation(activation)
-    slope = float(negative_slope)
-    if not np.isfinite(slope) or slope < 0:
-        raise ValueError(f"negative_slope: expected a finite number >= 0, got {negative_slope!r}")
-    return name, ACTIVATIONS[name], slope
+def _activation(activation, negative_slope, alpha):
+    """(row, the parameter passed to C): negative_slope for leaky_relu, alpha for elu."""
+    row = activation_row(activation)
+    params = {"negative_slope": negative_slope, "alpha": alpha}
+    for name, value in params.items():
+        v = float(value)
+        if not np.isfinite(v) or v < 0:
+            raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+        params[name] = v
+    return row, params[row.param] if row.param else 0.0
 
 
-def forward(X, W, b, activation="identity", *, negative_slope=0.01, out=None, Z_out=None):
+def forward(X, W, b, activation="identity", *, negative_slope=0.01, alpha=1.0, out=None,
+            Z_out=None):
     """Z = X W + b and A = f(Z) for X (n_samples, n_in), W (n_in, n_out), b (n_out,).
 
     Returns A; or (Z, A) if `Z_out` is given (pass ``Z_out=True`` to have it allocated).
@@ -94,7 +100,7 @@ def forward(X, W, b, activation="identity", *, negative_slope=0.01, out=None, Z_
     n_in, n_out = W.shape
     X = check_matrix("X", X, dtype, n_cols=n_in)
     b = _vector("b", b, dtype, n_out)
-    _, code, slope = _activation(activation, negative_slope)
+    row, param = _activation(activation, negative_slope, alpha)
     shape = (X.shape[0], n_out)
     inputs = (("X", X), ("W", W), ("b", b))
     A = _out("out", out, shape, dtype, inputs)
@@ -102,28 +108,38 @@ def forward(X, W, b, activation="identity", *, negative_slope=0.01, out=None, Z_
                                         inputs + (("out", A),))
     Xs, trans_x = blas_operand(X)
     Ws, trans_w = blas_operand(W)
-    _kernels._forward(Xs, trans_x, Ws, trans_w, b, Z, A, code, slope)
+    _kernels._forward(Xs, trans_x, Ws, trans_w, b, Z, A, row.code, param)
     return A if Z is None else (Z, A)
 
 
-def delta(dZ, W, A_prev, activation_prev, *, negative_slope=0.01, out=None):
-    """dZ_prev = (dZ W^T) * f'(Z_prev), f' written through A_prev = f(Z_prev).
+def delta(dZ, W, A_prev, activation_prev, *, Z_prev=None, negative_slope=0.01, alpha=1.0,
+          out=None):
+    """dZ_prev = (dZ W^T) * f'(Z_prev), f' read from A_prev = f(Z_prev) and, for an activation
+    whose derivative needs it (gelu, gelu_tanh, silu, elu, softplus), Z_prev itself.
 
-    dZ (n_samples, n_out) is the delta of a layer with weights W (n_in, n_out); A_prev
-    (n_samples, n_in) is the previous layer's activation. Returns dZ_prev (n_samples, n_in).
+    dZ (n_samples, n_out) is the delta of a layer with weights W (n_in, n_out); A_prev and Z_prev
+    (n_samples, n_in) are the previous layer's activation and pre-activation. Returns dZ_prev
+    (n_samples, n_in).
     """
     W, dtype = _param_dtype("W", W)
     n_in, n_out = W.shape
     dZ = check_matrix("dZ", dZ, dtype, n_cols=n_out, cols_name="n_out")
     A_prev = np.ascontiguousarray(check_matrix("A_prev", A_prev, dtype, n_cols=n_in,
                                                n_rows=dZ.shape[0]))
-    name, code, slope = _activation(activation_prev, negative_slope)
-    if name == "softmax":
+    row, param = _activation(activation_prev, negative_slope, alpha)
+    if row.name == "softmax":
         raise ValueError("activation_prev: softmax is only an output activation, fused with its loss")
-    dZ_prev = _out("out", out, A_prev.shape, dtype, (("dZ", dZ), ("W", W), ("A_prev", A_prev)))
+    if row.needs_z and Z_prev is None:
+        raise ValueError(f"Z_prev: expected the pre-activation for {row.name!r}, whose "
+                         f"derivative reads it, got None")
+    if Z_prev is not None:
+        Z_prev = np.ascontiguousarray(check_matrix("Z_prev", Z_prev, dtype, n_cols=n_in,
+                                                   n_rows=dZ.shape[0]))
+    dZ_prev = _out("out", out, A_prev.shape, dtype, (("dZ", dZ), ("W", W), ("A_prev", A_prev),
+                                                     ("Z_prev", Z_prev)))
     dZs, trans_d = blas_operand(dZ)
     Ws, trans_w = blas_operand(W)
-    _kernels._delta(dZs, trans_d, Ws, trans_w, A_prev, dZ_prev, code, slope)
+    _kernels._delta(dZs, trans_d, Ws, trans_w, A_prev, Z_prev, dZ_prev, row.code, param)
     return dZ_prev
 
 
@@ -149,7 +165,7 @@ def weight_gradient(A_prev, dZ, *, dW=None, db=None, accumulate=False):
     return dW, db
 
 
-def loss_gradient(loss, Z, A, y, activation, *, negative_slope=0.01, out=None):
+def loss_gradient(loss, Z, A, y, activation, *, negative_slope=0.01, alpha=1.0, out=None):
     """The mean loss of an output layer and dL/dZ.
 
     Z (n_samples, n_out) is the output layer's pre-activation and A = f(Z) its activation
@@ -160,11 +176,11 @@ def loss_gradient(loss, Z, A, y, activation, *, negative_slope=0.01, out=None):
     A = np.ascontiguousarray(check_matrix("A", A, dtype, n_cols=Z.shape[1], n_rows=Z.shape[0],
                                           cols_name="n_out"))
     loss = canonical_loss(loss)
-    name, code, slope = _activation(activation, negative_slope)
-    check_output_activation(loss, name)
+    row, param = _activation(activation, negative_slope, alpha)
+    check_output_activation(loss, row.name)
     Y, labels = prepare_targets(loss, y, Z.shape[0], Z.shape[1], dtype)
     dZ = _out("out", out, Z.shape, dtype, (("Z", Z), ("A", A), ("y", Y), ("y", labels)))
-    value, n_correct = _kernels._loss_gradient(LOSSES[loss], Z, A, Y, labels, dZ, code, slope)
+    value, n_correct = _kernels._loss_gradient(LOSSES[loss], Z, A, Y, labels, dZ, row.code, param)
     return value, dZ, n_correct
 
 

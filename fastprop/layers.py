@@ -11,7 +11,7 @@ import numpy as np
 
 from ._validation import (as_numeric_array, check_finite, check_fraction, check_non_negative_float,
                           check_positive_int)
-from .activations import ACTIVATIONS, canonical_activation
+from .activations import TABLE as _ACTIVATIONS, canonical_activation
 
 
 class LayerSpec(NamedTuple):
@@ -21,10 +21,17 @@ class LayerSpec(NamedTuple):
     activation: str
     negative_slope: float = 0.01
     dropout_rate: float = 0.0
+    alpha: float = 1.0  # elu's
 
     @property
     def activation_code(self):
-        return ACTIVATIONS[self.activation]
+        return _ACTIVATIONS[self.activation].code
+
+    @property
+    def activation_param(self):
+        """The activation's one parameter, passed to C (0 for an activation without one)."""
+        field = _ACTIVATIONS[self.activation].param
+        return 0.0 if field is None else float(getattr(self, field))
 
     @property
     def n_params(self):
@@ -34,8 +41,8 @@ INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "z
 
 
 def _default_init(activation):
-    # He for the rectifiers, Glorot for the saturating and linear activations.
-    return "he_uniform" if activation in ("relu", "leaky_relu") else "glorot_uniform"
+    # He for the rectifier family, Glorot for the saturating and linear activations (the row's)
+    return _ACTIVATIONS[activation].init
 
 
 class Dense:
@@ -46,20 +53,27 @@ class Dense:
     n_in, n_out : int
         Input and output widths; W has shape (n_in, n_out) and b shape (n_out,).
     activation : str
-        'identity', 'sigmoid', 'tanh', 'relu', 'leaky_relu' or (output layer only) 'softmax'.
+        'identity', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'gelu' (exact, with erf),
+        'gelu_tanh' (torch's approximate='tanh'), 'silu' ('swish'), 'elu', 'softplus' (beta 1,
+        and z itself above 20, as torch's) or (output layer only) 'softmax'.
     negative_slope : float
         The slope of leaky_relu for z < 0.
+    alpha : float
+        elu's alpha >= 0: alpha (exp(z) - 1) for z <= 0.
     init : str or array, optional
         'glorot_uniform', 'glorot_normal' (Xavier), 'he_uniform', 'he_normal' (Kaiming), 'zeros',
-        or an array (n_in, n_out) to start from; by default He uniform for relu and leaky_relu,
-        Glorot uniform otherwise. Biases start at zero. Draws come from the model's seed.
+        or an array (n_in, n_out) to start from; by default He uniform for the rectifier family
+        (relu, leaky_relu, elu, gelu, gelu_tanh, silu, softplus), Glorot uniform otherwise.
+        Biases start at zero. Draws come from the model's seed.
     """
 
-    def __init__(self, n_in, n_out, activation="identity", *, negative_slope=0.01, init=None):
+    def __init__(self, n_in, n_out, activation="identity", *, negative_slope=0.01, alpha=1.0,
+                 init=None):
         activation = canonical_activation(activation)
         self._spec = LayerSpec(check_positive_int("n_in", n_in), check_positive_int("n_out", n_out),
                                activation, check_non_negative_float("negative_slope",
-                                                                    negative_slope))
+                                                                    negative_slope),
+                               alpha=check_non_negative_float("alpha", alpha))
         if activation == "softmax" and self.n_out < 2:
             raise ValueError("n_out: a softmax output needs at least 2 units (one unit's softmax "
                              "is always 1); for two classes use 1 sigmoid unit with "
@@ -86,6 +100,7 @@ class Dense:
     activation = property(lambda self: self.spec.activation)
     activation_code = property(lambda self: self.spec.activation_code)
     negative_slope = property(lambda self: self.spec.negative_slope)
+    alpha = property(lambda self: self.spec.alpha)
     dropout_rate = property(lambda self: self.spec.dropout_rate,
                             doc="The rate of the Dropout that follows this layer in its model.")
     n_params = property(lambda self: self.spec.n_params)
@@ -157,7 +172,8 @@ class Dense:
                   doc="Gradient of the last backward pass with respect to b.")
 
     def __repr__(self):
-        extra = f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""
+        param = _ACTIVATIONS[self.activation].param
+        extra = f", {param}={getattr(self, param)}" if param else ""
         return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r}{extra})"
 
 

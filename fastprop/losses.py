@@ -16,52 +16,59 @@ Every loss is a mean over the batch, so the gradient of a batch does not grow wi
   ((a - y) / n_samples): scikit-learn's squared loss, exactly as its MLPRegressor reports and
   follows it (the two differ for several outputs).
 """
+from typing import NamedTuple, Optional
+
 import numpy as np
 
+from . import _kernels
 from ._kernels import fp_loss as _code
 from ._validation import as_numeric_array, canonical_name, check_finite
 
-# The codes come from fastprop._kernels (declared once, in _kernels.pxd).
-LOSSES = {
-    "mse": int(_code.FP_LOSS_MSE),
-    "half_squared_error": int(_code.FP_LOSS_HALF_SE),
-    "binary_cross_entropy": int(_code.FP_LOSS_BCE),
-    "softmax_cross_entropy": int(_code.FP_LOSS_SOFTMAX_XENT),
-    "mae": int(_code.FP_LOSS_MAE),
-    "huber": int(_code.FP_LOSS_HUBER),
-    "multilabel_binary_cross_entropy": int(_code.FP_LOSS_MULTILABEL_BCE),
-    "half_mean_squared_error": int(_code.FP_LOSS_HALF_MSE),
-}
 
-_ALIASES = {
-    "mean_squared_error": "mse",
-    "squared_error": "mse",
-    "half_mse": "half_squared_error",
-    "bce": "binary_cross_entropy",
-    "cross_entropy": "softmax_cross_entropy",
-    "categorical_cross_entropy": "softmax_cross_entropy",
-    "mean_absolute_error": "mae",
-    "l1": "mae",
-    "multilabel_bce": "multilabel_binary_cross_entropy",
-}
+class Loss(NamedTuple):
+    """One loss: its name, code (from fastprop._kernels, declared once in _kernels.pxd) and
+    aliases; the rest is read from the C table (csrc/losses.h)."""
+    name: str
+    code: int
+    aliases: tuple = ()
+    output_activation: Optional[str] = None  # the activation its output must have; None: any
+    from_logits: bool = False     # computed from the output's logits, its derivative folded in
+    classification: bool = False  # counts correct predictions (accuracy)
+    per_element: bool = False     # accuracy counts each output element (several labels a sample)
 
-# The output activation each loss requires (None: any element-wise activation).
-_OUTPUT_ACTIVATION = {
-    "mse": None,
-    "half_squared_error": None,
-    "binary_cross_entropy": "sigmoid",
-    "softmax_cross_entropy": "softmax",
-    "mae": None,
-    "huber": None,
-    "multilabel_binary_cross_entropy": "sigmoid",
-    "half_mean_squared_error": None,
-}
 
-CLASSIFICATION = ("binary_cross_entropy", "softmax_cross_entropy", "multilabel_binary_cross_entropy")
-# losses computed from the output's logits, their activation's derivative folded into theirs
-FROM_LOGITS = CLASSIFICATION
-# losses whose accuracy counts each output element (several labels per sample)
-PER_ELEMENT = ("binary_cross_entropy", "multilabel_binary_cross_entropy")
+_ROWS = (
+    Loss("mse", _code.FP_LOSS_MSE, ("mean_squared_error", "squared_error")),
+    Loss("half_squared_error", _code.FP_LOSS_HALF_SE, ("half_mse",)),
+    Loss("binary_cross_entropy", _code.FP_LOSS_BCE, ("bce",)),
+    Loss("softmax_cross_entropy", _code.FP_LOSS_SOFTMAX_XENT,
+         ("cross_entropy", "categorical_cross_entropy")),
+    Loss("mae", _code.FP_LOSS_MAE, ("mean_absolute_error", "l1")),
+    Loss("huber", _code.FP_LOSS_HUBER),
+    Loss("multilabel_binary_cross_entropy", _code.FP_LOSS_MULTILABEL_BCE, ("multilabel_bce",)),
+    Loss("half_mean_squared_error", _code.FP_LOSS_HALF_MSE),
+)
+
+
+def _complete(row):
+    from .activations import TABLE as activations  # the activation names, by code
+    info = _kernels._loss_describe(int(row.code))
+    code = info.pop("output_activation")
+    names = {a.code: a.name for a in activations.values()}
+    return row._replace(code=int(row.code), output_activation=None if code is None
+                        else names[code], **info)
+
+
+# name -> row
+TABLE = {r.name: _complete(r) for r in _ROWS}
+if sorted(r.code for r in TABLE.values()) != list(range(_kernels.N_CODES["loss"])):
+    raise ImportError("fastprop.losses: the rows do not match the C codes one to one")
+
+LOSSES = {name: r.code for name, r in TABLE.items()}
+CLASSIFICATION = tuple(name for name, r in TABLE.items() if r.classification)
+FROM_LOGITS = tuple(name for name, r in TABLE.items() if r.from_logits)
+PER_ELEMENT = tuple(name for name, r in TABLE.items() if r.per_element)
+_ALIASES = {alias: r.name for r in TABLE.values() for alias in r.aliases}
 
 
 def canonical_loss(name):
@@ -71,7 +78,7 @@ def canonical_loss(name):
 
 def check_output_activation(loss, activation):
     """ValueError if the model's output activation does not suit the loss."""
-    needed = _OUTPUT_ACTIVATION[loss]
+    needed = TABLE[loss].output_activation
     if needed is not None and activation != needed:
         raise ValueError(f"loss={loss!r} needs an output layer with activation={needed!r} (it is "
                          f"computed from that layer's logits), got activation={activation!r}")

@@ -220,7 +220,7 @@ class Sequential:
             spec = LayerSpec(*spec)
             init = "zeros" if inits is None or inits[k] == "array" else inits[k]
             layers.append(Dense(spec.n_in, spec.n_out, spec.activation,
-                                negative_slope=spec.negative_slope, init=init))
+                                negative_slope=spec.negative_slope, alpha=spec.alpha, init=init))
             if spec.dropout_rate:
                 layers.append(Dropout(spec.dropout_rate))
         return cls(layers, dtype=dtype, seed=seed, _initialize=_initialize)

@@ -3,8 +3,11 @@
     onnx_model = fastprop.onnx.to_onnx(model)            # input "X" (n, n_in)
     fastprop.onnx.save_onnx(model, "model.onnx")
 
-Each Dense layer becomes MatMul + Add + its activation (Sigmoid, Tanh, Relu, a leaky relu as
-Where(X > 0, X, slope X), Softmax over the last axis), in the model's dtype (float32 or float64);
+Each Dense layer becomes MatMul + Add + its activation, written by the activation's row
+(fastprop.activations: Sigmoid, Tanh, Relu, a leaky relu as Where(z > 0, z, slope z), gelu with
+Erf, gelu_tanh with Tanh, silu as z Sigmoid(z), elu as Where(z > 0, z, alpha (Exp(z) - 1)),
+softplus as Where(z > 20, z, Relu(z) + Log(1 + Exp(-|z|))) as torch's threshold, Softmax over
+the last axis), in the model's dtype (float32 or float64);
 dropout is off at inference and leaves no trace. A Sequential gives one output, "output" (the
 last activation: probabilities for sigmoid and softmax outputs). A classifier estimator gives
 "label" (its classes_, strings included, or a 0/1 matrix for multilabel) and "probabilities"
@@ -13,7 +16,33 @@ package: pip install "fastprop[onnx]".
 """
 import numpy as np
 
+from .activations import TABLE as _ACTIVATIONS
+
 _OPSET = 17
+
+
+class _Graph:
+    """The nodes and initializers of a graph being written, for the activations' rows:
+    node(op, inputs, output=None, **attributes) adds a node and returns its output's name;
+    const(value) a scalar initializer in the model's dtype."""
+
+    def __init__(self, helper, numpy_helper, dtype, prefix=""):
+        self.helper, self.numpy_helper, self.dtype = helper, numpy_helper, dtype
+        self.nodes, self.inits, self.prefix, self._n = [], [], prefix, 0
+
+    def _name(self):
+        self._n += 1
+        return f"{self.prefix}t{self._n}"
+
+    def node(self, op, inputs, output=None, **attributes):
+        output = self._name() if output is None else output
+        self.nodes.append(self.helper.make_node(op, list(inputs), [output], **attributes))
+        return output
+
+    def const(self, value):
+        name = self._name()
+        self.inits.append(self.numpy_helper.from_array(np.array(value, self.dtype), name))
+        return name
 
 
 def _onnx():
@@ -48,30 +77,16 @@ def to_onnx(model_or_estimator, *, name="fastprop"):
     if not isinstance(name, str) or not name:
         raise TypeError(f"name: expected a non-empty graph name, got {name!r}")
     elem = TensorProto.FLOAT if model.dtype == np.float32 else TensorProto.DOUBLE
-    nodes, inits = [], []
+    g = _Graph(helper, numpy_helper, model.dtype, prefix="act_")
+    nodes, inits = g.nodes, g.inits
     x = "X"
     for i, layer in enumerate(model.layers):
         inits.append(numpy_helper.from_array(layer.W.copy(), f"W{i}"))
         inits.append(numpy_helper.from_array(layer.b.copy(), f"b{i}"))
         nodes.append(helper.make_node("MatMul", [x, f"W{i}"], [f"xw{i}"]))
         nodes.append(helper.make_node("Add", [f"xw{i}", f"b{i}"], [f"z{i}"]))
-        z, a = f"z{i}", f"a{i}"
-        act = layer.activation
-        if act == "identity":
-            nodes.append(helper.make_node("Identity", [z], [a]))
-        elif act in ("sigmoid", "tanh", "relu"):
-            nodes.append(helper.make_node({"sigmoid": "Sigmoid", "tanh": "Tanh",
-                                           "relu": "Relu"}[act], [z], [a]))
-        elif act == "leaky_relu":
-            inits.append(numpy_helper.from_array(np.array(layer.negative_slope, model.dtype),
-                                                 f"slope{i}"))
-            inits.append(numpy_helper.from_array(np.array(0, model.dtype), f"zero{i}"))
-            nodes += [helper.make_node("Greater", [z, f"zero{i}"], [f"pos{i}"]),
-                      helper.make_node("Mul", [z, f"slope{i}"], [f"neg{i}"]),
-                      helper.make_node("Where", [f"pos{i}", z, f"neg{i}"], [a])]
-        else:  # softmax
-            nodes.append(helper.make_node("Softmax", [z], [a], axis=-1))
-        x = a
+        _ACTIVATIONS[layer.activation].onnx(g, f"z{i}", f"a{i}", layer.spec.activation_param)
+        x = f"a{i}"
     outputs = []
     n_out = model.n_out
     if estimator is None:

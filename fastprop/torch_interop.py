@@ -1,20 +1,53 @@
 """Conversion to and from PyTorch: nn.Sequential(Linear, activation, ..., Linear) state dicts,
-with torch's weights (n_out, n_in) transposed to and from fastprop's (n_in, n_out)."""
+with torch's weights (n_out, n_in) transposed to and from fastprop's (n_in, n_out); and the
+torch module of a model (each activation the torch.nn module its row names)."""
 import numpy as np
+
+from .activations import TABLE as _ACTIVATIONS
+
+
+def _torch(what):
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(f"{what} needs PyTorch: pip install torch") from None
+    return torch
 
 
 def to_state_dict(model):
     """The weights as a state dict: keys '0.weight', '0.bias', '2.weight', ... (a Linear at every
     other index, the activations between them)."""
-    try:
-        import torch
-    except ImportError:
-        raise ImportError("to_torch_state_dict needs PyTorch: pip install torch") from None
+    torch = _torch("to_torch_state_dict")
     out = {}
     for i, layer in enumerate(model.layers):
         out[f"{2 * i}.weight"] = torch.from_numpy(layer.W.T.copy())
         out[f"{2 * i}.bias"] = torch.from_numpy(layer.b.copy())
     return out
+
+
+def activation_module(layer):
+    """The torch.nn module computing `layer`'s activation (its parameter passed under its name:
+    LeakyReLU's negative_slope, ELU's alpha; Softmax over dim 1)."""
+    torch = _torch("activation_module")
+    row = _ACTIVATIONS[layer.activation]
+    kwargs = dict(row.torch_kwargs)
+    if row.param:
+        kwargs[row.param] = layer.spec.activation_param
+    return getattr(torch.nn, row.torch)(**kwargs)
+
+
+def to_module(model):
+    """An nn.Sequential(Linear, activation, Linear, activation, ...) computing what `model`
+    predicts, in its dtype, with its weights; its state dict is to_state_dict's."""
+    torch = _torch("to_torch_module")
+    mods = []
+    for layer in model.layers:
+        linear = torch.nn.Linear(layer.n_in, layer.n_out).to(
+            torch.float32 if model.dtype == np.float32 else torch.float64)
+        mods += [linear, activation_module(layer)]
+    net = torch.nn.Sequential(*mods)
+    net.load_state_dict(to_state_dict(model))
+    return net
 
 
 def _numpy(value):

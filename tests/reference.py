@@ -3,9 +3,12 @@
 Written for clarity, in float64 or the inputs' dtype, with nothing shared with the C code.
 """
 import numpy as np
+from scipy.special import erf
+
+GELU_K = np.sqrt(2 / np.pi)  # torch's GELU(approximate="tanh"): tanh(k (z + 0.044715 z^3))
 
 
-def activation(z, name, slope=0.01):
+def activation(z, name, slope=0.01, alpha=1.0):
     if name == "identity":
         return z.copy()
     if name == "sigmoid":
@@ -19,10 +22,20 @@ def activation(z, name, slope=0.01):
     if name == "softmax":
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
+    if name == "gelu":
+        return 0.5 * z * (1 + erf(z / np.sqrt(2)))
+    if name == "gelu_tanh":
+        return 0.5 * z * (1 + np.tanh(GELU_K * (z + 0.044715 * z ** 3)))
+    if name == "silu":
+        return z / (1 + np.exp(-z))
+    if name == "elu":
+        return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
+    if name == "softplus":  # torch's threshold: z itself above 20
+        return np.where(z > 20, z, np.log1p(np.exp(np.minimum(z, 20))))
     raise ValueError(name)
 
 
-def derivative(z, name, slope=0.01):
+def derivative(z, name, slope=0.01, alpha=1.0):
     """f'(z) computed from z (not from a), as calculus writes it."""
     if name == "identity":
         return np.ones_like(z)
@@ -35,16 +48,28 @@ def derivative(z, name, slope=0.01):
         return (z > 0).astype(z.dtype)
     if name == "leaky_relu":
         return np.where(z > 0, 1.0, slope).astype(z.dtype)
+    if name == "gelu":  # Phi(z) + z phi(z)
+        return 0.5 * (1 + erf(z / np.sqrt(2))) + z * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    if name == "gelu_tanh":
+        t = np.tanh(GELU_K * (z + 0.044715 * z ** 3))
+        return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * GELU_K * (1 + 3 * 0.044715 * z * z)
+    if name == "silu":
+        s = 1 / (1 + np.exp(-z))
+        return s * (1 + z * (1 - s))
+    if name == "elu":
+        return np.where(z > 0, 1.0, alpha * np.exp(np.minimum(z, 0)))
+    if name == "softplus":
+        return np.where(z > 20, 1.0, 1 / (1 + np.exp(-z)))
     raise ValueError(name)
 
 
-def forward(X, W, b, name, slope=0.01):
+def forward(X, W, b, name, slope=0.01, alpha=1.0):
     Z = X @ W + b
-    return Z, activation(Z, name, slope)
+    return Z, activation(Z, name, slope, alpha)
 
 
-def delta(dZ, W, Z_prev, name_prev, slope=0.01):
-    return (dZ @ W.T) * derivative(Z_prev, name_prev, slope)
+def delta(dZ, W, Z_prev, name_prev, slope=0.01, alpha=1.0):
+    return (dZ @ W.T) * derivative(Z_prev, name_prev, slope, alpha)
 
 
 def weight_gradient(A_prev, dZ):
@@ -55,9 +80,10 @@ def log_sigmoid(z):
     return -np.logaddexp(0, -z)
 
 
-def loss_and_output_delta(loss, Z, A, Y, name, slope=0.01):
+def loss_and_output_delta(loss, Z, A, Y, name, slope=0.01, alpha=1.0):
     """(mean loss, dL/dZ) of the output layer. Y: (n, m) targets, or (n,) labels for softmax CE."""
     n = Z.shape[0]
+    derivative = lambda Z, name, slope: globals()["derivative"](Z, name, slope, alpha)
     if loss == "mse":
         value = np.mean((A - Y) ** 2)
         return value, 2 * (A - Y) / A.size * derivative(Z, name, slope)
@@ -86,23 +112,25 @@ def loss_and_output_delta(loss, Z, A, Y, name, slope=0.01):
     raise ValueError(loss)
 
 
-def backprop(weights, activations, X, Y, loss, slope=0.01, sample_weight=None, l2=0.0):
+def backprop(weights, activations, X, Y, loss, slope=0.01, sample_weight=None, l2=0.0,
+             alpha=1.0):
     """Loss and [(dW, db), ...] of a whole network, layer by layer, in the seeds' style. With
     sample_weight, each sample's loss and gradient count w_i n / sum(w) times; l2 adds
     l2 / 2 ||W||^2 / sum(w) (weights only), scikit-learn's alpha."""
     Zs, As = [], [X]
     for (W, b), name in zip(weights, activations):
-        Z, A = forward(As[-1], W, b, name, slope)
+        Z, A = forward(As[-1], W, b, name, slope, alpha)
         Zs.append(Z)
         As.append(A)
-    value, dZ = loss_and_output_delta(loss, Zs[-1], As[-1], Y, activations[-1], slope)
+    value, dZ = loss_and_output_delta(loss, Zs[-1], As[-1], Y, activations[-1], slope, alpha)
     n = X.shape[0]
     w_sum = n
     if sample_weight is not None:
         w_sum = float(np.sum(sample_weight))
         wn = np.asarray(sample_weight, float) * n / w_sum
         value = sum(wn[i] * loss_and_output_delta(loss, Zs[-1][i:i + 1], As[-1][i:i + 1],
-                                                  Y[i:i + 1], activations[-1], slope)[0]
+                                                  Y[i:i + 1], activations[-1], slope,
+                                                  alpha)[0]
                     for i in range(n)) / n
         dZ = dZ * wn[:, None]
     value += 0.5 * l2 * sum(np.sum(W * W) for W, _ in weights) / w_sum
@@ -111,7 +139,7 @@ def backprop(weights, activations, X, Y, loss, slope=0.01, sample_weight=None, l
         dW, db = weight_gradient(As[l], dZ)
         grads[l] = (dW + l2 * weights[l][0] / w_sum, db)
         if l:
-            dZ = delta(dZ, weights[l][0], Zs[l - 1], activations[l - 1], slope)
+            dZ = delta(dZ, weights[l][0], Zs[l - 1], activations[l - 1], slope, alpha)
     return value, grads, As[-1]
 
 

@@ -257,7 +257,7 @@ def test_the_compiled_twins_check_every_size_they_dereference():
                           0, 0.0)
     with pytest.raises(ValueError, match=r"labels: expected labels in \[0, 40\)"):
         _kernels._loss_gradient(3, A, A, None, np.full(40, 99, np.int64), None, 5, 0.0)
-    with pytest.raises(ValueError, match="loss: unknown loss code 42"):
+    with pytest.raises(ValueError, match="loss: unknown code 42"):
         _kernels._loss_gradient(42, A, A, A, None, None, 0, 0.0)
     with pytest.raises(ValueError, match="grads: expected the length of params"):
         _kernels._sgd_update(np.ones(5), np.ones(3), 0.1)

@@ -10,6 +10,8 @@ import subprocess
 import numpy as np
 import pytest
 
+from fastprop import _kernels
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ISAS = {"baseline": ["-march=x86-64"], "avx2": ["-march=x86-64", "-mavx2", "-mfma"],
         "avx512": ["-march=x86-64", "-mavx512f", "-mavx2", "-mfma"]}
@@ -61,10 +63,12 @@ def _run(lib, dtype, kernel, seed):
     if kernel.startswith("act"):
         code = int(kernel[3:])
         z, a = Z.copy(), np.empty_like(Z)
-        lib.fp_bias_activation(dt, _ptr(z), _ptr(a), _ptr(Y[0]), N(n), N(m), code,
-                               ctypes.c_double(0.1))
+        assert lib.fp_bias_activation(dt, _ptr(z), _ptr(a), _ptr(Y[0]), N(n), N(m), code,
+                                      ctypes.c_double(0.1)) == 0
         d = Y.copy()
-        lib.fp_activation_backward(dt, _ptr(d), _ptr(A), N(n * m), code, ctypes.c_double(0.1))
+        if code != 5:  # softmax's derivative is the cross-entropy's
+            assert lib.fp_activation_backward(dt, _ptr(d), _ptr(A), _ptr(Z), N(n * m), code,
+                                              ctypes.c_double(0.1)) == 0
         return z.tobytes() + a.tobytes() + d.tobytes()
     if kernel.startswith("loss") or kernel.startswith("wloss"):
         code = int(kernel.split("loss")[1])
@@ -73,12 +77,12 @@ def _run(lib, dtype, kernel, seed):
         labels = rng.integers(0, m, size=n).astype(np.int64)
         correct = ctypes.c_int64(0)
         Yt = np.eye(m, dtype=dtype)[labels] if code == 3 else (Y > 0.5).astype(dtype)
-        lib.fp_loss_gradient.restype = ctypes.c_double
-        value = lib.fp_loss_gradient(dt, code, _ptr(Z), _ptr(A), _ptr(Yt), None, _ptr(w),
-                                     _ptr(dZ), N(n),
-                                     N(m), 1 if code in (0, 1, 4, 5) else 0,
-                                     ctypes.c_double(0.0), ctypes.byref(correct))
-        return np.float64(value).tobytes() + dZ.tobytes() + bytes([correct.value % 256])
+        value = ctypes.c_double(0)
+        activation = {3: 5}.get(code, 1)  # softmax for the cross-entropy, else sigmoid
+        assert lib.fp_loss_gradient(dt, code, _ptr(Z), _ptr(A), _ptr(Yt), None, _ptr(w),
+                                    _ptr(dZ), N(n), N(m), activation, ctypes.c_double(0.0),
+                                    ctypes.byref(value), ctypes.byref(correct)) == 0
+        return np.float64(value.value).tobytes() + dZ.tobytes() + bytes([correct.value % 256])
     if kernel == "column_sum":
         db = np.empty(m, dtype)
         lib.fp_column_sum(dt, _ptr(Z), N(n), N(m), _ptr(db), 0)
@@ -95,8 +99,8 @@ def _run(lib, dtype, kernel, seed):
         p, g = Z.ravel().copy(), Y.ravel().copy()
         s0, s1 = np.abs(A.ravel()).copy(), np.abs(Y.ravel()).copy()
         for t in (1, 2, 3):
-            lib.fp_optimizer_step(dt, ctypes.byref(opt), _ptr(p), _ptr(g), _ptr(s0), _ptr(s1),
-                                  N(p.size), ctypes.c_int64(t))
+            assert lib.fp_optimizer_step(dt, ctypes.byref(opt), _ptr(p), _ptr(g), _ptr(s0),
+                                         _ptr(s1), N(p.size), ctypes.c_int64(t)) == 0
         return p.tobytes() + g.tobytes() + s0.tobytes() + s1.tobytes()
     if kernel == "dropout":
         M, D = np.empty_like(A), np.empty_like(A)
@@ -106,7 +110,8 @@ def _run(lib, dtype, kernel, seed):
     raise ValueError(kernel)
 
 
-KERNELS = [f"act{c}" for c in range(6)] + [f"{w}loss{c}" for c in range(7) for w in ("", "w")] + \
+KERNELS = [f"act{c}" for c in range(_kernels.N_CODES["activation"])] + \
+          [f"{w}loss{c}" for c in range(_kernels.N_CODES["loss"]) for w in ("", "w")] + \
           ["column_sum", "dropout"] + [f"opt{k}" for k in range(5)]
 
 

@@ -153,10 +153,13 @@ def test_the_engine_rejects_what_it_cannot_read():
         t.epoch(np.zeros((10, 3)), None, labels, None, 4, CE, 0.1)
     with pytest.raises(ValueError, match="batch_size: expected 1 to 8, got 9"):
         t.epoch(X, None, labels, None, 9, CE, 0.1)
-    with pytest.raises(ValueError, match="loss: unknown loss code 99"):
+    with pytest.raises(ValueError, match="loss: unknown code 99"):
         t.epoch(X, None, labels, None, 4, 99, 0.1)
     with pytest.raises(ValueError, match="Y: expected a C-contiguous float32 array"):
-        t.epoch(X, None, None, None, 4, fp.LOSSES["mse"], 0.1)
+        t.epoch(X, None, None, None, 4, CE, 0.1)
+    with pytest.raises(ValueError, match="loss: code 0 does not take an output of activation "
+                                         "code 5"):  # the loss table's required output
+        t.epoch(X, np.zeros((10, 2), np.float32), None, None, 4, fp.LOSSES["mse"], 0.1)
     with pytest.raises(ValueError, match="X: expected at most 8 rows, got 10"):
         t.gradients(X, None, labels, CE)
     with pytest.raises(ValueError, match="out: must not share memory with X"):

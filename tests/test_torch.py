@@ -7,9 +7,10 @@ import fastprop as fp
 
 torch = pytest.importorskip("torch")
 
-TORCH_ACT = {"identity": lambda: torch.nn.Identity(), "sigmoid": lambda: torch.nn.Sigmoid(),
-             "tanh": lambda: torch.nn.Tanh(), "relu": lambda: torch.nn.ReLU(),
-             "leaky_relu": lambda: torch.nn.LeakyReLU(0.01)}
+from fastprop.torch_interop import activation_module  # noqa: E402
+
+# every element-wise activation, each as the torch.nn module its row names
+TORCH_ACT = [name for name in fp.activations.TABLE if name != "softmax"]
 
 
 def torch_loss(loss):
@@ -21,11 +22,11 @@ def random_case(seed, dtype):
     rng = np.random.default_rng(seed)
     depth = int(rng.integers(1, 5))
     sizes = [int(s) for s in rng.integers(1, 24, size=depth + 1)]
-    hidden = [str(rng.choice(list(TORCH_ACT))) for _ in range(depth - 1)]
+    hidden = [str(rng.choice(TORCH_ACT)) for _ in range(depth - 1)]
     loss = ["mse", "binary_cross_entropy", "softmax_cross_entropy"][seed % 3]
     if loss == "softmax_cross_entropy":
         sizes[-1] = max(sizes[-1], 2)
-    out_act = {"mse": str(rng.choice(list(TORCH_ACT))), "binary_cross_entropy": "sigmoid",
+    out_act = {"mse": str(rng.choice(TORCH_ACT)), "binary_cross_entropy": "sigmoid",
                "softmax_cross_entropy": "softmax"}[loss]
     acts = hidden + [out_act]
     layers = [fp.Dense(sizes[i], sizes[i + 1], acts[i]) for i in range(depth)]
@@ -51,7 +52,7 @@ def torch_twin(model, tdtype, loss):
         mods.append(lin)
         # the fused outputs (sigmoid with BCE, softmax with CE) stay logits in torch
         if l is not model.layers[-1] or loss not in ("binary_cross_entropy", "softmax_cross_entropy"):
-            mods.append(TORCH_ACT[l.activation]())
+            mods.append(activation_module(l))
     return torch.nn.Sequential(*mods)
 
 
