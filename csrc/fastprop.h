@@ -162,4 +162,15 @@ void fp_shuffle(int64_t *order, ptrdiff_t n, uint64_t seed, uint64_t count);
 uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer);
 uint64_t fp_dropout_key_at(uint64_t seed, int64_t step, int layer, int64_t first);
 
+/* The fork gate (gate.c): a pass brackets itself with fp_pass_begin/end, looks at
+ * fp_fork_pending() between steps and parks there (fp_park) while a fork waits; the forking
+ * thread calls fp_fork_prepare (returns once every running pass is parked) and, after the fork,
+ * fp_fork_done(1 in the child, 0 in the parent). */
+void fp_pass_begin(void);
+void fp_pass_end(void);
+int fp_fork_pending(void);
+void fp_park(void);
+void fp_fork_prepare(void);
+void fp_fork_done(int child);
+
 #endif

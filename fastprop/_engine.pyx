@@ -5,12 +5,15 @@ An Engine is built from one description of the network (a LayerSpec per Dense la
 model's flat parameter and gradient buffers; it allocates its workspace once, for batches of up
 to `capacity` rows, and offers the passes that every public method drives:
 
-    predict    forward only, in chunks of `capacity` rows, dropout off    (predict)
-    loss       forward and the loss, no gradients                          (evaluate, gradcheck)
-    gradients  forward and backward into the gradient buffer, no update    (loss_and_gradients)
-    trace      the same, keeping each layer's Z; then dL/da and f'(Z)       (explain)
-    step       one training step: forward, backward, update, dropout on    (train_step)
-    epoch      every step of an epoch, rows gathered by a permutation      (fit)
+    predict    forward only, dropout off, in chunks                        (predict)
+    loss       forward and the loss, no gradients, in chunks               (evaluate, gradcheck)
+    gradients  forward and backward into the gradient buffer, no update,
+               in chunks whose gradients add up (sample weights, L2, and
+               optionally every layer's Z, A and delta kept)               (loss_and_gradients,
+                                                                            explain, lbfgs)
+    epoch      every step of (part of) an epoch over checked Data          (fit, train_step)
+    epochs     whole epochs in one call, shuffles and snapshots inside     (fit)
+    part       a rank's part of a data-parallel step, no update            (fit with comm)
     update     the bound optimizer's step over the gradient buffer         (Optimizer.step)
 
 A step is: Z = A_prev W + b, A = f(Z) per layer; the loss and dZ_L = dL/dZ_L; then per layer,
@@ -19,14 +22,23 @@ dW_l = A_{l-1}^T dZ_l, db_l = sum dZ_l. The update is either inside that weight-
 (plain SGD: W += -lr A_{l-1}^T dZ_l, BLAS beta = 1, so the gradient buffer is not written) or
 one fused pass of the bound optimizer over the flat buffers, after the whole gradient is in the
 gradient buffer. The passes run without the GIL and never allocate. The engine checks every array
-it will dereference when it is built or handed one, and runs one pass at a time (a pass asked for while another runs waits for it).
+it will dereference when it is built or handed one, and runs one pass at a time on its model
+(the lock is the model's, shared by every engine the model builds).
+
+Between two steps (or chunks) a pass looks up: while a fork is pending it parks (csrc/gate.c),
+and about every 50 ms of work it takes the GIL to run Python's signal handlers; when one raises
+(Ctrl-C: KeyboardInterrupt), the pass stops there, never inside a step, and the exception is
+raised when the pass returns.
 """
 from libc.limits cimport INT_MAX
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from cpython.exc cimport PyErr_Fetch, PyErr_Restore
+from cpython.ref cimport PyObject, Py_XDECREF
 
+import os
 import threading
 
 import numpy as np
@@ -39,10 +51,20 @@ from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weig
                                 fp_activation_describe, fp_loss_info, fp_loss_describe,
                                 fp_activation_backward, fp_loss_gradient, fp_optimizer_step,
                                 fp_sgd_update, fp_dropout, fp_dropout_key_at, fp_shuffle,
-                                fp_all_finite, FP_FLOAT32, FP_FLOAT64, FP_IDENTITY, FP_SOFTMAX,
-                                FP_LOSS_SOFTMAX_XENT, FP_OPT_SGD)
+                                fp_all_finite, fp_pass_begin, fp_pass_end, fp_fork_pending,
+                                fp_park, fp_fork_prepare, fp_fork_done,
+                                FP_FLOAT32, FP_FLOAT64, FP_SOFTMAX, FP_LOSS_SOFTMAX_XENT,
+                                FP_OPT_SGD)
 
 cnp.import_array()
+
+cdef extern from "Python.h":
+    int _check_signals "PyErr_CheckSignals"() noexcept  # -1 with the handler's exception set
+
+
+cdef int _raise() except -1:
+    """Raises the exception already set (returns -1 for Cython to propagate it)."""
+    return -1
 
 cdef enum Update:
     NO_UPDATE = 0           # gradients into the gradient buffer
@@ -87,6 +109,12 @@ cdef struct Net:
     void *state1
     int64_t *opt_steps        # its step count (one int64 in the optimizer state)
     uint64_t *dropout         # the model's [seed, training steps taken]
+    int64_t row_work          # multiply-adds of one row's forward pass
+    int64_t ticks             # work done since the clock was last read (multiply-adds)
+    double next_check         # when Python's signal handlers run next (monotonic seconds)
+    PyObject *exc_type        # what a signal handler raised, until the pass returns
+    PyObject *exc_value
+    PyObject *exc_tb
 
 
 cdef struct Batch:          # a checked batch: its rows and targets
@@ -124,12 +152,14 @@ cdef void _forward(Net *net, const floating *X, int n, bint training,
 
 cdef double _backward(Net *net, const floating *X, const floating *Y, const int64_t *labels,
                       const floating *w, int n, int loss, bint training, int update, double lr,
-                      double penalty, double scale, int64_t *n_correct) noexcept nogil:
+                      double penalty, double scale, bint accumulate,
+                      int64_t *n_correct) noexcept nogil:
     """The loss of the last forward pass, and backward through every layer: the deltas, and the
-    weight gradients into the gradient buffer or (UPDATE_IN_GEMM) straight into W and b.
-    `scale` multiplies the loss and its gradient (1: the batch's mean; a part of a batch passes
-    its share); `penalty`: the coefficient of the L2 term added to the loss (penalty / 2
-    ||W||^2) and to the weight gradients (penalty W), 0 for none."""
+    weight gradients into the gradient buffer (added to it with `accumulate`) or
+    (UPDATE_IN_GEMM) straight into W and b. `scale` multiplies the loss and its gradient (1: the
+    batch's mean; a part of a batch passes its share); `penalty`: the coefficient of the L2 term
+    added to the loss (penalty / 2 ||W||^2) and to the weight gradients (penalty W), 0 for
+    none."""
     cdef int l, L = net.n_layers, dt = net.dtype
     cdef LayerDesc *d
     cdef LayerDesc *p
@@ -180,7 +210,7 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
             G = grads + d.w_offset
             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], G,
                             G + <Py_ssize_t>d.n_in * d.n_out, n, d.n_in, d.n_out, <floating>1,
-                            <floating>0, False)
+                            <floating>accumulate, accumulate)
             if penalty > 0:  # dW += penalty W, with W before its update
                 axpy(<Py_ssize_t>d.n_in * d.n_out, <floating>penalty, W, G)
     return value
@@ -214,7 +244,7 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
     _forward(net, X, n, training, 0)
     value = _backward(net, X, Y, labels, w, n, loss, training,
                       net.update if training else NO_UPDATE, lr,
-                      net.penalty / w_sum if training else 0.0, 1.0, n_correct)
+                      net.penalty / w_sum if training else 0.0, 1.0, False, n_correct)
     if training and _finite(value):
         if net.update == UPDATE_BY_OPTIMIZER:
             _optimizer_pass(net, lr)
@@ -224,47 +254,47 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
     return value
 
 
-cdef double _batch_step(Net *net, const Batch *b, int loss, bint training, double lr,
-                        int64_t *n_correct) noexcept nogil:
-    if net.dtype == FP_FLOAT32:
-        return _step(net, <const float *>b.X, <const float *>b.Y, b.labels,
-                     <const float *>b.weights, <int>b.n, loss, training, lr, n_correct)
-    return _step(net, <const double *>b.X, <const double *>b.Y, b.labels,
-                 <const double *>b.weights, <int>b.n, loss, training, lr, n_correct)
+cdef double _weight_total(const floating *weights, const int64_t *order, Py_ssize_t lo,
+                          Py_ssize_t rows) noexcept nogil:
+    """The sum of the sample weights of rows lo to lo + rows (in `order`, or in X's order), or
+    their number without weights; 1 for an all-zero batch (no loss, no gradient, no division by
+    zero)."""
+    cdef Py_ssize_t i
+    cdef double total = 0
+    if weights == NULL:
+        return <double>rows
+    for i in range(rows):
+        total += <double>weights[order[lo + i] if order != NULL else lo + i]
+    return total if total > 0 else 1.0
 
 
-cdef double _part_step(Net *net, const floating *X, const floating *Y, const int64_t *labels,
-                       const floating *weights, const int64_t *order, Py_ssize_t lo, int rows,
-                       int part_lo, int part_hi, int loss, bint penalty,
-                       int64_t *n_correct) noexcept nogil:
-    """A part of a data-parallel step. Of the batch of `rows` rows starting at `lo` (in `order`,
-    or in X's order), the rows part_lo to part_hi: their gradient into the gradient buffer,
-    scaled by their share of the batch (their number of rows, or their sum of sample weights,
-    over the batch's), so that the parts' gradients sum to the gradient of the whole batch; the
-    loss returned is likewise the part's share of the batch's loss. Dropout is on, each row's
-    mask that of the same row in the whole batch; with `penalty`, the part carries the batch's
-    L2 term (one part of each batch must). No update, and the step is not counted (see
-    Shards.commit). A part whose loss is not finite sets the first gradient to NaN: the sum of the
-    parts tells every rank."""
-    cdef int i, n = part_hi - part_lo, n_in = net.layer[0].n_in
-    cdef int n_y = net.layer[net.n_layers - 1].n_out
-    cdef double value, total = rows
+cdef double _part(Net *net, const floating *X, const floating *Y, const int64_t *labels,
+                  const floating *weights, const int64_t *order, Py_ssize_t lo, Py_ssize_t rows,
+                  Py_ssize_t part_lo, Py_ssize_t part_hi, double total, int loss,
+                  double penalty, bint training, bint accumulate,
+                  int64_t *n_correct) noexcept nogil:
+    """A part of a batch: of the batch of `rows` rows starting at `lo` (in `order`, or in X's
+    order), whose sample weights sum to `total` (or which has `total` rows), the rows part_lo
+    to part_hi: their gradient into the gradient buffer (added to it with `accumulate`), scaled
+    by their share of the batch, so that the parts' gradients sum to the whole batch's; the loss
+    returned is likewise the part's share. `penalty`: the L2 coefficient this part carries (one
+    part of a batch carries it). Training: dropout on, each row's mask that of the same row in
+    the whole batch. No update, and the step is not counted. Data-parallel steps are such parts
+    (one per rank), and so are the chunks of a large gradient pass."""
+    cdef Py_ssize_t i, n = part_hi - part_lo
+    cdef int n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
+    cdef double value
     cdef const floating *Xp
     cdef const floating *Yp = NULL
     cdef const int64_t *Lp = NULL
     cdef const floating *Wp = NULL
     cdef floating *w = NULL
-    if weights != NULL:
-        total = 0
-        for i in range(rows):
-            total += <double>weights[order[lo + i] if order != NULL else lo + i]
-        if not total > 0:
-            total = 1  # an all-zero batch: no loss, no gradient, no division by zero
     if n == 0:  # more parts than rows: this one adds nothing
-        memset(net.grads, 0, <size_t>net.n_params * sizeof(floating))
+        if not accumulate:
+            memset(net.grads, 0, <size_t>net.n_params * sizeof(floating))
         return 0.0
     if order != NULL:
-        _gather(net, X, Y, labels, weights, order + lo + part_lo, n)
+        _gather(net, X, Y, labels, weights, order + lo + part_lo, <int>n)
         Xp = <floating *>net.X_rows
         Yp = <floating *>net.Y_rows if Y != NULL else NULL
         Lp = net.label_rows if labels != NULL else NULL
@@ -278,11 +308,10 @@ cdef double _part_step(Net *net, const floating *X, const floating *Y, const int
         w = <floating *>net.weight_rows
         for i in range(n):
             w[i] = <floating>(<double>Wp[i] * n / total)
-    _forward(net, Xp, n, True, part_lo)
-    value = _backward(net, Xp, Yp, Lp, w, n, loss, True, NO_UPDATE, 0.0,
-                      net.penalty / total if penalty else 0.0,
-                      1.0 if w != NULL else <double>n / rows, n_correct)
-    if not _finite(value):
+    _forward(net, Xp, <int>n, training, part_lo)
+    value = _backward(net, Xp, Yp, Lp, w, <int>n, loss, training, NO_UPDATE, 0.0, penalty,
+                      1.0 if w != NULL else <double>n / rows, accumulate, n_correct)
+    if not _finite(value):  # the sum of the parts tells every rank
         (<floating *>net.grads)[0] = <floating>(value - value)  # NaN
     return value
 
@@ -341,6 +370,8 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
         total += bs * value
         lo += bs
         batch += 1
+        if _interrupted(net, bs):  # between two steps: the model is whole
+            break
     diverged[0] = -1
     return total
 
@@ -440,6 +471,10 @@ cdef Py_ssize_t _epochs(Net *net, const Batch *b, int64_t *order, Py_ssize_t n,
         total = _any_epoch(net, b, order, n, batch_size, loss, lrs[e], False, &n_correct,
                            diverged)
         seconds[e] = _now() - start
+        if net.exc_value != NULL or net.exc_type != NULL:  # interrupted: back to its start
+            for k in range(n_copies):
+                memcpy(copies[k].live, copies[k].saved, copies[k].size)
+            return e
         if diverged[0] >= 0:
             return e
         if not _params_finite(net):
@@ -448,6 +483,28 @@ cdef Py_ssize_t _epochs(Net *net, const Batch *b, int64_t *order, Py_ssize_t n,
         losses[e] = total / n
         corrects[e] = n_correct
     return n_epochs
+
+
+cdef bint _interrupted(Net *net, Py_ssize_t rows) noexcept nogil:
+    """Between two steps or chunks (of `rows` rows): parks while a fork is pending and, about
+    every 50 ms of work, runs Python's signal handlers; True when one raised (its exception is
+    kept in net until the pass returns): the pass stops here."""
+    cdef double now
+    if fp_fork_pending():
+        fp_park()
+    net.ticks += rows * net.row_work
+    if net.ticks < 1000000:  # a clock read every million multiply-adds at most
+        return False
+    net.ticks = 0
+    now = _now()
+    if now < net.next_check:
+        return False
+    net.next_check = now + 0.05
+    with gil:
+        if _check_signals() != 0:
+            PyErr_Fetch(&net.exc_type, &net.exc_value, &net.exc_tb)
+            return True
+    return False
 
 
 cdef inline bint _finite(double x) noexcept nogil:
@@ -461,18 +518,23 @@ cdef inline bint _params_finite(Net *net) noexcept nogil:
     return finite
 
 
+# Reading passes run in chunks of this many rows (or the capacity, if smaller): a row goes
+# through the same products whatever the engine's history, and the workspace stays bounded.
+READ_ROWS = 1024
+
+
 cdef double _forward_in_chunks(Net *net, const Batch *batch, bint with_loss, int loss, char *out,
-                              int64_t *n_correct) noexcept nogil:
-    """Forward over a batch of any size, `capacity` rows at a time, dropout off: copies the
+                               int64_t *n_correct) noexcept nogil:
+    """Forward over a batch of any size, READ_ROWS rows at a time, dropout off: copies the
     output into `out` (unless NULL) and, with_loss, returns the sum over rows of the loss."""
     cdef int L = net.n_layers, n_in = net.layer[0].n_in, n_out = net.layer[L - 1].n_out
     cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)
     cdef const char *x = <const char *>batch.X
     cdef const char *y = <const char *>batch.Y
-    cdef Py_ssize_t lo = 0, rows
+    cdef Py_ssize_t lo = 0, rows = 0, chunk = min(net.capacity, 1024)
     cdef double total = 0, value
-    while lo < batch.n:
-        rows = min(batch.n - lo, net.capacity)
+    while lo < batch.n and not (lo > 0 and _interrupted(net, rows)):
+        rows = min(batch.n - lo, chunk)
         if net.dtype == FP_FLOAT32:
             _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False, 0)
         else:
@@ -488,6 +550,44 @@ cdef double _forward_in_chunks(Net *net, const Batch *batch, bint with_loss, int
             total += rows * value
         lo += rows
     return total
+
+
+cdef double _gradients_in_chunks(Net *net, const floating *X, const floating *Y,
+                                 const int64_t *labels, const floating *weights, Py_ssize_t n,
+                                 int loss, double penalty, void **keep,
+                                 int64_t *n_correct) noexcept nogil:
+    """The mean loss of the whole batch (plus penalty / 2 ||W||^2 / its sum of weights) and its
+    gradient in the gradient buffer, READ_ROWS rows at a time, dropout off: each chunk adds its
+    share. `keep` (or NULL): per layer, arrays (n, n_out) for Z, A and the delta, filled as the
+    chunks go (a layer that keeps no Z of its own writes it there directly)."""
+    cdef int l, L = net.n_layers
+    cdef Py_ssize_t lo = 0, rows = 0, chunk = min(net.capacity, 1024), width
+    cdef double total = _weight_total(weights, NULL, 0, n), value = 0
+    cdef bint own_z
+    while lo < n and not (lo > 0 and _interrupted(net, rows)):
+        rows = min(n - lo, chunk)
+        if keep != NULL:
+            for l in range(L):
+                if keep[3 * L + l] == NULL:  # no Z of its own: written into the kept array
+                    net.Z[l] = <floating *>keep[3 * l] + lo * net.layer[l].n_out
+        value += _part(net, X, Y, labels, weights, NULL, 0, n, lo, lo + rows, total, loss,
+                       penalty / total if lo == 0 else 0.0, False, lo > 0, n_correct)
+        if keep != NULL:
+            for l in range(L):
+                width = net.layer[l].n_out
+                if keep[3 * L + l] != NULL:
+                    memcpy(<floating *>keep[3 * l] + lo * width, net.Z[l],
+                           rows * width * sizeof(floating))
+                memcpy(<floating *>keep[3 * l + 1] + lo * width, net.A[l],
+                       rows * width * sizeof(floating))
+                memcpy(<floating *>keep[3 * l + 2] + lo * width, net.dZ[l],
+                       rows * width * sizeof(floating))
+        lo += rows
+    if keep != NULL:
+        for l in range(L):
+            if keep[3 * L + l] == NULL:
+                net.Z[l] = NULL
+    return value
 
 
 cdef bint _all_below(const int64_t *values, Py_ssize_t n, int64_t high) noexcept nogil:
@@ -541,7 +641,7 @@ cdef class Engine:
     cdef readonly object dtype
     cdef object _lock
 
-    def __cinit__(self, layers, params, grads, int capacity, dropout_state):
+    def __cinit__(self, layers, params, grads, int capacity, dropout_state, lock=None):
         self.net.layer = NULL
         self.net.A = self.net.Z = self.net.dZ = self.net.mask = self.net.dropped = NULL
         layers = list(layers)
@@ -641,7 +741,10 @@ cdef class Engine:
         self.net.update = NO_UPDATE
         self.net.state0 = self.net.state1 = NULL
         self.net.opt_steps = NULL
-        self._lock = threading.Lock()
+        self.net.row_work = sum(s.n_in * s.n_out for s in layers)
+        self.net.exc_type = self.net.exc_value = self.net.exc_tb = NULL
+        # the model's: one pass at a time on the model, whichever of its engines runs it
+        self._lock = threading.Lock() if lock is None else lock
 
     cdef void *_buffer(self, shape) except NULL:
         arr = np.zeros(shape, self.dtype)
@@ -649,6 +752,9 @@ cdef class Engine:
         return _data(arr)
 
     def __dealloc__(self):
+        Py_XDECREF(self.net.exc_type)
+        Py_XDECREF(self.net.exc_value)
+        Py_XDECREF(self.net.exc_tb)
         free(self.net.layer)
         free(self.net.A)
         free(self.net.Z)
@@ -791,20 +897,33 @@ cdef class Engine:
                 buf.ndim == 1 and cnp.PyArray_DATA(buf) == expected)
 
     cdef _begin(self):
-        """Takes the engine for one pass: a pass started in another thread finishes first (the
-        wait releases the GIL), so passes on one model never overlap."""
-        self._lock.acquire()
+        """Takes the model's passes for one pass: a pass started in another thread finishes
+        first (the wait releases the GIL), so passes on one model never overlap."""
+        self._lock.acquire()  # waits without the GIL
         if not (self._intact(self._params, self.net.params) and
                 self._intact(self._grads, self.net.grads)):
             self._lock.release()
             raise ValueError("params, grads: a buffer this engine was built on was reshaped, "
                              "resized or retyped; build a new engine")
+        self.net.ticks = 0
+
+    cdef _end(self):
+        """Ends a pass: the lock released and, if a signal handler raised during it, that
+        exception raised now."""
+        self._lock.release()
+        cdef PyObject *exc_type = self.net.exc_type
+        cdef PyObject *exc_value = self.net.exc_value
+        cdef PyObject *exc_tb = self.net.exc_tb
+        if exc_type != NULL or exc_value != NULL:
+            self.net.exc_type = self.net.exc_value = self.net.exc_tb = NULL
+            PyErr_Restore(exc_type, exc_value, exc_tb)  # steals the references
+            _raise()
 
     # -----------------------------------------------------------------------------------------
-    # The passes.
+    # The passes. Each runs without the GIL inside fp_pass_begin/end (the fork gate).
 
     def predict(self, X, out):
-        """out = the output layer's activation for X, in chunks of `capacity` rows."""
+        """out = the output layer's activation for X, in chunks of READ_ROWS rows."""
         cdef Batch batch = self._batch(X, None, None, 0, 0, None, False)
         cdef Py_ssize_t n = batch.n
         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
@@ -818,9 +937,11 @@ cdef class Engine:
         self._begin()
         try:
             with nogil:
+                fp_pass_begin()
                 _forward_in_chunks(&self.net, &batch, False, 0, o, NULL)
+                fp_pass_end()
         finally:
-            self._lock.release()
+            self._end()
         return out
 
     def loss(self, X, Y, labels, int loss):
@@ -832,227 +953,220 @@ cdef class Engine:
         self._begin()
         try:
             with nogil:
+                fp_pass_begin()
                 total = _forward_in_chunks(&self.net, &batch, True, loss, NULL, &n_correct)
+                fp_pass_end()
         finally:
-            self._lock.release()
+            self._end()
         return total, n_correct
 
-    def gradients(self, X, Y, labels, int loss):
-        """Forward and backward on one batch (at most `capacity` rows), dropout off: the whole
-        gradient into the gradient buffer, no update. Returns (mean loss, number correct)."""
-        cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
-        self._begin()
-        try:
-            return self._gradient_pass(&b, loss)
-        finally:
-            self._lock.release()
-
-    def trace(self, X, Y, labels, int loss):
-        """`gradients`, keeping every layer's Z; then, outside the pass, dL/da and f'(Z) from
-        Z, A, dZ and W. Returns (mean loss, layers), each layer a dict of copies: 'u' (Z), 'a',
-        'fprime' (f'(u)), 'dA' (dL/da), 'delta' (dL/du); 'fprime' and 'dA' are None for an
-        output whose loss is computed from its logits."""
-        cdef int L = self.net.n_layers, l, n_out
-        cdef Batch b = self._batch(X, Y, labels, loss, self.capacity)
-        cdef Py_ssize_t n = b.n
-        cdef fp_loss_info info
-        fp_loss_describe(loss, &info)
-        u = [np.empty((n, s.n_out), self.dtype) for s in self.layer_shapes()]
-        own = []
-        self._begin()
-        try:
-            own[:] = [self.net.Z[l] != NULL for l in range(L)]
-            for l in range(L):  # a layer that keeps no Z of its own keeps it in u[l] for now
-                if not own[l]:
-                    self.net.Z[l] = _data(u[l])
-            value, _ = self._gradient_pass(&b, loss)
-            layers = []
+    def gradients(self, X, Y, labels, int loss, weights=None, double penalty=0.0, keep=None):
+        """Forward and backward on a batch of any size, dropout off, in chunks of READ_ROWS
+        rows whose gradients add up in the gradient buffer; no update. `weights`: sample
+        weights; `penalty`: L2 on the weights, penalty / 2 ||W||^2 divided by the sum of the
+        weights (or the rows), as scikit-learn's alpha; `keep`: per layer a triple of writable
+        arrays (n, n_out) that receive Z, A and the delta dL/dZ (explain). Returns (mean loss,
+        number correct)."""
+        cdef Batch b = self._batch(X, Y, labels, loss, 0, weights)
+        if not (penalty >= 0 and _finite(penalty)):
+            raise ValueError(f"penalty: expected a finite number >= 0, got {penalty!r}")
+        cdef int L = self.net.n_layers, l
+        cdef void **kept = NULL
+        if keep is not None:
+            keep = list(keep)
+            if len(keep) != L:
+                raise ValueError(f"keep: expected {L} triples (Z, A, delta), got {len(keep)}")
+            for l, arrays in enumerate(keep):
+                for arr in arrays:
+                    if not (isinstance(arr, np.ndarray) and arr.dtype == self.dtype and
+                            arr.shape == (b.n, self.net.layer[l].n_out) and
+                            arr.flags.c_contiguous and arr.flags.writeable):
+                        raise ValueError(f"keep[{l}]: expected writable C-contiguous "
+                                         f"{self.dtype} arrays ({b.n}, {self.net.layer[l].n_out})")
+            kept = <void **>calloc(4 * L, sizeof(void *))
+            if kept == NULL:
+                raise MemoryError()
             for l in range(L):
-                n_out = self.net.layer[l].n_out
-                if own[l]:
-                    memcpy(_data(u[l]), self.net.Z[l], n * n_out * self.dtype.itemsize)
-                out = l == L - 1
-                da = None if out and info.from_logits else np.empty_like(u[l])
-                fprime = None if out and info.from_logits else np.ones_like(u[l])
-                if da is not None:
-                    self._trace_layer(&b, loss, l, _data(u[l]), _data(da), _data(fprime))
-                layers.append({"u": u[l], "a": self._copy(self.net.A[l], n, n_out),
-                               "fprime": fprime, "dA": da,
-                               "delta": self._copy(self.net.dZ[l], n, n_out)})
-        finally:
-            for l in range(len(own)):
-                if not own[l]:
-                    self.net.Z[l] = NULL
-            self._lock.release()
-        return value, layers
-
-    cdef _trace_layer(self, Batch *b, int loss, int l, void *Z, void *da, void *fprime):
-        """A traced layer's dL/da (from the next layer's delta, or for the output from the loss
-        with the activation left out) and f'(Z), after the gradient pass."""
-        cdef Net *net = &self.net
-        cdef LayerDesc *d = &net.layer[l]
-        cdef LayerDesc *nxt
-        cdef Py_ssize_t n = b.n
+                kept[3 * l], kept[3 * l + 1], kept[3 * l + 2] = (
+                    _data(keep[l][0]), _data(keep[l][1]), _data(keep[l][2]))
         cdef int64_t n_correct = 0
         cdef double value
-        cdef void *W
-        with nogil:
-            if l == net.n_layers - 1:
-                fp_loss_gradient(net.dtype, loss, Z, net.A[l], b.Y, b.labels, NULL, da, n,
-                                 d.n_out, FP_IDENTITY, 0.0, &value, &n_correct)
-            else:
-                nxt = &net.layer[l + 1]
-                if net.dtype == FP_FLOAT32:
-                    gemm(False, True, <int>n, nxt.n_in, nxt.n_out, <float>1,
-                         <float *>net.dZ[l + 1], nxt.n_out, <float *>net.params + nxt.w_offset,
-                         nxt.n_out, <float>0, <float *>da, nxt.n_in)
-                else:
-                    gemm(False, True, <int>n, nxt.n_in, nxt.n_out, <double>1,
-                         <double *>net.dZ[l + 1], nxt.n_out, <double *>net.params + nxt.w_offset,
-                         nxt.n_out, <double>0, <double *>da, nxt.n_in)
-        check_status(fp_activation_backward(net.dtype, fprime, net.A[l], Z, n * d.n_out,
-                                            d.activation, d.param), "activation", d.activation)
+        try:
+            self._begin()
+            try:
+                if kept != NULL:
+                    for l in range(L):
+                        kept[3 * L + l] = self.net.Z[l]  # the layer's own Z, or NULL
+                with nogil:
+                    fp_pass_begin()
+                    if self.net.dtype == FP_FLOAT32:
+                        value = _gradients_in_chunks(&self.net, <const float *>b.X,
+                                                     <const float *>b.Y, b.labels,
+                                                     <const float *>b.weights, b.n, loss,
+                                                     penalty, kept, &n_correct)
+                    else:
+                        value = _gradients_in_chunks(&self.net, <const double *>b.X,
+                                                     <const double *>b.Y, b.labels,
+                                                     <const double *>b.weights, b.n, loss,
+                                                     penalty, kept, &n_correct)
+                    fp_pass_end()
+            finally:
+                self._end()
+        finally:
+            free(kept)
+        return value, n_correct
 
     def layer_shapes(self):
         return [_Shape(self.net.layer[l].n_in, self.net.layer[l].n_out)
                 for l in range(self.net.n_layers)]
 
-    cdef object _copy(self, void *p, Py_ssize_t n, Py_ssize_t m):
-        out = np.empty((n, m), self.dtype)
-        memcpy(_data(out), p, n * m * self.dtype.itemsize)
-        return out
-
-    cdef _gradient_pass(self, Batch *b, int loss):
-        """The gradient pass on a checked batch; the caller holds the engine (_begin)."""
-        cdef int64_t n_correct = 0
-        cdef double value
-        with nogil:
-            value = _batch_step(&self.net, b, loss, False, 0.0, &n_correct)
-        return value, n_correct
-
     cdef _check_training(self, double lr):
         if self.net.opt_steps == NULL:
             raise ValueError("optimizer: none is bound; call bind_optimizer first")
-        if not (lr >= 0 and lr < float("inf")):
+        if not (lr >= 0 and _finite(lr)):
             raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
 
-    def step(self, X, Y, labels, int loss, double lr, weights=None):
-        """One training step on a batch (at most `capacity` rows), dropout on, with the bound
-        optimizer at learning rate `lr`. Returns (mean loss before the update, number correct)."""
-        self._check_training(lr)
-        cdef Batch b = self._batch(X, Y, labels, loss, self.capacity, weights)
-        cdef int64_t n_correct = 0
-        cdef double value
-        self._begin()
-        try:
-            with nogil:
-                value = _batch_step(&self.net, &b, loss, True, lr, &n_correct)
-        finally:
-            self._lock.release()
-        return value, n_correct
+    def data(self, X, Y, labels, weights, int loss, order=None):
+        """Training data checked once, for the passes that take a Data (epoch, epochs, part):
+        X, its targets for `loss`, sample weights or None, and the rows' order: None (X's
+        order) or a permutation of the rows (int64; copied)."""
+        cdef Data d = Data.__new__(Data)
+        d.b = self._batch(X, Y, labels, loss, 0, weights)
+        d.loss, d.n = loss, d.b.n
+        d._refs = (X, Y, labels, weights)
+        d.shape = self._shape_code()
+        d._order = None
+        d.order_ptr = NULL
+        if order is not None:
+            d.set_order(order)
+        return d
 
-    def epoch(self, X, Y, labels, order, int batch_size, int loss, double lr,
-              bint check_params=False, weights=None):
-        """Every step of an epoch over (X, targets) in batches of `batch_size` (at most
-        `capacity`), visiting rows in the order `order` (int64 row indices, or None for X's
-        order). Returns (sum of batch loss times batch size, number correct, the index of the
-        batch at which training diverged or -1): it stops at the first batch whose loss is not
-        finite (its update is not applied) or, with check_params, after whose update a
-        parameter is not."""
-        self._check_training(lr)
-        cdef Batch b = self._batch(X, Y, labels, loss, 0, weights)
-        cdef Py_ssize_t n = b.n
+    cdef object _shape_code(self):
+        cdef int L = self.net.n_layers
+        return (self.net.dtype, self.net.layer[0].n_in, self.net.layer[L - 1].n_out,
+                self.net.layer[L - 1].activation)
+
+    cdef Data _checked(self, Data data, int batch_size):
+        if data is None or data.shape != self._shape_code():
+            raise ValueError("data: expected Data made by an engine of this model")
         if not 1 <= batch_size <= self.capacity:
             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
-        cdef int64_t *o = _order(order, n, -1, False)
-        if order is not None:
-            n = order.shape[0]
+        return data
+
+    def epoch(self, Data data, Py_ssize_t lo, Py_ssize_t hi, int batch_size, double lr,
+              bint check_params=False):
+        """Every step over rows lo to hi of the data's order (or of X) in batches of
+        `batch_size` (at most `capacity`), dropout on, with the bound optimizer at `lr`.
+        Returns (sum of batch loss times batch size, number correct, the index of the batch at
+        which training diverged or -1): it stops at the first batch whose loss is not finite
+        (its update is not applied) or, with check_params, after whose update a parameter is
+        not."""
+        self._check_training(lr)
+        self._checked(data, batch_size)
+        if not 0 <= lo <= hi <= data.n:
+            raise ValueError(f"lo, hi: expected 0 <= lo <= hi <= {data.n}, got {lo}, {hi}")
+        cdef Batch b = data.rows(lo if data.order_ptr == NULL else 0, self.net.layer[0].n_in,
+                                 self.net.layer[self.net.n_layers - 1].n_out)
+        cdef int64_t *o = data.order_ptr + lo if data.order_ptr != NULL else NULL
         cdef int64_t n_correct = 0
         cdef Py_ssize_t diverged = -1
-        cdef double total
+        cdef double total = 0
         self._begin()
         try:
             with nogil:
-                total = _any_epoch(&self.net, &b, o, n, batch_size, loss, lr, check_params,
-                                   &n_correct, &diverged)
+                fp_pass_begin()
+                total = _any_epoch(&self.net, &b, o, hi - lo, batch_size, data.loss, lr,
+                                   check_params, &n_correct, &diverged)
+                fp_pass_end()
         finally:
-            self._lock.release()
+            self._end()
         return total, n_correct, diverged
 
-    def epochs(self, X, Y, labels, weights, order, int batch_size, int loss, lrs,
-               shuffle_state, losses, corrects, seconds, snapshot):
+    def epochs(self, Data data, int batch_size, lrs, shuffle_state, losses, corrects, seconds,
+               Copies snapshot):
         """len(lrs) epochs in one call, nothing in Python between them: per epoch, the
-        `snapshot` (a Copies) is taken, `order` (int64, every row; None: X in its order) is shuffled in place
-        from shuffle_state ([seed, count], uint64, advanced) unless that is None, and the epoch
-        runs at lrs[e]; losses, corrects and seconds (one per epoch) are filled. Returns (epochs
-        completed, the diverged epoch's bad batch or -2 if only its parameters went non-finite,
-        or -1)."""
+        `snapshot` is taken, the data's order shuffled in place from shuffle_state ([seed,
+        count], uint64, advanced) unless that is None, and the epoch runs at lrs[e]; losses,
+        corrects and seconds (one per epoch) are filled. Returns (epochs completed, the diverged
+        epoch's bad batch, or -2 if only its parameters went non-finite, or -1). Interrupted,
+        the model goes back to the start of the epoch under way, whose loss stays as it was."""
         self._check_training(0.0)
-        cdef Batch b = self._batch(X, Y, labels, loss, 0, weights)
-        cdef Py_ssize_t n = b.n, n_epochs, k
-        if not 1 <= batch_size <= self.capacity:
-            raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
-        for name, arr, dt in (("lrs", lrs, np.float64), ("losses", losses, np.float64),
-                              ("corrects", corrects, np.int64), ("seconds", seconds, np.float64)):
-            if not (isinstance(arr, np.ndarray) and arr.dtype == dt and arr.ndim == 1 and
-                    arr.flags.c_contiguous and (name == "lrs" or arr.flags.writeable)):
-                raise ValueError(f"{name}: expected a C-contiguous 1-D {np.dtype(dt)} array")
-        n_epochs = lrs.shape[0]
-        if not (losses.shape[0] == corrects.shape[0] == seconds.shape[0] == n_epochs):
+        self._checked(data, batch_size)
+        cdef double[::1] rates = lrs
+        cdef double[::1] out_loss = losses
+        cdef int64_t[::1] out_correct = corrects
+        cdef double[::1] out_seconds = seconds
+        cdef Py_ssize_t n_epochs = rates.shape[0], e, done, diverged = -1
+        if not (out_loss.shape[0] == out_correct.shape[0] == out_seconds.shape[0] == n_epochs):
             raise ValueError("losses, corrects, seconds: expected one entry per epoch")
-        if not (np.isfinite(lrs).all() and (lrs >= 0).all()):
-            raise ValueError("lrs: expected finite learning rates >= 0")
-        if order is None and shuffle_state is not None:
-            raise ValueError("order: expected the rows' order array to shuffle")
-        _order(order, n, n, shuffle_state is not None)
+        for e in range(n_epochs):
+            if not (rates[e] >= 0 and _finite(rates[e])):
+                raise ValueError(f"lrs: expected finite learning rates >= 0, got {rates[e]!r}")
         cdef uint64_t *shuffle = NULL
         if shuffle_state is not None:
+            if data.order_ptr == NULL:
+                raise ValueError("shuffle_state: this data takes the rows in X's order")
             if not (isinstance(shuffle_state, np.ndarray) and shuffle_state.dtype == np.uint64
                     and shuffle_state.shape == (2,) and shuffle_state.flags.writeable):
                 raise ValueError("shuffle_state: expected a writable uint64 array [seed, count]")
             shuffle = <uint64_t *>_data(shuffle_state)
-        if not isinstance(snapshot, Copies):
-            raise TypeError(f"snapshot: expected a Copies, got {type(snapshot).__name__}")
-        cdef Copies pairs = <Copies>snapshot
-        cdef Py_ssize_t done, diverged = -1
-        cdef int64_t *o
-        cdef double *rates
-        cdef double *out_loss
-        cdef int64_t *out_correct
-        cdef double *out_seconds
-        o = _order(order, n, n, shuffle_state is not None)
-        rates = <double *>_data(lrs)
-        out_loss = <double *>_data(losses)
-        out_correct = <int64_t *>_data(corrects)
-        out_seconds = <double *>_data(seconds)
+        if snapshot is None:
+            raise TypeError("snapshot: expected a Copies")
+        cdef Batch b = data.b
         self._begin()
         try:
             with nogil:
-                done = _epochs(&self.net, &b, o, n, batch_size, loss, rates, n_epochs, shuffle,
-                               pairs.copies, pairs.n, out_loss, out_correct, out_seconds,
-                               &diverged)
+                fp_pass_begin()
+                done = _epochs(&self.net, &b, data.order_ptr, data.n, batch_size, data.loss,
+                               &rates[0] if n_epochs else NULL, n_epochs, shuffle,
+                               snapshot.copies, snapshot.n,
+                               &out_loss[0] if n_epochs else NULL,
+                               &out_correct[0] if n_epochs else NULL,
+                               &out_seconds[0] if n_epochs else NULL, &diverged)
+                fp_pass_end()
         finally:
-            self._lock.release()
+            self._end()
         return done, diverged
 
-    def shards(self, X, Y, labels, weights, int loss, order):
-        """The training data of a data-parallel fit, checked once, for its steps: see Shards.
-        `order`: the rows' order (int64, every row once; copied), which Shards.shuffle permutes
-        each epoch, or None to take the batches in X's order."""
+    def part(self, Data data, Py_ssize_t lo, int rows, int part_lo, int part_hi,
+             bint penalty):
+        """One rank's part of a data-parallel step: of the batch of `rows` rows from position
+        `lo` of the data's order (or of X), the rows part_lo to part_hi, their share of the
+        batch's gradient into the gradient buffer, dropout on, no update (see _part); with
+        `penalty`, the part carries the batch's L2 term. Returns (its share of the batch's mean
+        loss, its number correct)."""
         self._check_training(0.0)
-        cdef Batch b = self._batch(X, Y, labels, loss, 0, weights)
-        if order is not None:
-            _order(order, b.n, b.n, False)
-            if not np.array_equal(np.bincount(order, minlength=b.n), np.ones(b.n, np.int64)):
-                raise ValueError("order: expected every row exactly once")
-        cdef Shards shards = Shards.__new__(Shards)
-        shards.engine = self
-        shards.b = b
-        shards.loss = loss
-        shards._refs = (X, Y, labels, weights)
-        shards._order = None if order is None else order.copy()
-        shards.order_ptr = NULL if order is None else <int64_t *>_data(shards._order)
-        return shards
+        self._checked(data, 1)
+        if not (0 <= lo and 1 <= rows and lo + rows <= data.n and 0 <= part_lo <= part_hi
+                <= rows and part_hi - part_lo <= self.capacity):
+            raise ValueError(f"part: the rows {part_lo}:{part_hi} of the batch {lo}:"
+                             f"{lo + rows} are outside the {data.n} rows, or more than the "
+                             f"engine's {self.capacity}")
+        cdef int64_t n_correct = 0
+        cdef double value, total
+        cdef Batch *b = &data.b
+        self._begin()
+        try:
+            with nogil:
+                fp_pass_begin()
+                if self.net.dtype == FP_FLOAT32:
+                    total = _weight_total(<const float *>b.weights, data.order_ptr, lo, rows)
+                    value = _part(&self.net, <const float *>b.X, <const float *>b.Y, b.labels,
+                                  <const float *>b.weights, data.order_ptr, lo, rows, part_lo,
+                                  part_hi, total, data.loss,
+                                  self.net.penalty / total if penalty else 0.0, True, False,
+                                  &n_correct)
+                else:
+                    total = _weight_total(<const double *>b.weights, data.order_ptr, lo, rows)
+                    value = _part(&self.net, <const double *>b.X, <const double *>b.Y,
+                                  b.labels, <const double *>b.weights, data.order_ptr, lo, rows,
+                                  part_lo, part_hi, total, data.loss,
+                                  self.net.penalty / total if penalty else 0.0, True, False,
+                                  &n_correct)
+                fp_pass_end()
+        finally:
+            self._end()
+        return value, n_correct
 
     def params_finite(self):
         """True if every parameter is finite."""
@@ -1069,77 +1183,77 @@ cdef class Engine:
         self._begin()
         try:
             with nogil:
+                fp_pass_begin()
                 _optimizer_pass(&self.net, lr)
                 if count_step:
                     self.net.dropout[1] += 1
+                fp_pass_end()
         finally:
-            self._lock.release()
+            self._end()
 
 
-cdef class Shards:
-    """One rank's share of data-parallel training (fastprop.distributed): the training data,
-    checked once when made (Engine.shards), and the row order of the current epoch, which only
-    `shuffle` changes. Each step of a global batch is `gradients` of this rank's part of it (the
-    gradient buffer then holds the part's share of the batch's gradient), the sum of every
-    rank's buffer (an Allreduce, by the caller), and `commit`."""
-    cdef Engine engine
+cdef class Data:
+    """Data checked once by Engine.data for the passes that train on it: X, its targets for
+    one loss, sample weights, and the rows' order, which it owns (only shuffle and set_order
+    change it, so that a pass never reads a row index it did not check)."""
     cdef Batch b
-    cdef int loss
+    cdef readonly int loss
+    cdef readonly Py_ssize_t n
     cdef int64_t *order_ptr
-    cdef object _order
-    cdef object _refs
-
-    cdef Engine _engine(self):
-        if self.engine is None:
-            raise ValueError("Shards: made by Engine.shards, not directly")
-        return self.engine
+    cdef object _order, _refs
+    cdef object shape  # the engine's (dtype, n_in, n_out, output activation) it was checked for
 
     @property
     def order(self):
-        """A copy of the current row order (None: X's order)."""
+        """A copy of the rows' order (None: X's order)."""
         return None if self._order is None else self._order.copy()
 
+    def set_order(self, order):
+        """The rows' order from now on: a permutation of the rows (int64; copied)."""
+        if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and order.ndim == 1
+                and order.shape[0] == self.n):
+            raise ValueError(f"order: expected an int64 permutation of the {self.n} rows")
+        if not (_all_below(<int64_t *>_data(np.ascontiguousarray(order)), self.n, self.n) and
+                np.array_equal(np.bincount(order, minlength=self.n), np.ones(self.n, np.int64))):
+            raise ValueError("order: expected every row exactly once")
+        if self._order is None:
+            self._order = np.array(order, dtype=np.int64, order="C")
+            self.order_ptr = <int64_t *>_data(self._order)
+        else:
+            self._order[...] = order
+
     def shuffle(self, uint64_t seed, uint64_t count):
-        """The row order permuted in place by the counter-based generator (seed, count), as
-        fit's shuffle of one epoch."""
-        self._engine()
+        """The rows' order permuted in place by the counter-based generator (seed, count), as
+        one epoch of fit shuffles it."""
         if self.order_ptr == NULL:
-            raise ValueError("shuffle: these shards take the rows in X's order")
+            raise ValueError("shuffle: this data takes the rows in X's order")
         with nogil:
-            fp_shuffle(self.order_ptr, self.b.n, seed, count)
+            fp_shuffle(self.order_ptr, self.n, seed, count)
 
-    def gradients(self, Py_ssize_t lo, int rows, int part_lo, int part_hi, bint penalty):
-        """The part part_lo:part_hi of the batch of `rows` rows from position `lo` of the
-        epoch's order: its share of the batch's gradient into the gradient buffer (see
-        _part_step). Returns (its share of the batch's mean loss, its number correct)."""
-        cdef Engine e = self._engine()
-        if not (0 <= lo and 1 <= rows and lo + rows <= self.b.n and 0 <= part_lo <= part_hi
-                <= rows and part_hi - part_lo <= e.capacity):
-            raise ValueError(f"gradients: the part {part_lo}:{part_hi} of the batch {lo}:"
-                             f"{lo + rows} is outside the {self.b.n} rows, or larger than the "
-                             f"engine's {e.capacity} rows")
-        cdef int64_t n_correct = 0
-        cdef double value
-        cdef Batch *b = &self.b
-        e._begin()
-        try:
-            with nogil:
-                if e.net.dtype == FP_FLOAT32:
-                    value = _part_step(&e.net, <const float *>b.X, <const float *>b.Y, b.labels,
-                                       <const float *>b.weights, self.order_ptr, lo, rows, part_lo,
-                                       part_hi, self.loss, penalty, &n_correct)
-                else:
-                    value = _part_step(&e.net, <const double *>b.X, <const double *>b.Y,
-                                       b.labels, <const double *>b.weights, self.order_ptr, lo, rows,
-                                       part_lo, part_hi, self.loss, penalty, &n_correct)
-        finally:
-            e._lock.release()
-        return value, n_correct
+    cdef Batch rows(self, Py_ssize_t lo, int n_in, int n_y):
+        """The batch from row lo of X on (its targets and weights alike)."""
+        cdef Batch b = self.b
+        cdef size_t size = sizeof(float) if b.X != NULL and self.shape[0] == FP_FLOAT32 \
+            else sizeof(double)
+        b.X = <char *>b.X + lo * n_in * size
+        if b.Y != NULL:
+            b.Y = <char *>b.Y + lo * n_y * size
+        if b.labels != NULL:
+            b.labels = b.labels + lo
+        if b.weights != NULL:
+            b.weights = <char *>b.weights + lo * size
+        b.n -= lo
+        return b
 
-    def commit(self, double lr):
-        """The step's update by the bound optimizer at `lr`, from the gradient buffer (now the
-        sum of every part), and the step counted (dropout masks move on)."""
-        self._engine().update(lr, True)
+
+def _before_fork():
+    with nogil:
+        fp_fork_prepare()
+
+
+if hasattr(os, "register_at_fork"):  # a fork waits for the running passes to stand between steps
+    os.register_at_fork(before=_before_fork, after_in_parent=lambda: fp_fork_done(0),
+                        after_in_child=lambda: fp_fork_done(1))
 
 
 class _Shape:

@@ -73,6 +73,12 @@ cdef extern from "fastprop.h" nogil:
     int fp_mul(int dtype, void *x, const void *m, Py_ssize_t n)
     uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer)
     uint64_t fp_dropout_key_at(uint64_t seed, int64_t step, int layer, int64_t first)
+    void fp_pass_begin()
+    void fp_pass_end()
+    int fp_fork_pending()
+    void fp_park()
+    void fp_fork_prepare()
+    void fp_fork_done(int child)
     void fp_shuffle(int64_t *order, Py_ssize_t n, uint64_t seed, uint64_t count)
     enum: FP_SMALL_MAX
     enum: FP_SMALL_MAX_OUT

@@ -27,6 +27,7 @@ import zlib
 
 import numpy as np
 
+from .loop import Steps
 from .losses import LOSSES
 from .threads import usable_cores
 
@@ -173,48 +174,35 @@ def broadcast_model(comm, model, extra=()):
         comm.broadcast(buf)
 
 
-class ShardedSteps:
+class ShardedSteps(Steps):
     """The steps of fit's epochs on one rank (the loop.Steps of a data-parallel fit): for each
-    global batch, this rank's part of its gradient (Engine.shards), the sum over the ranks, and
-    the update, the same on every rank. Decisions (divergence, learning rates, stopping) come
-    from values every rank holds: the summed gradient, or what rank 0 broadcasts (`on_root`)."""
+    global batch, this rank's part of its gradient (Engine.part: rows [rows r / p, rows (r + 1)
+    / p) of the batch, scaled by their share of it), the sum over the ranks (an Allreduce of
+    the flat gradient buffer), and the update, the same on every rank. Decisions (divergence,
+    learning rates, stopping) come from values every rank holds: the summed gradient, or what
+    rank 0 broadcasts (`on_root`)."""
 
     def __init__(self, comm, engine, data, order, batch_size):
-        self.comm, self.batch_size, self.data = comm, batch_size, data
-        self.rebind(engine, order)
-
-    def rebind(self, engine, order=None):
-        """The same steps on another engine of the model, from the current row order."""
-        if order is None and getattr(self, "shards", None) is not None:
-            order = self.shards.order
-        X, Y, labels, weights, loss = self.data
-        self.engine, self.grads = engine, engine.gradient_buffer
-        self.shards = engine.shards(X, Y, labels, weights, loss, order)
-
-    def params_finite(self):
-        return self.engine.params_finite()
-
-    def shuffle(self, shuffles):
-        self.shards.shuffle(shuffles[0], shuffles[1])
-        shuffles[1] += 1
+        super().__init__(engine, data, order, batch_size)
+        self.comm, self.grads = comm, engine.gradient_buffer
 
     def run(self, lo, hi, lr, check_params=False):
         """The steps of the batches of rows lo to hi of the epoch. Returns (this rank's share
         of the sum of batch loss times batch size, its number correct, the index of the batch
         at which training diverged or -1), divergence decided from the summed gradient: a part
         whose loss is not finite makes its first element NaN."""
-        comm, shards, grads, engine = self.comm, self.shards, self.grads, self.engine
+        comm, data, grads, engine = self.comm, self.data, self.grads, self.engine
         r, p, batch_size = comm.rank, comm.size, self.batch_size
         total, n_correct = 0.0, 0
         for batch, start in enumerate(range(lo, hi, batch_size)):
             rows = min(batch_size, hi - start)
             # the last rank's part is never empty: it carries the batch's L2 term
-            value, correct = shards.gradients(start, rows, rows * r // p, rows * (r + 1) // p,
-                                              r == p - 1)
+            value, correct = engine.part(data, start, rows, rows * r // p,
+                                         rows * (r + 1) // p, r == p - 1)
             comm.allreduce(grads)
             if not np.isfinite(grads[0]):
                 return total, n_correct, batch
-            shards.commit(lr)
+            engine.update(lr, True)  # the same update on every rank, the step counted
             if check_params and not engine.params_finite():
                 return total, n_correct, batch
             total += rows * value

@@ -8,6 +8,7 @@ For each layer l (1 = closest to the input), with a_0 = x:
 """
 import numpy as np
 
+from . import _kernels, kernels
 from .losses import TABLE as _LOSSES
 
 
@@ -79,11 +80,30 @@ def _cell(arr):
 
 
 def explain(model, X, y, loss):
-    """The engine's trace pass on (X, y), laid out as the chain rule computes it."""
-    X, loss, value, layers = model._trace(X, y, loss)
+    """The engine's gradient pass on (X, y), keeping every layer's Z, A and delta, laid out as
+    the chain rule computes it: dL/da and f'(u) are worked out here, outside the engine, from
+    what it kept (dL/da_l = delta_{l+1} W_{l+1}^T; for the output, the loss's gradient with
+    respect to a; f'(u) by the activation's own derivative kernel)."""
+    X, Y, labels, loss = model._check_data(X, y, loss)
+    n = X.shape[0]
+    keep = [tuple(np.empty((n, layer.n_out), model.dtype) for _ in range(3))
+            for layer in model.layers]
+    value, _ = model._gradients(X, Y, labels, loss, keep=keep)
+    from_logits = _LOSSES[loss].from_logits
     traces = []
-    for i, (layer, t) in enumerate(zip(model.layers, layers)):
-        dW, db = layer.dW.copy(), layer.db.copy()
-        traces.append(LayerTrace(i + 1, layer.activation, t["u"], t["a"], t["fprime"], t["dA"],
-                                 t["delta"], dW, db))
-    return Trace(loss, value, X, traces, _LOSSES[loss].from_logits)
+    for i, (layer, (u, a, delta)) in enumerate(zip(model.layers, keep)):
+        out = i == len(model.layers) - 1
+        if out and from_logits:
+            fprime = dA = None
+        else:
+            fprime = np.ones_like(u)
+            _kernels._activation_backward(fprime, a, u, layer.activation_code,
+                                          layer.spec.activation_param)
+            if out:  # dL/da: the loss's gradient through the identity
+                dA = kernels.loss_gradient(loss, u, a, y, "identity")[1]
+            else:
+                nxt = model.layers[i + 1]
+                dA = keep[i + 1][2] @ nxt.W.T
+        traces.append(LayerTrace(i + 1, layer.activation, u, a, fprime, dA, delta,
+                                 layer.dW.copy(), layer.db.copy()))
+    return Trace(loss, value, X, traces, from_logits)

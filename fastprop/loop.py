@@ -34,32 +34,30 @@ def diverged(where, kept, lr):
 
 
 class Steps:
-    """The steps of an epoch in this process: engine.epoch over the rows in `order` (int64 row
-    indices, or None for X's order). `data` is (X, Y, labels, sample weights, loss code), checked."""
+    """The steps of an epoch in this process: the engine's epoch over checked Data (X, its
+    targets, sample weights and the rows' order: None for X's order, or a permutation that
+    `shuffle` permutes further)."""
 
     def __init__(self, engine, data, order, batch_size):
-        self.engine, self.data, self.order, self.batch_size = engine, data, order, batch_size
+        self.engine, self.batch_size = engine, batch_size
+        self.data = engine.data(*data, order)
 
     def rebind(self, engine):
-        self.engine = engine
+        self.engine = engine  # another engine of the same model: the data stands
+
+    def set_order(self, order):
+        """The rows' order from now on (a permutation of the rows)."""
+        self.data.set_order(order)
 
     def shuffle(self, shuffles):
         """The order shuffled in place by the counter-based generator shuffles = [seed, count]."""
-        from ._kernels import _shuffle
-        _shuffle(self.order, shuffles[0], shuffles[1])
+        self.data.shuffle(shuffles[0], shuffles[1])
         shuffles[1] += 1
 
     def run(self, lo, hi, lr, check_params=False):
         """The batches of rows lo to hi of the epoch: (sum of batch loss times batch size,
         number correct, index of the batch at which training diverged or -1)."""
-        X, Y, labels, weights, loss = self.data
-        if self.order is not None:
-            return self.engine.epoch(X, Y, labels, self.order[lo:hi], self.batch_size, loss, lr,
-                                     check_params, weights)
-        cut = slice(lo, hi)
-        return self.engine.epoch(X[cut], None if Y is None else Y[cut],
-                                 None if labels is None else labels[cut], None, self.batch_size,
-                                 loss, lr, check_params, None if weights is None else weights[cut])
+        return self.engine.epoch(self.data, lo, hi, self.batch_size, lr, check_params)
 
     def params_finite(self):
         return self.engine.params_finite()
@@ -78,15 +76,23 @@ class SparseSteps(Steps):
     """Steps over the rows of a scipy.sparse X (CSR), each batch made dense as it is taken,
     never the whole matrix."""
 
+    def __init__(self, engine, data, order, batch_size):
+        self.engine, self.batch_size, self.sparse = engine, batch_size, data
+        self.order = order
+
+    def set_order(self, order):
+        self.order = order
+
     def run(self, lo, hi, lr, check_params=False):
-        X, Y, labels, weights, loss = self.data
+        X, Y, labels, weights, loss = self.sparse
         total, n_correct = 0.0, 0
         for batch, start in enumerate(range(lo, hi, self.batch_size)):
             rows = self.order[start:min(hi, start + self.batch_size)]
             Xb = np.ascontiguousarray(X[rows].toarray(), dtype=self.engine.dtype)
-            t, c, bad = self.engine.epoch(
-                Xb, None if Y is None else Y[rows], None if labels is None else labels[rows],
-                None, len(rows), loss, lr, check_params, None if weights is None else weights[rows])
+            data = self.engine.data(Xb, None if Y is None else Y[rows],
+                                    None if labels is None else labels[rows],
+                                    None if weights is None else weights[rows], loss)
+            t, c, bad = self.engine.epoch(data, 0, len(rows), len(rows), lr, check_params)
             if bad >= 0:
                 return total, n_correct, batch
             total += t
@@ -129,10 +135,8 @@ class Epochs:
         """len(rates) epochs in one engine call (local steps only; nothing runs in Python
         between them); fills losses, corrects and seconds and returns the epochs done."""
         steps = self.steps
-        X, Y, labels, weights, loss = steps.data
-        done, _ = steps.engine.epochs(X, Y, labels, weights, steps.order, self.batch_size, loss,
-                                      rates, shuffles, losses, corrects, seconds,
-                                      self.snapshot.copies)
+        done, diverged = steps.engine.epochs(steps.data, self.batch_size, rates, shuffles,
+                                             losses, corrects, seconds, self.snapshot.copies)
         if done < len(rates):  # epoch `done` diverged: the snapshot holds its start
             self.stop(rates[done], done)
         return done

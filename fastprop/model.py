@@ -10,7 +10,7 @@ import threading
 import numpy as np
 
 from . import io, loop, torch_interop, training
-from ._engine import Engine
+from ._engine import READ_ROWS, Engine
 from ._validation import (as_numeric_array, check_dtype, check_finite, check_matrix, check_path,
                           check_seed)
 from .layers import Dense, Dropout, LayerSpec
@@ -73,8 +73,9 @@ class Sequential:
         Seeds the initial weights, the dropout masks and the default shuffling of `fit`.
     """
 
-    # predict and evaluate run in chunks of this many rows (or the training batch, if larger)
-    _CHUNK_ROWS = 1024
+    # reading passes (predict, evaluate, gradients, explain) run in chunks of this many rows:
+    # their workspace stays bounded, and a row's result does not depend on the engine's history
+    _CHUNK_ROWS = READ_ROWS
 
     def __init__(self, layers, dtype="float32", seed=None, *, _initialize=True):
         folded = _fold_dropout(layers)
@@ -107,6 +108,7 @@ class Sequential:
         self._engine = None
         self._bound = None  # (engine, hyperparameters, state, penalty) bound last (_bind)
         self._training = threading.Lock()  # held by fit: one training at a time
+        self._passes = threading.Lock()  # held by every engine pass: one pass at a time
         self._snapshot = None  # loop.Snapshot of the current training state (_snapshot_for)
         self.optimizer = None            # the optimizer of the last training, with ...
         self._optimizer_state = None     # ... its state on this model
@@ -256,12 +258,19 @@ class Sequential:
 
     def _engine_for(self, rows):
         """The engine, with room for batches of `rows` (rebuilt larger when needed: the
-        model's state lives in the model, not in the engine)."""
+        model's state lives in the model, not in the engine; every engine of the model takes
+        its one lock for a pass)."""
         engine = self._engine
         if engine is None or engine.capacity < rows:
             engine = self._engine = Engine(self.architecture, self._params, self._grads,
-                                           max(1, rows), self._dropout_state)
+                                           max(1, rows), self._dropout_state, self._passes)
         return engine
+
+    def free_workspace(self):
+        """Lets go of the engine's workspace (a large training batch's, say); the next call
+        that needs one builds it anew."""
+        with self._passes:
+            self._engine = self._bound = None
 
     def _state_for(self, optimizer):
         """This model's state for `optimizer`: continued if it is the optimizer this model
@@ -334,10 +343,11 @@ class Sequential:
         total, n_correct = engine.loss(X, Y, labels, LOSSES[loss])
         return total / X.shape[0], n_correct
 
-    def _trace(self, X, y, loss):
-        X, Y, labels, loss = self._check_data(X, y, loss)
-        value, layers = self._engine_for(X.shape[0]).trace(X, Y, labels, LOSSES[loss])
-        return X, loss, value, layers
+    def _gradients(self, X, Y, labels, loss, weights=None, penalty=0.0, keep=None):
+        """(mean loss, number correct) of a gradient pass on checked data of any size, the
+        gradient left in model.grads: in chunks, with a bounded workspace."""
+        engine = self._engine_for(min(X.shape[0], self._CHUNK_ROWS))
+        return engine.gradients(X, Y, labels, LOSSES[loss], weights, penalty, keep)
 
     # ---------------------------------------------------------------------------------------
     # Public API
@@ -373,7 +383,7 @@ class Sequential:
         The whole gradient is also left in model.grads, where an optimizer's step reads it.
         """
         X, Y, labels, loss = self._check_data(X, y, loss)
-        value, _ = self._engine_for(X.shape[0]).gradients(X, Y, labels, LOSSES[loss])
+        value, _ = self._gradients(X, Y, labels, loss)
         return value, [(l.dW.copy(), l.db.copy()) for l in self.layers]
 
     def train_step(self, X, y, loss, optimizer, sample_weight=None, l2_penalty=0.0):

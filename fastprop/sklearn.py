@@ -326,7 +326,7 @@ class _BaseMLP(BaseEstimator):
         if steps.engine is not model._engine:
             steps.rebind(model._bind(self._optimizer_, epochs.batch_size,
                                      penalty=float(self.alpha)))
-        steps.order = np.ascontiguousarray(order, dtype=np.int64)
+        steps.set_order(np.ascontiguousarray(order, dtype=np.int64))
         total, _ = epochs.run(lr, self.n_iter_)
         return total
 

@@ -283,10 +283,15 @@ def _train(model, plan, comm):
         steps = ShardedSteps(comm, engine, plan.data, order, batch_size)
     epochs = loop.Epochs(model, steps, n, batch_size, "fit", [shuffles] if own else ())
     history = History()
-    if comm is None and not plan.callbacks and plan.val is None and not plan.verbose:
-        _compiled_epochs(epochs, plan, shuffles if shuffled else None, history)
-    else:
-        _EpochsWithPython(model, plan, comm, epochs, history).run(shuffles if shuffled else None)
+    try:
+        if comm is None and not plan.callbacks and plan.val is None and not plan.verbose:
+            _compiled_epochs(epochs, plan, shuffles if shuffled else None, history)
+        else:
+            _EpochsWithPython(model, plan, comm, epochs, history).run(
+                shuffles if shuffled else None)
+    except KeyboardInterrupt as exc:  # the model is at the end of the last whole epoch
+        exc.history = history
+        raise
     return history
 
 
@@ -295,11 +300,14 @@ def _compiled_epochs(epochs, plan, shuffles, history):
     filled from its arrays once."""
     n, count = plan.X.shape[0], plan.epochs
     lrs = np.asarray(plan.rates, dtype=np.float64)
-    losses, seconds = np.empty(count), np.empty(count)
+    losses, seconds = np.full(count, np.nan), np.empty(count)
     corrects = np.empty(count, np.int64)
-    epochs.run_compiled(lrs, shuffles, losses, corrects, seconds)
-    history._extend(1, losses, corrects / (n * _per_sample(plan))
-                    if plan.loss in CLASSIFICATION else None, lrs, seconds, n)
+    try:
+        epochs.run_compiled(lrs, shuffles, losses, corrects, seconds)
+    finally:  # interrupted: the epochs finished, whose loss was written
+        done = count - int(np.isnan(losses[::-1]).cumprod().sum())
+        history._extend(1, losses[:done], corrects[:done] / (n * _per_sample(plan))
+                        if plan.loss in CLASSIFICATION else None, lrs[:done], seconds[:done], n)
 
 
 def _per_sample(plan):

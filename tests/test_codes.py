@@ -64,12 +64,7 @@ def test_every_loss_entry_point_refuses_an_unknown_loss(code):
     calls = [
         lambda: engine.loss(X, Y, None, code),
         lambda: engine.gradients(X, Y, None, code),
-        lambda: engine.trace(X, Y, None, code),
-        lambda: engine.step(X, Y, None, code, 0.1),
-        lambda: engine.epoch(X, Y, None, None, 2, code, 0.1),
-        lambda: engine.shards(X, Y, None, None, code, None),
-        lambda: engine.epochs(X, Y, None, None, None, 2, code, np.ones(1), None, np.zeros(1),
-                              np.zeros(1, np.int64), np.zeros(1), _copies(model)),
+        lambda: engine.data(X, Y, None, None, code),  # what epoch, epochs and part take
     ]
     for call in calls:
         with pytest.raises(ValueError, match=f"loss: unknown code {code}"):
@@ -82,11 +77,6 @@ def _hyper():
     return {"kind": int(K.FP_OPT_SGD), "nesterov": 0, "lr": 0.1, "momentum": 0.0, "beta1": 0.9,
             "beta2": 0.999, "eps": 1e-8, "alpha": 0.99, "weight_decay": 0.0, "max_norm": 0.0,
             "eps_outside": 0}
-
-
-def _copies(model):
-    from fastprop._engine import Copies
-    return Copies([(model.params, model.params.copy())])
 
 
 class _Spec:

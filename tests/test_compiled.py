@@ -133,8 +133,9 @@ def test_the_engine_rejects_what_it_cannot_read():
     X = np.zeros((10, 3), np.float32)
     labels = np.zeros(10, np.int64)
     CE = fp.LOSSES["softmax_cross_entropy"]
+    data = t.data(X, None, labels, None, CE)
     with pytest.raises(ValueError, match="optimizer: none is bound"):
-        t.epoch(X, None, labels, None, 4, CE, 0.1)
+        t.epoch(data, 0, 10, 4, 0.1)
     with pytest.raises(ValueError, match=r"optimizer state: expected 2 buffers"):
         t.bind_optimizer(fp.Adam()._hyper(), [], np.zeros(1, np.int64))
     with pytest.raises(ValueError, match=r"optimizer state\[0\]: expected a writable"):
@@ -143,32 +144,38 @@ def test_the_engine_rejects_what_it_cannot_read():
         t.bind_optimizer({"kind": 0, "lr": 0.1}, [], np.zeros(1, np.int64))
     steps = np.zeros(1, np.int64)
     t.bind_optimizer(fp.SGD(0.1)._hyper(), [], steps)
-    with pytest.raises(ValueError, match=r"order: expected row indices in \[0, 10\)"):
-        t.epoch(X, None, labels, np.array([0, 10], np.int64), 4, CE, 0.1)
-    with pytest.raises(ValueError, match="order: expected a C-contiguous int64"):
-        t.epoch(X, None, labels, np.array([0, 1], np.int32), 4, CE, 0.1)
+    with pytest.raises(ValueError, match=r"order: expected every row exactly once"):
+        t.data(X, None, labels, None, CE, np.array([0] * 9 + [10], np.int64))
+    with pytest.raises(ValueError, match="order: expected an int64 permutation of the 10 rows"):
+        t.data(X, None, labels, None, CE, np.arange(10, dtype=np.int32))
     with pytest.raises(ValueError, match=r"labels: expected labels in \[0, 2\)"):
-        t.epoch(X, None, np.full(10, 2, np.int64), None, 4, CE, 0.1)
+        t.data(X, None, np.full(10, 2, np.int64), None, CE)
     with pytest.raises(ValueError, match="X: expected a non-empty C-contiguous float32 array with 3"):
-        t.epoch(np.zeros((10, 3)), None, labels, None, 4, CE, 0.1)
+        t.data(np.zeros((10, 3)), None, labels, None, CE)
     with pytest.raises(ValueError, match="batch_size: expected 1 to 8, got 9"):
-        t.epoch(X, None, labels, None, 9, CE, 0.1)
+        t.epoch(data, 0, 10, 9, 0.1)
+    with pytest.raises(ValueError, match=r"lo, hi: expected 0 <= lo <= hi <= 10, got 0, 11"):
+        t.epoch(data, 0, 11, 4, 0.1)
     with pytest.raises(ValueError, match="loss: unknown code 99"):
-        t.epoch(X, None, labels, None, 4, 99, 0.1)
+        t.data(X, None, labels, None, 99)
     with pytest.raises(ValueError, match="Y: expected a C-contiguous float32 array"):
-        t.epoch(X, None, None, None, 4, CE, 0.1)
+        t.data(X, None, None, None, CE)
     with pytest.raises(ValueError, match="loss: code 0 does not take an output of activation "
                                          "code 5"):  # the loss table's required output
-        t.epoch(X, np.zeros((10, 2), np.float32), None, None, 4, fp.LOSSES["mse"], 0.1)
-    with pytest.raises(ValueError, match="X: expected at most 8 rows, got 10"):
-        t.gradients(X, None, labels, CE)
+        t.data(X, np.zeros((10, 2), np.float32), None, None, fp.LOSSES["mse"])
+    other = Engine([arch[0], arch[1]._replace(activation="sigmoid")], model.params,
+                   model.grads, 8, state)
+    other.bind_optimizer(fp.SGD(0.1)._hyper(), [], np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match="data: expected Data made by an engine of this model"):
+        other.epoch(data, 0, 10, 4, 0.1)
     with pytest.raises(ValueError, match="out: must not share memory with X"):
         Xs = np.zeros((4, 3), np.float32)
         t.predict(Xs, Xs.reshape(-1)[:8].reshape(4, 2))
     with pytest.raises(TypeError, match="rebuilt from its model"):
         import pickle
         pickle.dumps(t)
-    total, correct, diverged = t.epoch(X, None, labels, np.arange(5, dtype=np.int64), 4, CE, 0.0)
+    first = t.data(X, None, labels, None, CE, np.arange(10, dtype=np.int64))
+    total, correct, diverged = t.epoch(first, 0, 5, 4, 0.0)
     assert diverged == -1
     assert total == pytest.approx(5 * np.log(2), rel=1e-5)  # zero inputs: uniform softmax
     assert steps[0] == 2  # two batches: the step count advanced in place
