@@ -42,6 +42,7 @@ cdef extern from "fastprop.h" nogil:
         int nesterov
         double lr, momentum, beta1, beta2, eps, alpha, weight_decay, max_norm
         int eps_outside
+        int lr_in_velocity
 
     int fp_optimizer_n_state(int kind)
     void fp_bias_activation(int dtype, void *Z, void *A, const void *b, Py_ssize_t n_samples,
