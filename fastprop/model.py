@@ -16,7 +16,7 @@ from ._validation import (as_numeric_array, check_dtype, check_finite, check_mat
 from .layers import Dense, Dropout, LayerSpec
 from .losses import (CLASSIFICATION, LOSSES, PER_ELEMENT, canonical_loss, check_output_activation,
                      prepare_targets)
-from .optimizers import Optimizer, OptimizerState
+from .optimizers import SGD, Optimizer, OptimizerState
 
 
 def _fold_dropout(given):
@@ -329,6 +329,20 @@ class Sequential:
         engine = self._engine_for(min(X.shape[0], self._CHUNK_ROWS))
         total, n_correct = engine.loss(X, Y, labels, LOSSES[loss])
         return total / X.shape[0], n_correct
+
+    def _full_gradient(self, X, Y, labels, weights, loss, penalty):
+        """The mean loss over every row of checked data (X, Y or labels and sample weights or
+        None, of the model's dtype; `loss` a code), dropout off, plus the L2 term penalty / 2
+        ||W||^2 / (the number of rows, or the sum of the weights) on the weights (not the
+        biases), as scikit-learn's alpha; its whole gradient into model.grads. No update. The
+        objective of full-batch solvers (L-BFGS); the caller holds the training lock.
+
+        One engine pass over all the rows (the engine holds their activations): the weighted,
+        penalized gradient of a data-parallel part that is the whole batch."""
+        n = X.shape[0]
+        engine = self._bind(self.optimizer or SGD(), n, penalty=penalty)  # sets the penalty
+        value, _ = engine.shards(X, Y, labels, weights, loss, None).gradients(0, n, 0, n, True)
+        return value
 
     def _trace(self, X, y, loss):
         X, Y, labels, loss = self._check_data(X, y, loss)
