@@ -136,6 +136,15 @@ def test_beyond_scikit_learn_class_weight_dropout_dtype_threads():
     sw = np.where(y == 0, 5.0, 1.0)
     by_weight = MLPClassifier((16,), max_iter=5, random_state=0).fit(X, y, sample_weight=sw)
     np.testing.assert_allclose(weighted.coefs_[0], by_weight.coefs_[0], rtol=1e-12)
+    # lbfgs: float32 (the model's dtype throughout), class weights, a thread limit
+    kw = dict(solver="lbfgs", hidden_layer_sizes=(16,), max_iter=40, random_state=0)
+    lb = MLPClassifier(dtype="float32", class_weight={0: 5.0}, n_threads=1, **kw).fit(X, y)
+    assert lb.model_.dtype == np.float32 and lb.coefs_[0].dtype == np.float32
+    assert lb.score(X, y) > 0.95
+    sk = SkClassifier(**kw).fit(X.astype(np.float32), y, sample_weight=sw)
+    assert lb.loss_ == pytest.approx(sk.loss_, rel=1e-3)  # float32 against its float64
+    with pytest.raises(ValueError, match="^dropout: expected 0 with solver='lbfgs'"):
+        MLPClassifier(solver="lbfgs", dropout=0.2).fit(X, y)
 
 
 def test_partial_fit():
@@ -284,6 +293,33 @@ def test_every_solver_gives_scikit_learns_fit_on_its_example_datasets(name, solv
         assert not hasattr(ours, "partial_fit") and ours.t_ == theirs.t_ == 0
     else:
         np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel", "regression"])
+def test_the_lbfgs_objective_is_scikit_learns(task):
+    # the engine's full-batch loss and gradient (sample weights, alpha's L2 term) against
+    # scikit-learn's own objective, at parameters away from any fit, in its packing
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5))
+    y = {"multiclass": rng.integers(0, 3, 60), "binary": rng.integers(0, 2, 60),
+         "multilabel": rng.integers(0, 2, (60, 3)), "regression": rng.normal(size=(60, 2))}[task]
+    w = rng.uniform(0.1, 3.0, 60)
+    kw = dict(solver="lbfgs", hidden_layer_sizes=(7, 4), activation="tanh", alpha=0.3,
+              max_iter=1, random_state=0)
+    cls = (MLPRegressor, SkRegressor) if task == "regression" else (MLPClassifier, SkClassifier)
+    with pytest.warns(ConvergenceWarning):
+        ours, theirs = cls[0](**kw).fit(X, y), cls[1](**kw).fit(X, y)
+    Y = y.reshape(60, -1).astype(float) if task == "regression" else \
+        theirs._label_binarizer.transform(y).astype(float)
+    units = [5, 7, 4, Y.shape[1]]
+    workspace = ([X] + [None] * 3, [None] * 3, [np.empty((a, b)) for a, b in zip(units, units[1:])],
+                 [np.empty(b) for b in units[1:]])
+    theta = rng.normal(size=sum(a * b + b for a, b in zip(units, units[1:])))
+    for weights in (None, w):
+        value, grad = ours._loss_grad_lbfgs(theta, X, Y, weights)
+        expected, expected_grad = theirs._loss_grad_lbfgs(theta, X, Y, weights, *workspace)
+        assert value == pytest.approx(expected, rel=1e-13)
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-14)
 
 
 def test_lbfgs_with_sample_weights_warm_starts_and_its_convergence_warning():
