@@ -68,6 +68,9 @@ typedef struct {
     double max_norm; /* clip the gradients to this global L2 norm first; 0: no clipping */
     int eps_outside; /* Adam: epsilon added to sqrt(v) before the bias correction (scikit-learn's
                         form) instead of after it (torch's) */
+    int lr_in_velocity; /* momentum: the buffer is a velocity of rate-scaled steps, v = mu v - lr g,
+                           p += v (scikit-learn's form: v carries earlier rates when lr changes)
+                           instead of torch's buffer of gradients, b = mu b + g, p -= lr b */
 } fp_optimizer;
 
 /* What the tables know of a code, for the callers that must not keep lists of their own:

@@ -47,7 +47,14 @@ FP_MULTIVERSION static int FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, R
     switch (opt->kind) {
     case FP_OPT_MOMENTUM: { /* buf = mu buf + g (buf starts at 0, so the first step is g) */
         REAL *momentum_buf = state0;
-        if (opt->nesterov)
+        if (opt->lr_in_velocity) /* v = mu v - lr g; p += v, or Nesterov's p += mu v - lr g */
+            for (ptrdiff_t i = 0; i < n; i++) {
+                const REAL gi = g[i] + wd * p[i];
+                const REAL v = mu * momentum_buf[i] - lr * gi;
+                momentum_buf[i] = v;
+                p[i] += opt->nesterov ? mu * v - lr * gi : v;
+            }
+        else if (opt->nesterov)
             for (ptrdiff_t i = 0; i < n; i++) {
                 const REAL gi = g[i] + wd * p[i];
                 const REAL b = mu * momentum_buf[i] + gi;

@@ -44,6 +44,7 @@ cdef extern from "fastprop.h" nogil:
         int nesterov
         double lr, momentum, beta1, beta2, eps, alpha, weight_decay, max_norm
         int eps_outside
+        int lr_in_velocity
     ctypedef struct fp_activation_info:
         const char *name
         int needs_z

@@ -188,6 +188,7 @@ cdef fp_optimizer make_optimizer(dict hyper) except *:
     opt.weight_decay = hyper["weight_decay"]
     opt.max_norm = hyper["max_norm"]
     opt.eps_outside = hyper["eps_outside"]
+    opt.lr_in_velocity = hyper["lr_in_velocity"]
     return opt
 
 

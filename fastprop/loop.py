@@ -9,6 +9,9 @@ differ only in where a batch's rows come from, which their Steps object says:
     Steps          the engine's epoch over rows in an order (or in X's order)
     SparseSteps    rows of a scipy.sparse matrix, made dense one batch at a time
     ShardedSteps   (distributed.py) this rank's part of every batch, summed over the ranks
+
+A full-batch solver (the estimators' L-BFGS, which scipy runs) takes no steps of its own: it
+evaluates FullBatch, the loss and gradient over every row at the parameters it chooses.
 """
 import numpy as np
 
@@ -98,6 +101,24 @@ class SparseSteps(Steps):
             total += t
             n_correct += c
         return total, n_correct, -1
+
+
+class FullBatch:
+    """The objective of a full-batch solver: called with parameters (float64, the model's flat
+    order), it sets the model's parameters to them and returns (the mean loss over every row,
+    with sample weights and the L2 penalty, and its gradient as a new float64 array). There is
+    no update to replay: a loss that is not finite is a value the solver's line search backs
+    away from, and the caller checks the parameters the solver ends on."""
+
+    def __init__(self, model, data, penalty):
+        self.model, self.data, self.penalty = model, data, penalty
+
+    def __call__(self, params):
+        model = self.model
+        X, Y, labels, weights, loss = self.data
+        model.params[...] = params  # the buffer itself: rounded to float32 if that is its dtype
+        value = model._full_gradient(X, Y, labels, weights, loss, self.penalty)
+        return value, model.grads.astype(np.float64)
 
 
 class Epochs:

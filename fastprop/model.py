@@ -344,10 +344,20 @@ class Sequential:
         return total / X.shape[0], n_correct
 
     def _gradients(self, X, Y, labels, loss, weights=None, penalty=0.0, keep=None):
-        """(mean loss, number correct) of a gradient pass on checked data of any size, the
-        gradient left in model.grads: in chunks, with a bounded workspace."""
+        """(mean loss, number correct) of a gradient pass on checked data of any size (`loss`
+        a name), dropout off, the gradient left in model.grads: in chunks, with a bounded
+        workspace. `weights`: sample weights; `penalty`: L2 on the weights, penalty / 2 ||W||^2
+        divided by the sum of the weights (or the rows), as scikit-learn's alpha; `keep`: per
+        layer (Z, A, delta) arrays to fill (explain)."""
         engine = self._engine_for(min(X.shape[0], self._CHUNK_ROWS))
         return engine.gradients(X, Y, labels, LOSSES[loss], weights, penalty, keep)
+
+    def _full_gradient(self, X, Y, labels, weights, loss, penalty):
+        """The objective of full-batch solvers (L-BFGS): the mean loss over every row of checked
+        data (`loss` a code), with sample weights and the L2 term, its whole gradient in
+        model.grads; no update. The caller holds the training lock."""
+        engine = self._engine_for(min(X.shape[0], self._CHUNK_ROWS))
+        return engine.gradients(X, Y, labels, loss, weights, penalty)[0]
 
     # ---------------------------------------------------------------------------------------
     # Public API

@@ -83,7 +83,7 @@ class Optimizer:
         return {"kind": int(self._kind), "nesterov": False, "lr": self.lr, "momentum": 0.0,
                 "beta1": 0.0, "beta2": 0.0, "eps": 0.0, "alpha": 0.0,
                 "weight_decay": self.weight_decay, "max_norm": self.clip_norm or 0.0,
-                "eps_outside": False}
+                "eps_outside": False, "lr_in_velocity": False}
 
     def step(self, model):
         """One update of `model` from the gradients in model.grads (clipping scales them in
@@ -121,10 +121,16 @@ class SGD(Optimizer):
     def _kind(self):
         return _KIND.FP_OPT_MOMENTUM if self.momentum else _KIND.FP_OPT_SGD
 
+    # scikit-learn's momentum keeps a velocity of rate-scaled steps, v = momentum v - lr g,
+    # params += v, which carries earlier rates when lr changes (fastprop.sklearn); torch's buffer
+    # holds gradients and the current lr scales it. The two agree at a constant lr.
+    _lr_in_velocity = False
+
     def _fields(self):
         if self.nesterov and not self.momentum:
             raise ValueError("nesterov: needs a momentum > 0, got momentum=0")
-        return dict(super()._fields(), momentum=self.momentum, nesterov=self.nesterov)
+        return dict(super()._fields(), momentum=self.momentum, nesterov=self.nesterov,
+                    lr_in_velocity=self._lr_in_velocity)
 
     def get_config(self):
         return dict(super().get_config(), momentum=self.momentum, nesterov=self.nesterov)

@@ -2,28 +2,30 @@
 
 Drop-in replacements for sklearn.neural_network's: the same parameters with the same defaults
 and meanings, the same fitted attributes, the same initialization (Glorot uniform drawn from
-random_state in scikit-learn's order), shuffling, early-stopping and tol rules; plus dropout,
-dtype, n_threads and (for the classifier) class_weight. They work in Pipeline, GridSearchCV and
-cross_val_score, and pickle. Needs scikit-learn: pip install "fastprop[sklearn]".
-
-Differences, documented: solver="lbfgs" is not offered; with a learning rate that changes
-(invscaling, adaptive) momentum follows torch's formula (lr times the velocity) rather than
-scikit-learn's (a velocity that carries earlier rates): the two agree exactly at a constant rate.
-loss_ and loss_curve_ are scikit-learn's (for regression, the loss "half_mean_squared_error").
+random_state in scikit-learn's order), shuffling, early-stopping and tol rules, the same solvers
+(sgd with scikit-learn's momentum, adam with its epsilon, lbfgs by scipy on the engine's
+full-batch gradient), warnings and errors; plus dropout, dtype, n_threads and (for the
+classifier) class_weight. They work in Pipeline, GridSearchCV and cross_val_score, and pickle.
+Needs scikit-learn: pip install "fastprop[sklearn]".
 """
 import numbers
 import warnings
 
 import numpy as np
+import scipy
+import scipy.optimize
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
     from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+    from sklearn.metrics import r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state, shuffle as _shuffle
     from sklearn.utils.class_weight import compute_sample_weight
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import type_of_target, unique_labels
+    from sklearn.utils.optimize import _check_optimize_result
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('fastprop.sklearn needs scikit-learn: pip install "fastprop[sklearn]"') \
@@ -36,7 +38,12 @@ from .model import Sequential
 from .optimizers import SGD, Adam
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_SOLVERS = ("lbfgs", "sgd", "adam")
 _PREDICT_CHUNK = 4096
+_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large "
+               "values and need to be preprocessed.")
+# scipy 1.15 dropped L-BFGS-B's iprint (scikit-learn passes it to older versions only)
+_LBFGS_IPRINT = tuple(int(p) for p in scipy.__version__.split(".")[:2]) < (1, 15)
 
 
 def expected_failed_checks(estimator):
@@ -54,13 +61,64 @@ def _is_int(v):
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
-def _is_real(v):
+def _is_real(v, finite=True):
+    """A real number (not a bool) that converts to a float, not NaN; finite unless
+    finite=False."""
     if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)):
         return False
     try:
-        return bool(np.isfinite(float(v)))
-    except OverflowError:
+        v = float(v)
+    except OverflowError:  # an integer beyond any float: no arithmetic would take it
         return False
+    return bool(np.isfinite(v)) if finite else not np.isnan(v)
+
+
+class _RateSchedule:
+    """A stochastic solver's learning rate as scikit-learn's optimizers keep it (the estimator's
+    `_optimizer`): `learning_rate`, moved at an epoch's end (invscaling; for adam, the step size
+    lr sqrt(1 - beta_2^t) / (1 - beta_1^t) after t steps) or when the loss stops improving
+    (adaptive). The engine's optimizer does the updates."""
+
+    def __init__(self, estimator):
+        self.solver, self.lr_schedule = estimator.solver, estimator.learning_rate
+        self.learning_rate_init = estimator.learning_rate_init
+        self.learning_rate = float(estimator.learning_rate_init)
+        self.power_t, self.betas = estimator.power_t, (estimator.beta_1, estimator.beta_2)
+
+    def rate(self):
+        """The rate the engine takes this epoch (adam corrects its bias itself)."""
+        return self.learning_rate if self.solver == "sgd" else float(self.learning_rate_init)
+
+    def iteration_ends(self, time_step, steps):
+        if self.solver == "adam" and steps:
+            b1, b2 = self.betas
+            self.learning_rate = self.learning_rate_init * np.sqrt(1 - b2 ** steps) / \
+                (1 - b1 ** steps)
+        elif self.solver == "sgd" and self.lr_schedule == "invscaling":
+            try:
+                self.learning_rate = float(self.learning_rate_init) / \
+                    (time_step + 1) ** self.power_t
+            except OverflowError:  # (t + 1) ** power_t beyond any float: the rate is 0
+                self.learning_rate = 0.0
+
+    def trigger_stopping(self, msg, verbose):
+        """True to stop; with the adaptive schedule, the rate is divided by 5 first while it is
+        above 1e-6."""
+        if self.solver != "sgd" or self.lr_schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.learning_rate)
+        return False
+
+    def __repr__(self):
+        return f"_RateSchedule({self.solver!r}, learning_rate={self.learning_rate})"
 
 
 def _store(estimator, params):
@@ -89,32 +147,44 @@ class _BaseMLP(BaseEstimator):
               "a tuple of positive integers", self.hidden_layer_sizes)
         _need(self.activation in _ACTIVATIONS, "activation", f"one of {list(_ACTIVATIONS)}",
               self.activation)
-        if self.solver == "lbfgs":
-            raise ValueError("solver: 'lbfgs' is not offered by fastprop (its mini-batch engine "
-                             "is for 'sgd' and 'adam'); use scikit-learn's MLP for lbfgs")
-        _need(self.solver in ("sgd", "adam"), "solver", "'sgd' or 'adam'", self.solver)
-        _need(_is_real(self.alpha) and self.alpha >= 0, "alpha", "a number >= 0", self.alpha)
+        _need(self.solver in _SOLVERS, "solver", "'lbfgs', 'sgd' or 'adam'", self.solver)
         _need(self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1),
               "batch_size", "'auto' or a positive integer", self.batch_size)
         _need(self.learning_rate in ("constant", "invscaling", "adaptive"), "learning_rate",
               "'constant', 'invscaling' or 'adaptive'", self.learning_rate)
-        for name in ("learning_rate_init", "epsilon"):
-            _need(_is_real(getattr(self, name)) and getattr(self, name) > 0, name,
-                  "a positive number", getattr(self, name))
-        _need(_is_real(self.power_t) and self.power_t >= 0, "power_t", "a number >= 0",
-              self.power_t)
-        for name in ("max_iter", "n_iter_no_change", "max_fun"):
+        # scikit-learn's ranges (infinite values where they are open above)
+        for name, low, high, what in (
+                ("alpha", 0, None, "a number >= 0"), ("learning_rate_init", 0, None,
+                                                      "a positive number"),
+                ("epsilon", 0, None, "a positive number"), ("power_t", 0, None, "a number >= 0"),
+                ("tol", 0, None, "a number >= 0"), ("momentum", 0, 1, "a number in [0, 1]"),
+                ("validation_fraction", 0, 1, "a number in [0, 1)"),
+                ("beta_1", 0, 1, "a number in [0, 1)"), ("beta_2", 0, 1, "a number in [0, 1)"),
+                ("dropout", 0, 1, "a number in [0, 1)")):
+            v = getattr(self, name)
+            positive = name in ("learning_rate_init", "epsilon")
+            ok = _is_real(v, finite=False) and (v > low if positive else v >= low) and \
+                (high is None or v < high or (name == "momentum" and v == high))
+            _need(ok, name, what, v)
+        for name in ("alpha", "learning_rate_init", "epsilon"):
+            # scikit-learn accepts inf and ends with non-finite weights: refused here at once
+            _need(_is_real(getattr(self, name)), name, "a finite number (inf makes the weights "
+                  "non-finite)", getattr(self, name))
+        for name in ("max_iter", "max_fun"):
             _need(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name,
                   "a positive integer", getattr(self, name))
-        _need(_is_real(self.tol) and self.tol >= 0, "tol", "a number >= 0", self.tol)
-        for name in ("momentum", "beta_1", "beta_2", "validation_fraction", "dropout"):
-            v = getattr(self, name)
-            ok = _is_real(v) and (v > 0 if name == "validation_fraction" else v >= 0) and \
-                (v <= 1 if name == "momentum" else v < 1)
-            _need(ok, name, "a number in [0, 1)", v)
+        _need((_is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1) or
+              (_is_real(self.n_iter_no_change, finite=False) and self.n_iter_no_change == np.inf),
+              "n_iter_no_change", "a positive integer or np.inf", self.n_iter_no_change)
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
             _need(isinstance(getattr(self, name), (bool, np.bool_)), name, "True or False",
                   getattr(self, name))
+        _need(isinstance(self.verbose, (bool, np.bool_)) or (_is_int(self.verbose) and
+                                                             self.verbose >= 0),
+              "verbose", "True, False or an integer >= 0", self.verbose)
+        _need(self.solver != "lbfgs" or not self.dropout, "dropout",
+              "0 with solver='lbfgs' (its line search needs a loss without random masks)",
+              self.dropout)
         _need(any(self.dtype is d or (isinstance(self.dtype, (str, type)) and self.dtype == d)
                   for d in (None, "float32", "float64", np.float32, np.float64)), "dtype",
               "None (the dtype of X), 'float32' or 'float64'", self.dtype)
@@ -159,15 +229,36 @@ class _BaseMLP(BaseEstimator):
         model.set_weights(weights)
         return model
 
-    def _optimizer(self):
+    def _given_model(self, n_in, dtype):
+        """A model of the weights assigned to coefs_ and intercepts_ before any fit (as
+        scikit-learn's estimators take them), for partial_fit or a warm start to continue."""
+        coefs, intercepts = self.__dict__["_given_coefs"], self.__dict__["_given_intercepts"]
+        coefs = [np.asarray(c, dtype=np.float64) for c in coefs]
+        _need(len(coefs) == len(intercepts) >= 1 and all(c.ndim == 2 for c in coefs) and
+              coefs[0].shape[0] == n_in, "coefs_", f"weight matrices from {n_in} features and "
+              f"one intercept vector per layer", [c.shape for c in coefs])
+        hidden, last = _ACTIVATIONS[self.activation], len(coefs) - 1
+        model = Sequential([Dense(c.shape[0], c.shape[1], self._out_activation() if k == last
+                                  else hidden, init="zeros") for k, c in enumerate(coefs)],
+                           dtype=dtype, seed=self.random_state if _is_int(self.random_state)
+                           else None)
+        model.set_weights(list(zip(coefs, intercepts)))
+        return model
+
+    def _new_optimizer(self):
+        """The engine's optimizer, with scikit-learn's update formulas."""
         if self.solver == "adam":
             adam = Adam(self.learning_rate_init, betas=(self.beta_1, self.beta_2),
                         eps=self.epsilon)
             adam._eps_outside = True  # scikit-learn's placement of epsilon
             return adam
-        momentum = float(self.momentum) if self.momentum < 1 else 0.999999
-        return SGD(self.learning_rate_init, momentum=momentum,
-                   nesterov=bool(self.nesterovs_momentum and momentum > 0))
+        momentum = float(self.momentum)
+        sgd = SGD(self.learning_rate_init, momentum=momentum if momentum < 1 else 0.5,
+                  nesterov=bool(self.nesterovs_momentum and momentum > 0))
+        sgd._lr_in_velocity = True  # scikit-learn's velocity, which carries earlier rates
+        if momentum == 1:  # past SGD's check, which stops below 1: scikit-learn's velocity
+            object.__setattr__(sgd, "momentum", momentum)  # form takes 1 too
+        return sgd
 
     # -----------------------------------------------------------------------------------------
     # Fitting
@@ -177,11 +268,13 @@ class _BaseMLP(BaseEstimator):
         if y is None:
             raise ValueError(f"y: {type(self).__name__} requires y to be passed, but the target "
                              f"y is None")
-        first = not (incremental or self.warm_start) or not hasattr(self, "model_")
+        first = not (incremental or self.warm_start) or not (
+            hasattr(self, "model_") or "_given_coefs" in self.__dict__)
         X = self._validate_X(X, reset=first)
         y = self._validate_targets(X, y, first, incremental, classes)
         sample_weight = self._sample_weight(X, y, sample_weight)
-        batch = min(200 if self.batch_size == "auto" else self.batch_size, X.shape[0])
+        batch = X.shape[0] if self.solver == "lbfgs" else \
+            min(200 if self.batch_size == "auto" else self.batch_size, X.shape[0])
         widths = [X.shape[1]] + list(sizes) + [y.shape[1] if y.ndim == 2 else 1]
         with threads.fit_limit(self.n_threads, threads.work_of(widths, batch)):
             return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
@@ -192,8 +285,17 @@ class _BaseMLP(BaseEstimator):
         rng = check_random_state(self.random_state)  # each call, as scikit-learn's
         # everything that can fail runs before the estimator changes: the network is built, the
         # validation split drawn (in scikit-learn's order of draws) and the data cast first
-        model = self._build(sizes, X.shape[1], Y.shape[1], self._out_activation(),
-                            self._dtype(X), rng) if first else self.model_
+        if first:
+            model = self._build(sizes, X.shape[1], Y.shape[1], self._out_activation(),
+                                self._dtype(X), rng)
+        else:
+            model = self.model_ if hasattr(self, "model_") else \
+                self._given_model(X.shape[1], self._dtype(X))
+        if self.solver == "lbfgs":  # no split, batches or shuffles: scikit-learn's lbfgs
+            data = self._engine_data(X.toarray() if hasattr(X, "toarray") else X, Y,
+                                     sample_weight, model.dtype)
+            self._begin(first, incremental, model, sizes, Y)
+            return self._lbfgs(model, data)
         X, Y, sample_weight, held_out = self._held_out(X, Y, sample_weight, rng)
         n = X.shape[0]
         batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
@@ -205,33 +307,74 @@ class _BaseMLP(BaseEstimator):
         self._random_state = rng
         self._begin(first, incremental, model, sizes, Y)
         with model._exclusive("fit"):
-            engine = model._bind(self._optimizer_, batch_size, penalty=float(self.alpha))
+            engine = model._bind(self._engine_optimizer, batch_size, penalty=float(self.alpha))
             steps = (loop.Steps if isinstance(data[0], np.ndarray) else loop.SparseSteps)(
                 engine, data, None, batch_size)
-            self._epochs(loop.Epochs(model, steps, n, batch_size, "fit"), *held_out,
-                         np.arange(n, dtype=int), incremental)
-        if self.early_stopping and self._best_params is not None:
+            diverged = self._epochs(loop.Epochs(model, steps, n, batch_size, "fit"), *held_out,
+                                    np.arange(n, dtype=int), incremental)
+        if self.early_stopping:  # the best weights, as scikit-learn restores them
             model.params = self._best_params
+        elif diverged:  # scikit-learn's weights are then NaN: its error, from the loop's
+            raise ValueError(_NON_FINITE) from diverged
         return self
+
+    def _lbfgs(self, model, data):
+        """scikit-learn's lbfgs: scipy's L-BFGS-B with its options, on the mean loss (with the
+        L2 term) and gradient of all the data from the engine, the parameters in the model's
+        flat order (L-BFGS does not depend on the order of the coordinates)."""
+        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        if _LBFGS_IPRINT:
+            options["iprint"] = 1 if self.verbose is True or self.verbose >= 1 else -1
+        with model._exclusive("fit"):
+            result = scipy.optimize.minimize(
+                loop.FullBatch(model, data, float(self.alpha)), model.params.astype(np.float64),
+                method="L-BFGS-B", jac=True, options=options)
+            model.params[...] = result.x
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self.loss_ = float(result.fun)
+        if not np.isfinite(model.params).all():
+            raise ValueError(_NON_FINITE)
+        return self
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight, *workspace):
+        """scikit-learn's private lbfgs objective, for code that calls it: (loss, gradient) at
+        parameters packed as scikit-learn packs them (every layer's weights, then every
+        layer's biases), y binarized; the model takes those parameters. `workspace`
+        (scikit-learn's preallocated lists) is not needed."""
+        model = self.model_
+        Y = np.asarray(y, dtype=np.float64)
+        data = self._engine_data(X.toarray() if hasattr(X, "toarray") else X,
+                                 Y.reshape(len(Y), -1), sample_weight, model.dtype)
+        # the flat buffer holds W1 b1 W2 b2 ...; scikit-learn's vector W1 W2 ... b1 b2 ...
+        starts = np.cumsum([0] + [l.n_in * l.n_out + l.n_out for l in model.layers])
+        sizes = [l.n_in * l.n_out for l in model.layers]
+        order = np.concatenate([np.arange(o, o + n) for o, n in zip(starts, sizes)] +
+                               [np.arange(o + n, e) for o, n, e in zip(starts, sizes, starts[1:])])
+        flat = np.empty(model.n_params)
+        flat[order] = packed_coef_inter
+        with model._exclusive("fit"):
+            value, grad = loop.FullBatch(model, data, float(self.alpha))(flat)
+        return value, grad[order]
 
     def _held_out(self, X, Y, sample_weight, rng):
         """(X, Y, sample_weight, (X_val, y_val, w_val)): with early stopping, the validation
         fraction held out as scikit-learn draws it; else all the data and Nones."""
         if not self.early_stopping:
             return X, Y, sample_weight, (None, None, None)
-        stratify = Y if is_classifier(self) and Y.shape[1] == 1 else None
+        # scikit-learn stratifies a single output by its boolean column (multiclass: not at all)
+        stratify = Y.astype(bool) if is_classifier(self) and Y.shape[1] == 1 else None
         arrays = [X, Y] + ([sample_weight] if sample_weight is not None else [])
         try:
             parts = train_test_split(*arrays, random_state=rng,
                                      test_size=self.validation_fraction, stratify=stratify)
         except ValueError as exc:
             raise ValueError(f"validation_fraction: cannot hold out {self.validation_fraction} "
-                             f"of {X.shape[0]} samples for early stopping ({exc})") from None
+                             f"of {X.shape[0]} samples for early stopping: {exc}") from None
         X, X_val, Y, Y_val = parts[:4]
         w, w_val = (parts[4], parts[5]) if sample_weight is not None else (None, None)
         if X_val.shape[0] < 2:
-            raise ValueError("validation_fraction: the validation set is too small; "
-                             "increase validation_fraction or the size of the data set")
+            raise ValueError("validation_fraction: The validation set is too small. Increase "
+                             "'validation_fraction' or the size of your dataset.")
         return X, Y, w, (X_val, self._decode(Y_val), w_val)
 
     def _engine_data(self, X, Y, sample_weight, dtype):
@@ -252,71 +395,73 @@ class _BaseMLP(BaseEstimator):
         return X, Y, labels, weights, LOSSES[self._loss()]
 
     def _begin(self, first, incremental, model, sizes, Y):
-        """The fitted attributes a fit starts from: all anew on a first fit."""
+        """The fitted attributes a fit starts from: all anew on a first fit (the stochastic
+        solvers' own only for them, as scikit-learn's)."""
+        self.model_ = model
+        self.__dict__.pop("_given_coefs", None)
+        self.__dict__.pop("_given_intercepts", None)
+        self.n_outputs_ = Y.shape[1]
         if first:
-            self.model_ = model
             self.t_ = 0
             self.n_layers_ = len(sizes) + 2
-            self.n_outputs_ = Y.shape[1]
             self.out_activation_ = {"sigmoid": "logistic"}.get(self._out_activation(),
                                                                self._out_activation())
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            early = self.early_stopping
-            self.validation_scores_ = [] if early else None
-            self.best_validation_score_ = -np.inf if early else None
-            self.best_loss_ = None if early else np.inf
-        if first or not incremental or not hasattr(self, "_optimizer_"):
-            self._optimizer_ = self._optimizer()
-            self._lr = float(self.learning_rate_init)
+            self._best_params = model.params.copy()
+            if self.solver != "lbfgs":
+                self.loss_curve_ = []
+                self._no_improvement_count = 0
+                early = self.early_stopping
+                self.validation_scores_ = [] if early else None
+                self.best_validation_score_ = -np.inf if early else None
+                self.best_loss_ = None if early else np.inf
+        if self.solver != "lbfgs" and (not incremental or not hasattr(self, "_optimizer")):
+            self._optimizer = _RateSchedule(self)
+            self._engine_optimizer = self._new_optimizer()
         self.n_iter_ = 0  # counts this call's epochs, as scikit-learn's does
 
     def _epochs(self, epochs, X_val, y_val, w_val, sample_idx, incremental):
         """scikit-learn's rules around the training loop's epochs: its shuffles, the tol,
-        early-stopping and adaptive rules."""
+        early-stopping and adaptive rules. Returns the loop's FloatingPointError if training
+        diverged (the model then keeps its weights from before the bad batch), else None."""
         try:
-            self._iterate(epochs, X_val, y_val, w_val, sample_idx, incremental)
+            return self._iterate(epochs, X_val, y_val, w_val, sample_idx, incremental)
         except KeyboardInterrupt:  # as scikit-learn: the estimator keeps its whole epochs
             warnings.warn("Training interrupted by user.")
+            return None
 
     def _iterate(self, epochs, X_val, y_val, w_val, sample_idx, incremental):
-        n = epochs.n
+        n, schedule, diverged = epochs.n, self._optimizer, None
         for _ in range(1 if incremental else self.max_iter):
             if self.shuffle:
                 sample_idx = _shuffle(sample_idx, random_state=self._random_state)
-            lr = self._lr if self.solver == "sgd" else float(self.learning_rate_init)
-            total = self._epoch(epochs, sample_idx, lr)
+            try:
+                total = np.nan if diverged else self._epoch(epochs, sample_idx, schedule.rate())
+            except FloatingPointError as exc:
+                # scikit-learn's weights become NaN and it trains on: every later loss and
+                # score is NaN, no rule stops it before max_iter, and then it raises
+                diverged, total = exc, np.nan
             self.n_iter_ += 1
             self.loss_ = total / n
             self.t_ += n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-            self._update_no_improvement_count(X_val, y_val, w_val)
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                try:
-                    self._lr = self.learning_rate_init / float(self.t_ + 1) ** self.power_t
-                except OverflowError:  # (t + 1) ** power_t beyond any float: the rate is 0
-                    self._lr = 0.0
+            self._update_no_improvement_count(X_val, y_val, w_val, diverged)
+            schedule.iteration_ends(self.t_, self.model_._optimizer_state.t)
             if self._no_improvement_count > self.n_iter_no_change:
-                if self.solver == "sgd" and self.learning_rate == "adaptive" and \
-                        self._lr > 1e-6:
-                    self._lr /= 5.0
-                    self._no_improvement_count = 0
-                    if self.verbose:
-                        print("Setting learning rate to %f" % self._lr)
-                else:
-                    if self.verbose:
-                        print("Training loss did not improve more than tol=%f for %d "
-                              "consecutive epochs. Stopping." % (self.tol,
-                                                                 self.n_iter_no_change))
+                msg = ("Validation score" if self.early_stopping else "Training loss") + \
+                    " did not improve more than tol=%f for %d consecutive epochs." % (
+                        self.tol, self.n_iter_no_change)
+                if schedule.trigger_stopping(msg, self.verbose):
                     break
+                self._no_improvement_count = 0
             if incremental:
                 break
             if self.n_iter_ == self.max_iter:
                 warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
                               "optimization hasn't converged yet." % self.max_iter,
                               ConvergenceWarning)
+        return diverged
 
     def _epoch(self, epochs, order, lr):
         """One epoch through the training loop, in the order scikit-learn draws; divergence
@@ -324,15 +469,16 @@ class _BaseMLP(BaseEstimator):
         rebuilt)."""
         model, steps = self.model_, epochs.steps
         if steps.engine is not model._engine:
-            steps.rebind(model._bind(self._optimizer_, epochs.batch_size,
+            steps.rebind(model._bind(self._engine_optimizer, epochs.batch_size,
                                      penalty=float(self.alpha)))
         steps.set_order(np.ascontiguousarray(order, dtype=np.int64))
         total, _ = epochs.run(lr, self.n_iter_)
         return total
 
-    def _update_no_improvement_count(self, X_val, y_val, w_val):
+    def _update_no_improvement_count(self, X_val, y_val, w_val, diverged):
         if self.early_stopping:
-            score = self._validation_score(X_val, y_val, w_val)
+            score = np.nan if diverged is not None else \
+                self._validation_score(X_val, y_val, w_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print("Validation score: %f" % score)
@@ -351,7 +497,12 @@ class _BaseMLP(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    _best_params = None
+    def _check_solver(self):
+        """partial_fit exists for the stochastic solvers only (scikit-learn's available_if)."""
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError("partial_fit is only available for stochastic optimizers. %s "
+                                 "is not stochastic." % self.solver)
+        return True
 
     def _sample_weight(self, X, y, sample_weight):
         if sample_weight is None:
@@ -360,7 +511,6 @@ class _BaseMLP(BaseEstimator):
 
     def fit(self, X, y, sample_weight=None):
         """Fits the network to (X, y), optionally weighting samples; returns self."""
-        self._best_params = None
         return self._fit(X, y, sample_weight, incremental=False)
 
     # -----------------------------------------------------------------------------------------
@@ -378,27 +528,33 @@ class _BaseMLP(BaseEstimator):
             out[lo:lo + rows.shape[0]] = model.predict(rows)
         return out
 
-    @property
-    def coefs_(self):
-        """The weight matrices (n_in, n_out) per layer (copies; assign a list to set them)."""
-        check_is_fitted(self, "model_")
-        return [l.W.copy() for l in self.model_.layers]
+    # Before a fit, lists assigned to coefs_ and intercepts_ are kept as they are (and may be
+    # changed in place) until partial_fit or a warm start trains from them, as scikit-learn's.
+    def _weights(self, given, k):
+        if not hasattr(self, "model_"):
+            if given not in self.__dict__:
+                check_is_fitted(self, "model_")
+            return self.__dict__[given]
+        return [pair[k] for pair in self.model_.get_weights()]
 
-    @coefs_.setter
-    def coefs_(self, values):
-        check_is_fitted(self, "model_")
-        self.model_.set_weights(list(zip(values, self.intercepts_)))
+    def _set_weights(self, given, k, values):
+        if not hasattr(self, "model_"):
+            self.__dict__[given] = values
+            return
+        pairs = [list(pair) for pair in self.model_.get_weights()]
+        values = list(values)
+        _need(len(values) == len(pairs), given[7:] + "_", f"{len(pairs)} arrays", len(values))
+        for pair, value in zip(pairs, values):
+            pair[k] = value
+        self.model_.set_weights(pairs)
 
-    @property
-    def intercepts_(self):
-        """The bias vectors per layer (copies; assign a list to set them)."""
-        check_is_fitted(self, "model_")
-        return [l.b.copy() for l in self.model_.layers]
-
-    @intercepts_.setter
-    def intercepts_(self, values):
-        check_is_fitted(self, "model_")
-        self.model_.set_weights(list(zip(self.coefs_, values)))
+    coefs_ = property(lambda self: self._weights("_given_coefs", 0),
+                      lambda self, v: self._set_weights("_given_coefs", 0, v),
+                      doc="The weight matrices (n_in, n_out) per layer (copies; assign a list "
+                          "to set them).")
+    intercepts_ = property(lambda self: self._weights("_given_intercepts", 1),
+                           lambda self, v: self._set_weights("_given_intercepts", 1, v),
+                           doc="The bias vectors per layer (copies; assign a list to set them).")
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "model_")
@@ -431,29 +587,36 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if kind not in ("binary", "multiclass", "multilabel-indicator"):
             raise ValueError(f"y: expected class labels (binary, multiclass or multilabel), "
                              f"got a target of type {kind!r}")
-        if first:
-            self._label_binarizer = LabelBinarizer()
-            if incremental:
-                if classes is None:
-                    raise ValueError("classes: expected the list of all classes on the first "
-                                     "call to partial_fit")
-                self._label_binarizer.fit(classes)
-                extra = set(unique_labels(y)) - set(self._label_binarizer.classes_)
-                if extra:
-                    raise ValueError(f"y: labels {sorted(extra)} are not in classes")
-            else:
-                self._label_binarizer.fit(y)
+        if incremental:  # partial_fit: the classes come with the first call
+            self._partial_fit_classes(y, classes)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer().fit(y)
             self.classes_ = self._label_binarizer.classes_
         else:
-            if classes is not None and not np.array_equal(np.sort(classes), self.classes_):
-                raise ValueError(f"classes: expected the classes of the first call "
-                                 f"{list(self.classes_)}, got {list(classes)}")
-            unseen = set(unique_labels(y)) - set(self.classes_)
-            if unseen:
-                raise ValueError(f"y: labels {sorted(unseen)} were not seen in the first fit; "
-                                 f"expected labels among {list(self.classes_)}")
+            seen = unique_labels(y)
+            if self.warm_start and not incremental and set(seen) != set(self.classes_):
+                raise ValueError(f"y: warm_start can only be used where `y` has the same "
+                                 f"classes as in the previous call to fit. Previously got "
+                                 f"{self.classes_}, `y` has {seen}")
+            extra = np.setdiff1d(seen, self.classes_, assume_unique=True)
+            if len(extra):
+                raise ValueError(f"y: labels {list(extra)} are not among the classes "
+                                 f"{list(self.classes_)} of the first call")
         self._y_raw = y
         return self._label_binarizer.transform(y).astype(np.float64)
+
+    def _partial_fit_classes(self, y, classes):
+        """scikit-learn's rule: `classes` is needed on the first call, and must not change."""
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError("classes: expected the list of all classes on the first call "
+                                 "to partial_fit")
+            self._label_binarizer = LabelBinarizer().fit(
+                y if type_of_target(y).startswith("multilabel") else classes)
+            self.classes_ = unique_labels(classes)
+        elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
+            raise ValueError(f"classes: expected the classes of the first call "
+                             f"{list(self.classes_)}, got {list(classes)}")
 
     def _sample_weight(self, X, Y, sample_weight):
         w = super()._sample_weight(X, Y, sample_weight)
@@ -485,10 +648,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _validation_score(self, X, y, w):
         return self.score(X, y, sample_weight=w)
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """One epoch on (X, y); `classes` (all the classes) is needed on the first call."""
-        if self.solver not in ("sgd", "adam"):
-            self._check_params()
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch on (X, y); `classes` (all the classes) is needed on the first call. For
+        the stochastic solvers only."""
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     def predict_proba(self, X):
@@ -568,10 +731,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return Y
 
     def _validation_score(self, X, y, w):
-        return self.score(X, y.ravel() if y.shape[1] == 1 else y, sample_weight=w)
+        pred = self.predict(X)
+        if not np.isfinite(pred).all():  # scikit-learn's score of a diverging network
+            return np.nan
+        return r2_score(y.ravel() if y.shape[1] == 1 else y, pred, sample_weight=w)
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch on (X, y)."""
+        """One epoch on (X, y). For the stochastic solvers only."""
         return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):

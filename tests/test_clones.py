@@ -88,14 +88,15 @@ def _run(lib, dtype, kernel, seed):
         lib.fp_column_sum(dt, _ptr(Z), N(n), N(m), _ptr(db), 0)
         return db.tobytes()
     if kernel.startswith("opt"):
-        kind = int(kernel[3:])
+        kind = int(kernel[3])
 
         class Opt(ctypes.Structure):
             _fields_ = [("kind", ctypes.c_int), ("nesterov", ctypes.c_int)] + \
                        [(f, ctypes.c_double) for f in ("lr", "momentum", "beta1", "beta2", "eps",
                                                        "alpha", "weight_decay", "max_norm")] + \
-                       [("eps_outside", ctypes.c_int)]
-        opt = Opt(kind, 1, 0.01, 0.9, 0.9, 0.999, 1e-8, 0.99, 0.01, 1.0, kind % 2)
+                       [("eps_outside", ctypes.c_int), ("lr_in_velocity", ctypes.c_int)]
+        opt = Opt(kind, 1, 0.01, 0.9, 0.9, 0.999, 1e-8, 0.99, 0.01, 1.0, kind % 2,
+                  int(kernel.endswith("v")))
         p, g = Z.ravel().copy(), Y.ravel().copy()
         s0, s1 = np.abs(A.ravel()).copy(), np.abs(Y.ravel()).copy()
         for t in (1, 2, 3):
@@ -112,7 +113,7 @@ def _run(lib, dtype, kernel, seed):
 
 KERNELS = [f"act{c}" for c in range(_kernels.N_CODES["activation"])] + \
           [f"{w}loss{c}" for c in range(_kernels.N_CODES["loss"]) for w in ("", "w")] + \
-          ["column_sum", "dropout"] + [f"opt{k}" for k in range(5)]
+          ["column_sum", "dropout"] + [f"opt{k}" for k in range(5)] + ["opt1v"]
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

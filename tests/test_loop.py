@@ -80,9 +80,11 @@ def test_estimators_stop_before_the_bad_batch(sparse):
                                batch_size=10, shuffle=False, max_iter=5, alpha=0.0,
                                random_state=0, dtype="float64")
     data = scipy_sparse.csr_matrix(X) if sparse else X
-    with pytest.raises(FloatingPointError, match="^fit: epoch 1, batch") as info:
-        est.fit(data, Y.ravel())
-    _, rows = batch_of(str(info.value))
+    with pytest.raises(ValueError, match="^Solver produced non-finite parameter weights") as info:
+        est.fit(data, Y.ravel())  # scikit-learn's error, from the loop's
+    assert isinstance(info.value.__cause__, FloatingPointError)
+    assert str(info.value.__cause__).startswith("fit: epoch 1, batch")
+    _, rows = batch_of(str(info.value.__cause__))
     assert the_next_step_diverges(est.model_, rows, loss="half_mean_squared_error")
 
 

@@ -51,6 +51,33 @@ def test_update_formulas(name, hp):
                                atol=1e-14)
 
 
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_in_scikit_learns_velocity_form_carries_earlier_rates(nesterov):
+    # scikit-learn's SGDOptimizer: v = mu v - lr g; p += v (Nesterov: p += mu v - lr g), with
+    # the rate changing between steps; torch's form scales the whole buffer by the current rate
+    rng = np.random.default_rng(1)
+    p0, grads, rates = rng.normal(size=8), [rng.normal(size=8) for _ in range(5)], \
+        [0.1, 0.05, 0.02, 0.2, 0.01]
+    model = model_with(p0)
+    opt = fp.SGD(lr=0.1, momentum=0.9, nesterov=nesterov)
+    opt._lr_in_velocity = True
+    p, v = p0.copy(), np.zeros(8)
+    for g, lr in zip(grads, rates):
+        model.grads[...] = g
+        opt.lr = lr
+        opt.step(model)
+        v = 0.9 * v - lr * g
+        p += 0.9 * v - lr * g if nesterov else v
+    np.testing.assert_allclose(model.params, p, rtol=1e-14, atol=1e-15)
+    torch_form = model_with(p0)
+    opt = fp.SGD(lr=0.1, momentum=0.9, nesterov=nesterov)
+    for g, lr in zip(grads, rates):
+        torch_form.grads[...] = g
+        opt.lr = lr
+        opt.step(torch_form)
+    assert np.abs(torch_form.params - p).max() > 1e-3  # the forms differ when lr changes
+
+
 def test_clipping_scales_the_gradients_in_place():
     model = model_with(np.zeros(8))
     model.grads[...] = 3.0  # norm sqrt(72)
