@@ -76,7 +76,7 @@ def _hyper():
     from fastprop._kernels import fp_optimizer_kind as K
     return {"kind": int(K.FP_OPT_SGD), "nesterov": 0, "lr": 0.1, "momentum": 0.0, "beta1": 0.9,
             "beta2": 0.999, "eps": 1e-8, "alpha": 0.99, "weight_decay": 0.0, "max_norm": 0.0,
-            "eps_outside": 0}
+            "eps_outside": 0, "lr_in_velocity": 0}
 
 
 class _Spec:
