@@ -314,6 +314,17 @@ def _sgd_update(floating[::1] params, const floating[::1] grads, double lr):
         fp_sgd_update(dtype_of(&params[0]), &params[0], &grads[0], params.shape[0], lr)
 
 
+def _all_finite(const floating[::1] x):
+    """True if every value of x is finite: a vectorized sum, the values counted only when it is
+    not (no floating-point warnings, no temporary array)."""
+    cdef int finite = 1
+    if x.shape[0] == 0:
+        return True
+    with nogil:
+        fp_all_finite(dtype_of(&x[0]), &x[0], x.shape[0], &finite)
+    return bool(finite)
+
+
 def _dropout_key(unsigned long long seed, long long step, int layer):
     """The key of the dropout mask of `layer` at training step `step` for a model's seed."""
     return fp_dropout_key(seed, step, layer)

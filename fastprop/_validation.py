@@ -8,7 +8,8 @@ import numbers
 
 import numpy as np
 
-INT_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
+from ._kernels import C_INT_MAX as INT_MAX  # BLAS dimensions are C ints
+from ._kernels import _all_finite
 
 
 def check_dtype(dtype):
@@ -121,12 +122,22 @@ def as_numeric_array(name, value):
     return arr
 
 
+_COMPILED = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def count_not_finite(arr):
     """The number of NaN and inf in an array, without a temporary the size of the array: a
     float64 sum is finite exactly when every value is (unless float64 data overflows it, for
     which the values are counted, a chunk at a time)."""
-    if arr.dtype.kind != "f" or np.isfinite(np.add.reduce(arr, axis=None, dtype=np.float64)):
+    if arr.dtype.kind != "f":
         return 0
+    if arr.dtype in _COMPILED and (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        if _all_finite(arr.reshape(-1, order="A")):  # compiled: no warning for inf - inf
+            return 0
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.add.reduce(arr, axis=None, dtype=np.float64)):
+                return 0
     return sum(int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
                for chunk in np.array_split(arr.reshape(-1), max(1, arr.size // 65536)))
 

@@ -40,7 +40,7 @@ import zipfile
 
 import numpy as np
 
-from ._validation import count_not_finite
+from ._validation import INT_MAX, count_not_finite
 from .layers import LayerSpec
 from .optimizers import OPTIMIZERS, Optimizer, OptimizerState
 
@@ -333,8 +333,8 @@ def _architecture(header):
     specs, inits, n_params = [], [], 0
     for i, d in enumerate(layers):
         _need(isinstance(d, dict), f"layers[{i}] must be an object")
-        n_in = _int(d.get("n_in"), f"layers[{i}].n_in", 1, 2**31 - 1)
-        n_out = _int(d.get("n_out"), f"layers[{i}].n_out", 1, 2**31 - 1)
+        n_in = _int(d.get("n_in"), f"layers[{i}].n_in", 1, INT_MAX)
+        n_out = _int(d.get("n_out"), f"layers[{i}].n_out", 1, INT_MAX)
         _need(isinstance(d.get("activation"), str) and isinstance(d.get("init"), str),
               f"layers[{i}]: activation and init must be names")
         slope = _number(d.get("negative_slope"), f"layers[{i}].negative_slope")

@@ -35,18 +35,19 @@ class Loss(NamedTuple):
     from_logits: bool = False     # computed from the output's logits, its derivative folded in
     classification: bool = False  # counts correct predictions (accuracy)
     per_element: bool = False     # accuracy counts each output element (several labels a sample)
+    squares: bool = False         # squares the residual: targets beyond sqrt(the dtype's max) overflow
 
 
 _ROWS = (
-    Loss("mse", _code.FP_LOSS_MSE, ("mean_squared_error", "squared_error")),
-    Loss("half_squared_error", _code.FP_LOSS_HALF_SE, ("half_mse",)),
+    Loss("mse", _code.FP_LOSS_MSE, ("mean_squared_error", "squared_error"), squares=True),
+    Loss("half_squared_error", _code.FP_LOSS_HALF_SE, ("half_mse",), squares=True),
     Loss("binary_cross_entropy", _code.FP_LOSS_BCE, ("bce",)),
     Loss("softmax_cross_entropy", _code.FP_LOSS_SOFTMAX_XENT,
          ("cross_entropy", "categorical_cross_entropy")),
     Loss("mae", _code.FP_LOSS_MAE, ("mean_absolute_error", "l1")),
     Loss("huber", _code.FP_LOSS_HUBER),
     Loss("multilabel_binary_cross_entropy", _code.FP_LOSS_MULTILABEL_BCE, ("multilabel_bce",)),
-    Loss("half_mean_squared_error", _code.FP_LOSS_HALF_MSE),
+    Loss("half_mean_squared_error", _code.FP_LOSS_HALF_MSE, squares=True),
 )
 
 
@@ -125,8 +126,16 @@ def prepare_targets(loss, y, n_samples, n_out, dtype, name="y"):
             raise ValueError(f"{name}: expected one-hot or probability rows summing to 1 for "
                              f"softmax_cross_entropy, got row {worst} summing to {sums[worst]:g}")
     if arr.dtype == dtype:  # checked above
-        return np.ascontiguousarray(arr), None
-    with np.errstate(over="ignore"):
-        arr = np.ascontiguousarray(arr, dtype=dtype)
-    check_finite(name, arr)  # after the cast: 1e39 is inf in float32
+        arr = np.ascontiguousarray(arr)
+    else:
+        with np.errstate(over="ignore"):
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+        check_finite(name, arr)  # after the cast: 1e39 is inf in float32
+    if TABLE[loss].squares:
+        largest = float(np.abs(arr).max()) if arr.size else 0.0
+        limit = float(np.sqrt(np.finfo(dtype).max)) / 4  # (a - y)^2 of outputs near them
+        if largest > limit:
+            raise ValueError(f"{name}: expected targets whose squares fit in {np.dtype(dtype)} "
+                             f"for {loss} (|y| up to {limit:.3g}), got |y| up to {largest:.3g}; "
+                             f"scale the targets")
     return arr, None

@@ -200,3 +200,41 @@ def test_different_models_in_different_threads_train_exactly_as_alone():
         t.join()
     for m, want in zip(models, alone):
         np.testing.assert_array_equal(m.params, want)
+
+
+def test_values_beyond_float32_are_refused_without_a_stray_warning():
+    import warnings
+    model = fp.Sequential([fp.Dense(2, 1)], seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning beside the ValueError would fail here
+        for assign in (lambda: setattr(model.layers[0], "W", [[1e39], [-1e39]]),
+                       lambda: setattr(model, "params", [1e39, -1e39, 1.0]),
+                       lambda: model.predict([[1e39, -1e39]])):
+            with pytest.raises(ValueError, match="expected finite values, got 2 NaN or inf"):
+                assign()
+
+
+def test_targets_whose_squares_overflow_are_refused_before_training():
+    model = fp.Sequential([fp.Dense(2, 1)], seed=0)
+    before = model.params.copy()
+    with pytest.raises(ValueError, match=r"y: expected targets whose squares fit in float32 for "
+                                         r"mse .* got \|y\| up to 1e\+20; scale the targets"):
+        model.fit(np.ones((4, 2)), np.full(4, 1e20), "mse")
+    np.testing.assert_array_equal(model.params, before)
+    model.fit(np.ones((4, 2)), np.full(4, 1e20), "mae", fp.SGD(1e-30))  # |a - y|: no square
+
+
+def test_reading_passes_keep_a_bounded_workspace_and_a_history_free_result():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 16))
+    model = fp.Sequential([fp.Dense(16, 32, "tanh"), fp.Dense(32, 2)], dtype="float64", seed=0)
+    first = model.predict(X)
+    model.explain(X, np.zeros((5000, 2)), "mse")
+    model.loss_and_gradients(X, np.zeros((5000, 2)), "mse")
+    assert model._engine.capacity <= 1024  # reading passes run in chunks: no 5,000-row engine
+    np.testing.assert_array_equal(model.predict(X), first)  # the same chunks as before
+    model.train_step(X, np.zeros((5000, 2)), "mse", fp.SGD(1e-12))  # a training batch this large
+    assert model._engine.capacity == 5000
+    model.free_workspace()
+    assert model._engine is None
+    np.testing.assert_allclose(model.predict(X), first, rtol=1e-9)  # the tiny step aside
