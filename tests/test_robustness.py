@@ -237,4 +237,4 @@ def test_reading_passes_keep_a_bounded_workspace_and_a_history_free_result():
     assert model._engine.capacity == 5000
     model.free_workspace()
     assert model._engine is None
-    np.testing.assert_allclose(model.predict(X), first, rtol=1e-9)  # the tiny step aside
+    np.testing.assert_allclose(model.predict(X), first, atol=1e-9)  # the tiny step aside
