@@ -626,6 +626,16 @@ cdef bint _weights_ok(const void *weights, Py_ssize_t n, int dtype) noexcept nog
     return True
 
 
+cdef void *_vector(arr, str name, dtype, Py_ssize_t n, bint writable) except? NULL:
+    """The data of a C-contiguous 1-D array of `dtype` and length n (writable if asked)."""
+    if not (isinstance(arr, np.ndarray) and (<cnp.ndarray>arr).ndim == 1 and
+            arr.shape[0] == n and arr.dtype == dtype and arr.flags.c_contiguous and
+            (arr.flags.writeable or not writable)):
+        raise ValueError(f"{name}: expected a C-contiguous{' writable' if writable else ''} "
+                         f"{np.dtype(dtype)} array of {n}")
+    return _data(arr)
+
+
 cdef inline void *_data(cnp.ndarray arr):
     return cnp.PyArray_DATA(arr)
 
@@ -1092,13 +1102,13 @@ cdef class Engine:
         the model goes back to the start of the epoch under way, whose loss stays as it was."""
         self._check_training(0.0)
         self._checked(data, batch_size)
-        cdef double[::1] rates = lrs
-        cdef double[::1] out_loss = losses
-        cdef int64_t[::1] out_correct = corrects
-        cdef double[::1] out_seconds = seconds
-        cdef Py_ssize_t n_epochs = rates.shape[0], e, done, diverged = -1
-        if not (out_loss.shape[0] == out_correct.shape[0] == out_seconds.shape[0] == n_epochs):
-            raise ValueError("losses, corrects, seconds: expected one entry per epoch")
+        cdef Py_ssize_t n_epochs = len(lrs), e, done, diverged = -1
+        cdef double *rates = <double *>_vector(lrs, "lrs", np.float64, n_epochs, False)
+        cdef double *out_loss = <double *>_vector(losses, "losses", np.float64, n_epochs, True)
+        cdef int64_t *out_correct = <int64_t *>_vector(corrects, "corrects", np.int64, n_epochs,
+                                                       True)
+        cdef double *out_seconds = <double *>_vector(seconds, "seconds", np.float64, n_epochs,
+                                                     True)
         for e in range(n_epochs):
             if not (rates[e] >= 0 and _finite(rates[e])):
                 raise ValueError(f"lrs: expected finite learning rates >= 0, got {rates[e]!r}")
@@ -1118,11 +1128,8 @@ cdef class Engine:
             with nogil:
                 fp_pass_begin()
                 done = _epochs(&self.net, &b, data.order_ptr, data.n, batch_size, data.loss,
-                               &rates[0] if n_epochs else NULL, n_epochs, shuffle,
-                               snapshot.copies, snapshot.n,
-                               &out_loss[0] if n_epochs else NULL,
-                               &out_correct[0] if n_epochs else NULL,
-                               &out_seconds[0] if n_epochs else NULL, &diverged)
+                               rates, n_epochs, shuffle, snapshot.copies, snapshot.n, out_loss,
+                               out_correct, out_seconds, &diverged)
                 fp_pass_end()
         finally:
             self._end()

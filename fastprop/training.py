@@ -302,10 +302,13 @@ def _compiled_epochs(epochs, plan, shuffles, history):
     lrs = np.asarray(plan.rates, dtype=np.float64)
     losses, seconds = np.full(count, np.nan), np.empty(count)
     corrects = np.empty(count, np.int64)
+    done = count
     try:
         epochs.run_compiled(lrs, shuffles, losses, corrects, seconds)
-    finally:  # interrupted: the epochs finished, whose loss was written
+    except BaseException:  # interrupted or diverged: the epochs finished wrote their loss
         done = count - int(np.isnan(losses[::-1]).cumprod().sum())
+        raise
+    finally:
         history._extend(1, losses[:done], corrects[:done] / (n * _per_sample(plan))
                         if plan.loss in CLASSIFICATION else None, lrs[:done], seconds[:done], n)
 
