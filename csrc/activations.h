@@ -9,7 +9,7 @@
 
 /* sigmoid(v), and 1 - sigmoid(v) in *complement, from e = exp(-|v|) in (0, 1]: neither
  * overflows, neither cancels. */
-static inline REAL FP_NAME(fp_sigmoid_pair)(REAL v, REAL *complement)
+FP_INLINE REAL FP_NAME(fp_sigmoid_pair)(REAL v, REAL *complement)
 {
     const REAL e = FP_NAME(fp_exp)(-fabs(v));
     const REAL q = (REAL)1 / ((REAL)1 + e), eq = e * q;
@@ -18,14 +18,14 @@ static inline REAL FP_NAME(fp_sigmoid_pair)(REAL v, REAL *complement)
 }
 
 /* gelu(v) = v Phi(v); gelu'(v) = Phi(v) + v phi(v). At -inf the limit 0, not -inf * 0. */
-static inline REAL FP_NAME(fp_gelu)(REAL v)
+FP_INLINE REAL FP_NAME(fp_gelu)(REAL v)
 {
     REAL g;
     const REAL phi = FP_NAME(fp_ncdf)(v, &g);
     return phi == 0 ? (REAL)0 : v * phi;
 }
 
-static inline REAL FP_NAME(fp_gelu_grad)(REAL d, REAL v)
+FP_INLINE REAL FP_NAME(fp_gelu_grad)(REAL d, REAL v)
 {
     REAL g;
     const REAL phi = FP_NAME(fp_ncdf)(v, &g);
@@ -36,14 +36,14 @@ static inline REAL FP_NAME(fp_gelu_grad)(REAL d, REAL v)
  * (v + 0.044715 v^3): the sigmoid form does not cancel for negative v. */
 #define FP_GELU_K 1.5957691216057307117 /* 2 sqrt(2 / pi) */
 #define FP_GELU_C 0.044715
-static inline REAL FP_NAME(fp_gelu_tanh)(REAL v)
+FP_INLINE REAL FP_NAME(fp_gelu_tanh)(REAL v)
 {
     REAL c;
     const REAL y = v * ((REAL)FP_GELU_K + (REAL)(FP_GELU_K * FP_GELU_C) * (v * v));
     return v * FP_NAME(fp_sigmoid_pair)(y, &c);
 }
 
-static inline REAL FP_NAME(fp_gelu_tanh_grad)(REAL d, REAL v)
+FP_INLINE REAL FP_NAME(fp_gelu_tanh_grad)(REAL d, REAL v)
 {
     REAL c;
     const REAL v2 = v * v;
@@ -54,7 +54,7 @@ static inline REAL FP_NAME(fp_gelu_tanh_grad)(REAL d, REAL v)
 }
 
 /* silu(v) = v sigmoid(v); silu'(v) = s + v s (1 - s). */
-static inline REAL FP_NAME(fp_silu_grad)(REAL d, REAL v)
+FP_INLINE REAL FP_NAME(fp_silu_grad)(REAL d, REAL v)
 {
     REAL c;
     const REAL s = FP_NAME(fp_sigmoid_pair)(v, &c);
@@ -63,13 +63,13 @@ static inline REAL FP_NAME(fp_silu_grad)(REAL d, REAL v)
 
 /* softplus(v) = log(1 + exp(v)) = max(v, 0) + log1p(exp(-|v|)), and v above torch's threshold
  * 20 (where torch returns v itself); softplus'(v) = sigmoid(v), 1 above the threshold. */
-static inline REAL FP_NAME(fp_softplus)(REAL v)
+FP_INLINE REAL FP_NAME(fp_softplus)(REAL v)
 {
     const REAL f = (v > 0 ? v : (REAL)0) + FP_NAME(fp_log1p01)(FP_NAME(fp_exp)(-fabs(v)));
     return v > (REAL)20 ? v : f;
 }
 
-static inline REAL FP_NAME(fp_softplus_grad)(REAL d, REAL v)
+FP_INLINE REAL FP_NAME(fp_softplus_grad)(REAL d, REAL v)
 {
     REAL c;
     const REAL s = FP_NAME(fp_sigmoid_pair)(v, &c);

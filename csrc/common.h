@@ -36,6 +36,15 @@
 #define FP_TILE 64
 #endif
 
+/* The element functions (exp, tanh, the activations' helpers) are always inlined: called from
+ * a loop, they must become part of it for the loop to vectorize; GCC's own budget stops
+ * inlining them once a function calls them from many places (fp_bias_activation's table). */
+#if defined(__GNUC__)
+#define FP_INLINE static inline __attribute__((always_inline))
+#else
+#define FP_INLINE static inline
+#endif
+
 #define FP_CAT_(a, b) a##_##b
 #define FP_CAT(a, b) FP_CAT_(a, b)
 #define FP_NAME(name) FP_CAT(name, SFX)
@@ -69,7 +78,7 @@
  * exp(r) by a polynomial (kernels.c: within two units in the last place), and 2^n added to the
  * exponent bits. Above FP_EXP_MAX the result is inf, below FP_EXP_MIN (where it would be
  * denormal) it is 0, as with flush-to-zero; NaN stays NaN. */
-static inline REAL FP_NAME(fp_exp)(REAL x)
+FP_INLINE REAL FP_NAME(fp_exp)(REAL x)
 {
     REAL c = x > FP_EXP_MAX ? FP_EXP_MAX : x;
     c = c < FP_EXP_MIN ? FP_EXP_MIN : c;
@@ -104,7 +113,7 @@ static inline REAL FP_NAME(fp_exp)(REAL x)
  * cancellation costs at most about a bit there); below, a polynomial in x^2 for tanh(x) / x
  * (kernels.c); the sign restored at the end. Both are computed and one is
  * selected, so the loop has no branch. NaN stays NaN; +-inf give +-1. */
-static inline REAL FP_NAME(fp_tanh)(REAL x)
+FP_INLINE REAL FP_NAME(fp_tanh)(REAL x)
 {
     const REAL a = fabs(x);
     const REAL e = FP_NAME(fp_exp)((REAL)2 * a);
@@ -120,7 +129,7 @@ static inline REAL FP_NAME(fp_tanh)(REAL x)
 }
 
 /* log(1 + x) for x in [0, 1], vectorizable: 2 atanh(s) with s = x / (2 + x) in [0, 1/3]. */
-static inline REAL FP_NAME(fp_log1p01)(REAL x)
+FP_INLINE REAL FP_NAME(fp_log1p01)(REAL x)
 {
     const REAL s = x / ((REAL)2 + x);
     const REAL z = s * s;
@@ -134,7 +143,7 @@ static inline REAL FP_NAME(fp_log1p01)(REAL x)
 /* exp(x) - 1 without cancellation near 0: for |x| < ln2 / 2, x q(x) with q exp's polynomial (see
  * fp_exp) less its constant term, divided by x; beyond, exp(x) - 1, whose subtraction costs at
  * most about a unit in the last place there. Both are computed and one selected. */
-static inline REAL FP_NAME(fp_expm1)(REAL x)
+FP_INLINE REAL FP_NAME(fp_expm1)(REAL x)
 {
     REAL q = (REAL)FP_EXP_C[FP_EXP_DEGREE];
 #pragma GCC unroll 16
@@ -154,7 +163,7 @@ static inline REAL FP_NAME(fp_expm1)(REAL x)
  *   and nearly flat in t; kernels.c's fits), and Phi(u) = 1 - Phi(-u). exp(-u^2 / 2) reads u^2 as an exact sum
  *   hi + lo (Veltkamp's split, Dekker's product): rounding u^2 alone would cost u^2 units.
  * u is clamped where exp(-u^2 / 2) is already 0 (the fit's end); NaN stays NaN. */
-static inline REAL FP_NAME(fp_ncdf)(REAL v, REAL *gauss)
+FP_INLINE REAL FP_NAME(fp_ncdf)(REAL v, REAL *gauss)
 {
     REAL u = fabs(v);
     u = u > (REAL)FP_PHI_TAIL_MAX ? (REAL)FP_PHI_TAIL_MAX : u;
