@@ -180,29 +180,20 @@ FP_MULTIVERSION static double FP_NAME(fp_softmax_xent_labels)(const REAL *Z, con
 
 /* The kernels in the one signature of the table: (Z, A, Y, labels, n_samples, n_out, dZ, scale,
  * n_correct), each reading what it needs. */
-static double FP_NAME(fp_loss_squared)(const REAL *Z, const REAL *A, const REAL *Y,
-                                       const int64_t *labels, ptrdiff_t n_samples, ptrdiff_t n_out,
-                                       REAL *dZ, REAL scale, int64_t *n_correct)
-{
-    (void)Z, (void)labels, (void)n_correct;
-    return FP_NAME(fp_squared_error)(A, Y, n_samples * n_out, dZ, scale);
-}
-
-static double FP_NAME(fp_loss_abs)(const REAL *Z, const REAL *A, const REAL *Y,
-                                   const int64_t *labels, ptrdiff_t n_samples, ptrdiff_t n_out,
-                                   REAL *dZ, REAL scale, int64_t *n_correct)
-{
-    (void)Z, (void)labels, (void)n_correct;
-    return FP_NAME(fp_abs_error)(A, Y, n_samples * n_out, dZ, scale);
-}
-
-static double FP_NAME(fp_loss_huber)(const REAL *Z, const REAL *A, const REAL *Y,
-                                     const int64_t *labels, ptrdiff_t n_samples, ptrdiff_t n_out,
-                                     REAL *dZ, REAL scale, int64_t *n_correct)
-{
-    (void)Z, (void)labels, (void)n_correct;
-    return FP_NAME(fp_huber)(A, Y, n_samples * n_out, dZ, scale);
-}
+/* An element-wise loss of the output A against Y (squared, absolute, Huber), in the table's
+ * signature. */
+#define FP_ELEMENTWISE_LOSS(NAME, KERNEL)                                                          \
+    static double FP_NAME(NAME)(const REAL *Z, const REAL *A, const REAL *Y,                       \
+                                const int64_t *labels, ptrdiff_t n_samples, ptrdiff_t n_out,       \
+                                REAL *dZ, REAL scale, int64_t *n_correct)                          \
+    {                                                                                              \
+        (void)Z, (void)labels, (void)n_correct;                                                    \
+        return FP_NAME(KERNEL)(A, Y, n_samples * n_out, dZ, scale);                                \
+    }
+FP_ELEMENTWISE_LOSS(fp_loss_squared, fp_squared_error)
+FP_ELEMENTWISE_LOSS(fp_loss_abs, fp_abs_error)
+FP_ELEMENTWISE_LOSS(fp_loss_huber, fp_huber)
+#undef FP_ELEMENTWISE_LOSS
 
 static double FP_NAME(fp_loss_bce)(const REAL *Z, const REAL *A, const REAL *Y,
                                    const int64_t *labels, ptrdiff_t n_samples, ptrdiff_t n_out,

@@ -44,7 +44,7 @@ import threading
 import numpy as np
 cimport numpy as cnp
 
-from fastprop._kernels cimport (floating, gemm, forward_layer, delta_layer, weight_gradient,
+from fastprop._kernels cimport (Copies, Copy, floating, gemm, forward_layer, delta_layer, weight_gradient,
                                 axpy, sum_of_squares, make_optimizer, check_activation,
                                 check_loss, check_optimizer, check_status,
                                 fp_optimizer, fp_optimizer_n_state, fp_activation_info,
@@ -386,59 +386,6 @@ cdef double _any_epoch(Net *net, const Batch *b, const int64_t *order, Py_ssize_
     return _epoch(net, <const double *>b.X, <const double *>b.Y, b.labels,
                   <const double *>b.weights, order, n, batch_size, loss, lr, check_params,
                   n_correct, diverged)
-
-
-cdef struct Copy:             # a snapshot pair: what a training epoch changes, and its copy
-    void *live
-    void *saved
-    size_t size
-
-
-cdef class Copies:
-    """Pairs (live, saved) of contiguous arrays of one size, checked once: take() copies every
-    live array into its saved one, restore() back; compiled loops of memcpy, no allocation. A
-    training epoch's snapshot (the parameters, optimizer state and counters it changes), taken
-    before each epoch so that a diverged one can be replayed from its start."""
-    cdef Copy *copies
-    cdef int n
-    cdef list _arrays
-
-    def __cinit__(self, pairs):
-        pairs = list(pairs)
-        self.copies = <Copy *>calloc(max(len(pairs), 1), sizeof(Copy))
-        if self.copies == NULL:
-            raise MemoryError()
-        self._arrays = []
-        for k, pair in enumerate(pairs):
-            live, saved = pair
-            if not (isinstance(live, np.ndarray) and isinstance(saved, np.ndarray) and
-                    live.nbytes == saved.nbytes and live.flags.c_contiguous and
-                    saved.flags.c_contiguous and saved.flags.writeable and
-                    live.flags.writeable and not live.dtype.hasobject and
-                    not saved.dtype.hasobject and not np.may_share_memory(live, saved)):
-                raise ValueError(f"pairs[{k}]: expected a (live, saved) pair of writable "
-                                 f"contiguous numeric arrays of one size")
-            self.copies[k].live = _data(live)
-            self.copies[k].saved = _data(saved)
-            self.copies[k].size = live.nbytes
-            self._arrays += [live, saved]  # kept alive while the pointers are
-        self.n = len(pairs)
-
-    def __dealloc__(self):
-        free(self.copies)
-
-    def __reduce__(self):
-        raise TypeError("Copies holds raw pointers: it is not pickled")
-
-    def take(self):
-        cdef int k
-        for k in range(self.n):
-            memcpy(self.copies[k].saved, self.copies[k].live, self.copies[k].size)
-
-    def restore(self):
-        cdef int k
-        for k in range(self.n):
-            memcpy(self.copies[k].live, self.copies[k].saved, self.copies[k].size)
 
 
 cdef inline double _now() noexcept nogil:

@@ -149,3 +149,17 @@ cdef double sum_of_squares(Py_ssize_t n, const floating *x) noexcept nogil
 
 # The C description of an optimizer from fastprop.optimizers' hyperparameters (every key named).
 cdef fp_optimizer make_optimizer(dict hyper) except *
+
+
+# Pairs (live, saved) of arrays copied one way or the other by memcpy loops: a training epoch's
+# snapshot (fastprop/loop.py), which the engine also takes between the epochs of one call.
+cdef struct Copy:
+    void *live
+    void *saved
+    size_t size
+
+
+cdef class Copies:
+    cdef Copy *copies
+    cdef int n
+    cdef list _arrays

@@ -8,9 +8,16 @@ underscore that releases the GIL around it, for fastprop.kernels, which checks t
 """
 from libc.limits cimport INT_MAX
 from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm, saxpy, daxpy, sdot, ddot
 
 import enum
+
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
 
 C_INT_MAX = INT_MAX  # the largest dimension the kernels (and BLAS) take
 # how many codes of each kind there are: a code is valid when 0 <= code < its count
@@ -18,31 +25,28 @@ N_CODES = {"dtype": FP_N_DTYPES, "activation": FP_N_ACTIVATIONS, "loss": FP_N_LO
            "optimizer": FP_N_OPTIMIZERS}
 
 
-cdef dict _activation_names():
-    cdef fp_activation_info info
-    cdef int code
+cdef dict _names(str kind):
+    """{C name: code} of every row of the activation or the loss table."""
+    cdef fp_activation_info act
+    cdef fp_loss_info los
+    cdef int code, status
     names = {}
-    for code in range(FP_N_ACTIVATIONS):
-        if fp_activation_describe(code, &info) != FP_OK:
-            raise ImportError(f"fastprop._kernels: activation code {code} has no row")
-        names[info.name.decode()] = code
-    return names
-
-
-cdef dict _loss_names():
-    cdef fp_loss_info info
-    cdef int code
-    names = {}
-    for code in range(FP_N_LOSSES):
-        if fp_loss_describe(code, &info) != FP_OK:
-            raise ImportError(f"fastprop._kernels: loss code {code} has no row")
-        names[info.name.decode()] = code
+    for code in range(N_CODES[kind]):
+        if kind == "activation":
+            status = fp_activation_describe(code, &act)
+            name = act.name if status == FP_OK else None
+        else:
+            status = fp_loss_describe(code, &los)
+            name = los.name if status == FP_OK else None
+        if name is None:
+            raise ImportError(f"fastprop._kernels: {kind} code {code} has no row")
+        names[name.decode()] = code
     return names
 
 
 # The codes of the C tables, by their C names (fp_activation.FP_GELU, fp_loss.FP_LOSS_MSE)
-fp_activation = enum.IntEnum("fp_activation", _activation_names())
-fp_loss = enum.IntEnum("fp_loss", _loss_names())
+fp_activation = enum.IntEnum("fp_activation", _names("activation"))
+fp_loss = enum.IntEnum("fp_loss", _names("loss"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,3 +457,47 @@ def _activation_backward(floating[:, ::1] dA, const floating[:, ::1] A,
         status = fp_activation_backward(dtype_of(&dA[0, 0]), &dA[0, 0], &A[0, 0], z,
                                         dA.shape[0] * dA.shape[1], activation, param)
     check_status(status, "activation", activation)
+
+
+cdef class Copies:
+    """Pairs (live, saved) of contiguous arrays of one size, checked once: take() copies every
+    live array into its saved one, restore() back; compiled loops of memcpy, no allocation. A
+    training epoch's snapshot (the parameters, optimizer state and counters it changes), taken
+    before each epoch so that a diverged one can be replayed from its start."""
+
+    def __cinit__(self, pairs):
+        pairs = list(pairs)
+        self.copies = <Copy *>calloc(max(len(pairs), 1), sizeof(Copy))
+        if self.copies == NULL:
+            raise MemoryError()
+        self._arrays = []
+        for k, pair in enumerate(pairs):
+            live, saved = pair
+            if not (isinstance(live, np.ndarray) and isinstance(saved, np.ndarray) and
+                    live.nbytes == saved.nbytes and live.flags.c_contiguous and
+                    saved.flags.c_contiguous and saved.flags.writeable and
+                    live.flags.writeable and not live.dtype.hasobject and
+                    not saved.dtype.hasobject and not np.may_share_memory(live, saved)):
+                raise ValueError(f"pairs[{k}]: expected a (live, saved) pair of writable "
+                                 f"contiguous numeric arrays of one size")
+            self.copies[k].live = <void *>cnp.PyArray_DATA(live)
+            self.copies[k].saved = <void *>cnp.PyArray_DATA(saved)
+            self.copies[k].size = live.nbytes
+            self._arrays += [live, saved]  # kept alive while the pointers are
+        self.n = len(pairs)
+
+    def __dealloc__(self):
+        free(self.copies)
+
+    def __reduce__(self):
+        raise TypeError("Copies holds raw pointers: it is not pickled")
+
+    def take(self):
+        cdef int k
+        for k in range(self.n):
+            memcpy(self.copies[k].saved, self.copies[k].live, self.copies[k].size)
+
+    def restore(self):
+        cdef int k
+        for k in range(self.n):
+            memcpy(self.copies[k].live, self.copies[k].saved, self.copies[k].size)

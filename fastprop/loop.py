@@ -15,7 +15,7 @@ evaluates FullBatch, the loss and gradient over every row at the parameters it c
 """
 import numpy as np
 
-from ._engine import Copies
+from ._kernels import Copies
 
 
 class Snapshot:

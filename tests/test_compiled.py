@@ -406,7 +406,7 @@ def test_a_default_fit_runs_with_the_threads_default_threads_picks(monkeypatch):
 
 def test_copies_take_and_restore_their_pairs_and_refuse_bad_ones():
     import pickle
-    from fastprop._engine import Copies
+    from fastprop._kernels import Copies
 
     live = [np.arange(5.0), np.arange(3, dtype=np.uint64)]
     saved = [np.zeros(5), np.zeros(3, np.uint64)]
