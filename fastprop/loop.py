@@ -19,13 +19,14 @@ from ._kernels import Copies
 
 
 class Snapshot:
-    """A copy of the model's training state (model._state(): parameters, gradients, optimizer
-    buffers and step count, dropout and shuffle counters) and of `extra` arrays, taken and
-    restored by compiled memcpy loops: no allocation per epoch."""
+    """A copy of the model's training state (model._state(): parameters, optimizer buffers and
+    step count, dropout and shuffle counters; not the gradients, which every step computes
+    anew) and of `extra` arrays, taken and restored by compiled memcpy loops: no allocation per
+    epoch."""
 
     def __init__(self, model, extra=()):
         self.state = model._optimizer_state
-        live = [arr for _, arr in model._state()] + list(extra)
+        live = [arr for name, arr in model._state() if name != "grads"] + list(extra)
         self.copies = Copies([(arr, arr.copy()) for arr in live])
         self.take, self.restore = self.copies.take, self.copies.restore
 

@@ -309,7 +309,8 @@ class Sequential:
     def _state(self):
         """The training state, listed once: (name, array) for everything training changes,
         the parameters, gradients, dropout and shuffle counters, and the optimizer's step count
-        and buffers. Snapshots, the data-parallel broadcast and the file format iterate it."""
+        and buffers. Snapshots (all but the gradients, which every step computes anew), the
+        data-parallel broadcast and the file format iterate it."""
         items = [("params", self._params), ("grads", self._grads),
                  ("dropout_state", self._dropout_state), ("shuffle_state", self._shuffle_state)]
         state = self._optimizer_state

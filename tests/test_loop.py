@@ -119,4 +119,5 @@ def test_the_training_state_is_listed_once_and_snapshots_cover_it():
     assert changed == names  # every entry moves with training (the dropout step counts on)
     snapshot.restore()
     for (name, arr), old in zip(m._state(), before):
-        np.testing.assert_array_equal(arr, old, err_msg=name)
+        if name != "grads":  # every step computes them anew: not kept
+            np.testing.assert_array_equal(arr, old, err_msg=name)
