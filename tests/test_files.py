@@ -44,8 +44,10 @@ def test_loads_racing_saves_to_the_same_path_all_succeed(tmp_path):
     models = two_models()
     path = str(tmp_path / "m.npz")
     models[0].save(path)
+    # from the test's own folder: `-c` puts the working directory first on the path, and from
+    # the repository's root that is the uncompiled source tree
     writer = subprocess.Popen([sys.executable, "-c", WRITER, path, "30", TESTS],
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, cwd=str(tmp_path))
     loads, failures, seen = 0, [], set()
     try:
         assert writer.stdout.readline() == "ready\n"

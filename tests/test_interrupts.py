@@ -98,6 +98,6 @@ t.join()
 print(forks)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, cwd=HERE)  # not the repository's root: its uncompiled tree
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.strip()) >= 1
