@@ -120,6 +120,17 @@ int fp_bias_activation(int dtype, void *Z, void *A, const void *b, ptrdiff_t n_s
 int fp_activation_backward(int dtype, void *dA, const void *A, const void *Z, ptrdiff_t n,
                            int activation, double param);
 
+/* A first layer over CSR rows (sparse.h): row r of X holds values[k] at column indices[k], k in
+ * [indptr[r], indptr[r + 1]); a batch is rows ids[0..n), or first .. first + n - 1 when ids is
+ * NULL. fp_csr_product: Z = X_batch W (no bias); fp_csr_scatter: G += alpha X_batch^T dZ, in the
+ * rows of G the batch names only. The caller checks the indices. */
+int fp_csr_product(int dtype, const void *values, const int32_t *indices, const int64_t *indptr,
+                   const int64_t *ids, ptrdiff_t first, ptrdiff_t n, const void *W,
+                   ptrdiff_t n_out, void *Z);
+int fp_csr_scatter(int dtype, const void *values, const int32_t *indices, const int64_t *indptr,
+                   const int64_t *ids, ptrdiff_t first, ptrdiff_t n, const void *dZ,
+                   ptrdiff_t n_out, void *G, double alpha);
+
 /* db = sum over rows of dZ (+ db if accumulate). */
 int fp_column_sum(int dtype, const void *dZ, ptrdiff_t n_samples, ptrdiff_t n_out, void *db,
                   int accumulate);

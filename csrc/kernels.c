@@ -85,6 +85,7 @@ static const double FP_PHI_TAIL_C32[] = {
 #include "optimizers.h"
 #include "dropout.h"
 #include "small.h"
+#include "sparse.h"
 #undef REAL
 #undef SFX
 #undef FP_UINT
@@ -142,6 +143,7 @@ static const double FP_PHI_TAIL_C32[] = {
 #include "optimizers.h"
 #include "dropout.h"
 #include "small.h"
+#include "sparse.h"
 
 /* The dtype's instantiation of `name`, called with the same arguments (void pointers convert to
  * the dtype's pointers, double scalars round to it): FP_RETURN returns the status of a kernel
@@ -286,6 +288,20 @@ int fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_t
 int fp_mul(int dtype, void *x, const void *m, ptrdiff_t n)
 {
     FP_RUN(fp_mul, x, m, n);
+}
+
+int fp_csr_product(int dtype, const void *values, const int32_t *indices, const int64_t *indptr,
+                   const int64_t *ids, ptrdiff_t first, ptrdiff_t n, const void *W,
+                   ptrdiff_t n_out, void *Z)
+{
+    FP_RUN(fp_csr_product, values, indices, indptr, ids, first, n, W, n_out, Z);
+}
+
+int fp_csr_scatter(int dtype, const void *values, const int32_t *indices, const int64_t *indptr,
+                   const int64_t *ids, ptrdiff_t first, ptrdiff_t n, const void *dZ,
+                   ptrdiff_t n_out, void *G, double alpha)
+{
+    FP_RUN(fp_csr_scatter, values, indices, indptr, ids, first, n, dZ, n_out, G, alpha);
 }
 
 int fp_small_layer(ptrdiff_t n_in, ptrdiff_t n_out)

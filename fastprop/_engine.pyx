@@ -31,7 +31,7 @@ and about every 50 ms of work it takes the GIL to run Python's signal handlers; 
 raised when the pass returns.
 """
 from libc.limits cimport INT_MAX
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -50,7 +50,8 @@ from fastprop._kernels cimport (Copies, Copy, floating, gemm, forward_layer, del
                                 fp_optimizer, fp_optimizer_n_state, fp_activation_info,
                                 fp_activation_describe, fp_loss_info, fp_loss_describe,
                                 fp_activation_backward, fp_loss_gradient, fp_optimizer_step,
-                                fp_sgd_update, fp_dropout, fp_dropout_key_at, fp_shuffle,
+                                fp_sgd_update, fp_column_sum, fp_bias_activation,
+                                fp_csr_product, fp_csr_scatter, fp_dropout, fp_dropout_key_at, fp_shuffle,
                                 fp_all_finite, fp_pass_begin, fp_pass_end, fp_fork_pending,
                                 fp_park, fp_fork_prepare, fp_fork_done,
                                 FP_FLOAT32, FP_FLOAT64, FP_SOFTMAX, FP_LOSS_SOFTMAX_XENT,
@@ -97,7 +98,8 @@ cdef struct Net:
     void **mask               # per layer followed by dropout: its mask, else NULL
     void **dropped            # per layer followed by dropout: A * mask, else NULL
     void *bias_grad           # the bias gradient of one layer, when the update is in the GEMM
-    void *X_rows              # a gathered batch (capacity, n_in)
+    void *X_rows              # a gathered batch (capacity, n_in), made for the first dense
+                              # data whose rows are taken in an order
     void *Y_rows              # its gathered targets (capacity, n_out)
     int64_t *label_rows       # or its gathered labels (capacity,)
     void *sample_rows         # its gathered sample weights (capacity,)
@@ -115,10 +117,15 @@ cdef struct Net:
     PyObject *exc_type        # what a signal handler raised, until the pass returns
     PyObject *exc_value
     PyObject *exc_tb
+    const Batch *csr          # during a pass over CSR rows: the batch they come from; else NULL
+    const int64_t *csr_ids    # the step's rows of it (NULL: csr_first, csr_first + 1, ...)
+    Py_ssize_t csr_first
 
 
 cdef struct Batch:          # a checked batch: its rows and targets
-    void *X
+    void *X                   # dense rows (n, n_in), or a CSR matrix's stored values
+    const int32_t *indices    # CSR: the values' columns; NULL for dense X
+    const int64_t *indptr     # CSR: row r's values are [indptr[r], indptr[r + 1])
     void *Y                   # targets, or NULL with labels
     int64_t *labels           # integer labels (softmax cross-entropy), or NULL
     void *weights             # per-sample weights, or NULL
@@ -138,9 +145,16 @@ cdef void _forward(Net *net, const floating *X, int n, bint training,
     for l in range(L):
         d = &net.layer[l]
         W = params + d.w_offset
-        forward_layer(A_prev, d.n_in, False, W, d.n_out, False, W + <Py_ssize_t>d.n_in * d.n_out,
-                      <floating *>net.Z[l], <floating *>net.A[l], n, d.n_in, d.n_out,
-                      d.activation, d.param)
+        if l == 0 and net.csr != NULL:  # CSR rows: the stored values' rows of W, summed
+            Z = <floating *>(net.Z[0] if net.Z[0] != NULL else net.A[0])
+            fp_csr_product(net.dtype, net.csr.X, net.csr.indices, net.csr.indptr, net.csr_ids,
+                           net.csr_first, n, W, d.n_out, Z)
+            fp_bias_activation(net.dtype, Z, net.A[0], W + <Py_ssize_t>d.n_in * d.n_out, n,
+                               d.n_out, d.activation, d.param)
+        else:
+            forward_layer(A_prev, d.n_in, False, W, d.n_out, False,
+                          W + <Py_ssize_t>d.n_in * d.n_out, <floating *>net.Z[l],
+                          <floating *>net.A[l], n, d.n_in, d.n_out, d.activation, d.param)
         A_prev = <floating *>net.A[l]
         if training and d.dropout_rate > 0:
             # a part starting at row row0 draws its mask from element row0 * n_out on
@@ -201,7 +215,9 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
                         <floating *>net.A[l - 1], <floating *>net.Z[l - 1],
                         <floating *>net.mask[l - 1] if dropped_prev else NULL,
                         <floating *>net.dZ[l - 1], n, d.n_in, d.n_out, p.activation, p.param)
-        if update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)
+        if l == 0 and net.csr != NULL:
+            _csr_weight_gradient(net, d, W, grads + d.w_offset, n, update, lr, accumulate)
+        elif update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)
             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], W,
                             <floating *>net.bias_grad, n, d.n_in, d.n_out, <floating>(-lr),
                             <floating>1, False)
@@ -211,9 +227,29 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], G,
                             G + <Py_ssize_t>d.n_in * d.n_out, n, d.n_in, d.n_out, <floating>1,
                             <floating>accumulate, accumulate)
-            if penalty > 0:  # dW += penalty W, with W before its update
-                axpy(<Py_ssize_t>d.n_in * d.n_out, <floating>penalty, W, G)
+        if penalty > 0 and update != UPDATE_IN_GEMM:  # dW += penalty W, W before its update
+            axpy(<Py_ssize_t>d.n_in * d.n_out, <floating>penalty, W, grads + d.w_offset)
     return value
+
+
+cdef void _csr_weight_gradient(Net *net, LayerDesc *d, floating *W, floating *G, int n,
+                               int update, double lr, bint accumulate) noexcept nogil:
+    """The first layer's weight gradient over CSR rows, X^T dZ: written (or with
+    UPDATE_IN_GEMM, applied to W and b by plain SGD) in the rows of W that the batch's values
+    name; the other rows of the gradient are zero."""
+    cdef const Batch *b = net.csr
+    cdef Py_ssize_t size = <Py_ssize_t>d.n_in * d.n_out
+    if update == UPDATE_IN_GEMM:  # W[j] -= lr x_ij dZ_i: only the rows the batch touches
+        fp_csr_scatter(net.dtype, b.X, b.indices, b.indptr, net.csr_ids, net.csr_first, n,
+                       net.dZ[0], d.n_out, W, -lr)
+        fp_column_sum(net.dtype, net.dZ[0], n, d.n_out, net.bias_grad, False)
+        fp_sgd_update(net.dtype, W + size, net.bias_grad, d.n_out, lr)
+        return
+    if not accumulate:
+        memset(G, 0, size * sizeof(floating))
+    fp_csr_scatter(net.dtype, b.X, b.indices, b.indptr, net.csr_ids, net.csr_first, n,
+                   net.dZ[0], d.n_out, G, 1.0)
+    fp_column_sum(net.dtype, net.dZ[0], n, d.n_out, G + size, accumulate)
 
 
 cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:
@@ -293,6 +329,7 @@ cdef double _part(Net *net, const floating *X, const floating *Y, const int64_t 
         if not accumulate:
             memset(net.grads, 0, <size_t>net.n_params * sizeof(floating))
         return 0.0
+    _csr_rows(net, order + lo + part_lo if order != NULL else NULL, lo + part_lo)
     if order != NULL:
         _gather(net, X, Y, labels, weights, order + lo + part_lo, <int>n)
         Xp = <floating *>net.X_rows
@@ -300,7 +337,7 @@ cdef double _part(Net *net, const floating *X, const floating *Y, const int64_t 
         Lp = net.label_rows if labels != NULL else NULL
         Wp = <floating *>net.sample_rows if weights != NULL else NULL
     else:
-        Xp = X + (lo + part_lo) * n_in
+        Xp = X + (lo + part_lo) * n_in if net.csr == NULL else NULL
         Yp = Y + (lo + part_lo) * n_y if Y != NULL else NULL
         Lp = labels + lo + part_lo if labels != NULL else NULL
         Wp = weights + lo + part_lo if weights != NULL else NULL
@@ -316,10 +353,16 @@ cdef double _part(Net *net, const floating *X, const floating *Y, const int64_t 
     return value
 
 
+cdef inline void _csr_rows(Net *net, const int64_t *ids, Py_ssize_t first) noexcept nogil:
+    """The next step's rows of CSR X: ids[0..n), or first, first + 1, ..."""
+    net.csr_ids, net.csr_first = ids, first
+
+
 cdef void _gather(Net *net, const floating *X, const floating *Y, const int64_t *labels,
                   const floating *weights, const int64_t *rows, int n) noexcept nogil:
-    """Copies rows rows[0..n) of X and of its targets (and sample weights) into the workspace:
-    X_rows, Y_rows or label_rows, sample_rows."""
+    """Copies rows rows[0..n) of X (unless CSR: its rows are read where they are) and of its
+    targets (and sample weights) into the workspace: X_rows, Y_rows or label_rows,
+    sample_rows."""
     cdef int i, n_in = net.layer[0].n_in, n_y = net.layer[net.n_layers - 1].n_out
     cdef Py_ssize_t r
     cdef floating *X_rows = <floating *>net.X_rows
@@ -328,7 +371,8 @@ cdef void _gather(Net *net, const floating *X, const floating *Y, const int64_t 
     cdef size_t x_row = n_in * sizeof(floating), y_row = n_y * sizeof(floating)
     for i in range(n):
         r = rows[i]
-        memcpy(X_rows + i * n_in, X + r * n_in, x_row)
+        if net.csr == NULL:
+            memcpy(X_rows + i * n_in, X + r * n_in, x_row)
         if Y != NULL:
             memcpy(Y_rows + i * n_y, Y + r * n_y, y_row)
         else:
@@ -352,8 +396,9 @@ cdef double _epoch(Net *net, const floating *X, const floating *Y, const int64_t
     cdef double total = 0
     while lo < n:
         bs = <int>(batch_size if n - lo > batch_size else n - lo)
+        _csr_rows(net, order + lo if order != NULL else NULL, lo)
         if order == NULL:
-            value = _step(net, X + lo * n_in, Y + lo * n_y if Y != NULL else NULL,
+            value = _step(net, X + lo * n_in if net.csr == NULL else NULL, Y + lo * n_y if Y != NULL else NULL,
                           labels + lo if labels != NULL else NULL,
                           weights + lo if weights != NULL else NULL, bs, loss, True, lr,
                           n_correct)
@@ -478,14 +523,17 @@ cdef double _forward_in_chunks(Net *net, const Batch *batch, bint with_loss, int
     cdef size_t size = sizeof(float) if net.dtype == FP_FLOAT32 else sizeof(double)
     cdef const char *x = <const char *>batch.X
     cdef const char *y = <const char *>batch.Y
+    cdef const char *xs
     cdef Py_ssize_t lo = 0, rows = 0, chunk = min(net.capacity, 1024)
     cdef double total = 0, value
     while lo < batch.n and not (lo > 0 and _interrupted(net, rows)):
         rows = min(batch.n - lo, chunk)
+        _csr_rows(net, NULL, lo)
+        xs = x + lo * n_in * size if net.csr == NULL else NULL  # CSR rows are read in place
         if net.dtype == FP_FLOAT32:
-            _forward(net, <const float *>(x + lo * n_in * size), <int>rows, False, 0)
+            _forward(net, <const float *>xs, <int>rows, False, 0)
         else:
-            _forward(net, <const double *>(x + lo * n_in * size), <int>rows, False, 0)
+            _forward(net, <const double *>xs, <int>rows, False, 0)
         if out != NULL:
             memcpy(out + lo * n_out * size, net.A[L - 1], rows * n_out * size)
         if with_loss:
@@ -581,6 +629,43 @@ cdef void *_vector(arr, str name, dtype, Py_ssize_t n, bint writable) except? NU
         raise ValueError(f"{name}: expected a C-contiguous{' writable' if writable else ''} "
                          f"{np.dtype(dtype)} array of {n}")
     return _data(arr)
+
+
+cdef Py_ssize_t _csr_checked(X, dtype, int n_in) except -1:
+    """The number of rows of CSR rows X (fastprop.sparse.CSR) of `dtype` with n_in columns,
+    every array and index checked: the passes read only where it points."""
+    try:
+        values, indices, indptr, shape = X.values, X.indices, X.indptr, X.shape
+    except AttributeError:
+        raise ValueError(f"X: expected a C-contiguous {np.dtype(dtype)} array with {n_in} "
+                         f"columns, or CSR rows (fastprop.sparse), got {type(X).__name__}") \
+            from None
+    n = shape[0]
+    if not (1 <= n and shape[1] == n_in):
+        raise ValueError(f"X: expected CSR rows with {n_in} columns, got shape {shape}")
+    _vector(indptr, "X.indptr", np.int64, n + 1, False)
+    cdef const int64_t *ptr = <int64_t *>_data(indptr)
+    cdef Py_ssize_t stored = ptr[n]
+    _vector(values, "X.values", dtype, stored, False)
+    _vector(indices, "X.indices", np.int32, stored, False)
+    if not _csr_ok(ptr, <int32_t *>_data(indices), n, n_in):
+        raise ValueError(f"X: expected row pointers from 0 that never decrease and column "
+                         f"indices in [0, {n_in})")
+    return n
+
+
+cdef bint _csr_ok(const int64_t *indptr, const int32_t *indices, Py_ssize_t n,
+                  int n_in) noexcept nogil:
+    cdef Py_ssize_t r
+    cdef int64_t k
+    cdef bint ok = indptr[0] == 0
+    for r in range(n):
+        ok &= indptr[r + 1] >= indptr[r]
+    if not ok:
+        return False
+    for k in range(indptr[n]):
+        ok &= (indices[k] >= 0) & (indices[k] < n_in)
+    return ok
 
 
 cdef inline void *_data(cnp.ndarray arr):
@@ -687,7 +772,7 @@ cdef class Engine:
         self.net.dropout = <uint64_t *>_data(dropout_state)
         cdef int n_in0 = self.net.layer[0].n_in, n_out_last = self.net.layer[L - 1].n_out
         self.net.bias_grad = self._buffer((widest,))
-        self.net.X_rows = self._buffer((capacity, n_in0))
+        self.net.X_rows = NULL
         self.net.Y_rows = self._buffer((capacity, n_out_last))
         self.net.sample_rows = self._buffer((capacity,))
         self.net.weight_rows = self._buffer((capacity,))
@@ -801,7 +886,12 @@ cdef class Engine:
         checked: at most `limit` rows (0: any number)."""
         cdef Batch batch
         batch.n = self._rows(X, Y, labels, loss, limit, targets)
-        batch.X = _data(X)
+        if isinstance(X, np.ndarray):
+            batch.X, batch.indices, batch.indptr = _data(X), NULL, NULL
+        else:  # CSR rows, checked by _rows
+            batch.X = _data(X.values)
+            batch.indices = <int32_t *>_data(X.indices)
+            batch.indptr = <int64_t *>_data(X.indptr)
         batch.Y = _data(Y) if Y is not None else NULL
         batch.labels = <int64_t *>_data(labels) if labels is not None else NULL
         batch.weights = NULL
@@ -818,11 +908,14 @@ cdef class Engine:
     cdef Py_ssize_t _rows(self, X, Y, labels, int loss, Py_ssize_t limit, bint targets) except -1:
         """Checks a batch (X and its targets) and returns its number of rows."""
         cdef int L = self.net.n_layers
-        if not (isinstance(X, np.ndarray) and X.dtype == self.dtype and X.flags.c_contiguous
-                and X.ndim == 2 and X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
+        if not isinstance(X, np.ndarray):
+            n = _csr_checked(X, self.dtype, self.net.layer[0].n_in)
+        elif not (X.dtype == self.dtype and X.flags.c_contiguous and X.ndim == 2 and
+                  X.shape[1] == self.net.layer[0].n_in and X.shape[0] >= 1):
             raise ValueError(f"X: expected a non-empty C-contiguous {self.dtype} array with "
-                             f"{self.net.layer[0].n_in} columns")
-        n = X.shape[0]
+                             f"{self.net.layer[0].n_in} columns, or CSR rows (fastprop.sparse)")
+        else:
+            n = X.shape[0]
         if limit and n > limit:
             raise ValueError(f"X: expected at most {limit} rows, got {n}")
         if not targets:
@@ -853,10 +946,12 @@ cdef class Engine:
         return (buf.dtype == self.dtype and buf.shape[0] == self.net.n_params and
                 buf.ndim == 1 and cnp.PyArray_DATA(buf) == expected)
 
-    cdef _begin(self):
-        """Takes the model's passes for one pass: a pass started in another thread finishes
-        first (the wait releases the GIL), so passes on one model never overlap."""
+    cdef _begin(self, const Batch *batch=NULL):
+        """Takes the model's passes for one pass (over `batch`, whose X may be CSR rows): a
+        pass started in another thread finishes first (the wait releases the GIL), so passes on
+        one model never overlap."""
         self._lock.acquire()  # waits without the GIL
+        self.net.csr = batch if batch != NULL and batch.indices != NULL else NULL
         if not (self._intact(self._params, self.net.params) and
                 self._intact(self._grads, self.net.grads)):
             self._lock.release()
@@ -867,6 +962,7 @@ cdef class Engine:
     cdef _end(self):
         """Ends a pass: the lock released and, if a signal handler raised during it, that
         exception raised now."""
+        self.net.csr = NULL
         self._lock.release()
         cdef PyObject *exc_type = self.net.exc_type
         cdef PyObject *exc_value = self.net.exc_value
@@ -888,10 +984,11 @@ cdef class Engine:
                 and out.flags.c_contiguous and out.flags.writeable):
             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
                              f"({n}, {n_out})")
-        if any(np.may_share_memory(out, a) for a in (X, self._params, self._grads)):
+        if any(np.may_share_memory(out, a) for a in
+               ((X,) if batch.indices == NULL else (X.values,)) + (self._params, self._grads)):
             raise ValueError("out: must not share memory with X or the model's buffers")
         cdef char *o = <char *>_data(out)
-        self._begin()
+        self._begin(&batch)
         try:
             with nogil:
                 fp_pass_begin()
@@ -907,7 +1004,7 @@ cdef class Engine:
         cdef Batch batch = self._batch(X, Y, labels, loss, 0)
         cdef double total
         cdef int64_t n_correct = 0
-        self._begin()
+        self._begin(&batch)
         try:
             with nogil:
                 fp_pass_begin()
@@ -949,7 +1046,7 @@ cdef class Engine:
         cdef int64_t n_correct = 0
         cdef double value
         try:
-            self._begin()
+            self._begin(&b)
             try:
                 if kept != NULL:
                     for l in range(L):
@@ -990,7 +1087,8 @@ cdef class Engine:
         cdef Data d = Data.__new__(Data)
         d.b = self._batch(X, Y, labels, loss, 0, weights)
         d.loss, d.n = loss, d.b.n
-        d._refs = (X, Y, labels, weights)
+        d._refs = (X if d.b.indices == NULL else (X.values, X.indices, X.indptr), Y, labels,
+                   weights)
         d.shape = self._shape_code()
         d._order = None
         d.order_ptr = NULL
@@ -1008,6 +1106,8 @@ cdef class Engine:
             raise ValueError("data: expected Data made by an engine of this model")
         if not 1 <= batch_size <= self.capacity:
             raise ValueError(f"batch_size: expected 1 to {self.capacity}, got {batch_size}")
+        if self.net.X_rows == NULL and data.b.indices == NULL and data.order_ptr != NULL:
+            self.net.X_rows = self._buffer((self.capacity, self.net.layer[0].n_in))
         return data
 
     def epoch(self, Data data, Py_ssize_t lo, Py_ssize_t hi, int batch_size, double lr,
@@ -1028,7 +1128,7 @@ cdef class Engine:
         cdef int64_t n_correct = 0
         cdef Py_ssize_t diverged = -1
         cdef double total = 0
-        self._begin()
+        self._begin(&b)
         try:
             with nogil:
                 fp_pass_begin()
@@ -1070,7 +1170,7 @@ cdef class Engine:
         if snapshot is None:
             raise TypeError("snapshot: expected a Copies")
         cdef Batch b = data.b
-        self._begin()
+        self._begin(&b)
         try:
             with nogil:
                 fp_pass_begin()
@@ -1099,7 +1199,7 @@ cdef class Engine:
         cdef int64_t n_correct = 0
         cdef double value, total
         cdef Batch *b = &data.b
-        self._begin()
+        self._begin(b)
         try:
             with nogil:
                 fp_pass_begin()
@@ -1189,7 +1289,10 @@ cdef class Data:
         cdef Batch b = self.b
         cdef size_t size = sizeof(float) if b.X != NULL and self.shape[0] == FP_FLOAT32 \
             else sizeof(double)
-        b.X = <char *>b.X + lo * n_in * size
+        if b.indices != NULL:  # CSR: row lo's pointer on
+            b.indptr = b.indptr + lo
+        else:
+            b.X = <char *>b.X + lo * n_in * size
         if b.Y != NULL:
             b.Y = <char *>b.Y + lo * n_y * size
         if b.labels != NULL:

@@ -7,7 +7,7 @@
 # row-major; a matrix that BLAS reads is given as (pointer, leading dimension, transposed?), so
 # Fortran-ordered or transposed inputs need no copy.
 from libc.limits cimport INT_MAX
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 ctypedef fused floating:
     float
@@ -72,6 +72,12 @@ cdef extern from "fastprop.h" nogil:
     int fp_dropout(int dtype, const void *A, void *M, void *D, Py_ssize_t n, uint64_t key,
                    double rate)
     int fp_mul(int dtype, void *x, const void *m, Py_ssize_t n)
+    int fp_csr_product(int dtype, const void *values, const int32_t *indices,
+                       const int64_t *indptr, const int64_t *ids, Py_ssize_t first, Py_ssize_t n,
+                       const void *W, Py_ssize_t n_out, void *Z)
+    int fp_csr_scatter(int dtype, const void *values, const int32_t *indices,
+                       const int64_t *indptr, const int64_t *ids, Py_ssize_t first, Py_ssize_t n,
+                       const void *dZ, Py_ssize_t n_out, void *G, double alpha)
     uint64_t fp_dropout_key(uint64_t seed, int64_t step, int layer)
     uint64_t fp_dropout_key_at(uint64_t seed, int64_t step, int layer, int64_t first)
     void fp_pass_begin()

@@ -17,6 +17,7 @@ from .layers import Dense, Dropout, LayerSpec
 from .losses import (CLASSIFICATION, LOSSES, PER_ELEMENT, canonical_loss, check_output_activation,
                      prepare_targets)
 from .optimizers import Optimizer, OptimizerState
+from .sparse import check_sparse, is_sparse
 
 
 def _fold_dropout(given):
@@ -240,6 +241,10 @@ class Sequential:
     # Checking inputs
 
     def _check_X(self, X, name="X"):
+        """X checked: a C-contiguous array of the model's dtype, or (from scipy.sparse) CSR
+        rows, never made dense."""
+        if type(X) is not np.ndarray and is_sparse(X):
+            return check_sparse(name, X, self.dtype, n_cols=self.n_in)
         return np.ascontiguousarray(check_matrix(name, X, self.dtype, n_cols=self.n_in))
 
     def _check_loss(self, loss):
