@@ -52,12 +52,25 @@ class History:
         if self._pending:
             self._flush()
         lists = self._lists
+        # the lengths before: an append that a KeyboardInterrupt cuts short is undone whole
+        self._before = [(column, len(column)) for column in
+                        list(lists.values()) + list(self.metrics.values())]
         for key, column in lists.items():
             if key in logs:
                 column.append(logs[key])
         for key, value in logs.items():
             if key[:4] == "val_" and key != "val_loss":
                 self.metrics.setdefault(key, []).append(value)
+        self._before = None
+
+    def _discard_partial(self):
+        """Undoes an append that was interrupted part way (a KeyboardInterrupt between two
+        of its lists): every list is as long as before it."""
+        before, self._before = getattr(self, "_before", None), None
+        for column, length in before or ():
+            del column[length:]
+        for key in [k for k, v in self.metrics.items() if not v]:
+            del self.metrics[key]
 
     def _extend(self, first_epoch, losses, accuracies, lrs, seconds, n_samples):
         """Epochs run in one compiled call, from their arrays (no callbacks ran between them),

@@ -6,8 +6,8 @@ Every way to train feeds it: fit and partial_fit (training.py), train_step (mode
 scikit-learn estimators' solvers (sklearn.py) and data-parallel fits (distributed.py). They
 differ only in where a batch's rows come from, which their Steps object says:
 
-    Steps          the engine's epoch over rows in an order (or in X's order)
-    SparseSteps    rows of a scipy.sparse matrix, made dense one batch at a time
+    Steps          the engine's epoch over rows in an order (or in X's order): dense rows or
+                   CSR rows (sparse X), which the engine reads in place
     ShardedSteps   (distributed.py) this rank's part of every batch, summed over the ranks
 
 A full-batch solver (the estimators' L-BFGS, which scipy runs) takes no steps of its own: it
@@ -76,34 +76,6 @@ class Steps:
         return fn()
 
 
-class SparseSteps(Steps):
-    """Steps over the rows of a scipy.sparse X (CSR), each batch made dense as it is taken,
-    never the whole matrix."""
-
-    def __init__(self, engine, data, order, batch_size):
-        self.engine, self.batch_size, self.sparse = engine, batch_size, data
-        self.order = order
-
-    def set_order(self, order):
-        self.order = order
-
-    def run(self, lo, hi, lr, check_params=False):
-        X, Y, labels, weights, loss = self.sparse
-        total, n_correct = 0.0, 0
-        for batch, start in enumerate(range(lo, hi, self.batch_size)):
-            rows = self.order[start:min(hi, start + self.batch_size)]
-            Xb = np.ascontiguousarray(X[rows].toarray(), dtype=self.engine.dtype)
-            data = self.engine.data(Xb, None if Y is None else Y[rows],
-                                    None if labels is None else labels[rows],
-                                    None if weights is None else weights[rows], loss)
-            t, c, bad = self.engine.epoch(data, 0, len(rows), len(rows), lr, check_params)
-            if bad >= 0:
-                return total, n_correct, batch
-            total += t
-            n_correct += c
-        return total, n_correct, -1
-
-
 class FullBatch:
     """The objective of a full-batch solver: called with parameters (float64, the model's flat
     order), it sets the model's parameters to them and returns (the mean loss over every row,
@@ -132,6 +104,15 @@ class Epochs:
         self.where, self.extra = where, list(extra)
         self.snapshot = model._snapshot_for(self.extra)
         self.n_batches = -(-n // batch_size)
+        self.first_step = model._dropout_step  # the training steps taken before this call
+
+    def keep(self, epochs):
+        """After a KeyboardInterrupt: the model goes back to the end of the `epochs` epochs
+        its caller recorded. An epoch interrupted in the engine is undone there; one that
+        trained whole but was cut short before it was recorded is undone here (the snapshot
+        holds its start). The step count tells which: every epoch takes n_batches steps."""
+        if self.model._dropout_step != self.first_step + epochs * self.n_batches:
+            self.snapshot.restore()
 
     def run(self, lr, epoch=None, shuffles=None, watchers=()):
         """One epoch at `lr` (`epoch`: its index, for the error; None for a single step), the

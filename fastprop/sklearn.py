@@ -36,10 +36,10 @@ from .layers import Dense, Dropout
 from .losses import LOSSES
 from .model import Sequential
 from .optimizers import SGD, Adam
+from .sparse import check_sparse, is_sparse
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _SOLVERS = ("lbfgs", "sgd", "adam")
-_PREDICT_CHUNK = 4096
 _NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large "
                "values and need to be preprocessed.")
 # scipy 1.15 dropped L-BFGS-B's iprint (scikit-learn passes it to older versions only)
@@ -292,8 +292,7 @@ class _BaseMLP(BaseEstimator):
             model = self.model_ if hasattr(self, "model_") else \
                 self._given_model(X.shape[1], self._dtype(X))
         if self.solver == "lbfgs":  # no split, batches or shuffles: scikit-learn's lbfgs
-            data = self._engine_data(X.toarray() if hasattr(X, "toarray") else X, Y,
-                                     sample_weight, model.dtype)
+            data = self._engine_data(X, Y, sample_weight, model.dtype)
             self._begin(first, incremental, model, sizes, Y)
             return self._lbfgs(model, data)
         X, Y, sample_weight, held_out = self._held_out(X, Y, sample_weight, rng)
@@ -308,8 +307,7 @@ class _BaseMLP(BaseEstimator):
         self._begin(first, incremental, model, sizes, Y)
         with model._exclusive("fit"):
             engine = model._bind(self._engine_optimizer, batch_size, penalty=float(self.alpha))
-            steps = (loop.Steps if isinstance(data[0], np.ndarray) else loop.SparseSteps)(
-                engine, data, None, batch_size)
+            steps = loop.Steps(engine, data, None, batch_size)
             diverged = self._epochs(loop.Epochs(model, steps, n, batch_size, "fit"), *held_out,
                                     np.arange(n, dtype=int), incremental)
         if self.early_stopping:  # the best weights, as scikit-learn restores them
@@ -343,8 +341,7 @@ class _BaseMLP(BaseEstimator):
         (scikit-learn's preallocated lists) is not needed."""
         model = self.model_
         Y = np.asarray(y, dtype=np.float64)
-        data = self._engine_data(X.toarray() if hasattr(X, "toarray") else X,
-                                 Y.reshape(len(Y), -1), sample_weight, model.dtype)
+        data = self._engine_data(X, Y.reshape(len(Y), -1), sample_weight, model.dtype)
         # the flat buffer holds W1 b1 W2 b2 ...; scikit-learn's vector W1 W2 ... b1 b2 ...
         starts = np.cumsum([0] + [l.n_in * l.n_out + l.n_out for l in model.layers])
         sizes = [l.n_in * l.n_out for l in model.layers]
@@ -379,9 +376,9 @@ class _BaseMLP(BaseEstimator):
 
     def _engine_data(self, X, Y, sample_weight, dtype):
         """What the training loop's steps read: (X, Y, labels, weights, loss code), cast to the
-        model's dtype once (sparse X as CSR, its batches made dense as they are taken)."""
-        if hasattr(X, "toarray"):
-            X = X.tocsr()  # batches are rows
+        model's dtype once (sparse X as CSR rows, never made dense)."""
+        if is_sparse(X):
+            X = check_sparse("X", X, dtype)
         else:
             with np.errstate(over="ignore"):
                 X = np.ascontiguousarray(X, dtype=dtype)
@@ -423,9 +420,15 @@ class _BaseMLP(BaseEstimator):
         """scikit-learn's rules around the training loop's epochs: its shuffles, the tol,
         early-stopping and adaptive rules. Returns the loop's FloatingPointError if training
         diverged (the model then keeps its weights from before the bad batch), else None."""
+        curve, t = len(self.loss_curve_), self.t_
         try:
             return self._iterate(epochs, X_val, y_val, w_val, sample_idx, incremental)
         except KeyboardInterrupt:  # as scikit-learn: the estimator keeps its whole epochs
+            kept = len(self.loss_curve_) - curve  # the epochs recorded, whatever was cut short
+            epochs.keep(kept)
+            self.n_iter_, self.t_ = kept, t + kept * epochs.n
+            if self.loss_curve_:
+                self.loss_ = self.loss_curve_[-1]
             warnings.warn("Training interrupted by user.")
             return None
 
@@ -440,10 +443,10 @@ class _BaseMLP(BaseEstimator):
                 # scikit-learn's weights become NaN and it trains on: every later loss and
                 # score is NaN, no rule stops it before max_iter, and then it raises
                 diverged, total = exc, np.nan
+            self.loss_curve_.append(total / n)  # the epoch is recorded: the rest follows
             self.n_iter_ += 1
             self.loss_ = total / n
             self.t_ += n
-            self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
             self._update_no_improvement_count(X_val, y_val, w_val, diverged)
@@ -520,13 +523,9 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "model_")
         X = self._validate_X(X, reset=False)
         model = self.model_
-        if not hasattr(X, "toarray"):
-            return model.predict(np.ascontiguousarray(X, dtype=model.dtype))
-        out = np.empty((X.shape[0], model.n_out), model.dtype)
-        for lo in range(0, X.shape[0], _PREDICT_CHUNK):
-            rows = X[lo:lo + _PREDICT_CHUNK].toarray()
-            out[lo:lo + rows.shape[0]] = model.predict(rows)
-        return out
+        if is_sparse(X):
+            return model.predict(X)  # CSR rows: never made dense
+        return model.predict(np.ascontiguousarray(X, dtype=model.dtype))
 
     # Before a fit, lists assigned to coefs_ and intercepts_ are kept as they are (and may be
     # changed in place) until partial_fit or a warm start trains from them, as scikit-learn's.

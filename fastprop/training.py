@@ -289,7 +289,9 @@ def _train(model, plan, comm):
         else:
             _EpochsWithPython(model, plan, comm, epochs, history).run(
                 shuffles if shuffled else None)
-    except KeyboardInterrupt as exc:  # the model is at the end of the last whole epoch
+    except KeyboardInterrupt as exc:  # the model goes back to the end of the last whole epoch
+        history._discard_partial()
+        epochs.keep(len(history))
         exc.history = history
         raise
     return history

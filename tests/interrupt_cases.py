@@ -54,16 +54,16 @@ def same(a, b):
 
 
 def fit_case(callbacks):
-    start = time.perf_counter()  # an epoch's time here (a sanitizer build is slower): the
-    model().fit(X, Y, "mse", fp.Adam(1e-4), epochs=1, batch_size=32)  # signal comes after two
+    start = time.perf_counter()  # an epoch's time here (a sanitizer build is slower): the signal
+    model().fit(X, Y, "mse", fp.Adam(1e-4), epochs=1, batch_size=32, n_threads=1)  # comes after
     after = max(0.3, 2.5 * (time.perf_counter() - start))
     m, opt = model(), fp.Adam(1e-4)
     delay, exc = timed(lambda: m.fit(X, Y, "mse", opt, epochs=10**6, batch_size=32,
-                                     callbacks=callbacks), after)
+                                     callbacks=callbacks, n_threads=1), after)
     done = len(exc.history.epoch)
     twin, twin_opt = model(), fp.Adam(1e-4)
     if done:
-        twin.fit(X, Y, "mse", twin_opt, epochs=done, batch_size=32)
+        twin.fit(X, Y, "mse", twin_opt, epochs=done, batch_size=32, n_threads=1)
     whole = same(m, twin) and opt.t == twin_opt.t == done * 128
     return {"delay": delay, "whole": bool(whole), "epochs": done, "steps": opt.t}
 
@@ -84,7 +84,7 @@ def reading_case(name):
 def estimator_case():
     from fastprop.sklearn import MLPRegressor
     settings = dict(hidden_layer_sizes=(256, 256), solver="sgd", max_iter=500,
-                    random_state=0, tol=0, n_iter_no_change=10**6)
+                    random_state=0, tol=0, n_iter_no_change=10**6, n_threads=1)
     est = MLPRegressor(**settings)
     sent = interrupt_after(0.3)
     with warnings.catch_warnings(record=True) as seen:

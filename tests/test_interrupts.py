@@ -23,6 +23,53 @@ import fastprop as fp
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+
+@pytest.mark.parametrize("where", ["record", "after_training"])
+def test_an_epoch_cut_short_before_it_is_recorded_is_undone(monkeypatch, where):
+    """A KeyboardInterrupt after an epoch trained but before History recorded it (between two
+    of History's lists, or as the epoch's loop returns) takes the model back to that epoch's
+    start, and History keeps whole epochs only."""
+    from fastprop import loop
+    from fastprop.history import History
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 4)), rng.normal(size=(64, 2))
+
+    def model():
+        return fp.Sequential([fp.Dense(4, 6, "tanh"), fp.Dropout(0.2), fp.Dense(6, 2)],
+                             dtype="float64", seed=3)
+    append, run = History._append, loop.Epochs.run
+
+    def cut_append(self, logs):
+        if len(self.epoch) == 2:
+            self._before = [(c, len(c)) for c in self._lists.values()]
+            self._lists["epoch"].append(logs["epoch"])
+            raise KeyboardInterrupt
+        append(self, logs)
+
+    def cut_run(self, *args, **kwargs):
+        result = run(self, *args, **kwargs)
+        if self.model._dropout_step == self.first_step + 3 * self.n_batches:
+            raise KeyboardInterrupt
+        return result
+    if where == "record":
+        monkeypatch.setattr(History, "_append", cut_append)
+    else:
+        monkeypatch.setattr(loop.Epochs, "run", cut_run)
+    m, opt = model(), fp.Adam(0.01)
+    with pytest.raises(KeyboardInterrupt) as info:
+        m.fit(X, y, "mse", opt, epochs=6, batch_size=16, callbacks=[fp.Callback()],
+              n_threads=1)
+    kept = 2
+    history = info.value.history
+    assert len(history) == kept and len(history.loss) == kept and len(history.lr) == kept
+    monkeypatch.undo()
+    twin, twin_opt = model(), fp.Adam(0.01)
+    twin.fit(X, y, "mse", twin_opt, epochs=kept, batch_size=16, n_threads=1)
+    assert opt.t == twin_opt.t == kept * 4
+    for (name, a), (_, b) in zip(m._state(), twin._state()):
+        assert name == "grads" or np.array_equal(a, b), name
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="sends itself SIGINT")
 @pytest.mark.parametrize("case", ["fit", "fit_callbacks", "predict", "evaluate",
                                   "loss_and_gradients", "explain", "estimator"])
