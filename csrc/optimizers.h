@@ -48,25 +48,25 @@ FP_MULTIVERSION static int FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, R
     case FP_OPT_MOMENTUM: { /* buf = mu buf + g (buf starts at 0, so the first step is g) */
         REAL *momentum_buf = state0;
         if (opt->lr_in_velocity) /* v = mu v - lr g; p += v, or Nesterov's p += mu v - lr g */
-            for (ptrdiff_t i = 0; i < n; i++) {
+            FP_MAYBE_PARALLEL(n, for (ptrdiff_t i = 0; i < n; i++) {
                 const REAL gi = g[i] + wd * p[i];
                 const REAL v = mu * momentum_buf[i] - lr * gi;
                 momentum_buf[i] = v;
                 p[i] += opt->nesterov ? mu * v - lr * gi : v;
-            }
+            })
         else if (opt->nesterov)
-            for (ptrdiff_t i = 0; i < n; i++) {
+            FP_MAYBE_PARALLEL(n, for (ptrdiff_t i = 0; i < n; i++) {
                 const REAL gi = g[i] + wd * p[i];
                 const REAL b = mu * momentum_buf[i] + gi;
                 momentum_buf[i] = b;
                 p[i] -= lr * (gi + mu * b);
-            }
+            })
         else
-            for (ptrdiff_t i = 0; i < n; i++) {
+            FP_MAYBE_PARALLEL(n, for (ptrdiff_t i = 0; i < n; i++) {
                 const REAL b = mu * momentum_buf[i] + (g[i] + wd * p[i]);
                 momentum_buf[i] = b;
                 p[i] -= lr * b;
-            }
+            })
         break;
     }
     case FP_OPT_ADAM:
@@ -81,14 +81,15 @@ FP_MULTIVERSION static int FP_NAME(fp_optimizer_step)(const fp_optimizer *opt, R
                                             : eps;
         const REAL l2 = opt->kind == FP_OPT_ADAM ? wd : (REAL)0;
         const REAL decay = opt->kind == FP_OPT_ADAMW ? (REAL)1 - lr * wd : (REAL)1;
-        for (ptrdiff_t i = 0; i < n; i++) {
+        /* element by element: shared among threads for a large model, the same bits */
+        FP_MAYBE_PARALLEL(n, for (ptrdiff_t i = 0; i < n; i++) {
             const REAL gi = g[i] + l2 * p[i];
             const REAL m = b1 * exp_avg[i] + ((REAL)1 - b1) * gi;
             const REAL v = b2 * exp_avg_sq[i] + ((REAL)1 - b2) * gi * gi;
             exp_avg[i] = m;
             exp_avg_sq[i] = v;
             p[i] = p[i] * decay - step * m / (sqrt(v) / sqrt_bc2 + eps_t);
-        }
+        })
         break;
     }
     case FP_OPT_RMSPROP: {

@@ -30,6 +30,26 @@ static inline int64_t fp_csr_stored(const int64_t *indptr, const int64_t *ids, p
 }
 #endif
 
+/* Columns are taken in blocks of FP_CSR_VECTORS vectors of 32 bytes (8 floats or 4 doubles),
+ * whose sums stay in registers while a row's stored values go by (GCC's and Clang's vector
+ * types; elsewhere, plain loops); the columns left over one by one. Each sum adds its terms in
+ * the stored values' order either way: the same bits. */
+#if defined(__GNUC__) && !defined(FP_SPARSE_NO_VECTORS)
+typedef REAL FP_NAME(fp_csr_vec) __attribute__((vector_size(32), aligned(sizeof(REAL))));
+enum { FP_NAME(fp_csr_width) = 32 / (int)sizeof(REAL) };
+#define FP_CSR_VECTORS 8
+
+/* acc[0..8) += v * w[0 .. 8 vectors) */
+#define FP_CSR_AXPY(acc, v, w)                                                                     \
+    do {                                                                                            \
+        _Pragma("GCC unroll 8") for (int t_ = 0; t_ < FP_CSR_VECTORS; t_++) {                      \
+            FP_NAME(fp_csr_vec) w_;                                                                 \
+            memcpy(&w_, (w) + t_ * FP_NAME(fp_csr_width), sizeof w_);                               \
+            (acc)[t_] += (v) * w_;                                                                  \
+        }                                                                                           \
+    } while (0)
+#endif
+
 /* Z[i, :] = sum_k values[k] W[indices[k], :] over the stored values of batch row i. */
 FP_MULTIVERSION static void FP_NAME(fp_csr_product)(const REAL *values, const int32_t *indices,
                                                    const int64_t *indptr, const int64_t *ids,
@@ -39,14 +59,25 @@ FP_MULTIVERSION static void FP_NAME(fp_csr_product)(const REAL *values, const in
     const int share = fp_csr_stored(indptr, ids, first, n) * n_out >= FP_SPARSE_OMP_MIN;
 #pragma omp parallel for schedule(static) if (share)
     for (ptrdiff_t i = 0; i < n; i++) {
-        const int64_t r = ids ? ids[i] : first + i;
+        const int64_t r = ids ? ids[i] : first + i, k0 = indptr[r], k1 = indptr[r + 1];
         REAL *restrict z = Z + i * n_out;
-        for (ptrdiff_t j = 0; j < n_out; j++)
+        ptrdiff_t jb = 0;
+#ifdef FP_CSR_VECTORS
+        enum { B = FP_CSR_VECTORS * FP_NAME(fp_csr_width) };
+        for (; jb + B <= n_out; jb += B) {
+            FP_NAME(fp_csr_vec) acc[FP_CSR_VECTORS];
+            memset(acc, 0, sizeof acc);
+            for (int64_t k = k0; k < k1; k++)
+                FP_CSR_AXPY(acc, values[k], W + (ptrdiff_t)indices[k] * n_out + jb);
+            memcpy(z + jb, acc, sizeof acc);
+        }
+#endif
+        for (ptrdiff_t j = jb; j < n_out; j++)
             z[j] = 0;
-        for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {
+        for (int64_t k = k0; k < k1 && jb < n_out; k++) {
             const REAL v = values[k];
             const REAL *restrict w = W + (ptrdiff_t)indices[k] * n_out;
-            for (ptrdiff_t j = 0; j < n_out; j++)
+            for (ptrdiff_t j = jb; j < n_out; j++)
                 z[j] += v * w[j];
         }
     }
@@ -60,12 +91,30 @@ FP_MULTIVERSION static void FP_NAME(fp_csr_scatter_columns)(
     ptrdiff_t lo, ptrdiff_t hi)
 {
     for (ptrdiff_t i = 0; i < n; i++) {
-        const int64_t r = ids ? ids[i] : first + i;
+        const int64_t r = ids ? ids[i] : first + i, k0 = indptr[r], k1 = indptr[r + 1];
         const REAL *restrict d = dZ + i * n_out;
-        for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {
+        ptrdiff_t jb = lo;
+#ifdef FP_CSR_VECTORS
+        enum { B = FP_CSR_VECTORS * FP_NAME(fp_csr_width) };
+        for (; jb + B <= hi; jb += B) {
+            FP_NAME(fp_csr_vec) dd[FP_CSR_VECTORS];
+            memcpy(dd, d + jb, sizeof dd);
+            for (int64_t k = k0; k < k1; k++) {
+                const REAL v = alpha * values[k];
+                REAL *g = G + (ptrdiff_t)indices[k] * n_out + jb;
+                _Pragma("GCC unroll 8") for (int t = 0; t < FP_CSR_VECTORS; t++) {
+                    FP_NAME(fp_csr_vec) g_;
+                    memcpy(&g_, g + t * FP_NAME(fp_csr_width), sizeof g_);
+                    g_ += v * dd[t];
+                    memcpy(g + t * FP_NAME(fp_csr_width), &g_, sizeof g_);
+                }
+            }
+        }
+#endif
+        for (int64_t k = k0; k < k1 && jb < hi; k++) {
             const REAL v = alpha * values[k];
             REAL *restrict g = G + (ptrdiff_t)indices[k] * n_out;
-            for (ptrdiff_t j = lo; j < hi; j++)
+            for (ptrdiff_t j = jb; j < hi; j++)
                 g[j] += v * d[j];
         }
     }
@@ -84,8 +133,8 @@ static void FP_NAME(fp_csr_scatter)(const REAL *values, const int32_t *indices,
 #pragma omp parallel
         {
             const ptrdiff_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-            /* blocks of whole cache lines (16 floats, 8 doubles), as even as they come */
-            const ptrdiff_t line = 64 / (ptrdiff_t)sizeof(REAL), lines = (n_out + line - 1) / line;
+            /* blocks of 64 columns, as even as they come */
+            const ptrdiff_t line = 64, lines = (n_out + line - 1) / line;
             const ptrdiff_t lo = (lines * t / nt) * line, hi_ = (lines * (t + 1) / nt) * line;
             const ptrdiff_t hi = hi_ < n_out ? hi_ : n_out;
             if (lo < hi)
