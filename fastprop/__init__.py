@@ -5,6 +5,8 @@
                            fp.Dense(4, 1, activation="sigmoid")], seed=42)
     history = model.fit(X, y, loss="binary_cross_entropy", optimizer=fp.SGD(lr=0.1), epochs=100)
 """
+from __future__ import annotations
+
 import os as _os
 
 try:
