@@ -27,10 +27,11 @@ from .layers import Dense, Dropout, LayerSpec
 from .losses import LOSSES
 from .model import Sequential, load
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .summary import Summary, SummaryRow
 
 __version__ = "0.1.0"
 
 __all__ = ["callbacks", "metrics", "schedules", "Callback", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "load", "Sequential", "Dense", "Dropout", "LayerSpec", "SGD",
            "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult",
-           "Trace", "LayerTrace", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]
+           "Trace", "LayerTrace", "Summary", "SummaryRow", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]

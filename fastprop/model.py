@@ -20,6 +20,7 @@ from .layers import Dense, Dropout, LayerSpec
 from .losses import (CLASSIFICATION, LOSSES, PER_ELEMENT, canonical_loss, check_output_activation,
                      prepare_targets)
 from .optimizers import Optimizer, OptimizerState
+from .summary import Summary
 
 if TYPE_CHECKING:
     import os
@@ -480,6 +481,14 @@ class Sequential:
     # argument: one signature, one docstring, nothing between the call and the training loop.
     fit = training.fit
     partial_fit = training.partial_fit
+
+    def summary(self, batch_size: int = 32, optimizer: Optimizer | None = None) -> Summary:
+        """A table of the layers (kind, activation, output shape, parameters), then the
+        parameters' count and bytes and the memory a fit at `batch_size` holds: parameters,
+        gradients, the state of `optimizer` (by default the one fit would take), the snapshot
+        of the training state and the engine's workspace for that many rows (predict and
+        evaluate use up to 1024). The figures are attributes too (Summary)."""
+        return Summary(self, batch_size, optimizer)
 
     def save(self, path: str | os.PathLike[str], optimizer: Optimizer | None = None
              ) -> str:
