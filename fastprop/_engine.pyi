@@ -3,18 +3,30 @@
 # (float32 or float64) unless said otherwise; the engine checks every one it is handed.
 # tests/test_typing.py checks these stubs against the module (mypy's stubtest).
 import threading
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
 from typing_extensions import disjoint_base
 
 from fastprop._kernels import Copies
-from fastprop.layers import LayerSpec
 
 _Floats = NDArray[np.floating[Any]]
 _Int64s = NDArray[np.int64]
 _Keep = Sequence[Sequence[_Floats]]         # per layer (Z, A, delta)
+
+class _Layer(Protocol):
+    """What the engine reads of a layer: fastprop.layers.LayerSpec has it."""
+    @property
+    def n_in(self) -> int: ...
+    @property
+    def n_out(self) -> int: ...
+    @property
+    def activation_code(self) -> int: ...
+    @property
+    def activation_param(self) -> float: ...
+    @property
+    def dropout_rate(self) -> float: ...
 
 # Reading passes run in chunks of this many rows (or the capacity, if smaller).
 READ_ROWS: int
@@ -45,7 +57,7 @@ class Engine:
     def capacity(self) -> int: ...
     @property
     def dtype(self) -> np.dtype[Any]: ...
-    def __new__(cls, layers: Iterable[LayerSpec], params: _Floats, grads: _Floats,
+    def __new__(cls, layers: Iterable[_Layer], params: _Floats, grads: _Floats,
                 capacity: int, dropout_state: NDArray[np.uint64],
                 lock: Optional[threading.Lock] = ...) -> Engine: ...
     def bind_optimizer(self, hyper: dict[str, Any], state: List[_Floats], steps: _Int64s,
