@@ -31,7 +31,8 @@ from .summary import Summary, SummaryRow
 
 __version__ = "0.1.0"
 
-__all__ = ["callbacks", "metrics", "schedules", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "ReduceLROnPlateau", "load", "Sequential", "Dense", "Dropout", "LayerSpec", "SGD",
-           "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult",
-           "Trace", "LayerTrace", "Summary", "SummaryRow", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]
+__all__ = ["Sequential", "load", "Dense", "Dropout", "LayerSpec", "ACTIVATIONS", "LOSSES",
+           "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "History", "Summary", "SummaryRow",
+           "Trace", "LayerTrace", "gradcheck", "GradcheckResult", "Callback", "EarlyStopping",
+           "ModelCheckpoint", "ReduceLROnPlateau", "callbacks", "schedules", "metrics", "datasets",
+           "kernels", "__version__"]

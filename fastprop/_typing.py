@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .model import Sequential
 
 __all__ = ["ArrayLike", "MatrixLike", "FloatArray", "FloatDType", "ActivationName", "LossName",
-           "InitName", "Verbosity", "Schedule", "Logs", "EpochEndCallback", "CommLike"]
+           "InitName", "Verbosity", "Schedule", "Metric", "Logs", "EpochEndCallback", "CommLike"]
 
 # X, wherever a model takes it (fit, predict, evaluate, ...): an array or, as that comes, a
 # scipy.sparse matrix or array. Widening what X may be changes this alias only.
@@ -53,6 +53,9 @@ Verbosity = Union[Literal[0, 1, 2], bool]
 
 # A learning-rate schedule: the rate of an epoch (from 0) given the optimizer's lr.
 Schedule = Callable[[int, float], float]
+
+# A metric (fastprop.metrics): its value for the targets as given to fit and the predictions.
+Metric = Callable[[ArrayLike, ArrayLike], float]
 
 # What fit hands a callback after each epoch: 'loss', 'accuracy', 'val_loss', 'lr', ...
 Logs = dict[str, Any]

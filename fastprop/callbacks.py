@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._typing import FloatArray, Logs
     from .model import Sequential
 
-    _Mode = Literal["auto", "min", "max"]
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau"]
 
 
 class Callback:
@@ -32,23 +32,24 @@ class Callback:
     needs. on_epoch_end returning True stops training after that epoch."""
 
     def on_train_begin(self, model: Sequential, logs: Logs) -> None:
-        pass
+        """Before the first epoch."""
 
     def on_epoch_begin(self, model: Sequential, epoch: int, info: dict[str, int]) -> None:
-        pass
+        """Before each epoch (counted from 0); info: {'epoch': epoch + 1, 'epochs': epochs}."""
 
     def on_epoch_end(self, model: Sequential, epoch: int, logs: Logs) -> bool:
+        """After each epoch, with its logs; True stops training."""
         return False
 
     def on_train_end(self, model: Sequential, logs: Logs) -> None:
-        pass
+        """After the last epoch (or the one a callback stopped at, or an error)."""
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
 
 
-def _mode(monitor: str, mode: _Mode) -> Literal["min", "max"]:
+def _mode(monitor: str, mode: Literal["auto", "min", "max"]) -> Literal["min", "max"]:
     check_choice("mode", mode, ("auto", "min", "max"))
     if mode == "auto":
         return "max" if ("acc" in monitor or monitor.endswith("r2")) else "min"
@@ -56,7 +57,7 @@ def _mode(monitor: str, mode: _Mode) -> Literal["min", "max"]:
 
 
 class _Monitor(Callback):
-    def __init__(self, monitor: str, min_delta: float, mode: _Mode) -> None:
+    def __init__(self, monitor: str, min_delta: float, mode: Literal["auto", "min", "max"]) -> None:
         if not isinstance(monitor, str):
             raise TypeError(f"monitor: expected the name of a logged value such as 'val_loss', "
                             f"got {type(monitor).__name__}")
@@ -88,7 +89,7 @@ class EarlyStopping(_Monitor):
     restore_best, puts back the weights of the best epoch when training ends."""
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 restore_best: bool = True, mode: _Mode = "auto") -> None:
+                 restore_best: bool = True, mode: Literal["auto", "min", "max"] = "auto") -> None:
         super().__init__(monitor, min_delta, mode)
         self.patience = check_int("patience", patience)
         self.restore_best = _flag("restore_best", restore_best)
@@ -123,7 +124,7 @@ class ModelCheckpoint(_Monitor):
     after each epoch that improves `monitor`. The save is atomic."""
 
     def __init__(self, path: str | os.PathLike[str], monitor: str = "val_loss",
-                 save_best_only: bool = True, min_delta: float = 0.0, mode: _Mode = "auto"
+                 save_best_only: bool = True, min_delta: float = 0.0, mode: Literal["auto", "min", "max"] = "auto"
                  ) -> None:
         super().__init__(monitor, min_delta, mode)
         self.path = check_path("path", path)
@@ -148,7 +149,7 @@ class ReduceLROnPlateau(_Monitor):
     with each fit."""
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
-                 min_delta: float = 1e-4, min_lr: float = 0.0, mode: _Mode = "auto") -> None:
+                 min_delta: float = 1e-4, min_lr: float = 0.0, mode: Literal["auto", "min", "max"] = "auto") -> None:
         super().__init__(monitor, min_delta, mode)
         self.factor = check_non_negative_float("factor", factor)
         if not 0 < self.factor < 1:

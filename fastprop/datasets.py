@@ -8,6 +8,8 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+__all__ = ["make_seed_dataset", "make_spirals"]
+
 from ._validation import check_non_negative_float, check_positive_int, check_seed
 
 

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from .optimizers import Optimizer
     from .training import Plan
 
+__all__ = ["Communicator", "MPICommunicator", "world", "as_communicator", "default_threads"]
+
 
 class Communicator:
     """What data-parallel training needs of a communication engine. Every method is a

@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
     from .model import Sequential
 
-    _Path = str | os.PathLike[str]
+__all__ = ["save", "load", "read", "to_bytes", "from_bytes", "write_atomically", "digest", "FORMAT",
+           "VERSION"]
 
 FORMAT = "fastprop"
 VERSION = 2
@@ -137,7 +138,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def save(model: Sequential, path: _Path, optimizer: Optimizer | None = None) -> str:
+def save(model: Sequential, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> str:
     """Writes `model` with its optimizer state to `path`, atomically; returns the path."""
     from ._validation import check_path
     checked = check_path("path", path)
@@ -145,7 +146,7 @@ def save(model: Sequential, path: _Path, optimizer: Optimizer | None = None) -> 
     return write_atomically(checked, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
-def write_atomically(path: _Path, write: Callable[[IO[bytes]], object]) -> str:
+def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> str:
     """Calls write(f) on a temporary file beside the file `path` names, flushes, fsyncs and
     renames it over that file, removing what a crashed write left; returns `path`.
 
@@ -230,7 +231,7 @@ def from_bytes(data: bytes | bytearray, model_class: type[Sequential]) -> Sequen
     return read(_io.BytesIO(data), "pickled fastprop model", model_class)  # shares bytes' memory
 
 
-def load(path: _Path, model_class: type[Sequential]) -> Sequential:
+def load(path: str | os.PathLike[str], model_class: type[Sequential]) -> Sequential:
     """The model saved at `path`, rebuilt as a `model_class`; its optimizer, if one was saved,
     as `model.optimizer`, with its state. The file is opened once: its size and contents are
     those of one file, even while another process saves a new one to `path`."""

@@ -114,10 +114,12 @@ class Dense:
 
     @property
     def n_in(self) -> int:
+        """The input width: W's rows."""
         return self._spec.n_in
 
     @property
     def n_out(self) -> int:
+        """The output width (units): W's columns."""
         return self._spec.n_out
 
     @property
@@ -127,14 +129,17 @@ class Dense:
 
     @property
     def activation_code(self) -> int:
+        """The activation's code in the C table."""
         return self._spec.activation_code
 
     @property
     def negative_slope(self) -> float:
+        """leaky_relu's slope for z < 0."""
         return self._spec.negative_slope
 
     @property
     def alpha(self) -> float:
+        """elu's alpha."""
         return self._spec.alpha
 
     @property
@@ -144,10 +149,12 @@ class Dense:
 
     @property
     def n_params(self) -> int:
+        """The parameters of W and b: n_in * n_out + n_out."""
         return self._spec.n_params
 
     @property
     def in_model(self) -> bool:
+        """True once a model holds this layer (its W and b are views into the model's buffer)."""
         return self._W is not None
 
     def _attach(self, params: FloatArray, grads: FloatArray, offset: int,

@@ -6,15 +6,16 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-# a metric: (y_true, y_pred) -> its value
-Metric = Callable[["ArrayLike", "ArrayLike"], float]
+    from ._typing import Metric
+
+__all__ = ["accuracy", "top_k_accuracy", "mse", "mae", "r2", "get_metric", "METRICS"]
 
 
 def _labels(y_true: ArrayLike, n_out: int) -> NDArray[Any]:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
     from .model import Sequential
 
+__all__ = ["to_onnx", "save_onnx"]
+
 _OPSET = 17
 
 

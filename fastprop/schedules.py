@@ -13,6 +13,8 @@ import math
 from ._validation import (check_int, check_non_negative_float, check_positive_float,
                           check_positive_int)
 
+__all__ = ["Schedule", "Constant", "StepDecay", "Exponential", "Cosine", "InverseScaling"]
+
 
 class Schedule:
     """Base class. epoch counts from 0; base_lr is the optimizer's lr."""

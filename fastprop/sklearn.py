@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 import numpy as np
 import scipy
@@ -44,9 +44,9 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
     from ._typing import ActivationName, FloatArray, FloatDType, MatrixLike
-    from .loop import Data, Epochs
+    from typing_extensions import Self
 
-    _Estimator = TypeVar("_Estimator", bound="_BaseMLP")
+    from .loop import Data, Epochs
 
 __all__ = ["MLPClassifier", "MLPRegressor", "expected_failed_checks"]
 
@@ -291,8 +291,8 @@ class _BaseMLP(BaseEstimator):
     # -----------------------------------------------------------------------------------------
     # Fitting
 
-    def _fit(self: _Estimator, X: Any, y: Any, sample_weight: ArrayLike | None,
-             incremental: bool, classes: ArrayLike | None = None) -> _Estimator:
+    def _fit(self, X: Any, y: Any, sample_weight: ArrayLike | None,
+             incremental: bool, classes: ArrayLike | None = None) -> Self:
         sizes = self._check_params()
         if y is None:
             raise ValueError(f"y: {type(self).__name__} requires y to be passed, but the target "
@@ -308,9 +308,9 @@ class _BaseMLP(BaseEstimator):
         with threads.fit_limit(self.n_threads, threads.work_of(widths, batch)):
             return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
 
-    def _fit_checked(self: _Estimator, X: Any, Y: NDArray[np.float64],
+    def _fit_checked(self, X: Any, Y: NDArray[np.float64],
                      sample_weight: NDArray[Any] | None, incremental: bool, sizes: list[int],
-                     first: bool) -> _Estimator:
+                     first: bool) -> Self:
         if self.early_stopping and incremental:
             raise ValueError("early_stopping: partial_fit does not support early_stopping=True")
         rng = check_random_state(self.random_state)  # each call, as scikit-learn's
@@ -349,7 +349,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(_NON_FINITE) from diverged
         return self
 
-    def _lbfgs(self: _Estimator, model: Sequential, data: Data) -> _Estimator:
+    def _lbfgs(self, model: Sequential, data: Data) -> Self:
         """scikit-learn's lbfgs: scipy's L-BFGS-B with its options, on the mean loss (with the
         L2 term) and gradient of all the data from the engine, the parameters in the model's
         flat order (L-BFGS does not depend on the order of the coordinates)."""
@@ -553,8 +553,8 @@ class _BaseMLP(BaseEstimator):
             return None
         return _check_sample_weight(sample_weight, X, dtype=np.float64)
 
-    def fit(self: _Estimator, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None
-            ) -> _Estimator:
+    def fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+            ) -> Self:
         """Fits the network to (X, y), optionally weighting samples; returns self."""
         return self._fit(X, y, sample_weight, incremental=False)
 
@@ -718,7 +718,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
-                    classes: ArrayLike | None = None) -> MLPClassifier:
+                    classes: ArrayLike | None = None) -> Self:
         """One epoch on (X, y); `classes` (all the classes) is needed on the first call. For
         the stochastic solvers only."""
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
@@ -816,7 +816,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None
-                    ) -> MLPRegressor:
+                    ) -> Self:
         """One epoch on (X, y). For the stochastic solvers only."""
         return self._fit(X, y, sample_weight, incremental=True)
 

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .layers import Dense
     from .model import Sequential
 
+__all__ = ["to_state_dict", "load_state_dict", "to_module", "activation_module"]
+
 
 def _torch(what: str) -> Any:
     try:

@@ -30,10 +30,9 @@ from .optimizers import SGD, Optimizer, OptimizerState
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-    from ._typing import (CommLike, EpochEndCallback, FloatArray, LossName, MatrixLike,
+    from ._typing import (CommLike, EpochEndCallback, FloatArray, LossName, MatrixLike, Metric,
                           Schedule, Verbosity)
     from .distributed import Communicator
-    from .metrics import Metric
     from .model import Sequential
 
     # the validation data, checked: (X, Y or None, labels or None, y as given)
