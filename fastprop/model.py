@@ -487,7 +487,8 @@ class Sequential:
         parameters' count and bytes and the memory a fit at `batch_size` holds: parameters,
         gradients, the state of `optimizer` (by default the one fit would take), the snapshot
         of the training state and the engine's workspace for that many rows (predict and
-        evaluate use up to 1024). The figures are attributes too (Summary)."""
+        evaluate use up to 1024; a data-parallel fit over p ranks, batch_size / p on each).
+        The figures are attributes too (Summary)."""
         return Summary(self, batch_size, optimizer)
 
     def save(self, path: str | os.PathLike[str], optimizer: Optimizer | None = None
