@@ -154,6 +154,10 @@ int fp_optimizer_step(int dtype, const fp_optimizer *opt, void *params, void *gr
 
 /* *finite = 1 if every one of the n values is finite, else 0. */
 int fp_all_finite(int dtype, const void *x, ptrdiff_t n, int *finite);
+/* *total = sum of x[i]^2, in double, in a fixed order; fp_scale: y = a x, and the same sum of
+ * x's squares into *squares. */
+int fp_sum_of_squares(int dtype, const void *x, ptrdiff_t n, double *total);
+int fp_scale(int dtype, void *y, const void *x, double a, ptrdiff_t n, double *squares);
 
 /* params -= lr * grads over one flat buffer. */
 int fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, double lr);

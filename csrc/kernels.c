@@ -280,6 +280,34 @@ int fp_all_finite(int dtype, const void *x, ptrdiff_t n, int *finite)
     }
 }
 
+int fp_sum_of_squares(int dtype, const void *x, ptrdiff_t n, double *total)
+{
+    switch (dtype) {
+    case FP_FLOAT32:
+        *total = fp_sum_of_squares_f32(x, n);
+        return FP_OK;
+    case FP_FLOAT64:
+        *total = fp_sum_of_squares_f64(x, n);
+        return FP_OK;
+    default:
+        return FP_ERR_CODE;
+    }
+}
+
+int fp_scale(int dtype, void *y, const void *x, double a, ptrdiff_t n, double *squares)
+{
+    switch (dtype) {
+    case FP_FLOAT32:
+        *squares = fp_scale_f32(y, x, (float)a, n);
+        return FP_OK;
+    case FP_FLOAT64:
+        *squares = fp_scale_f64(y, x, a, n);
+        return FP_OK;
+    default:
+        return FP_ERR_CODE;
+    }
+}
+
 int fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_t key, double rate)
 {
     FP_RUN(fp_dropout, A, M, D, n, key, rate);

@@ -18,6 +18,36 @@ FP_MULTIVERSION static int FP_NAME(fp_all_finite)(const REAL *x, ptrdiff_t n)
     return 1;
 }
 
+/* The sum of x[i]^2 (the L2 penalty's ||W||^2): lanes of REAL, chunks added in double, in a
+ * fixed order; one thread, no BLAS call (its threads would wake for a memory-bound pass). */
+FP_MULTIVERSION static double FP_NAME(fp_sum_of_squares)(const REAL *x, ptrdiff_t n)
+{
+    double total = 0;
+#define FP_X2(i) (x[i] * x[i])
+    FP_LANE_SUM(total, n, FP_X2);
+#undef FP_X2
+    return total;
+}
+
+/* y = a x, a gradient's first term (the L2 penalty's a W, which the others then add to); returns
+ * the sum of x[i]^2 (its loss term), read in the same pass, with fp_sum_of_squares's bits. */
+FP_MULTIVERSION static double FP_NAME(fp_scale)(REAL *restrict y, const REAL *restrict x, REAL a,
+                                                ptrdiff_t n)
+{
+    double total = 0;
+    for (ptrdiff_t lo = 0; lo < n; lo += 4096) { /* a block in cache for the sum's read */
+        const ptrdiff_t m = lo + 4096 < n ? 4096 : n - lo;
+        const REAL *restrict xs = x + lo;
+        REAL *restrict ys = y + lo;
+        for (ptrdiff_t i = 0; i < m; i++)
+            ys[i] = a * xs[i];
+#define FP_X2(i) (xs[i] * xs[i])
+        FP_LANE_SUM(total, m, FP_X2);
+#undef FP_X2
+    }
+    return total;
+}
+
 FP_MULTIVERSION static void FP_NAME(fp_sgd_update)(REAL *params, const REAL *grads, ptrdiff_t n,
                                                    REAL lr)
 {

@@ -5,6 +5,8 @@
                            fp.Dense(4, 1, activation="sigmoid")], seed=42)
     history = model.fit(X, y, loss="binary_cross_entropy", optimizer=fp.SGD(lr=0.1), epochs=100)
 """
+from __future__ import annotations
+
 import os as _os
 
 try:
@@ -25,10 +27,12 @@ from .layers import Dense, Dropout, LayerSpec
 from .losses import LOSSES
 from .model import Sequential, load
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .summary import Summary, SummaryRow
 
 __version__ = "0.1.0"
 
-__all__ = ["callbacks", "metrics", "schedules", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "ReduceLROnPlateau", "load", "Sequential", "Dense", "Dropout", "LayerSpec", "SGD",
-           "Adam", "AdamW", "RMSprop", "Optimizer", "History", "gradcheck", "GradcheckResult",
-           "Trace", "LayerTrace", "kernels", "datasets", "ACTIVATIONS", "LOSSES", "__version__"]
+__all__ = ["Sequential", "load", "Dense", "Dropout", "LayerSpec", "ACTIVATIONS", "LOSSES",
+           "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "History", "Summary", "SummaryRow",
+           "Trace", "LayerTrace", "gradcheck", "GradcheckResult", "Callback", "EarlyStopping",
+           "ModelCheckpoint", "ReduceLROnPlateau", "callbacks", "schedules", "metrics", "datasets",
+           "kernels", "__version__"]

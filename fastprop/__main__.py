@@ -1,11 +1,13 @@
 """python -m fastprop demo: train a small network on generated data and report its speed."""
+from __future__ import annotations
+
 import argparse
 import os
 import sys
+from typing import Sequence
 
 
-
-def demo(args):
+def demo(args: argparse.Namespace) -> int:
     import fastprop as fp
 
     X, y = fp.datasets.make_spirals(n_samples=args.samples, n_classes=3, noise=0.35, seed=0)
@@ -26,7 +28,7 @@ def demo(args):
     return 0 if test["accuracy"] > 0.9 else 1
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastprop")
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="train a small network on generated spirals")

@@ -51,7 +51,8 @@ from fastprop._kernels cimport (Copies, Copy, floating, gemm, forward_layer, del
                                 fp_activation_describe, fp_loss_info, fp_loss_describe,
                                 fp_activation_backward, fp_loss_gradient, fp_optimizer_step,
                                 fp_sgd_update, fp_column_sum, fp_bias_activation,
-                                fp_csr_product, fp_csr_scatter, fp_dropout, fp_dropout_key_at, fp_shuffle,
+                                fp_csr_product, fp_csr_scatter, fp_scale, fp_dropout,
+                                fp_dropout_key_at, fp_shuffle,
                                 fp_all_finite, fp_pass_begin, fp_pass_end, fp_fork_pending,
                                 fp_park, fp_fork_prepare, fp_fork_done,
                                 FP_FLOAT32, FP_FLOAT64, FP_SOFTMAX, FP_LOSS_SOFTMAX_XENT,
@@ -195,7 +196,7 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
         for i in range(<Py_ssize_t>n * out.n_out):
             dZ_out[i] *= <floating>scale
     if penalty > 0:  # scikit-learn's alpha: alpha / 2 ||W||^2 / (batch size or sum of weights)
-        for l in range(L):
+        for l in range(1 if net.csr != NULL else 0, L):  # CSR rows: layer 1's in its gradient
             d = &net.layer[l]
             value += 0.5 * penalty * sum_of_squares(<Py_ssize_t>d.n_in * d.n_out,
                                                     params + d.w_offset)
@@ -215,8 +216,9 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
                         <floating *>net.A[l - 1], <floating *>net.Z[l - 1],
                         <floating *>net.mask[l - 1] if dropped_prev else NULL,
                         <floating *>net.dZ[l - 1], n, d.n_in, d.n_out, p.activation, p.param)
-        if l == 0 and net.csr != NULL:
-            _csr_weight_gradient(net, d, W, grads + d.w_offset, n, update, lr, accumulate)
+        if l == 0 and net.csr != NULL:  # (with the L2 term: it starts the gradient)
+            value += _csr_weight_gradient(net, d, W, grads + d.w_offset, n, update, lr, penalty,
+                                          accumulate)
         elif update == UPDATE_IN_GEMM:  # W += (-lr) A_prev^T dZ; b -= lr sum(dZ)
             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], W,
                             <floating *>net.bias_grad, n, d.n_in, d.n_out, <floating>(-lr),
@@ -227,29 +229,40 @@ cdef double _backward(Net *net, const floating *X, const floating *Y, const int6
             weight_gradient(A_prev, d.n_in, False, <floating *>net.dZ[l], G,
                             G + <Py_ssize_t>d.n_in * d.n_out, n, d.n_in, d.n_out, <floating>1,
                             <floating>accumulate, accumulate)
-        if penalty > 0 and update != UPDATE_IN_GEMM:  # dW += penalty W, W before its update
+        # dW += penalty W, with W before its update (CSR rows: done above)
+        if penalty > 0 and update != UPDATE_IN_GEMM and not (l == 0 and net.csr != NULL):
             axpy(<Py_ssize_t>d.n_in * d.n_out, <floating>penalty, W, grads + d.w_offset)
     return value
 
 
-cdef void _csr_weight_gradient(Net *net, LayerDesc *d, floating *W, floating *G, int n,
-                               int update, double lr, bint accumulate) noexcept nogil:
-    """The first layer's weight gradient over CSR rows, X^T dZ: written (or with
-    UPDATE_IN_GEMM, applied to W and b by plain SGD) in the rows of W that the batch's values
-    name; the other rows of the gradient are zero."""
+cdef double _csr_weight_gradient(Net *net, LayerDesc *d, floating *W, floating *G, int n,
+                                 int update, double lr, double penalty,
+                                 bint accumulate) noexcept nogil:
+    """The first layer's weight gradient over CSR rows, X^T dZ (+ penalty W): written (or
+    with UPDATE_IN_GEMM, applied to W and b by plain SGD) in the rows of W that the batch's
+    values name; the other rows of the gradient are zero (or the L2 term's alone). Returns the
+    layer's L2 loss term, penalty / 2 ||W||^2, from the same pass over W."""
     cdef const Batch *b = net.csr
     cdef Py_ssize_t size = <Py_ssize_t>d.n_in * d.n_out
+    cdef double squares = 0
     if update == UPDATE_IN_GEMM:  # W[j] -= lr x_ij dZ_i: only the rows the batch touches
         fp_csr_scatter(net.dtype, b.X, b.indices, b.indptr, net.csr_ids, net.csr_first, n,
                        net.dZ[0], d.n_out, W, -lr)
         fp_column_sum(net.dtype, net.dZ[0], n, d.n_out, net.bias_grad, False)
         fp_sgd_update(net.dtype, W + size, net.bias_grad, d.n_out, lr)
-        return
-    if not accumulate:
-        memset(G, 0, size * sizeof(floating))
+        return 0.0
+    if not accumulate:  # one pass: the L2 term (and ||W||^2), or zeros
+        if penalty > 0:
+            fp_scale(net.dtype, G, W, penalty, size, &squares)
+        else:
+            memset(G, 0, size * sizeof(floating))
+    elif penalty > 0:
+        axpy(size, <floating>penalty, W, G)
+        squares = sum_of_squares(size, W)
     fp_csr_scatter(net.dtype, b.X, b.indices, b.indptr, net.csr_ids, net.csr_first, n,
                    net.dZ[0], d.n_out, G, 1.0)
     fp_column_sum(net.dtype, net.dZ[0], n, d.n_out, G + size, accumulate)
+    return 0.5 * penalty * squares
 
 
 cdef void _optimizer_pass(Net *net, double lr) noexcept nogil:

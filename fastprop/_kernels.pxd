@@ -69,6 +69,8 @@ cdef extern from "fastprop.h" nogil:
                           void *state0, void *state1, Py_ssize_t n, int64_t t)
     int fp_sgd_update(int dtype, void *params, const void *grads, Py_ssize_t n, double lr)
     int fp_all_finite(int dtype, const void *x, Py_ssize_t n, int *finite)
+    int fp_sum_of_squares(int dtype, const void *x, Py_ssize_t n, double *total)
+    int fp_scale(int dtype, void *y, const void *x, double a, Py_ssize_t n, double *squares)
     int fp_dropout(int dtype, const void *A, void *M, void *D, Py_ssize_t n, uint64_t key,
                    double rate)
     int fp_mul(int dtype, void *x, const void *m, Py_ssize_t n)

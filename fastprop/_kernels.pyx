@@ -10,7 +10,7 @@ from libc.limits cimport INT_MAX
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
-from scipy.linalg.cython_blas cimport sgemm, dgemm, saxpy, daxpy, sdot, ddot
+from scipy.linalg.cython_blas cimport sgemm, dgemm, saxpy, daxpy
 
 import enum
 
@@ -110,16 +110,10 @@ cdef void axpy(Py_ssize_t n, floating alpha, const floating *x, floating *y) noe
 
 
 cdef double sum_of_squares(Py_ssize_t n, const floating *x) noexcept nogil:
-    cdef int one = 1, m
+    # the C kernel, not BLAS's dot: a memory-bound pass that BLAS would share out to threads
+    # woken for it (and those of OpenMP, still spinning after an optimizer pass, fight them)
     cdef double total = 0
-    while n > 0:
-        m = <int>(n if n < 1073741824 else 1073741824)
-        if floating is float:
-            total += sdot(&m, <float *>x, &one, <float *>x, &one)
-        else:
-            total += ddot(&m, <double *>x, &one, <double *>x, &one)
-        x += m
-        n -= m
+    fp_sum_of_squares(dtype_of(x), x, n, &total)
     return total
 
 

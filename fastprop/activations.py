@@ -19,64 +19,79 @@ vectorized normal CDF) within 4 ulp over the whole line, silu, elu and softplus 
 gelu_tanh within 3 ulp times its condition number max(1, |v f'(v) / f(v)|) (torch's formula
 itself loses every digit for v below about -5 in float32).
 """
+from __future__ import annotations
+
 import math
-from typing import Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
 from . import _kernels
 from ._kernels import fp_activation as _code
 from ._validation import canonical_name
 
+if TYPE_CHECKING:
+    from ._typing import ActivationName
+    from .onnx import _Graph
+
+    _Writer = Callable[[_Graph, str, str, float], None]
+
 
 class Activation(NamedTuple):
     name: str
     code: int
-    aliases: tuple = ()
+    aliases: tuple[str, ...] = ()
     init: str = "glorot_uniform"       # Dense's default initializer
     param: Optional[str] = None        # the LayerSpec field passed to C as the parameter
-    onnx: Optional[Callable] = None    # onnx(graph, z, a, param): writes a = f(z) (fastprop.onnx)
+    onnx: Optional[_Writer] = None     # onnx(graph, z, a, param): writes a = f(z) (fastprop.onnx)
     torch: Optional[str] = None        # the torch.nn module; its keyword for `param` has its name
-    torch_kwargs: tuple = ()           # fixed keywords of that module, as (name, value) pairs
+    torch_kwargs: tuple[tuple[str, object], ...] = ()  # its fixed keywords, (name, value) pairs
     needs_z: bool = False              # the derivative reads Z (from the C table)
 
 
 # ONNX: each writes a = f(z) into the graph g (fastprop.onnx._Graph) with standard operators.
-def _onnx_op(op):
-    return lambda g, z, a, p: g.node(op, [z], a)
+def _onnx_op(op: str) -> _Writer:
+    def write(g: _Graph, z: str, a: str, p: float) -> None:
+        g.node(op, [z], a)
+    return write
 
 
-def _onnx_leaky_relu(g, z, a, slope):  # Where(z > 0, z, slope z), in the model's dtype
+def _onnx_leaky_relu(g: _Graph, z: str, a: str, slope: float) -> None:
+    # Where(z > 0, z, slope z), in the model's dtype
     g.node("Where", [g.node("Greater", [z, g.const(0)]), z, g.node("Mul", [z, g.const(slope)])],
            a)
 
 
-def _onnx_gelu(g, z, a, p):  # z (1 + erf(z / sqrt 2)) / 2
+def _onnx_gelu(g: _Graph, z: str, a: str, p: float) -> None:
+    # z (1 + erf(z / sqrt 2)) / 2
     erf = g.node("Erf", [g.node("Mul", [z, g.const(1 / math.sqrt(2))])])
     g.node("Mul", [g.node("Mul", [z, g.const(0.5)]), g.node("Add", [erf, g.const(1)])], a)
 
 
-def _onnx_gelu_tanh(g, z, a, p):  # z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z^3))) / 2
+def _onnx_gelu_tanh(g: _Graph, z: str, a: str, p: float) -> None:
+    # z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z^3))) / 2
     cube = g.node("Mul", [g.node("Mul", [z, z]), z])
     inner = g.node("Add", [z, g.node("Mul", [cube, g.const(0.044715)])])
     t = g.node("Tanh", [g.node("Mul", [inner, g.const(math.sqrt(2 / math.pi))])])
     g.node("Mul", [g.node("Mul", [z, g.const(0.5)]), g.node("Add", [t, g.const(1)])], a)
 
 
-def _onnx_silu(g, z, a, p):
+def _onnx_silu(g: _Graph, z: str, a: str, p: float) -> None:
     g.node("Mul", [z, g.node("Sigmoid", [z])], a)
 
 
-def _onnx_elu(g, z, a, alpha):  # Where(z > 0, z, alpha (exp(z) - 1))
+def _onnx_elu(g: _Graph, z: str, a: str, alpha: float) -> None:
+    # Where(z > 0, z, alpha (exp(z) - 1))
     neg = g.node("Mul", [g.node("Sub", [g.node("Exp", [z]), g.const(1)]), g.const(alpha)])
     g.node("Where", [g.node("Greater", [z, g.const(0)]), z, neg], a)
 
 
-def _onnx_softplus(g, z, a, p):  # relu(z) + log(1 + exp(-|z|)), and z above torch's threshold 20
+def _onnx_softplus(g: _Graph, z: str, a: str, p: float) -> None:
+    # relu(z) + log(1 + exp(-|z|)), and z above torch's threshold 20
     soft = g.node("Add", [g.node("Relu", [z]), g.node("Log", [g.node("Add", [
         g.node("Exp", [g.node("Neg", [g.node("Abs", [z])])]), g.const(1)])])])
     g.node("Where", [g.node("Greater", [z, g.const(20)]), z, soft], a)
 
 
-def _onnx_softmax(g, z, a, p):
+def _onnx_softmax(g: _Graph, z: str, a: str, p: float) -> None:
     g.node("Softmax", [z], a, axis=-1)
 
 
@@ -101,22 +116,25 @@ _ROWS = (
 )
 
 # name -> row, each row completed by what the C table knows of its code
-TABLE = {r.name: r._replace(code=int(r.code), **_kernels._activation_describe(int(r.code)))
-         for r in _ROWS}
+TABLE: dict[str, Activation] = {
+    r.name: r._replace(code=int(r.code), **_kernels._activation_describe(int(r.code)))
+    for r in _ROWS}
 if sorted(r.code for r in TABLE.values()) != list(range(_kernels.N_CODES["activation"])):
     raise ImportError("fastprop.activations: the rows do not match the C codes one to one")
 
-ACTIVATIONS = {name: r.code for name, r in TABLE.items()}
+ACTIVATIONS: dict[str, int] = {name: r.code for name, r in TABLE.items()}
 _ALIASES = {alias: r.name for r in TABLE.values() for alias in r.aliases}
 
 
-def canonical_activation(name):
+def canonical_activation(name: ActivationName | None) -> ActivationName:
     """The canonical name of an activation; ValueError for an unknown one."""
     if name is None:
         return "identity"
-    return canonical_name("activation", name, ACTIVATIONS, _ALIASES, "relu")
+    # a key of ACTIVATIONS: an ActivationName (tests/test_typing.py checks the names)
+    return canonical_name("activation", name, ACTIVATIONS, _ALIASES,  # type: ignore[return-value]
+                          "relu")
 
 
-def activation_row(name):
+def activation_row(name: ActivationName | None) -> Activation:
     """The row of an activation, by name or alias; ValueError for an unknown one."""
     return TABLE[canonical_activation(name)]

@@ -8,33 +8,48 @@ attribute scales the learning rate of the epochs that follow (ReduceLROnPlateau)
 on_progress(model, done, n, loss) is told how far an epoch got, for which fit runs the epoch in
 about 20 engine calls (Progress's bar). Callbacks run between engine calls, in Python.
 """
+from __future__ import annotations
+
 import math
 import sys
 import time
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._validation import (check_choice, check_int, check_non_negative_float, check_path,
                           did_you_mean)
 
+if TYPE_CHECKING:
+    import os
+
+    from ._typing import FloatArray, Logs
+    from .model import Sequential
+
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau"]
+
 
 class Callback:
-    def on_train_begin(self, model, logs):
-        pass
+    """Base class of fit's callbacks: every hook does nothing; a subclass overrides those it
+    needs. on_epoch_end returning True stops training after that epoch."""
 
-    def on_epoch_begin(self, model, epoch, info):
-        pass
+    def on_train_begin(self, model: Sequential, logs: Logs) -> None:
+        """Before the first epoch."""
 
-    def on_epoch_end(self, model, epoch, logs):
+    def on_epoch_begin(self, model: Sequential, epoch: int, info: dict[str, int]) -> None:
+        """Before each epoch (counted from 0); info: {'epoch': epoch + 1, 'epochs': epochs}."""
+
+    def on_epoch_end(self, model: Sequential, epoch: int, logs: Logs) -> bool:
+        """After each epoch, with its logs; True stops training."""
         return False
 
-    def on_train_end(self, model, logs):
-        pass
+    def on_train_end(self, model: Sequential, logs: Logs) -> None:
+        """After the last epoch (or the one a callback stopped at, or an error)."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
 
 
-def _mode(monitor, mode):
+def _mode(monitor: str, mode: Literal["auto", "min", "max"]) -> Literal["min", "max"]:
     check_choice("mode", mode, ("auto", "min", "max"))
     if mode == "auto":
         return "max" if ("acc" in monitor or monitor.endswith("r2")) else "min"
@@ -42,16 +57,16 @@ def _mode(monitor, mode):
 
 
 class _Monitor(Callback):
-    def __init__(self, monitor, min_delta, mode):
+    def __init__(self, monitor: str, min_delta: float, mode: Literal["auto", "min", "max"]) -> None:
         if not isinstance(monitor, str):
             raise TypeError(f"monitor: expected the name of a logged value such as 'val_loss', "
                             f"got {type(monitor).__name__}")
         self.monitor = monitor
         self.min_delta = check_non_negative_float("min_delta", min_delta)
         self.mode = _mode(monitor, mode)
-        self._best = None
+        self._best: float | None = None
 
-    def _value(self, logs):
+    def _value(self, logs: Logs) -> float:
         if self.monitor not in logs:
             hint = did_you_mean(self.monitor, logs)
             if not hint and self.monitor.startswith("val_"):
@@ -61,7 +76,7 @@ class _Monitor(Callback):
                              f"{hint}")
         return logs[self.monitor]
 
-    def _improved(self, value):
+    def _improved(self, value: float) -> bool:
         if self._best is None or math.isnan(self._best):
             return not math.isnan(value)
         if self.mode == "min":
@@ -73,20 +88,20 @@ class EarlyStopping(_Monitor):
     """Stops when `monitor` has not improved by `min_delta` for `patience` epochs; with
     restore_best, puts back the weights of the best epoch when training ends."""
 
-    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, restore_best=True,
-                 mode="auto"):
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
+                 restore_best: bool = True, mode: Literal["auto", "min", "max"] = "auto") -> None:
         super().__init__(monitor, min_delta, mode)
         self.patience = check_int("patience", patience)
         self.restore_best = _flag("restore_best", restore_best)
-        self.best_epoch = None
-        self.stopped_epoch = None
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
         self._wait = 0
-        self._best_params = None
+        self._best_params: FloatArray | None = None
 
-    def on_train_begin(self, model, logs):
+    def on_train_begin(self, model: Sequential, logs: Logs) -> None:
         self._best, self._wait, self.best_epoch, self.stopped_epoch = None, 0, None, None
 
-    def on_epoch_end(self, model, epoch, logs):
+    def on_epoch_end(self, model: Sequential, epoch: int, logs: Logs) -> bool:
         value = self._value(logs)
         if self._improved(value):
             self._best, self._wait, self.best_epoch = value, 0, epoch
@@ -99,7 +114,7 @@ class EarlyStopping(_Monitor):
             return True
         return False
 
-    def on_train_end(self, model, logs):
+    def on_train_end(self, model: Sequential, logs: Logs) -> None:
         if self.restore_best and self._best_params is not None:
             model.params[...] = self._best_params
 
@@ -108,13 +123,15 @@ class ModelCheckpoint(_Monitor):
     """Saves the model (with its optimizer) to `path` after each epoch, or, with save_best_only,
     after each epoch that improves `monitor`. The save is atomic."""
 
-    def __init__(self, path, monitor="val_loss", save_best_only=True, min_delta=0.0, mode="auto"):
+    def __init__(self, path: str | os.PathLike[str], monitor: str = "val_loss",
+                 save_best_only: bool = True, min_delta: float = 0.0, mode: Literal["auto", "min", "max"] = "auto"
+                 ) -> None:
         super().__init__(monitor, min_delta, mode)
         self.path = check_path("path", path)
         self.save_best_only = _flag("save_best_only", save_best_only)
-        self.saved_epochs = []
+        self.saved_epochs: list[int] = []
 
-    def on_epoch_end(self, model, epoch, logs):
+    def on_epoch_end(self, model: Sequential, epoch: int, logs: Logs) -> bool:
         if self.save_best_only:
             value = self._value(logs)
             if not self._improved(value):
@@ -131,8 +148,8 @@ class ReduceLROnPlateau(_Monitor):
     below min_lr. It scales the rate fit uses, never the optimizer's own lr, and starts afresh
     with each fit."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0.0,
-                 mode="auto"):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 1e-4, min_lr: float = 0.0, mode: Literal["auto", "min", "max"] = "auto") -> None:
         super().__init__(monitor, min_delta, mode)
         self.factor = check_non_negative_float("factor", factor)
         if not 0 < self.factor < 1:
@@ -142,10 +159,10 @@ class ReduceLROnPlateau(_Monitor):
         self.lr_factor = 1.0
         self._wait = 0
 
-    def on_train_begin(self, model, logs):
+    def on_train_begin(self, model: Sequential, logs: Logs) -> None:
         self._best, self._wait, self.lr_factor = None, 0, 1.0
 
-    def on_epoch_end(self, model, epoch, logs):
+    def on_epoch_end(self, model: Sequential, epoch: int, logs: Logs) -> bool:
         value = self._value(logs)
         if self._improved(value):
             self._best, self._wait = value, 0
@@ -159,21 +176,21 @@ class ReduceLROnPlateau(_Monitor):
         return False
 
 
-def _flag(name, value):
+def _flag(name: str, value: object) -> bool:
     import numpy as np
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
     return bool(value)
 
 
-def is_terminal():
+def is_terminal() -> bool:
     try:
         return sys.stdout.isatty()
     except (AttributeError, ValueError):
         return False
 
 
-def epoch_line(logs, epochs):
+def epoch_line(logs: Logs, epochs: int) -> str:
     parts = [f"epoch {logs['epoch']:>{len(str(epochs))}}/{epochs}", f"loss {logs['loss']:.6f}"]
     parts += [f"{k} {v:.4f}" for k, v in logs.items() if k == "accuracy" or k.startswith("val_")]
     parts.append(f"{logs['samples_per_sec']:>12,.0f} samples/s  {logs['seconds']:.3f} s")
@@ -184,12 +201,12 @@ class Progress(Callback):
     """What fit(verbose=1) prints: a line per epoch and, with `bar`, a live bar during each
     epoch (tqdm when installed, else one rewritten line)."""
 
-    def __init__(self, bar=False):
+    def __init__(self, bar: bool = False) -> None:
         self.bar = bool(bar)
         self._epochs = 0
-        self._tqdm = None
+        self._tqdm: Any = None
 
-    def on_epoch_begin(self, model, epoch, info):
+    def on_epoch_begin(self, model: Sequential, epoch: int, info: dict[str, int]) -> None:
         self._epoch, self._epochs = epoch + 1, info["epochs"]
         self._start, self._done, self._tqdm = time.perf_counter(), 0, None
         if self.bar:
@@ -200,7 +217,7 @@ class Progress(Callback):
             self._tqdm = tqdm(desc=f"epoch {epoch + 1}/{self._epochs}", unit="samples",
                               leave=True, file=sys.stdout)
 
-    def on_progress(self, model, done, n, loss):
+    def on_progress(self, model: Sequential, done: int, n: int, loss: float) -> None:
         if not self.bar:
             return
         if self._tqdm is not None:
@@ -217,7 +234,7 @@ class Progress(Callback):
             sys.stdout.flush()
         self._done = done
 
-    def on_epoch_end(self, model, epoch, logs):
+    def on_epoch_end(self, model: Sequential, epoch: int, logs: Logs) -> bool:
         line = epoch_line(logs, self._epochs)
         if self._tqdm is not None:
             self._tqdm.close()

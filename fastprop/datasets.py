@@ -1,10 +1,20 @@
 """Data sets the package generates, so that examples and the demo need no download."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["make_seed_dataset", "make_spirals"]
 
 from ._validation import check_non_negative_float, check_positive_int, check_seed
 
 
-def make_seed_dataset(n_samples=100, seed=42):
+def make_seed_dataset(n_samples: int = 100, seed: int | None = 42
+                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The seeds' data: X = randn(n_samples, 2) under np.random.seed(seed), y = x0 + x1 > 0."""
     n_samples = check_positive_int("n_samples", n_samples)
     np.random.seed(check_seed("seed", seed) if seed is not None else None)
@@ -13,7 +23,8 @@ def make_seed_dataset(n_samples=100, seed=42):
     return X, y
 
 
-def make_spirals(n_samples=3000, n_classes=3, noise=0.2, seed=0):
+def make_spirals(n_samples: int = 3000, n_classes: int = 3, noise: float = 0.2,
+                 seed: int | None = 0) -> tuple[NDArray[np.float64], NDArray[Any]]:
     """Interleaved 2-D spirals, one arm per class: a task no linear model solves.
 
     Returns X (n_samples, 2) float64 and integer labels y (n_samples,).

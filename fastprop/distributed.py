@@ -22,14 +22,31 @@ The communication engine sits behind `Communicator` (rank, size, allreduce, broa
 implemented. Under MPI each rank's BLAS and OpenMP threads default to the cores of its node
 divided by the ranks on that node (`default_threads`), so ranks do not oversubscribe a machine.
 """
+from __future__ import annotations
+
 import os
 import zlib
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from .loop import Steps
 from .losses import LOSSES
+from .sparse import CSR
 from .threads import usable_cores
+
+if TYPE_CHECKING:
+    from mpi4py.MPI import Intracomm
+    from numpy.typing import NDArray
+
+    from ._engine import Engine
+    from ._typing import CommLike
+    from .loop import Data
+    from .model import Sequential
+    from .optimizers import Optimizer
+    from .training import Plan
+
+__all__ = ["Communicator", "MPICommunicator", "world", "as_communicator", "default_threads"]
 
 
 class Communicator:
@@ -37,15 +54,15 @@ class Communicator:
     collective: every rank calls it, in the same order, with arrays of the same shape and
     dtype."""
 
-    rank = 0  # this process's index, 0 to size - 1
-    size = 1  # the number of processes
-    local_size = 1  # the number of processes on this machine
+    rank: int = 0  # this process's index, 0 to size - 1
+    size: int = 1  # the number of processes
+    local_size: int = 1  # the number of processes on this machine
 
-    def allreduce(self, buf):
+    def allreduce(self, buf: NDArray[Any]) -> None:
         """Replaces `buf` (a C-contiguous NumPy array) by its elementwise sum over the ranks."""
         raise NotImplementedError
 
-    def broadcast(self, buf, root=0):
+    def broadcast(self, buf: NDArray[Any], root: int = 0) -> None:
         """Replaces `buf` on every rank by rank `root`'s."""
         raise NotImplementedError
 
@@ -54,7 +71,7 @@ class MPICommunicator(Communicator):
     """A Communicator over an mpi4py intracommunicator (such as MPI.COMM_WORLD): the buffer-based
     calls (Allreduce in place, Bcast), which move NumPy memory without pickling it."""
 
-    def __init__(self, comm):
+    def __init__(self, comm: Intracomm) -> None:
         from mpi4py import MPI
         if not isinstance(comm, MPI.Intracomm):
             raise TypeError(f"comm: expected an mpi4py intracommunicator such as "
@@ -72,14 +89,14 @@ class MPICommunicator(Communicator):
         finally:
             node.Free()
 
-    def allreduce(self, buf):
+    def allreduce(self, buf: NDArray[Any]) -> None:
         self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
 
-    def broadcast(self, buf, root=0):
+    def broadcast(self, buf: NDArray[Any], root: int = 0) -> None:
         self.comm.Bcast(buf, root=root)
 
 
-def world():
+def world() -> MPICommunicator:
     """A Communicator over MPI.COMM_WORLD, MPI initialized (if it is not yet) with
     MPI_THREAD_FUNNELED: only the main thread calls MPI, while OpenMP and BLAS threads compute."""
     try:
@@ -94,7 +111,7 @@ def world():
     return MPICommunicator(MPI.COMM_WORLD)
 
 
-def as_communicator(comm):
+def as_communicator(comm: CommLike) -> Communicator:
     """A Communicator for fit's `comm` argument: one already, or an mpi4py communicator."""
     if isinstance(comm, Communicator):
         return comm
@@ -104,13 +121,13 @@ def as_communicator(comm):
                     f"fastprop.distributed.Communicator, got {type(comm).__name__}")
 
 
-def default_threads(comm):
+def default_threads(comm: Communicator) -> int:
     """The threads for each rank: this machine's cores (those this process may run on) divided
     by the ranks on it, at least 1."""
     return max(1, min(usable_cores(), (os.cpu_count() or 1) // max(1, comm.local_size)))
 
 
-def all_accept(comm, error):
+def all_accept(comm: Communicator, error: BaseException | None) -> None:
     """Collective: raises on every rank if any rank refused its arguments (`error`, or None):
     that rank raises its error, the others a ValueError, so none waits alone in a collective."""
     refused = np.array([0.0 if error is None else 1.0])
@@ -123,13 +140,20 @@ def all_accept(comm, error):
                          f"arguments")
 
 
-def _sample(arr):
-    """A checksum of an array's shape and of its first, middle and last rows."""
-    rows = arr[[0, arr.shape[0] // 2, arr.shape[0] - 1]]
-    return zlib.crc32(np.ascontiguousarray(rows).tobytes() + repr(arr.shape).encode())
+def _sample(arr: NDArray[Any] | CSR) -> int:
+    """A checksum of an array's (or CSR rows') shape and of its first, middle and last rows."""
+    picks = [0, arr.shape[0] // 2, arr.shape[0] - 1]
+    if isinstance(arr, CSR):
+        data = b"".join(part.values.tobytes() + part.indices.tobytes()
+                        for part in (arr[i:i + 1] for i in picks))
+    else:
+        data = np.ascontiguousarray(arr[picks]).tobytes()
+    return zlib.crc32(data + repr(arr.shape).encode())
 
 
-def check_same(comm, model, optimizer, arrays, **numbers):
+def check_same(comm: Communicator, model: Sequential, optimizer: Optimizer,
+               arrays: Mapping[str, NDArray[Any] | CSR | None], **numbers: float | None
+               ) -> None:
     """Raises the same ValueError on every rank if the ranks were given different arguments:
     the `numbers` (or None), the optimizer's hyperparameters, the model's architecture and
     dtype, and samples of the `arrays` (or None). A fit whose ranks disagree would hang or
@@ -139,7 +163,8 @@ def check_same(comm, model, optimizer, arrays, **numbers):
     numbers.update({f"optimizer {k}": v for k, v in optimizer._hyper().items()})
     numbers.update({name: None if arr is None else _sample(arr) for name, arr in arrays.items()})
     names = sorted(numbers)
-    mine = np.array([np.nan if numbers[k] is None else float(numbers[k]) for k in names])
+    values = [numbers[k] for k in names]
+    mine = np.array([np.nan if v is None else float(v) for v in values])
     root = mine.copy()
     comm.broadcast(root)
     differs = np.array([0.0 if np.array_equal(mine, root, equal_nan=True) else 1.0])
@@ -152,10 +177,13 @@ def check_same(comm, model, optimizer, arrays, **numbers):
                          f"{int(differs[0])} of {comm.size} ranks were not ({where})")
 
 
-def agree_on_plan(comm, model, plan, error):
+def agree_on_plan(comm: Communicator, model: Sequential, plan: Plan | None,
+                  error: BaseException | None) -> Plan:
     """Collective, before a data-parallel fit: every rank raises if any refused its arguments
-    (`error`, or None), and the same ValueError if they were given different ones."""
+    (`error`, or None), and the same ValueError if they were given different ones; returns
+    the plan, the same on every rank."""
     all_accept(comm, error)
+    assert plan is not None  # a rank without one refused: all_accept raised
     check_same(comm, model, plan.optimizer,
                {"X": plan.X, "y": plan.Y if plan.labels is None else plan.labels,
                 "sample_weight": plan.weights,
@@ -163,9 +191,11 @@ def agree_on_plan(comm, model, plan, error):
                loss=LOSSES[plan.loss], epochs=plan.epochs, batch_size=plan.batch_size,
                shuffle=plan.shuffle, seed=plan.seed, warm_start=plan.warm_start,
                l2_penalty=plan.l2_penalty, rates=float(np.sum(plan.rates)))
+    return plan
 
 
-def broadcast_model(comm, model, extra=()):
+def broadcast_model(comm: Communicator, model: Sequential, extra: Iterable[NDArray[Any]] = ()
+                    ) -> None:
     """Rank 0's training state (model._state(): parameters, gradients, optimizer state,
     dropout and shuffle counters) and `extra` arrays, on every rank."""
     for _, buf in model._state():
@@ -182,11 +212,13 @@ class ShardedSteps(Steps):
     learning rates, stopping) come from values every rank holds: the summed gradient, or what
     rank 0 broadcasts (`on_root`)."""
 
-    def __init__(self, comm, engine, data, order, batch_size):
+    def __init__(self, comm: Communicator, engine: Engine, data: Data,
+                 order: NDArray[np.int64] | None, batch_size: int) -> None:
         super().__init__(engine, data, order, batch_size)
         self.comm, self.grads = comm, engine.gradient_buffer
 
-    def run(self, lo, hi, lr, check_params=False):
+    def run(self, lo: int, hi: int, lr: float, check_params: bool = False
+            ) -> tuple[float, int, int]:
         """The steps of the batches of rows lo to hi of the epoch. Returns (this rank's share
         of the sum of batch loss times batch size, its number correct, the index of the batch
         at which training diverged or -1), divergence decided from the summed gradient: a part
@@ -209,13 +241,13 @@ class ShardedSteps(Steps):
             n_correct += correct
         return total, n_correct, -1
 
-    def totals(self, total, n_correct):
+    def totals(self, total: float, n_correct: int) -> tuple[float, int]:
         """(the sums over the ranks of an epoch's loss total and number correct)."""
         sums = np.array([total, n_correct], np.float64)
         self.comm.allreduce(sums)
         return float(sums[0]), int(round(sums[1]))
 
-    def on_root(self, fn, n):
+    def on_root(self, fn: Callable[[], list[Any]], n: int) -> NDArray[np.float64]:
         """fn() -> n numbers, run on rank 0 only (its callbacks, validation); the numbers on
         every rank. If fn raises on rank 0, every rank raises (the others a RuntimeError), so
         none is left waiting in a collective."""

@@ -1,27 +1,40 @@
 """gradcheck: backpropagation's gradients against central differences, in float64."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ._typing import LossName, MatrixLike
+    from .model import Sequential
 
 
 class GradcheckResult:
     """The outcome of gradcheck; true when every checked gradient agreed."""
 
-    def __init__(self, ok, max_abs_error, max_rel_error, n_checked, worst):
+    def __init__(self, ok: bool, max_abs_error: float, max_rel_error: float, n_checked: int,
+                 worst: str) -> None:
         self.ok = ok
         self.max_abs_error = max_abs_error
         self.max_rel_error = max_rel_error
         self.n_checked = n_checked
         self.worst = worst
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return self.ok
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"GradcheckResult(ok={self.ok}, max_abs_error={self.max_abs_error:.3g}, "
                 f"max_rel_error={self.max_rel_error:.3g}, n_checked={self.n_checked}, "
                 f"worst={self.worst!r})")
 
 
-def gradcheck(model, X, y, loss="mse", eps=1e-6, rtol=1e-5, atol=1e-8, max_params=None, seed=0):
+def gradcheck(model: Sequential, X: MatrixLike, y: ArrayLike, loss: LossName = "mse",
+              eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-8,
+              max_params: int | None = None, seed: int | None = 0) -> GradcheckResult:
     """Compares model.loss_and_gradients with central differences (L(p+eps) - L(p-eps)) / 2eps.
 
     The check runs on a float64 copy of the model, so a float32 model's gradient formulas are
@@ -40,8 +53,8 @@ def gradcheck(model, X, y, loss="mse", eps=1e-6, rtol=1e-5, atol=1e-8, max_param
         max_params = check_positive_int("max_params", max_params)
     seed = check_seed("seed", seed)
     m64 = model.copy(dtype="float64")
-    X, Y, labels, loss = m64._check_data(X, y, loss)
-    if loss == "half_mean_squared_error":
+    X, Y, labels, name = m64._check_data(X, y, loss)
+    if name == "half_mean_squared_error":
         raise ValueError("loss: half_mean_squared_error steps with half_squared_error's gradient "
                          "(scikit-learn's convention), not its own value's: check "
                          "half_squared_error instead")
@@ -57,9 +70,9 @@ def gradcheck(model, X, y, loss="mse", eps=1e-6, rtol=1e-5, atol=1e-8, max_param
     for k, i in enumerate(index):
         orig = p[i]
         p[i] = orig + eps
-        plus, _ = m64._loss(X, Y, labels, loss)
+        plus, _ = m64._loss(X, Y, labels, name)
         p[i] = orig - eps
-        minus, _ = m64._loss(X, Y, labels, loss)
+        minus, _ = m64._loss(X, Y, labels, name)
         p[i] = orig
         numeric[k] = (plus - minus) / (2 * eps)
     g = analytic[index]
@@ -72,7 +85,7 @@ def gradcheck(model, X, y, loss="mse", eps=1e-6, rtol=1e-5, atol=1e-8, max_param
                            int(index.size), _name_param(m64, int(index[worst_k])))
 
 
-def _name_param(model, flat_index):
+def _name_param(model: Sequential, flat_index: int) -> str:
     """'layers[l].W[i, j]' or 'layers[l].b[j]' for an index into the flat parameter buffer."""
     offset = 0
     for l, layer in enumerate(model.layers):

@@ -27,6 +27,8 @@ leaves the previous file whole, and the next save to that path removes a tempora
 crashed save left behind. Pickling a model (and so copy.deepcopy and joblib) stores the same
 bytes.
 """
+from __future__ import annotations
+
 import contextlib
 import errno
 import glob
@@ -37,12 +39,21 @@ import os
 import secrets
 import stat
 import zipfile
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, NoReturn
 
 import numpy as np
 
 from ._validation import INT_MAX, count_not_finite
 from .layers import LayerSpec
 from .optimizers import OPTIMIZERS, Optimizer, OptimizerState
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .model import Sequential
+
+__all__ = ["save", "load", "read", "to_bytes", "from_bytes", "write_atomically", "digest", "FORMAT",
+           "VERSION"]
 
 FORMAT = "fastprop"
 VERSION = 2
@@ -53,16 +64,16 @@ MAX_PARAMS = 1 << 36                 # 256 GiB of float32: beyond any model this
 _STATE = ("optimizer_state_0", "optimizer_state_1")
 
 
-def digest(header, arrays):
+def digest(header: dict[str, Any], arrays: Iterable[NDArray[Any]]) -> str:
     """The file's SHA-256: the header without its "sha256" (canonical JSON), then each array."""
     h = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "sha256"},
                                   sort_keys=True, separators=(",", ":")).encode("utf-8"))
     for array in arrays:
-        h.update(memoryview(np.ascontiguousarray(array)).cast("B"))  # no copy
+        h.update(np.ascontiguousarray(array).data.cast("B"))  # no copy
     return h.hexdigest()
 
 
-def _arrays(model, optimizer=None):
+def _arrays(model: Sequential, optimizer: Optimizer | None = None) -> dict[str, NDArray[Any]]:
     """The archive's members for `model` and its optimizer state."""
     if optimizer is not None and optimizer is not model.optimizer:
         if not isinstance(optimizer, Optimizer):
@@ -77,7 +88,7 @@ def _arrays(model, optimizer=None):
     optimizer = model.optimizer
     opt = None
     if optimizer is not None:
-        n_state = len(model._optimizer_state.buffers)
+        n_state = len(model._optimizer_state.buffers)  # type: ignore[union-attr]
         opt = {"class": type(optimizer).__name__, "config": optimizer.get_config(),
                "t": fields.pop("t"), "n_state": n_state}
     header = {
@@ -97,11 +108,12 @@ def _arrays(model, optimizer=None):
     return arrays
 
 
-def _state_members(model):
+def _state_members(model: Sequential) -> tuple[dict[str, NDArray[Any]], dict[str, int]]:
     """The training state as the file holds it, iterating model._state(): its buffers shaped
     like the parameters as members, its counters as header fields; the gradients are not saved
     (the next step computes them anew). A state the format has no place for is an error."""
-    members, fields = {}, {}
+    members: dict[str, NDArray[Any]] = {}
+    fields: dict[str, int] = {}
     for name, arr in model._state():
         if name == "params" or name.startswith("optimizer_state_"):
             members[name] = arr
@@ -116,7 +128,7 @@ def _state_members(model):
     return members, fields
 
 
-def _pid_alive(pid):
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -126,15 +138,15 @@ def _pid_alive(pid):
     return True
 
 
-def save(model, path, optimizer=None):
+def save(model: Sequential, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> str:
     """Writes `model` with its optimizer state to `path`, atomically; returns the path."""
     from ._validation import check_path
-    path = check_path("path", path)
+    checked = check_path("path", path)
     arrays = _arrays(model, optimizer)
-    return write_atomically(path, lambda f: np.savez(f, **arrays))
+    return write_atomically(checked, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
-def write_atomically(path, write):
+def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> str:
     """Calls write(f) on a temporary file beside the file `path` names, flushes, fsyncs and
     renames it over that file, removing what a crashed write left; returns `path`.
 
@@ -179,7 +191,7 @@ def write_atomically(path, write):
     return path
 
 
-def _remove_stale(directory, name):
+def _remove_stale(directory: str, name: str) -> None:
     """Removes the temporary files of saves to `name` whose process is gone (they crashed)."""
     prefix = f".{name}."
     for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
@@ -191,7 +203,7 @@ def _remove_stale(directory, name):
             pass
 
 
-def _create_beside(directory, name):
+def _create_beside(directory: str, name: str) -> tuple[int, str]:
     """(fd, path) of a new file .<name>.<pid>.<random>.tmp in `directory`, created with mode
     0o666 less the umask, as open() would (mkstemp's 0o600 would need the umask read, which
     means setting it, process-wide)."""
@@ -205,21 +217,21 @@ def _create_beside(directory, name):
     raise FileExistsError(errno.EEXIST, "no unused temporary file name", tmp)
 
 
-def to_bytes(model):
+def to_bytes(model: Sequential) -> bytes:
     """The file's bytes, in memory (what pickling a model stores)."""
     buffer = _io.BytesIO()
-    np.savez(buffer, **_arrays(model))
+    np.savez(buffer, **_arrays(model))  # type: ignore[arg-type]
     return buffer.getvalue()
 
 
-def from_bytes(data, model_class):
+def from_bytes(data: bytes | bytearray, model_class: type[Sequential]) -> Sequential:
     """The model that to_bytes wrote, rebuilt as a `model_class`."""
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError(f"data: expected the bytes of a fastprop model, got {type(data).__name__}")
     return read(_io.BytesIO(data), "pickled fastprop model", model_class)  # shares bytes' memory
 
 
-def load(path, model_class):
+def load(path: str | os.PathLike[str], model_class: type[Sequential]) -> Sequential:
     """The model saved at `path`, rebuilt as a `model_class`; its optimizer, if one was saved,
     as `model.optimizer`, with its state. The file is opened once: its size and contents are
     those of one file, even while another process saves a new one to `path`."""
@@ -236,18 +248,18 @@ class _Bad(Exception):
     """What is wrong with a file, raised inside the reader and reported as a ValueError."""
 
 
-def _need(ok, what):
+def _need(ok: object, what: str) -> None:
     if not ok:
         raise _Bad(what)
 
 
-def _int(value, name, low, high):
+def _int(value: Any, name: str, low: int, high: int) -> int:
     _need(isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
           f"{name} must be an integer in [{low}, {high}], got {value!r}")
     return value
 
 
-def _number(value, name):
+def _number(value: Any, name: str) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     try:
         ok = ok and bool(np.isfinite(float(value)))
@@ -257,7 +269,8 @@ def _number(value, name):
     return float(value)
 
 
-def _open_array(archive, name, opened):
+def _open_array(archive: zipfile.ZipFile, name: str, opened: contextlib.ExitStack
+                ) -> tuple[IO[bytes], tuple[int, ...], np.dtype[Any], bool, int]:
     """(the member `name`.npy, open in the ExitStack `opened` and positioned at its data, the
     shape, dtype and C order its npy header declares, the number of bytes after the header):
     nothing of the data is read yet."""
@@ -274,7 +287,8 @@ def _open_array(archive, name, opened):
     return f, tuple(shape), dtype, not fortran, info.file_size - f.tell()
 
 
-def _open_member(archive, name, expected_shape, dtype, opened):
+def _open_member(archive: zipfile.ZipFile, name: str, expected_shape: tuple[int, ...],
+                 dtype: str, opened: contextlib.ExitStack) -> IO[bytes]:
     """An array member, open at its data, once its npy header, dtype, shape and size are
     checked: nothing is allocated for it before."""
     f, shape, got_dtype, c_order, n_data = _open_array(archive, name, opened)
@@ -290,10 +304,10 @@ def _open_member(archive, name, expected_shape, dtype, opened):
 _CHUNK_BYTES = 1 << 20
 
 
-def _read_member(f, name, out):
+def _read_member(f: IO[bytes], name: str, out: NDArray[Any]) -> None:
     """Reads an open member's data straight into `out` (C-contiguous), a chunk at a time: the
     whole array is never held twice."""
-    view = memoryview(out).cast("B")
+    view = out.data.cast("B")
     done = 0
     while done < len(view):
         chunk = f.read(min(_CHUNK_BYTES, len(view) - done))
@@ -302,7 +316,8 @@ def _read_member(f, name, out):
         done += len(chunk)
 
 
-def _header(archive, opened):
+def _header(archive: zipfile.ZipFile, opened: contextlib.ExitStack
+            ) -> tuple[dict[str, Any], set[str]]:
     names = set(archive.namelist())
     _need("header.npy" in names and "params.npy" in names,
           f"expected the arrays 'header' and 'params', found "
@@ -326,11 +341,13 @@ def _header(archive, opened):
     return header, names
 
 
-def _architecture(header):
-    layers = header.get("layers")
+def _architecture(header: dict[str, Any]) -> tuple[list[LayerSpec], list[str], int]:
+    layers: Any = header.get("layers")
     _need(isinstance(layers, list) and 1 <= len(layers) <= MAX_LAYERS,
           f"'layers' must be a list of 1 to {MAX_LAYERS} layers")
-    specs, inits, n_params = [], [], 0
+    specs: list[LayerSpec] = []
+    inits: list[str] = []
+    n_params = 0
     for i, d in enumerate(layers):
         _need(isinstance(d, dict), f"layers[{i}] must be an object")
         n_in = _int(d.get("n_in"), f"layers[{i}].n_in", 1, INT_MAX)
@@ -347,7 +364,7 @@ def _architecture(header):
     return specs, inits, n_params
 
 
-def read(source, name, model_class):
+def read(source: IO[bytes], name: str, model_class: type[Sequential]) -> Sequential:
     """The model in `source` (a binary file object, open for reading; `name` names it in
     errors), rebuilt as a `model_class` (Sequential) once everything in the file has been
     checked."""
@@ -365,7 +382,7 @@ def read(source, name, model_class):
                          f"archive ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
-def _size(f):
+def _size(f: IO[bytes]) -> int:
     """The size of the open file `f` (not of whatever its path names by now)."""
     try:
         return os.fstat(f.fileno()).st_size
@@ -376,7 +393,7 @@ def _size(f):
         return size
 
 
-def _read(source, model_class):
+def _read(source: IO[bytes], model_class: type[Sequential]) -> Sequential:
     """Checks the archive's structure and header, builds the model without drawing weights,
     reads the arrays straight into its buffers, then checks their checksum and values; the
     model is returned only if all of it holds."""
@@ -398,7 +415,7 @@ def _read(source, model_class):
         for name, f, buffer in zip(names, members, buffers):
             _read_member(f, name, buffer)
     if header["version"] == 1:
-        _need(hashlib.sha256(memoryview(model.params).cast("B")).hexdigest() ==
+        _need(hashlib.sha256(model.params.data.cast("B")).hexdigest() ==
               header.get("params_sha256"),
               "the parameters do not match their checksum (edited or damaged)")
     else:
@@ -406,7 +423,7 @@ def _read(source, model_class):
               "its contents do not match their checksum (edited or damaged)")
     _need(not count_not_finite(model.params), "its parameters are not all finite")
     rng, dropout, shuffle = _counters(header)
-    optimizer = _optimizer(header.get("optimizer"), state)
+    optimizer = None if state is None else _optimizer(header["optimizer"], state)
     # everything read and checked: complete the model
     model._rng = rng
     model._dropout_state[...] = dropout
@@ -417,7 +434,8 @@ def _read(source, model_class):
     return model
 
 
-def _layout(archive, size, opened):
+def _layout(archive: zipfile.ZipFile, size: int, opened: contextlib.ExitStack
+            ) -> tuple[dict[str, Any], list[LayerSpec], list[str], int, int]:
     """(header, layer specs, inits, n_params, number of optimizer state arrays): the archive's
     members and header checked against each other, against the file's `size` and against the
     format's limits."""
@@ -446,7 +464,8 @@ def _layout(archive, size, opened):
     return header, specs, inits, n_params, n_state
 
 
-def _counters(header):
+def _counters(header: dict[str, Any]
+              ) -> tuple[np.random.Generator, NDArray[np.uint64], NDArray[np.uint64] | None]:
     """(the model's generator, dropout state, shuffle state or None) from the header."""
     try:
         rng = np.random.default_rng()
@@ -464,12 +483,10 @@ def _counters(header):
     return rng, dropout, shuffle
 
 
-def _optimizer(opt, state):
-    """The optimizer the header's 'optimizer' describes, or None, once `state` (an
-    OptimizerState, read from the file) has been checked against it; sets its step count."""
-    if opt is None:
-        return None
-    config = opt.get("config")
+def _optimizer(opt: dict[str, Any], state: OptimizerState) -> Optimizer:
+    """The optimizer the header's 'optimizer' describes, once `state` (an OptimizerState, read
+    from the file) has been checked against it; sets its step count."""
+    config: Any = opt.get("config")
     _need(isinstance(config, dict), "optimizer.config must be an object")
     try:
         optimizer = OPTIMIZERS[opt["class"]](**config)

@@ -16,6 +16,10 @@ must be a writable C-contiguous array of the right shape and dtype that shares n
 input (or with another output): each of these raises a ValueError or TypeError naming the
 argument before any compiled code runs.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Sequence, overload
+
 import numpy as np
 
 from . import _kernels
@@ -25,10 +29,16 @@ from ._validation import (as_numeric_array, blas_operand, check_dtype, check_fin
 from .activations import activation_row
 from .losses import LOSSES, canonical_loss, check_output_activation, prepare_targets
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+    from ._typing import ActivationName, FloatArray, LossName
+    from .activations import Activation
+
 __all__ = ["forward", "delta", "weight_gradient", "loss_gradient", "sgd_update"]
 
 
-def _param_dtype(name, arr, ndim=2):
+def _param_dtype(name: str, arr: ArrayLike, ndim: int = 2) -> tuple[FloatArray, np.dtype[Any]]:
     """A float array whose dtype sets the computation's, with `ndim` dimensions, none empty or
     beyond a C int, and finite values."""
     arr = as_numeric_array(name, arr)
@@ -42,7 +52,7 @@ def _param_dtype(name, arr, ndim=2):
     return arr, arr.dtype
 
 
-def _check_size(name, arr):
+def _check_size(name: str, arr: NDArray[Any]) -> None:
     if 0 in arr.shape:
         raise ValueError(f"{name}: expected no empty dimension, got shape {arr.shape}")
     if max(arr.shape) > INT_MAX:
@@ -50,7 +60,7 @@ def _check_size(name, arr):
                          f"{arr.shape}")
 
 
-def _vector(name, value, dtype, n):
+def _vector(name: str, value: ArrayLike, dtype: np.dtype[Any], n: int) -> FloatArray:
     arr = as_numeric_array(name, value)
     if arr.shape != (n,):
         raise ValueError(f"{name}: expected shape ({n},), got shape {arr.shape}")
@@ -59,7 +69,8 @@ def _vector(name, value, dtype, n):
     return arr
 
 
-def _out(name, out, shape, dtype, inputs=()):
+def _out(name: str, out: FloatArray | None, shape: tuple[int, ...], dtype: np.dtype[Any],
+         inputs: Sequence[tuple[str, NDArray[Any] | None]] = ()) -> FloatArray:
     """A checked output buffer, or a new one. `inputs`: (name, array) pairs it must not
     overlap (an output read while it is written gives wrong numbers)."""
     if out is None:
@@ -78,7 +89,8 @@ def _out(name, out, shape, dtype, inputs=()):
     return out
 
 
-def _activation(activation, negative_slope, alpha):
+def _activation(activation: ActivationName, negative_slope: float, alpha: float
+                ) -> tuple[Activation, float]:
     """(row, the parameter passed to C): negative_slope for leaky_relu, alpha for elu."""
     row = activation_row(activation)
     params = {"negative_slope": negative_slope, "alpha": alpha}
@@ -90,8 +102,18 @@ def _activation(activation, negative_slope, alpha):
     return row, params[row.param] if row.param else 0.0
 
 
-def forward(X, W, b, activation="identity", *, negative_slope=0.01, alpha=1.0, out=None,
-            Z_out=None):
+@overload
+def forward(X: ArrayLike, W: ArrayLike, b: ArrayLike, activation: ActivationName = ..., *,
+            negative_slope: float = ..., alpha: float = ..., out: FloatArray | None = ...,
+            Z_out: None = ...) -> FloatArray: ...
+@overload
+def forward(X: ArrayLike, W: ArrayLike, b: ArrayLike, activation: ActivationName = ..., *,
+            negative_slope: float = ..., alpha: float = ..., out: FloatArray | None = ...,
+            Z_out: FloatArray | Literal[True]) -> tuple[FloatArray, FloatArray]: ...
+def forward(X: ArrayLike, W: ArrayLike, b: ArrayLike, activation: ActivationName = "identity",
+            *, negative_slope: float = 0.01, alpha: float = 1.0, out: FloatArray | None = None,
+            Z_out: FloatArray | Literal[True] | None = None
+            ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """Z = X W + b and A = f(Z) for X (n_samples, n_in), W (n_in, n_out), b (n_out,).
 
     Returns A; or (Z, A) if `Z_out` is given (pass ``Z_out=True`` to have it allocated).
@@ -112,8 +134,9 @@ def forward(X, W, b, activation="identity", *, negative_slope=0.01, alpha=1.0, o
     return A if Z is None else (Z, A)
 
 
-def delta(dZ, W, A_prev, activation_prev, *, Z_prev=None, negative_slope=0.01, alpha=1.0,
-          out=None):
+def delta(dZ: ArrayLike, W: ArrayLike, A_prev: ArrayLike, activation_prev: ActivationName, *,
+          Z_prev: ArrayLike | None = None, negative_slope: float = 0.01, alpha: float = 1.0,
+          out: FloatArray | None = None) -> FloatArray:
     """dZ_prev = (dZ W^T) * f'(Z_prev), f' read from A_prev = f(Z_prev) and, for an activation
     whose derivative needs it (gelu, gelu_tanh, silu, elu, softplus), Z_prev itself.
 
@@ -143,7 +166,9 @@ def delta(dZ, W, A_prev, activation_prev, *, Z_prev=None, negative_slope=0.01, a
     return dZ_prev
 
 
-def weight_gradient(A_prev, dZ, *, dW=None, db=None, accumulate=False):
+def weight_gradient(A_prev: ArrayLike, dZ: ArrayLike, *, dW: FloatArray | None = None,
+                    db: FloatArray | None = None, accumulate: bool = False
+                    ) -> tuple[FloatArray, FloatArray]:
     """dW = A_prev^T dZ and db = sum over samples of dZ; with accumulate, added to dW and db.
 
     A_prev (n_samples, n_in), dZ (n_samples, n_out). Returns (dW, db).
@@ -165,7 +190,9 @@ def weight_gradient(A_prev, dZ, *, dW=None, db=None, accumulate=False):
     return dW, db
 
 
-def loss_gradient(loss, Z, A, y, activation, *, negative_slope=0.01, alpha=1.0, out=None):
+def loss_gradient(loss: LossName, Z: ArrayLike, A: ArrayLike, y: ArrayLike,
+                  activation: ActivationName, *, negative_slope: float = 0.01, alpha: float = 1.0,
+                  out: FloatArray | None = None) -> tuple[float, FloatArray, int]:
     """The mean loss of an output layer and dL/dZ.
 
     Z (n_samples, n_out) is the output layer's pre-activation and A = f(Z) its activation
@@ -184,7 +211,7 @@ def loss_gradient(loss, Z, A, y, activation, *, negative_slope=0.01, alpha=1.0, 
     return value, dZ, n_correct
 
 
-def sgd_update(params, grads, lr):
+def sgd_update(params: FloatArray, grads: ArrayLike, lr: float) -> FloatArray:
     """params -= lr * grads, in place, over two 1-D buffers of one dtype. Returns params."""
     if not isinstance(params, np.ndarray) or params.ndim != 1 or not params.flags.c_contiguous \
             or not params.flags.writeable:

@@ -5,13 +5,20 @@ engine is built from and that a saved file records. A layer holds no memory of i
 Sequential model is built, its W and b become views into the model's one flat parameter buffer
 (and dW, db into its gradient buffer).
 """
-from typing import NamedTuple
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from ._validation import (as_numeric_array, check_finite, check_fraction, check_non_negative_float,
                           check_positive_int)
 from .activations import TABLE as _ACTIVATIONS, canonical_activation
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ._typing import ActivationName, FloatArray, InitName
 
 
 class LayerSpec(NamedTuple):
@@ -24,23 +31,26 @@ class LayerSpec(NamedTuple):
     alpha: float = 1.0  # elu's
 
     @property
-    def activation_code(self):
+    def activation_code(self) -> int:
+        """The activation's code in the C table."""
         return _ACTIVATIONS[self.activation].code
 
     @property
-    def activation_param(self):
+    def activation_param(self) -> float:
         """The activation's one parameter, passed to C (0 for an activation without one)."""
         field = _ACTIVATIONS[self.activation].param
         return 0.0 if field is None else float(getattr(self, field))
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
+        """The parameters of W and b."""
         return self.n_in * self.n_out + self.n_out
+
 
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros")
 
 
-def _default_init(activation):
+def _default_init(activation: str) -> str:
     # He for the rectifier family, Glorot for the saturating and linear activations (the row's)
     return _ACTIVATIONS[activation].init
 
@@ -67,18 +77,18 @@ class Dense:
         Biases start at zero. Draws come from the model's seed.
     """
 
-    def __init__(self, n_in, n_out, activation="identity", *, negative_slope=0.01, alpha=1.0,
-                 init=None):
-        activation = canonical_activation(activation)
+    def __init__(self, n_in: int, n_out: int, activation: ActivationName | None = "identity", *,
+                 negative_slope: float = 0.01, alpha: float = 1.0,
+                 init: InitName | ArrayLike | None = None) -> None:
+        name = canonical_activation(activation)
         self._spec = LayerSpec(check_positive_int("n_in", n_in), check_positive_int("n_out", n_out),
-                               activation, check_non_negative_float("negative_slope",
-                                                                    negative_slope),
+                               name, check_non_negative_float("negative_slope", negative_slope),
                                alpha=check_non_negative_float("alpha", alpha))
-        if activation == "softmax" and self.n_out < 2:
+        if name == "softmax" and self.n_out < 2:
             raise ValueError("n_out: a softmax output needs at least 2 units (one unit's softmax "
                              "is always 1); for two classes use 1 sigmoid unit with "
                              "binary_cross_entropy")
-        self._init_array = None
+        self._init_array: np.ndarray[Any, Any] | None = None
         if init is not None and not isinstance(init, str):
             arr = as_numeric_array("init", init)
             if arr.shape != (self.n_in, self.n_out):
@@ -87,29 +97,68 @@ class Dense:
             check_finite("init", arr)
             self._init_array = arr.copy()
             init = "array"
-        init = _default_init(activation) if init is None else init
+        init = _default_init(name) if init is None else init
         if init not in INITIALIZERS + ("array",):
             raise ValueError(f"init: expected one of {list(INITIALIZERS)} or an array, got {init!r}")
-        self.init = init
-        self._W = self._b = self._dW = self._db = None
+        self.init: str = init
+        self._W: FloatArray | None = None
+        self._b: FloatArray | None = None
+        self._dW: FloatArray | None = None
+        self._db: FloatArray | None = None
 
     # The architecture, read-only: a model's engine is built from it.
-    spec = property(lambda self: self._spec, doc="This layer's LayerSpec (read-only).")
-    n_in = property(lambda self: self.spec.n_in)
-    n_out = property(lambda self: self.spec.n_out)
-    activation = property(lambda self: self.spec.activation)
-    activation_code = property(lambda self: self.spec.activation_code)
-    negative_slope = property(lambda self: self.spec.negative_slope)
-    alpha = property(lambda self: self.spec.alpha)
-    dropout_rate = property(lambda self: self.spec.dropout_rate,
-                            doc="The rate of the Dropout that follows this layer in its model.")
-    n_params = property(lambda self: self.spec.n_params)
+    @property
+    def spec(self) -> LayerSpec:
+        """This layer's LayerSpec (read-only)."""
+        return self._spec
 
     @property
-    def in_model(self):
+    def n_in(self) -> int:
+        """The input width: W's rows."""
+        return self._spec.n_in
+
+    @property
+    def n_out(self) -> int:
+        """The output width (units): W's columns."""
+        return self._spec.n_out
+
+    @property
+    def activation(self) -> str:
+        """The activation's canonical name."""
+        return self._spec.activation
+
+    @property
+    def activation_code(self) -> int:
+        """The activation's code in the C table."""
+        return self._spec.activation_code
+
+    @property
+    def negative_slope(self) -> float:
+        """leaky_relu's slope for z < 0."""
+        return self._spec.negative_slope
+
+    @property
+    def alpha(self) -> float:
+        """elu's alpha."""
+        return self._spec.alpha
+
+    @property
+    def dropout_rate(self) -> float:
+        """The rate of the Dropout that follows this layer in its model."""
+        return self._spec.dropout_rate
+
+    @property
+    def n_params(self) -> int:
+        """The parameters of W and b: n_in * n_out + n_out."""
+        return self._spec.n_params
+
+    @property
+    def in_model(self) -> bool:
+        """True once a model holds this layer (its W and b are views into the model's buffer)."""
         return self._W is not None
 
-    def _attach(self, params, grads, offset, dropout_rate):
+    def _attach(self, params: FloatArray, grads: FloatArray, offset: int,
+                dropout_rate: float) -> int:
         """Makes W, b (and dW, db) views of the flat buffers at `offset` and records the rate of
         the Dropout after it; returns the next offset. Called once, by Sequential, after every
         check has passed."""
@@ -121,29 +170,31 @@ class Dense:
         self._db = grads[offset + n_w:offset + self.n_params]
         return offset + self.n_params
 
-    def _initialize(self, rng):
+    def _initialize(self, rng: np.random.Generator) -> None:
         # Glorot: variance 2 / (n_in + n_out); He: 2 / n_in. Uniform on [-limit, limit] has
         # variance limit^2 / 3.
         fan = self.n_in / 2.0 if self.init.startswith("he") else (self.n_in + self.n_out) / 2.0
+        W = self._bound("W")
         if self.init == "array":
-            self._W[...] = self._init_array
+            W[...] = self._init_array
         elif self.init == "zeros":
-            self._W[...] = 0
+            W[...] = 0
         elif self.init.endswith("uniform"):
             limit = np.sqrt(3.0 / fan)
-            self._W[...] = rng.uniform(-limit, limit, size=self._W.shape)
+            W[...] = rng.uniform(-limit, limit, size=W.shape)
         else:
-            self._W[...] = rng.normal(0.0, np.sqrt(1.0 / fan), size=self._W.shape)
-        self._b[...] = 0
+            W[...] = rng.normal(0.0, np.sqrt(1.0 / fan), size=W.shape)
+        self._bound("b")[...] = 0
 
-    def _bound(self, name):
-        value = getattr(self, "_" + name)
+    def _bound(self, name: str) -> FloatArray:
+        value: FloatArray | None = getattr(self, "_" + name)
         if value is None:
             raise RuntimeError(f"{name}: this layer is not part of a model yet; build a "
                                f"fastprop.Sequential with it first")
         return value
 
-    def _checked(self, attr, value, shape, name=None):
+    def _checked(self, attr: str, value: ArrayLike, shape: tuple[int, ...],
+                 name: str | None = None) -> FloatArray:
         """`value` as an array of this layer's dtype and `shape`, checked; raises otherwise,
         naming the argument `name` (by default the attribute)."""
         target = self._bound(attr)
@@ -156,22 +207,39 @@ class Dense:
         check_finite(name, arr)  # after the cast: 1e39 is inf in float32
         return arr
 
-    def _assign(self, name, value, shape):
+    def _assign(self, name: str, value: ArrayLike, shape: tuple[int, ...]) -> None:
         self._bound(name)[...] = self._checked(name, value, shape)
 
     # W and b are writable views into the model's flat parameter buffer; assigning copies into it.
-    W = property(lambda self: self._bound("W"),
-                 lambda self, v: self._assign("W", v, (self.n_in, self.n_out)),
-                 doc="Weights (n_in, n_out), a view into the model's parameter buffer.")
-    b = property(lambda self: self._bound("b"),
-                 lambda self, v: self._assign("b", v, (self.n_out,)),
-                 doc="Biases (n_out,), a view into the model's parameter buffer.")
-    dW = property(lambda self: self._bound("dW"),
-                  doc="Gradient of the last backward pass with respect to W.")
-    db = property(lambda self: self._bound("db"),
-                  doc="Gradient of the last backward pass with respect to b.")
+    @property
+    def W(self) -> FloatArray:
+        """Weights (n_in, n_out), a view into the model's parameter buffer."""
+        return self._bound("W")
 
-    def __repr__(self):
+    @W.setter
+    def W(self, value: ArrayLike) -> None:
+        self._assign("W", value, (self.n_in, self.n_out))
+
+    @property
+    def b(self) -> FloatArray:
+        """Biases (n_out,), a view into the model's parameter buffer."""
+        return self._bound("b")
+
+    @b.setter
+    def b(self, value: ArrayLike) -> None:
+        self._assign("b", value, (self.n_out,))
+
+    @property
+    def dW(self) -> FloatArray:
+        """Gradient of the last backward pass with respect to W."""
+        return self._bound("dW")
+
+    @property
+    def db(self) -> FloatArray:
+        """Gradient of the last backward pass with respect to b."""
+        return self._bound("db")
+
+    def __repr__(self) -> str:
         param = _ACTIVATIONS[self.activation].param
         extra = f", {param}={getattr(self, param)}" if param else ""
         return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r}{extra})"
@@ -184,8 +252,8 @@ class Dropout:
     reproduce. In a Sequential model it folds into the Dense layer it follows (that layer's
     `dropout_rate`), and runs inside the compiled training step."""
 
-    def __init__(self, rate):
+    def __init__(self, rate: float) -> None:
         self.rate = check_fraction("rate", rate)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Dropout({self.rate})"

@@ -16,7 +16,9 @@ Every loss is a mean over the batch, so the gradient of a batch does not grow wi
   ((a - y) / n_samples): scikit-learn's squared loss, exactly as its MLPRegressor reports and
   follows it (the two differ for several outputs).
 """
-from typing import NamedTuple, Optional
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -24,13 +26,18 @@ from . import _kernels
 from ._kernels import fp_loss as _code
 from ._validation import as_numeric_array, canonical_name, check_finite
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+    from ._typing import FloatArray, LossName
+
 
 class Loss(NamedTuple):
     """One loss: its name, code (from fastprop._kernels, declared once in _kernels.pxd) and
     aliases; the rest is read from the C table (csrc/losses.h)."""
     name: str
     code: int
-    aliases: tuple = ()
+    aliases: tuple[str, ...] = ()
     output_activation: Optional[str] = None  # the activation its output must have; None: any
     from_logits: bool = False     # computed from the output's logits, its derivative folded in
     classification: bool = False  # counts correct predictions (accuracy)
@@ -51,33 +58,35 @@ _ROWS = (
 )
 
 
-def _complete(row):
+def _complete(row: Loss) -> Loss:
     from .activations import TABLE as activations  # the activation names, by code
     info = _kernels._loss_describe(int(row.code))
-    code = info.pop("output_activation")
+    code = info["output_activation"]
     names = {a.code: a.name for a in activations.values()}
     return row._replace(code=int(row.code), output_activation=None if code is None
-                        else names[code], **info)
+                        else names[code], from_logits=info["from_logits"],
+                        classification=info["classification"], per_element=info["per_element"])
 
 
 # name -> row
-TABLE = {r.name: _complete(r) for r in _ROWS}
+TABLE: dict[str, Loss] = {r.name: _complete(r) for r in _ROWS}
 if sorted(r.code for r in TABLE.values()) != list(range(_kernels.N_CODES["loss"])):
     raise ImportError("fastprop.losses: the rows do not match the C codes one to one")
 
-LOSSES = {name: r.code for name, r in TABLE.items()}
+LOSSES: dict[str, int] = {name: r.code for name, r in TABLE.items()}
 CLASSIFICATION = tuple(name for name, r in TABLE.items() if r.classification)
 FROM_LOGITS = tuple(name for name, r in TABLE.items() if r.from_logits)
 PER_ELEMENT = tuple(name for name, r in TABLE.items() if r.per_element)
 _ALIASES = {alias: r.name for r in TABLE.values() for alias in r.aliases}
 
 
-def canonical_loss(name):
+def canonical_loss(name: LossName) -> LossName:
     """The canonical name of a loss; ValueError for an unknown one."""
-    return canonical_name("loss", name, LOSSES, _ALIASES, "mse")
+    # a key of LOSSES: a LossName (tests/test_typing.py checks the names)
+    return canonical_name("loss", name, LOSSES, _ALIASES, "mse")  # type: ignore[return-value]
 
 
-def check_output_activation(loss, activation):
+def check_output_activation(loss: str, activation: str) -> None:
     """ValueError if the model's output activation does not suit the loss."""
     needed = TABLE[loss].output_activation
     if needed is not None and activation != needed:
@@ -88,7 +97,8 @@ def check_output_activation(loss, activation):
                          f"loss='softmax_cross_entropy', got loss={loss!r}")
 
 
-def prepare_targets(loss, y, n_samples, n_out, dtype, name="y"):
+def prepare_targets(loss: str, y: ArrayLike, n_samples: int, n_out: int, dtype: DTypeLike,
+                    name: str = "y") -> tuple[FloatArray | None, NDArray[np.int64] | None]:
     """Checked targets for `loss`: (Y, None) with Y (n_samples, n_out) of `dtype`, or
     (None, labels) with int64 labels (n_samples,) for softmax cross-entropy."""
     arr = as_numeric_array(name, y)

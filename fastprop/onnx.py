@@ -14,9 +14,20 @@ last activation: probabilities for sigmoid and softmax outputs). A classifier es
 (predict_proba's), as skl2onnx does with zipmap off; a regressor gives "variable". Needs the onnx
 package: pip install "fastprop[onnx]".
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
 import numpy as np
 
 from .activations import TABLE as _ACTIVATIONS
+
+if TYPE_CHECKING:
+    import os
+
+    from .model import Sequential
+
+__all__ = ["to_onnx", "save_onnx"]
 
 _OPSET = 17
 
@@ -26,26 +37,30 @@ class _Graph:
     node(op, inputs, output=None, **attributes) adds a node and returns its output's name;
     const(value) a scalar initializer in the model's dtype."""
 
-    def __init__(self, helper, numpy_helper, dtype, prefix=""):
+    def __init__(self, helper: Any, numpy_helper: Any, dtype: np.dtype[Any], prefix: str = ""
+                 ) -> None:
         self.helper, self.numpy_helper, self.dtype = helper, numpy_helper, dtype
-        self.nodes, self.inits, self.prefix, self._n = [], [], prefix, 0
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.prefix, self._n = prefix, 0
 
-    def _name(self):
+    def _name(self) -> str:
         self._n += 1
         return f"{self.prefix}t{self._n}"
 
-    def node(self, op, inputs, output=None, **attributes):
+    def node(self, op: str, inputs: Iterable[str], output: str | None = None,
+             **attributes: Any) -> str:
         output = self._name() if output is None else output
         self.nodes.append(self.helper.make_node(op, list(inputs), [output], **attributes))
         return output
 
-    def const(self, value):
+    def const(self, value: float) -> str:
         name = self._name()
         self.inits.append(self.numpy_helper.from_array(np.array(value, self.dtype), name))
         return name
 
 
-def _onnx():
+def _onnx() -> tuple[Any, Any, Any, Any]:
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -55,7 +70,7 @@ def _onnx():
     return onnx, TensorProto, helper, numpy_helper
 
 
-def _model_of(obj):
+def _model_of(obj: object) -> tuple[Sequential, Any]:
     """(Sequential, estimator or None) for a model or a fitted fastprop.sklearn estimator."""
     from .model import Sequential
     if isinstance(obj, Sequential):
@@ -70,7 +85,7 @@ def _model_of(obj):
                     f"fastprop.sklearn estimator, got {type(obj).__name__}")
 
 
-def to_onnx(model_or_estimator, *, name="fastprop"):
+def to_onnx(model_or_estimator: object, *, name: str = "fastprop") -> Any:
     """The ONNX ModelProto of a fastprop model or fitted fastprop.sklearn estimator."""
     onnx, TensorProto, helper, numpy_helper = _onnx()
     model, estimator = _model_of(model_or_estimator)
@@ -85,7 +100,8 @@ def to_onnx(model_or_estimator, *, name="fastprop"):
         inits.append(numpy_helper.from_array(layer.b.copy(), f"b{i}"))
         nodes.append(helper.make_node("MatMul", [x, f"W{i}"], [f"xw{i}"]))
         nodes.append(helper.make_node("Add", [f"xw{i}", f"b{i}"], [f"z{i}"]))
-        _ACTIVATIONS[layer.activation].onnx(g, f"z{i}", f"a{i}", layer.spec.activation_param)
+        write = _ACTIVATIONS[layer.activation].onnx
+        write(g, f"z{i}", f"a{i}", layer.spec.activation_param)  # type: ignore[misc]
         x = f"a{i}"
     outputs = []
     n_out = model.n_out
@@ -107,7 +123,8 @@ def to_onnx(model_or_estimator, *, name="fastprop"):
     return onnx_model
 
 
-def _classifier_outputs(est, x, elem, nodes, inits, helper, numpy_helper, TensorProto):
+def _classifier_outputs(est: Any, x: str, elem: int, nodes: list[Any], inits: list[Any],
+                        helper: Any, numpy_helper: Any, TensorProto: Any) -> list[Any]:
     kind = est._label_binarizer.y_type_
     classes = np.asarray(est.classes_)
     if len(classes) == 1:  # one class seen in fit: both columns of [1 - p, p] name it
@@ -139,10 +156,11 @@ def _classifier_outputs(est, x, elem, nodes, inits, helper, numpy_helper, Tensor
             helper.make_tensor_value_info("probabilities", elem, [None, len(classes)])]
 
 
-def save_onnx(model_or_estimator, path, *, name="fastprop"):
+def save_onnx(model_or_estimator: object, path: str | os.PathLike[str], *,
+              name: str = "fastprop") -> str:
     """Writes the ONNX graph of `model_or_estimator` to `path`, atomically; returns the path."""
     from ._validation import check_path
     from .io import write_atomically
-    path = check_path("path", path)
+    checked = check_path("path", path)
     data = to_onnx(model_or_estimator, name=name).SerializeToString()
-    return write_atomically(path, lambda f: f.write(data))
+    return write_atomically(checked, lambda f: f.write(data))

@@ -8,8 +8,11 @@ full-batch gradient), warnings and errors; plus dropout, dtype, n_threads and (f
 classifier) class_weight. They work in Pipeline, GridSearchCV and cross_val_score, and pickle.
 Needs scikit-learn: pip install "fastprop[sklearn]".
 """
+from __future__ import annotations
+
 import numbers
 import warnings
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 import numpy as np
 import scipy
@@ -35,10 +38,21 @@ from . import loop, threads
 from .layers import Dense, Dropout
 from .losses import LOSSES
 from .model import Sequential
-from .optimizers import SGD, Adam
+from .optimizers import SGD, Adam, Optimizer
 from .sparse import check_sparse, is_sparse
 
-_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+    from ._typing import ActivationName, FloatArray, FloatDType, MatrixLike
+    from typing_extensions import Self
+
+    from .loop import Data, Epochs
+
+__all__ = ["MLPClassifier", "MLPRegressor", "expected_failed_checks"]
+
+_ACTIVATIONS: dict[str, ActivationName] = {"identity": "identity", "logistic": "sigmoid",
+                                           "tanh": "tanh", "relu": "relu"}
 _SOLVERS = ("lbfgs", "sgd", "adam")
 _NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large "
                "values and need to be preprocessed.")
@@ -46,22 +60,22 @@ _NON_FINITE = ("Solver produced non-finite parameter weights. The input data may
 _LBFGS_IPRINT = tuple(int(p) for p in scipy.__version__.split(".")[:2]) < (1, 15)
 
 
-def expected_failed_checks(estimator):
+def expected_failed_checks(estimator: object) -> dict[str, str]:
     """The scikit-learn estimator checks these estimators are expected to fail, with why (for
     parametrize_with_checks(..., expected_failed_checks=...)): none."""
     return {}
 
 
-def _need(ok, name, what, value):
+def _need(ok: object, name: str, what: str, value: object) -> None:
     if not ok:
         raise ValueError(f"{name}: expected {what}, got {value!r}")
 
 
-def _is_int(v):
+def _is_int(v: object) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
-def _is_real(v, finite=True):
+def _is_real(v: object, finite: bool = True) -> bool:
     """A real number (not a bool) that converts to a float, not NaN; finite unless
     finite=False."""
     if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)):
@@ -79,17 +93,17 @@ class _RateSchedule:
     lr sqrt(1 - beta_2^t) / (1 - beta_1^t) after t steps) or when the loss stops improving
     (adaptive). The engine's optimizer does the updates."""
 
-    def __init__(self, estimator):
+    def __init__(self, estimator: _BaseMLP) -> None:
         self.solver, self.lr_schedule = estimator.solver, estimator.learning_rate
         self.learning_rate_init = estimator.learning_rate_init
         self.learning_rate = float(estimator.learning_rate_init)
         self.power_t, self.betas = estimator.power_t, (estimator.beta_1, estimator.beta_2)
 
-    def rate(self):
+    def rate(self) -> float:
         """The rate the engine takes this epoch (adam corrects its bias itself)."""
         return self.learning_rate if self.solver == "sgd" else float(self.learning_rate_init)
 
-    def iteration_ends(self, time_step, steps):
+    def iteration_ends(self, time_step: int, steps: int) -> None:
         if self.solver == "adam" and steps:
             b1, b2 = self.betas
             self.learning_rate = self.learning_rate_init * np.sqrt(1 - b2 ** steps) / \
@@ -101,7 +115,7 @@ class _RateSchedule:
             except OverflowError:  # (t + 1) ** power_t beyond any float: the rate is 0
                 self.learning_rate = 0.0
 
-    def trigger_stopping(self, msg, verbose):
+    def trigger_stopping(self, msg: str, verbose: bool | int) -> bool:
         """True to stop; with the adaptive schedule, the rate is divided by 5 first while it is
         above 1e-6."""
         if self.solver != "sgd" or self.lr_schedule != "adaptive":
@@ -117,11 +131,11 @@ class _RateSchedule:
             print(msg + " Setting learning rate to %f" % self.learning_rate)
         return False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"_RateSchedule({self.solver!r}, learning_rate={self.learning_rate})"
 
 
-def _store(estimator, params):
+def _store(estimator: _BaseMLP, params: Mapping[str, Any]) -> None:
     """Stores __init__'s arguments as attributes, unchanged (scikit-learn's convention)."""
     for name, value in params.items():
         if name not in ("self", "__class__"):
@@ -131,11 +145,24 @@ def _store(estimator, params):
 class _BaseMLP(BaseEstimator):
     """What MLPClassifier and MLPRegressor share: checks, the network, the training loop."""
 
+    # the fitted attributes, as scikit-learn's MLPs have them (set by fit)
+    model_: Sequential         # the network (fastprop's own: not in scikit-learn's)
+    n_features_in_: int
+    n_outputs_: int
+    n_layers_: int
+    n_iter_: int
+    t_: int
+    loss_: float
+    loss_curve_: list[float]
+    best_loss_: float | None
+    validation_scores_: list[float] | None
+    best_validation_score_: float | None
+    out_activation_: str
 
     # -----------------------------------------------------------------------------------------
     # Checks
 
-    def _check_params(self):
+    def _check_params(self) -> list[int]:
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if _is_int(sizes) else sizes
         try:
@@ -192,12 +219,12 @@ class _BaseMLP(BaseEstimator):
               "n_threads", "None or a positive integer", self.n_threads)
         return [int(s) for s in sizes]
 
-    def _dtype(self, X):
+    def _dtype(self, X: Any) -> np.dtype[Any]:
         if self.dtype is not None:
             return np.dtype(self.dtype)
         return X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
-    def _validate_X(self, X, reset):
+    def _validate_X(self, X: MatrixLike, reset: bool) -> Any:
         return validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64,
                                                                            np.float32),
                              reset=reset)
@@ -205,12 +232,13 @@ class _BaseMLP(BaseEstimator):
     # -----------------------------------------------------------------------------------------
     # The network
 
-    def _build(self, sizes, n_in, n_out, out_activation, dtype, rng):
+    def _build(self, sizes: list[int], n_in: int, n_out: int, out_activation: ActivationName,
+               dtype: np.dtype[Any], rng: Any) -> Sequential:
         """A model with scikit-learn's initial weights: Glorot uniform for weights and biases
         (factor 2 for logistic), drawn layer by layer from `rng` as scikit-learn draws them."""
         widths = [n_in] + sizes + [n_out]
         hidden = _ACTIVATIONS[self.activation]
-        layers = []
+        layers: list[Dense | Dropout] = []
         for k, (a, b) in enumerate(zip(widths, widths[1:])):
             last = k == len(widths) - 2
             layers.append(Dense(a, b, out_activation if last else hidden, init="zeros"))
@@ -229,7 +257,7 @@ class _BaseMLP(BaseEstimator):
         model.set_weights(weights)
         return model
 
-    def _given_model(self, n_in, dtype):
+    def _given_model(self, n_in: int, dtype: np.dtype[Any]) -> Sequential:
         """A model of the weights assigned to coefs_ and intercepts_ before any fit (as
         scikit-learn's estimators take them), for partial_fit or a warm start to continue."""
         coefs, intercepts = self.__dict__["_given_coefs"], self.__dict__["_given_intercepts"]
@@ -245,7 +273,7 @@ class _BaseMLP(BaseEstimator):
         model.set_weights(list(zip(coefs, intercepts)))
         return model
 
-    def _new_optimizer(self):
+    def _new_optimizer(self) -> Optimizer:
         """The engine's optimizer, with scikit-learn's update formulas."""
         if self.solver == "adam":
             adam = Adam(self.learning_rate_init, betas=(self.beta_1, self.beta_2),
@@ -263,7 +291,8 @@ class _BaseMLP(BaseEstimator):
     # -----------------------------------------------------------------------------------------
     # Fitting
 
-    def _fit(self, X, y, sample_weight, incremental, classes=None):
+    def _fit(self, X: Any, y: Any, sample_weight: ArrayLike | None,
+             incremental: bool, classes: ArrayLike | None = None) -> Self:
         sizes = self._check_params()
         if y is None:
             raise ValueError(f"y: {type(self).__name__} requires y to be passed, but the target "
@@ -279,7 +308,9 @@ class _BaseMLP(BaseEstimator):
         with threads.fit_limit(self.n_threads, threads.work_of(widths, batch)):
             return self._fit_checked(X, y, sample_weight, incremental, sizes, first)
 
-    def _fit_checked(self, X, Y, sample_weight, incremental, sizes, first):
+    def _fit_checked(self, X: Any, Y: NDArray[np.float64],
+                     sample_weight: NDArray[Any] | None, incremental: bool, sizes: list[int],
+                     first: bool) -> Self:
         if self.early_stopping and incremental:
             raise ValueError("early_stopping: partial_fit does not support early_stopping=True")
         rng = check_random_state(self.random_state)  # each call, as scikit-learn's
@@ -316,11 +347,12 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(_NON_FINITE) from diverged
         return self
 
-    def _lbfgs(self, model, data):
+    def _lbfgs(self, model: Sequential, data: Data) -> Self:
         """scikit-learn's lbfgs: scipy's L-BFGS-B with its options, on the mean loss (with the
         L2 term) and gradient of all the data from the engine, the parameters in the model's
         flat order (L-BFGS does not depend on the order of the coordinates)."""
-        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        options: dict[str, Any] = {"maxfun": self.max_fun, "maxiter": self.max_iter,
+                                   "gtol": self.tol}
         if _LBFGS_IPRINT:
             options["iprint"] = 1 if self.verbose is True or self.verbose >= 1 else -1
         with model._exclusive("fit"):
@@ -334,7 +366,9 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(_NON_FINITE)
         return self
 
-    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight, *workspace):
+    def _loss_grad_lbfgs(self, packed_coef_inter: NDArray[np.float64], X: Any, y: ArrayLike,
+                         sample_weight: ArrayLike | None, *workspace: Any
+                         ) -> tuple[float, NDArray[np.float64]]:
         """scikit-learn's private lbfgs objective, for code that calls it: (loss, gradient) at
         parameters packed as scikit-learn packs them (every layer's weights, then every
         layer's biases), y binarized; the model takes those parameters. `workspace`
@@ -353,7 +387,9 @@ class _BaseMLP(BaseEstimator):
             value, grad = loop.FullBatch(model, data, float(self.alpha))(flat)
         return value, grad[order]
 
-    def _held_out(self, X, Y, sample_weight, rng):
+    def _held_out(self, X: Any, Y: NDArray[np.float64], sample_weight: NDArray[Any] | None,
+                  rng: Any) -> tuple[Any, NDArray[np.float64],
+                                                       NDArray[Any] | None, tuple[Any, Any, Any]]:
         """(X, Y, sample_weight, (X_val, y_val, w_val)): with early stopping, the validation
         fraction held out as scikit-learn draws it; else all the data and Nones."""
         if not self.early_stopping:
@@ -374,7 +410,8 @@ class _BaseMLP(BaseEstimator):
                              "'validation_fraction' or the size of your dataset.")
         return X, Y, w, (X_val, self._decode(Y_val), w_val)
 
-    def _engine_data(self, X, Y, sample_weight, dtype):
+    def _engine_data(self, X: Any, Y: NDArray[np.float64], sample_weight: ArrayLike | None,
+                     dtype: np.dtype[Any]) -> Data:
         """What the training loop's steps read: (X, Y, labels, weights, loss code), cast to the
         model's dtype once (sparse X as CSR rows, never made dense)."""
         if is_sparse(X):
@@ -391,7 +428,8 @@ class _BaseMLP(BaseEstimator):
         weights = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype)
         return X, Y, labels, weights, LOSSES[self._loss()]
 
-    def _begin(self, first, incremental, model, sizes, Y):
+    def _begin(self, first: bool, incremental: bool, model: Sequential, sizes: list[int],
+               Y: NDArray[np.float64]) -> None:
         """The fitted attributes a fit starts from: all anew on a first fit (the stochastic
         solvers' own only for them, as scikit-learn's)."""
         self.model_ = model
@@ -416,7 +454,8 @@ class _BaseMLP(BaseEstimator):
             self._engine_optimizer = self._new_optimizer()
         self.n_iter_ = 0  # counts this call's epochs, as scikit-learn's does
 
-    def _epochs(self, epochs, X_val, y_val, w_val, sample_idx, incremental):
+    def _epochs(self, epochs: Epochs, X_val: Any, y_val: Any, w_val: NDArray[Any] | None,
+                sample_idx: NDArray[np.int64], incremental: bool) -> FloatingPointError | None:
         """scikit-learn's rules around the training loop's epochs: its shuffles, the tol,
         early-stopping and adaptive rules. Returns the loop's FloatingPointError if training
         diverged (the model then keeps its weights from before the bad batch), else None."""
@@ -432,8 +471,10 @@ class _BaseMLP(BaseEstimator):
             warnings.warn("Training interrupted by user.")
             return None
 
-    def _iterate(self, epochs, X_val, y_val, w_val, sample_idx, incremental):
-        n, schedule, diverged = epochs.n, self._optimizer, None
+    def _iterate(self, epochs: Epochs, X_val: Any, y_val: Any, w_val: NDArray[Any] | None,
+                 sample_idx: NDArray[np.int64], incremental: bool) -> FloatingPointError | None:
+        n, schedule = epochs.n, self._optimizer
+        diverged: FloatingPointError | None = None
         for _ in range(1 if incremental else self.max_iter):
             if self.shuffle:
                 sample_idx = _shuffle(sample_idx, random_state=self._random_state)
@@ -450,7 +491,8 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
             self._update_no_improvement_count(X_val, y_val, w_val, diverged)
-            schedule.iteration_ends(self.t_, self.model_._optimizer_state.t)
+            state = self.model_._optimizer_state
+            schedule.iteration_ends(self.t_, state.t)  # type: ignore[union-attr]
             if self._no_improvement_count > self.n_iter_no_change:
                 msg = ("Validation score" if self.early_stopping else "Training loss") + \
                     " did not improve more than tol=%f for %d consecutive epochs." % (
@@ -466,7 +508,7 @@ class _BaseMLP(BaseEstimator):
                               ConvergenceWarning)
         return diverged
 
-    def _epoch(self, epochs, order, lr):
+    def _epoch(self, epochs: Epochs, order: NDArray[Any], lr: float) -> float:
         """One epoch through the training loop, in the order scikit-learn draws; divergence
         stops it as it stops fit. The engine is bound once per fit (again only if it was
         rebuilt)."""
@@ -478,18 +520,19 @@ class _BaseMLP(BaseEstimator):
         total, _ = epochs.run(lr, self.n_iter_)
         return total
 
-    def _update_no_improvement_count(self, X_val, y_val, w_val, diverged):
+    def _update_no_improvement_count(self, X_val: Any, y_val: Any, w_val: NDArray[Any] | None,
+                                     diverged: FloatingPointError | None) -> None:
         if self.early_stopping:
             score = np.nan if diverged is not None else \
                 self._validation_score(X_val, y_val, w_val)
-            self.validation_scores_.append(score)
+            self.validation_scores_.append(score)  # type: ignore[union-attr]  # (early stopping)
             if self.verbose:
                 print("Validation score: %f" % score)
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
-            if score > self.best_validation_score_:
+            if score > self.best_validation_score_:  # type: ignore[operator]
                 self.best_validation_score_ = score
                 self._best_params = self.model_.params.copy()
         else:
@@ -497,29 +540,31 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
+            if self.loss_curve_[-1] < self.best_loss_:  # type: ignore[operator]  # (a float here)
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _check_solver(self):
+    def _check_solver(self) -> bool:
         """partial_fit exists for the stochastic solvers only (scikit-learn's available_if)."""
         if self.solver not in ("sgd", "adam"):
             raise AttributeError("partial_fit is only available for stochastic optimizers. %s "
                                  "is not stochastic." % self.solver)
         return True
 
-    def _sample_weight(self, X, y, sample_weight):
+    def _sample_weight(self, X: Any, y: Any, sample_weight: ArrayLike | None
+                       ) -> NDArray[Any] | None:
         if sample_weight is None:
             return None
         return _check_sample_weight(sample_weight, X, dtype=np.float64)
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+            ) -> Self:
         """Fits the network to (X, y), optionally weighting samples; returns self."""
         return self._fit(X, y, sample_weight, incremental=False)
 
     # -----------------------------------------------------------------------------------------
     # Predicting and attributes
 
-    def _output(self, X):
+    def _output(self, X: MatrixLike) -> FloatArray:
         check_is_fitted(self, "model_")
         X = self._validate_X(X, reset=False)
         model = self.model_
@@ -529,33 +574,43 @@ class _BaseMLP(BaseEstimator):
 
     # Before a fit, lists assigned to coefs_ and intercepts_ are kept as they are (and may be
     # changed in place) until partial_fit or a warm start trains from them, as scikit-learn's.
-    def _weights(self, given, k):
+    def _weights(self, given: str, k: int) -> list[Any]:
         if not hasattr(self, "model_"):
             if given not in self.__dict__:
                 check_is_fitted(self, "model_")
             return self.__dict__[given]
         return [pair[k] for pair in self.model_.get_weights()]
 
-    def _set_weights(self, given, k, values):
+    def _set_weights(self, given: str, k: int, values: Sequence[ArrayLike]) -> None:
         if not hasattr(self, "model_"):
             self.__dict__[given] = values
             return
-        pairs = [list(pair) for pair in self.model_.get_weights()]
+        pairs: list[list[Any]] = [list(pair) for pair in self.model_.get_weights()]
         values = list(values)
         _need(len(values) == len(pairs), given[7:] + "_", f"{len(pairs)} arrays", len(values))
         for pair, value in zip(pairs, values):
             pair[k] = value
         self.model_.set_weights(pairs)
 
-    coefs_ = property(lambda self: self._weights("_given_coefs", 0),
-                      lambda self, v: self._set_weights("_given_coefs", 0, v),
-                      doc="The weight matrices (n_in, n_out) per layer (copies; assign a list "
-                          "to set them).")
-    intercepts_ = property(lambda self: self._weights("_given_intercepts", 1),
-                           lambda self, v: self._set_weights("_given_intercepts", 1, v),
-                           doc="The bias vectors per layer (copies; assign a list to set them).")
+    @property
+    def coefs_(self) -> list[FloatArray]:
+        """The weight matrices (n_in, n_out) per layer (copies; assign a list to set them)."""
+        return self._weights("_given_coefs", 0)
 
-    def __sklearn_is_fitted__(self):
+    @coefs_.setter
+    def coefs_(self, value: Sequence[ArrayLike]) -> None:
+        self._set_weights("_given_coefs", 0, value)
+
+    @property
+    def intercepts_(self) -> list[FloatArray]:
+        """The bias vectors per layer (copies; assign a list to set them)."""
+        return self._weights("_given_intercepts", 1)
+
+    @intercepts_.setter
+    def intercepts_(self, value: Sequence[ArrayLike]) -> None:
+        self._set_weights("_given_intercepts", 1, value)
+
+    def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 
 
@@ -564,16 +619,26 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     binary (one logistic output), multiclass (softmax) and multilabel (logistic outputs)
     targets, string labels, sample_weight and class_weight ('balanced' or a dict)."""
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, dtype=None, n_threads=None, class_weight=None):
+    classes_: NDArray[Any]  # fitted
+
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: Literal["identity", "logistic", "tanh", "relu"] = "relu", *,
+                 solver: Literal["lbfgs", "sgd", "adam"] = "adam", alpha: float = 0.0001,
+                 batch_size: int | Literal["auto"] = "auto",
+                 learning_rate: Literal["constant", "invscaling", "adaptive"] = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: int | np.random.RandomState | None = None,
+                 tol: float = 1e-4, verbose: bool | int = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: int | float = 10, max_fun: int = 15000, dropout: float = 0.0,
+                 dtype: FloatDType | None = None, n_threads: int | None = None,
+                 class_weight: Literal["balanced"] | Mapping[Any, float] | None = None) -> None:
         _store(self, locals())
 
-    def _validate_targets(self, X, y, first, incremental, classes):
+    def _validate_targets(self, X: Any, y: Any, first: bool, incremental: bool,
+                          classes: ArrayLike | None) -> NDArray[np.float64]:
         y = np.asarray(y) if not hasattr(y, "toarray") else y.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn("A column-vector y was passed when a 1d array was expected.",
@@ -604,7 +669,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self._y_raw = y
         return self._label_binarizer.transform(y).astype(np.float64)
 
-    def _partial_fit_classes(self, y, classes):
+    def _partial_fit_classes(self, y: NDArray[Any], classes: ArrayLike | None) -> None:
         """scikit-learn's rule: `classes` is needed on the first call, and must not change."""
         if not hasattr(self, "classes_"):
             if classes is None:
@@ -615,9 +680,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self.classes_ = unique_labels(classes)
         elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
             raise ValueError(f"classes: expected the classes of the first call "
-                             f"{list(self.classes_)}, got {list(classes)}")
+                             f"{list(self.classes_)}, got "
+                             f"{list(classes)}")  # type: ignore[arg-type]
 
-    def _sample_weight(self, X, Y, sample_weight):
+    def _sample_weight(self, X: Any, Y: Any, sample_weight: ArrayLike | None
+                       ) -> NDArray[Any] | None:
         w = super()._sample_weight(X, Y, sample_weight)
         if self.class_weight is not None:
             if self._label_binarizer.y_type_ == "multilabel-indicator":
@@ -626,34 +693,36 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             w = cw if w is None else w * cw
         return w
 
-    def _out_activation(self):
+    def _out_activation(self) -> ActivationName:
         lb = self._label_binarizer
         return "softmax" if lb.y_type_ == "multiclass" else "sigmoid"
 
-    def _loss(self):
+    def _loss(self) -> str:
         lb = self._label_binarizer
         return {"multiclass": "softmax_cross_entropy",
                 "multilabel-indicator": "multilabel_binary_cross_entropy"}.get(
             lb.y_type_, "binary_cross_entropy")
 
-    def _engine_targets(self, Y, dtype):
+    def _engine_targets(self, Y: NDArray[np.float64], dtype: np.dtype[Any]
+                        ) -> tuple[FloatArray | None, NDArray[np.int64] | None]:
         if self._label_binarizer.y_type_ == "multiclass":
             return None, np.ascontiguousarray(Y.argmax(axis=1), dtype=np.int64)
         return np.ascontiguousarray(Y, dtype=dtype), None
 
-    def _decode(self, Y):
+    def _decode(self, Y: NDArray[Any]) -> Any:
         return self._label_binarizer.inverse_transform(Y)
 
-    def _validation_score(self, X, y, w):
+    def _validation_score(self, X: Any, y: Any, w: NDArray[Any] | None) -> float:
         return self.score(X, y, sample_weight=w)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                    classes: ArrayLike | None = None) -> Self:
         """One epoch on (X, y); `classes` (all the classes) is needed on the first call. For
         the stochastic solvers only."""
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: MatrixLike) -> FloatArray:
         """Class probabilities (n_samples, n_classes); for a binary problem [1 - p, p]."""
         p = self._output(X)
         if self.n_outputs_ == 1 and self._label_binarizer.y_type_ == "binary":
@@ -661,12 +730,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.column_stack([1 - p, p])
         return p
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: MatrixLike) -> FloatArray:
         """The log of predict_proba."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> NDArray[Any]:
         """The predicted classes (labels as given to fit)."""
         p = self._output(X)
         if self._label_binarizer.y_type_ == "multilabel-indicator":
@@ -675,7 +744,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         # seen in fit is predicted throughout
         return self._label_binarizer.inverse_transform(p)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         tags.input_tags.sparse = True
@@ -686,22 +755,30 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """A multilayer perceptron regressor, drop-in for sklearn.neural_network.MLPRegressor:
     identity output, squared error, single or multiple outputs, sample_weight."""
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, dtype=None, n_threads=None):
+    def __init__(self, loss: Literal["squared_error"] = "squared_error",
+                 hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: Literal["identity", "logistic", "tanh", "relu"] = "relu", *,
+                 solver: Literal["lbfgs", "sgd", "adam"] = "adam", alpha: float = 0.0001,
+                 batch_size: int | Literal["auto"] = "auto",
+                 learning_rate: Literal["constant", "invscaling", "adaptive"] = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: int | np.random.RandomState | None = None,
+                 tol: float = 1e-4, verbose: bool | int = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: int | float = 10, max_fun: int = 15000, dropout: float = 0.0,
+                 dtype: FloatDType | None = None, n_threads: int | None = None) -> None:
         _store(self, locals())
 
-    def _check_params(self):
+    def _check_params(self) -> list[int]:
         if self.loss == "poisson":
             raise ValueError("loss: 'poisson' is not offered by fastprop; use 'squared_error'")
         _need(self.loss == "squared_error", "loss", "'squared_error'", self.loss)
         return super()._check_params()
 
-    def _validate_targets(self, X, y, first, incremental, classes):
+    def _validate_targets(self, X: Any, y: Any, first: bool, incremental: bool,
+                          classes: ArrayLike | None) -> NDArray[np.float64]:
         y = np.asarray(y, dtype=np.float64) if not hasattr(y, "toarray") else y.toarray()
         if y.ndim == 0 or y.ndim > 2:
             raise ValueError(f"y: expected a 1-D or 2-D array of targets, got shape {y.shape}")
@@ -717,35 +794,37 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                              f"{Y.shape[1]}")
         return Y
 
-    def _out_activation(self):
+    def _out_activation(self) -> ActivationName:
         return "identity"
 
-    def _loss(self):
+    def _loss(self) -> str:
         return "half_mean_squared_error"
 
-    def _engine_targets(self, Y, dtype):
+    def _engine_targets(self, Y: NDArray[np.float64], dtype: np.dtype[Any]
+                        ) -> tuple[FloatArray | None, NDArray[np.int64] | None]:
         return np.ascontiguousarray(Y, dtype=dtype), None
 
-    def _decode(self, Y):
+    def _decode(self, Y: NDArray[Any]) -> Any:
         return Y
 
-    def _validation_score(self, X, y, w):
+    def _validation_score(self, X: Any, y: Any, w: NDArray[Any] | None) -> float:
         pred = self.predict(X)
         if not np.isfinite(pred).all():  # scikit-learn's score of a diverging network
             return np.nan
         return r2_score(y.ravel() if y.shape[1] == 1 else y, pred, sample_weight=w)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+                    ) -> Self:
         """One epoch on (X, y). For the stochastic solvers only."""
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> FloatArray:
         """The predicted targets: (n_samples,) for one output, else (n_samples, n_outputs)."""
         p = self._output(X)
         return p.ravel() if self.n_outputs_ == 1 else p
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.target_tags.multi_output = True

@@ -8,9 +8,19 @@ dense. The first layer reads only the stored values: its forward product sums th
 that a sample's values name, and its weight gradient is written only in those rows. Duplicate
 column indices in a row add up, as scipy sums them; unsorted indices are fine.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
 import numpy as np
 
 from ._validation import INT_MAX, count_not_finite
+
+if TYPE_CHECKING:
+    import scipy.sparse
+    from numpy.typing import DTypeLike, NDArray
+
+__all__ = ["CSR", "check_sparse", "is_sparse"]
 
 
 class CSR:
@@ -21,22 +31,23 @@ class CSR:
     __slots__ = ("values", "indices", "indptr", "shape")
     ndim = 2
 
-    def __init__(self, values, indices, indptr, shape):
+    def __init__(self, values: NDArray[Any], indices: NDArray[np.int32],
+                 indptr: NDArray[np.int64], shape: tuple[int, int]) -> None:
         self.values, self.indices, self.indptr = values, indices, indptr
         self.shape = (int(shape[0]), int(shape[1]))
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         return self.values.dtype
 
     @property
-    def nnz(self):
+    def nnz(self) -> int:
         return int(self.indptr[-1])
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, rows):
+    def __getitem__(self, rows: slice) -> CSR:
         """Rows lo:hi (a slice with step 1): a view of the values and indices."""
         if not isinstance(rows, slice):
             raise TypeError(f"rows: expected a slice such as X[10:20], got {type(rows).__name__}")
@@ -48,26 +59,27 @@ class CSR:
         return CSR(self.values[a:b], self.indices[a:b], self.indptr[lo:hi + 1] - a,
                    (hi - lo, self.shape[1]))
 
-    def tocsr(self):
+    def tocsr(self) -> scipy.sparse.csr_matrix:
         """A scipy.sparse.csr_matrix of these rows (sharing the values and indices)."""
         import scipy.sparse
         return scipy.sparse.csr_matrix((self.values, self.indices, self.indptr),
                                        shape=self.shape)
 
-    def toarray(self):
-        return self.tocsr().toarray()
+    def toarray(self) -> NDArray[Any]:
+        return np.asarray(self.tocsr().toarray())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"CSR(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype.name!r})")
 
 
-def is_sparse(X):
+def is_sparse(X: object) -> bool:
     """True for a scipy.sparse matrix or array (or checked CSR rows), without importing scipy
     for anything else."""
     return isinstance(X, CSR) or type(X).__module__.startswith("scipy.sparse")
 
 
-def check_sparse(name, X, dtype, n_cols=None, n_rows=None, cols_name="n_in"):
+def check_sparse(name: str, X: Any, dtype: DTypeLike, n_cols: Optional[int] = None,
+                 n_rows: Optional[int] = None, cols_name: str = "n_in") -> CSR:
     """A scipy.sparse matrix or array (any format) as CSR rows of `dtype`: checked, converted
     and cast once."""
     if isinstance(X, CSR) and X.dtype == dtype:

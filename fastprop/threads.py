@@ -6,12 +6,20 @@ processes keep this process's cores busy: then the fit runs on the cores they le
 above a limit already set. Measurements behind the threshold: benchmarks/threads.py (README,
 "Threads").
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ._validation import check_positive_int
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .model import Sequential
 
 # Below this many multiply-adds in a step's forward pass (batch x sum of n_in x n_out), a fit
 # runs on one thread: measured by benchmarks/threads.py (docs/performance.md, "Threads"), two threads lose
@@ -19,13 +27,13 @@ from ._validation import check_positive_int
 THREADS_MIN_WORK = 500_000
 
 
-def work_of(widths, rows):
+def work_of(widths: Sequence[int], rows: int) -> int:
     """The multiply-adds of a forward pass of `rows` rows through layers of these widths
     (n_in of the first, then each layer's n_out): rows x sum of n_in x n_out."""
     return rows * sum(a * b for a, b in zip(widths, widths[1:]))
 
 
-def step_work(model, batch_size, n_rows=None):
+def step_work(model: Sequential, batch_size: Any, n_rows: int | None = None) -> int:
     """The multiply-adds of one step's forward pass of a model's fit: work_of its widths for
     min(batch_size, n_rows) rows."""
     try:  # before the arguments are checked: anything odd counts as small (fit then refuses it)
@@ -36,7 +44,7 @@ def step_work(model, batch_size, n_rows=None):
     return work_of(widths, rows if n_rows is None else min(rows, n_rows))
 
 
-def usable_cores():
+def usable_cores() -> int:
     """The cores this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -44,20 +52,21 @@ def usable_cores():
         return os.cpu_count() or 1
 
 
-_controller = [None, -1]  # threadpoolctl's view of the loaded thread pools, and len(sys.modules)
+_controller: list[Any] = [None, -1]  # threadpoolctl's view of the pools, and len(sys.modules)
 _lock = threading.Lock()
-_active = {}    # the thread limits in force in this process: token -> (n_threads, lower_only)
-_original = {}  # each process-wide pool's limit before the first of them (by library path)
+# the thread limits in force in this process: token -> (n_threads, lower_only)
+_active: dict[object, tuple[int, bool]] = {}
+_original: dict[str, int] = {}  # each process-wide pool's limit before the first of them
 _fits = [0]     # fits running in this process (fit_limit)
 
 
-def _per_thread(lib):
+def _per_thread(lib: Any) -> bool:
     """True for a pool whose limit is per calling thread (OpenMP's, and a BLAS threaded by
     OpenMP); OpenBLAS's own pthreads pool and the others are process-wide."""
     return lib.user_api == "openmp" or getattr(lib, "threading_layer", None) == "openmp"
 
 
-def _set(lib, n_threads):
+def _set(lib: Any, n_threads: int) -> None:
     """Sets a pool's limit from any thread. threadpoolctl lets only one "controlling" thread set
     OpenBLAS's process-wide limit and silently ignores the others (its context manager hands
     control on, its direct calls do not): control is taken for the call and released after."""
@@ -69,7 +78,7 @@ def _set(lib, n_threads):
         clear(force=True)
 
 
-def _apply(shared):
+def _apply(shared: list[Any]) -> None:
     """The process-wide pools at the smallest limit in force (a fit that asked for k threads
     never runs on more), or back where they were when none is."""
     for lib in shared:
@@ -81,7 +90,7 @@ def _apply(shared):
 
 
 @contextlib.contextmanager
-def limit_threads(n_threads, lower_only=False):
+def limit_threads(n_threads: int, lower_only: bool = False) -> Iterator[None]:
     """A context that bounds BLAS and OpenMP to n_threads (lower_only: each pool to the smaller
     of n_threads and the limit it had, so a limit the user set is never raised), from whatever
     thread it is entered. Per-thread pools (OpenMP) are set in this thread and restored when it
@@ -112,14 +121,14 @@ def limit_threads(n_threads, lower_only=False):
             _apply(shared)
 
 
-def _controller_now():
+def _controller_now() -> Any:
     from threadpoolctl import ThreadpoolController
     if _controller[0] is None or _controller[1] != len(sys.modules):
         _controller[0], _controller[1] = ThreadpoolController(), len(sys.modules)
     return _controller[0]
 
 
-def _running_now():
+def _running_now() -> tuple[int, int] | None:
     """(threads runnable on the machine now, those of them that are this process's), from
     /proc/loadavg and /proc/self/task; None where there is no /proc."""
     try:
@@ -138,7 +147,7 @@ def _running_now():
         return None
 
 
-def others_load(cores):
+def others_load(cores: int) -> float:
     """About how many of this process's `cores` other processes keep busy now (the machine's
     load counted in proportion to the share of its CPUs this process may use). Cheap when the
     machine is not loaded: a 1-minute load average below cores - 1/2 (this process's own
@@ -163,14 +172,15 @@ def others_load(cores):
     return float(sorted(looks)[1]) * share
 
 
-def default_threads(model, batch_size, n_rows=None):
+def default_threads(model: Sequential, batch_size: int, n_rows: int | None = None) -> int | None:
     """The thread limit fit takes when n_threads is not given, or None to leave the thread pools
     as they are (all cores unless the user or the environment set fewer): threads_for_work of
     its step."""
     return threads_for_work(step_work(model, batch_size, n_rows))
 
 
-def fit_limit(n_threads, work):
+def fit_limit(n_threads: int | None, work: int
+              ) -> contextlib.AbstractContextManager[None]:
     """The thread limit of a fit (fastprop's and the scikit-learn estimators'), as a context:
     n_threads when given; else threads_for_work(work), lowering the pools only; else, while
     other fits run in this process, the cores shared out between them; else none."""
@@ -184,10 +194,11 @@ class _DefaultLimit:
     the load or an overlapping fit calls for it."""
     __slots__ = ("work", "limit")
 
-    def __init__(self, work):
-        self.work, self.limit = work, None
+    def __init__(self, work: int) -> None:
+        self.work = work
+        self.limit: contextlib.AbstractContextManager[None] | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         with _lock:
             _fits[0] += 1
             overlapping = _fits[0]
@@ -198,16 +209,17 @@ class _DefaultLimit:
             self.limit = limit_threads(default, lower_only=True)
             self.limit.__enter__()
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         try:
             if self.limit is not None:
-                self.limit.__exit__(*exc)
+                self.limit.__exit__(exc_type, exc, traceback)
         finally:
             with _lock:
                 _fits[0] -= 1
 
 
-def threads_for_work(work):
+def threads_for_work(work: int) -> int | None:
     """None for a step of fewer than THREADS_MIN_WORK multiply-adds in its forward pass (BLAS
     runs such products on one thread by itself, and fastprop's own loops thread only far above
     it) and on a machine with no other load; else the usable cores that other processes leave

@@ -1,12 +1,24 @@
 """Conversion to and from PyTorch: nn.Sequential(Linear, activation, ..., Linear) state dicts,
 with torch's weights (n_out, n_in) transposed to and from fastprop's (n_in, n_out); and the
 torch module of a model (each activation the torch.nn module its row names)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
 import numpy as np
 
 from .activations import TABLE as _ACTIVATIONS
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
-def _torch(what):
+    from .layers import Dense
+    from .model import Sequential
+
+__all__ = ["to_state_dict", "load_state_dict", "to_module", "activation_module"]
+
+
+def _torch(what: str) -> Any:
     try:
         import torch
     except ImportError:
@@ -14,7 +26,7 @@ def _torch(what):
     return torch
 
 
-def to_state_dict(model):
+def to_state_dict(model: Sequential) -> dict[str, Any]:
     """The weights as a state dict: keys '0.weight', '0.bias', '2.weight', ... (a Linear at every
     other index, the activations between them)."""
     torch = _torch("to_torch_state_dict")
@@ -25,18 +37,18 @@ def to_state_dict(model):
     return out
 
 
-def activation_module(layer):
+def activation_module(layer: Dense) -> Any:
     """The torch.nn module computing `layer`'s activation (its parameter passed under its name:
     LeakyReLU's negative_slope, ELU's alpha; Softmax over dim 1)."""
     torch = _torch("activation_module")
     row = _ACTIVATIONS[layer.activation]
-    kwargs = dict(row.torch_kwargs)
+    kwargs: dict[str, object] = dict(row.torch_kwargs)
     if row.param:
         kwargs[row.param] = layer.spec.activation_param
-    return getattr(torch.nn, row.torch)(**kwargs)
+    return getattr(torch.nn, row.torch)(**kwargs)  # type: ignore[arg-type]  # every row has one
 
 
-def to_module(model):
+def to_module(model: Sequential) -> Any:
     """An nn.Sequential(Linear, activation, Linear, activation, ...) computing what `model`
     predicts, in its dtype, with its weights; its state dict is to_state_dict's."""
     torch = _torch("to_torch_module")
@@ -50,11 +62,11 @@ def to_module(model):
     return net
 
 
-def _numpy(value):
+def _numpy(value: Any) -> NDArray[Any]:
     return np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
 
 
-def load_state_dict(model, state_dict):
+def load_state_dict(model: Sequential, state_dict: Mapping[str, Any]) -> None:
     """Sets `model`'s weights from a state dict whose '*.weight' and '*.bias' entries are, in
     order, the model's layers. Every entry is checked before any weight changes."""
     if not hasattr(state_dict, "items"):

@@ -4,11 +4,17 @@ validation, learning-rate schedules and callbacks, in Python.
 Every argument is checked (and every scheduled learning rate computed) before the model or its
 optimizer state changes. The optimizer's own `lr` is the base rate: schedules and callbacks
 scale what each epoch uses and never write it back.
+
+fit and partial_fit are also Sequential's methods: the same functions, so that their options
+and defaults are written once.
 """
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import numbers
 import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
@@ -21,8 +27,20 @@ from .losses import CLASSIFICATION, LOSSES, PER_ELEMENT
 from .metrics import get_metric
 from .optimizers import SGD, Optimizer, OptimizerState
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
 
-def check_sample_weight(sample_weight, n, dtype):
+    from ._typing import (CommLike, EpochEndCallback, FloatArray, LossName, MatrixLike, Metric, Rows,
+                          Schedule, Verbosity)
+    from .distributed import Communicator
+    from .model import Sequential
+
+    # the validation data, checked: (X, Y or None, labels or None, y as given)
+    _Val = tuple[Rows, Optional[FloatArray], Optional[NDArray[np.int64]], ArrayLike]
+
+
+def check_sample_weight(sample_weight: ArrayLike | None, n: int, dtype: np.dtype[Any]
+                        ) -> FloatArray | None:
     """None, or n finite weights >= 0 as a C-contiguous array of `dtype`."""
     if sample_weight is None:
         return None
@@ -37,7 +55,7 @@ def check_sample_weight(sample_weight, n, dtype):
     return w
 
 
-def check_metrics(metrics):
+def check_metrics(metrics: list[str] | tuple[str, ...] | None) -> dict[str, Metric]:
     """{name: function} for a list of metric names (None: none)."""
     if metrics is None:
         return {}
@@ -47,7 +65,8 @@ def check_metrics(metrics):
     return {name: get_metric(name) for name in metrics}
 
 
-def _check_callbacks(callbacks):
+def _check_callbacks(callbacks: list[EpochEndCallback] | tuple[EpochEndCallback, ...] | None
+                     ) -> list[EpochEndCallback]:
     if callbacks is None:
         return []
     if not isinstance(callbacks, (list, tuple)):
@@ -60,7 +79,7 @@ def _check_callbacks(callbacks):
     return list(callbacks)
 
 
-def _scheduled_rates(lr_schedule, epochs, base_lr):
+def _scheduled_rates(lr_schedule: Schedule | None, epochs: int, base_lr: float) -> list[float]:
     """The learning rate of every epoch: schedules are functions of (epoch, base_lr)."""
     if lr_schedule is None:
         return [base_lr] * epochs
@@ -83,7 +102,10 @@ def _scheduled_rates(lr_schedule, epochs, base_lr):
     return rates
 
 
-def _validation(model, data, split, X, Y, labels, loss):
+def _validation(model: Sequential, data: tuple[MatrixLike, ArrayLike] | None, split: float | None,
+                X: Rows, Y: FloatArray | None, labels: NDArray[np.int64] | None,
+                loss: LossName) -> tuple[Rows, FloatArray | None,
+                                         NDArray[np.int64] | None, _Val | None]:
     """(training X, Y, labels, validation tuple or None), the validation data checked."""
     if data is not None:
         if split:
@@ -120,10 +142,16 @@ def _validation(model, data, split, X, Y, labels, loss):
             val)
 
 
-def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
-        verbose=0, n_threads=None, validation_data=None, validation_split=0.0, metrics=None,
-        lr_schedule=None, callbacks=None, progress=None, warm_start=True, sample_weight=None,
-        l2_penalty=0.0, comm=None):
+def fit(model: Sequential, X: MatrixLike, y: ArrayLike, loss: LossName,
+        optimizer: Optimizer | None = None, epochs: int = 1, batch_size: int = 32, *,
+        shuffle: bool = True, seed: int | None = None, verbose: Verbosity = 0,
+        n_threads: int | None = None, validation_data: tuple[MatrixLike, ArrayLike] | None = None,
+        validation_split: float = 0.0, metrics: list[str] | tuple[str, ...] | None = None,
+        lr_schedule: Schedule | None = None,
+        callbacks: list[EpochEndCallback] | tuple[EpochEndCallback, ...] | None = None,
+        progress: bool | None = None, warm_start: bool = True,
+        sample_weight: ArrayLike | None = None, l2_penalty: float = 0.0,
+        comm: CommLike | None = None) -> History:
     """Trains on (X, y) by mini-batch gradient descent; returns a History.
 
     Each epoch visits every sample once, in batches of `batch_size` (the last batch may be
@@ -131,15 +159,15 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
     counter-based generator keyed by `seed` and the epoch (or by the model's shuffle state, which
     advances and is saved with the model); a batch that holds every sample is not shuffled (its
     order would change only the order of the sums). Without callbacks, validation or comm, all
-    the epochs run in one compiled call. Training continues from the current weights and, when `optimizer` is the
-    one the model trained with last (or None), from its state (moments and step count): fit is
-    warm by default; warm_start=False draws fresh weights and starts the optimizer afresh.
+    the epochs run in one compiled call. Training continues from the current weights and, when
+    `optimizer` is the one the model trained with last (or None), from its state (moments and
+    step count): warm_start=False draws fresh weights and starts the optimizer afresh.
 
     Each epoch is one call into the engine, which gathers every batch's rows, runs its step
     (forward, loss, deltas, weight gradients, update) and releases the GIL throughout. With plain
     SGD the update runs inside the weight-gradient product and model.grads is not written
-    (except with comm, where it holds the summed gradient); with any other optimizer (momentum, Adam, AdamW, RMSprop, weight decay, clipping) model.grads holds
-    the last batch's whole gradient when fit returns.
+    (except with comm: the summed gradient); with any other optimizer (momentum, Adam, AdamW,
+    RMSprop, weight decay, clipping) model.grads holds the last batch's gradient afterwards.
 
     validation_data=(X_val, y_val), or validation_split=f (the last fraction f of the data,
     before shuffling, as Keras does), adds val_loss and the `metrics` ('accuracy',
@@ -175,10 +203,32 @@ def fit(model, X, y, loss, optimizer=None, epochs=1, batch_size=32, shuffle=True
         return _fit(model, args, comm)
 
 
-def _rows_of(X):
+def partial_fit(model: Sequential, X: MatrixLike, y: ArrayLike, loss: LossName,
+                optimizer: Optimizer | None = None, batch_size: int = 32, *,
+                shuffle: bool = True, seed: int | None = None, verbose: Verbosity = 0,
+                n_threads: int | None = None,
+                validation_data: tuple[MatrixLike, ArrayLike] | None = None,
+                validation_split: float = 0.0, metrics: list[str] | tuple[str, ...] | None = None,
+                lr_schedule: Schedule | None = None,
+                callbacks: list[EpochEndCallback] | tuple[EpochEndCallback, ...] | None = None,
+                progress: bool | None = None, warm_start: bool = True,
+                sample_weight: ArrayLike | None = None, l2_penalty: float = 0.0,
+                comm: CommLike | None = None) -> History:
+    """One more epoch on (X, y), continuing from the current weights and from the state of
+    `optimizer` (by default the model's last, so that momentum and Adam moments carry on).
+    The options are fit's (tests/test_typing.py checks that they are all here, with fit's
+    defaults)."""
+    return fit(model, X, y, loss, optimizer, 1, batch_size, shuffle=shuffle, seed=seed,
+               verbose=verbose, n_threads=n_threads, validation_data=validation_data,
+               validation_split=validation_split, metrics=metrics, lr_schedule=lr_schedule,
+               callbacks=callbacks, progress=progress, warm_start=warm_start,
+               sample_weight=sample_weight, l2_penalty=l2_penalty, comm=comm)
+
+
+def _rows_of(X: object) -> int | None:
     """len(X) for an array-like with a shape, else None (before X is checked)."""
     try:
-        return int(X.shape[0])
+        return int(X.shape[0])  # type: ignore[attr-defined]
     except Exception:
         return None
 
@@ -186,37 +236,39 @@ def _rows_of(X):
 @dataclasses.dataclass
 class Plan:
     """A fit's arguments, checked: what _train runs."""
-    X: np.ndarray
-    Y: object              # targets (n, n_out), or None with labels
-    labels: object         # int64 labels (softmax cross-entropy), or None
-    weights: object        # sample weights, or None
-    loss: str
+    X: Rows
+    Y: FloatArray | None   # targets (n, n_out), or None with labels
+    labels: NDArray[np.int64] | None  # int64 labels (softmax cross-entropy), or None
+    weights: FloatArray | None  # sample weights, or None
+    loss: LossName
     optimizer: Optimizer
     epochs: int
     batch_size: int
     shuffle: bool
-    seed: object
+    seed: int | None
     verbose: int
-    val: object            # (X, Y, labels, y as given) of the validation data, or None
-    metrics: dict
-    rates: list            # every epoch's scheduled learning rate
-    callbacks: list
-    progress: object
+    val: _Val | None       # (X, Y, labels, y as given) of the validation data, or None
+    metrics: dict[str, Metric]
+    rates: list[float]     # every epoch's scheduled learning rate
+    callbacks: list[EpochEndCallback]
+    progress: bool | None
     warm_start: bool
     l2_penalty: float
 
     @property
-    def data(self):
+    def data(self) -> tuple[Rows, FloatArray | None, NDArray[np.int64] | None,
+                            FloatArray | None, int]:
         """What the engine's steps read: (X, Y, labels, weights, loss code)."""
         return self.X, self.Y, self.labels, self.weights, LOSSES[self.loss]
 
 
-def _fit(model, args, comm):
+def _fit(model: Sequential, args: tuple[Any, ...], comm: Communicator | None) -> History:
     if comm is None:
-        plan = _checked(model, *args)
+        checked = _checked(model, *args)
         with model._exclusive("fit"):
-            return _train(model, plan, None)
-    plan = error = None
+            return _train(model, checked, None)
+    plan: Plan | None = None
+    error: Exception | None = None
     with contextlib.ExitStack() as held:
         try:
             plan = _checked(model, *args)
@@ -224,13 +276,14 @@ def _fit(model, args, comm):
         except Exception as exc:
             error = exc
         from .distributed import agree_on_plan  # every rank refuses if any does
-        agree_on_plan(comm, model, plan, error)
-        return _train(model, plan, comm)
+        return _train(model, agree_on_plan(comm, model, plan, error), comm)
 
 
-def _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose,
-             validation_data, validation_split, metrics, lr_schedule, callbacks, progress,
-             warm_start, sample_weight, l2_penalty):
+def _checked(model: Sequential, X: MatrixLike, y: ArrayLike, loss: LossName,
+             optimizer: Optimizer | None, epochs: int, batch_size: int, shuffle: bool,
+             seed: int | None, verbose: Any, validation_data: Any, validation_split: Any,
+             metrics: Any, lr_schedule: Schedule | None, callbacks: Any, progress: bool | None,
+             warm_start: bool, sample_weight: ArrayLike | None, l2_penalty: float) -> Plan:
     """fit's arguments, checked (a call that raises leaves the model as it was), as a Plan."""
     X, Y, labels, loss = model._check_data(X, y, loss)
     if optimizer is None:
@@ -259,9 +312,10 @@ def _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, ve
                 check_non_negative_float("l2_penalty", l2_penalty))
 
 
-def _train(model, plan, comm):
+def _train(model: Sequential, plan: Plan, comm: Communicator | None) -> History:
     """fit's loop over epochs, on a checked plan (comm: a Communicator, or None)."""
-    fresh = None  # a fit from scratch: new weights and a new optimizer state (bound below)
+    # a fit from scratch: new weights and a new optimizer state (bound below)
+    fresh: OptimizerState | None = None
     if not plan.warm_start:
         for layer in model.layers:
             layer._initialize(model._rng)
@@ -276,6 +330,7 @@ def _train(model, plan, comm):
     parts = 1 if comm is None else comm.size
     engine = model._bind(plan.optimizer, -(-batch_size // parts), fresh, plan.l2_penalty)
     order = np.arange(n, dtype=np.int64) if shuffled else None
+    steps: loop.Steps
     if comm is None:
         steps = loop.Steps(engine, plan.data, order, batch_size)
     else:
@@ -292,12 +347,13 @@ def _train(model, plan, comm):
     except KeyboardInterrupt as exc:  # the model goes back to the end of the last whole epoch
         history._discard_partial()
         epochs.keep(len(history))
-        exc.history = history
+        exc.history = history  # type: ignore[attr-defined]
         raise
     return history
 
 
-def _compiled_epochs(epochs, plan, shuffles, history):
+def _compiled_epochs(epochs: loop.Epochs, plan: Plan, shuffles: NDArray[np.uint64] | None,
+                     history: History) -> None:
     """Every epoch in one engine call (no callbacks or validation run between them); History
     filled from its arrays once."""
     n, count = plan.X.shape[0], plan.epochs
@@ -315,9 +371,9 @@ def _compiled_epochs(epochs, plan, shuffles, history):
                         if plan.loss in CLASSIFICATION else None, lrs[:done], seconds[:done], n)
 
 
-def _per_sample(plan):
+def _per_sample(plan: Plan) -> int:
     """The outputs that accuracy counts per sample: every one for the per-element losses."""
-    return plan.Y.shape[1] if plan.loss in PER_ELEMENT else 1
+    return plan.Y.shape[1] if plan.loss in PER_ELEMENT else 1  # type: ignore[union-attr]
 
 
 class _EpochsWithPython:
@@ -325,11 +381,12 @@ class _EpochsWithPython:
     agreement. With comm, rank 0 alone prints, validates and runs the callbacks, and every rank
     gets what they decided."""
 
-    def __init__(self, model, plan, comm, epochs, history):
+    def __init__(self, model: Sequential, plan: Plan, comm: Communicator | None,
+                 epochs: loop.Epochs, history: History) -> None:
         self.model, self.plan, self.comm, self.epochs, self.history = (model, plan, comm,
                                                                         epochs, history)
         self.root = comm is None or comm.rank == 0
-        callbacks = list(plan.callbacks) if self.root else []
+        callbacks: list[Any] = list(plan.callbacks) if self.root else []
         if plan.verbose and self.root:
             callbacks.append(Progress(bar=plan.progress if plan.progress is not None
                                       else is_terminal()))
@@ -338,12 +395,12 @@ class _EpochsWithPython:
                          and comm is None]
         # rank 0's callbacks may change the model: then its state is sent to every rank
         self.changes = any(not isinstance(cb, Progress) for cb in callbacks)
-        self.val_keys = [] if plan.val is None else (
+        self.val_keys: list[str] = [] if plan.val is None else (
             ["val_loss"] + ["val_accuracy"] * (plan.loss in CLASSIFICATION)
             + ["val_" + name for name in plan.metrics])
-        self.logs = {"samples_seen": 0}
+        self.logs: dict[str, Any] = {"samples_seen": 0}
 
-    def run(self, shuffles):
+    def run(self, shuffles: NDArray[np.uint64] | None) -> None:
         steps, comm, model = self.epochs.steps, self.comm, self.model
         steps.on_root(lambda: _hook(self.callbacks, "on_train_begin", model, self.logs), 0)
         if comm is not None:
@@ -358,7 +415,7 @@ class _EpochsWithPython:
             if comm is not None:  # e.g. the best weights rank 0's EarlyStopping restored
                 broadcast_model(comm, model)
 
-    def _epoch(self, epoch, shuffles):
+    def _epoch(self, epoch: int, shuffles: NDArray[np.uint64] | None) -> bool:
         """One epoch and what follows it; True when a callback stops training."""
         epochs, plan, model, n = self.epochs, self.plan, self.model, self.plan.X.shape[0]
         lr = float(epochs.steps.on_root(lambda: self._begins(epoch), 1)[0])
@@ -381,7 +438,7 @@ class _EpochsWithPython:
             broadcast_model(self.comm, model)  # what rank 0's callbacks did to the model
         return bool(decided[0])
 
-    def _rebind(self):
+    def _rebind(self) -> None:
         """A callback's predict may have rebuilt the engine larger, or trained with another
         optimizer: this fit's optimizer and state are bound again."""
         model, epochs, plan = self.model, self.epochs, self.plan
@@ -391,7 +448,7 @@ class _EpochsWithPython:
             epochs.steps.rebind(model._bind(plan.optimizer, -(-epochs.batch_size // parts),
                                             state, plan.l2_penalty))
 
-    def _begins(self, epoch):  # -> [the epoch's learning rate]
+    def _begins(self, epoch: int) -> list[float]:  # [the epoch's learning rate]
         lr = self.plan.rates[epoch]
         for cb in self.callbacks:
             lr *= getattr(cb, "lr_factor", 1.0)
@@ -400,7 +457,8 @@ class _EpochsWithPython:
                                                       "epochs": self.plan.epochs})
         return [lr]
 
-    def _ends(self, epoch, logs):  # -> [stop?, changed?, validation figures]
+    def _ends(self, epoch: int, logs: dict[str, Any]) -> list[Any]:
+        # [stop?, changed?, validation figures]
         plan = self.plan
         if plan.val is not None:
             logs.update(_validate(self.model, plan.val, plan.loss, _per_sample(plan),
@@ -412,7 +470,7 @@ class _EpochsWithPython:
         return [stop, self.changes] + [logs[k] for k in self.val_keys]
 
 
-def _hook(callbacks, name, *args):
+def _hook(callbacks: list[Any], name: str, *args: Any) -> list[Any]:
     """cb.<name>(*args) for every callback that has it; no values (for on_root)."""
     for cb in callbacks:
         if hasattr(cb, name):
@@ -420,9 +478,10 @@ def _hook(callbacks, name, *args):
     return []
 
 
-def _validate(model, val, loss, per_sample, metric_fns):
+def _validate(model: Sequential, val: _Val, loss: LossName, per_sample: int,
+              metric_fns: dict[str, Metric]) -> dict[str, float]:
     """The validation logs: val_loss, val_accuracy (classification), val_<metric>."""
-    logs = {}
+    logs: dict[str, float] = {}
     logs["val_loss"], val_correct = model._loss(val[0], val[1], val[2], loss)
     if loss in CLASSIFICATION:  # from the same pass: no metric needed for it
         logs["val_accuracy"] = val_correct / (val[0].shape[0] * per_sample)
@@ -432,8 +491,3 @@ def _validate(model, val, loss, per_sample, metric_fns):
             logs["val_" + name] = fn(val[3], pred)
     return logs
 
-
-def partial_fit(model, X, y, loss, optimizer=None, batch_size=32, **options):
-    """One more epoch on (X, y), continuing from the current weights and from the state of
-    `optimizer` (by default the model's last, so that momentum and Adam moments carry on)."""
-    return fit(model, X, y, loss, optimizer, epochs=1, batch_size=batch_size, **options)

@@ -177,6 +177,16 @@ def test_the_c_entry_points_return_an_error_for_unknown_codes(lib):
                               D(0.5)) == -1
         assert lib.fp_column_sum(bad_dtype, ptr["Z"], N(3), N(4), ptr["Y"], 0) == -1
         assert lib.fp_all_finite(bad_dtype, ptr["p"], N(n), ctypes.byref(out)) == -1
+        assert lib.fp_sum_of_squares(bad_dtype, ptr["p"], N(n), ctypes.byref(value)) == -1
+        assert lib.fp_scale(bad_dtype, ptr["p"], ptr["g"], D(2.0), N(n),
+                            ctypes.byref(value)) == -1
+        indptr, indices = np.array([0, 1], np.int64), np.array([0], np.int32)
+        assert lib.fp_csr_product(bad_dtype, ptr["g"], indices.ctypes.data_as(P),
+                                  indptr.ctypes.data_as(P), None, N(0), N(1), ptr["g"], N(4),
+                                  ptr["A"]) == -1
+        assert lib.fp_csr_scatter(bad_dtype, ptr["g"], indices.ctypes.data_as(P),
+                                  indptr.ctypes.data_as(P), None, N(0), N(1), ptr["g"], N(4),
+                                  ptr["p"], D(1.0)) == -1
         assert lib.fp_loss_gradient(bad_dtype, 0, ptr["Z"], ptr["A"], ptr["Y"], None, None,
                                     ptr["dZ"], N(3), N(4), 0, D(0), ctypes.byref(value),
                                     ctypes.byref(correct)) == -1
