@@ -147,13 +147,25 @@ static const double FP_PHI_TAIL_C32[] = {
 
 /* The dtype's instantiation of `name`, called with the same arguments (void pointers convert to
  * the dtype's pointers, double scalars round to it): FP_RETURN returns the status of a kernel
- * that has one, FP_RUN runs one that has none; an unknown dtype is FP_ERR_CODE. */
+ * that has one, FP_INTO stores a kernel's value into *out, FP_RUN runs one that returns
+ * nothing; an unknown dtype is FP_ERR_CODE. */
 #define FP_RETURN(name, ...)                                                                       \
     switch (dtype) {                                                                                \
     case FP_FLOAT32:                                                                                \
         return name##_f32(__VA_ARGS__);                                                             \
     case FP_FLOAT64:                                                                                \
         return name##_f64(__VA_ARGS__);                                                             \
+    default:                                                                                        \
+        return FP_ERR_CODE;                                                                         \
+    }
+#define FP_INTO(out, name, ...)                                                                    \
+    switch (dtype) {                                                                                \
+    case FP_FLOAT32:                                                                                \
+        *(out) = name##_f32(__VA_ARGS__);                                                           \
+        return FP_OK;                                                                               \
+    case FP_FLOAT64:                                                                                \
+        *(out) = name##_f64(__VA_ARGS__);                                                           \
+        return FP_OK;                                                                               \
     default:                                                                                        \
         return FP_ERR_CODE;                                                                         \
     }
@@ -268,44 +280,17 @@ int fp_sgd_update(int dtype, void *params, const void *grads, ptrdiff_t n, doubl
 
 int fp_all_finite(int dtype, const void *x, ptrdiff_t n, int *finite)
 {
-    switch (dtype) {
-    case FP_FLOAT32:
-        *finite = fp_all_finite_f32(x, n);
-        return FP_OK;
-    case FP_FLOAT64:
-        *finite = fp_all_finite_f64(x, n);
-        return FP_OK;
-    default:
-        return FP_ERR_CODE;
-    }
+    FP_INTO(finite, fp_all_finite, x, n);
 }
 
 int fp_sum_of_squares(int dtype, const void *x, ptrdiff_t n, double *total)
 {
-    switch (dtype) {
-    case FP_FLOAT32:
-        *total = fp_sum_of_squares_f32(x, n);
-        return FP_OK;
-    case FP_FLOAT64:
-        *total = fp_sum_of_squares_f64(x, n);
-        return FP_OK;
-    default:
-        return FP_ERR_CODE;
-    }
+    FP_INTO(total, fp_sum_of_squares, x, n);
 }
 
 int fp_scale(int dtype, void *y, const void *x, double a, ptrdiff_t n, double *squares)
 {
-    switch (dtype) {
-    case FP_FLOAT32:
-        *squares = fp_scale_f32(y, x, (float)a, n);
-        return FP_OK;
-    case FP_FLOAT64:
-        *squares = fp_scale_f64(y, x, a, n);
-        return FP_OK;
-    default:
-        return FP_ERR_CODE;
-    }
+    FP_INTO(squares, fp_scale, y, x, a, n);
 }
 
 int fp_dropout(int dtype, const void *A, void *M, void *D, ptrdiff_t n, uint64_t key, double rate)

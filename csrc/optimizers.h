@@ -30,21 +30,38 @@ FP_MULTIVERSION static double FP_NAME(fp_sum_of_squares)(const REAL *x, ptrdiff_
 }
 
 /* y = a x, a gradient's first term (the L2 penalty's a W, which the others then add to); returns
- * the sum of x[i]^2 (its loss term), read in the same pass, with fp_sum_of_squares's bits. */
+ * the sum of x[i]^2 (its loss term), read in the same pass. A large array is cut into
+ * FP_SCALE_PARTS parts whatever the threads (shared among them), each part's sum taken in blocks
+ * that stay in cache for its second read, the parts' sums added in order: the same bits on any
+ * number of threads. */
+#ifndef FP_SCALE_PARTS
+#define FP_SCALE_PARTS 16
+#endif
 FP_MULTIVERSION static double FP_NAME(fp_scale)(REAL *restrict y, const REAL *restrict x, REAL a,
                                                 ptrdiff_t n)
 {
-    double total = 0;
-    for (ptrdiff_t lo = 0; lo < n; lo += 4096) { /* a block in cache for the sum's read */
-        const ptrdiff_t m = lo + 4096 < n ? 4096 : n - lo;
-        const REAL *restrict xs = x + lo;
-        REAL *restrict ys = y + lo;
-        for (ptrdiff_t i = 0; i < m; i++)
-            ys[i] = a * xs[i];
+    double part[FP_SCALE_PARTS] = {0};
+    const ptrdiff_t blocks = (n + 4095) / 4096;
+#pragma omp parallel for schedule(static) if (n >= FP_OMP_MIN_ELEMENTS)
+    for (int p = 0; p < FP_SCALE_PARTS; p++) {
+        const ptrdiff_t first = blocks * p / FP_SCALE_PARTS * 4096;
+        const ptrdiff_t last_ = blocks * (p + 1) / FP_SCALE_PARTS * 4096, last = last_ < n ? last_ : n;
+        double total = 0;
+        for (ptrdiff_t lo = first; lo < last; lo += 4096) {
+            const ptrdiff_t m = lo + 4096 < last ? 4096 : last - lo;
+            const REAL *restrict xs = x + lo;
+            REAL *restrict ys = y + lo;
+            for (ptrdiff_t i = 0; i < m; i++)
+                ys[i] = a * xs[i];
 #define FP_X2(i) (xs[i] * xs[i])
-        FP_LANE_SUM(total, m, FP_X2);
+            FP_LANE_SUM(total, m, FP_X2);
 #undef FP_X2
+        }
+        part[p] = total;
     }
+    double total = 0;
+    for (int p = 0; p < FP_SCALE_PARTS; p++)
+        total += part[p];
     return total;
 }
 

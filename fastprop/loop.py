@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .model import Sequential
 
 # What the engine's steps read: (X, Y or None, labels or None, sample weights or None, loss code)
-# (X a scipy.sparse matrix for SparseSteps).
+# (X dense rows, or CSR rows: fastprop.sparse.CSR).
 Data = Tuple[Any, Union["FloatArray", None], Union["NDArray[np.int64]", None],
              Union["FloatArray", None], int]
 

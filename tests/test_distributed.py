@@ -292,3 +292,28 @@ def test_two_mpi_ranks_equal_one_process(mpi_results, name, dtype):
     np.testing.assert_allclose(ranks[0], single.params.astype(np.float64), **_tolerance(dtype))
     np.testing.assert_allclose(mpi_results[f"{name}/{dtype}/loss"], h.loss,
                                rtol=1e-9 if dtype == "float64" else 1e-4)
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_sparse_x_trains_data_parallel_as_in_one_process(size):
+    """Each rank takes its rows of every batch from the same CSR matrix, read in place."""
+    import scipy.sparse as sp
+    X, labels, _, weights = data()
+    Xs = sp.csr_matrix(X * (np.abs(X) > 0.7))
+
+    def run(comm=None):
+        m = fp.Sequential([fp.Dense(5, 8, "tanh"), fp.Dropout(0.2), fp.Dense(8, 3, "softmax")],
+                          dtype="float64", seed=1)
+        m.fit(Xs, labels, "softmax_cross_entropy", fp.Adam(0.01), epochs=3, batch_size=10,
+              seed=2, sample_weight=weights, l2_penalty=0.01, comm=comm)
+        return m
+    single = run()
+    results = ThreadGroup(size).run(lambda comm: run(comm))
+    for m in results:
+        np.testing.assert_allclose(m.params, single.params, **_tolerance("float64"))
+        assert m._dropout_step == single._dropout_step
+    dense = fp.Sequential([fp.Dense(5, 8, "tanh"), fp.Dropout(0.2), fp.Dense(8, 3, "softmax")],
+                          dtype="float64", seed=1)
+    dense.fit(Xs.toarray(), labels, "softmax_cross_entropy", fp.Adam(0.01), epochs=3,
+              batch_size=10, seed=2, sample_weight=weights, l2_penalty=0.01)
+    np.testing.assert_allclose(single.params, dense.params, **_tolerance("float64"))
