@@ -132,11 +132,9 @@ def fit_memory(X, y, solver):
     model.fit(X, y, "cross_entropy", opt, epochs=1, batch_size=200, l2_penalty=hp["alpha"])
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    P = model.params.nbytes
-    state = opt.n_state * P
-    workspace = sum(a.nbytes for a in model._engine_arrays()) if hasattr(
-        model, "_engine_arrays") else None
-    return peak, P, state, workspace
+    parts = model.summary(batch_size=200, optimizer=opt)  # the engine's buffers, as it sizes them
+    buffers = parts.workspace_bytes - parts.gather_bytes  # sparse X: no gathered dense rows
+    return peak, parts.param_bytes, parts.optimizer_bytes, buffers
 
 
 def main():
@@ -183,13 +181,14 @@ def main():
     print("\nmemory a fit of one epoch adds at its peak (fastprop.Sequential.fit on a built "
           "model; NumPy's allocations)\n")
     print("| data | solver | peak added (MB) | parameters (MB) | optimizer state (MB) | "
-          "peak / (parameters + state) |\n|---|---|---:|---:|---:|---:|")
+          "batch buffers (MB) | peak / (parameters + state + buffers) |\n"
+          "|---|---|---:|---:|---:|---:|---:|")
     for name in args.sets:
         X, y = data(name, scale)
         for solver in args.solvers:
-            peak, P, state, _ = fit_memory(X, y, solver)
+            peak, P, state, buffers = fit_memory(X, y, solver)
             print(f"| {name} | {solver} | {peak / 1e6:.1f} | {P / 1e6:.1f} | {state / 1e6:.1f} "
-                  f"| {peak / (P + state):.2f} |", flush=True)
+                  f"| {buffers / 1e6:.1f} | {peak / (P + state + buffers):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def same(a, b):
                if name != "grads")
 
 
-def fit_case(callbacks):
+def fit_case(callbacks, X=X):
     start = time.perf_counter()  # an epoch's time here (a sanitizer build is slower): the signal
     model().fit(X, Y, "mse", fp.Adam(1e-4), epochs=1, batch_size=32, n_threads=1)  # comes after
     after = max(0.3, 2.5 * (time.perf_counter() - start))
@@ -108,6 +108,9 @@ if __name__ == "__main__":
         result = fit_case(None)
     elif case == "fit_callbacks":
         result = fit_case([fp.Callback()])
+    elif case == "fit_sparse":  # CSR rows, read in place by the same compiled epochs
+        import scipy.sparse
+        result = fit_case(None, scipy.sparse.csr_matrix(X * (np.abs(X) > 1.0)))
     elif case == "estimator":
         result = estimator_case()
     else:

@@ -71,7 +71,7 @@ def test_an_epoch_cut_short_before_it_is_recorded_is_undone(monkeypatch, where):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends itself SIGINT")
-@pytest.mark.parametrize("case", ["fit", "fit_callbacks", "predict", "evaluate",
+@pytest.mark.parametrize("case", ["fit", "fit_callbacks", "fit_sparse", "predict", "evaluate",
                                   "loss_and_gradients", "explain", "estimator"])
 def test_ctrl_c_arrives_within_half_a_second_and_leaves_the_model_whole(case):
     if case == "estimator":
