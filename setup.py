@@ -72,7 +72,8 @@ def _extension(name, pyx, c_sources=()):
         sources=[pyx] + list(c_sources),
         include_dirs=["csrc", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        depends=glob.glob("csrc/*.h") + glob.glob("fastprop/*.pxd"),
+        depends=(glob.glob("csrc/*.h") + glob.glob("fastprop/*.pxd")
+                 + glob.glob("fastprop/*.pxi")),
     )
 
 

@@ -153,38 +153,3 @@ FP_INLINE REAL FP_NAME(fp_expm1)(REAL x)
     const REAL big = FP_NAME(fp_exp)(x) - (REAL)1;
     return fabs(x) < (REAL)0.34657359027997264 ? small : big;
 }
-
-/* Phi(v), the standard normal CDF (1 + erf(v / sqrt 2)) / 2, vectorizable, within a few units in
- * the last place over the whole line (erfc's tail included, where 1 + erf would cancel); and
- * *gauss = exp(-v^2 / 2), which the derivative of v Phi(v) reads. Both pieces are computed and
- * one selected, so the loop has no branch:
- * - |v| < 3/4: Phi = 1/2 + v P(v^2);
- * - beyond, with u = |v|: Phi(-u) = exp(-u^2 / 2) S(t) / u, t = (u - c) / (u + c) (S smooth
- *   and nearly flat in t; kernels.c's fits), and Phi(u) = 1 - Phi(-u). exp(-u^2 / 2) reads u^2 as an exact sum
- *   hi + lo (Veltkamp's split, Dekker's product): rounding u^2 alone would cost u^2 units.
- * u is clamped where exp(-u^2 / 2) is already 0 (the fit's end); NaN stays NaN. */
-FP_INLINE REAL FP_NAME(fp_ncdf)(REAL v, REAL *gauss)
-{
-    REAL u = fabs(v);
-    u = u > (REAL)FP_PHI_TAIL_MAX ? (REAL)FP_PHI_TAIL_MAX : u;
-    const REAL split = u * (REAL)FP_SPLITTER;
-    const REAL uh = split - (split - u), ul = u - uh;
-    const REAL hi = u * u;
-    const REAL lo = ((uh * uh - hi) + (REAL)2 * uh * ul) + ul * ul;
-    const REAL g = FP_NAME(fp_exp)((REAL)-0.5 * hi) * ((REAL)1 - (REAL)0.5 * lo);
-    const REAL s = v * v;
-    REAL p = (REAL)FP_PHI_SMALL_C[FP_PHI_SMALL_TERMS - 1];
-#pragma GCC unroll 16
-    for (int k = FP_PHI_SMALL_TERMS - 2; k >= 0; k--)
-        p = p * s + (REAL)FP_PHI_SMALL_C[k];
-    const REAL small = (REAL)0.5 + v * p;
-    const REAL t = (u - (REAL)FP_PHI_TAIL_SHIFT) / (u + (REAL)FP_PHI_TAIL_SHIFT);
-    REAL r = (REAL)FP_PHI_TAIL_C[FP_PHI_TAIL_TERMS - 1];
-#pragma GCC unroll 32
-    for (int k = FP_PHI_TAIL_TERMS - 2; k >= 0; k--)
-        r = r * t + (REAL)FP_PHI_TAIL_C[k];
-    const REAL q = g * r / u;
-    const REAL tail = v < 0 ? q : (REAL)1 - q;
-    *gauss = g;
-    return u < (REAL)0.75 ? small : tail;
-}

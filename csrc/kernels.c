@@ -1,6 +1,6 @@
 /* The one place that names a dtype: each kernel body (activations.h, losses.h, optimizers.h,
  * dropout.h) is instantiated for float (_f32) and double (_f64), with the constants of each
- * dtype's exp, log1p and normal CDF, and fastprop.h's entry points dispatch on the dtype argument
+ * dtype's exp, log1p and tanh, and fastprop.h's entry points dispatch on the dtype argument
  * (an unknown dtype is FP_ERR_CODE, as every unknown code). */
 #include <string.h>
 #include <tgmath.h>
@@ -29,32 +29,6 @@ static const double FP_TANH_C64[] = {
     -0.008863220134250503, 0.0035919465020130574, -0.0014544509176344551,
     0.0005831792400007558, -0.00021761442156422375, 5.663500915911182e-05};
 
-/* The normal CDF Phi (common.h's fp_ncdf), by Chebyshev fits (mpmath's chebyfit at 40 digits):
- * (Phi(v) - 1/2) / v as a polynomial in v^2 on |v| < 3/4 (within 1.2e-17 and 2.5e-9 of it,
- * relative, for double and float), and S(u) = u Phi(-u) exp(u^2 / 2) (nearly flat: its terms
- * cancel little, at most a factor 2.5) as a polynomial in t = (u - c) / (u + c) on [3/4, 38]
- * with c = 5 (double: within 2e-18) and on [3/4, 13.3] with c = 3 (float: within 6e-9); beyond
- * those ends exp(-u^2 / 2) is 0 in the dtype. */
-static const double FP_PHI_SMALL_C64[] = {
-    0.39894228040143265, -0.06649038006690419, 0.009973557009976547, -0.001187328214396983,
-    0.00011543467768540948, -9.444605057900199e-06, 6.658139159575593e-07,
-    -4.0950399522417176e-08, 2.005713145365612e-09,};
-static const double FP_PHI_SMALL_C32[] = {
-    0.3989422803921482, -0.06649037887790578, 0.009973532286919138, -0.0011871397032966816,
-    0.00011478187349990901, -8.390892710221637e-06,};
-static const double FP_PHI_TAIL_C64[] = {
-    0.3845965248750315, 0.05190527343000305, -0.0850384434600403, 0.09088622964934517,
-    -0.07425639525044622, 0.04795086373171991, -0.02416178595365726, 0.008900845019722188,
-    -0.0018956230774703974, -0.00012648521105501187, 0.00024276160584809544,
-    -5.456903608627274e-05, -1.654046133156715e-05, 1.033026776058811e-05, 6.046591144002011e-07,
-    -1.551243507132281e-06, 5.077153245316256e-08, 2.3542558367471177e-07, -1.517194652871758e-08,
-    -3.5832716213591484e-08, 1.6649751932206933e-09, 4.00873296420958e-09,};
-static const double FP_PHI_TAIL_C32[] = {
-    0.36454184660998723, 0.10987586104874185, -0.13965733360909788, 0.0913770260935766,
-    -0.02885865421833121, -0.0017411062901259331, 0.003967954997366183, -2.8814763242812368e-05,
-    -0.0005509495300972865, -1.038210958027426e-05,};
-
-
 #define REAL float
 #define SFX f32
 #define FP_UINT uint32_t
@@ -72,13 +46,6 @@ static const double FP_PHI_TAIL_C32[] = {
 #define FP_LOG1P_TERMS 6
 #define FP_TANH_TERMS 6
 #define FP_TANH_C FP_TANH_C32
-#define FP_SPLITTER 4097.0f /* 2^12 + 1: Veltkamp's split of a float into two 12-bit halves */
-#define FP_PHI_SMALL_C FP_PHI_SMALL_C32
-#define FP_PHI_SMALL_TERMS 6
-#define FP_PHI_TAIL_C FP_PHI_TAIL_C32
-#define FP_PHI_TAIL_TERMS 10
-#define FP_PHI_TAIL_SHIFT 3.0
-#define FP_PHI_TAIL_MAX 13.3
 #include "common.h"
 #include "activations.h"
 #include "losses.h"
@@ -103,13 +70,6 @@ static const double FP_PHI_TAIL_C32[] = {
 #undef FP_LOG1P_TERMS
 #undef FP_TANH_TERMS
 #undef FP_TANH_C
-#undef FP_SPLITTER
-#undef FP_PHI_SMALL_C
-#undef FP_PHI_SMALL_TERMS
-#undef FP_PHI_TAIL_C
-#undef FP_PHI_TAIL_TERMS
-#undef FP_PHI_TAIL_SHIFT
-#undef FP_PHI_TAIL_MAX
 #undef FP_ACTIVATIONS
 #undef FP_LOSSES
 
@@ -130,13 +90,6 @@ static const double FP_PHI_TAIL_C32[] = {
 #define FP_LOG1P_TERMS 16
 #define FP_TANH_TERMS 11
 #define FP_TANH_C FP_TANH_C64
-#define FP_SPLITTER 134217729.0 /* 2^27 + 1 */
-#define FP_PHI_SMALL_C FP_PHI_SMALL_C64
-#define FP_PHI_SMALL_TERMS 9
-#define FP_PHI_TAIL_C FP_PHI_TAIL_C64
-#define FP_PHI_TAIL_TERMS 22
-#define FP_PHI_TAIL_SHIFT 5.0
-#define FP_PHI_TAIL_MAX 38.0
 #include "common.h"
 #include "activations.h"
 #include "losses.h"

@@ -7,6 +7,7 @@ underscore that releases the GIL around it, for fastprop.kernels, which checks t
 (C-contiguous, one dtype, matching shapes, no overlap between inputs and outputs).
 """
 from libc.limits cimport INT_MAX
+from libc.math cimport NAN
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
@@ -312,15 +313,64 @@ def _sgd_update(floating[::1] params, const floating[::1] grads, double lr):
         fp_sgd_update(dtype_of(&params[0]), &params[0], &grads[0], params.shape[0], lr)
 
 
-def _all_finite(const floating[::1] x):
-    """True if every value of x is finite: a vectorized sum, the values counted only when it is
-    not (no floating-point warnings, no temporary array)."""
-    cdef int finite = 1
-    if x.shape[0] == 0:
+cdef const void *_flat_floats(cnp.ndarray x, int *dtype) except? NULL:
+    """The data of x, a C- or Fortran-contiguous float32 or float64 array, and its dtype code
+    (no buffer acquired: a fit's checks call this on every X and y)."""
+    if x.descr.type_num == cnp.NPY_FLOAT32:
+        dtype[0] = FP_FLOAT32
+    elif x.descr.type_num == cnp.NPY_FLOAT64:
+        dtype[0] = FP_FLOAT64
+    else:
+        raise TypeError(f"x: expected a float32 or float64 array, got dtype '{x.dtype}'")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(x) or cnp.PyArray_IS_F_CONTIGUOUS(x)):
+        raise ValueError("x: expected a C- or Fortran-contiguous array")
+    return cnp.PyArray_DATA(x)
+
+
+def _all_finite(cnp.ndarray x not None):
+    """True if every value of x (a C- or Fortran-contiguous float32 or float64 array) is
+    finite: a vectorized sum, the values counted only when it is not (no floating-point
+    warnings, no temporary array)."""
+    cdef int finite = 1, dtype = 0
+    cdef const void *data = _flat_floats(x, &dtype)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    if n == 0:
         return True
     with nogil:
-        fp_all_finite(dtype_of(&x[0]), &x[0], x.shape[0], &finite)
+        fp_all_finite(dtype, data, n, &finite)
     return bool(finite)
+
+
+cdef void _range(const floating *x, Py_ssize_t n, double *lo, double *hi) noexcept nogil:
+    """lo, hi: the least and the largest of x[0..n), n >= 1, both NaN when a value is NaN."""
+    cdef floating a = x[0], b = x[0], v
+    cdef Py_ssize_t i
+    cdef bint nan = False
+    for i in range(n):
+        v = x[i]
+        nan |= v != v
+        a = v if v < a else a
+        b = v if v > b else b
+    lo[0] = a if not nan else NAN
+    hi[0] = b if not nan else lo[0]
+
+
+def _value_range(cnp.ndarray x not None):
+    """(least, largest) of x (a non-empty C- or Fortran-contiguous float32 or float64 array),
+    as floats, in one pass; (nan, nan) when x holds a NaN. A target check reads finiteness and
+    its bounds from this."""
+    cdef int dtype = 0
+    cdef const void *data = _flat_floats(x, &dtype)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef double lo, hi
+    if n == 0:
+        raise ValueError("x: expected at least one value")
+    with nogil:
+        if dtype == FP_FLOAT32:
+            _range(<const float *>data, n, &lo, &hi)
+        else:
+            _range(<const double *>data, n, &lo, &hi)
+    return lo, hi
 
 
 def _dropout_key(unsigned long long seed, long long step, int layer):

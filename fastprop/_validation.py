@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Mapping, 
 import numpy as np
 
 from ._kernels import C_INT_MAX as INT_MAX  # BLAS dimensions are C ints
-from ._kernels import _all_finite
+from ._kernels import _all_finite, _value_range
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -86,10 +86,11 @@ def check_path(name: str, value: Any) -> str | bytes:
 
 def check_choice(name: str, value: _T, choices: Collection[object]) -> _T:
     """One of `choices` (compared only once its type is right)."""
-    if not any(type(value) is type(c) and value == c for c in choices):
-        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}"
-                         f"{did_you_mean(value, choices) if isinstance(value, str) else ''}")
-    return value
+    for c in choices:
+        if type(value) is type(c) and value == c:
+            return value
+    raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}"
+                     f"{did_you_mean(value, choices) if isinstance(value, str) else ''}")
 
 
 def check_real(name: str, value: Any, what: str, in_range: Callable[[float], bool]) -> float:
@@ -109,6 +110,8 @@ def check_real(name: str, value: Any, what: str, in_range: Callable[[float], boo
 
 
 def check_non_negative_float(name: str, value: Any) -> float:
+    if type(value) is float and 0 <= value < math.inf:
+        return value
     return check_real(name, value, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
 
 
@@ -144,7 +147,7 @@ def count_not_finite(arr: NDArray[Any]) -> int:
     if arr.dtype.kind != "f":
         return 0
     if arr.dtype in _COMPILED and (arr.flags.c_contiguous or arr.flags.f_contiguous):
-        if _all_finite(arr.reshape(-1, order="A")):  # compiled: no warning for inf - inf
+        if _all_finite(arr):  # compiled: no warning for inf - inf
             return 0
     else:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -152,6 +155,18 @@ def count_not_finite(arr: NDArray[Any]) -> int:
                 return 0
     return sum(int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
                for chunk in np.array_split(arr.reshape(-1), max(1, arr.size // 65536)))
+
+
+def finite_bounds(name: str, arr: NDArray[Any]) -> tuple[float, float]:
+    """(least, largest) value of a non-empty numeric array, ValueError if a float one holds NaN
+    or inf: one compiled pass for contiguous float32 and float64 (targets are checked by their
+    bounds)."""
+    if arr.dtype in _COMPILED and (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        lo, hi = _value_range(arr)
+        if math.isfinite(lo) and math.isfinite(hi):
+            return lo, hi
+    check_finite(name, arr)
+    return float(arr.min()), float(arr.max())
 
 
 def check_finite(name: str, arr: NDArray[Any]) -> None:

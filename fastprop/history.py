@@ -39,7 +39,7 @@ class History:
     def __init__(self) -> None:
         self._lists: dict[str, list[Any]] = {name: [] for name in _LISTS}
         # epochs run in one compiled call, as arrays until a list is read
-        self._pending: list[tuple[int, NDArray[Any], NDArray[Any] | None, NDArray[Any],
+        self._pending: list[tuple[int, NDArray[Any], NDArray[Any] | None, int, NDArray[Any],
                                   NDArray[Any], int]] = []
         self.metrics: dict[str, list[float]] = {}  # 'val_<metric>' -> list
         # during _append: each list's length before it (see _discard_partial)
@@ -94,22 +94,22 @@ class History:
         for key in [k for k, v in self.metrics.items() if not v]:
             del self.metrics[key]
 
-    def _extend(self, first_epoch: int, losses: NDArray[Any], accuracies: NDArray[Any] | None,
-                lrs: NDArray[Any], seconds: NDArray[Any], n_samples: int) -> None:
-        """Epochs run in one compiled call, from their arrays (no callbacks ran between them),
-        kept as they are until a list is read: making a Python float per value per epoch costs
-        more than a step of the seeds' network."""
-        self._pending.append((first_epoch, losses, accuracies, lrs, seconds, n_samples))
+    def _extend(self, first_epoch: int, losses: NDArray[Any], corrects: NDArray[Any] | None,
+                counted: int, lrs: NDArray[Any], seconds: NDArray[Any], n_samples: int) -> None:
+        """Epochs run in one compiled call, from their arrays (no callbacks ran between them;
+        accuracy is corrects / counted), kept as they are until a list is read: making a
+        Python float per value per epoch costs more than a step of the seeds' network."""
+        self._pending.append((first_epoch, losses, corrects, counted, lrs, seconds, n_samples))
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
         lists = self._lists
-        for first_epoch, losses, accuracies, lrs, seconds, n_samples in pending:
+        for first_epoch, losses, corrects, counted, lrs, seconds, n_samples in pending:
             k = len(losses)
             lists["epoch"].extend(range(first_epoch, first_epoch + k))
             lists["loss"].extend(np.asarray(losses, np.float64).tolist())
-            if accuracies is not None:
-                lists["accuracy"].extend(np.asarray(accuracies, np.float64).tolist())
+            if corrects is not None:
+                lists["accuracy"].extend((np.asarray(corrects, np.float64) / counted).tolist())
             lists["lr"].extend(np.asarray(lrs, np.float64).tolist())
             times = np.asarray(seconds, np.float64)
             lists["seconds"].extend(times.tolist())

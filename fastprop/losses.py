@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _kernels
 from ._kernels import fp_loss as _code
-from ._validation import as_numeric_array, canonical_name, check_finite
+from ._validation import as_numeric_array, canonical_name, check_finite, finite_bounds
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -100,18 +100,19 @@ def check_output_activation(loss: str, activation: str) -> None:
 def prepare_targets(loss: str, y: ArrayLike, n_samples: int, n_out: int, dtype: DTypeLike,
                     name: str = "y") -> tuple[FloatArray | None, NDArray[np.int64] | None]:
     """Checked targets for `loss`: (Y, None) with Y (n_samples, n_out) of `dtype`, or
-    (None, labels) with int64 labels (n_samples,) for softmax cross-entropy."""
+    (None, labels) with int64 labels (n_samples,) for softmax cross-entropy. The values are
+    checked by their bounds, read in one pass."""
     arr = as_numeric_array(name, y)
     if arr.ndim == 0 or arr.ndim > 2:
         raise ValueError(f"{name}: expected a 1-D or 2-D array, got {arr.ndim}-D with shape {arr.shape}")
     if arr.shape[0] != n_samples:
         raise ValueError(f"{name}: expected {n_samples} rows (one per sample of X), got shape {arr.shape}")
-    check_finite(name, arr)
+    lo, hi = finite_bounds(name, arr) if arr.size else (0.0, 0.0)
     if loss == "softmax_cross_entropy" and arr.ndim == 1:
         if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
             raise ValueError(f"{name}: expected integer class labels for softmax_cross_entropy, got "
                              "non-integer values")
-        if arr.size and (arr.min() < 0 or arr.max() >= n_out):
+        if lo < 0 or hi >= n_out:
             raise ValueError(f"{name}: expected class labels in [0, {n_out - 1}] (n_out={n_out}), got "
                              f"labels from {arr.min()} to {arr.max()}")
         return None, np.ascontiguousarray(arr, dtype=np.int64)
@@ -123,11 +124,12 @@ def prepare_targets(loss: str, y: ArrayLike, n_samples: int, n_out: int, dtype: 
     if arr.shape[1] != n_out:
         raise ValueError(f"{name}: expected shape ({n_samples}, {n_out}) for a model with {n_out} "
                          f"outputs, got shape {arr.shape}")
-    if loss in PER_ELEMENT and (arr.min() < 0 or arr.max() > 1):
+    row = TABLE[loss]
+    if loss in PER_ELEMENT and (lo < 0 or hi > 1):
         raise ValueError(f"{name}: expected targets in [0, 1] for {loss}, got values from "
                          f"{arr.min()} to {arr.max()}")
     if loss == "softmax_cross_entropy":
-        if arr.min() < 0:
+        if lo < 0:
             raise ValueError(f"{name}: expected non-negative one-hot or probability rows for "
                              f"softmax_cross_entropy, got a minimum of {arr.min()}")
         sums = arr.sum(axis=1, dtype=np.float64)
@@ -141,11 +143,16 @@ def prepare_targets(loss: str, y: ArrayLike, n_samples: int, n_out: int, dtype: 
         with np.errstate(over="ignore"):
             arr = np.ascontiguousarray(arr, dtype=dtype)
         check_finite(name, arr)  # after the cast: 1e39 is inf in float32
-    if TABLE[loss].squares:
-        largest = float(np.abs(arr).max()) if arr.size else 0.0
-        limit = float(np.sqrt(np.finfo(dtype).max)) / 4  # (a - y)^2 of outputs near them
+    if row.squares:
+        largest = max(-lo, hi)
+        limit = _SQUARE_LIMIT[np.dtype(dtype).char]  # (a - y)^2 of outputs near them
         if largest > limit:
             raise ValueError(f"{name}: expected targets whose squares fit in {np.dtype(dtype)} "
                              f"for {loss} (|y| up to {limit:.3g}), got |y| up to {largest:.3g}; "
                              f"scale the targets")
     return arr, None
+
+
+# the largest |target| of a squaring loss, per dtype: (a - y)^2 of outputs near it stays finite
+_SQUARE_LIMIT = {np.dtype(t).char: float(np.sqrt(np.finfo(t).max)) / 4
+                 for t in (np.float32, np.float64)}

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from . import io, loop, torch_interop, training
+from . import io, loop, threads, torch_interop, training
 from ._engine import READ_ROWS, Engine
+from ._kernels import C_INT_MAX as INT_MAX, _all_finite
 from ._validation import (as_numeric_array, check_dtype, check_finite, check_matrix, check_path,
                           check_seed)
 from .layers import Dense, Dropout, LayerSpec
@@ -116,7 +117,9 @@ class Sequential:
             if _initialize:
                 layer._initialize(self._rng)
         self._layers = tuple(layer for layer, _ in folded)
-        self._widths = [self._layers[0].n_in] + [layer.n_out for layer in self._layers]
+        # a row's multiply-adds, forward (threads.step_work)
+        self._row_work = threads.work_of([self._layers[0].n_in] +
+                                         [layer.n_out for layer in self._layers], 1)
         # [dropout seed, training steps taken]: the engine reads the seed and counts the steps
         self._dropout_state = np.array([self._rng.integers(2**63), 0], np.uint64)
         # [seed, epochs shuffled]: fit's counter-based shuffles, saved and resumed with the model
@@ -288,8 +291,12 @@ class Sequential:
     def _check_X(self, X: MatrixLike, name: str = "X") -> Rows:
         """X checked: a C-contiguous array of the model's dtype, or (from scipy.sparse) CSR
         rows, never made dense."""
-        if type(X) is not np.ndarray and is_sparse(X):
-            return check_sparse(name, X, self.dtype, n_cols=self.n_in)
+        if type(X) is not np.ndarray:
+            if is_sparse(X):
+                return check_sparse(name, X, self.dtype, n_cols=self.n_in)
+        elif X.dtype == self.dtype and X.ndim == 2 and X.flags.c_contiguous and \
+                0 < X.shape[0] <= INT_MAX and X.shape[1] == self.n_in and _all_finite(X):
+            return X  # already what the engine reads, and finite
         return np.ascontiguousarray(check_matrix(name, X, self.dtype, n_cols=self.n_in))
 
     def _check_loss(self, loss: LossName) -> LossName:
@@ -354,7 +361,9 @@ class Sequential:
         if self._bound != bound:
             engine.bind_optimizer(hyper, state.buffers, state.steps, penalty)
             self._bound = bound
-        self.optimizer, self._optimizer_state, optimizer._state = optimizer, state, state
+        self.optimizer, self._optimizer_state = optimizer, state
+        if optimizer._state is not state:
+            optimizer._state = state
         return engine
 
     def _reset_optimizer_state(self, optimizer: Optimizer) -> None:

@@ -37,11 +37,11 @@ def step_work(model: Sequential, batch_size: Any, n_rows: int | None = None) -> 
     """The multiply-adds of one step's forward pass of a model's fit: work_of its widths for
     min(batch_size, n_rows) rows."""
     try:  # before the arguments are checked: anything odd counts as small (fit then refuses it)
-        rows = max(1, int(batch_size))
-        widths = model._widths
+        rows = batch_size if type(batch_size) is int and batch_size > 0 else max(1, int(batch_size))
+        per_row = model._row_work
     except Exception:
         return 0
-    return work_of(widths, rows if n_rows is None else min(rows, n_rows))
+    return per_row * (rows if n_rows is None else min(rows, n_rows))
 
 
 def usable_cores() -> int:

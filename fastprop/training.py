@@ -107,6 +107,8 @@ def _validation(model: Sequential, data: tuple[MatrixLike, ArrayLike] | None, sp
                 loss: LossName) -> tuple[Rows, FloatArray | None,
                                          NDArray[np.int64] | None, _Val | None]:
     """(training X, Y, labels, validation tuple or None), the validation data checked."""
+    if data is None and type(split) is float and split == 0:  # fit's default
+        return X, Y, labels, None
     if data is not None:
         if split:
             raise ValueError("validation_split: give validation_data or validation_split, not both")
@@ -357,8 +359,10 @@ def _compiled_epochs(epochs: loop.Epochs, plan: Plan, shuffles: NDArray[np.uint6
     """Every epoch in one engine call (no callbacks or validation run between them); History
     filled from its arrays once."""
     n, count = plan.X.shape[0], plan.epochs
-    lrs = np.asarray(plan.rates, dtype=np.float64)
-    losses, seconds = np.full(count, np.nan), np.empty(count)
+    out = np.empty((3, count))  # three contiguous rows
+    lrs, losses, seconds = out[0], out[1], out[2]
+    lrs[:] = plan.rates
+    losses.fill(np.nan)
     corrects = np.empty(count, np.int64)
     done = count
     try:
@@ -367,8 +371,10 @@ def _compiled_epochs(epochs: loop.Epochs, plan: Plan, shuffles: NDArray[np.uint6
         done = count - int(np.isnan(losses[::-1]).cumprod().sum())
         raise
     finally:
-        history._extend(1, losses[:done], corrects[:done] / (n * _per_sample(plan))
-                        if plan.loss in CLASSIFICATION else None, lrs[:done], seconds[:done], n)
+        if done < count:
+            out, corrects = out[:, :done], corrects[:done]
+        history._extend(1, out[1], corrects if plan.loss in CLASSIFICATION else None,
+                        n * _per_sample(plan), out[0], out[2], n)
 
 
 def _per_sample(plan: Plan) -> int:

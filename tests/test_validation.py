@@ -169,3 +169,64 @@ def test_any_input_layout_gives_the_same_result(dtype, layout):
     # integer and bool inputs are numbers too
     np.testing.assert_allclose(model.predict(np.ones((2, 3), dtype=np.int16)),
                                model.predict(np.ones((2, 3))), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_value_range_is_numpys_min_and_max(dtype, order):
+    """The one-pass bounds that targets are checked by: numpy's min and max, NaN when any value
+    is NaN, infinities as they are."""
+    from fastprop._kernels import _value_range
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1), (7, 3), (1000, 5), (3, 1001)]:
+        a = np.asarray(rng.normal(size=shape) * 1e3, dtype=dtype, order=order)
+        assert _value_range(a) == (float(a.min()), float(a.max()))
+        for bad in (np.inf, -np.inf, np.nan):
+            b = a.copy(order=order)
+            b.flat[rng.integers(b.size)] = bad
+            lo, hi = _value_range(b)
+            if np.isnan(bad):
+                assert np.isnan(lo) and np.isnan(hi)
+            else:
+                assert (lo, hi) == (float(b.min()), float(b.max()))
+    with pytest.raises(ValueError, match="contiguous"):
+        _value_range(np.ones((4, 4), dtype)[::2])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _value_range(np.ones(3, np.int64))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_are_found_anywhere(dtype, bad):
+    """X already in the model's dtype and layout takes the short way in; a NaN or inf in its
+    last value, or in y's, is still refused, naming the argument and the count."""
+    model = fp.Sequential([fp.Dense(3, 4, "tanh"), fp.Dense(4, 1, "sigmoid")], dtype=dtype, seed=0)
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(dtype)
+    y = (X[:, :1] > 0).astype(dtype)
+    Xb, yb = X.copy(), y.copy()
+    Xb[-1, -1], yb[-1, 0] = bad, bad
+    before = model.params.copy()
+    for call, name in ((lambda: model.fit(Xb, y, "binary_cross_entropy"), "X"),
+                       (lambda: model.fit(X, yb, "binary_cross_entropy"), "y"),
+                       (lambda: model.predict(Xb), "X")):
+        with pytest.raises(ValueError, match=rf"^{name}: expected finite values, got 1 NaN or inf"):
+            call()
+    yb[-1, 0] = np.nextafter(np.asarray(1, dtype), np.asarray(2, dtype))  # just above 1
+    with pytest.raises(ValueError, match=r"y: expected targets in \[0, 1\]"):
+        model.fit(X, yb, "binary_cross_entropy")
+    assert np.array_equal(before, model.params)
+
+
+def test_byte_swapped_arrays_are_read_as_their_values():
+    """Non-native byte order is converted by the checks, and the engine itself refuses it."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.random.default_rng(1).random((40, 2))
+    models = [fp.Sequential([fp.Dense(3, 5, "relu"), fp.Dense(5, 2, "sigmoid")], dtype="float64",
+                            seed=0) for _ in range(2)]
+    models[0].fit(X, y, "mse", fp.SGD(0.1), epochs=3, batch_size=8, seed=1)
+    models[1].fit(X.astype(">f8"), y.astype(">f8"), "mse", fp.SGD(0.1), epochs=3, batch_size=8,
+                  seed=1)
+    assert np.array_equal(models[0].params, models[1].params)
+    engine = models[0]._engine_for(40)
+    with pytest.raises(ValueError, match="X: expected a non-empty C-contiguous float64"):
+        engine.predict(X.astype(">f8"), np.empty((40, 2)))
