@@ -66,21 +66,21 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-def _extension(name, pyx, c_sources=()):
+def _extension(name, pyx, c_sources=(), includes=()):
     return Extension(
         name,
         sources=[pyx] + list(c_sources),
         include_dirs=["csrc", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        depends=(glob.glob("csrc/*.h") + glob.glob("fastprop/*.pxd")
-                 + glob.glob("fastprop/*.pxi")),
+        depends=glob.glob("csrc/*.h") + glob.glob("fastprop/*.pxd") + list(includes),
     )
 
 
 # Both modules call the C kernels directly, so each links its own copy of csrc/kernels.c (the
 # objects are small, and an extension module's symbols stay private to it).
 extensions = [_extension("fastprop._kernels", "fastprop/_kernels.pyx", sorted(glob.glob("csrc/*.c"))),
-              _extension("fastprop._engine", "fastprop/_engine.pyx", sorted(glob.glob("csrc/*.c")))]
+              _extension("fastprop._engine", "fastprop/_engine.pyx", sorted(glob.glob("csrc/*.c")),
+                         ["fastprop/_passes.pxi"])]
 
 setup(
     ext_modules=cythonize(

@@ -197,27 +197,43 @@ def entry(module: ModuleType, name: str, anchors: dict[int, str]) -> list[str]:
 
 
 def types_section() -> list[str]:
-    """The aliases of fastprop._typing, as its source writes them, each with its comment."""
+    """The aliases of fastprop._typing, as the source writes them, each with its comment (an
+    alias _typing imports from a module of fastprop, such as the activations' names, as that
+    module writes it)."""
+    import importlib
     from . import _typing
     source = open(_typing.__file__, encoding="utf-8").read()
     lines = ["## Types", ""] + wrapped(prose(paragraph(_typing)) + " Numpy's `ArrayLike` is "
                                        "anything `numpy.asarray` takes.", 0) + ["", "```text"]
     for node in ast.parse(source).body:
-        target = getattr(node, "targets", [None])[0]
-        if isinstance(node, ast.Assign) and isinstance(target, ast.Name) and \
-                target.id in _typing.__all__:
-            comment: list[str] = []
-            for line in reversed(source.split("\n")[:node.lineno - 1]):
-                if not line.startswith("#"):
-                    break
-                comment.insert(0, line.lstrip("# "))
-            text = " ".join((ast.get_source_segment(source, node) or "").split())
-            lines += wrapped(text.replace("[ ", "[").replace(" ]", "]"), 0,
-                             len(target.id) + 3)  # under the value
-            lines += wrapped(" ".join(comment), 4) + [""]
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            module = importlib.import_module("fastprop." + node.module)
+            text = open(module.__file__ or "", encoding="utf-8").read()
+            for name in (a.name for a in node.names if a.name in _typing.__all__):
+                lines += next(_alias(text, n, name) for n in ast.parse(text).body
+                              if _assigns(n, name))
+        elif isinstance(node, ast.Assign) and _assigns(node, *_typing.__all__):
+            lines += _alias(source, node, node.targets[0].id)  # type: ignore[attr-defined]
         elif isinstance(node, ast.ClassDef) and node.name in _typing.__all__:
             lines += class_block(getattr(_typing, node.name), node.name) + [""]
     return lines[:-1] + ["```", ""]
+
+
+def _assigns(node: ast.stmt, *names: str) -> bool:
+    target = getattr(node, "targets", [None])[0]
+    return isinstance(node, ast.Assign) and isinstance(target, ast.Name) and target.id in names
+
+
+def _alias(source: str, node: ast.stmt, name: str) -> list[str]:
+    """An alias's assignment, wrapped, and the comment lines above it."""
+    comment: list[str] = []
+    for line in reversed(source.split("\n")[:node.lineno - 1]):
+        if not line.startswith("#"):
+            break
+        comment.insert(0, line.lstrip("# "))
+    text = " ".join((ast.get_source_segment(source, node) or "").split())
+    return (wrapped(text.replace("[ ", "[").replace(" ]", "]"), 0, len(name) + 3)  # under the value
+            + wrapped(" ".join(comment), 4) + [""])
 
 
 def slug(heading: str) -> str:

@@ -59,7 +59,8 @@ from fastprop._kernels cimport (Copies, Copy, floating, gemm, forward_layer, del
                                 fp_dropout_key_at, fp_shuffle,
                                 fp_all_finite, fp_pass_begin, fp_pass_end, fp_fork_pending,
                                 fp_park, fp_fork_prepare, fp_fork_done,
-                                FP_FLOAT32, FP_FLOAT64, FP_SOFTMAX, FP_LOSS_SOFTMAX_XENT,
+                                FP_OK, FP_IDENTITY, FP_FLOAT32, FP_FLOAT64, FP_SOFTMAX,
+                                FP_LOSS_SOFTMAX_XENT,
                                 FP_OPT_SGD)
 
 cnp.import_array()

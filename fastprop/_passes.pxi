@@ -78,11 +78,19 @@ cdef struct Batch:          # a checked batch: its rows and targets
     Py_ssize_t n
 
 
-cdef void _forward(Net *net, const floating *X, int n, bint training,
-                   Py_ssize_t row0) noexcept nogil:
+cdef inline bint _from_logits(int loss) noexcept nogil:
+    """Whether the loss reads the output layer's logits Z alone (not its activation)."""
+    cdef fp_loss_info info
+    return fp_loss_describe(loss, &info) == FP_OK and info.from_logits
+
+
+cdef void _forward(Net *net, const floating *X, int n, bint training, Py_ssize_t row0,
+                   bint logits_only=False) noexcept nogil:
     """A_l = f(A_{l-1} W_l + b_l) for every layer; inverted dropout after a layer when training,
-    its mask that of rows row0, row0 + 1, ... of the step's batch (row0 > 0: a part of it)."""
-    cdef int l, L = net.n_layers
+    its mask that of rows row0, row0 + 1, ... of the step's batch (row0 > 0: a part of it).
+    logits_only: the output layer's activation is not computed (a training step of a loss from
+    the logits reads Z alone; its A then holds Z)."""
+    cdef int l, L = net.n_layers, activation
     cdef LayerDesc *d
     cdef floating *params = <floating *>net.params
     cdef const floating *A_prev = X
@@ -91,16 +99,17 @@ cdef void _forward(Net *net, const floating *X, int n, bint training,
     for l in range(L):
         d = &net.layer[l]
         W = params + d.w_offset
+        activation = FP_IDENTITY if logits_only and l == L - 1 else d.activation
         if l == 0 and net.csr != NULL:  # CSR rows: the stored values' rows of W, summed
             Z = <floating *>(net.Z[0] if net.Z[0] != NULL else net.A[0])
             fp_csr_product(net.dtype, net.csr.X, net.csr.indices, net.csr.indptr, net.csr_ids,
                            net.csr_first, n, W, d.n_out, Z)
             fp_bias_activation(net.dtype, Z, net.A[0], W + <Py_ssize_t>d.n_in * d.n_out, n,
-                               d.n_out, d.activation, d.param)
+                               d.n_out, activation, d.param)
         else:
             forward_layer(A_prev, d.n_in, False, W, d.n_out, False,
                           W + <Py_ssize_t>d.n_in * d.n_out, <floating *>net.Z[l],
-                          <floating *>net.A[l], n, d.n_in, d.n_out, d.activation, d.param)
+                          <floating *>net.A[l], n, d.n_in, d.n_out, activation, d.param)
         A_prev = <floating *>net.A[l]
         if training and d.dropout_rate > 0:
             # a part starting at row row0 draws its mask from element row0 * n_out on
@@ -235,7 +244,7 @@ cdef double _step(Net *net, const floating *X, const floating *Y, const int64_t 
             w[i] = <floating>(<double>weights[i] * n / w_sum) if w_sum > 0 else <floating>0
         if not w_sum > 0:
             w_sum = 1  # an all-zero batch: no loss, no gradient, no division by zero
-    _forward(net, X, n, training, 0)
+    _forward(net, X, n, training, 0, training and _from_logits(loss))
     value = _backward(net, X, Y, labels, w, n, loss, training,
                       net.update if training else NO_UPDATE, lr,
                       net.penalty / w_sum if training else 0.0, 1.0, False, n_correct)
@@ -303,7 +312,7 @@ cdef double _part(Net *net, const floating *X, const floating *Y, const int64_t 
         w = <floating *>net.weight_rows
         for i in range(n):
             w[i] = <floating>(<double>Wp[i] * n / total)
-    _forward(net, Xp, <int>n, training, part_lo)
+    _forward(net, Xp, <int>n, training, part_lo, training and _from_logits(loss))
     value = _backward(net, Xp, Yp, Lp, w, <int>n, loss, training, NO_UPDATE, 0.0, penalty,
                       1.0 if w != NULL else <double>n / rows, accumulate, n_correct)
     if not _finite(value):  # the sum of the parts tells every rank

@@ -11,6 +11,11 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+# The names an activation or a loss is known by are written beside their tables, so that adding
+# one touches no Python file but its table's.
+from .activations import ActivationName
+from .losses import LossName
+
 if TYPE_CHECKING:
     import scipy.sparse
     from mpi4py.MPI import Intracomm
@@ -35,19 +40,6 @@ Rows = Union[FloatArray, "CSR"]
 # A model's dtype, as Sequential(dtype=...) takes it.
 FloatDType = Union[Literal["float32", "float64"], "type[np.float32]", "type[np.float64]",
                    "np.dtype[Any]"]
-
-# The names an activation is known by (fastprop.activations: each row's name and aliases;
-# case does not matter at run time).
-ActivationName = Literal["identity", "linear", "none", "sigmoid", "logistic", "tanh", "relu",
-                         "leaky_relu", "softmax", "gelu", "gelu_tanh", "silu", "swish", "elu",
-                         "softplus"]
-
-# The names a loss is known by (fastprop.losses: each row's name and aliases).
-LossName = Literal["mse", "mean_squared_error", "squared_error", "half_squared_error",
-                   "half_mse", "binary_cross_entropy", "bce", "softmax_cross_entropy",
-                   "cross_entropy", "categorical_cross_entropy", "mae", "mean_absolute_error",
-                   "l1", "huber", "multilabel_binary_cross_entropy", "multilabel_bce",
-                   "half_mean_squared_error"]
 
 # Dense's initializers by name (fastprop.layers.INITIALIZERS); an array is taken too.
 InitName = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros"]

@@ -22,14 +22,13 @@ itself loses every digit for v below about -5 in float32).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, Optional
 
 from . import _kernels
 from ._kernels import fp_activation as _code
 from ._validation import canonical_name
 
 if TYPE_CHECKING:
-    from ._typing import ActivationName
     from .onnx import _Graph
 
     _Writer = Callable[[_Graph, str, str, float], None]
@@ -95,24 +94,31 @@ def _onnx_softmax(g: _Graph, z: str, a: str, p: float) -> None:
     g.node("Softmax", [z], a, axis=-1)
 
 
+# The names an activation is known by: each row's name and aliases below (case does not matter
+# at run time).
+ActivationName = Literal["identity", "linear", "none", "sigmoid", "logistic", "tanh", "relu",
+                         "leaky_relu", "softmax", "gelu", "gelu_tanh", "silu", "swish", "elu",
+                         "softplus"]
+
 _HE = "he_uniform"
+# Each row names its code in the C table (csrc/fastprop.h) by the C name.
 _ROWS = (
-    Activation("identity", _code.FP_IDENTITY, ("linear", "none"), onnx=_onnx_op("Identity"),
+    Activation("identity", _code["FP_IDENTITY"], ("linear", "none"), onnx=_onnx_op("Identity"),
                torch="Identity"),
-    Activation("sigmoid", _code.FP_SIGMOID, ("logistic",), onnx=_onnx_op("Sigmoid"),
+    Activation("sigmoid", _code["FP_SIGMOID"], ("logistic",), onnx=_onnx_op("Sigmoid"),
                torch="Sigmoid"),
-    Activation("tanh", _code.FP_TANH, onnx=_onnx_op("Tanh"), torch="Tanh"),
-    Activation("relu", _code.FP_RELU, init=_HE, onnx=_onnx_op("Relu"), torch="ReLU"),
-    Activation("leaky_relu", _code.FP_LEAKY_RELU, init=_HE, param="negative_slope",
+    Activation("tanh", _code["FP_TANH"], onnx=_onnx_op("Tanh"), torch="Tanh"),
+    Activation("relu", _code["FP_RELU"], init=_HE, onnx=_onnx_op("Relu"), torch="ReLU"),
+    Activation("leaky_relu", _code["FP_LEAKY_RELU"], init=_HE, param="negative_slope",
                onnx=_onnx_leaky_relu, torch="LeakyReLU"),
-    Activation("softmax", _code.FP_SOFTMAX, onnx=_onnx_softmax, torch="Softmax",
+    Activation("softmax", _code["FP_SOFTMAX"], onnx=_onnx_softmax, torch="Softmax",
                torch_kwargs=(("dim", 1),)),
-    Activation("gelu", _code.FP_GELU, init=_HE, onnx=_onnx_gelu, torch="GELU"),
-    Activation("gelu_tanh", _code.FP_GELU_TANH, init=_HE, onnx=_onnx_gelu_tanh, torch="GELU",
+    Activation("gelu", _code["FP_GELU"], init=_HE, onnx=_onnx_gelu, torch="GELU"),
+    Activation("gelu_tanh", _code["FP_GELU_TANH"], init=_HE, onnx=_onnx_gelu_tanh, torch="GELU",
                torch_kwargs=(("approximate", "tanh"),)),
-    Activation("silu", _code.FP_SILU, ("swish",), init=_HE, onnx=_onnx_silu, torch="SiLU"),
-    Activation("elu", _code.FP_ELU, init=_HE, param="alpha", onnx=_onnx_elu, torch="ELU"),
-    Activation("softplus", _code.FP_SOFTPLUS, init=_HE, onnx=_onnx_softplus, torch="Softplus"),
+    Activation("silu", _code["FP_SILU"], ("swish",), init=_HE, onnx=_onnx_silu, torch="SiLU"),
+    Activation("elu", _code["FP_ELU"], init=_HE, param="alpha", onnx=_onnx_elu, torch="ELU"),
+    Activation("softplus", _code["FP_SOFTPLUS"], init=_HE, onnx=_onnx_softplus, torch="Softplus"),
 )
 
 # name -> row, each row completed by what the C table knows of its code

@@ -18,7 +18,7 @@ Every loss is a mean over the batch, so the gradient of a batch does not grow wi
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Optional
 
 import numpy as np
 
@@ -29,12 +29,12 @@ from ._validation import as_numeric_array, canonical_name, check_finite, finite_
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-    from ._typing import FloatArray, LossName
+    from ._typing import FloatArray
 
 
 class Loss(NamedTuple):
-    """One loss: its name, code (from fastprop._kernels, declared once in _kernels.pxd) and
-    aliases; the rest is read from the C table (csrc/losses.h)."""
+    """One loss: its name, code (from fastprop._kernels, which reads the C table; each row names
+    it by its C name) and aliases; the rest is read from the C table (csrc/losses.h)."""
     name: str
     code: int
     aliases: tuple[str, ...] = ()
@@ -45,16 +45,23 @@ class Loss(NamedTuple):
     squares: bool = False         # squares the residual: targets beyond sqrt(the dtype's max) overflow
 
 
+# The names a loss is known by: each row's name and aliases below.
+LossName = Literal["mse", "mean_squared_error", "squared_error", "half_squared_error",
+                   "half_mse", "binary_cross_entropy", "bce", "softmax_cross_entropy",
+                   "cross_entropy", "categorical_cross_entropy", "mae", "mean_absolute_error",
+                   "l1", "huber", "multilabel_binary_cross_entropy", "multilabel_bce",
+                   "half_mean_squared_error"]
+
 _ROWS = (
-    Loss("mse", _code.FP_LOSS_MSE, ("mean_squared_error", "squared_error"), squares=True),
-    Loss("half_squared_error", _code.FP_LOSS_HALF_SE, ("half_mse",), squares=True),
-    Loss("binary_cross_entropy", _code.FP_LOSS_BCE, ("bce",)),
-    Loss("softmax_cross_entropy", _code.FP_LOSS_SOFTMAX_XENT,
+    Loss("mse", _code["FP_LOSS_MSE"], ("mean_squared_error", "squared_error"), squares=True),
+    Loss("half_squared_error", _code["FP_LOSS_HALF_SE"], ("half_mse",), squares=True),
+    Loss("binary_cross_entropy", _code["FP_LOSS_BCE"], ("bce",)),
+    Loss("softmax_cross_entropy", _code["FP_LOSS_SOFTMAX_XENT"],
          ("cross_entropy", "categorical_cross_entropy")),
-    Loss("mae", _code.FP_LOSS_MAE, ("mean_absolute_error", "l1")),
-    Loss("huber", _code.FP_LOSS_HUBER),
-    Loss("multilabel_binary_cross_entropy", _code.FP_LOSS_MULTILABEL_BCE, ("multilabel_bce",)),
-    Loss("half_mean_squared_error", _code.FP_LOSS_HALF_MSE, squares=True),
+    Loss("mae", _code["FP_LOSS_MAE"], ("mean_absolute_error", "l1")),
+    Loss("huber", _code["FP_LOSS_HUBER"]),
+    Loss("multilabel_binary_cross_entropy", _code["FP_LOSS_MULTILABEL_BCE"], ("multilabel_bce",)),
+    Loss("half_mean_squared_error", _code["FP_LOSS_HALF_MSE"], squares=True),
 )
 
 

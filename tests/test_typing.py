@@ -122,13 +122,21 @@ def test_the_literal_names_are_the_tables_names_and_aliases():
     assert typing.get_args(_typing.InitName) == layers.INITIALIZERS
 
 
-def test_the_stubs_name_every_code_of_the_c_tables():
-    from fastprop import _kernels
+def test_the_stubs_name_every_fixed_code_and_leave_the_tables_to_the_tables():
+    """The stubs list the codes of fastprop.h's fixed enums; the activation and loss codes are
+    read from the C tables at import (an activation or a loss added there needs no stub line),
+    and every one of them is named by exactly one Python row."""
+    from fastprop import _kernels, activations, losses
     tree = ast.parse(open(os.path.join(PACKAGE, "_kernels.pyi")).read())
     enums = {node.name: [t.targets[0].id for t in node.body if isinstance(t, ast.Assign)]
              for node in tree.body if isinstance(node, ast.ClassDef)}
-    for name in ("fp_activation", "fp_loss", "fp_optimizer_kind", "fp_status", "fp_dtype"):
+    for name in ("fp_optimizer_kind", "fp_status", "fp_dtype"):
         assert enums[name] == [m.name for m in getattr(_kernels, name)], name
+    for name, table in (("fp_activation", activations.TABLE), ("fp_loss", losses.TABLE)):
+        assert enums[name] == [], name
+        members = list(getattr(_kernels, name))
+        assert sorted(row.code for row in table.values()) == sorted(members) and \
+            len(members) == _kernels.N_CODES[name[3:]] > 0, name
 
 
 # --------------------------------------------------------------------------------------------
