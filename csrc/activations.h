@@ -143,6 +143,25 @@ FP_INLINE REAL FP_NAME(fp_softplus_grad)(REAL d, REAL v)
     return v > (REAL)20 ? d : d * s;
 }
 
+/* mish(v) = v tanh(softplus(v)) (torch.nn.Mish). With e = exp(v) and n = e (e + 2),
+ * tanh(log(1 + e)) = n / (n + 2): about e for v < 0, with no cancellation, and 1 in the dtype long
+ * before v = 40, where e is capped so that n cannot overflow. mish'(v) = t + v (1 - t^2)
+ * sigmoid(v), 1 - t^2 = 4 (n + 1) / (n + 2)^2 written without cancellation; 1 above 40. */
+FP_INLINE REAL FP_NAME(fp_mish)(REAL v)
+{
+    const REAL e = FP_NAME(fp_exp)(v < (REAL)40 ? v : (REAL)40);
+    const REAL n = e * (e + (REAL)2);
+    return v * (n / (n + (REAL)2));
+}
+
+FP_INLINE REAL FP_NAME(fp_mish_grad)(REAL d, REAL v)
+{
+    const REAL e = FP_NAME(fp_exp)(v < (REAL)40 ? v : (REAL)40);
+    const REAL n = e * (e + (REAL)2), m = n + (REAL)2;
+    const REAL slope = n / m + v * ((((REAL)4 * (n + (REAL)1)) / m) / m) * (e / ((REAL)1 + e));
+    return v > (REAL)40 ? d : d * slope;
+}
+
 #define FP_ACTIVATIONS(X)                                                                          \
     X(FP_SIGMOID, (REAL)1 / ((REAL)1 + FP_NAME(fp_exp)(-v)), d * (a * ((REAL)1 - a)), 0)        \
     X(FP_TANH, FP_NAME(fp_tanh)(v), d * ((REAL)1 - a * a), 0)                                     \
@@ -152,7 +171,8 @@ FP_INLINE REAL FP_NAME(fp_softplus_grad)(REAL d, REAL v)
     X(FP_GELU_TANH, FP_NAME(fp_gelu_tanh)(v), FP_NAME(fp_gelu_tanh_grad)(d, v), 1)                \
     X(FP_SILU, v / ((REAL)1 + FP_NAME(fp_exp)(-v)), FP_NAME(fp_silu_grad)(d, v), 1)              \
     X(FP_ELU, v > 0 ? v : param * FP_NAME(fp_expm1)(v), v > 0 ? d : d * (param * FP_NAME(fp_exp)(v)), 1) \
-    X(FP_SOFTPLUS, FP_NAME(fp_softplus)(v), FP_NAME(fp_softplus_grad)(d, v), 1)
+    X(FP_SOFTPLUS, FP_NAME(fp_softplus)(v), FP_NAME(fp_softplus_grad)(d, v), 1)                  \
+    X(FP_MISH, FP_NAME(fp_mish)(v), FP_NAME(fp_mish_grad)(d, v), 1)
 
 static void FP_NAME(fp_softmax_rows)(REAL *A, ptrdiff_t n_samples, ptrdiff_t n_out)
 {

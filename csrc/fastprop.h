@@ -35,6 +35,7 @@ enum fp_activation {
     FP_SILU = 8,    /* v sigmoid(v) */
     FP_ELU = 9,     /* v > 0 ? v : alpha (exp(v) - 1) */
     FP_SOFTPLUS = 10, /* log(1 + exp(v)), v above 20 (torch's threshold) */
+    FP_MISH = 11,   /* v tanh(softplus(v)) */
     FP_N_ACTIVATIONS
 };
 

@@ -10,14 +10,14 @@ cross-entropy loss.
 
 Default initializers follow torch's and Keras's practice: He (Kaiming) for the rectifier family,
 whose output keeps about half its input's variance at initialization (relu, leaky_relu, elu,
-gelu, gelu_tanh, silu, softplus, as the ELU and Swish papers train them), Glorot for the
-saturating and linear ones (identity, sigmoid, tanh, softmax).
+gelu, gelu_tanh, silu, softplus, mish, as the ELU, Swish and Mish papers train them), Glorot for
+the saturating and linear ones (identity, sigmoid, tanh, softmax).
 
 The new smooth activations are computed within a few units in the last place (ulp) of an exact
 reference (tests/test_activations.py states each bound): gelu (v Phi(v), exact, through a
-vectorized normal CDF) within 4 ulp over the whole line, silu, elu and softplus within 3 ulp,
-gelu_tanh within 3 ulp times its condition number max(1, |v f'(v) / f(v)|) (torch's formula
-itself loses every digit for v below about -5 in float32).
+vectorized normal CDF) and mish within 4 ulp over the whole line, silu, elu and softplus within
+3 ulp, gelu_tanh within 3 ulp times its condition number max(1, |v f'(v) / f(v)|) (torch's
+formula itself loses every digit for v below about -5 in float32).
 """
 from __future__ import annotations
 
@@ -90,6 +90,13 @@ def _onnx_softplus(g: _Graph, z: str, a: str, p: float) -> None:
     g.node("Where", [g.node("Greater", [z, g.const(20)]), z, soft], a)
 
 
+def _onnx_mish(g: _Graph, z: str, a: str, p: float) -> None:
+    # z tanh(softplus(z)), softplus as relu(z) + log(1 + exp(-|z|)) (finite everywhere)
+    soft = g.node("Add", [g.node("Relu", [z]), g.node("Log", [g.node("Add", [
+        g.node("Exp", [g.node("Neg", [g.node("Abs", [z])])]), g.const(1)])])])
+    g.node("Mul", [z, g.node("Tanh", [soft])], a)
+
+
 def _onnx_softmax(g: _Graph, z: str, a: str, p: float) -> None:
     g.node("Softmax", [z], a, axis=-1)
 
@@ -98,7 +105,7 @@ def _onnx_softmax(g: _Graph, z: str, a: str, p: float) -> None:
 # at run time).
 ActivationName = Literal["identity", "linear", "none", "sigmoid", "logistic", "tanh", "relu",
                          "leaky_relu", "softmax", "gelu", "gelu_tanh", "silu", "swish", "elu",
-                         "softplus"]
+                         "softplus", "mish"]
 
 _HE = "he_uniform"
 # Each row names its code in the C table (csrc/fastprop.h) by the C name.
@@ -119,6 +126,7 @@ _ROWS = (
     Activation("silu", _code["FP_SILU"], ("swish",), init=_HE, onnx=_onnx_silu, torch="SiLU"),
     Activation("elu", _code["FP_ELU"], init=_HE, param="alpha", onnx=_onnx_elu, torch="ELU"),
     Activation("softplus", _code["FP_SOFTPLUS"], init=_HE, onnx=_onnx_softplus, torch="Softplus"),
+    Activation("mish", _code["FP_MISH"], init=_HE, onnx=_onnx_mish, torch="Mish"),
 )
 
 # name -> row, each row completed by what the C table knows of its code

@@ -32,6 +32,8 @@ def activation(z, name, slope=0.01, alpha=1.0):
         return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
     if name == "softplus":  # torch's threshold: z itself above 20
         return np.where(z > 20, z, np.log1p(np.exp(np.minimum(z, 20))))
+    if name == "mish":  # tanh(softplus(z)) is 1 in float64 long before z = 40
+        return z * np.tanh(np.log1p(np.exp(np.minimum(z, 40))))
     raise ValueError(name)
 
 
@@ -60,6 +62,10 @@ def derivative(z, name, slope=0.01, alpha=1.0):
         return np.where(z > 0, 1.0, alpha * np.exp(np.minimum(z, 0)))
     if name == "softplus":
         return np.where(z > 20, 1.0, 1 / (1 + np.exp(-z)))
+    if name == "mish":  # tanh(softplus(z)) + z (1 - tanh^2) sigmoid(z)
+        e = np.exp(np.minimum(z, 40))
+        t = np.tanh(np.log1p(e))
+        return t + z * (1 - t * t) * (e / (1 + e))
     raise ValueError(name)
 
 

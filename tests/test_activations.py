@@ -1,4 +1,4 @@
-"""The smooth activations (gelu, gelu_tanh, silu, elu, softplus): their values and derivatives
+"""The smooth activations (gelu, gelu_tanh, silu, elu, softplus, mish): their values and derivatives
 within a few units in the last place (ulp) of an exact reference (mpmath at 40 digits), in both
 dtypes; against PyTorch's modules and autograd through small networks; and everywhere an
 activation goes: fit, predict, explain, gradcheck, save and load, the torch state dict, ONNX.
@@ -7,11 +7,13 @@ The bounds, in units in the last place of the correctly rounded value, over the 
 (denormal results aside):
 - gelu: 4 ulp (the normal CDF's tail included, where 1 + erf would cancel);
 - silu, elu, softplus: 3 ulp;
+- mish: 4 ulp (e = exp(v) carries its own error into v e (e + 2) / (e^2 + 2e + 2));
 - gelu_tanh: 3 ulp times its condition number max(1, |v f'(v) / f(v)|): torch's formula rounds
   v + 0.044715 v^3 first, and f amplifies that rounding by its condition (about 140 at v = -8).
 Derivatives: within 4 ulp of the larger of |f'(v)| and the size of its terms (gelu' = Phi +
 v phi and silu' = s + v s (1 - s) cross zero, where no relative bound can hold), times the
-condition number for gelu_tanh.
+condition number for gelu_tanh; mish' = t + v (1 - t^2) sigmoid(v) within 6 ulp (each term
+carries exp's error and four roundings; measured 5.2 in float32, 4.6 in float64).
 """
 import numpy as np
 import pytest
@@ -23,7 +25,7 @@ import reference as ref
 mp = pytest.importorskip("mpmath")
 mp.mp.dps = 40
 
-NEW = ["gelu", "gelu_tanh", "silu", "elu", "softplus"]
+NEW = ["gelu", "gelu_tanh", "silu", "elu", "softplus", "mish"]
 K = mp.sqrt(2 / mp.pi)
 
 
@@ -47,10 +49,14 @@ def _exact(name, v):
             return v, mp.mpf(1), 1, 1
         s = 1 / (1 + mp.exp(-v))
         return mp.log1p(mp.exp(v)), s, s, 1
+    if name == "mish":  # v tanh(softplus(v)); mish' = t + v (1 - t^2) sigmoid(v)
+        t, s = mp.tanh(mp.log1p(mp.exp(v))), 1 / (1 + mp.exp(-v))
+        return v * t, t + v * (1 - t * t) * s, abs(t) + abs(v * (1 - t * t) * s), 1
     raise ValueError(name)
 
 
-BOUND = {"gelu": 4, "gelu_tanh": 3, "silu": 3, "elu": 3, "softplus": 3}
+BOUND = {"gelu": 4, "gelu_tanh": 3, "silu": 3, "elu": 3, "softplus": 3, "mish": 4}
+D_BOUND = {"mish": 6}  # the derivatives' bound where it is not 4
 
 
 def _grid(dtype):
@@ -89,7 +95,8 @@ def test_within_a_few_ulp_of_the_exact_values(name, dtype):
             ulp = np.spacing(dtype(float(max(abs(df), size))))
             err = float(abs(mp.mpf(float(di)) - df)) / float(ulp) / float(cond)
             worst_d = max(worst_d, err)
-            assert err <= 4, f"{name}'({vi!r}) = {di!r}, exact {mp.nstr(df, 20)}: {err} ulp"
+            assert err <= D_BOUND.get(name, 4), \
+                f"{name}'({vi!r}) = {di!r}, exact {mp.nstr(df, 20)}: {err} ulp"
     assert worst_f > 0  # the comparison compared something
 
 
@@ -98,7 +105,7 @@ def test_the_special_points(dtype):
     # NaN stays NaN; at 0, 25 and -200 the values and slopes of calculus (and torch)
     v = np.array([np.nan, 0.0, 25.0, -200.0], dtype)
     at_zero = {"gelu": (0, 0.5), "gelu_tanh": (0, 0.5), "silu": (0, 0.5), "elu": (0, 1),
-               "softplus": (np.log(2), 0.5)}
+               "softplus": (np.log(2), 0.5), "mish": (0, 0.6)}  # mish'(0) = tanh(log 2) = 3/5
     for name in NEW:
         a, d = _run(name, v)
         assert np.isnan(a[0]) and np.isnan(d[0]), name
@@ -125,7 +132,7 @@ def test_rows_name_initializers_parameters_and_modules():
     assert rows["elu"].param == "alpha" and rows["leaky_relu"].param == "negative_slope"
     assert fp.activations.activation_row("swish").name == "silu"
     assert {n for n, r in rows.items() if r.init.startswith("he")} == \
-        {"relu", "leaky_relu", "gelu", "gelu_tanh", "silu", "elu", "softplus"}
+        {"relu", "leaky_relu", "gelu", "gelu_tanh", "silu", "elu", "softplus", "mish"}
     assert fp.Dense(3, 2, "gelu").init == "he_uniform"
     assert repr(fp.Dense(3, 2, "elu", alpha=0.5)) == "Dense(3, 2, activation='elu', alpha=0.5)"
 

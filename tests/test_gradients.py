@@ -7,14 +7,14 @@ import fastprop as fp
 import reference as ref
 
 HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "gelu_tanh", "silu", "elu",
-          "softplus"]
+          "softplus", "mish"]
 OUTPUT_LOSS = [("identity", "mse"), ("sigmoid", "mse"), ("tanh", "half_squared_error"),
                ("relu", "mse"), ("leaky_relu", "half_squared_error"),
                ("sigmoid", "binary_cross_entropy"), ("softmax", "softmax_cross_entropy"),
                ("identity", "mae"), ("tanh", "huber"), ("identity", "huber"),
                ("sigmoid", "multilabel_binary_cross_entropy"), ("gelu", "mse"),
                ("gelu_tanh", "half_squared_error"), ("silu", "huber"), ("elu", "mae"),
-               ("softplus", "mse")]
+               ("softplus", "mse"), ("mish", "half_squared_error")]
 
 
 def make(hidden, out_act, loss, seed=0, n=12, sizes=(4, 6, 5, 3)):
