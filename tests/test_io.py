@@ -120,7 +120,7 @@ def test_damaged_and_foreign_files_give_clear_errors(tmp_path):
             reseal=True)
     cases.append(("arch.npz", "n_params is 51, its layers hold 48"))
     rewrite(good, tmp_path / "act.npz", reseal=True,
-            header=lambda h: h["layers"][0].update(activation="mish"))
+            header=lambda h: h["layers"][0].update(activation="no_such_activation"))
     cases.append(("act.npz", "architecture does not hold together"))
     rewrite(good, tmp_path / "opt.npz", reseal=True,
             header=lambda h: h["optimizer"].update({"class": "Lion"}))
