@@ -83,18 +83,20 @@ def _onnx_elu(g: _Graph, z: str, a: str, alpha: float) -> None:
     g.node("Where", [g.node("Greater", [z, g.const(0)]), z, neg], a)
 
 
-def _onnx_softplus(g: _Graph, z: str, a: str, p: float) -> None:
-    # relu(z) + log(1 + exp(-|z|)), and z above torch's threshold 20
-    soft = g.node("Add", [g.node("Relu", [z]), g.node("Log", [g.node("Add", [
+def _onnx_log1p_exp(g: _Graph, z: str) -> str:
+    # log(1 + exp(z)) as relu(z) + log(1 + exp(-|z|)): finite everywhere
+    return g.node("Add", [g.node("Relu", [z]), g.node("Log", [g.node("Add", [
         g.node("Exp", [g.node("Neg", [g.node("Abs", [z])])]), g.const(1)])])])
-    g.node("Where", [g.node("Greater", [z, g.const(20)]), z, soft], a)
+
+
+def _onnx_softplus(g: _Graph, z: str, a: str, p: float) -> None:
+    # and z above torch's threshold 20
+    g.node("Where", [g.node("Greater", [z, g.const(20)]), z, _onnx_log1p_exp(g, z)], a)
 
 
 def _onnx_mish(g: _Graph, z: str, a: str, p: float) -> None:
-    # z tanh(softplus(z)), softplus as relu(z) + log(1 + exp(-|z|)) (finite everywhere)
-    soft = g.node("Add", [g.node("Relu", [z]), g.node("Log", [g.node("Add", [
-        g.node("Exp", [g.node("Neg", [g.node("Abs", [z])])]), g.const(1)])])])
-    g.node("Mul", [z, g.node("Tanh", [soft])], a)
+    # z tanh(softplus(z))
+    g.node("Mul", [z, g.node("Tanh", [_onnx_log1p_exp(g, z)])], a)
 
 
 def _onnx_softmax(g: _Graph, z: str, a: str, p: float) -> None:
