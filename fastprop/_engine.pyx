@@ -77,14 +77,28 @@ cdef bint _all_below(const int64_t *values, Py_ssize_t n, int64_t high) noexcept
     return ok
 
 
+cdef inline bint _is(arr, int type_num, int ndim, bint writable=False):
+    """arr is a C-contiguous ndarray of that numpy type (native byte order) with ndim dimensions,
+    and writable if asked: read from the array's struct (a fit's checks run on every call)."""
+    if not isinstance(arr, cnp.ndarray):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>arr
+    return (cnp.PyArray_TYPE(a) == type_num and cnp.PyArray_ISNOTSWAPPED(a) and
+            cnp.PyArray_NDIM(a) == ndim and cnp.PyArray_IS_C_CONTIGUOUS(a) and
+            (not writable or cnp.PyArray_ISWRITEABLE(a)))
+
+
+cdef bint _is_shaped(arr, int type_num, tuple shape, bint writable=False):
+    """_is, and of exactly this shape."""
+    return _is(arr, type_num, len(shape), writable) and arr.shape == shape
+
+
 cdef int64_t *_order(order, Py_ssize_t n, Py_ssize_t length, bint writable) except? NULL:
     """The row order array (int64 indices into n rows; `length` of them unless -1; writable when
     it is shuffled in place), checked; NULL for None."""
     if order is None:
         return NULL
-    if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and order.ndim == 1 and
-            order.flags.c_contiguous and (order.flags.writeable or not writable) and
-            (length < 0 or order.shape[0] == length)):
+    if not (_is(order, cnp.NPY_INT64, 1, writable) and (length < 0 or order.shape[0] == length)):
         raise ValueError("order: expected a " + ("writable " if writable else "")
                          + "C-contiguous int64 array of row indices"
                          + (f" for {length} rows" if length >= 0 else ""))
@@ -102,17 +116,6 @@ cdef bint _weights_ok(const void *weights, Py_ssize_t n, int dtype) noexcept nog
         if not (w >= 0 and _finite(w)):
             return False
     return True
-
-
-cdef inline bint _is(arr, int type_num, int ndim, bint writable=False):
-    """arr is a C-contiguous ndarray of that numpy type (native byte order) with ndim dimensions,
-    and writable if asked: read from the array's struct (a fit's checks run on every call)."""
-    if not isinstance(arr, cnp.ndarray):
-        return False
-    cdef cnp.ndarray a = <cnp.ndarray>arr
-    return (cnp.PyArray_TYPE(a) == type_num and cnp.PyArray_ISNOTSWAPPED(a) and
-            cnp.PyArray_NDIM(a) == ndim and cnp.PyArray_IS_C_CONTIGUOUS(a) and
-            (not writable or cnp.PyArray_ISWRITEABLE(a)))
 
 
 cdef void *_vector(arr, str name, int type_num, Py_ssize_t n, bint writable) except? NULL:
@@ -187,8 +190,7 @@ cdef class Engine:
         if L < 1:
             raise ValueError("layers: expected at least one layer")
         for name, buf in (("params", params), ("grads", grads)):
-            if not (isinstance(buf, np.ndarray) and buf.ndim == 1 and buf.flags.c_contiguous
-                    and buf.flags.writeable and buf.dtype in (np.float32, np.float64)):
+            if not (_is(buf, cnp.NPY_FLOAT32, 1, True) or _is(buf, cnp.NPY_FLOAT64, 1, True)):
                 raise ValueError(f"{name}: expected a writable C-contiguous 1-D float32 or "
                                  f"float64 array")
         if grads.dtype != params.dtype or grads.shape != params.shape:
@@ -198,9 +200,7 @@ cdef class Engine:
             raise ValueError("grads: must not share memory with params")
         if not 1 <= capacity <= INT_MAX:
             raise ValueError(f"capacity: expected a batch size in [1, {INT_MAX}], got {capacity}")
-        if not (isinstance(dropout_state, np.ndarray) and dropout_state.dtype == np.uint64 and
-                dropout_state.shape == (2,) and dropout_state.flags.c_contiguous and
-                dropout_state.flags.writeable):
+        if not _is_shaped(dropout_state, cnp.NPY_UINT64, (2,), True):
             raise ValueError("dropout_state: expected a writable uint64 array [seed, step]")
         self.dtype = params.dtype
         self.capacity = capacity
@@ -332,16 +332,14 @@ cdef class Engine:
         cdef Py_ssize_t n = self.net.n_params
         others = [self._params, self._grads]
         for i, buf in enumerate(state):
-            if not (isinstance(buf, np.ndarray) and buf.shape == (n,) and
-                    buf.dtype == self.dtype and buf.flags.c_contiguous and buf.flags.writeable):
+            if not _is_shaped(buf, self._type, (n,), True):
                 raise ValueError(f"optimizer state[{i}]: expected a writable C-contiguous "
                                  f"{self.dtype} array of shape ({n},)")
             if any(np.may_share_memory(buf, other) for other in others):
                 raise ValueError(f"optimizer state[{i}]: must not share memory with the model "
                                  f"or the other state buffer")
             others.append(buf)
-        if not (isinstance(steps, np.ndarray) and steps.dtype == np.int64 and
-                steps.shape == (1,) and steps.flags.writeable and steps.flags.c_contiguous):
+        if not _is_shaped(steps, cnp.NPY_INT64, (1,), True):
             raise ValueError("optimizer steps: expected a writable int64 array of one element")
         if any(np.may_share_memory(steps, other) for other in others):
             raise ValueError("optimizer steps: must not share memory with the model or its state")
@@ -477,8 +475,7 @@ cdef class Engine:
         cdef Batch batch = self._batch(X, None, None, 0, 0, None, False)
         cdef Py_ssize_t n = batch.n
         cdef int n_out = self.net.layer[self.net.n_layers - 1].n_out
-        if not (isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == (n, n_out)
-                and out.flags.c_contiguous and out.flags.writeable):
+        if not _is_shaped(out, self._type, (n, n_out), True):
             raise ValueError(f"out: expected a writable C-contiguous {self.dtype} array "
                              f"({n}, {n_out})")
         if any(np.may_share_memory(out, a) for a in
@@ -529,9 +526,7 @@ cdef class Engine:
                 raise ValueError(f"keep: expected {L} triples (Z, A, delta), got {len(keep)}")
             for l, arrays in enumerate(keep):
                 for arr in arrays:
-                    if not (isinstance(arr, np.ndarray) and arr.dtype == self.dtype and
-                            arr.shape == (b.n, self.net.layer[l].n_out) and
-                            arr.flags.c_contiguous and arr.flags.writeable):
+                    if not _is_shaped(arr, self._type, (b.n, self.net.layer[l].n_out), True):
                         raise ValueError(f"keep[{l}]: expected writable C-contiguous "
                                          f"{self.dtype} arrays ({b.n}, {self.net.layer[l].n_out})")
             kept = <void **>calloc(4 * L, sizeof(void *))
@@ -656,9 +651,9 @@ cdef class Engine:
         if shuffle_state is not None:
             if data.order_ptr == NULL:
                 raise ValueError("shuffle_state: this data takes the rows in X's order")
-            if not (isinstance(shuffle_state, np.ndarray) and shuffle_state.dtype == np.uint64
-                    and shuffle_state.shape == (2,) and shuffle_state.flags.writeable):
-                raise ValueError("shuffle_state: expected a writable uint64 array [seed, count]")
+            if not _is_shaped(shuffle_state, cnp.NPY_UINT64, (2,), True):
+                raise ValueError("shuffle_state: expected a writable C-contiguous uint64 array "
+                                 "[seed, count]")
             shuffle = <uint64_t *>_data(shuffle_state)
         if snapshot is None:
             raise TypeError("snapshot: expected a Copies")

@@ -179,6 +179,11 @@ def check_finite(name: str, arr: NDArray[Any]) -> None:
 def check_matrix(name: str, value: ArrayLike, dtype: DTypeLike, n_cols: int | None = None,
                  n_rows: int | None = None, cols_name: str = "n_in") -> NDArray[Any]:
     """A finite 2-D array of `dtype`, in C or Fortran order (anything else is copied to C order)."""
+    if type(value) is np.ndarray and value.dtype in _COMPILED and value.dtype == dtype and \
+            value.ndim == 2 and value.flags.c_contiguous and 0 < min(value.shape) and \
+            max(value.shape) <= INT_MAX and n_cols in (None, value.shape[1]) and \
+            n_rows in (None, value.shape[0]) and _all_finite(value):
+        return value  # already right (the common case): taken as it is after one compiled pass
     arr = as_numeric_array(name, value)
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (n_samples, {cols_name}), got "

@@ -14,7 +14,6 @@ import numpy as np
 
 from . import io, loop, threads, torch_interop, training
 from ._engine import READ_ROWS, Engine
-from ._kernels import C_INT_MAX as INT_MAX, _all_finite
 from ._validation import (as_numeric_array, check_dtype, check_finite, check_matrix, check_path,
                           check_seed)
 from .layers import Dense, Dropout, LayerSpec
@@ -291,12 +290,8 @@ class Sequential:
     def _check_X(self, X: MatrixLike, name: str = "X") -> Rows:
         """X checked: a C-contiguous array of the model's dtype, or (from scipy.sparse) CSR
         rows, never made dense."""
-        if type(X) is not np.ndarray:
-            if is_sparse(X):
-                return check_sparse(name, X, self.dtype, n_cols=self.n_in)
-        elif X.dtype == self.dtype and X.ndim == 2 and X.flags.c_contiguous and \
-                0 < X.shape[0] <= INT_MAX and X.shape[1] == self.n_in and _all_finite(X):
-            return X  # already what the engine reads, and finite
+        if type(X) is not np.ndarray and is_sparse(X):
+            return check_sparse(name, X, self.dtype, n_cols=self.n_in)
         return np.ascontiguousarray(check_matrix(name, X, self.dtype, n_cols=self.n_in))
 
     def _check_loss(self, loss: LossName) -> LossName:

@@ -37,7 +37,7 @@ def step_work(model: Sequential, batch_size: Any, n_rows: int | None = None) -> 
     """The multiply-adds of one step's forward pass of a model's fit: work_of its widths for
     min(batch_size, n_rows) rows."""
     try:  # before the arguments are checked: anything odd counts as small (fit then refuses it)
-        rows = batch_size if type(batch_size) is int and batch_size > 0 else max(1, int(batch_size))
+        rows = max(1, int(batch_size))
         per_row = model._row_work
     except Exception:
         return 0

@@ -179,6 +179,16 @@ def test_the_engine_rejects_what_it_cannot_read():
     assert diverged == -1
     assert total == pytest.approx(5 * np.log(2), rel=1e-5)  # zero inputs: uniform softmax
     assert steps[0] == 2  # two batches: the step count advanced in place
+    # arrays are read through numpy's struct: a strided or byte-swapped one is refused, not misread
+    copies = fp.loop.Snapshot(model).copies
+    outs = (np.full(1, np.nan), np.zeros(1, np.int64), np.zeros(1))
+    with pytest.raises(ValueError, match="shuffle_state: expected a writable C-contiguous uint64"):
+        t.epochs(first, 4, np.array([0.1]), np.zeros(4, np.uint64)[::2], *outs, copies)
+    with pytest.raises(ValueError, match="out: expected a writable C-contiguous float32"):
+        t.predict(X, np.zeros((10, 2), ">f4"))
+    with pytest.raises(ValueError, match=r"optimizer steps: expected a writable int64 array"):
+        t.bind_optimizer(fp.SGD(0.1)._hyper(), [], np.zeros(1, ">i8"))
+    assert steps[0] == 2 and np.isnan(outs[0][0])  # nothing ran
 
 
 @pytest.mark.parametrize("loss,out_act,targets", CASES[::2] + CASES[-1:])
